@@ -1,0 +1,3 @@
+"""camguard: see who turns on your camera or microphone, and switch it off."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""Entry point for `python -m camguard`."""
+
+from camguard.cli import main
+
+raise SystemExit(main())

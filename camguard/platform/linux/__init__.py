@@ -1,0 +1,1 @@
+"""Linux backend: device nodes through /proc and inotify, microphones through the sound server."""

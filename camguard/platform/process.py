@@ -1,0 +1,107 @@
+"""Describe a process (name, exe, cmdline, user, ancestors) without ever raising for it.
+
+psutil is used only to *name* processes and, elsewhere, to signal them: it cannot list
+device files (``open_files()`` keeps regular files only), so finding holders is procfs.py's job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import psutil
+
+from camguard.core.models import ProcessRef
+
+log = logging.getLogger(__name__)
+
+MAX_PARENTS = 16
+
+
+class ProcessDescriber:
+    """Builds :class:`ProcessRef` objects, cached by ``(pid, create_time)``.
+
+    Thread-safe. A process that vanished or cannot be read gives None (vanished) or a
+    partial description (fields we may not read are left empty), never an exception.
+    """
+
+    def __init__(self, max_cache: int = 4096) -> None:
+        self._cache: dict[tuple[int, float], ProcessRef] = {}
+        self._lock = threading.Lock()
+        self._max = max_cache
+
+    def describe(self, pid: int) -> ProcessRef | None:
+        try:
+            proc = psutil.Process(pid)
+            create_time = proc.create_time()
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            return None
+        except (psutil.AccessDenied, OSError, ValueError):
+            return ProcessRef(pid=pid, create_time=0.0)
+        key = (pid, create_time)
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        ref = self._build(proc, pid, create_time)
+        if ref is None:
+            return None
+        with self._lock:
+            if len(self._cache) >= self._max:
+                self._cache.clear()
+            self._cache[key] = ref
+        return ref
+
+    def alive(self, ref: ProcessRef) -> bool:
+        """True if ``ref`` still names the same running process (pid *and* create time)."""
+        try:
+            proc = psutil.Process(ref.pid)
+            return proc.create_time() == ref.create_time and proc.status() != psutil.STATUS_ZOMBIE
+        except (psutil.Error, OSError):
+            return False
+
+    @staticmethod
+    def _build(proc: psutil.Process, pid: int, create_time: float) -> ProcessRef | None:
+        try:
+            with proc.oneshot():
+                name = _text(proc.name)
+                exe = _text(proc.exe)
+                cmdline = _cmdline(proc)
+                user = _text(proc.username)
+                parents = _parents(proc)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            return None
+        return ProcessRef(pid=pid, create_time=create_time, name=name, exe=exe,
+                          cmdline=cmdline, user=user, parents=parents)
+
+
+def _text(getter: object) -> str:
+    try:
+        value = getter()  # type: ignore[operator]
+    except (psutil.AccessDenied, OSError, ValueError, KeyError):
+        return ""
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        raise
+    except psutil.Error:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _cmdline(proc: psutil.Process) -> tuple[str, ...]:
+    try:
+        return tuple(str(a) for a in proc.cmdline())
+    except (psutil.AccessDenied, OSError, ValueError):
+        return ()
+
+
+def _parents(proc: psutil.Process) -> tuple[str, ...]:
+    names: list[str] = []
+    try:
+        for parent in proc.parents()[:MAX_PARENTS]:
+            try:
+                names.append(parent.name())
+            except psutil.Error:
+                names.append("?")
+    except (psutil.Error, OSError):
+        pass
+    return tuple(names)

@@ -1,0 +1,1 @@
+"""Persistence: settings files and the SQLite history (stdlib only, files 0600)."""

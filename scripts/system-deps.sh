@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install the Debian/Ubuntu packages camguard needs: `runtime` (to run the tray and the
+# self-test) or `test` (runtime + the real servers the test suite starts: PulseAudio,
+# PipeWire, Xvfb with a tray host, D-Bus, a notification daemon).
+# Installs only when running as root with apt-get; otherwise prints what is missing.
+set -euo pipefail
+
+RUNTIME=(python3-venv libportaudio2 libasound2-plugins
+         libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
+         libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1
+         libegl1 libgl1 libfontconfig1 libdbus-1-3 fonts-dejavu-core acl)
+TEST=(pulseaudio pulseaudio-utils pipewire pipewire-bin pipewire-pulse wireplumber sox dbus
+      xvfb xauth x11-utils imagemagick trayer dunst libnotify-bin xdotool util-linux psmisc
+      lsof procps)
+
+case "${1:-}" in
+  runtime) want=("${RUNTIME[@]}") ;;
+  test) want=("${RUNTIME[@]}" "${TEST[@]}") ;;
+  *) echo "usage: $0 runtime|test" >&2; exit 2 ;;
+esac
+
+missing=()
+for pkg in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  echo "installing: ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "camguard: these Debian packages are missing: ${missing[*]}" >&2
+  echo "camguard: install them with: sudo apt-get install ${missing[*]}" >&2
+  # Not fatal here: tests needing them skip locally and fail in CI (CAMGUARD_REQUIRE_REAL=1).
+fi

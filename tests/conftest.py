@@ -1,0 +1,159 @@
+"""Shared fixtures: real sound servers, X sessions, stand-in devices and child holders.
+
+A real component that is missing is a skip on a developer's machine and a FAILURE in CI
+(CAMGUARD_REQUIRE_REAL=1), so CI can never go green by quietly testing nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from tests import realenv
+
+REQUIRE_REAL = os.environ.get("CAMGUARD_REQUIRE_REAL") == "1"
+IS_ROOT = os.geteuid() == 0
+
+
+def need(condition: bool, why: str) -> None:
+    """Skip (developer machine) or fail (CI) when a real component is unavailable."""
+    if condition:
+        return
+    if REQUIRE_REAL:
+        pytest.fail(f"real component missing in CI: {why}")
+    pytest.skip(why)
+
+
+def need_tools(tools: Sequence[str]) -> None:
+    gone = realenv.missing(tools)
+    need(not gone, f"not installed: {', '.join(gone)}")
+
+
+def need_root() -> None:
+    need(IS_ROOT, "needs root (mknod, other users, device modes)")
+
+
+# -- sound servers -----------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def pulseaudio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[realenv.SoundServer]:
+    """A session-wide real PulseAudio 16 with a sine source. Do not kill it: use fresh_*."""
+    need_tools(realenv.PA_TOOLS)
+    srv = realenv.start_pulseaudio(tmp_path_factory.mktemp("pa"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def pipewire(tmp_path_factory: pytest.TempPathFactory) -> Iterator[realenv.SoundServer]:
+    """A session-wide real PipeWire + pipewire-pulse with a sine source."""
+    need_tools(realenv.PW_TOOLS)
+    srv = realenv.start_pipewire(tmp_path_factory.mktemp("pw"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(params=["pulseaudio", "pipewire"])
+def sound_server(request: pytest.FixtureRequest) -> realenv.SoundServer:
+    """Each test runs once against PulseAudio and once against PipeWire."""
+    srv: realenv.SoundServer = request.getfixturevalue(request.param)
+    return srv
+
+
+@pytest.fixture(params=["pulseaudio", "pipewire"])
+def fresh_sound_server(request: pytest.FixtureRequest, tmp_path: Path
+                       ) -> Iterator[realenv.SoundServer]:
+    """A private server for a test that kills or restarts it."""
+    if request.param == "pulseaudio":
+        need_tools(realenv.PA_TOOLS)
+        srv = realenv.start_pulseaudio(tmp_path)
+    else:
+        need_tools(realenv.PW_TOOLS)
+        srv = realenv.start_pipewire(tmp_path)
+    yield srv
+    srv.stop()
+
+
+# -- X session ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def x_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[realenv.XSession]:
+    """Xvfb with a real tray host (trayer) and a real notification daemon (dunst)."""
+    need_tools(realenv.X_TOOLS)
+    xs = realenv.start_x(tmp_path_factory.mktemp("x"))
+    yield xs
+    xs.stop()
+
+
+# -- stand-in devices and holders ----------------------------------------------------------
+def make_standin(path: Path) -> Path:
+    """A node that opens like a device: a real character device (1:3, the kernel's null
+    driver) when root, otherwise a FIFO-free regular file (inotify and /proc see both)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if IS_ROOT:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        path.chmod(0o666)
+    else:
+        path.write_bytes(b"")
+    return path
+
+
+@pytest.fixture
+def devdir(tmp_path: Path) -> Path:
+    """A private folder for stand-in nodes (globs point here, so tests never collide)."""
+    d = tmp_path / "dev"
+    (d / "snd").mkdir(parents=True)
+    return d
+
+
+HOLDER = textwrap.dedent("""
+    import os, sys, time
+    fds = [os.open(p, os.O_RDONLY) for p in sys.argv[1:]]
+    sys.stdout.write("open\\n"); sys.stdout.flush()
+    sys.stdin.readline()          # close when the test writes a line (or closes stdin)
+    for fd in fds: os.close(fd)
+    sys.stdout.write("closed\\n"); sys.stdout.flush()
+    sys.stdin.readline()
+""")
+
+
+class Holder:
+    """A real child process that opens device nodes, holds them, and closes on request."""
+
+    def __init__(self, paths: Sequence[Path | str], argv0: str | None = None) -> None:
+        cmd = [sys.executable, "-c", HOLDER, *map(str, paths)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, executable=sys.executable,
+                                     **({"process_group": 0} if argv0 is None else {}))
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line == "open\n", f"holder failed to open {paths}: {line!r}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline() == "closed\n"
+
+    def end(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def holders() -> Iterator[list[Holder]]:
+    """Start holders with ``holders.append(Holder([...]))``; all are ended after the test."""
+    started: list[Holder] = []
+    yield started
+    for h in started:
+        h.end()

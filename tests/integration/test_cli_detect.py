@@ -1,0 +1,158 @@
+"""The headless CLI as a user or a script runs it: real subprocesses, real holders."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Holder, make_standin
+from tests.realenv import wait_until
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60
+        ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "camguard", *args], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})},
+                          check=False)
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> dict[str, str]:
+    """An isolated config folder so a developer's own settings never leak into tests."""
+    d = tmp_path / "cfg"
+    d.mkdir()
+    return {"CAMGUARD_CONFIG_DIR": str(d), "CAMGUARD_DATA_DIR": str(tmp_path / "data"),
+            "CAMGUARD_STATE_DIR": str(tmp_path / "state"),
+            # No sound server for these tests: the pulse source must degrade, not fail.
+            "PULSE_SERVER": f"unix:{tmp_path}/no-such-socket"}
+
+
+def test_status_json_names_the_holder(devdir: Path, holders: list[Holder],
+                                      cfg: dict[str, str]) -> None:
+    cam = make_standin(devdir / "video0")
+    holders.append(Holder([cam]))
+    out = run("status", "--json", "--camera-glob", f"{devdir}/video*", "--mic-glob",
+              f"{devdir}/snd/pcm*c", env=cfg)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    cams = [d for d in doc["devices"] if d["kind"] == "camera"]
+    assert [d["path"] for d in cams] == [str(cam)]
+    (user,) = cams[0]["users"]
+    assert user["pid"] == holders[0].pid
+    assert {"pid", "name", "exe", "user", "cmdline", "since"} <= user.keys()
+    assert [d["source"] for d in doc["degraded"]] == ["pulse"]  # no server: degraded, exit 0
+
+
+def test_status_human_output_and_options_after_or_before_command(
+        devdir: Path, holders: list[Holder], cfg: dict[str, str]) -> None:
+    cam = make_standin(devdir / "video0")
+    holders.append(Holder([cam]))
+    out = run("--camera-glob", f"{devdir}/video*", "status", env=cfg)
+    assert out.returncode == 0
+    assert str(cam) in out.stdout and f"pid {holders[0].pid}" in out.stdout
+    assert "degraded: pulse" in out.stdout
+
+
+def test_devices_json(devdir: Path, cfg: dict[str, str]) -> None:
+    make_standin(devdir / "video3")
+    make_standin(devdir / "snd" / "pcmC0D0c")
+    out = run("devices", "--json", "--camera-glob", f"{devdir}/video*", "--mic-glob",
+              f"{devdir}/snd/pcmC*D*c", env=cfg)
+    doc = json.loads(out.stdout)
+    assert sorted((d["kind"], Path(d["path"]).name) for d in doc["devices"]) == [
+        ("camera", "video3"), ("microphone", "pcmC0D0c")]
+
+
+def test_watch_json_lines_and_clean_ctrl_c(devdir: Path, cfg: dict[str, str]) -> None:
+    cam = make_standin(devdir / "video0")
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "camguard", "watch", "--json", "--camera-glob",
+         f"{devdir}/video*"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **cfg})
+    lines: list[dict[str, object]] = []
+    try:
+        assert watch.stdout is not None
+        # The pulse source degrades first (no server): proof the watch is running.
+        lines.append(json.loads(watch.stdout.readline()))
+        assert lines[0]["event"] == "degraded"
+        h = Holder([cam])
+        lines.append(json.loads(watch.stdout.readline()))
+        h.close()
+        lines.append(json.loads(watch.stdout.readline()))
+        h.end()
+        watch.send_signal(signal.SIGINT)
+        rest, err = watch.communicate(timeout=20)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+    assert [(ln["event"], ln.get("pid")) for ln in lines[1:]] == [
+        ("started", h.pid), ("stopped", h.pid)]
+    assert lines[1]["kind"] == "camera" and lines[1]["device"] == str(cam)
+    assert str(lines[1]["timestamp"]).endswith("Z") and lines[1]["exe"]
+    assert watch.returncode == 0 and "Traceback" not in err
+
+
+def test_watch_exits_cleanly_on_sigterm(devdir: Path, cfg: dict[str, str]) -> None:
+    watch = subprocess.Popen([sys.executable, "-m", "camguard", "watch", "--camera-glob",
+                              f"{devdir}/video*"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, **cfg})
+    assert watch.stdout is not None
+    assert watch.stdout.readline().startswith("watching")
+    watch.terminate()
+    _out, err = watch.communicate(timeout=20)
+    assert watch.returncode == 0 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args", [
+    ["status", "--camera-glob", "relative/video*"],
+    ["bogus-command"],
+    ["status", "--json", "--no-such-option"],
+])
+def test_user_mistakes_are_one_clear_line(args: list[str], cfg: dict[str, str]) -> None:
+    out = run(*args, env=cfg)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and "error:" in out.stderr
+
+
+def test_corrupt_settings_warn_and_carry_on(tmp_path: Path, cfg: dict[str, str]) -> None:
+    (Path(cfg["CAMGUARD_CONFIG_DIR"]) / "settings.json").write_text("{oops")
+    out = run("status", "--camera-glob", f"{tmp_path}/none*", env=cfg)
+    assert out.returncode == 0 and "warning" in out.stderr and "not valid JSON" in out.stderr
+
+
+def test_version() -> None:
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.startswith("camguard ")
+
+
+HEAVY = ("PySide6", "cv2", "sounddevice", "numpy")
+
+
+@pytest.mark.parametrize("command", ["status", "devices"])
+def test_headless_commands_import_no_gui_or_media_stack(command: str, cfg: dict[str, str]
+                                                        ) -> None:
+    code = ("import sys, runpy; sys.argv=['camguard', %r, '--json'];\n"
+            "try:\n    runpy.run_module('camguard', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "print('LOADED', sorted(m for m in %r if m in sys.modules))") % (command, HEAVY)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, **cfg}, timeout=60, check=False)
+    assert out.stdout.strip().splitlines()[-1] == "LOADED []", out.stderr
+
+
+def test_watch_imports_no_gui_or_media_stack(cfg: dict[str, str]) -> None:
+    code = ("import sys, threading, os, signal;\n"
+            "threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()\n"
+            "sys.argv=['camguard', 'watch', '--camera-glob', '/nonexistent/v*']\n"
+            "from camguard.cli import main\nmain()\n"
+            "print('LOADED', sorted(m for m in %r if m in sys.modules))") % (HEAVY,)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, **cfg}, timeout=60, check=False)
+    wait_until(lambda: True)
+    assert out.stdout.strip().splitlines()[-1] == "LOADED []", out.stderr
