@@ -241,3 +241,56 @@ def test_invalid_utf8_in_cmdline_survives(devdir: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+SWAPPER = """
+import os, sys
+keep = os.open("/dev/null", os.O_RDONLY)
+print("ready", flush=True)
+sys.stdin.readline()
+# Replace an existing fd with the device: the fd count does not change, so the shortcut that
+# looks at processes with a changed fd count first must still fall back to the others.
+tmp = os.open(sys.argv[1], os.O_RDONLY); os.dup2(tmp, keep); os.close(tmp)
+print("swapped", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_opener_with_unchanged_fd_count_among_newer_processes(
+        devdir: Path, holders: list[Holder]) -> None:
+    cam = make_standin(devdir / "video0")
+    old = subprocess.Popen([sys.executable, "-c", SWAPPER, str(cam)], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    newer = [subprocess.Popen(["sleep", "60"]) for _ in range(20)]
+    try:
+        assert old.stdout is not None and old.stdin is not None
+        assert old.stdout.readline() == "ready\n"
+        with watching([source(devdir)]) as (_monitor, rec):
+            old.stdin.write("go\n")
+            old.stdin.flush()
+            assert old.stdout.readline() == "swapped\n"
+            rec.wait_for(started(old.pid, str(cam)))
+            old.kill()
+            rec.wait_for(stopped(old.pid, str(cam)))
+    finally:
+        for p in [old, *newer]:
+            p.kill()
+            p.wait()
+
+
+def test_one_of_two_holders_closes(devdir: Path, holders: list[Holder]) -> None:
+    cam = make_standin(devdir / "video0")
+    with watching([source(devdir)]) as (monitor, rec):
+        a, b = Holder([cam]), Holder([cam])
+        holders.extend([a, b])
+        rec.wait_for(started(a.pid))
+        rec.wait_for(started(b.pid))
+        a.close()
+        rec.wait_for(stopped(a.pid))
+        assert {u.process.pid for u in monitor.state.usages if u.process} == {b.pid}
+        c = Holder([cam])  # opens after a close: the shortcut must not lose b
+        holders.append(c)
+        rec.wait_for(started(c.pid))
+        assert {u.process.pid for u in monitor.state.usages if u.process} == {b.pid, c.pid}
+        assert not [e for e in rec.usage_events() if e.usage.process
+                    and e.usage.process.pid == b.pid and e.type.value == "stopped"]

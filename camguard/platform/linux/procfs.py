@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import logging
 import os
 import select
@@ -52,57 +53,108 @@ UNSEEN_GRACE = 0.05
 RECHECK = 0.01
 
 
+Pairs = dict[str, set[tuple[int, int]]]
+# Opens and closes per node since the last look, and whether anything structural happened.
+_Pending = tuple[dict[str, int], dict[str, int], bool]
+
+
+class _Scanner:
+    """Reads one process's fd table and keeps the device-matching entries."""
+
+    FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+    def __init__(self, paths: Collection[str], proc_root: str,
+                 alias_rdevs: Collection[int] = ()) -> None:
+        self.targets = frozenset(paths)
+        self.deleted = {p + _DELETED: p for p in self.targets}
+        self.proc_root = proc_root
+        self.alias_rdevs = frozenset(alias_rdevs)
+        self.hidden = 0
+        # Number of open fds per pid, as the kernel reports it in st_size of /proc/PID/fd
+        # (fs/proc/fd.c, Linux >= 6.2; 0 before, which only disables the shortcut).
+        self.fd_counts: dict[int, int] = {}
+
+    def pids(self) -> list[int]:
+        try:
+            entries = os.listdir(self.proc_root)
+        except OSError as exc:
+            raise ProcUnreadableError(f"cannot list {self.proc_root}: {exc}") from exc
+        return [int(e) for e in entries if e.isdigit()]
+
+    def fd_count(self, pid: int) -> int:
+        try:
+            return os.stat(f"{self.proc_root}/{pid}/fd").st_size
+        except OSError:
+            return -1
+
+    def scan(self, pid: int, into: Pairs) -> None:
+        """Add ``pid``'s matching ``(pid, fd)`` pairs to ``into``; vanished = nothing."""
+        try:
+            dfd = os.open(f"{self.proc_root}/{pid}/fd", self.FLAGS)
+        except PermissionError:
+            self.hidden += 1
+            return
+        except OSError:  # vanished (ENOENT), or gone mid-way (ESRCH)
+            return
+        try:
+            try:
+                fds = os.listdir(dfd)
+                self.fd_counts[pid] = os.fstat(dfd).st_size
+            except PermissionError:
+                self.hidden += 1
+                return
+            except OSError:
+                return
+            links = _readlinks(dfd, fds)
+            # Set operations run in C: most processes hold nothing of interest, and for them
+            # this is the whole cost after the readlinks themselves.
+            if (self.targets.isdisjoint(links) and self.deleted.keys().isdisjoint(links)
+                    and not self.alias_rdevs):
+                return
+            for fd, target in zip(fds, links, strict=True):
+                if target in self.targets:
+                    into.setdefault(target, set()).add((pid, int(fd)))
+                elif target in self.deleted:  # held across a hot-unplug: still in use
+                    into.setdefault(self.deleted[target], set()).add((pid, int(fd)))
+                elif (self.alias_rdevs and target.startswith("/dev/")
+                      and not target.startswith(_BORING_DEV)):
+                    # Only under /dev: a stat() per regular file would double the scan.
+                    # An alias made elsewhere needs CAP_MKNOD, i.e. an attacker who is
+                    # already root; inotify does not see it either (another inode).
+                    alias = _alias_of(dfd, fd, self.alias_rdevs)
+                    if alias is not None:
+                        into.setdefault(alias, set()).add((pid, int(fd)))
+        finally:
+            os.close(dfd)
+
+
 def scan_holders(paths: Collection[str], proc_root: str = "/proc",
                  alias_rdevs: Collection[int] = ()) -> tuple[dict[str, list[tuple[int, int]]], int]:
-    """Map each of ``paths`` to the ``(pid, fd)`` pairs that hold it open.
+    """Map each of ``paths`` to the ``(pid, fd)`` pairs that hold it open (a full scan).
 
     Also returns how many processes could not be inspected (their ``fd`` folder was not
     readable: another user's, without privileges). A process that vanishes mid-scan is
     skipped. ``alias_rdevs``: device numbers to match even under another path.
     """
-    targets = frozenset(paths)
-    deleted = {p + _DELETED: p for p in targets}
-    found: dict[str, list[tuple[int, int]]] = {}
-    hidden = 0
+    scanner = _Scanner(paths, proc_root, alias_rdevs)
+    found: Pairs = {}
+    for pid in scanner.pids():
+        scanner.scan(pid, found)
+    return {k: sorted(v) for k, v in found.items()}, scanner.hidden
+
+
+def _readlinks(dfd: int, fds: list[str]) -> list[str]:
+    """The targets of ``fds`` (names inside the open ``/proc/PID/fd`` folder ``dfd``)."""
     try:
-        entries = os.listdir(proc_root)
-    except OSError as exc:
-        raise ProcUnreadableError(f"cannot list {proc_root}: {exc}") from exc
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            dfd = os.open(f"{proc_root}/{entry}/fd", flags)
-        except PermissionError:
-            hidden += 1
-            continue
-        except OSError:  # vanished (ENOENT), a kernel thread, or gone mid-way (ESRCH)
-            continue
-        try:
+        return list(map(functools.partial(os.readlink, dir_fd=dfd), fds))
+    except OSError:  # one closed between listdir and readlink: go one by one
+        links = []
+        for fd in fds:
             try:
-                fds = os.listdir(dfd)
-            except PermissionError:
-                hidden += 1
-                continue
+                links.append(os.readlink(fd, dir_fd=dfd))
             except OSError:
-                continue
-            for fd in fds:
-                try:
-                    target = os.readlink(fd, dir_fd=dfd)
-                except OSError:
-                    continue  # closed between listdir and readlink
-                if target in targets:
-                    found.setdefault(target, []).append((int(entry), int(fd)))
-                elif target in deleted:  # held across a hot-unplug: still in use
-                    found.setdefault(deleted[target], []).append((int(entry), int(fd)))
-                elif alias_rdevs and target.startswith("/") and not target.startswith(_BORING_DEV):
-                    alias = _alias_of(dfd, fd, alias_rdevs)
-                    if alias is not None:
-                        found.setdefault(alias, []).append((int(entry), int(fd)))
-        finally:
-            os.close(dfd)
-    return found, hidden
+                links.append("")
+        return links
 
 
 def _alias_of(dfd: int, fd: str, rdevs: Collection[int]) -> str | None:
@@ -150,6 +202,13 @@ class ProcfsSource:
         self._unwatchable: dict[str, str] = {}
         self._unseen_since: dict[str, float] = {}
         self._watcher: _InotifyWatcher | None = None
+        # What changed since the last look (filled by the inotify thread), and what the last
+        # look found: together they let most looks skip the full /proc scan.
+        self._pending_opens: dict[str, int] = {}
+        self._pending_closes: dict[str, int] = {}
+        self._structural = False
+        self._pairs: Pairs | None = None
+        self._fd_counts: dict[int, int] = {}
 
     # -- UsageSource ---------------------------------------------------------------------
     def snapshot(self) -> SourceSnapshot:
@@ -157,11 +216,14 @@ class ProcfsSource:
         by_path = {d.path: d for d in devices if d.path}
         alias = {rdev: path for path, rdev in self._table.rdevs(by_path).items()
                  if os.major(rdev) in (V4L2_MAJOR, ALSA_MAJOR)}
+        scanner = _Scanner(by_path, self._proc_root, alias.keys())
         try:
-            holders, hidden = scan_holders(by_path, self._proc_root, alias.keys())
+            holders = self._collect(scanner, self._take_pending())
         except ProcUnreadableError as exc:
+            self._pairs = None
             return SourceSnapshot(self.name, frozenset(devices),
                                   degraded=Degraded(self.name, str(exc)))
+        self._pairs = holders
         usages: set[Usage] = set()
         fd_counts: dict[str, int] = {}
         for found, pairs in holders.items():
@@ -180,7 +242,54 @@ class ProcfsSource:
                 usages.add(Usage(device, ref, via="fd"))
         recheck = self._unseen(by_path, fd_counts, usages)
         return SourceSnapshot(self.name, frozenset(devices), frozenset(usages),
-                              degraded=self._degraded(hidden), recheck_in=recheck)
+                              degraded=self._degraded(scanner.hidden), recheck_in=recheck)
+
+    def _collect(self, scanner: _Scanner, pending: _Pending) -> Pairs:
+        """The holders now: a full scan, or (after opens only, or closes only, since the last
+        look) a shortcut that reads only the processes that can have changed.
+
+        Closes only: just the known holders can have lost a device. Opens only: the known
+        holders stay holders, and the new opener is looked for first among processes whose
+        fd count changed (newest first), stopping once every open is attributed. Anything
+        else (hot-plug, a queue overflow, a periodic rescan, a first look) is a full scan.
+        """
+        prev = self._pairs
+        opens, closes, structural = pending
+        found: Pairs = {}
+        if (prev is None or structural or not (opens or closes) or (opens and closes)
+                or set(prev) - scanner.targets):
+            for pid in scanner.pids():
+                scanner.scan(pid, found)
+            self._fd_counts = scanner.fd_counts
+            return found
+        known = {pid for pairs in prev.values() for pid, _ in pairs}
+        for pid in known:
+            scanner.scan(pid, found)
+        if closes:
+            return found
+
+        def attributed() -> bool:
+            return all(len(found.get(p, set()) - prev.get(p, set())) >= n
+                       for p, n in opens.items())
+
+        if not attributed():
+            candidates = [pid for pid in scanner.pids() if pid not in known]
+            counts = self._fd_counts
+            changed = {pid for pid in candidates if scanner.fd_count(pid) != counts.get(pid)}
+            order = sorted(changed, reverse=True) + sorted(
+                (pid for pid in candidates if pid not in changed), reverse=True)
+            for pid in order:
+                scanner.scan(pid, found)
+                if attributed():
+                    break
+        self._fd_counts.update(scanner.fd_counts)
+        return found
+
+    def _take_pending(self) -> _Pending:
+        with self._lock:
+            pending = (self._pending_opens, self._pending_closes, self._structural)
+            self._pending_opens, self._pending_closes, self._structural = {}, {}, False
+        return pending
 
     def start(self, wake: Wake) -> None:
         if self._watcher is not None:
@@ -240,9 +349,16 @@ class ProcfsSource:
     def _count(self, path: str, delta: int) -> None:
         with self._lock:
             self._open_counts[path] = max(0, self._open_counts.get(path, 0) + delta)
+            pending = self._pending_opens if delta > 0 else self._pending_closes
+            pending[path] = pending.get(path, 0) + 1
+
+    def _mark_structural(self) -> None:
+        with self._lock:
+            self._structural = True
 
     def _reset_counts(self, paths: Iterable[str]) -> None:
         with self._lock:
+            self._structural = True
             keep = set(paths)
             self._open_counts = {p: c for p, c in self._open_counts.items() if p in keep}
 
@@ -346,6 +462,7 @@ class _InotifyWatcher:
                     if ev.mask & (f.CLOSE_WRITE | f.CLOSE_NOWRITE):
                         self._source._count(node, -1)
                     if ev.mask & (f.DELETE_SELF | f.IGNORED | f.ATTRIB):
+                        self._source._mark_structural()
                         rewatch = rewatch or bool(ev.mask & (f.DELETE_SELF | f.IGNORED))
                     changed = True
                 elif ev.wd in self._dirs:
