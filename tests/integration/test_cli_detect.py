@@ -156,3 +156,36 @@ def test_watch_imports_no_gui_or_media_stack(cfg: dict[str, str]) -> None:
                          env={**os.environ, **cfg}, timeout=60, check=False)
     wait_until(lambda: True)
     assert out.stdout.strip().splitlines()[-1] == "LOADED []", out.stderr
+
+
+RENAMED = """
+import os, sys
+with open("/proc/self/comm", "wb") as fh:   # the process renames itself (prctl PR_SET_NAME)
+    fh.write(sys.argv[2].encode("utf-8", "surrogateescape"))
+fd = os.open(sys.argv[1], os.O_RDONLY)
+print("open", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize(("comm", "shown"), [
+    ("\x1b[2Jevil", "\\x1b[2Jevil"),
+    ("<b>x</b>", "<b>x</b>"),
+    ("tab\there", "tab\\there"),
+])
+def test_hostile_process_name_is_shown_literally(devdir: Path, cfg: dict[str, str],
+                                                 comm: str, shown: str) -> None:
+    cam = make_standin(devdir / "video0")
+    child = subprocess.Popen([sys.executable, "-c", RENAMED, str(cam), comm],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "open\n"
+        human = run("status", "--camera-glob", f"{devdir}/video*", env=cfg)
+        assert f"{shown} (pid {child.pid}" in human.stdout
+        assert "\x1b" not in human.stdout
+        doc = json.loads(run("status", "--json", "--camera-glob", f"{devdir}/video*",
+                             env=cfg).stdout)
+        assert doc["devices"][0]["users"][0]["name"] == comm  # JSON carries it verbatim
+    finally:
+        child.kill()
+        child.wait()

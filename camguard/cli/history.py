@@ -1,0 +1,136 @@
+"""``camguard history``: past camera and microphone sessions as a table, JSON or CSV (no Qt)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from camguard.cli.common import CliError
+from camguard.core.text import literal
+from camguard.platform.clock import SystemClock
+from camguard.store.db import default_path
+from camguard.store.export import session_dict, write_csv
+from camguard.store.history import HistoryStore, SessionRecord
+
+_UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|sec|min|m|h|d|w)(?:\s+ago)?", re.IGNORECASE)
+_WHEN_HELP = ("an ISO date or time (2026-05-01, 2026-05-01T14:30, 2026-05-01T14:30:00Z; "
+              "local time unless it names a zone), an age (30m, 1h, 7d, 2w), 'today' or "
+              "'yesterday'")
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("history", parents=[common],
+                       help="past camera and microphone sessions, newest first")
+    p.add_argument("--since", metavar="WHEN", help=f"sessions active since WHEN: {_WHEN_HELP}")
+    p.add_argument("--until", metavar="WHEN", help="sessions that started before WHEN")
+    p.add_argument("--kind", choices=["camera", "microphone"], help="one kind of device")
+    p.add_argument("--app", metavar="NAME",
+                   help="one app: its name, its executable's file name or full path")
+    p.add_argument("--device", metavar="ID", help="one device: its id or name")
+    p.add_argument("--search", metavar="TEXT", help="text anywhere in a session")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N sessions")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="a JSON list of sessions")
+    fmt.add_argument("--csv", action="store_true", help="CSV with a header line")
+    p.add_argument("--db", type=Path, metavar="PATH",
+                   help="history database (default: history.sqlite3 in the data folder)")
+    p.set_defaults(func=cmd_history)
+
+
+def parse_when(text: str, now: float, option: str = "--since") -> float:
+    """Seconds since the epoch for a ``--since``/``--until`` value; CliError (exit 2) if bad."""
+    value = text.strip()
+    low = value.lower()
+    if low == "now":
+        return now
+    if low in ("today", "yesterday"):
+        local = _dt.datetime.fromtimestamp(now).astimezone()
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        if low == "yesterday":
+            midnight -= _dt.timedelta(days=1)
+        return midnight.timestamp()
+    match = _RELATIVE.fullmatch(value)
+    if match:
+        return now - float(match.group(1)) * _UNITS[match.group(2).lower()]
+    try:
+        moment = _dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"{option}: cannot understand {text!r}; use {_WHEN_HELP}", 2) from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # a naive time is the user's local time
+    return moment.timestamp()
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    clock = SystemClock()
+    now = clock.now()
+    since = None if args.since is None else parse_when(args.since, now, "--since")
+    until = None if args.until is None else parse_when(args.until, now, "--until")
+    if args.limit is not None and args.limit < 0:
+        raise CliError("--limit must be 0 or more", 2)
+    path: Path = args.db if args.db is not None else default_path()
+    records: list[SessionRecord] = []
+    if path.exists():
+        store = HistoryStore(path, clock, hash_exes=False)
+        try:
+            if store.warning:
+                print(f"camguard: warning: {store.warning}", file=sys.stderr)
+            records = store.sessions(since=since, until=until, kind=args.kind,
+                                     device=args.device, app=args.app, search=args.search,
+                                     limit=args.limit)
+        finally:
+            store.close()
+    elif not (args.json or args.csv):
+        print(f"no history yet ({literal(str(path), 300)} does not exist)", file=sys.stderr)
+    if args.json:
+        print(json.dumps([session_dict(r) for r in records], ensure_ascii=False, indent=2))
+    elif args.csv:
+        write_csv(records, sys.stdout)
+    else:
+        _print_table(records)
+    return 0
+
+
+def _local(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _duration(rec: SessionRecord) -> str:
+    if rec.end is None:
+        return "running"
+    seconds = round(rec.duration if rec.duration is not None else rec.end - rec.start)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def _print_table(records: list[SessionRecord]) -> None:
+    if not records:
+        print("no sessions")
+        return
+    print(f"{'START':<19}  {'LENGTH':>8}  {'KIND':<10}  {'APP':<40}  {'USER':<12}  "
+          f"{'DECISION':<16}  DEVICE")
+    for rec in records:
+        if rec.pid is None:
+            app = "(a process camguard could not see)"
+        else:
+            app = f"{literal(rec.name or '?', 24)} (pid {rec.pid})"
+        device = literal(rec.device_id, 120)
+        if rec.device_name:
+            device += f" ({literal(rec.device_name, 60)})"
+        print(f"{_local(rec.start):<19}  {_duration(rec):>8}  {rec.kind.value:<10}  "
+              f"{app:<40}  {literal(rec.user or '', 12):<12}  "
+              f"{literal(rec.decision or '-', 16):<16}  {device}")
+        if rec.exe:
+            print(f"{'':<19}  {'':>8}  {'':<10}  {literal(rec.exe, 200)}")
+        if rec.end_reason:
+            print(f"{'':<19}  {'':>8}  {'':<10}  ({literal(rec.end_reason, 200)})")

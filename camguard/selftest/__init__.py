@@ -1,0 +1,1 @@
+"""camguard selftest: open each camera and microphone and prove detection and blocking."""

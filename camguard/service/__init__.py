@@ -1,0 +1,1 @@
+"""The optional root service: enforces for every user and serves a local socket API."""

@@ -1,0 +1,392 @@
+"""The session history: every time a program used a camera or microphone, and what was decided.
+
+Repository style: takes core objects (:class:`Usage`, :class:`UsageEvent`) and returns
+:class:`SessionRecord`. Text a process controls is stored exactly (see
+:func:`camguard.store.db.to_db`) and must be rendered with ``core.text.literal``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from camguard.core.clock import Clock
+from camguard.core.models import (
+    Device,
+    DeviceKind,
+    EventType,
+    MonitorEvent,
+    ProcessRef,
+    Usage,
+    UsageEvent,
+)
+from camguard.core.state import UsageKey
+from camguard.store.db import Database, from_db, to_db
+from camguard.store.hashing import BackgroundHasher, ExeHasher, Hasher
+
+log = logging.getLogger(__name__)
+
+ORPHAN_REASON = "ended while camguard was not running"
+
+# Decisions the app records (free text is accepted too; "default:<x>" names a default).
+KNOWN_DECISIONS = ("allowed-once", "always-allowed", "killed", "blocked", "muted")
+
+# A process may hand us megabytes of command line; one session must not bloat the database
+# without bound, so each text field keeps this many characters and says how much was cut.
+MAX_FIELD_CHARS = 256 * 1024
+
+_COLUMNS = ("id, device_kind, device_id, device_name, via, app_name, exe, exe_sha256, pid, "
+            "create_time, user, cmdline, parents, started_at, ended_at, duration_s, decision, "
+            "decided_by, note, end_reason")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """One stored session. ``end`` is None while it is still open."""
+
+    id: int
+    kind: DeviceKind
+    device_id: str
+    device_name: str
+    pid: int | None
+    create_time: float | None
+    name: str | None
+    exe: str | None
+    exe_sha256: str | None
+    user: str | None
+    cmdline: tuple[str, ...]
+    parents: tuple[str, ...]
+    start: float
+    end: float | None
+    duration: float | None
+    decision: str | None
+    decided_by: str | None
+    note: str
+    end_reason: str | None
+    via: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.end is None
+
+    @property
+    def device(self) -> Device:
+        return Device(self.kind, self.device_id, self.device_name)
+
+    @property
+    def process(self) -> ProcessRef | None:
+        if self.pid is None:
+            return None
+        return ProcessRef(self.pid, self.create_time or 0.0, self.name or "", self.exe or "",
+                          self.cmdline, self.user or "", self.parents)
+
+
+def clip(text: str, limit: int = MAX_FIELD_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"… [camguard cut {len(text) - limit} characters]"
+
+
+def _clip_args(args: Sequence[str], limit: int = MAX_FIELD_CHARS) -> list[str]:
+    out: list[str] = []
+    budget = limit
+    for i, arg in enumerate(args):
+        if len(arg) > budget:
+            out.append(clip(arg, budget))
+            if i + 1 < len(args):
+                out.append(f"[camguard cut {len(args) - i - 1} more arguments]")
+            break
+        out.append(arg)
+        budget -= len(arg)
+    return out
+
+
+def _json_list(items: Sequence[str]) -> str | bytes | None:
+    # ensure_ascii=False keeps non-ASCII text searchable with LIKE; a lone surrogate stays
+    # raw in the JSON text and to_db() stores that one as a BLOB, exactly.
+    return to_db(json.dumps(_clip_args(items), ensure_ascii=False))
+
+
+def _from_json_list(value: object) -> tuple[str, ...]:
+    text = from_db(value)
+    if not text:
+        return ()
+    try:
+        items = json.loads(text)
+    except ValueError:
+        return (text,)
+    return tuple(str(i) for i in items) if isinstance(items, list) else (str(items),)
+
+
+def _record(row: Sequence[Any]) -> SessionRecord | None:
+    try:
+        kind = DeviceKind(row[1])
+    except ValueError:
+        log.warning("skipping history row %s with unknown device kind %r", row[0], row[1])
+        return None
+    return SessionRecord(
+        id=int(row[0]), kind=kind, device_id=from_db(row[2]) or "",
+        device_name=from_db(row[3]) or "", via=from_db(row[4]) or "", name=from_db(row[5]),
+        exe=from_db(row[6]), exe_sha256=row[7], pid=row[8], create_time=row[9],
+        user=from_db(row[10]), cmdline=_from_json_list(row[11]),
+        parents=_from_json_list(row[12]), start=float(row[13]), end=row[14],
+        duration=row[15], decision=from_db(row[16]), decided_by=from_db(row[17]),
+        note=from_db(row[18]) or "", end_reason=from_db(row[19]))
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _like(text: str) -> str:
+    return f"%{_escape_like(text)}%"
+
+
+class HistoryStore:
+    """Sessions in SQLite. Thread-safe: every method may be called from any thread.
+
+    Calls are serialised on one connection (see :class:`Database`); each takes about a
+    millisecond. SHA-256 of executables is computed on a background thread (``hasher``,
+    default :class:`ExeHasher` over ``ProcessRef.exe``; ``hash_exes=False`` turns it off,
+    e.g. for a read-only CLI) and filled into the row when ready; until then, and for a
+    missing or unreadable file, it is NULL. Share the connection with an allow list as
+    ``AllowList(store.db)``.
+    """
+
+    def __init__(self, path: Path | None, clock: Clock, *,
+                 hasher: Hasher | None = None, hash_exes: bool = True,
+                 db: Database | None = None) -> None:
+        self.db = db if db is not None else Database(path, clock)
+        self._clock = clock
+        self._lock = threading.RLock()
+        # usage key -> (database generation, session id) of sessions this store opened.
+        self._open: dict[UsageKey, tuple[int, int]] = {}
+        self._hashes = BackgroundHasher(hasher or ExeHasher()) if hash_exes else None
+        # The previous run's last sign of life, read before this run writes its own.
+        self._previous_beat = self.last_heartbeat()
+
+    @property
+    def warning(self) -> str | None:
+        """A problem to show the user (damaged file moved aside, memory only), or None."""
+        return self.db.warning
+
+    def close(self) -> None:
+        if self._hashes is not None:
+            self._hashes.stop()
+        self.db.close()
+
+    def wait_for_hashes(self, timeout: float | None = None) -> bool:
+        return True if self._hashes is None else self._hashes.wait(timeout)
+
+    # -- writing -----------------------------------------------------------------------
+    def open_session(self, usage: Usage, at: float) -> int:
+        """Store a new open session for ``usage`` that started at ``at``; return its id."""
+        p = usage.process
+        d = usage.device
+        row = (
+            d.kind.value, to_db(clip(d.id)), to_db(clip(d.name)), to_db(usage.via),
+            None if p is None else to_db(clip(p.name)),
+            None if p is None else to_db(clip(p.exe)),
+            None if p is None else p.pid, None if p is None else p.create_time,
+            None if p is None else to_db(clip(p.user)),
+            None if p is None else _json_list(p.cmdline),
+            None if p is None else _json_list(p.parents),
+            at, to_db(clip(usage.note)),
+        )
+
+        def op(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "INSERT INTO sessions (device_kind, device_id, device_name, via, app_name, exe,"
+                " pid, create_time, user, cmdline, parents, started_at, note)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+            _beat(conn, at)
+            return int(cur.lastrowid or 0)
+
+        session_id = self.db.write(op)
+        if self._hashes is not None and p is not None and p.exe:
+            generation = self.db.generation
+            self._hashes.submit(p, lambda digest: self._set_sha256(generation, session_id,
+                                                                   digest))
+        return session_id
+
+    def close_session(self, session_id: int, at: float, reason: str | None = None) -> bool:
+        """End an open session at ``at`` (never before its start); False if not open."""
+        with self._lock:
+            for key, (_gen, sid) in list(self._open.items()):
+                if sid == session_id:
+                    del self._open[key]
+
+        def op(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "UPDATE sessions SET ended_at = max(?, started_at),"
+                " duration_s = max(?, started_at) - started_at, end_reason = ?"
+                " WHERE id = ? AND ended_at IS NULL", (at, at, to_db(reason), session_id))
+            _beat(conn, at)
+            return cur.rowcount
+
+        return self.db.write(op) == 1
+
+    def record_decision(self, session_id: int, decision: str | None,
+                        decided_by: str | None) -> bool:
+        """What the user or a rule decided for a session; False if there is no such session."""
+        return self.db.write(lambda c: c.execute(
+            "UPDATE sessions SET decision = ?, decided_by = ? WHERE id = ?",
+            (to_db(decision), to_db(decided_by), session_id)).rowcount) == 1
+
+    def record_event(self, ev: UsageEvent) -> int:
+        """Open (started) or close (stopped) the session of ``ev.usage``; return its id.
+
+        A stop for a usage this store never saw start (the store was opened while it ran)
+        is stored as a closed session from ``ev.since`` (or ``ev.at``).
+        """
+        key = ev.usage.key
+        with self._lock:
+            known = self.session_for(key)
+            if ev.type is EventType.STARTED:
+                if known is not None:
+                    return known
+                session_id = self.open_session(ev.usage, ev.at)
+                self._open[key] = (self.db.generation, session_id)
+                return session_id
+            self._open.pop(key, None)
+            session_id = -1 if known is None else known
+            if session_id < 0:
+                start = ev.since if ev.since is not None else ev.at
+                session_id = self.open_session(ev.usage, start)
+            self.close_session(session_id, ev.at)
+            return session_id
+
+    def session_for(self, key: UsageKey) -> int | None:
+        """The id of the open session recorded for a usage key (to attach a decision)."""
+        with self._lock:
+            entry = self._open.get(key)
+        # A session opened before a damaged database was replaced no longer exists.
+        return entry[1] if entry is not None and entry[0] == self.db.generation else None
+
+    def heartbeat(self, at: float | None = None) -> None:
+        """Note that camguard was alive at ``at``: orphans are closed at the last heartbeat."""
+        when = self._clock.now() if at is None else at
+        self.db.write(lambda c: _beat(c, when))
+
+    def last_heartbeat(self) -> float | None:
+        row = self.db.read(lambda c: c.execute(
+            "SELECT value FROM meta WHERE key = 'heartbeat'").fetchone())
+        return None if row is None or row[0] is None else float(row[0])
+
+    def close_orphans(self, at: float) -> int:
+        """Close sessions left open by a camguard that died; return how many.
+
+        Each ends at the last heartbeat written before this store was opened (never before
+        its own start, never after ``at``). Sessions opened through this store are not
+        touched. Call once at start-up: two camguards sharing one database would close each
+        other's sessions.
+        """
+        with self._lock:
+            mine = {sid for gen, sid in self._open.values() if gen == self.db.generation}
+        beat = self._previous_beat
+
+        def op(conn: sqlite3.Connection) -> int:
+            count = 0
+            for sid, start in conn.execute(
+                    "SELECT id, started_at FROM sessions WHERE ended_at IS NULL").fetchall():
+                if sid in mine:
+                    continue
+                end = max(start, min(beat if beat is not None else start, at))
+                conn.execute(
+                    "UPDATE sessions SET ended_at = ?, duration_s = ?, end_reason = ?"
+                    " WHERE id = ?", (end, end - start, ORPHAN_REASON, sid))
+                count += 1
+            return count
+
+        return self.db.write(op)
+
+    def purge_older_than(self, ts: float) -> int:
+        """Delete closed sessions that ended before ``ts`` (retention); return how many."""
+        return self.db.write(lambda c: c.execute(
+            "DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?",
+            (ts,)).rowcount)
+
+    # -- reading -----------------------------------------------------------------------
+    def get(self, session_id: int) -> SessionRecord | None:
+        row = self.db.read(lambda c: c.execute(
+            f"SELECT {_COLUMNS} FROM sessions WHERE id = ?",  # noqa: S608 - constant columns
+            (session_id,)).fetchone())
+        return None if row is None else _record(row)
+
+    def sessions(self, *, since: float | None = None, until: float | None = None,
+                 kind: DeviceKind | str | None = None, device: str | None = None,
+                 app: str | None = None, search: str | None = None,
+                 limit: int | None = None) -> list[SessionRecord]:
+        """Sessions, newest first, that overlap ``[since, until]`` and match every filter.
+
+        ``device`` matches a device id or name exactly; ``app`` matches the app name
+        (case-insensitively), the full executable path or its file name; ``search`` is a
+        case-insensitive substring of any text field.
+        """
+        where: list[str] = []
+        params: list[object] = []
+        if since is not None:
+            where.append("(ended_at IS NULL OR ended_at >= ?)")
+            params.append(since)
+        if until is not None:
+            where.append("started_at <= ?")
+            params.append(until)
+        if kind is not None:
+            where.append("device_kind = ?")
+            params.append(DeviceKind(kind).value)
+        if device is not None:
+            where.append("(device_id = ? OR device_name = ?)")
+            params += [to_db(device), to_db(device)]
+        if app is not None and "/" in app:  # a path names one executable exactly
+            where.append("(app_name = ? COLLATE NOCASE OR exe = ?)")
+            params += [to_db(app), to_db(app)]
+        elif app is not None:  # a name: the app's own, or its executable's file name
+            where.append("(app_name = ? COLLATE NOCASE OR exe LIKE ? ESCAPE '\\')")
+            params += [to_db(app), to_db("%/" + _escape_like(app))]
+        if search:
+            fields = ("app_name", "exe", "cmdline", "user", "device_id", "device_name",
+                      "note", "decision", "decided_by", "end_reason", "exe_sha256")
+            where.append("(" + " OR ".join(f"{f} LIKE ? ESCAPE '\\'" for f in fields) + ")")
+            params += [_like(search)] * len(fields)
+        sql = f"SELECT {_COLUMNS} FROM sessions"  # noqa: S608 - only constant fragments
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(max(0, int(limit)))
+        rows = self.db.read(lambda c: c.execute(sql, params).fetchall())
+        return [r for r in map(_record, rows) if r is not None]
+
+    # -- internals ---------------------------------------------------------------------
+    def _set_sha256(self, generation: int, session_id: int, digest: str | None) -> None:
+        if digest is None or generation != self.db.generation:
+            return  # unreadable exe (stays NULL), or the session went with a damaged file
+        self.db.write(lambda c: c.execute(
+            "UPDATE sessions SET exe_sha256 = ? WHERE id = ?", (digest, session_id)))
+
+
+def _beat(conn: sqlite3.Connection, at: float) -> None:
+    conn.execute("INSERT INTO meta (key, value) VALUES ('heartbeat', ?)"
+                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (at,))
+
+
+class HistorySink:
+    """A Monitor sink that records usage events; it logs failures and never raises."""
+
+    def __init__(self, store: HistoryStore) -> None:
+        self._store = store
+
+    def __call__(self, ev: MonitorEvent) -> None:
+        if not isinstance(ev, UsageEvent):
+            return
+        try:
+            self._store.record_event(ev)
+        except Exception:
+            log.exception("could not record a %s usage in the history", ev.type.value)
