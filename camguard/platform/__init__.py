@@ -27,6 +27,7 @@ def create_sources(settings: DetectionSettings, describer: ProcessDescriber | No
         if settings.watch_sound_server:
             from camguard.platform.linux.pulse import PulseSource
 
-            sources.append(PulseSource(describer=describer))
+            sources.append(PulseSource(describer=describer,
+                                       server_exes=settings.sound_server_exes))
         return sources
     return []
