@@ -1,0 +1,94 @@
+"""The blocks file: round trip, 0600, atomic replace, corrupt files moved aside (never a crash)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from camguard.core.blocks import ActiveBlock, BlockOptions, NodeState, StepKind, UndoStep
+from camguard.core.models import DeviceKind
+from camguard.store.blocks import JsonBlockStore, decode, encode
+
+BLOCKS = [
+    ActiveBlock(DeviceKind.CAMERA, 1_700_000_000.5, 1_700_000_900.5, (
+        UndoStep(StepKind.NODE, "/dev/video0", NodeState(0o660, 0, 44, b"\x02\x00\x00\x00\x01")),
+        UndoStep(StepKind.USB, "1-2:1.0"),
+        UndoStep(StepKind.UDEV_RULE, "/etc/udev/rules.d/72-camguard-block.rules"),
+    ), BlockOptions(unbind_usb=True, persistent=True)),
+    ActiveBlock(DeviceKind.MICROPHONE, 1_700_000_000.0, None, (
+        UndoStep(StepKind.MIC_MUTE, data='{"all_off": true}'),
+        UndoStep(StepKind.NODE, "/dev/snd/pcmC0D0c", NodeState(0o660, 0, 29, None)),
+    )),
+]
+
+
+def test_round_trip_and_mode(tmp_path: Path) -> None:
+    store = JsonBlockStore(tmp_path / "state" / "blocks.json")
+    store.save(BLOCKS)
+    assert store.load() == (BLOCKS, [])
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(store.path.parent.stat().st_mode) == 0o700
+    # No temporary file is left behind.
+    assert sorted(p.name for p in store.path.parent.iterdir()) == ["blocks.json"]
+
+
+def test_missing_file_is_empty(tmp_path: Path) -> None:
+    assert JsonBlockStore(tmp_path / "none.json").load() == ([], [])
+
+
+@pytest.mark.parametrize("content", [
+    b"{not json", b"\xff\xfe", b"[]", b'{"version": 2, "blocks": []}',
+    b'{"version": 1, "blocks": [{"kind": "toaster", "since": 1, "until": null}]}',
+    b'{"version": 1, "blocks": [{"kind": "camera", "since": "x", "until": null}]}',
+    b'{"version": 1, "blocks": [{"kind": "camera", "since": 1, "until": NaN}]}',
+    b'{"version": 1, "blocks": [{"kind": "camera", "since": 1, "steps": [{"kind": "node",'
+    b' "saved": {"mode": -1, "uid": 0, "gid": 0}}]}]}',
+    b'{"version": 1, "blocks": [{"kind": "camera", "since": 1}, {"kind": "camera", "since": 2}]}',
+])
+def test_corrupt_file_is_moved_aside(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "blocks.json"
+    path.write_bytes(content)
+    store = JsonBlockStore(path)
+    blocks, problems = store.load()
+    assert blocks == []
+    assert len(problems) == 1 and "kept as blocks.json.corrupt-1" in problems[0]
+    assert (tmp_path / "blocks.json.corrupt-1").read_bytes() == content
+    assert not path.exists()
+    # A second corrupt file does not overwrite the first one kept.
+    path.write_bytes(b"garbage")
+    assert "corrupt-2" in store.load()[1][0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_decode_never_crashes_otherwise(raw: bytes) -> None:
+    # JSONDecodeError, UnicodeDecodeError and BlockFileError are all ValueErrors.
+    with contextlib.suppress(ValueError):
+        decode(raw)
+
+
+def test_encode_is_stable_json() -> None:
+    doc = json.loads(encode(BLOCKS))
+    assert doc["version"] == 1
+    assert doc["blocks"][0]["steps"][0]["saved"] == {"mode": 0o660, "uid": 0, "gid": 44,
+                                                     "acl": "0200000001"}
+
+
+def test_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
+    store = JsonBlockStore(tmp_path / "blocks.json")
+    import fcntl
+
+    with store.locked():
+        fd = os.open(tmp_path / "blocks.json.lock", os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
