@@ -32,11 +32,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from camguard.core.models import EventType, MonitorEvent, UsageEvent  # noqa: E402
-from camguard.monitor import Monitor  # noqa: E402
-from camguard.platform.clock import SystemClock  # noqa: E402
-from camguard.platform.linux.procfs import ProcfsSource, scan_holders  # noqa: E402
-from camguard.platform.process import ProcessDescriber  # noqa: E402
+from camguard.core.models import EventType, MonitorEvent, UsageEvent
+from camguard.monitor import Monitor
+from camguard.platform.clock import SystemClock
+from camguard.platform.linux.fdscan import scan_holders
+from camguard.platform.linux.procfs import ProcfsSource
+from camguard.platform.process import ProcessDescriber
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -202,7 +203,7 @@ def timed(fn: Callable[[], object], repeat: int) -> float:
 
 def bench_scan(devdir: Path, repeat: int) -> dict[str, float | str]:
     paths = [str(devdir / "video0"), str(devdir / "pcmC0D0c")]
-    holder = subprocess.Popen(["sleep", "3600"], stdin=open(paths[0]))  # noqa: SIM115, PTH123
+    holder = subprocess.Popen(["sleep", "3600"], stdin=open(paths[0]))  # noqa: SIM115
     src = ProcfsSource([f"{devdir}/video*"], [f"{devdir}/pcmC*D*c"],
                        describer=ProcessDescriber())
     out: dict[str, float | str] = {}
@@ -227,11 +228,11 @@ def bench_scan(devdir: Path, repeat: int) -> dict[str, float | str]:
 
 
 def proc_cpu_rss(pid: int) -> tuple[float, int]:
-    with open(f"/proc/{pid}/stat") as fh:  # noqa: PTH123
+    with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
     hwm = 0
-    with open(f"/proc/{pid}/status") as fh:  # noqa: PTH123
+    with open(f"/proc/{pid}/status") as fh:
         for line in fh:
             if line.startswith("VmHWM:"):
                 hwm = int(line.split()[1])

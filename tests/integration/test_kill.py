@@ -14,7 +14,7 @@ import pytest
 
 from camguard.core.blocks import Outcome
 from camguard.platform.linux.kill import Killer
-from camguard.platform.linux.procfs import scan_holders
+from camguard.platform.linux.fdscan import scan_holders
 from tests import realenv
 from tests.conftest import Holder, make_standin, need_root, need_tools
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind
-from camguard.platform.linux.procfs import ProcfsSource, scan_holders
+from camguard.platform.linux.fdscan import scan_holders
+from camguard.platform.linux.procfs import ProcfsSource
 from camguard.platform.process import ProcessDescriber
 from tests.conftest import IS_ROOT, Holder, make_standin, need, need_root
 from tests.realenv import wait_until
@@ -216,7 +217,8 @@ def test_another_users_process_is_reported_as_unseen(devdir: Path, holders: list
 def test_hostile_process_names_are_kept_verbatim(devdir: Path, name: str) -> None:
     """The scan keeps whatever a process calls itself; rendering is core.text's job."""
     cam = make_standin(devdir / "video0")
-    script = "import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); print('open', flush=True); sys.stdin.read()"
+    script = ("import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); "
+              "print('open', flush=True); sys.stdin.read()")
     proc = subprocess.Popen([sys.executable, "-c", script, str(cam), name],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -230,7 +232,8 @@ def test_hostile_process_names_are_kept_verbatim(devdir: Path, name: str) -> Non
 
 def test_invalid_utf8_in_cmdline_survives(devdir: Path) -> None:
     cam = make_standin(devdir / "video0")
-    script = b"import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); print('open', flush=True); sys.stdin.read()"
+    script = (b"import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); "
+              b"print('open', flush=True); sys.stdin.read()")
     proc = subprocess.Popen([os.fsencode(sys.executable), b"-c", script, os.fsencode(cam),
                              b"bad\xff\xfename"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
