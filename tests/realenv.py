@@ -44,7 +44,8 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str =
 
 def _ok(cmd: Sequence[str], env: dict[str, str] | None = None) -> bool:
     try:
-        return subprocess.run(list(cmd), env=env, capture_output=True, timeout=5).returncode == 0
+        return subprocess.run(list(cmd), env=env, capture_output=True, timeout=5,
+                              check=False).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -154,11 +155,11 @@ def start_pipewire(root: Path) -> SoundServer:
     srv = SoundServer(root=root, kind="pipewire", server=server,
                       env={"PULSE_SERVER": server, "XDG_RUNTIME_DIR": str(runtime)})
     srv.spawn("dbus", ["dbus-daemon", "--session", f"--address={bus}", "--nofork"], env=penv)
-    wait_until(lambda: (runtime / "bus").exists(), 10, "PipeWire's session bus")
+    wait_until((runtime / "bus").exists, 10, "PipeWire's session bus")
 
     def launch() -> None:
         srv.spawn("pipewire", ["pipewire"], env=penv)
-        wait_until(lambda: (runtime / "pipewire-0").exists(), 15, "the pipewire socket")
+        wait_until((runtime / "pipewire-0").exists, 15, "the pipewire socket")
         srv.spawn("wireplumber", ["wireplumber"], env=penv)
         srv.spawn("pipewire-pulse", ["pipewire-pulse"], env=penv)
         wait_until(srv.ready, 15, f"pipewire-pulse at {server}")
@@ -216,7 +217,7 @@ def start_x(root: Path, tray: bool = True, notifications: bool = True) -> XSessi
     xs.spawn("xvfb", ["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
     wait_until(lambda: _ok(["xdpyinfo"], {**os.environ, "DISPLAY": display}), 15, "Xvfb")
     xs.spawn("dbus", ["dbus-daemon", "--session", f"--address={bus}", "--nofork"])
-    wait_until(lambda: (runtime / "bus").exists(), 10, "the session bus")
+    wait_until((runtime / "bus").exists, 10, "the session bus")
     if tray:
         xs.spawn("trayer", ["trayer", "--edge", "top", "--align", "right", "--widthtype",
                             "pixel", "--width", "160", "--height", "32", "--transparent",

@@ -39,6 +39,10 @@ def add_common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
         "--config", type=Path, default=default, metavar="FILE",
         help="settings file (default: settings.json in the user config folder)")
     parser.add_argument(
+        "--events-file", type=Path, default=default, metavar="PATH",
+        help="JSON-lines event log (default: the events_file setting, else events.jsonl in "
+        "the state folder)")
+    parser.add_argument(
         "-v", "--verbose", action="count", default=argparse.SUPPRESS if suppress else 0,
         help="log more (repeat for debug output)")
 

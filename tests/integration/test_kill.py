@@ -13,8 +13,8 @@ import psutil
 import pytest
 
 from camguard.core.blocks import Outcome
-from camguard.platform.linux.kill import Killer
 from camguard.platform.linux.fdscan import scan_holders
+from camguard.platform.linux.kill import Killer
 from tests import realenv
 from tests.conftest import Holder, make_standin, need_root, need_tools
 

@@ -52,7 +52,7 @@ def test_a_wake_from_one_source_does_not_rescan_the_others() -> None:
 
 def test_degraded_and_recovered_are_events_once() -> None:
     src = FakeSource("pulse")
-    with watching([src]) as (monitor, rec):
+    with watching([src]) as (_monitor, rec):
         src.push(SourceSnapshot("pulse", degraded=Degraded("pulse", "server down")))
         rec.wait_for(lambda e: isinstance(e, HealthEvent) and e.degraded is not None)
         src.push(SourceSnapshot("pulse", degraded=Degraded("pulse", "still down")))

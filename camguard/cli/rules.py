@@ -1,0 +1,460 @@
+"""``camguard rules`` and ``camguard policy``: the user's rules and the managed policy."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import sys
+import zoneinfo
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from camguard import __version__
+from camguard.cli.common import CliError
+from camguard.core.models import DeviceKind
+from camguard.core.rules import (
+    AppMatch,
+    Duration,
+    MatchBy,
+    Mode,
+    Origin,
+    Rule,
+    RuleError,
+    UsageFacts,
+    Verdict,
+    decide,
+    make_rule,
+)
+from camguard.core.rules_json import decision_dict, rule_to_json, rules_from_json, rules_to_json
+from camguard.core.serialize import rfc3339
+from camguard.core.text import json_safe, literal
+from camguard.platform.clock import SystemClock
+from camguard.store import paths
+from camguard.store.eventlog import EventLog, open_event_log
+from camguard.store.hashing import sha256_file
+from camguard.store.policy import (
+    RULES,
+    EffectiveSettings,
+    ManagedPolicy,
+    PolicyStatus,
+    TomlPolicyReader,
+    default_reader,
+    effective_settings,
+    load_user_settings,
+)
+from camguard.store.rules import RuleFile, RuleFileContents, write_private
+
+EXIT_FAILED, EXIT_BAD_ARGS, EXIT_REFUSED, EXIT_NOT_FOUND = 1, 2, 3, 4
+EPILOG = """which rule wins: the most specific one (exe path + SHA-256 > exact path > folder >
+process name > any app, then a named user > any, then a device kind > any, then a time
+window > always); at equal specificity block-device > kill > ask > allow. A policy rule
+wins over yours unless yours is stricter.
+
+exit codes: 0 done, 1 failed, 2 bad arguments, 3 refused (locked by policy, or the policy
+cannot be read), 4 no such rule"""
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    outer, pol = _policy_option(None), _policy_option(argparse.SUPPRESS)
+    js = argparse.ArgumentParser(add_help=False)
+    js.add_argument("--json", action="store_true", help="machine-readable output")
+    parents = [common, pol]
+
+    p = sub.add_parser("rules", parents=[common, outer], epilog=EPILOG, formatter_class=fmt,
+                       help="list, add and remove rules (allow, ask, kill, block-device)")
+    rsub = p.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
+    q = rsub.add_parser("list", parents=[*parents, js], help="the rules in force")
+    q.set_defaults(func=cmd_list)
+    q = rsub.add_parser("add", parents=[*parents, js], epilog=EPILOG, formatter_class=fmt,
+                        help="add a rule")
+    app = q.add_mutually_exclusive_group()
+    app.add_argument("--exe", metavar="PATH", help="this binary (its path and SHA-256)")
+    app.add_argument("--path", metavar="PATH",
+                     help="any binary at PATH (or under it, when it ends in /)")
+    app.add_argument("--name", metavar="NAME", help="processes with this name (weakest)")
+    q.add_argument("--sha256", metavar="HEX", help="with --exe: the hash to require "
+                   "(default: the hash of the file now)")
+    q.add_argument("--kind", default="any", choices=["camera", "microphone", "any"])
+    q.add_argument("--verdict", required=True, choices=list(Verdict))
+    q.add_argument("--duration", default="always", choices=list(Duration),
+                   help="15m, 1h or always (once and until-restart exist only in the app)")
+    q.add_argument("--user", metavar="USER", help="only this user's processes")
+    q.add_argument("--window", metavar="WHEN",
+                   help="'mon-fri 16:00-19:00', 'sat,sun', 'daily 21:00-06:00' (local time)")
+    q.add_argument("--label", default="", metavar="TEXT", help="a name for the rule")
+    q.set_defaults(func=cmd_add)
+    q = rsub.add_parser("remove", parents=parents, help="remove a rule by id or label")
+    q.add_argument("rule", metavar="ID_OR_LABEL")
+    q.set_defaults(func=cmd_remove)
+    q = rsub.add_parser("export", parents=parents, help="write your rules to a file")
+    q.add_argument("file", metavar="FILE", help="'-' for standard output")
+    q.set_defaults(func=cmd_export)
+    q = rsub.add_parser("import", parents=parents, help="add rules from an exported file")
+    q.add_argument("file", type=Path, metavar="FILE")
+    q.add_argument("--replace", action="store_true", help="replace your rules instead")
+    q.set_defaults(func=cmd_import)
+    q = rsub.add_parser("mode", parents=parents, help="show or set what happens when no "
+                        "rule matches")
+    q.add_argument("mode", nargs="?", choices=list(Mode))
+    q.set_defaults(func=cmd_mode)
+    q = rsub.add_parser("explain", parents=[*parents, js],
+                        help="what camguard would decide for an app right now")
+    q.add_argument("--kind", required=True, choices=["camera", "microphone"])
+    q.add_argument("--exe", metavar="PATH", default="")
+    q.add_argument("--name", metavar="NAME", default="")
+    q.add_argument("--user", metavar="USER", default="")
+    q.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("policy", parents=[common, outer], help="the managed policy (IT, parents)")
+    psub = p.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
+    q = psub.add_parser("show", parents=[*parents, js],
+                        help="settings in force, which are locked and by whom")
+    q.set_defaults(func=cmd_policy_show)
+
+
+def _policy_option(default: Any) -> argparse.ArgumentParser:
+    # The option works before and after the action; the copy after it uses SUPPRESS so it
+    # cannot overwrite a value given before it (the pattern of cli.common).
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--policy-file", type=Path, default=default, metavar="PATH",
+                   help="managed policy file (default: /etc/camguard/policy.toml; on "
+                   "Windows HKLM\\Software\\Policies\\camguard)")
+    return p
+
+
+# -- what is in force ----------------------------------------------------------------------
+@dataclass
+class Context:
+    status: PolicyStatus
+    file: RuleFile
+    contents: RuleFileContents
+    settings: EffectiveSettings
+
+
+def load_context(args: argparse.Namespace, *, quiet: bool = False) -> Context:
+    reader = TomlPolicyReader(args.policy_file) if args.policy_file else default_reader()
+    status = ManagedPolicy(reader).load()
+    rule_file = RuleFile()
+    contents = rule_file.load()
+    user, problems = load_user_settings(args.config or paths.config_dir() / "settings.json")
+    if contents.mode is not None:
+        user["mode"] = contents.mode.value
+    eff = effective_settings(user, status.policy, contents.rules)
+    if not quiet:
+        if status.error:
+            print(f"camguard: error: {status.error}", file=sys.stderr)
+        for p in [*eff.problems, *contents.problems, *problems]:
+            print(f"camguard: warning: {literal(p, 500)}", file=sys.stderr)
+    return Context(status, rule_file, contents, eff)
+
+
+def check_may_change(ctx: Context, name: str) -> None:
+    """Refuse (exit 3) a change to a locked setting, or to any while the policy is broken:
+    a policy that cannot be read might lock it, so fail closed."""
+    if ctx.status.error:
+        raise CliError(f"cannot change {name!r} while the managed policy cannot be read",
+                       EXIT_REFUSED)
+    why = ctx.settings.refusal(name)
+    if why:
+        raise CliError(why, EXIT_REFUSED)
+
+
+def events_path(args: argparse.Namespace, ctx: Context) -> Path | None:
+    """The event log file (None: the default); --events-file is refused when locked."""
+    if args.events_file is not None:
+        check_may_change(ctx, "events_file")
+        return Path(args.events_file)
+    value = ctx.settings.value("events_file")
+    return Path(value) if value else None
+
+
+def event_log(args: argparse.Namespace, ctx: Context) -> EventLog:
+    path = events_path(args, ctx)
+    log, problems = open_event_log(
+        SystemClock(), path, syslog=ctx.settings.value("syslog"),
+        facility=ctx.settings.value("syslog_facility"))
+    for p in problems:
+        print(f"camguard: warning: {p}", file=sys.stderr)
+    return log
+
+
+def local_zone() -> _dt.tzinfo:
+    """The system's time zone, with its daylight-saving rules when they can be found."""
+    try:
+        tz = os.environ.get("TZ", "").lstrip(":")
+        if tz:
+            return zoneinfo.ZoneInfo(tz)
+        with open("/etc/localtime", "rb") as f:
+            return zoneinfo.ZoneInfo.from_file(f, key="localtime")
+    except (OSError, ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return _dt.datetime.now().astimezone().tzinfo or _dt.UTC
+
+
+# -- rules -----------------------------------------------------------------------------------
+def rule_json(rule: Rule, now: float) -> dict[str, Any]:
+    out = rule_to_json(rule)
+    out["origin"] = rule.origin.value
+    out["expires_at"] = rfc3339(rule.expires_at)
+    out["active"] = rule.active(now)
+    return out
+
+
+def _line(rule: Rule, now: float) -> str:
+    parts = [f"{rule.id:<12}", f"{rule.verdict.value:<12}",
+             f"{rule.kind.value if rule.kind else 'any':<10}", rule.app.describe()]
+    if rule.user is not None:
+        parts.append(f"user {literal(rule.user, 64)}")
+    if rule.window is not None:
+        parts.append(str(rule.window))
+    if rule.expires_at is not None:
+        left = rule.expires_at - now
+        parts.append("expired" if left <= 0 else f"for {int(left // 60) + 1} more min")
+    if rule.label:
+        parts.append(f"\"{literal(rule.label, 200)}\"")
+    if rule.origin is not Origin.USER:
+        parts.append(f"[{rule.origin.value}]")
+    return "  ".join(parts)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    ctx = load_context(args)
+    now = SystemClock().now()
+    eff = ctx.settings
+    locked = eff.items[RULES]
+    if args.json:
+        doc = {"mode": eff.value("mode"), "rules_locked": locked.locked,
+               "locked_by": locked.locked_by, "policy_error": ctx.status.error,
+               "rules": [rule_json(r, now) for r in eff.rules]}
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+        return 0
+    print(f"mode: {eff.value('mode')} ({eff.items['mode'].source})")
+    if locked.locked:
+        print(f"rules locked by {locked.locked_by}")
+    if not eff.rules:
+        print("no rules")
+    for rule in eff.rules:
+        print(_line(rule, now))
+    return 0
+
+
+def _app(args: argparse.Namespace) -> AppMatch:
+    if args.sha256 and not args.exe:
+        raise CliError("--sha256 goes with --exe", EXIT_BAD_ARGS)
+    if args.exe:
+        exe = os.path.abspath(args.exe)
+        digest = args.sha256.strip().lower() if args.sha256 else sha256_file(exe)
+        if digest is None:
+            raise CliError(f"cannot read {literal(exe, 300)} to take its SHA-256; give "
+                           "--sha256 HEX, or use --path to match any binary there",
+                           EXIT_BAD_ARGS)
+        return AppMatch(MatchBy.EXE, exe, digest)
+    if args.path:
+        return AppMatch(MatchBy.PATH, args.path)
+    if args.name:
+        return AppMatch(MatchBy.NAME, args.name)
+    return AppMatch()
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    ctx = load_context(args)
+    check_may_change(ctx, RULES)
+    events_path(args, ctx)  # refuse a locked --events-file before changing anything
+    if not Duration(args.duration).durable:
+        raise CliError(f"a {args.duration!r} rule lives only inside the running camguard "
+                       "(choose it in an alert); here use 15m, 1h or always", EXIT_BAD_ARGS)
+    now = SystemClock().now()
+    try:
+        rule = make_rule(args.verdict, app=_app(args), kind=args.kind, user=args.user,
+                         window=args.window, duration=args.duration, created_at=now,
+                         label=args.label)
+    except RuleError as exc:
+        raise CliError(str(exc), EXIT_BAD_ARGS) from None
+    if rule.app.by is MatchBy.NAME and rule.verdict is Verdict.ALLOW:
+        print("camguard: warning: a process chooses its own name; any program can call "
+              "itself that. Prefer --exe.", file=sys.stderr)
+    with ctx.file.locked():
+        contents = ctx.file.load()
+        _save(ctx, [*contents.rules, rule], contents.mode, now)
+    log = event_log(args, ctx)
+    try:
+        log.emit("rule.added", f"rule added: {rule.name}", rule=rule_json(rule, now))
+    finally:
+        log.close()
+    if args.json:
+        print(json.dumps(rule_json(rule, now), ensure_ascii=False, indent=2))
+    else:
+        print(f"added rule {rule.id}: {rule.describe()}")
+    return 0
+
+
+def _save(ctx: Context, rules: list[Rule], mode: Mode | None, now: float) -> None:
+    try:
+        ctx.file.save(rules, mode, now)
+    except OSError as exc:
+        raise CliError(f"cannot write {ctx.file.path}: {exc}", EXIT_FAILED) from None
+
+
+def _find(rules: list[Rule], key: str) -> list[Rule]:
+    exact = [r for r in rules if key in (r.id, r.label)]
+    if exact or len(key) < 4:
+        return exact
+    return [r for r in rules if r.id.startswith(key)]
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    ctx = load_context(args)
+    if _find(list(ctx.status.policy.rules), args.rule):
+        raise CliError(f"{args.rule!r} is set by {ctx.status.policy.source}; it cannot be "
+                       "removed here", EXIT_REFUSED)
+    check_may_change(ctx, RULES)
+    events_path(args, ctx)  # refuse a locked --events-file before changing anything
+    now = SystemClock().now()
+    with ctx.file.locked():
+        contents = ctx.file.load()
+        found = _find(contents.rules, args.rule)
+        if not found:
+            raise CliError(f"no rule {literal(args.rule, 100)!r} (see `camguard rules list`)",
+                           EXIT_NOT_FOUND)
+        if len(found) > 1:
+            raise CliError(f"{literal(args.rule, 100)!r} names {len(found)} rules; give "
+                           "the id", EXIT_BAD_ARGS)
+        _save(ctx, [r for r in contents.rules if r != found[0]], contents.mode, now)
+    log = event_log(args, ctx)
+    try:
+        log.emit("rule.removed", f"rule removed: {found[0].name}",
+                 rule=rule_json(found[0], now))
+    finally:
+        log.close()
+    print(f"removed rule {found[0].id}: {found[0].describe()}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    ctx = load_context(args)
+    text = json.dumps(rules_to_json(ctx.contents.rules, ctx.contents.mode), indent=1,
+                      ensure_ascii=False) + "\n"
+    if args.file == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        write_private(Path(args.file), text.encode("utf-8"))
+    except OSError as exc:
+        raise CliError(f"cannot write {args.file}: {exc}", EXIT_FAILED) from None
+    print(f"exported {len(ctx.contents.rules)} rule(s) to {args.file}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    ctx = load_context(args)
+    check_may_change(ctx, RULES)
+    events_path(args, ctx)  # refuse a locked --events-file before changing anything
+    try:
+        doc = json.loads(args.file.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise CliError(f"cannot import {args.file}: {exc}", EXIT_FAILED) from None
+    new, errors = rules_from_json(doc)
+    for e in errors:
+        print(f"camguard: rejected: {literal(e, 500)}", file=sys.stderr)
+    now = SystemClock().now()
+    skipped = [r for r in new if not r.duration.durable or not r.active(now)]
+    for r in skipped:
+        why = "expired" if r.duration.durable else f"{r.duration.value} rules are not kept"
+        print(f"camguard: skipped: rule {r.id} ({why})", file=sys.stderr)
+    new = [r for r in new if r not in skipped]
+    mode = doc.get("mode") if isinstance(doc, dict) else None
+    with ctx.file.locked():
+        contents = ctx.file.load()
+        keep = [] if args.replace else contents.rules
+        ids = {r.id for r in keep}
+        added = [r for r in new if r.id not in ids]
+        new_mode = contents.mode
+        if (isinstance(mode, str) and mode in {m.value for m in Mode}
+                and ctx.settings.refusal("mode") is None):
+            new_mode = Mode(mode)
+        _save(ctx, [*keep, *added], new_mode, now)
+    log = event_log(args, ctx)
+    try:
+        for r in added:
+            log.emit("rule.added", f"rule imported: {r.name}", rule=rule_json(r, now))
+    finally:
+        log.close()
+    print(f"imported {len(added)} rule(s)"
+          + (f"; {len(new) - len(added)} already present" if len(new) > len(added) else ""))
+    return EXIT_FAILED if errors else 0
+
+
+def cmd_mode(args: argparse.Namespace) -> int:
+    ctx = load_context(args)
+    if args.mode is None:
+        item = ctx.settings.items["mode"]
+        locked = f", locked by {item.locked_by}" if item.locked else ""
+        print(f"{item.value} ({item.source}{locked})")
+        return 0
+    check_may_change(ctx, "mode")
+    with ctx.file.locked():
+        contents = ctx.file.load()
+        _save(ctx, contents.rules, Mode(args.mode), SystemClock().now())
+    print(f"mode: {args.mode}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    ctx = load_context(args)
+    exe = os.path.abspath(args.exe) if args.exe else ""
+    facts = UsageFacts(DeviceKind(args.kind), exe, sha256_file(exe) if exe else None,
+                       args.name, args.user)
+    d = decide(ctx.settings.rules, facts, ctx.settings.mode, SystemClock(), local_zone())
+    if args.json:
+        print(json.dumps(decision_dict(d), ensure_ascii=False, indent=2))
+        return 0
+    print(f"{d.verdict.value}: {d.explanation}")
+    for note in d.notes:
+        print(f"  note: {note}")
+    return 0
+
+
+# -- policy ----------------------------------------------------------------------------------
+def cmd_policy_show(args: argparse.Namespace) -> int:
+    ctx = load_context(args, quiet=args.json)
+    eff, status = ctx.settings, ctx.status
+    source = status.policy.source or ("none" if not status.error else "none in force")
+    if args.json:
+        doc = {
+            "policy": status.policy.source or None,
+            "error": status.error,
+            "problems": [json_safe(p) for p in eff.problems],
+            "settings": {n: {"value": _jsonable(i.value), "source": i.source,
+                             "locked": i.locked, "locked_by": i.locked_by,
+                             "note": i.note or None} for n, i in eff.items.items()},
+            "policy_rules": [rule_json(r, SystemClock().now()) for r in status.policy.rules],
+            "camguard": __version__,
+        }
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+    else:
+        print(f"policy: {source}")
+        for name, item in eff.items.items():
+            lock = f"locked by {item.locked_by}" if item.locked else "you may change it"
+            print(f"{name:<19} {literal(_shown(item.value), 60):<26} {item.source:<8} {lock}")
+            if item.note:
+                print(f"{'':<19} ({literal(item.note, 200)})")
+        for rule in status.policy.rules:
+            print(f"policy rule: {_line(rule, SystemClock().now())}")
+    return EXIT_FAILED if status.error else 0
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ", ".join(value) or "(none)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value == "":
+        return "(none)"
+    return str(value)
