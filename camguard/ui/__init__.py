@@ -1,0 +1,1 @@
+"""The tray application: the only package (with app wiring) that imports Qt."""
