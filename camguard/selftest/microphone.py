@@ -64,13 +64,13 @@ class ServerFacts:
 def server_facts(server: str | None = None) -> ServerFacts:
     """Ask the sound server (never starts one: no autospawn) for its microphones."""
     try:
-        from camguard.platform.linux import mic_control
+        from camguard.platform.linux import mic_control, pulse_conn
     except (ImportError, OSError) as exc:  # pulsectl loads libpulse.so.0 when imported
         return ServerFacts(False, f"libpulse is not available ({literal(str(exc), 200)})")
     pulse: Any = None
     try:
-        # mic_control's connect: bounded by its CONNECT_TIMEOUT, and no autospawn.
-        pulse = mic_control._connect(server, "camguard-selftest")
+        # Bounded by CONNECT_TIMEOUT, and never autospawns a server.
+        pulse = pulse_conn.connect(server, "camguard-selftest")
         info = pulse.server_info()
         mutes = {str(s.name): bool(s.mute) for s in pulse.source_list()
                  if mic_control.is_microphone(s)}

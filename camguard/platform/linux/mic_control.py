@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,13 +20,15 @@ import pulsectl
 from pulsectl import _pulsectl as _c
 
 from camguard.core.text import literal
+from camguard.platform.linux.pulse_conn import close_quietly as _close_quietly
+from camguard.platform.linux.pulse_conn import connect
+from camguard.platform.linux.pulse_props import parse_pid
 
 log = logging.getLogger(__name__)
 
 # libpulse's PA_INVALID_INDEX: internal streams (e.g. a loopback's capture side) have no client,
 # and a source that is not a monitor has no monitored sink.
 INVALID_INDEX = 0xFFFFFFFF
-CONNECT_TIMEOUT = 2.0
 LISTEN_SLICE = 1.0  # the watcher notices stop() at least this often
 RETRY_MAX = 2.0     # cap of the watcher's reconnect back-off (a refused connect costs ~1 ms)
 STATE_VERSION = 1
@@ -61,12 +62,6 @@ class MicStatus:
     muted_streams: tuple[int, ...] = ()
 
 
-def _pid(value: object) -> int | None:
-    text = str(value).strip() if value is not None else ""
-    # isascii(): isdigit() also accepts digits that int() refuses, such as "²".
-    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 2**31 else None
-
-
 def stream_pid(stream_props: Mapping[str, str], client_props: Mapping[str, str]) -> int | None:
     """The pid that owns a recording stream, or None if nothing says.
 
@@ -75,11 +70,11 @@ def stream_pid(stream_props: Mapping[str, str], client_props: Mapping[str, str])
     self-reported ``application.process.id`` is all there is (as on PulseAudio).
     """
     if client_props.get("client.api") != "pipewire-pulse":
-        sec = _pid(client_props.get("pipewire.sec.pid"))
+        sec = parse_pid(client_props.get("pipewire.sec.pid"))
         if sec is not None:
             return sec
-    own = _pid(stream_props.get("application.process.id"))
-    return own if own is not None else _pid(client_props.get("application.process.id"))
+    own = parse_pid(stream_props.get("application.process.id"))
+    return own if own is not None else parse_pid(client_props.get("application.process.id"))
 
 
 def is_microphone(source: Any) -> bool:
@@ -121,40 +116,6 @@ def _why(err: BaseException) -> str:
     return literal(str(err) or type(err).__name__, limit=200)
 
 
-def _connect(server: str | None, name: str) -> Any:
-    """A connected pulsectl.Pulse, within CONNECT_TIMEOUT. Not ``Pulse(server=...)``: it
-    autospawns a daemon, and camguard must never start a sound server for the user. Not
-    ``connect(timeout=...)`` either: measured with pulsectl 24.12, it polls until the deadline
-    even once the context is ready (its state callback never stops the loop), so each connect
-    cost the whole timeout. So: pulsectl's own steps, polled in short slices."""
-    pulse = pulsectl.Pulse(name, server=server, connect=False)
-    try:
-        try:
-            _c.pa.context_connect(pulse._ctx, server, _c.PA_CONTEXT_NOAUTOSPAWN, None)
-        except _c.pa.CallError as err:  # args: (function, its args, result, error text)
-            raise pulsectl.PulseError(str(err.args[-1])) from err
-        deadline = time.monotonic() + CONNECT_TIMEOUT
-        while pulse.connected is None:  # pulsectl's state callback sets True or False
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise pulsectl.PulseError(f"no answer within {CONNECT_TIMEOUT:g} s")
-            pulse._pulse_poll(min(left, 0.01))
-        if not pulse.connected:
-            raise pulsectl.PulseError(_c.pa.strerror(_c.pa.context_errno(pulse._ctx)))
-    except BaseException:
-        _close_quietly(pulse)
-        raise
-    return pulse
-
-
-def _close_quietly(pulse: Any) -> None:
-    try:
-        if pulse is not None:
-            pulse.close()
-    except _ERRORS:
-        log.debug("closing a dead sound-server connection failed", exc_info=True)
-
-
 class _AllOffWatcher:
     """Keeps microphones muted while all-off is active: sources that appear later and sources
     someone unmutes. Own thread and own connection (pulsectl cannot act while it listens);
@@ -194,7 +155,7 @@ class _AllOffWatcher:
             self._backoff = min(self._backoff * 2, RETRY_MAX)
 
     def _session(self) -> None:
-        pulse = _connect(self._server, "camguard-mic-all-off")
+        pulse = connect(self._server, "camguard-mic-all-off")
         with self._lock:
             self._pulse = pulse
         dirty = [False]
@@ -438,7 +399,7 @@ class MicControl:
                 if not reused:
                     _close_quietly(self._pulse)
                     self._pulse = None
-                    self._pulse = _connect(self._server, "camguard")
+                    self._pulse = connect(self._server, "camguard")
                 return op(self._pulse)
             except _ERRORS as err:
                 error = err

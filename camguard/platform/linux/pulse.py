@@ -7,7 +7,6 @@ clients name the app; :mod:`camguard.platform.linux.pulse_props` turns them into
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import secrets
@@ -18,6 +17,7 @@ from typing import Any
 from camguard.core.models import Degraded, SourceSnapshot
 from camguard.core.settings import DEFAULT_SOUND_SERVER_EXES
 from camguard.platform.base import Wake
+from camguard.platform.linux.pulse_conn import close_quietly, connect, context_error, load_pulsectl
 from camguard.platform.linux.pulse_props import (
     INVALID_INDEX,
     ClientInfo,
@@ -77,7 +77,7 @@ class _Connection:
             self._stale_sources = True
         elif event.facility == "client":
             self._stale_clients.add(int(event.index))
-        raise _load_pulsectl().PulseLoopStop
+        raise load_pulsectl().PulseLoopStop
 
     def look(self) -> ServerView:
         pulse = self.pulse
@@ -108,7 +108,7 @@ class _Connection:
                           self.bridge_pids)
 
     def _client(self, index: int) -> ClientInfo | None:
-        pulsectl = _load_pulsectl()
+        pulsectl = load_pulsectl()
         try:
             c = self.pulse.client_info(index)
         except pulsectl.PulseError:
@@ -245,7 +245,7 @@ class PulseSource:
             conn = self._connect()
         except _Unreachable as exc:
             return str(exc), False
-        pulsectl = _load_pulsectl()
+        pulsectl = load_pulsectl()
         with self._lock:
             self._pulse = conn.pulse
         try:
@@ -262,10 +262,10 @@ class PulseSource:
                 conn.pulse.event_listen(timeout=LISTEN_SLICE)
             return "stopped", True
         except pulsectl.PulseDisconnected:
-            return f"connection lost ({_context_error(conn.pulse) or 'disconnected'})", True
+            return f"connection lost ({context_error(conn.pulse) or 'disconnected'})", True
         except Exception as exc:  # a failed query on a dying server: reconnect and look again
             log.debug("sound-server watch ended", exc_info=True)
-            return f"connection lost ({_context_error(conn.pulse) or exc})", True
+            return f"connection lost ({context_error(conn.pulse) or exc})", True
         finally:
             with self._lock:
                 self._pulse = None
@@ -285,25 +285,16 @@ class PulseSource:
 
     # -- talking to the server (whichever thread owns the connection) -----------------------
     def _connect(self) -> _Connection:
-        started = time.monotonic()
         pulse: Any = None
         try:
             client_name = f"camguard-{secrets.token_hex(6)}"
-            pulse = _pulse_class()(client_name, server=self._server, connect=False)
-            # No autospawn: camguard watches the user's server, it never starts one.
-            pulse.connect(autospawn=False, timeout=CONNECT_TIMEOUT)
+            pulse = connect(self._server, client_name, CONNECT_TIMEOUT)
             info = pulse.server_info()
         except (ImportError, OSError) as exc:
             raise _Unreachable(f"libpulse is not available ({exc})") from exc
         except Exception as exc:  # pulsectl's PulseError, CallError, ...
-            detail = _context_error(pulse)
-            if not detail or detail == "OK":
-                waited = time.monotonic() - started
-                detail = (f"no answer within {CONNECT_TIMEOUT:g} s"
-                          if waited >= CONNECT_TIMEOUT * 0.9 else str(exc))
-            if pulse is not None:
-                pulse.close()
-            raise _Unreachable(f"{detail} ({self._where()})") from exc
+            close_quietly(pulse)
+            raise _Unreachable(f"{exc} ({self._where()})") from exc
         try:
             server_name = info.server_name if isinstance(info.server_name, str) else ""
             # pipewire-pulse calls itself "PulseAudio (on PipeWire 0.3.65)".
@@ -328,47 +319,6 @@ class PulseSource:
 
     def _where(self) -> str:
         return self._server or os.environ.get("PULSE_SERVER") or "default server"
-
-
-def _load_pulsectl() -> Any:
-    # Imported lazily: pulsectl loads libpulse.so.0 at import time, and a machine without it
-    # must still get a degraded source (and working cameras), not an ImportError.
-    import pulsectl
-
-    return pulsectl
-
-
-@functools.cache
-def _pulse_class() -> Any:
-    base: Any = _load_pulsectl().Pulse
-
-    class _Pulse(base):  # type: ignore[misc]  # pulsectl is untyped
-        """``pulsectl.Pulse`` whose timed ``connect()`` returns once the server answers.
-
-        pulsectl 24.12's ``connect(timeout=...)`` polls until the deadline even after the
-        context is READY (its state callback stops the loop only on failure): measured 1.0 s
-        for ``timeout=1.0`` against a local server that answers in 1 ms.
-        """
-
-        def _pulse_state_cb(self, ctx: Any, userdata: Any) -> None:
-            super()._pulse_state_cb(ctx, userdata)
-            if self.connected:
-                self._loop_stop = True
-
-    return _Pulse
-
-
-def _context_error(pulse: Any) -> str:
-    """libpulse's own words for why the context failed ("Connection refused"), or ''."""
-    try:
-        from pulsectl import _pulsectl
-
-        ctx = pulse._ctx  # pulsectl keeps the pa_context here; there is no public accessor
-        if not ctx:
-            return ""
-        return str(_pulsectl.pa.strerror(_pulsectl.pa.context_errno(ctx)))
-    except Exception:
-        return ""
 
 
 def _index(value: object) -> int:
