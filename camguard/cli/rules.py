@@ -34,6 +34,7 @@ from camguard.core.text import json_safe, literal
 from camguard.platform.clock import SystemClock
 from camguard.store import paths
 from camguard.store.eventlog import EventLog, open_event_log
+from camguard.store.files import write_private
 from camguard.store.hashing import sha256_file
 from camguard.store.policy import (
     RULES,
@@ -45,7 +46,7 @@ from camguard.store.policy import (
     effective_settings,
     load_user_settings,
 )
-from camguard.store.rules import RuleFile, RuleFileContents, write_private
+from camguard.store.rules import RuleFile, RuleFileContents
 
 EXIT_FAILED, EXIT_BAD_ARGS, EXIT_REFUSED, EXIT_NOT_FOUND = 1, 2, 3, 4
 EPILOG = """which rule wins: the most specific one (exe path + SHA-256 > exact path > folder >

@@ -20,6 +20,7 @@ from typing import Any
 from camguard.core.blocks import ActiveBlock, BlockOptions, NodeState, StepKind, UndoStep
 from camguard.core.models import DeviceKind
 from camguard.store import paths
+from camguard.store.files import aside_path, write_private
 
 log = logging.getLogger(__name__)
 
@@ -61,28 +62,10 @@ class JsonBlockStore:
             return [], [self._move_aside(exc)]
 
     def save(self, blocks: Sequence[ActiveBlock]) -> None:
-        paths.private_dir(self.path.parent)
-        data = encode(blocks)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
-                     0o600)
-        try:
-            os.fchmod(fd, 0o600)  # O_CREAT's mode is masked by the umask; be exact
-            os.write(fd, data)
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        os.close(fd)
-        os.replace(tmp, self.path)
+        write_private(self.path, encode(blocks))
 
     def _move_aside(self, exc: Exception) -> str:
-        for n in range(1, 1000):
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{n}")
-            if not aside.exists():
-                break
+        aside = aside_path(self.path)
         try:
             os.replace(self.path, aside)
         except OSError as move_exc:

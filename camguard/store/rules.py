@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import sys
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,10 @@ from pathlib import Path
 from camguard.core.rules import Mode, Rule, durable, prune
 from camguard.core.rules_json import rules_from_json, rules_to_json
 from camguard.store import paths
+from camguard.store.files import aside_path
+from camguard.store.files import (
+    write_private as write_private,  # noqa: PLC0414 (explicit re-export for older callers)
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +116,7 @@ class RuleFile:
 
     def _move_aside(self, exc: BaseException) -> str:
         aside = self.path
-        for n in range(1, 1000):
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{n}")
-            if not aside.exists():
-                break
+        aside = aside_path(self.path)
         try:
             os.replace(self.path, aside)
         except OSError as move_exc:
@@ -126,22 +126,3 @@ class RuleFile:
             msg = f"{self.path} was unreadable ({exc}); kept as {aside.name}; no user rules"
         log.warning("%s", msg)
         return msg
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, mode 0600, its folder 0700."""
-    paths.private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
-                 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # O_CREAT's mode is masked by the umask; be exact
-        os.write(fd, data)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    os.close(fd)
-    os.replace(tmp, path)

@@ -1,0 +1,43 @@
+"""Private files: atomic 0600 writes, and keeping a damaged file aside instead of losing it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from pathlib import Path
+
+from camguard.store import paths
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, mode 0600, its folder 0700.
+
+    A temporary file in the same folder, fsync'ed, then ``os.replace``: a reader sees the old
+    or the new content, never half of it. ``O_NOFOLLOW`` refuses a symlink planted at the
+    temporary name.
+    """
+    paths.private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
+                 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # O_CREAT's mode is masked by the umask; be exact
+        os.write(fd, data)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+
+
+def aside_path(path: Path) -> Path:
+    """The first free ``<name>.corrupt-N`` beside ``path``, to keep a damaged file."""
+    for n in range(1, 10_000):
+        aside = path.with_name(f"{path.name}.corrupt-{n}")
+        if not aside.exists():
+            return aside
+    return path.with_name(f"{path.name}.corrupt-{os.getpid()}")
