@@ -23,7 +23,9 @@ def write_private(path: Path, data: bytes) -> None:
                  0o600)
     try:
         os.fchmod(fd, 0o600)  # O_CREAT's mode is masked by the umask; be exact
-        os.write(fd, data)
+        view = memoryview(data)
+        while view:  # os.write may write less than asked (large files, signals)
+            view = view[os.write(fd, view):]
         os.fsync(fd)
     except BaseException:
         os.close(fd)
