@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from camguard.platform.autostart import Autostart, quote_exec, read_entry
+from camguard.store.autostart import Autostart, quote_exec, read_entry
 
 
 def env(tmp_path: Path) -> dict[str, str]:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from camguard.store.files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -30,23 +31,7 @@ _ESCAPE_IN_QUOTES = set("\"`$\\")
 
 
 def _write(path: Path, text: str) -> None:
-    """Atomically, 0600, its folder made 0700 if new (the store's write_private, which the
-    platform layer may not import)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
-                 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # O_CREAT's mode is masked by the umask; be exact
-        os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
+    write_private(path, text.encode("utf-8"))
 
 
 def quote_exec(argv: Sequence[str]) -> str:
