@@ -12,13 +12,13 @@ import sys
 from collections.abc import Sequence
 
 from camguard import __version__
-from camguard.cli import actions, detect, history, rules, selftest
+from camguard.cli import actions, detect, history, rules, selftest, service
 from camguard.cli.common import CliError, add_common_options
 
 log = logging.getLogger(__name__)
 
 # Subcommand modules, in the order `--help` lists them. Each has register(subparsers, common).
-COMMAND_MODULES = [detect, history, actions, rules, selftest]
+COMMAND_MODULES = [detect, history, actions, rules, service, selftest]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from camguard.cli import remote
 from camguard.cli.common import CliError, detection_settings
 from camguard.core.blocks import (
     ActionResult,
@@ -73,6 +74,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                        help="switch the camera and/or microphone back on")
     p.add_argument("target", type=BlockTarget, choices=list(BlockTarget), metavar="WHAT",
                    help="camera, microphone or all")
+    remote.add_password_option(p)
     p.set_defaults(func=cmd_unblock)
 
     p = sub.add_parser("blocks", parents=[common], epilog=EPILOG, formatter_class=fmt,
@@ -138,6 +140,9 @@ def build_block_manager(settings: DetectionSettings) -> BlockManager:
 
 # -- commands ------------------------------------------------------------------------------------
 def cmd_kill(args: argparse.Namespace) -> int:
+    if (client := remote.service_client(args)) is not None:
+        return _served(remote.call(lambda: client.kill(args.pid, args.create_time,
+                                                       force=args.force)))
     _linux_only()
     result: ActionResult = build_killer(detection_settings(args)).kill(
         args.pid, args.create_time, force=args.force)
@@ -145,6 +150,10 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 
 def cmd_block(args: argparse.Namespace) -> int:
+    if (client := remote.service_client(args)) is not None:
+        return _served(remote.call(lambda: client.block(
+            args.target.value, args.duration, unbind_usb=args.unbind_usb,
+            persistent=args.persistent)))
     _linux_only()
     manager = build_block_manager(detection_settings(args))
     report = manager.block(args.target, args.duration,
@@ -162,13 +171,19 @@ def cmd_block(args: argparse.Namespace) -> int:
 
 
 def cmd_unblock(args: argparse.Namespace) -> int:
+    if (client := remote.service_client(args)) is not None:
+        return _served(remote.with_password(
+            args, lambda password: client.unblock(args.target.value, password)))
     _linux_only()
+    remote.require_cli_unlock(args, f"unblocking the {args.target.value}")
     manager = build_block_manager(detection_settings(args))
     _expire(manager)
     return _print_report(manager.unblock(args.target))
 
 
 def cmd_panic(args: argparse.Namespace) -> int:
+    if (client := remote.service_client(args)) is not None:
+        return _served(remote.call(lambda: client.block("all")))
     _linux_only()
     manager = build_block_manager(detection_settings(args))
     code = _print_report(manager.panic())
@@ -177,6 +192,8 @@ def cmd_panic(args: argparse.Namespace) -> int:
 
 
 def cmd_blocks(args: argparse.Namespace) -> int:
+    if (client := remote.service_client(args)) is not None:
+        return remote.print_blocks(remote.call(client.blocks), args.json)
     _linux_only()
     manager = build_block_manager(detection_settings(args))
     lifted = manager.expire_due()
@@ -274,6 +291,24 @@ def _print_report(report: BlockReport) -> int:
         if d.startswith("could not record"):
             print(f"camguard: error: {literal(d, 500)}", file=sys.stderr)
     return EXIT_CODES[report.result.outcome]
+
+
+def _served(answer: dict[str, Any]) -> int:
+    """Print what the service did (the same lines as a local kill or block)."""
+    for part in answer.get("parts") or []:
+        line = f"{part['kind']}: {literal(str(part['message']), 2000)}"
+        if part.get("outcome") == "done":
+            print(line)
+        else:
+            print(f"{part['kind']}: {part['outcome']}: {literal(str(part['message']), 2000)}",
+                  file=sys.stderr)
+    for p in answer.get("problems") or []:
+        print(f"camguard: warning: {literal(str(p), 500)}", file=sys.stderr)
+    if answer.get("ok") is True:
+        if not answer.get("parts"):
+            print(literal(str(answer.get("message", "")), 2000))
+        return EXIT_DONE
+    return remote.fail(answer, quiet=bool(answer.get("parts")))
 
 
 def _finish(result: ActionResult) -> int:

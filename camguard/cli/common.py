@@ -43,6 +43,10 @@ def add_common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
         help="JSON-lines event log (default: the events_file setting, else events.jsonl in "
         "the state folder)")
     parser.add_argument(
+        "--socket", type=Path, default=default, metavar="PATH",
+        help="the camguard service's socket: status, watch, history, kill, block and "
+        "unblock go through it (default: /run/camguard/camguard.sock when a service runs)")
+    parser.add_argument(
         "-v", "--verbose", action="count", default=argparse.SUPPRESS if suppress else 0,
         help="log more (repeat for debug output)")
 

@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 from camguard.app import build_detection
+from camguard.cli import remote
 from camguard.cli.common import detection_settings
 from camguard.core.models import HealthEvent, MonitorEvent, Usage
 from camguard.core.serialize import device_dict, event_dict, rfc3339, state_dict
@@ -36,7 +37,14 @@ def _dump(obj: Any) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    state = build_detection(detection_settings(args)).look_once()
+    client = remote.service_client(args)
+    if client is not None:
+        got = remote.status(client, args)
+        if isinstance(got, int):
+            return got
+        state = got
+    else:
+        state = build_detection(detection_settings(args)).look_once()
     if args.json:
         print(json.dumps(state_dict(state), ensure_ascii=False, indent=2))
         return 0
@@ -74,6 +82,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
+    client = remote.service_client(args)
+    if client is not None:
+        return remote.watch(client, args, _event_line)
     detection = build_detection(detection_settings(args))
     monitor = detection.monitor()
     events: queue.Queue[MonitorEvent | None] = queue.Queue()

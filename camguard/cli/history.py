@@ -8,15 +8,19 @@ import json
 import re
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from camguard.cli import remote
 from camguard.cli.common import CliError
+from camguard.core.serialize import rfc3339
 from camguard.core.text import literal
 from camguard.platform.clock import SystemClock
 from camguard.store.db import default_path
 from camguard.store.export import session_dict, write_csv
 from camguard.store.history import HistoryStore, SessionRecord
+from camguard.store.tamper import history_records, start_of
 
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|sec|min|m|h|d|w)(?:\s+ago)?", re.IGNORECASE)
@@ -75,26 +79,38 @@ def cmd_history(args: argparse.Namespace) -> int:
     until = None if args.until is None else parse_when(args.until, now, "--until")
     if args.limit is not None and args.limit < 0:
         raise CliError("--limit must be 0 or more", 2)
-    path: Path = args.db if args.db is not None else default_path()
+    filters = {"since": since, "until": until, "kind": args.kind, "app": args.app,
+               "device": args.device, "search": args.search}
+    client = None if args.db is not None else remote.service_client(args)
     records: list[SessionRecord] = []
-    if path.exists():
-        store = HistoryStore(path, clock, hash_exes=False)
-        try:
-            if store.warning:
-                print(f"camguard: warning: {store.warning}", file=sys.stderr)
-            records = store.sessions(since=since, until=until, kind=args.kind,
-                                     device=args.device, app=args.app, search=args.search,
-                                     limit=args.limit)
-        finally:
-            store.close()
-    elif not (args.json or args.csv):
-        print(f"no history yet ({literal(str(path), 300)} does not exist)", file=sys.stderr)
+    gaps: list[dict[str, Any]] = []  # gaps and policy changes (see store.tamper)
+    entries: list[dict[str, Any]] | None = None
+    if client is not None:
+        records, gaps, entries = remote.history_entries(client, {**filters,
+                                                                 "limit": args.limit})
+    else:
+        path: Path = args.db if args.db is not None else default_path()
+        if path.exists():
+            store = HistoryStore(path, clock, hash_exes=False)
+            try:
+                if store.warning:
+                    print(f"camguard: warning: {store.warning}", file=sys.stderr)
+                records, audits = history_records(store, filters, None, args.limit)
+                gaps = [a.to_dict() for a in audits]
+            finally:
+                store.close()
+        elif not (args.json or args.csv):
+            print(f"no history yet ({literal(str(path), 300)} does not exist)",
+                  file=sys.stderr)
     if args.json:
-        print(json.dumps([session_dict(r) for r in records], ensure_ascii=False, indent=2))
+        if entries is None:
+            entries = sorted([session_dict(r) for r in records] + gaps, key=start_of,
+                             reverse=True)
+        print(json.dumps(entries, ensure_ascii=False, indent=2))
     elif args.csv:
         write_csv(records, sys.stdout)
     else:
-        _print_table(records)
+        _print_table(records, gaps)
     return 0
 
 
@@ -113,13 +129,19 @@ def _duration(rec: SessionRecord) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def _print_table(records: list[SessionRecord]) -> None:
-    if not records:
+def _print_table(records: list[SessionRecord], gaps: Sequence[dict[str, Any]] = ()) -> None:
+    if not records and not gaps:
         print("no sessions")
         return
     print(f"{'START':<19}  {'LENGTH':>8}  {'KIND':<10}  {'APP':<40}  {'USER':<12}  "
           f"{'DECISION':<16}  DEVICE")
-    for rec in records:
+    rows: list[tuple[str, SessionRecord | dict[str, Any]]] = [
+        *((start_of(g), g) for g in gaps),
+        *((start_of({"start": rfc3339(r.start)}), r) for r in records)]
+    for _start, rec in sorted(rows, key=lambda row: row[0], reverse=True):
+        if isinstance(rec, dict):
+            print(remote.gap_line(rec))
+            continue
         if rec.pid is None:
             app = "(a process camguard could not see)"
         else:

@@ -64,6 +64,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             UNIQUE (exe, device_kind)
         )""",
     )),
+    Migration(3, "tamper evidence: each run of the recorder, and gaps and policy changes", (
+        # One row per run; stopped_at stays NULL when a run never stopped cleanly (killed,
+        # crashed, power lost): the next run then records a gap from its last_beat.
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            started_at REAL NOT NULL,
+            last_beat REAL NOT NULL,
+            stopped_at REAL,
+            stop_reason TEXT,
+            pid INTEGER,
+            policy_sha256 TEXT
+        )""",
+        # type 'gap' (not monitored from started_at to ended_at) or 'policy-changed'.
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            type TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            message NOT NULL
+        )""",
+        "CREATE INDEX audit_by_start ON audit (started_at)",
+    )),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

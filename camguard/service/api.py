@@ -1,0 +1,323 @@
+"""The service's operations: what each request does, for whom, and behind which checks.
+
+Everything the service reaches (monitor state, history, kill switch, lock, rules) comes in
+through the small interfaces below, so this module knows no store or platform code; the
+``service`` command wires the real objects (camguard.cli.service).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from camguard.core.blocks import (
+    ActionResult,
+    ActiveBlock,
+    BlockOptions,
+    BlockReport,
+    BlockTarget,
+    Outcome,
+)
+from camguard.core.clock import Clock
+from camguard.core.models import DeviceKind
+from camguard.core.serialize import rfc3339, state_dict
+from camguard.core.state import GuardState
+from camguard.core.text import json_safe
+from camguard.service import protocol as P
+from camguard.service.authorization import (
+    Caller,
+    Lookup,
+    can_see,
+    history_users,
+    kill_permission,
+    lookup_process,
+    visible_state,
+)
+from camguard.service.enforcement import ProcessKiller
+from camguard.service.hub import EventHub, Outgoing, Subscription
+
+log = logging.getLogger(__name__)
+
+MAX_HISTORY = 10_000
+NO_OPTIONS = BlockOptions()
+
+
+class HistoryView(Protocol):
+    def entries(self, filters: Mapping[str, Any], users: frozenset[str] | None,
+                limit: int) -> list[dict[str, Any]]:
+        """Sessions (and gaps) newest first; ``users`` None: every account's.
+        Raises ValueError for a filter it cannot use."""
+        ...
+
+
+class Blocks(Protocol):
+    def block(self, target: BlockTarget, duration: float | None,
+              options: BlockOptions = NO_OPTIONS) -> BlockReport: ...
+
+    def unblock(self, target: BlockTarget) -> BlockReport: ...
+
+    def active(self) -> tuple[list[ActiveBlock], list[str]]: ...
+
+    def expire_due(self) -> BlockReport: ...
+
+
+class LockAnswer(Protocol):
+    @property
+    def status(self) -> str: ...  # "ok", "wrong" or "locked-out"
+
+    @property
+    def retry_after(self) -> float: ...
+
+    @property
+    def message(self) -> str: ...
+
+
+class Lock(Protocol):
+    def is_set(self) -> bool: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def check(self, password: str | None) -> LockAnswer: ...
+
+    def set_password(self, new: str, current: str | None = None, *, force: bool = False
+                     ) -> LockAnswer: ...
+
+    def clear(self, current: str | None, *, force: bool = False) -> LockAnswer: ...
+
+
+class Pausable(Protocol):
+    def pause(self, seconds: float | None) -> float | None: ...
+
+    def resume(self) -> None: ...
+
+    def paused(self) -> tuple[bool, float | None]: ...
+
+
+_CODES = {Outcome.FAILED: P.FAILED, Outcome.REFUSED: P.DENIED, Outcome.NOT_FOUND: P.NOT_FOUND}
+
+
+def action_response(result: ActionResult, **extra: Any) -> dict[str, Any]:
+    if result.ok:
+        return P.ok(outcome=result.outcome.value, message=json_safe(result.message), **extra)
+    return P.error(_CODES[result.outcome], json_safe(result.message),
+                   outcome=result.outcome.value, **extra)
+
+
+def report_response(report: BlockReport) -> dict[str, Any]:
+    parts = [{"kind": k.value, "outcome": r.outcome.value, "message": json_safe(r.message)}
+             for k, r in report.parts]
+    return action_response(report.result, parts=parts,
+                           problems=[json_safe(p) for p in report.problems],
+                           details=[json_safe(d) for d in report.result.details])
+
+
+def block_dict(b: ActiveBlock, now: float) -> dict[str, Any]:
+    left = b.left(now)
+    return {"kind": b.kind.value, "since": rfc3339(b.since), "until": rfc3339(b.until),
+            "seconds_left": None if left is None else round(left, 3),
+            "how": [{"kind": s.kind.value, "target": json_safe(s.target)} for s in b.steps]}
+
+
+class ServiceApi:
+    """Serves one request at a time per connection thread; every dependency is thread-safe."""
+
+    def __init__(self, *, state: Callable[[], GuardState], history: HistoryView,
+                 killer: ProcessKiller, blocks: Blocks, lock: Lock, enforcement: Pausable,
+                 hub: EventHub, clock: Clock, rules: Callable[[], dict[str, Any]] | None = None,
+                 version: str = "", admin_group: str = "",
+                 lookup: Lookup = lookup_process) -> None:
+        self._state = state
+        self._history = history
+        self._killer = killer
+        self._blocks = blocks
+        self._lock = lock
+        self._enforcement = enforcement
+        self._hub = hub
+        self._clock = clock
+        self._rules = rules
+        self._version = version
+        self._admin_group = admin_group
+        self._lookup = lookup
+        self._ops: dict[str, Callable[[Caller, P.Request], dict[str, Any]]] = {
+            "hello": self._hello, "status": self._status, "history": self._history_op,
+            "kill": self._kill, "block": self._block, "unblock": self._unblock,
+            "blocks": self._blocks_op, "pause": self._pause, "resume": self._resume,
+            "rules": self._rules_op, "lock-status": self._lock_status,
+            "lock-set": self._lock_set, "lock-clear": self._lock_clear,
+        }
+
+    def handle(self, caller: Caller, request: P.Request) -> dict[str, Any]:
+        """The answer to one request (``watch`` is streamed by the server: see subscribe)."""
+        op = self._ops.get(request.op)
+        if op is None:
+            return P.error(P.UNKNOWN_OP, f"{request.op!r} cannot be used here")
+        try:
+            return op(caller, request)
+        except Exception:
+            log.exception("request %s from uid %d failed", request.op, caller.uid)
+            return P.error(P.INTERNAL, "internal error in the service (see its log)")
+
+    def subscribe(self, caller: Caller) -> Subscription:
+        """A watch queue carrying only what ``caller`` may see."""
+        def accept(item: Outgoing) -> bool:
+            return item.usage is None or can_see(caller, item.usage)
+
+        return self._hub.subscribe(accept)
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._hub.unsubscribe(sub)
+
+    # -- reading ---------------------------------------------------------------------------
+    def _hello(self, caller: Caller, _req: P.Request) -> dict[str, Any]:
+        return P.ok(service="camguard", version=self._version, protocol=P.PROTOCOL_VERSION,
+                    caller=caller.to_dict(), admin_group=self._admin_group)
+
+    def _status(self, caller: Caller, _req: P.Request) -> dict[str, Any]:
+        state = visible_state(caller, self._state())
+        paused, until = self._enforcement.paused()
+        blocks, _problems = self._blocks.active()
+        return P.ok(**state_dict(state), paused=paused, paused_until=rfc3339(until),
+                    blocked=[b.kind.value for b in blocks], lock=self._lock.is_set(),
+                    caller=caller.to_dict())
+
+    def _history_op(self, caller: Caller, req: P.Request) -> dict[str, Any]:
+        asked = req.get("user")
+        if asked is not None and not caller.admin:
+            return P.error(P.DENIED, "only an admin may read another account's history")
+        kind = req.get("kind")
+        if kind is not None and kind not in {k.value for k in DeviceKind}:
+            return P.error(P.BAD_REQUEST, "history.kind must be camera or microphone")
+        limit = req.get("limit")
+        if limit is not None and limit < 0:
+            return P.error(P.BAD_REQUEST, "history.limit must be 0 or more")
+        cap = MAX_HISTORY if limit is None else min(limit, MAX_HISTORY)
+        filters = {k: req.get(k) for k in ("since", "until", "kind", "app", "device", "search")}
+        try:
+            entries = self._history.entries(filters, history_users(caller, asked), cap + 1)
+        except ValueError as exc:
+            return P.error(P.BAD_REQUEST, json_safe(str(exc)))
+        truncated = limit is None and len(entries) > cap
+        return P.ok(entries=entries[:cap], truncated=truncated)
+
+    def _blocks_op(self, _caller: Caller, _req: P.Request) -> dict[str, Any]:
+        lifted = self._blocks.expire_due()
+        blocks, problems = self._blocks.active()
+        now = self._clock.now()
+        return P.ok(blocks=[block_dict(b, now) for b in blocks],
+                    lifted=[k.value for k, r in lifted.parts if r.ok],
+                    problems=[json_safe(p) for p in (*lifted.problems, *problems)])
+
+    def _rules_op(self, _caller: Caller, _req: P.Request) -> dict[str, Any]:
+        if self._rules is None:
+            return P.error(P.UNAVAILABLE, "this service enforces no rules")
+        return P.ok(**self._rules())
+
+    def _lock_status(self, _caller: Caller, _req: P.Request) -> dict[str, Any]:
+        return P.ok(**self._lock.status())
+
+    # -- acting ----------------------------------------------------------------------------
+    def _kill(self, caller: Caller, req: P.Request) -> dict[str, Any]:
+        pid = int(req.get("pid"))
+        if pid <= 0:
+            return P.error(P.BAD_REQUEST, "kill.pid must be a positive process id")
+        allowed = kill_permission(caller, pid, req.get("create_time"), self._state(),
+                                  self._lookup)
+        if isinstance(allowed, str):
+            code = P.NOT_FOUND if allowed.startswith("no process") else P.DENIED
+            return P.error(code, allowed, outcome="not_found" if code == P.NOT_FOUND
+                           else "refused")
+        log.info("uid %d asks to end pid %d", caller.uid, pid)
+        return action_response(self._killer.kill(allowed.pid, allowed.create_time,
+                                                  force=bool(req.get("force", False))))
+
+    def _block(self, caller: Caller, req: P.Request) -> dict[str, Any]:
+        target = _target(req)
+        if isinstance(target, dict):
+            return target
+        seconds = req.get("seconds")
+        if seconds is not None and seconds <= 0:
+            return P.error(P.BAD_REQUEST, "block.seconds must be more than 0")
+        options = BlockOptions(unbind_usb=bool(req.get("unbind_usb", False)),
+                               persistent=bool(req.get("persistent", False)))
+        log.info("uid %d blocks %s", caller.uid, target.value)
+        return report_response(self._blocks.block(target, seconds, options))
+
+    def _unblock(self, caller: Caller, req: P.Request) -> dict[str, Any]:
+        target = _target(req)
+        if isinstance(target, dict):
+            return target
+        refused = self._unlock(caller, req.get("password"), f"unblocking the {target.value}")
+        if refused is not None:
+            return refused
+        log.info("uid %d unblocks %s", caller.uid, target.value)
+        return report_response(self._blocks.unblock(target))
+
+    def _pause(self, caller: Caller, req: P.Request) -> dict[str, Any]:
+        if not caller.admin and not self._lock.is_set():
+            return P.error(P.DENIED, "pausing the rules for every account needs an admin "
+                           f"(root or the group {self._admin_group!r})")
+        refused = self._unlock(caller, req.get("password"), "pausing the rules")
+        if refused is not None:
+            return refused
+        seconds = req.get("seconds")
+        if seconds is not None and seconds <= 0:
+            return P.error(P.BAD_REQUEST, "pause.seconds must be more than 0")
+        until = self._enforcement.pause(seconds)
+        log.warning("uid %d paused enforcement until %s", caller.uid, rfc3339(until) or
+                    "resumed")
+        return P.ok(paused=True, paused_until=rfc3339(until))
+
+    def _resume(self, caller: Caller, _req: P.Request) -> dict[str, Any]:
+        self._enforcement.resume()  # being stricter needs no permission
+        log.info("uid %d resumed enforcement", caller.uid)
+        return P.ok(paused=False)
+
+    def _lock_set(self, caller: Caller, req: P.Request) -> dict[str, Any]:
+        if not caller.admin:
+            return P.error(P.DENIED, "only an admin may set the parental lock "
+                           f"(root or the group {self._admin_group!r})")
+        try:
+            answer = self._lock.set_password(req.get("password"), req.get("current"),
+                                             force=caller.root)
+        except ValueError as exc:
+            return P.error(P.BAD_REQUEST, str(exc))
+        return _lock_response(answer, "changing the parental lock",
+                              asked=req.get("current") is not None)
+
+    def _lock_clear(self, caller: Caller, req: P.Request) -> dict[str, Any]:
+        if not caller.admin:
+            return P.error(P.DENIED, "only an admin may clear the parental lock")
+        answer = self._lock.clear(req.get("current"), force=caller.root)
+        return _lock_response(answer, "clearing the parental lock",
+                              asked=req.get("current") is not None)
+
+    def _unlock(self, caller: Caller, password: str | None, what: str) -> dict[str, Any] | None:
+        """None when ``caller`` may go on; else the refusal. Root needs no password."""
+        if caller.root or not self._lock.is_set():
+            return None
+        answer = self._lock.check(password)
+        if answer.status == "ok":
+            return None
+        log.warning("uid %d: %s refused by the parental lock (%s)", caller.uid, what,
+                    answer.status)
+        return _lock_response(answer, what, asked=password is not None)
+
+
+def _lock_response(answer: LockAnswer, what: str, *, asked: bool = True) -> dict[str, Any]:
+    if answer.status == "ok":
+        return P.ok(message=answer.message)
+    retry = round(answer.retry_after, 3)
+    if answer.status == "locked-out":
+        return P.error(P.LOCKED_OUT, f"{what}: {answer.message}", retry_after=retry)
+    if not asked:
+        return P.error(P.PASSWORD_REQUIRED, f"{what} needs the parental-lock password",
+                       retry_after=retry)
+    return P.error(P.WRONG_PASSWORD, f"{what}: {answer.message}", retry_after=retry)
+
+
+def _target(req: P.Request) -> BlockTarget | dict[str, Any]:
+    try:
+        return BlockTarget(req.get("target"))
+    except ValueError:
+        return P.error(P.BAD_REQUEST, f"{req.op}.target must be camera, microphone or all")

@@ -1,0 +1,192 @@
+"""A client of the camguard service, for the CLI and the tray: one method per operation.
+
+Each call opens its own connection (cheap on a Unix socket, and a failed call cannot leave
+a half-read answer behind for the next one); :meth:`ServiceClient.watch` keeps one open
+and yields events until it is closed. Answers are returned as the service sent them:
+``{"ok": false, ...}`` is an answer, not an exception; only "cannot talk to the service"
+raises :class:`ServiceUnavailable`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from camguard.service import protocol as P
+from camguard.service.authorization import peer_credentials
+
+DEFAULT_SOCKET = Path("/run/camguard/camguard.sock")
+# Answers can be large (a long history); a line past this is a broken or hostile server.
+MAX_ANSWER = 256 << 20
+
+
+def default_socket() -> Path:
+    """``CAMGUARD_SOCKET`` when set, else the system service's socket."""
+    override = os.environ.get("CAMGUARD_SOCKET")
+    return Path(override) if override else DEFAULT_SOCKET
+
+
+class ServiceUnavailable(Exception):
+    """Nothing answers at the socket, or the answer was not the protocol."""
+
+
+class _Lines:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+
+    def read(self) -> bytes:
+        while True:
+            nl = self.buf.find(b"\n")
+            if nl >= 0:
+                line = bytes(self.buf[:nl])
+                del self.buf[:nl + 1]
+                return line
+            if len(self.buf) > MAX_ANSWER:
+                raise ServiceUnavailable("the service sent an answer that never ends")
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise ServiceUnavailable("the service closed the connection")
+            self.buf += chunk
+
+
+class Watch:
+    """An open ``watch``: iterate for event dicts; :meth:`close` (or ``with``) to stop."""
+
+    def __init__(self, sock: socket.socket, lines: _Lines, hello: dict[str, Any]) -> None:
+        self._sock = sock
+        self._lines = lines
+        self.hello = hello
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        while True:
+            try:
+                line = self._lines.read()
+            except (ServiceUnavailable, OSError):
+                return
+            event = P.decode_response(line)
+            yield event
+            if event.get("ok") is False:  # dropped for falling behind; the service closes
+                return
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+class ServiceClient:
+    """Talks to the service at ``path``. ``require_root``: refuse a server not run by root
+    (the default system socket must be the real service, not a user's impostor)."""
+
+    def __init__(self, path: Path | None = None, *, timeout: float = 60.0,
+                 require_root: bool = False) -> None:
+        self.path = path if path is not None else default_socket()
+        self.timeout = timeout
+        self.require_root = require_root
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _connect(self, timeout: float | None) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(self.path))
+            if self.require_root and peer_credentials(sock)[1] != 0:
+                raise ServiceUnavailable(f"{self.path} is not served by root; not using it")
+        except OSError as exc:
+            sock.close()
+            raise ServiceUnavailable(f"no camguard service at {self.path}: "
+                                     f"{exc.strerror or exc}") from exc
+        except ServiceUnavailable:
+            sock.close()
+            raise
+        return sock
+
+    def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        """Send one request; the answer as a dict (``ok`` false included)."""
+        sock = self._connect(self.timeout)
+        try:
+            sock.sendall(P.encode({"op": op, **fields}))
+            return P.decode_response(_Lines(sock).read())
+        except (OSError, ValueError) as exc:
+            raise ServiceUnavailable(f"talking to the service at {self.path} failed: {exc}") \
+                from exc
+        finally:
+            sock.close()
+
+    def available(self) -> bool:
+        try:
+            return self.hello().get("ok") is True
+        except ServiceUnavailable:
+            return False
+
+    # -- operations --------------------------------------------------------------------------
+    def hello(self) -> dict[str, Any]:
+        return self.request("hello")
+
+    def status(self) -> dict[str, Any]:
+        return self.request("status")
+
+    def history(self, **filters: Any) -> dict[str, Any]:
+        """Filters: since, until (seconds), kind, app, device, search, limit, user (admin)."""
+        return self.request("history", **{k: v for k, v in filters.items() if v is not None})
+
+    def kill(self, pid: int, create_time: float | None = None, *, force: bool = False
+             ) -> dict[str, Any]:
+        return self.request("kill", pid=pid, create_time=create_time, force=force)
+
+    def block(self, target: str, seconds: float | None = None, *, unbind_usb: bool = False,
+              persistent: bool = False) -> dict[str, Any]:
+        return self.request("block", target=target, seconds=seconds, unbind_usb=unbind_usb,
+                            persistent=persistent)
+
+    def unblock(self, target: str, password: str | None = None) -> dict[str, Any]:
+        return self.request("unblock", target=target, password=password)
+
+    def blocks(self) -> dict[str, Any]:
+        return self.request("blocks")
+
+    def pause(self, seconds: float | None = None, password: str | None = None
+              ) -> dict[str, Any]:
+        return self.request("pause", seconds=seconds, password=password)
+
+    def resume(self) -> dict[str, Any]:
+        return self.request("resume")
+
+    def rules(self) -> dict[str, Any]:
+        return self.request("rules")
+
+    def lock_status(self) -> dict[str, Any]:
+        return self.request("lock-status")
+
+    def lock_set(self, password: str, current: str | None = None) -> dict[str, Any]:
+        return self.request("lock-set", password=password, current=current)
+
+    def lock_clear(self, current: str | None = None) -> dict[str, Any]:
+        return self.request("lock-clear", current=current)
+
+    def watch(self) -> Watch:
+        """Start watching; raises ServiceUnavailable if the service refuses."""
+        sock = self._connect(self.timeout)
+        try:
+            sock.sendall(P.encode({"op": "watch"}))
+            lines = _Lines(sock)
+            hello = P.decode_response(lines.read())
+        except (OSError, ValueError) as exc:
+            sock.close()
+            raise ServiceUnavailable(f"watching through {self.path} failed: {exc}") from exc
+        if hello.get("ok") is not True:
+            sock.close()
+            raise ServiceUnavailable(str(hello.get("error", "the service refused to watch")))
+        sock.settimeout(None)  # events come when they come
+        return Watch(sock, lines, hello)

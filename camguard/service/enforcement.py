@@ -1,0 +1,230 @@
+"""Rules enforced for every account: each new usage is decided (core.rules.decide) and a kill
+or block-device verdict is carried out, on a worker thread so the monitor never waits.
+
+Nobody sits at the service to answer an "ask": such a usage is left alone and the decision
+is published to watch clients (the tray asks its user and can then request a kill).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from camguard.core.blocks import (
+    ActionResult,
+    BlockOptions,
+    BlockReport,
+    BlockTarget,
+    Outcome,
+)
+from camguard.core.clock import Clock
+from camguard.core.models import EventType, MonitorEvent, ProcessRef, Usage, UsageEvent
+from camguard.core.rules import Decision, Duration, MatchBy, Mode, Rule, UsageFacts, Verdict, decide
+from camguard.core.rules_json import decision_dict
+from camguard.core.serialize import process_dict, rfc3339
+from camguard.core.state import UsageKey
+from camguard.core.text import json_safe, literal
+from camguard.service.hub import Outgoing
+
+log = logging.getLogger(__name__)
+
+NO_OPTIONS = BlockOptions()
+
+
+class RuleSource(Protocol):
+    """The rules in force and the mode; called on the enforcement thread for each usage."""
+
+    def current(self) -> tuple[Sequence[Rule], Mode]: ...
+
+    def spend(self, rule: Rule) -> None:
+        """A "once" rule made its decision and is gone."""
+        ...
+
+
+class ProcessKiller(Protocol):
+    def kill(self, pid: int, create_time: float | None = None, *, force: bool = False
+             ) -> ActionResult: ...
+
+
+class DeviceBlocker(Protocol):
+    def block(self, target: BlockTarget, duration: float | None,
+              options: BlockOptions = NO_OPTIONS) -> BlockReport: ...
+
+
+class DecisionLog(Protocol):
+    """Where decisions are recorded next to their session (HistoryStore)."""
+
+    def session_for(self, key: UsageKey) -> int | None: ...
+
+    def record_decision(self, session_id: int, decision: str | None,
+                        decided_by: str | None) -> bool: ...
+
+
+Hasher = Callable[[ProcessRef], "str | None"]
+_RECORDED = {Verdict.ALLOW: "allowed", Verdict.KILL: "killed", Verdict.BLOCK_DEVICE: "blocked"}
+
+
+class SystemLocalTime(_dt.tzinfo):
+    """The system's local time with its daylight-saving changes (a fixed offset taken at
+    start-up would put every schedule an hour off after the clocks change)."""
+
+    def utcoffset(self, dt: _dt.datetime | None) -> _dt.timedelta:
+        when = time.time() if dt is None else time.mktime(dt.replace(tzinfo=None).timetuple())
+        return _dt.timedelta(seconds=time.localtime(when).tm_gmtoff)
+
+    def dst(self, dt: _dt.datetime | None) -> _dt.timedelta:
+        return _dt.timedelta(0)
+
+    def tzname(self, dt: _dt.datetime | None) -> str:
+        return time.strftime("%Z")
+
+    def fromutc(self, dt: _dt.datetime) -> _dt.datetime:
+        ts = dt.replace(tzinfo=_dt.UTC).timestamp()
+        return dt + _dt.timedelta(seconds=time.localtime(ts).tm_gmtoff)
+
+
+class Enforcement:
+    """A Monitor sink that decides each started usage and acts on it.
+
+    Threads: ``__call__`` runs on the monitor thread and only queues; the decision and the
+    action (a kill waits up to ~8 s, a block may take seconds) run on this object's worker.
+    """
+
+    def __init__(self, rules: RuleSource, killer: ProcessKiller, blocker: DeviceBlocker,
+                 clock: Clock, *, hasher: Hasher | None = None,
+                 decisions: DecisionLog | None = None,
+                 publish: Callable[[Outgoing], None] | None = None,
+                 tz: _dt.tzinfo | None = None) -> None:
+        self._rules = rules
+        self._killer = killer
+        self._blocker = blocker
+        self._clock = clock
+        self._hasher = hasher
+        self._decisions = decisions
+        self._publish = publish
+        self._tz = tz if tz is not None else SystemLocalTime()
+        self._queue: queue.Queue[tuple[Usage, int | None] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._paused_until: float | None = None
+        self._paused = False
+        self._lock = threading.Lock()
+
+    # -- pause ---------------------------------------------------------------------------
+    def pause(self, seconds: float | None) -> float | None:
+        """Stop enforcing for ``seconds`` (None: until resumed); returns the end time."""
+        with self._lock:
+            self._paused = True
+            self._paused_until = None if seconds is None else self._clock.now() + seconds
+            return self._paused_until
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused, self._paused_until = False, None
+
+    def paused(self) -> tuple[bool, float | None]:
+        """(paused now, until when: None for until resumed)."""
+        with self._lock:
+            if self._paused and self._paused_until is not None \
+                    and self._clock.now() >= self._paused_until:
+                self._paused, self._paused_until = False, None
+            return self._paused, self._paused_until
+
+    # -- the sink and its worker -----------------------------------------------------------
+    def __call__(self, ev: MonitorEvent) -> None:
+        if isinstance(ev, UsageEvent) and ev.type is EventType.STARTED:
+            if self.paused()[0]:  # judged when the usage starts, not when the worker gets to it
+                log.info("enforcement paused: %s not checked against the rules",
+                         literal(ev.usage.device.id, 200))
+                return
+            # The history sink ran before this one on the monitor thread: the session is
+            # open now, and may be closed (and forgotten) by the time the worker acts.
+            session = None if self._decisions is None else \
+                self._decisions.session_for(ev.usage.key)
+            self._queue.put((ev.usage, session))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="camguard-enforcement",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            try:
+                self.enforce(*job)
+            except Exception:
+                log.exception("enforcing the rules for a usage failed")
+
+    def enforce(self, usage: Usage, session: int | None = None
+                ) -> tuple[Decision, ActionResult | None] | None:
+        """Decide ``usage`` and act; None while paused. Runs on the worker (tests call it).
+        ``session``: its history session (looked up when not given)."""
+        paused, _until = self.paused()
+        if paused:
+            log.info("enforcement paused: %s not checked against the rules",
+                     literal(usage.device.id, 200))
+            return None
+        rules, mode = self._rules.current()
+        p = usage.process
+        sha = None
+        if p is not None and p.exe and self._hasher is not None \
+                and any(r.app.by is MatchBy.EXE for r in rules):
+            sha = self._hasher(p)
+        decision = decide(rules, UsageFacts.from_usage(usage, sha), mode, self._clock, self._tz)
+        if decision.rule is not None and decision.rule.duration is Duration.ONCE:
+            self._rules.spend(decision.rule)
+        if session is None and self._decisions is not None:
+            # Before acting: once the process is ended, the history forgets the session.
+            session = self._decisions.session_for(usage.key)
+        result = self._act(usage, decision)
+        self._record(session, decision)
+        self._announce(usage, decision, result)
+        return decision, result
+
+    def _act(self, usage: Usage, decision: Decision) -> ActionResult | None:
+        p = usage.process
+        if decision.verdict is Verdict.KILL:
+            if p is None:
+                return ActionResult(Outcome.NOT_FOUND, "cannot end a process camguard "
+                                    "cannot see")
+            result = self._killer.kill(p.pid, p.create_time)
+        elif decision.verdict is Verdict.BLOCK_DEVICE:
+            result = self._blocker.block(BlockTarget(usage.device.kind.value), None).result
+        else:
+            return None
+        log.info("rule verdict %s for %s: %s", decision.verdict.value,
+                 literal(usage.device.id, 200), literal(result.message, 500))
+        return result
+
+    def _record(self, session: int | None, decision: Decision) -> None:
+        recorded = _RECORDED.get(decision.verdict)
+        if self._decisions is None or recorded is None or session is None:
+            return
+        by = f"rule {decision.rule.id}" if decision.rule else f"mode {decision.mode.value}"
+        if decision.rule is not None and decision.rule.origin.value != "user":
+            by += f" ({decision.rule.origin.value})"
+        try:
+            self._decisions.record_decision(session, recorded, by)
+        except Exception:
+            log.exception("could not record the decision")
+
+    def _announce(self, usage: Usage, decision: Decision, result: ActionResult | None) -> None:
+        if self._publish is None:
+            return
+        payload: dict[str, Any] = {
+            "event": "decision", "timestamp": rfc3339(self._clock.now()),
+            "kind": usage.device.kind.value, "device": json_safe(usage.device.id),
+            **process_dict(usage.process), **decision_dict(decision),
+            "outcome": None if result is None else result.outcome.value,
+            "message": None if result is None else json_safe(result.message),
+        }
+        self._publish(Outgoing(payload, usage))

@@ -1,0 +1,189 @@
+"""The service's wire protocol: one JSON object per line each way, checked field by field.
+
+A request is ``{"op": NAME, ...fields}`` on one line of UTF-8 of at most :data:`MAX_LINE`
+bytes; the answer is ``{"ok": true, ...}`` or ``{"ok": false, "error": TEXT, "code": CODE}``.
+``watch`` answers once and then streams one event object per line until the client goes.
+Every field is declared below with its type; anything else (an unknown field such as a
+``uid``, a wrong type, a non-finite number, nesting) is refused with a message saying
+what was wrong. Who asks is never part of a request: the kernel says (SO_PEERCRED).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from camguard.core.text import literal
+
+MAX_LINE = 64 * 1024
+PROTOCOL_VERSION = 1
+
+# Error codes a client can act on.
+BAD_REQUEST = "bad-request"
+TOO_LONG = "too-long"
+UNKNOWN_OP = "unknown-op"
+DENIED = "denied"
+PASSWORD_REQUIRED = "password-required"  # noqa: S105 - an error code, not a password
+WRONG_PASSWORD = "wrong-password"  # noqa: S105 - an error code
+LOCKED_OUT = "locked-out"
+NOT_FOUND = "not-found"
+FAILED = "failed"
+BUSY = "busy"
+UNAVAILABLE = "unavailable"
+INTERNAL = "internal"
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    types: tuple[str, ...]  # "str", "int", "num", "bool", "null"
+    required: bool = False
+    max_chars: int = 4096
+
+
+_STR = Field(("str",))
+_OPT_STR = Field(("str", "null"))
+_OPT_NUM = Field(("num", "null"))
+_BOOL = Field(("bool",))
+_PASSWORD = Field(("str", "null"), max_chars=1024)
+
+OPS: dict[str, dict[str, Field]] = {
+    "hello": {},
+    "status": {},
+    "watch": {},
+    "history": {"since": _OPT_NUM, "until": _OPT_NUM, "kind": _OPT_STR, "app": _OPT_STR,
+                "device": _OPT_STR, "search": _OPT_STR, "limit": Field(("int", "null")),
+                "user": _OPT_STR},
+    "kill": {"pid": Field(("int",), required=True), "create_time": _OPT_NUM, "force": _BOOL},
+    "block": {"target": Field(("str",), required=True), "seconds": _OPT_NUM,
+              "unbind_usb": _BOOL, "persistent": _BOOL},
+    "unblock": {"target": Field(("str",), required=True), "password": _PASSWORD},
+    "blocks": {},
+    "pause": {"seconds": _OPT_NUM, "password": _PASSWORD},
+    "resume": {},
+    "rules": {},
+    "lock-status": {},
+    "lock-set": {"password": Field(("str",), required=True, max_chars=1024),
+                 "current": _PASSWORD},
+    "lock-clear": {"current": _PASSWORD},
+}
+
+
+class RequestError(Exception):
+    """A request that cannot be served as sent; ``code`` is one of the codes above."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    op: str
+    fields: Mapping[str, Any]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self.fields.get(name)
+        return default if value is None else value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def parse_request(line: bytes) -> Request:
+    """Decode and check one request line (without its newline); raises RequestError."""
+    if len(line) > MAX_LINE:
+        raise RequestError(TOO_LONG, f"request longer than {MAX_LINE} bytes")
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(BAD_REQUEST, f"request is not valid UTF-8 (byte {exc.start})") \
+            from None
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise RequestError(BAD_REQUEST, "request is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, NaN, an integer with thousands of digits
+        raise RequestError(BAD_REQUEST, f"request is not valid JSON: {literal(str(exc), 200)}") \
+            from None
+    if not isinstance(doc, dict):
+        raise RequestError(BAD_REQUEST, "a request must be a JSON object")
+    op = doc.get("op")
+    if not isinstance(op, str):
+        raise RequestError(BAD_REQUEST, "a request needs an \"op\" (text)")
+    spec = OPS.get(op)
+    if spec is None:
+        raise RequestError(UNKNOWN_OP, f"unknown op {literal(op, 40)!r} "
+                           f"(known: {', '.join(sorted(OPS))})")
+    fields: dict[str, Any] = {}
+    for name, value in doc.items():
+        if name == "op":
+            continue
+        field = spec.get(name)
+        if field is None:
+            why = " (the service knows who you are from the kernel)" if name in (
+                "uid", "gid", "pid_of_caller", "user_id", "admin", "caller") else ""
+            raise RequestError(BAD_REQUEST, f"unknown field {literal(name, 40)!r} for "
+                               f"{op!r}{why}")
+        fields[name] = _check(op, name, field, value)
+    for name, field in spec.items():
+        if field.required and name not in fields:
+            raise RequestError(BAD_REQUEST, f"{op!r} needs the field {name!r}")
+    return Request(op, fields)
+
+
+def _type_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "num"
+    if isinstance(value, str):
+        return "str"
+    return "list" if isinstance(value, list) else "object"
+
+
+def _check(op: str, name: str, field: Field, value: Any) -> Any:
+    kind = _type_of(value)
+    if kind == "int" and "num" in field.types and "int" not in field.types:
+        value, kind = float(value), "num"
+    if kind not in field.types:
+        raise RequestError(BAD_REQUEST, f"{op}.{name} must be {' or '.join(field.types)}, "
+                           f"not {kind}")
+    if kind == "num" and not math.isfinite(value):
+        raise RequestError(BAD_REQUEST, f"{op}.{name} must be a finite number")
+    if kind == "int" and not -(2**63) <= value < 2**63:
+        raise RequestError(BAD_REQUEST, f"{op}.{name} is out of range")
+    if kind == "str" and (len(value) > field.max_chars or "\x00" in value):
+        raise RequestError(BAD_REQUEST, f"{op}.{name} is longer than {field.max_chars} "
+                           "characters or holds a NUL")
+    return value
+
+
+def ok(**fields: Any) -> dict[str, Any]:
+    return {"ok": True, **fields}
+
+
+def error(code: str, message: str, **fields: Any) -> dict[str, Any]:
+    return {"ok": False, "error": message, "code": code, **fields}
+
+
+def encode(obj: Mapping[str, Any]) -> bytes:
+    """One line. ASCII-only escapes keep any text (a lone surrogate echoed from a request,
+    a process name) encodable; the reader gets the same characters back."""
+    return (json.dumps(obj, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+            + "\n").encode("ascii")
+
+
+def decode_response(line: bytes) -> dict[str, Any]:
+    """The client's side: one answer or event line; ValueError if it is not an object."""
+    doc = json.loads(line.decode("utf-8"))
+    if not isinstance(doc, dict):
+        raise ValueError("the service sent something that is not a JSON object")
+    return doc

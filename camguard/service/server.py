@@ -1,0 +1,240 @@
+"""The Unix socket server: who connected (SO_PEERCRED), one request line at a time, limits.
+
+Each connection gets its own thread, up to ``max_clients`` at once (more are told "busy"
+and closed). A line longer than :data:`~camguard.service.protocol.MAX_LINE` gets an error
+and the connection is closed (reading on would mean buffering whatever a client sends); any
+other bad request gets an error and the connection stays usable. The socket is mode 0666 so
+every account can connect: what each may do is decided per request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import socket
+import stat
+import threading
+from pathlib import Path
+from typing import Any
+
+from camguard.service import protocol as P
+from camguard.service.api import ServiceApi
+from camguard.service.authorization import Caller, identify
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_CLIENTS = 64
+IDLE_TIMEOUT = 600.0
+SEND_TIMEOUT = 5.0
+_POLL = 0.25
+
+
+class ServiceRunningError(RuntimeError):
+    """Another service already answers on the socket path."""
+
+
+class _Gone(Exception):
+    """The client went away (or stopped reading) mid-answer."""
+
+
+class ServiceServer:
+    """Listens on ``path``; :meth:`start` returns once it accepts, :meth:`stop` ends all."""
+
+    def __init__(self, path: Path, api: ServiceApi, *, admin_group: str,
+                 max_clients: int = DEFAULT_MAX_CLIENTS, max_line: int = P.MAX_LINE,
+                 idle_timeout: float = IDLE_TIMEOUT, send_timeout: float = SEND_TIMEOUT) -> None:
+        self.path = path
+        self._api = api
+        self._admin_group = admin_group
+        self._slots = threading.BoundedSemaphore(max_clients)
+        self._max_line = max_line
+        self._idle = idle_timeout
+        self._send_timeout = send_timeout
+        self._stopping = threading.Event()
+        self._listener: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._conns: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    # -- lifetime ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._listener = _bind(self.path)
+        self._thread = threading.Thread(target=self._accept_loop, name="camguard-accept",
+                                        daemon=True)
+        self._thread.start()
+        log.info("serving on %s", self.path)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+        if self._listener is not None:
+            self._listener.close()
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:  # wakes their threads; each closes its own socket
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None  # noqa: S101 - set by start()
+        self._listener.settimeout(_POLL)
+        while not self._stopping.is_set():
+            try:
+                conn, _addr = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                if self._stopping.is_set():
+                    return
+                log.warning("accept failed: %s", exc)  # EMFILE and the like: retry shortly
+                self._stopping.wait(_POLL)
+                continue
+            if not self._slots.acquire(blocking=False):
+                self._refuse_busy(conn)
+                continue
+            with self._lock:
+                self._conns.add(conn)
+            threading.Thread(target=self._serve, args=(conn,), name="camguard-client",
+                             daemon=True).start()
+
+    def _refuse_busy(self, conn: socket.socket) -> None:
+        log.warning("too many clients; refusing one")
+        with contextlib.suppress(OSError):
+            conn.settimeout(1.0)
+            conn.sendall(P.encode(P.error(P.BUSY, "too many clients; try again later")))
+        conn.close()
+
+    # -- one connection ----------------------------------------------------------------------
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            caller = identify(conn, self._admin_group)
+            self._requests(conn, caller)
+        except _Gone:
+            pass
+        except OSError as exc:
+            log.debug("client connection ended: %s", exc)
+        except Exception:
+            log.exception("client connection failed")
+        finally:
+            with self._lock:
+                self._conns.discard(conn)
+            conn.close()
+            self._slots.release()
+
+    def _requests(self, conn: socket.socket, caller: Caller) -> None:
+        buf = bytearray()
+        conn.settimeout(self._idle)
+        while not self._stopping.is_set():
+            nl = buf.find(b"\n")
+            if nl < 0:
+                if len(buf) > self._max_line:
+                    self._too_long(conn, caller)
+                    return
+                try:
+                    chunk = conn.recv(65536)
+                except TimeoutError:
+                    return  # idle: free the slot
+                if not chunk:
+                    return
+                buf += chunk
+                continue
+            if nl > self._max_line:
+                self._too_long(conn, caller)
+                return
+            line = bytes(buf[:nl]).rstrip(b"\r")
+            del buf[:nl + 1]
+            if not line.strip():
+                continue
+            try:
+                request = P.parse_request(line)
+            except P.RequestError as exc:
+                log.info("bad request from uid %d: %s", caller.uid, exc)
+                self._send(conn, P.error(exc.code, str(exc)))
+                continue
+            if request.op == "watch":
+                self._watch(conn, caller)
+                return
+            self._send(conn, self._api.handle(caller, request))
+
+    def _too_long(self, conn: socket.socket, caller: Caller) -> None:
+        log.warning("uid %d sent a request line longer than %d bytes; closing", caller.uid,
+                    self._max_line)
+        self._send(conn, P.error(P.TOO_LONG, f"request line longer than {self._max_line} "
+                                 "bytes; closing the connection"))
+
+    def _watch(self, conn: socket.socket, caller: Caller) -> None:
+        sub = self._api.subscribe(caller)
+        try:
+            self._send(conn, P.ok(watching=True, caller=caller.to_dict()))
+            while not self._stopping.is_set():
+                if sub.dropped:
+                    with contextlib.suppress(_Gone):
+                        self._send(conn, P.error(P.BUSY, "you fell too far behind the "
+                                                 "events; reconnect to watch again"))
+                    return
+                item = sub.get(_POLL)
+                if item is not None:
+                    self._send(conn, item.payload)
+                elif _peer_gone(conn):
+                    return
+        finally:
+            self._api.unsubscribe(sub)
+
+    def _send(self, conn: socket.socket, obj: Any) -> None:
+        data = P.encode(obj)
+        try:
+            # A client that does not read must not hold this thread forever.
+            conn.settimeout(self._send_timeout)
+            conn.sendall(data)
+            conn.settimeout(self._idle)
+        except OSError as exc:  # TimeoutError, EPIPE, ECONNRESET
+            raise _Gone from exc
+
+
+def _peer_gone(conn: socket.socket) -> bool:
+    """True when the client closed its end (input during a watch is read and ignored)."""
+    try:
+        readable, _, _ = select.select([conn], [], [], 0)
+        if not readable:
+            return False
+        return conn.recv(4096) == b""
+    except OSError:
+        return True
+
+
+def _bind(path: Path) -> socket.socket:
+    """A listening socket at ``path`` (0666), replacing a stale one left by a killed run."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o755, parents=True)
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISSOCK(st.st_mode):
+            raise OSError(f"{path} exists and is not a socket; not replacing it")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.settimeout(2.0)
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()  # nobody answers: left behind by a run that was killed
+        else:
+            raise ServiceRunningError(f"a camguard service already answers at {path}")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        # Everyone may connect; the kernel tells us who did, and each request is checked.
+        os.chmod(path, 0o666)  # noqa: S103 - authorization is per request (SO_PEERCRED)
+        sock.listen(64)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
