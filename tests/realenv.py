@@ -112,6 +112,15 @@ class SoundServer(Component):
         return self.procs[name].pid
 
 
+def _or_stop(component: Component, start: Callable[[], None]) -> None:
+    """Run ``start``; if it fails, end what it had started before re-raising."""
+    try:
+        start()
+    except BaseException:
+        component.stop()
+        raise
+
+
 def start_pulseaudio(root: Path) -> SoundServer:
     """Real PulseAudio with a 440 Hz sine source ``sinemic`` (default) and a silent one."""
     runtime = root / "pa"
@@ -134,7 +143,7 @@ def start_pulseaudio(root: Path) -> SoundServer:
         srv.pactl("set-default-source", "sinemic")
 
     srv.restart = launch
-    launch()
+    _or_stop(srv, launch)
     return srv
 
 
@@ -187,7 +196,7 @@ def start_pipewire(root: Path) -> SoundServer:
         launch()
 
     srv.restart = restart
-    launch()
+    _or_stop(srv, launch)
     return srv
 
 
@@ -214,7 +223,21 @@ def start_x(root: Path, tray: bool = True, notifications: bool = True) -> XSessi
     bus = f"unix:path={runtime}/bus"
     xs = XSession(root=root, display=display, bus=bus,
                   env={"DISPLAY": display, "DBUS_SESSION_BUS_ADDRESS": bus})
-    xs.spawn("xvfb", ["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
+    # -noreset: Xvfb otherwise resets when its last client leaves (the xdpyinfo readiness
+    # probe is one), and trayer or dunst connecting during that reset gets "cannot open
+    # display" (seen 2 runs in 3 on this machine).
+    xs.spawn("xvfb", ["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp",
+                      "-noreset"])
+    try:
+        _start_x_clients(xs, runtime, display, bus, tray=tray, notifications=notifications)
+    except BaseException:
+        xs.stop()  # never leak a half-started session
+        raise
+    return xs
+
+
+def _start_x_clients(xs: XSession, runtime: Path, display: str, bus: str, *, tray: bool,
+                     notifications: bool) -> None:
     wait_until(lambda: _ok(["xdpyinfo"], {**os.environ, "DISPLAY": display}), 15, "Xvfb")
     xs.spawn("dbus", ["dbus-daemon", "--session", f"--address={bus}", "--nofork"])
     wait_until((runtime / "bus").exists, 10, "the session bus")
@@ -231,7 +254,6 @@ def start_x(root: Path, tray: bool = True, notifications: bool = True) -> XSessi
              "/org/freedesktop/Notifications",
              "org.freedesktop.Notifications.GetServerInformation"],
             {**os.environ, **xs.env}), 15, "the notification daemon")
-    return xs
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@ import sys
 from collections.abc import Sequence
 
 from camguard import __version__
-from camguard.cli import actions, detect, history, rules, selftest, service
+from camguard.cli import actions, detect, history, rules, selftest, service, tray
 from camguard.cli.common import CliError, add_common_options
 
 log = logging.getLogger(__name__)
 
 # Subcommand modules, in the order `--help` lists them. Each has register(subparsers, common).
-COMMAND_MODULES = [detect, history, actions, rules, service, selftest]
+COMMAND_MODULES = [tray, detect, history, actions, rules, service, selftest]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,5 +64,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _default_command() -> list[str]:
-    """What plain ``camguard`` does: the tray once it exists, until then ``watch``."""
-    return ["watch"]
+    """What plain ``camguard`` does: start the tray."""
+    return ["tray"]

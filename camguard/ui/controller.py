@@ -1,0 +1,370 @@
+"""The tray's brain: live users, the alert queue, pause and blocks; decisions go to the ports.
+
+Lives on the GUI thread. Views (tray icon, alert popup, status window, notifications) only
+show what its signals say and send intents back; it never waits for any of them, and every
+port call runs on a :class:`~camguard.ui.bridge.Worker` thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from camguard.core.blocks import ActionResult, Outcome
+from camguard.core.clock import Clock
+from camguard.core.models import (
+    Degraded,
+    DeviceKind,
+    EventType,
+    HealthEvent,
+    Usage,
+    UsageEvent,
+)
+from camguard.core.state import UsageKey
+from camguard.core.text import literal
+from camguard.ui.bridge import Worker
+from camguard.ui.model import (
+    Alert,
+    AlertKey,
+    AlertView,
+    LiveUser,
+    Snapshot,
+    alert_key,
+    tray_state,
+)
+from camguard.ui.ports import (
+    ActionsPort,
+    AlertSettings,
+    AllowCheck,
+    AllowPort,
+    DecidedBy,
+    Decision,
+    HistoryPort,
+)
+
+log = logging.getLogger(__name__)
+
+_MAX_REMEMBERED = 4096
+
+
+class AppController(QObject):
+    """State and decisions. All slots run on the GUI thread and return at once."""
+
+    changed = Signal(object)  # Snapshot
+    alert_changed = Signal(object)  # AlertView | None: the alert to show now
+    alert_raised = Signal(object)  # Alert: a new alert joined the queue
+    alert_resolved = Signal(int)  # alert id: answered, dismissed or dropped
+    message = Signal(str, str)  # title, text: the result of an action, for the user
+    history_requested = Signal()
+    settings_requested = Signal()
+    show_requested = Signal()
+    quit_requested = Signal()
+
+    def __init__(self, clock: Clock, actions: ActionsPort, history: HistoryPort,
+                 allow: AllowPort, settings: AlertSettings | None = None, *,
+                 io: Worker | None = None, workers: Worker | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.clock = clock
+        self.settings = settings or AlertSettings()
+        self._actions = actions
+        self._history = history
+        self._allow = allow
+        # Two lanes: quick store calls (allow checks, history) keep their order and are never
+        # stuck behind a kill that waits seconds for a process to end.
+        self.io = io or Worker("camguard-io", 1, self)
+        self.workers = workers or Worker("camguard-action", 2, self)
+        self._users: dict[UsageKey, LiveUser] = {}
+        self._degraded: dict[str, Degraded] = {}
+        self._blocked: set[DeviceKind] = set()
+        self._alerts: list[Alert] = []
+        self._next_id = 1
+        self._settled: dict[AlertKey, None] = {}  # answered for this process run: no re-ask
+        self._checking: set[AlertKey] = set()
+        self._last_stop: dict[AlertKey, float] = {}
+        self._paused_until: float | None = None
+        self._pause_timer = QTimer(self)
+        self._pause_timer.setSingleShot(True)
+        self._pause_timer.timeout.connect(self.resume)
+        self._block_timer = QTimer(self)
+        self._block_timer.timeout.connect(self.refresh_blocks)
+
+    # -- queries -----------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        users = tuple(sorted(self._users.values(), key=lambda u: (u.since, str(u.key))))
+        paused = self._paused_until is not None
+        return Snapshot(tray_state(users, self._blocked, paused, bool(self._degraded)),
+                        users, tuple(self._degraded.values()), frozenset(self._blocked),
+                        self._paused_until)
+
+    def current_alert(self) -> AlertView | None:
+        if not self._alerts:
+            return None
+        return AlertView(self._alerts[0], 1, len(self._alerts))
+
+    def pending_alerts(self) -> tuple[Alert, ...]:
+        return tuple(self._alerts)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_until is not None
+
+    # -- start -------------------------------------------------------------------------
+    def start(self, block_check_ms: int = 60_000) -> None:
+        """Learn which blocks are in force, and look again every minute: a timed block (set
+        from the command line) ends on time, and a block set elsewhere shows in the tray."""
+        self.refresh_blocks()
+        self._block_timer.start(block_check_ms)
+
+    @Slot()
+    def refresh_blocks(self) -> None:
+        # The action lane: lifting an expired block restores device nodes (may take seconds).
+        self.workers.submit(lambda: frozenset(self._actions.blocked()), self._got_blocked)
+
+    def _got_blocked(self, kinds: frozenset[DeviceKind]) -> None:
+        if kinds != self._blocked:
+            self._blocked = set(kinds)
+            self._changed()
+
+    # -- monitor events ----------------------------------------------------------------
+    @Slot(object)
+    def handle_event(self, ev: object) -> None:
+        if isinstance(ev, HealthEvent):
+            if ev.degraded is None:
+                self._degraded.pop(ev.source, None)
+            else:
+                self._degraded[ev.source] = ev.degraded
+            self._changed()
+        elif isinstance(ev, UsageEvent):
+            if ev.type is EventType.STARTED:
+                self._started(ev.usage, ev.at)
+            else:
+                self._stopped(ev.usage, ev.at)
+
+    def _started(self, usage: Usage, at: float) -> None:
+        akey = alert_key(usage)
+        allowed = any(u.allowed for u in self._users.values() if alert_key(u.usage) == akey)
+        self._users[usage.key] = LiveUser(usage, at, allowed)
+        self._changed()
+        if self.paused or akey in self._settled or self._pending(akey) is not None:
+            return
+        process = usage.process
+        if process is None:
+            self._raise(usage, at)
+            return
+        if akey in self._checking:
+            return
+        self._checking.add(akey)
+        kind = usage.device.kind
+        self.io.submit(lambda: self._allow.check(process, kind),
+                       lambda v: self._checked(usage, at, v),
+                       lambda _e: self._checked(usage, at, None))
+
+    def _checked(self, usage: Usage, at: float, verdict: AllowCheck | None) -> None:
+        akey = alert_key(usage)
+        self._checking.discard(akey)
+        if verdict is not None and verdict.allowed:
+            log.info("allowed by the allow list: %s", literal(verdict.reason, 300))
+            self._remember(akey)
+            self._mark_allowed(akey)
+            self._record(usage, Decision.ALWAYS_ALLOW, DecidedBy.ALLOW_LIST)
+            return
+        if self.paused or akey in self._settled or self._pending(akey) is not None:
+            return
+        self._raise(usage, at)
+
+    def _stopped(self, usage: Usage, at: float) -> None:
+        self._users.pop(usage.key, None)
+        akey = alert_key(usage)
+        still_live = any(alert_key(u.usage) == akey for u in self._users.values())
+        if not still_live:
+            self._last_stop[akey] = at
+            if len(self._last_stop) > _MAX_REMEMBERED:
+                self._last_stop.pop(next(iter(self._last_stop)))
+            for i, alert in enumerate(self._alerts):
+                if alert_key(alert.usage) == akey and alert.stopped_at is None:
+                    self._alerts[i] = replace(alert, stopped_at=at)
+                    self._alerts_changed()
+        self._changed()
+
+    # -- alerts ------------------------------------------------------------------------
+    def _raise(self, usage: Usage, at: float) -> None:
+        akey = alert_key(usage)
+        live = any(alert_key(u.usage) == akey for u in self._users.values())
+        stopped_at = None if live else self._last_stop.get(akey, self.clock.now())
+        alert = Alert(self._next_id, usage, at, stopped_at)
+        self._next_id += 1
+        self._alerts.append(alert)
+        self.alert_raised.emit(alert)
+        self._alerts_changed()
+
+    def _pending(self, akey: AlertKey) -> Alert | None:
+        return next((a for a in self._alerts if alert_key(a.usage) == akey), None)
+
+    def _take(self, alert_id: int) -> Alert | None:
+        for i, alert in enumerate(self._alerts):
+            if alert.id == alert_id:
+                del self._alerts[i]
+                self.alert_resolved.emit(alert_id)
+                self._alerts_changed()
+                return alert
+        return None
+
+    def _alerts_changed(self) -> None:
+        self.alert_changed.emit(self.current_alert())
+
+    @Slot(int, str)
+    def decide(self, alert_id: int, decision: str, decided_by: str = DecidedBy.POPUP) -> bool:
+        """Apply the answer to an alert; False if it was already answered (another channel
+        got there first) or never existed."""
+        alert = self._take(alert_id)
+        if alert is None:
+            return False
+        self._apply(alert.usage, Decision(decision), decided_by)
+        return True
+
+    @Slot(int)
+    def time_out(self, alert_id: int) -> None:
+        self.decide(alert_id, self.settings.default_decision, DecidedBy.TIMEOUT)
+
+    @Slot(int)
+    def dismiss(self, alert_id: int) -> None:
+        """Drop an alert without a decision (its app stopped and nobody answered)."""
+        self._take(alert_id)
+
+    # -- intents from the tray menu and the status window -------------------------------
+    @Slot(object, str)
+    def act_on_user(self, key: UsageKey, decision: str) -> None:
+        user = self._users.get(key)
+        if user is None:
+            self.message.emit("camguard", "That app already stopped using the device.")
+            return
+        pending = self._pending(alert_key(user.usage))
+        if pending is not None:
+            self.decide(pending.id, decision, DecidedBy.TRAY)
+        else:
+            self._apply(user.usage, Decision(decision), DecidedBy.TRAY)
+
+    @Slot(object)
+    def block_kind(self, kind: DeviceKind) -> None:
+        self.workers.submit(lambda: self._actions.block_device(kind),
+                            lambda r: self._block_done(kind, r), self._failed("Block"))
+
+    @Slot(object)
+    def unblock_kind(self, kind: DeviceKind) -> None:
+        def done(result: ActionResult) -> None:
+            if result.ok:
+                self._blocked.discard(kind)
+                self._changed()
+            self._report(f"Unblock {kind.value}", result)
+
+        self.workers.submit(lambda: self._actions.unblock_device(kind), done,
+                            self._failed("Unblock"))
+
+    @Slot(float)
+    def pause(self, seconds: float) -> None:
+        """No popups or notifications for ``seconds``; pending alerts are dropped."""
+        self._paused_until = self.clock.now() + seconds
+        self._pause_timer.start(max(0, int(seconds * 1000)))
+        for alert in list(self._alerts):
+            self._take(alert.id)
+        self._changed()
+
+    @Slot()
+    def resume(self) -> None:
+        self._pause_timer.stop()
+        if self._paused_until is not None:
+            self._paused_until = None
+            self._changed()
+
+    @Slot()
+    def request_history(self) -> None:
+        self.history_requested.emit()
+
+    @Slot()
+    def request_settings(self) -> None:
+        self.settings_requested.emit()
+
+    @Slot()
+    def request_show(self) -> None:
+        self.show_requested.emit()
+
+    @Slot()
+    def request_quit(self) -> None:
+        self.quit_requested.emit()
+
+    # -- applying decisions ------------------------------------------------------------
+    def _apply(self, usage: Usage, decision: Decision, decided_by: str) -> None:
+        akey = alert_key(usage)
+        name = _app_name(usage)
+        log.info("decision %s by %s for %s on %s", decision.value, decided_by, name,
+                 usage.device.kind.value)
+        self._record(usage, decision, decided_by)
+        process, kind = usage.process, usage.device.kind
+        if decision in (Decision.ALLOW_ONCE, Decision.ALWAYS_ALLOW):
+            self._remember(akey)
+        if decision is Decision.ALWAYS_ALLOW:
+            if process is None:
+                self._report("Always allow", ActionResult(
+                    Outcome.FAILED, "camguard cannot see that app, so it cannot allow it"))
+                return
+
+            def allowed(result: ActionResult) -> None:
+                if result.ok:
+                    self._mark_allowed(akey)
+                self._report(f"Always allow {name}", result)
+
+            self.io.submit(lambda: self._allow.allow(process, kind), allowed,
+                           self._failed("Always allow"))
+        elif decision is Decision.KILL:
+            if process is None:
+                self._report("Kill", ActionResult(
+                    Outcome.NOT_FOUND, "camguard cannot see that process, so it cannot end it"))
+                return
+            self.workers.submit(lambda: self._actions.kill(process),
+                                lambda r: self._report(f"Kill {name}", r), self._failed("Kill"))
+        elif decision is Decision.BLOCK:
+            self.block_kind(kind)
+
+    def _block_done(self, kind: DeviceKind, result: ActionResult) -> None:
+        if result.ok:
+            self._blocked.add(kind)
+            self._changed()
+        self._report(f"Block {kind.value}", result)
+
+    def _record(self, usage: Usage, decision: Decision, decided_by: str) -> None:
+        self.io.submit(lambda: self._history.record_decision(usage, decision.value, decided_by))
+
+    def _remember(self, akey: AlertKey) -> None:
+        self._settled[akey] = None
+        if len(self._settled) > _MAX_REMEMBERED:
+            self._settled.pop(next(iter(self._settled)))
+
+    def _mark_allowed(self, akey: AlertKey) -> None:
+        for key, user in list(self._users.items()):
+            if alert_key(user.usage) == akey:
+                self._users[key] = replace(user, allowed=True)
+        self._changed()
+
+    def _report(self, title: str, result: ActionResult) -> None:
+        (log.info if result.ok else log.warning)("%s: %s", title, result.message)
+        self.message.emit(title, result.message)
+
+    def _failed(self, title: str) -> Callable[[BaseException], None]:
+        def failed(exc: BaseException) -> None:
+            self._report(title, ActionResult(Outcome.FAILED, f"internal error: {exc}"))
+
+        return failed
+
+    def _changed(self) -> None:
+        self.changed.emit(self.snapshot())
+
+
+def _app_name(usage: Usage) -> str:
+    p = usage.process
+    if p is None:
+        return "an unseen process"
+    return f"{literal(p.name or '?', 48)} (pid {p.pid})"

@@ -1,0 +1,91 @@
+"""What the tray shows, as frozen values: states, live users, alerts and the queue's head."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from camguard.core.models import Degraded, DeviceKind, Usage
+from camguard.core.state import UsageKey
+
+# One alert per process and device kind: an app opening /dev/video0 and /dev/video1 (or two
+# capture streams) is one question. A process nobody can see is keyed by its device.
+AlertKey = tuple[str, object, object]
+
+
+class TrayState(enum.StrEnum):
+    IDLE = "idle"
+    CAMERA = "camera"
+    MICROPHONE = "microphone"
+    BOTH = "both"
+    BLOCKED = "blocked"
+    PAUSED = "paused"
+    DEGRADED = "degraded"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveUser:
+    usage: Usage
+    since: float
+    # The allow list allows this app for this device kind (no alert was shown).
+    allowed: bool = False
+
+    @property
+    def key(self) -> UsageKey:
+        return self.usage.key
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: int
+    usage: Usage
+    at: float
+    # Set when the app stopped using the device before anyone answered.
+    stopped_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    """The alert to show now, and where it stands in the queue ("1 of 3")."""
+
+    alert: Alert
+    position: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    state: TrayState
+    users: tuple[LiveUser, ...]
+    degraded: tuple[Degraded, ...]
+    blocked: frozenset[DeviceKind]
+    paused_until: float | None  # wall time
+
+    @property
+    def is_degraded(self) -> bool:
+        return bool(self.degraded)
+
+
+def tray_state(users: Iterable[LiveUser], blocked: Iterable[DeviceKind], paused: bool,
+               degraded: bool) -> TrayState:
+    """Live devices first (the user must see a live camera even while alerts are paused)."""
+    kinds = {u.usage.device.kind for u in users}
+    if {DeviceKind.CAMERA, DeviceKind.MICROPHONE} <= kinds:
+        return TrayState.BOTH
+    if DeviceKind.CAMERA in kinds:
+        return TrayState.CAMERA
+    if DeviceKind.MICROPHONE in kinds:
+        return TrayState.MICROPHONE
+    if paused:
+        return TrayState.PAUSED
+    if any(True for _ in blocked):
+        return TrayState.BLOCKED
+    return TrayState.DEGRADED if degraded else TrayState.IDLE
+
+
+def alert_key(usage: Usage) -> AlertKey:
+    p = usage.process
+    if p is None:
+        return (usage.device.kind.value, "device", usage.device.id)
+    return (usage.device.kind.value, p.pid, p.create_time)

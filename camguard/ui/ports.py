@@ -1,0 +1,101 @@
+"""What the tray's controller needs from the rest of camguard, as Protocols (no Qt here).
+
+Threads: the controller never calls a port on the GUI thread; every call runs on one of its
+worker threads (see :class:`camguard.ui.bridge.Worker`). Each method may therefore block
+(a kill waits seconds for the process to end, a privilege prompt waits for the user, hashing
+a large executable takes a good part of a second) but must not raise for expected
+conditions: a vanished process or a missing privilege is an :class:`ActionResult`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Set
+from dataclasses import dataclass
+from typing import Protocol
+
+from camguard.core.blocks import ActionResult
+from camguard.core.models import DeviceKind, ProcessRef, Usage
+
+
+class Decision(enum.StrEnum):
+    """What the user (or the countdown) decided for an alert; the value is what the history
+    records (camguard.store.history.KNOWN_DECISIONS)."""
+
+    ALLOW_ONCE = "allowed-once"
+    ALWAYS_ALLOW = "always-allowed"
+    KILL = "killed"
+    BLOCK = "blocked"
+
+
+class DecidedBy(enum.StrEnum):
+    """Where a decision came from (the history's ``decided_by``)."""
+
+    POPUP = "user:popup"
+    NOTIFICATION = "user:notification"
+    TRAY = "user:tray"
+    TIMEOUT = "timeout"
+    ALLOW_LIST = "allow-list"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """How alerts behave (the settings window edits these; defaults here)."""
+
+    # Seconds an alert waits for an answer before ``default_decision`` is applied.
+    countdown: float = 30.0
+    # Allow once by default: killing a video call because nobody looked is worse than
+    # letting an app the user just started keep the camera it asked for.
+    default_decision: Decision = Decision.ALLOW_ONCE
+    # Seconds an alert for an app that already stopped stays up, saying so, before it goes.
+    stopped_linger: float = 8.0
+    # Also send a desktop notification (second channel; Wayland cannot place the popup).
+    notifications: bool = True
+
+
+class AllowCheck(Protocol):
+    """A verdict from the allow list (camguard.store.allowlist.AllowVerdict fits)."""
+
+    @property
+    def allowed(self) -> bool: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    reason: str
+
+
+class ActionsPort(Protocol):
+    """The kill switch. Runs on a worker thread; may block for seconds."""
+
+    def kill(self, process: ProcessRef) -> ActionResult:
+        """End ``process``, refusing if its pid now names another process (create time)."""
+        ...
+
+    def block_device(self, kind: DeviceKind) -> ActionResult:
+        """Switch every ``kind`` device off until :meth:`unblock_device`."""
+        ...
+
+    def unblock_device(self, kind: DeviceKind) -> ActionResult: ...
+
+    def blocked(self) -> Set[DeviceKind]:
+        """Device kinds blocked now (read at start-up, so the tray shows a block in force)."""
+        ...
+
+
+class HistoryPort(Protocol):
+    """Where decisions are recorded. Runs on a worker thread; about a millisecond a call."""
+
+    def record_decision(self, usage: Usage, decision: str, decided_by: str) -> None: ...
+
+
+class AllowPort(Protocol):
+    """The allow list. Runs on a worker thread (hashing an executable may take a second)."""
+
+    def check(self, process: ProcessRef, kind: DeviceKind) -> AllowCheck: ...
+
+    def allow(self, process: ProcessRef, kind: DeviceKind) -> ActionResult: ...

@@ -1,0 +1,374 @@
+"""The settings window: alerts, devices, allow list, rules, start at login, retention, self-test.
+
+Everything it edits comes in through its constructor (a settings file, the allow list, the
+rules file, the autostart entry, the managed policy, the parental lock and the self-test),
+so the dialog never opens a store by itself. Settings the managed policy locks are shown
+with the value in force, disabled, with a tooltip naming who locked them; while the policy
+cannot be read at all, nothing it might lock can be changed (fail closed, like the CLI).
+Nothing is written until Save; Save asks for the parental-lock password first when one is
+set, then writes the settings file, the rules file, the allow list and the autostart entry,
+and emits ``settings_changed`` with the settings now in force.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from PySide6.QtCore import QThreadPool, Signal, Slot
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QInputDialog,
+    QLineEdit,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from camguard.core.clock import Clock
+from camguard.core.text import literal
+from camguard.store.lock import LockCheck, LockGuard, require_unlock
+from camguard.store.policy import (
+    NO_POLICY,
+    RULES,
+    EffectiveSettings,
+    PolicyStatus,
+    effective_settings,
+    load_user_settings,
+)
+from camguard.store.rules import RuleFileContents
+from camguard.store.ui_settings import (
+    MANAGED,
+    UiSettings,
+    UiSettingsFile,
+    changed_fields,
+    check,
+    with_values,
+)
+from camguard.ui.alert import plain_label
+from camguard.ui.ports import AlertSettings, Decision
+from camguard.ui.settings_lists import AllowEditor, AllowPage, RulesEditor, RulesPage
+from camguard.ui.settings_pages import (
+    AlertsPage,
+    DevicesPage,
+    GeneralPage,
+    lock,
+    run_in_pool,
+    select_value,
+)
+
+log = logging.getLogger(__name__)
+
+# The self-test: ``run(progress, cancel)`` returns the plain-text report. Runs on a pool
+# thread and may block for about a minute; ``progress`` may be called from that thread.
+SelftestRun = Callable[[Callable[[str], None], threading.Event], str]
+# Asks for and checks the parental-lock password (OK at once when no lock is set).
+Unlock = Callable[[], LockCheck]
+AUTOSTART = "autostart"  # lockable only by a policy that locks every setting ("*")
+_DECISIONS = {"allow": Decision.ALLOW_ONCE, "kill": Decision.KILL, "block": Decision.BLOCK}
+
+
+class AutostartPort(Protocol):
+    """Start at login (camguard.store.autostart.Autostart fits). GUI thread; a file."""
+
+    def is_enabled(self) -> bool: ...
+
+    def set(self, enabled: bool) -> None: ...
+
+
+def alert_settings(ui: UiSettings, base: AlertSettings | None = None) -> AlertSettings:
+    """The controller's and popup's settings from the window's (``base`` keeps the rest)."""
+    b = base or AlertSettings()
+    return AlertSettings(countdown=ui.countdown, default_decision=_DECISIONS[ui.alert_default],
+                         stopped_linger=b.stopped_linger, notifications=ui.desktop_notification)
+
+
+def password_prompt(parent: QWidget | None) -> Callable[[], str | None]:
+    """Asks for the parental-lock password in a masked input dialog (None: cancelled)."""
+
+    def ask() -> str | None:
+        text, ok = QInputDialog.getText(parent, "camguard", "Parental lock password:",
+                                        QLineEdit.EchoMode.Password)
+        return text if ok else None
+
+    return ask
+
+
+def lock_unlocker(guard: LockGuard, ask: Callable[[], str | None]) -> Unlock:
+    return lambda: require_unlock(guard, ask)
+
+
+class SettingsDialog(QDialog):
+    settings_changed = Signal(object)  # UiSettings now in force, after a successful save
+    selftest_finished = Signal(str)  # the report (or why it could not run)
+
+    def __init__(self, settings_file: UiSettingsFile, clock: Clock, *,
+                 allowlist: AllowEditor | None = None, rules: RulesEditor | None = None,
+                 autostart: AutostartPort | None = None, policy: PolicyStatus | None = None,
+                 selftest: SelftestRun | None = None, unlock: Unlock | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._file = settings_file
+        self._clock = clock
+        self._allowlist = allowlist
+        self._rules = rules
+        self._autostart = autostart
+        self._policy = policy or PolicyStatus(NO_POLICY)
+        self._selftest = selftest
+        self._unlock = unlock
+        self._cancel = threading.Event()
+        self.selftest_running = False
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(2)
+        self.shown_settings = UiSettings()
+        self._eff = effective_settings({}, self._policy.policy)
+        self._autostart_was = False
+        self.setWindowTitle("camguard — settings")
+        self.resize(720, 560)
+        box = QVBoxLayout(self)
+        self.problems = plain_label()
+        self.problems.setWordWrap(True)
+        box.addWidget(self.problems)
+        self.tabs = QTabWidget()
+        self.alerts = AlertsPage()
+        self.devices = DevicesPage()
+        self.allow_page = AllowPage(self.pool)
+        self.rules_page = RulesPage(self.pool, clock.now)
+        self.general = GeneralPage()
+        for page, title in ((self.alerts, "Alerts"), (self.devices, "Devices"),
+                            (self.allow_page, "Allow list"), (self.rules_page, "Rules"),
+                            (self.general, "General")):
+            self.tabs.addTab(page, title)
+        box.addWidget(self.tabs, 1)
+        self.message = plain_label()
+        self.message.setWordWrap(True)
+        box.addWidget(self.message)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self._save_and_close)
+        buttons.rejected.connect(self.reject)
+        box.addWidget(buttons)
+        self.allow_page.add_button.clicked.connect(lambda _=False: self._choose_program())
+        self.rules_page.browse.clicked.connect(lambda _=False: self._choose_rule_path())
+        self.general.selftest_button.clicked.connect(lambda _=False: self.run_selftest())
+        self.general.selftest_button.setVisible(selftest is not None)
+        self.general.selftest_output.setVisible(selftest is not None)
+        self.tabs.setTabVisible(2, allowlist is not None)
+        self.tabs.setTabVisible(3, rules is not None)
+        self.general.autostart.setVisible(autostart is not None)
+        self.reload()
+
+    # -- loading -----------------------------------------------------------------------
+    def reload(self) -> None:
+        """Read everything again and show it (pending edits are dropped)."""
+        ui, problems = self._file.load()
+        user, more = load_user_settings(self._file.path)
+        contents = self._rules.load() if self._rules is not None else RuleFileContents()
+        status = self._policy
+        self._eff = effective_settings(user, status.policy, contents.rules)
+        self.shown_settings = with_values(ui, {n: self._eff.value(n) for n in MANAGED})
+        self._show(self.shown_settings)
+        if self._allowlist is not None:
+            self.allow_page.load(self._allowlist.entries())
+        self.rules_page.load(status.policy.rules, contents.rules)
+        if self._autostart is not None:
+            self._autostart_was = self._autostart.is_enabled()
+            self.general.autostart.setChecked(self._autostart_was)
+        self._apply_locks()
+        lines = [status.error] if status.error else []
+        for p in [*problems, *more, *contents.problems, *self._eff.problems]:
+            if p not in lines:
+                lines.append(p)
+        self.problems.setText("\n".join(literal(p, 500) for p in lines))
+        self.problems.setVisible(bool(lines))
+
+    def _show(self, s: UiSettings) -> None:
+        select_value(self.alerts.decision, s.alert_default)
+        self.alerts.countdown.setValue(round(s.countdown))
+        select_value(self.alerts.channel, s.notification_channel)
+        self.devices.camera_globs.set_values(s.camera_globs)
+        self.devices.mic_globs.set_values(s.mic_globs)
+        self.devices.watch_sound_server.setChecked(s.watch_sound_server)
+        self.general.retention.setValue(s.retention_days)
+
+    def lock_reason(self, name: str) -> str | None:
+        """Why ``name`` cannot be changed here (None: it can)."""
+        status = self._policy
+        if status.error:
+            return ("The managed policy cannot be read, so nothing it might lock can be "
+                    f"changed: {status.error}")
+        if name in self._eff.items:
+            return self._eff.refusal(name)
+        if status.policy.is_locked(name):
+            return f"locked by {status.policy.source}; ask your administrator"
+        return None
+
+    def _widgets(self) -> dict[str, list[QWidget]]:
+        return {
+            "alert_default": [self.alerts.decision],
+            "countdown": [self.alerts.countdown],
+            "notification_channel": [self.alerts.channel],
+            "camera_globs": [self.devices.camera_globs],
+            "mic_globs": [self.devices.mic_globs],
+            "watch_sound_server": [self.devices.watch_sound_server],
+            "retention_days": [self.general.retention],
+            AUTOSTART: [self.general.autostart],
+            RULES: [self.rules_page.form_box, self.rules_page.remove_button,
+                    self.allow_page.add_button, self.allow_page.remove_button,
+                    self.allow_page.kind],
+        }
+
+    def _apply_locks(self) -> None:
+        for name, widgets in self._widgets().items():
+            why = self.lock_reason(name)
+            for w in widgets:
+                if why is None:
+                    w.setEnabled(True)
+                    w.setToolTip("")
+                else:
+                    lock(w, why)
+        why = self.lock_reason(RULES)
+        for page in (self.rules_page, self.allow_page):
+            page.message.setText("" if why is None else literal(why, 500))
+
+    @property
+    def effective(self) -> EffectiveSettings:
+        return self._eff
+
+    # -- reading the form --------------------------------------------------------------
+    def current_settings(self) -> UiSettings:
+        return UiSettings(
+            alert_default=str(self.alerts.decision.currentData()),
+            countdown=float(self.alerts.countdown.value()),
+            notification_channel=str(self.alerts.channel.currentData()),
+            retention_days=self.general.retention.value(),
+            camera_globs=self.devices.camera_globs.values(),
+            mic_globs=self.devices.mic_globs.values(),
+            watch_sound_server=self.devices.watch_sound_server.isChecked())
+
+    # -- saving ------------------------------------------------------------------------
+    @Slot()
+    def _save_and_close(self) -> None:
+        if self.save():
+            self.accept()
+
+    def save(self) -> bool:
+        """Write every change not locked by the policy; False (and a message) when nothing
+        was saved or something failed. The parental lock is asked first, once."""
+        if self.allow_page.hashing or self.rules_page.hashing:
+            self.message.setText("Still reading a program; save again in a moment.")
+            return False
+        new = self.current_settings()
+        changed = sorted(n for n in changed_fields(self.shown_settings, new)
+                         if self.lock_reason(n) is None)
+        rules_free = self.lock_reason(RULES) is None
+        want_auto = self.general.autostart.isChecked()
+        auto = (self._autostart is not None and want_auto != self._autostart_was
+                and self.lock_reason(AUTOSTART) is None)
+        allow = self._allowlist is not None and self.allow_page.dirty and rules_free
+        rules = self._rules is not None and self.rules_page.dirty and rules_free
+        if not (changed or auto or allow or rules):
+            self.message.setText("Nothing to save.")
+            return True
+        try:
+            values = {n: check(n, getattr(new, n)) for n in changed}
+        except ValueError as exc:
+            self.message.setText(f"Not saved: {exc}")
+            return False
+        if self._unlock is not None:
+            answer = self._unlock()
+            if not answer.ok:
+                why = answer.message or "the parental lock refused"
+                self.message.setText(f"Not saved: {why}")
+                return False
+        notes = self._write(values, auto and want_auto, auto, allow, rules)
+        if notes is None:
+            return False
+        self.reload()
+        self.message.setText("\n".join(["Saved.", *notes]))
+        self.settings_changed.emit(self.shown_settings)
+        return True
+
+    def _write(self, values: dict[str, object], autostart_on: bool, autostart: bool,
+               allow: bool, rules: bool) -> list[str] | None:
+        now = self._clock.now()
+        notes: list[str] = []
+        done: list[str] = []
+        try:
+            if values:
+                notes += self._file.save(values)
+                done.append("settings")
+            if rules and self._rules is not None:
+                self.rules_page.apply(self._rules, now)
+                done.append("rules")
+            if allow and self._allowlist is not None:
+                self.allow_page.apply(self._allowlist, now)
+                done.append("allow list")
+            if autostart and self._autostart is not None:
+                self._autostart.set(autostart_on)
+                done.append("start at login")
+        except Exception as exc:  # a full disk, a read-only file, a damaged database
+            log.exception("saving the settings failed")
+            saved = f" (saved: {', '.join(done)})" if done else ""
+            self.message.setText(f"Could not save everything{saved}: "
+                                 f"{literal(str(exc) or type(exc).__name__, 300)}")
+            return None
+        return [literal(n, 500) for n in notes]
+
+    # -- self-test ---------------------------------------------------------------------
+    def run_selftest(self) -> bool:
+        """Start the injected self-test on a pool thread; False if none or one runs."""
+        run = self._selftest
+        if run is None or self.selftest_running:
+            return False
+        self.selftest_running = True
+        self._cancel = cancel = threading.Event()
+        button, out = self.general.selftest_button, self.general.selftest_output
+        button.setEnabled(False)
+        button.setText("Self-test running…")
+        out.clear()
+
+        def finish(text: str) -> None:
+            self.selftest_running = False
+            button.setEnabled(True)
+            button.setText("Run self-test")
+            out.setPlainText(text)
+            self.selftest_finished.emit(text)
+
+        def failed(exc: BaseException) -> None:
+            finish(f"The self-test could not run: {literal(str(exc) or type(exc).__name__)}")
+
+        run_in_pool(self.pool, self, lambda say: run(say, cancel),
+                    lambda report: finish(str(report)), failed=failed,
+                    progress=out.appendPlainText)
+        return True
+
+    # -- file choosers (real UI only; tests call add_program / set the fields) ----------
+    def _choose_program(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Allow a program", "/usr/bin")
+        if path:
+            self.allow_page.add_program(path)
+
+    def _choose_rule_path(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a program", "/usr/bin")
+        if path:
+            self.rules_page.value.setText(path)
+
+    # -- closing -----------------------------------------------------------------------
+    def done(self, result: int) -> None:
+        self._cancel.set()  # a running self-test stops (and switches devices back on)
+        super().done(result)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._cancel.set()
+        super().closeEvent(event)
+
+    def shutdown(self, timeout_ms: int = 120_000) -> bool:
+        """Cancel the self-test and wait for pool threads (when camguard quits)."""
+        self._cancel.set()
+        return self.pool.waitForDone(timeout_ms)

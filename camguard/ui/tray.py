@@ -1,0 +1,195 @@
+"""The tray icon: one look per state, a tooltip and a menu naming every live user.
+
+Shows the controller's :class:`~camguard.ui.controller.Snapshot`; every menu entry is an
+intent signal. Process-controlled text is rendered through ``literal()``; menu entries
+double ``&`` (else Qt reads a mnemonic) and the tooltip is escaped HTML (Qt renders a
+tooltip as rich text whenever it looks like markup: Qt::mightBeRichText).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+
+from PySide6.QtCore import QObject, QRect, QTimer, Signal, Slot
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu, QSystemTrayIcon
+
+from camguard.core.blocks import format_duration
+from camguard.core.clock import Clock
+from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind
+from camguard.core.text import literal
+from camguard.ui.assets import state_icon
+from camguard.ui.model import LiveUser, Snapshot, TrayState
+from camguard.ui.ports import Decision
+
+log = logging.getLogger(__name__)
+
+PAUSES = (("Pause alerts for 15 min", 15 * 60.0), ("Pause alerts for 1 h", 3600.0))
+_HEADLINES = {
+    TrayState.IDLE: "camguard: no camera or microphone in use",
+    TrayState.CAMERA: "camguard: CAMERA IN USE",
+    TrayState.MICROPHONE: "camguard: MICROPHONE IN USE",
+    TrayState.BOTH: "camguard: CAMERA AND MICROPHONE IN USE",
+    TrayState.BLOCKED: "camguard: blocked",
+    TrayState.PAUSED: "camguard: alerts paused",
+    TrayState.DEGRADED: "camguard: not fully working",
+}
+
+
+def describe_user(user: LiveUser, now: float) -> str:
+    """One line for a live user: app, pid, device, for how long (already literal)."""
+    p = user.usage.process
+    who = UNSEEN_PROCESS_NOTE if p is None else f"{literal(p.name or '?', 40)} (pid {p.pid})"
+    device = user.usage.device
+    where = literal(device.name or device.id, 48)
+    allowed = ", allowed" if user.allowed else ""
+    return (f"{who}: {device.kind.value} {where}, "
+            f"{format_duration(max(0.0, now - user.since))}{allowed}")
+
+
+def summary_lines(snap: Snapshot, now: float) -> list[str]:
+    """The status in plain lines (tooltip, status window)."""
+    lines = [_HEADLINES[snap.state]]
+    lines += [describe_user(u, now) for u in snap.users]
+    if snap.paused_until is not None and snap.state is not TrayState.PAUSED:
+        lines.append("alerts paused until " + _clock_time(snap.paused_until))
+    for kind in sorted(snap.blocked):
+        lines.append(f"{kind.value} blocked")
+    for d in snap.degraded:
+        lines.append(f"degraded: {d.source}: {literal(d.reason, 160)}")
+    return lines
+
+
+def _clock_time(ts: float) -> str:
+    return time.strftime("%H:%M", time.localtime(ts))
+
+
+def _menu_text(text: str) -> str:
+    return text.replace("&", "&&")
+
+
+class TrayIcon(QObject):
+    """The system tray entry. ``state`` and ``tooltip_lines`` are what it shows now."""
+
+    act_requested = Signal(object, str)  # usage key, Decision value
+    block_requested = Signal(object)  # DeviceKind
+    unblock_requested = Signal(object)  # DeviceKind
+    pause_requested = Signal(float)  # seconds
+    resume_requested = Signal()
+    history_requested = Signal()
+    settings_requested = Signal()
+    show_requested = Signal()
+    quit_requested = Signal()
+
+    def __init__(self, clock: Clock, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._clock = clock
+        self.snapshot = Snapshot(TrayState.IDLE, (), (), frozenset(), None)
+        self.tooltip_lines: list[str] = []
+        self.icon = QSystemTrayIcon(self)
+        self.menu = QMenu()
+        self.menu.aboutToShow.connect(self.rebuild_menu)
+        self.icon.setContextMenu(self.menu)
+        self.icon.activated.connect(self._activated)
+        # Durations in the tooltip go stale; refresh them only while something is live.
+        self._refresh = QTimer(self)
+        self._refresh.setInterval(10_000)
+        self._refresh.timeout.connect(self._render)
+        self.show_snapshot(self.snapshot)
+
+    @property
+    def state(self) -> TrayState:
+        return self.snapshot.state
+
+    def geometry(self) -> QRect | None:
+        rect = self.icon.geometry()
+        return rect if rect.isValid() else None
+
+    def show(self) -> None:
+        self.icon.show()
+
+    def hide(self) -> None:
+        self.icon.hide()
+
+    @Slot(object)
+    def show_snapshot(self, snap: Snapshot) -> None:
+        self.snapshot = snap
+        self.icon.setIcon(state_icon(snap.state.value, snap.is_degraded))
+        self._render()
+        if snap.users:
+            self._refresh.start()
+        else:
+            self._refresh.stop()
+        if not self.menu.isVisible():
+            self.rebuild_menu()
+
+    @Slot(str, str)
+    def show_message(self, title: str, text: str) -> None:
+        # Title constant-ish and text plain: Qt's own balloon shows the message as plain
+        # text; the values come from the controller, already through literal().
+        self.icon.showMessage(title, text, QSystemTrayIcon.MessageIcon.Information, 8000)
+
+    @Slot()
+    def _render(self) -> None:
+        self.tooltip_lines = summary_lines(self.snapshot, self._clock.now())
+        self.icon.setToolTip("<qt>" + "<br>".join(html.escape(line, quote=False)
+                                                 for line in self.tooltip_lines) + "</qt>")
+
+    @Slot()
+    def rebuild_menu(self) -> None:
+        snap = self.snapshot
+        now = self._clock.now()
+        menu = self.menu
+        menu.clear()
+        head = menu.addAction(_menu_text(_HEADLINES[snap.state]))
+        head.setEnabled(False)
+        for user in snap.users:
+            sub = menu.addMenu(_menu_text(describe_user(user, now)))
+            self._user_actions(sub, user)
+        for d in snap.degraded:
+            item = menu.addAction(_menu_text(f"⚠ {d.source}: {literal(d.reason, 80)}"))
+            item.setEnabled(False)
+        menu.addSeparator()
+        switch = menu.addMenu("Kill switch")
+        for kind in (DeviceKind.CAMERA, DeviceKind.MICROPHONE):
+            if kind in snap.blocked:
+                self._add(switch, f"Unblock {kind.value}", self.unblock_requested.emit, kind)
+            else:
+                self._add(switch, f"Block {kind.value}", self.block_requested.emit, kind)
+        if snap.paused_until is not None:
+            self._add(menu, f"Resume alerts (paused until {_clock_time(snap.paused_until)})",
+                      self.resume_requested.emit)
+        else:
+            for text, seconds in PAUSES:
+                self._add(menu, text, self.pause_requested.emit, seconds)
+        menu.addSeparator()
+        self._add(menu, "Status…", self.show_requested.emit)
+        self._add(menu, "History…", self.history_requested.emit)
+        self._add(menu, "Settings…", self.settings_requested.emit)
+        menu.addSeparator()
+        self._add(menu, "Quit camguard", self.quit_requested.emit)
+
+    def _user_actions(self, sub: QMenu, user: LiveUser) -> None:
+        seen = user.usage.process is not None
+        kind = user.usage.device.kind
+        kill = self._add(sub, "Kill app", self.act_requested.emit, user.key, Decision.KILL.value)
+        kill.setEnabled(seen)
+        self._add(sub, f"Block {kind.value}", self.act_requested.emit, user.key,
+                  Decision.BLOCK.value)
+        allow = self._add(sub, "Always allow", self.act_requested.emit, user.key,
+                          Decision.ALWAYS_ALLOW.value)
+        allow.setEnabled(seen and not user.allowed)
+
+    @staticmethod
+    def _add(menu: QMenu, text: str, slot: object, *args: object) -> QAction:
+        action = menu.addAction(text)
+        action.triggered.connect(lambda _=False: slot(*args))  # type: ignore[operator]
+        return action
+
+    @Slot(QSystemTrayIcon.ActivationReason)
+    def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
+        if reason in (QSystemTrayIcon.ActivationReason.Trigger,
+                      QSystemTrayIcon.ActivationReason.DoubleClick):
+            self.show_requested.emit()

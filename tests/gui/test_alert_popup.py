@@ -1,0 +1,230 @@
+"""The alert popup with real widgets, real child processes and camguard's real ports."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QLabel
+from pytestqt.qtbot import QtBot
+
+from camguard.core.models import Device, DeviceKind, Usage
+from camguard.core.text import literal
+from camguard.store.allowlist import AllowList
+from camguard.store.hashing import sha256_file
+from camguard.ui.alert import LIMITS, WINDOW_TITLE
+from camguard.ui.model import TrayState
+from camguard.ui.ports import AlertSettings, Decision
+from tests.conftest import need_root
+from tests.gui.conftest import Rig, hostile_ref
+
+pytestmark = pytest.mark.real
+
+
+def click(qtbot: QtBot, rig: Rig, decision: Decision) -> list[object]:
+    button = rig.popup.buttons[decision]
+    assert button.isEnabled()
+    with qtbot.waitSignal(rig.popup.decided, timeout=5000) as blocker:
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    return list(blocker.args or [])
+
+
+def test_popup_names_the_app_and_never_takes_focus(qtbot: QtBot, rig: Rig) -> None:
+    h, usage = rig.holder()
+    rig.start(usage)
+    qtbot.waitUntil(lambda: rig.shown_pid() == h.pid, timeout=10_000)
+    popup = rig.popup
+    p = usage.process
+    assert p is not None
+    assert popup.windowTitle() == WINDOW_TITLE
+    assert popup.name_label.text() == literal(p.name, LIMITS["name"])
+    assert popup.exe_label.text() == literal(p.exe, LIMITS["exe"])
+    assert popup.process_label.text() == f"pid {h.pid}, user {literal(p.user, 32)}"
+    assert usage.device.id in popup.device_label.text()
+    assert popup.title_label.text() == "Camera turned on"
+    assert popup.buttons[Decision.BLOCK].text() == "Block camera"
+    flags = popup.windowFlags()
+    for flag in (Qt.WindowType.Tool, Qt.WindowType.FramelessWindowHint,
+                 Qt.WindowType.WindowStaysOnTopHint, Qt.WindowType.WindowDoesNotAcceptFocus):
+        assert flags & flag
+    assert popup.testAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)
+    # (Whether focus stays put is checked on a real X server in test_tray_launch: the
+    # offscreen platform hands focus to every window it shows.)
+    # Placed inside the screen's free area, at its right edge.
+    screen = QGuiApplication.primaryScreen()
+    assert screen is not None
+    area = screen.availableGeometry()
+    assert area.contains(popup.frameGeometry())
+    assert popup.frameGeometry().right() > area.center().x()
+
+
+def test_allow_once_records_the_decision_and_leaves_the_app_alone(qtbot: QtBot, rig: Rig
+                                                                   ) -> None:
+    h, usage = rig.holder()
+    rig.start(usage)
+    qtbot.waitUntil(lambda: rig.shown_pid() == h.pid, timeout=10_000)
+    alert_id = rig.popup.view.alert.id if rig.popup.view else -1
+    assert click(qtbot, rig, Decision.ALLOW_ONCE) == [alert_id, "allowed-once"]
+    rig.settle()
+    rec = rig.session(usage)
+    assert (rec.decision, rec.decided_by) == ("allowed-once", "user:popup")
+    assert h.proc.poll() is None
+    assert not rig.popup.isVisible()
+    # Allowed once for this run of the app: reopening the device does not ask again.
+    again = Usage(Device(DeviceKind.CAMERA, usage.device.id + "-b"), usage.process)
+    rig.start(again)
+    rig.settle()
+    assert rig.controller.pending_alerts() == ()
+
+
+def test_always_allow_lists_the_binary_and_the_next_use_is_not_asked(qtbot: QtBot, rig: Rig
+                                                                      ) -> None:
+    h, usage = rig.holder()
+    rig.start(usage)
+    qtbot.waitUntil(lambda: rig.shown_pid() == h.pid, timeout=10_000)
+    click(qtbot, rig, Decision.ALWAYS_ALLOW)
+    rig.settle()
+    assert usage.process is not None
+    [entry] = AllowList(rig.store.db).entries()
+    assert (entry.exe, entry.kind) == (usage.process.exe, DeviceKind.CAMERA)
+    assert entry.sha256 == sha256_file(usage.process.exe)
+    assert rig.session(usage).decision == "always-allowed"
+    # A new process of the same binary: no popup, shown as allowed, recorded as such.
+    _h2, usage2 = rig.holder()
+    rig.start(usage2)
+    rig.settle()
+    assert rig.controller.pending_alerts() == ()
+    assert not rig.popup.isVisible()
+    [user2] = [u for u in rig.controller.snapshot().users if u.key == usage2.key]
+    assert user2.allowed
+    rec = rig.session(usage2)
+    assert (rec.decision, rec.decided_by) == ("always-allowed", "allow-list")
+
+
+def test_kill_ends_the_real_process_off_the_gui_thread(qtbot: QtBot, rig: Rig) -> None:
+    h, usage = rig.holder()
+    rig.start(usage)
+    qtbot.waitUntil(lambda: rig.shown_pid() == h.pid, timeout=10_000)
+    with qtbot.waitSignal(rig.controller.message, timeout=15_000) as said:
+        click(qtbot, rig, Decision.KILL)
+    assert h.proc.wait(10) is not None
+    title, text = said.args or ["", ""]
+    assert title.startswith("Kill") and "ended" in text, text
+    assert rig.session(usage).decision == "killed"
+
+
+def test_block_switches_the_device_off(qtbot: QtBot, rig: Rig) -> None:
+    need_root()
+    h, usage = rig.holder()
+    node = usage.device.id
+    rig.start(usage)
+    qtbot.waitUntil(lambda: rig.shown_pid() == h.pid, timeout=10_000)
+    try:
+        click(qtbot, rig, Decision.BLOCK)
+        qtbot.waitUntil(lambda: DeviceKind.CAMERA in rig.controller.snapshot().blocked,
+                        timeout=20_000)
+        assert stat.S_IMODE(os.stat(node).st_mode) == 0  # nobody may open it now
+        assert h.proc.wait(10) is not None  # and its holder was ended
+        rig.stop(usage, rig.session(usage).start, rig.session(usage).start + 1)
+        assert rig.tray.state is TrayState.BLOCKED
+        assert rig.session(usage).decision == "blocked"
+    finally:
+        rig.controller.unblock_kind(DeviceKind.CAMERA)
+        qtbot.waitUntil(lambda: DeviceKind.CAMERA not in rig.controller.snapshot().blocked,
+                        timeout=20_000)
+    assert stat.S_IMODE(os.stat(node).st_mode) == 0o666
+
+
+@pytest.mark.parametrize("alert_settings", [
+    AlertSettings(countdown=0.3, default_decision=Decision.KILL, notifications=False)])
+def test_countdown_applies_the_default_decision(qtbot: QtBot, rig: Rig) -> None:
+    h, usage = rig.holder()
+    with qtbot.waitSignal(rig.popup.timed_out, timeout=10_000):
+        rig.start(usage)
+    assert h.proc.wait(10) is not None
+    rig.settle()
+    rec = rig.session(usage)
+    assert (rec.decision, rec.decided_by) == ("killed", "timeout")
+    assert not rig.popup.isVisible()
+
+
+def test_alerts_queue_and_show_one_at_a_time_in_order(qtbot: QtBot, rig: Rig) -> None:
+    started = [rig.holder() for _ in range(3)]
+    for _h, usage in started:
+        rig.start(usage)
+    qtbot.waitUntil(lambda: len(rig.controller.pending_alerts()) == 3, timeout=10_000)
+    seen = []
+    for left in (3, 2, 1):
+        qtbot.waitUntil(lambda: rig.shown_pid() is not None)
+        seen.append(rig.shown_pid())
+        assert rig.popup.position_label.text() == (f"1 of {left}" if left > 1 else "")
+        click(qtbot, rig, Decision.ALLOW_ONCE)
+    assert seen == [h.pid for h, _ in started]
+    assert not rig.popup.isVisible()
+
+
+HOSTILE = [
+    "<b>bold</b><img src='x' onerror='alert(1)'><a href='http://e'>link</a>",
+    "evil\x1b[31mred\x07\nsecond line\r\x00\u202etxt.exe",
+    "A" * 65536,
+    "bad-bytes-\udcff\udcfe-\ud800-end",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE, ids=["markup", "controls", "64k", "surrogates"])
+def test_hostile_text_is_shown_literally(qtbot: QtBot, rig: Rig, name: str) -> None:
+    usage = Usage(Device(DeviceKind.CAMERA, "/dev/video<i>9</i>", name, "/dev/video<i>9</i>"),
+                  hostile_ref(name, exe="/tmp/" + name[:200]), note=name)
+    rig.start(usage)
+    qtbot.waitUntil(rig.popup.isVisible, timeout=10_000)
+    popup = rig.popup
+    assert popup.name_label.text() == literal(name, LIMITS["name"])
+    assert popup.exe_label.text() == literal("/tmp/" + name[:200], LIMITS["exe"])
+    assert popup.note_label.text() == literal(name, LIMITS["note"])
+    assert literal(name, LIMITS["device"]) in popup.device_label.text()
+    for label in popup.findChildren(QLabel):
+        if label is not popup.icon_label:
+            assert label.textFormat() == Qt.TextFormat.PlainText
+        assert len(label.text()) < 400
+        assert "\n" not in label.text() and "\x1b" not in label.text()
+    # The tray says the same, as escaped text in a tooltip Qt renders as rich text.
+    tip = rig.tray.icon.toolTip()
+    assert "<b>" not in tip and "<img" not in tip and "\x1b" not in tip
+    assert any(literal(name, 40)[:30] in line for line in rig.tray.tooltip_lines)
+
+
+@pytest.mark.parametrize("alert_settings", [
+    AlertSettings(countdown=600, stopped_linger=0.5, notifications=False)])
+def test_an_app_that_stops_updates_its_popup_then_it_goes(qtbot: QtBot, rig: Rig) -> None:
+    h, usage = rig.holder()
+    ev = rig.start(usage)
+    qtbot.waitUntil(lambda: rig.shown_pid() == h.pid, timeout=10_000)
+    alert_id = rig.popup.view.alert.id if rig.popup.view else -1
+    with qtbot.waitSignal(rig.popup.dismissed, timeout=10_000) as gone:
+        rig.stop(usage, ev.at, ev.at + 3)
+        assert rig.popup.isVisible()
+        assert rig.popup.status_label.text().startswith("Stopped after 3s.")
+        assert not rig.popup.buttons[Decision.KILL].isEnabled()
+        assert rig.popup.buttons[Decision.BLOCK].isEnabled()
+    assert gone.args == [alert_id]
+    assert not rig.popup.isVisible()
+    rig.settle()
+    rec = rig.session(usage)
+    assert rec.end is not None and rec.decision is None  # nobody answered: nothing invented
+
+
+def test_no_popup_while_paused_but_the_tray_still_shows_the_camera(qtbot: QtBot, rig: Rig
+                                                                   ) -> None:
+    rig.controller.pause(3600)
+    assert rig.tray.state is TrayState.PAUSED
+    h, usage = rig.holder()
+    rig.start(usage)
+    rig.settle()
+    assert rig.tray.state is TrayState.CAMERA
+    assert rig.controller.pending_alerts() == () and not rig.popup.isVisible()
+    rig.controller.resume()
+    assert not rig.controller.paused
+    assert h.proc.poll() is None

@@ -1,0 +1,174 @@
+"""The tray icon's states, tooltip and menu; the monitor-to-GUI thread hop; the status window."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from PySide6.QtGui import QAction, QImage
+from PySide6.QtWidgets import QMenu
+from pytestqt.qtbot import QtBot
+
+from camguard.core.models import (
+    Degraded,
+    Device,
+    DeviceKind,
+    HealthEvent,
+    ProcessRef,
+    SourceSnapshot,
+    Usage,
+)
+from camguard.monitor import Monitor
+from camguard.platform.clock import SystemClock
+from camguard.ui.assets import icon_path, load_icon, state_icon
+from camguard.ui.bridge import MonitorBridge
+from camguard.ui.model import TrayState
+from camguard.ui.ports import Decision
+from tests.fakes import FakeSource
+from tests.gui.conftest import Rig, hostile_ref
+
+pytestmark = pytest.mark.real
+
+
+def actions(menu: QMenu) -> dict[str, QAction]:
+    return {a.text(): a for a in menu.actions() if a.text()}
+
+
+def user_menus(menu: QMenu) -> list[QMenu]:
+    return [a.menu() for a in menu.actions() if a.menu() is not None
+            and a.text() != "Kill switch"]
+
+
+def test_tray_state_follows_started_and_stopped_events(qtbot: QtBot, rig: Rig) -> None:
+    tray = rig.tray
+    assert tray.state is TrayState.IDLE
+    cam_h, cam = rig.holder(DeviceKind.CAMERA)
+    _mic_h, mic = rig.holder(DeviceKind.MICROPHONE)
+    cam_ev = rig.start(cam)
+    assert tray.state is TrayState.CAMERA
+    assert any(f"(pid {cam_h.pid})" in line for line in tray.tooltip_lines)
+    mic_ev = rig.start(mic)
+    assert tray.state is TrayState.BOTH
+    rig.stop(cam, cam_ev.at, cam_ev.at + 1)
+    assert tray.state is TrayState.MICROPHONE
+    assert not any(f"(pid {cam_h.pid})" in line for line in tray.tooltip_lines)
+    rig.stop(mic, mic_ev.at, mic_ev.at + 1)
+    assert tray.state is TrayState.IDLE
+    rig.controller.handle_event(HealthEvent("pulse", Degraded("pulse", "server down"), 1.0))
+    assert tray.state is TrayState.DEGRADED
+    assert "degraded: pulse: server down" in tray.tooltip_lines
+    rig.controller.handle_event(HealthEvent("pulse", None, 2.0))
+    assert tray.state is TrayState.IDLE
+    rig.settle()
+
+
+def test_every_state_has_its_own_icon() -> None:
+    for name in ("idle", "camera", "microphone", "both", "blocked", "paused", "degraded",
+                 "app"):
+        assert icon_path(name) is not None, name  # the SVGs are found, not the fallback
+        assert not load_icon(name).isNull()
+    looks = {}
+    for state in TrayState:
+        for degraded in (False, True):
+            image: QImage = state_icon(state.value, degraded).pixmap(16, 16).toImage()
+            assert not image.isNull()
+            looks[(state, degraded)] = bytes(image.constBits())
+    plain = [looks[(state, False)] for state in TrayState]
+    assert len(set(plain)) == len(plain)  # seven states, seven pictures
+    for state in TrayState:
+        if state is not TrayState.DEGRADED:  # the badge marks any state as degraded
+            assert looks[(state, True)] != looks[(state, False)]
+    assert looks[(TrayState.DEGRADED, False)] == looks[(TrayState.IDLE, True)]
+
+
+def test_menu_lists_each_user_and_its_actions_work(qtbot: QtBot, rig: Rig) -> None:
+    tray = rig.tray
+    h, usage = rig.holder()
+    rig.start(usage)
+    rig.settle()
+    tray.rebuild_menu()
+    [sub] = user_menus(tray.menu)
+    assert f"(pid {h.pid}): camera" in sub.title()
+    assert list(actions(sub)) == ["Kill app", "Block camera", "Always allow"]
+    top = actions(tray.menu)
+    for text in ("Pause alerts for 15 min", "Pause alerts for 1 h", "Status…", "History…",
+                 "Settings…", "Quit camguard"):
+        assert text in top
+    with qtbot.waitSignal(rig.controller.history_requested, timeout=2000):
+        top["History…"].trigger()
+    with qtbot.waitSignal(rig.controller.settings_requested, timeout=2000):
+        top["Settings…"].trigger()
+    # Kill from the menu answers the pending alert too.
+    actions(sub)["Kill app"].trigger()
+    assert h.proc.wait(10) is not None
+    rig.settle()
+    assert rig.controller.pending_alerts() == ()
+    rec = rig.session(usage)
+    assert (rec.decision, rec.decided_by) == (Decision.KILL.value, "user:tray")
+
+
+def test_pause_and_resume_from_the_menu(qtbot: QtBot, rig: Rig) -> None:
+    tray = rig.tray
+    actions(tray.menu)["Pause alerts for 15 min"].trigger()
+    assert tray.state is TrayState.PAUSED
+    paused_until = rig.controller.snapshot().paused_until
+    assert paused_until is not None and paused_until > time.time() + 14 * 60
+    [resume] = [a for t, a in actions(tray.menu).items() if t.startswith("Resume alerts")]
+    resume.trigger()
+    assert tray.state is TrayState.IDLE
+    # A short pause ends by itself.
+    rig.controller.pause(0.2)
+    assert tray.state is TrayState.PAUSED
+    qtbot.waitUntil(lambda: tray.state is TrayState.IDLE, timeout=5000)
+
+
+def test_menu_and_tooltip_show_hostile_names_literally(qtbot: QtBot, rig: Rig) -> None:
+    name = "&Quit <b>now</b>\x1b[2J"
+    rig.controller.pause(3600)  # no popup needed here
+    rig.start(Usage(Device(DeviceKind.CAMERA, "/dev/video0"), hostile_ref(name)))
+    tray = rig.tray
+    tray.rebuild_menu()
+    [sub] = user_menus(tray.menu)
+    assert sub.title().startswith("&&Quit <b>now</b>\\x1b[2J")  # && shows one literal &
+    tip = tray.icon.toolTip()
+    assert "&amp;&amp;" not in tip and "&amp;Quit &lt;b&gt;now&lt;/b&gt;\\x1b[2J" in tip
+
+
+def test_status_window_lists_users_and_acts(qtbot: QtBot, rig: Rig) -> None:
+    status = rig.parts.status
+    h, usage = rig.holder()
+    rig.start(usage)
+    rig.settle()
+    assert status.users.count() == 1
+    assert f"(pid {h.pid})" in status.users.item(0).text()
+    assert status.headline.text() == "camguard: CAMERA IN USE"
+    with qtbot.waitSignal(rig.controller.message, timeout=15_000):
+        status.user_buttons[Decision.KILL].click()
+    assert h.proc.wait(10) is not None
+
+
+def test_real_monitor_events_reach_the_gui_thread(qtbot: QtBot, rig: Rig) -> None:
+    """A real Monitor thread -> MonitorBridge -> queued delivery on the GUI thread."""
+    source = FakeSource("cam")
+    monitor = Monitor([source], SystemClock(), settle=0.0)
+    bridge = MonitorBridge()
+    monitor.add_sink(rig.recorder)
+    monitor.add_sink(bridge.sink)
+    seen_on: list[int] = []
+    bridge.event_received.connect(lambda _ev: seen_on.append(threading.get_ident()))
+    bridge.event_received.connect(rig.controller.handle_event)
+    cam = Device(DeviceKind.CAMERA, "/dev/video7", "Seven")
+    ref = ProcessRef(pid=424242, create_time=1.0, name="meeting-app", exe="/usr/bin/nothing")
+    monitor.start()
+    try:
+        source.push(SourceSnapshot("cam", frozenset([cam]), frozenset([Usage(cam, ref)])))
+        qtbot.waitUntil(lambda: rig.tray.state is TrayState.CAMERA, timeout=10_000)
+        source.push(SourceSnapshot("cam", frozenset([cam])))
+        qtbot.waitUntil(lambda: rig.tray.state is TrayState.IDLE, timeout=10_000)
+        monitor_thread = monitor._thread
+        assert monitor_thread is not None and monitor_thread.ident not in seen_on
+    finally:
+        monitor.stop()
+    assert set(seen_on) == {threading.get_ident()} and len(seen_on) == 2
+    rig.settle()
