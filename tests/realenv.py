@@ -248,7 +248,10 @@ def _start_x_clients(xs: XSession, runtime: Path, display: str, bus: str, *, tra
         wait_until(lambda: _ok(["xdotool", "search", "--class", "trayer"],
                                {**os.environ, "DISPLAY": display}), 15, "the trayer window")
     if notifications:
-        xs.spawn("dunst", ["dunst"], env=xs.env)
+        # Bottom-right, away from the tray corner where camguard's own popup appears.
+        conf = runtime / "dunstrc"
+        conf.write_text("[global]\norigin = bottom-right\noffset = 10x10\n")
+        xs.spawn("dunst", ["dunst", "-conf", str(conf)], env=xs.env)
         wait_until(lambda: _ok(
             ["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.Notifications",
              "/org/freedesktop/Notifications",

@@ -167,6 +167,12 @@ class AlertPopup(QWidget):
             # Tests and support scripts look for this line (and the window title).
             process = view.alert.usage.process
             log.info("alert shown: pid=%s", process.pid if process else "unknown")
+            if log.isEnabledFor(logging.DEBUG):
+                # Where each button is on screen: lets a support script (or the end-to-end
+                # test) click it with xdotool; Qt widgets are not X windows of their own.
+                log.debug("alert buttons: %s", " ".join(
+                    f"{d.value}={c.x()},{c.y()}" for d, b in self.buttons.items()
+                    for c in [b.mapToGlobal(b.rect().center())]))
 
     def _fill(self, view: AlertView) -> None:
         alert = view.alert
