@@ -240,7 +240,26 @@ def proc_cpu_rss(pid: int) -> tuple[float, int]:
 
 
 def bench_idle(devdir: Path, seconds: float) -> dict[str, float]:
+    """``camguard watch`` as a user leaves it running: cameras watched and a live sound
+    server subscribed (a real PulseAudio), nothing happening."""
     env = {**os.environ, "CAMGUARD_CONFIG_DIR": str(devdir / "cfg")}
+    srv = None
+    try:
+        from tests import realenv
+
+        if not realenv.missing(realenv.PA_TOOLS):
+            srv = realenv.start_pulseaudio(devdir / "pa")
+            env.update(srv.env)
+    except ImportError:
+        pass
+    try:
+        return _idle(env, devdir, seconds)
+    finally:
+        if srv is not None:
+            srv.stop()
+
+
+def _idle(env: dict[str, str], devdir: Path, seconds: float) -> dict[str, float]:
     watch = subprocess.Popen([sys.executable, "-m", "camguard", "watch", "--json",
                               "--camera-glob", f"{devdir}/video*", "--mic-glob",
                               f"{devdir}/pcmC*D*c"], stdout=subprocess.DEVNULL,
@@ -265,7 +284,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--mic-rounds", type=int, default=40)
     ap.add_argument("--idle", type=float, default=60.0)
-    ap.add_argument("--out", type=Path, default=Path("bench/results-detect.json"))
+    ap.add_argument("--out", type=Path,
+                    default=Path(__file__).resolve().parent / "results-detect.json")
     args = ap.parse_args()
     devdir = Path(tempfile.mkdtemp(prefix="camguard-bench-"))
     for name in ("video0", "pcmC0D0c"):

@@ -72,7 +72,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--idle", type=float, default=60.0)
-    ap.add_argument("--out", type=Path, default=Path("bench/results-tray.json"))
+    ap.add_argument("--out", type=Path,
+                    default=Path(__file__).resolve().parent / "results-tray.json")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="camguard-bench-tray-"))
     xs = realenv.start_x(root)
