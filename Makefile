@@ -3,8 +3,18 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+PKG_STAMP := $(VENV)/.installed-packaging
 
-.PHONY: run test lint unit bench system-deps-runtime system-deps-test clean
+# Packaging (packaging/README.md): the artifacts and what they are built from.
+CG_VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' camguard/__init__.py)
+DEB_ARCH   := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+APP_FILES  := $(shell find camguard resources -type f ! -name '*.pyc' ! -path '*/__pycache__/*')
+BUNDLE_EXE := dist/camguard/camguard
+DEB        := dist/camguard_$(CG_VERSION)_$(DEB_ARCH).deb
+MSI        := dist/camguard-$(CG_VERSION)-x64.msi
+
+.PHONY: run test lint unit bench system-deps-runtime system-deps-test clean \
+        system-deps-packaging bundle deb msi manpage packaging-test
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { scripts/system-deps.sh runtime && $(PYTHON) -m venv $(VENV); }
@@ -17,6 +27,13 @@ system-deps-runtime:
 
 system-deps-test:
 	@scripts/system-deps.sh test
+
+system-deps-packaging:
+	@scripts/system-deps.sh packaging
+
+$(PKG_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[gui,selftest,packaging]'
+	@touch $@
 
 ## Set up and start camguard (the tray once it exists; `camguard watch` until then).
 run: system-deps-runtime $(STAMP)
@@ -34,6 +51,34 @@ lint: $(STAMP)
 
 bench: system-deps-test $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+## The PyInstaller onedir bundle dist/camguard/ (one spec for Linux, Windows and macOS).
+bundle: $(BUNDLE_EXE)
+$(BUNDLE_EXE): $(PKG_STAMP) packaging/pyinstaller/camguard.spec \
+               packaging/pyinstaller/run_camguard.py $(APP_FILES)
+	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist \
+	    --workpath build/pyinstaller packaging/pyinstaller/camguard.spec
+
+## dist/camguard_VERSION_ARCH.deb (dpkg-deb; installs to /opt/camguard).
+deb: $(DEB)
+$(DEB): $(BUNDLE_EXE) $(wildcard packaging/linux/* packaging/linux/debian/*)
+	PYTHON=$(BIN)/python packaging/linux/build_deb.sh
+
+## dist/camguard-VERSION-x64.msi with wixl, from the Linux bundle as a STAND-IN payload
+## (the tables are checked; the shippable MSI is built on Windows: build_on_windows.ps1).
+msi: $(MSI)
+$(MSI): $(BUNDLE_EXE) $(wildcard packaging/windows/*)
+	PYTHON=$(BIN)/python packaging/windows/build_msi.sh
+
+## Refresh the committed man page (the .deb always generates its own at build time).
+manpage: $(STAMP)
+	$(BIN)/python packaging/linux/make_manpage.py -o packaging/linux/camguard.1
+
+## Builds the bundle, .deb and .msi, installs the .deb on THIS machine (root), uses it, and
+## purges it: slow and system-changing, so separate from `make test`.
+packaging-test: system-deps-packaging $(PKG_STAMP)
+	CAMGUARD_PACKAGING=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/packaging \
+	    $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian/Ubuntu packages camguard needs: `runtime` (to run the tray and the
-# self-test) or `test` (runtime + the real servers the test suite starts: PulseAudio,
-# PipeWire, Xvfb with a tray host, D-Bus, a notification daemon).
+# self-test), `test` (runtime + the real servers the test suite starts: PulseAudio,
+# PipeWire, Xvfb with a tray host, D-Bus, a notification daemon) or `packaging` (test + the
+# tools `make bundle deb msi` and `make packaging-test` use).
 # Installs only when running as root with apt-get; otherwise prints what is missing.
 set -euo pipefail
 
@@ -12,11 +13,18 @@ RUNTIME=(python3-venv libportaudio2 libasound2-plugins
 TEST=(pulseaudio pulseaudio-utils pipewire pipewire-bin pipewire-pulse wireplumber sox dbus
       xvfb xauth x11-utils imagemagick trayer dunst libnotify-bin xdotool util-linux psmisc
       lsof procps)
+# binutils: objdump/strip for the bundle and the .deb's Depends; libwayland-egl1: a Qt
+# plugin links it, and the .deb can only declare what the build machine has; msitools and
+# wixl: the MSI (built and checked on Linux); desktop-file-utils, pkexec/polkitd, systemd
+# (systemd-analyze), groff-base: checks of the installed package.
+PACKAGING=(binutils dpkg gzip libwayland-egl1 msitools wixl desktop-file-utils pkexec polkitd
+           systemd groff-base apt)
 
 case "${1:-}" in
   runtime) want=("${RUNTIME[@]}") ;;
   test) want=("${RUNTIME[@]}" "${TEST[@]}") ;;
-  *) echo "usage: $0 runtime|test" >&2; exit 2 ;;
+  packaging) want=("${RUNTIME[@]}" "${TEST[@]}" "${PACKAGING[@]}") ;;
+  *) echo "usage: $0 runtime|test|packaging" >&2; exit 2 ;;
 esac
 
 missing=()
