@@ -6,6 +6,7 @@ it may fail to load at all (a missing libGL), which must become a finding, not a
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -14,6 +15,7 @@ import shutil
 import stat
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -126,7 +128,10 @@ def _c_string(raw: bytes | bytearray) -> str:
 def load_opencv() -> tuple[Any, str]:
     """The ``cv2`` module, or None and why it cannot be loaded."""
     try:
-        import cv2
+        # A cv2 that fails to load prints its reason to stdout ("OpenCV bindings requires
+        # numpy"), which would corrupt `selftest --json`: send it to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            import cv2
     except Exception as exc:  # ImportError, or OSError/any error from a broken native library
         return None, f"OpenCV cannot be loaded: {literal(str(exc) or type(exc).__name__, 300)}"
     try:
