@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from camguard.core.settings import DetectionSettings
+from camguard.core.text import literal
 from camguard.store import paths
+from camguard.store.policy import (
+    ManagedPolicy,
+    PolicyReader,
+    PolicyStatus,
+    TomlPolicyReader,
+    default_reader,
+    effective_settings,
+    load_user_settings,
+)
 from camguard.store.settings import load_detection_settings
+
+# The managed settings that are also detection settings: a policy's value wins over the
+# user's file (and over a command-line glob when the policy locks it) for every command.
+MANAGED_DETECTION = ("camera_globs", "mic_globs", "watch_sound_server", "rescan_interval")
+# Another policy file (tests, IT images trying a policy out). Only the user's own camguard
+# reads it: the service takes --policy-file, and a user who can set this variable could as
+# well run a copy of camguard without any policy, so it protects nothing less.
+POLICY_ENV = "CAMGUARD_POLICY_FILE"
 
 
 class CliError(Exception):
@@ -51,19 +72,46 @@ def add_common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
         help="log more (repeat for debug output)")
 
 
-def detection_settings(args: argparse.Namespace) -> DetectionSettings:
-    """The settings file, overridden by the command line; problems go to stderr."""
-    config = args.config or paths.config_dir() / "settings.json"
-    settings, problems = load_detection_settings(config)
-    for problem in problems:
-        print(f"camguard: warning: {problem}", file=sys.stderr)
-    changes: dict[str, tuple[str, ...]] = {}
-    if args.camera_glob:
-        changes["camera_globs"] = tuple(args.camera_glob)
-    if args.mic_glob:
-        changes["mic_globs"] = tuple(args.mic_glob)
-    if not changes:
-        return settings
-    from dataclasses import replace
+def settings_path(args: argparse.Namespace) -> Path:
+    config: Path | None = getattr(args, "config", None)
+    return config or paths.config_dir() / "settings.json"
 
-    return replace(settings, **changes)  # type: ignore[arg-type]
+
+def policy_reader(args: argparse.Namespace) -> PolicyReader:
+    """``--policy-file`` where a command has it, else ``CAMGUARD_POLICY_FILE``, else the
+    system's policy (/etc/camguard/policy.toml, or the registry on Windows)."""
+    given: Path | None = getattr(args, "policy_file", None)
+    if given is None and os.environ.get(POLICY_ENV):
+        given = Path(os.environ[POLICY_ENV])
+    return TomlPolicyReader(given) if given is not None else default_reader()
+
+
+def load_policy(args: argparse.Namespace) -> PolicyStatus:
+    return ManagedPolicy(policy_reader(args)).load()
+
+
+def detection_settings(args: argparse.Namespace, policy: PolicyStatus | None = None
+                       ) -> DetectionSettings:
+    """The settings file, then the managed policy, then the command line (unless the policy
+    locks the setting); problems go to stderr."""
+    config = settings_path(args)
+    settings, problems = load_detection_settings(config)
+    status = policy if policy is not None else load_policy(args)
+    if status.error:
+        print(f"camguard: error: {literal(status.error, 500)}", file=sys.stderr)
+    user, _more = load_user_settings(config)  # its problems are the ones just printed
+    eff = effective_settings(user, status.policy)
+    changes: dict[str, Any] = {
+        name: eff.value(name) for name in MANAGED_DETECTION if eff.items[name].source == "policy"}
+    for problem in dict.fromkeys([*problems, *eff.problems]):
+        print(f"camguard: warning: {literal(problem, 500)}", file=sys.stderr)
+    for name, option, given in (("camera_globs", "--camera-glob", args.camera_glob),
+                                ("mic_globs", "--mic-glob", args.mic_glob)):
+        if not given:
+            continue
+        if eff.locked(name):
+            print(f"camguard: warning: {option} ignored: {eff.refusal(name)}",
+                  file=sys.stderr)
+        else:
+            changes[name] = tuple(given)
+    return replace(settings, **changes) if changes else settings

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
 import sys
-import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from camguard import __version__
+from camguard.cli import remote
 from camguard.cli.common import CliError
 from camguard.core.models import DeviceKind
 from camguard.core.rules import (
@@ -32,6 +31,7 @@ from camguard.core.rules_json import decision_dict, rule_to_json, rules_from_jso
 from camguard.core.serialize import rfc3339
 from camguard.core.text import json_safe, literal
 from camguard.platform.clock import SystemClock
+from camguard.platform.clock import local_zone as local_zone  # noqa: PLC0414 (service_run)
 from camguard.store import paths
 from camguard.store.eventlog import EventLog, open_event_log
 from camguard.store.files import write_private
@@ -87,9 +87,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--window", metavar="WHEN",
                    help="'mon-fri 16:00-19:00', 'sat,sun', 'daily 21:00-06:00' (local time)")
     q.add_argument("--label", default="", metavar="TEXT", help="a name for the rule")
+    remote.add_password_option(q)
     q.set_defaults(func=cmd_add)
     q = rsub.add_parser("remove", parents=parents, help="remove a rule by id or label")
     q.add_argument("rule", metavar="ID_OR_LABEL")
+    remote.add_password_option(q)
     q.set_defaults(func=cmd_remove)
     q = rsub.add_parser("export", parents=parents, help="write your rules to a file")
     q.add_argument("file", metavar="FILE", help="'-' for standard output")
@@ -97,10 +99,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q = rsub.add_parser("import", parents=parents, help="add rules from an exported file")
     q.add_argument("file", type=Path, metavar="FILE")
     q.add_argument("--replace", action="store_true", help="replace your rules instead")
+    remote.add_password_option(q)
     q.set_defaults(func=cmd_import)
     q = rsub.add_parser("mode", parents=parents, help="show or set what happens when no "
                         "rule matches")
     q.add_argument("mode", nargs="?", choices=list(Mode))
+    remote.add_password_option(q)
     q.set_defaults(func=cmd_mode)
     q = rsub.add_parser("explain", parents=[*parents, js],
                         help="what camguard would decide for an app right now")
@@ -183,18 +187,6 @@ def event_log(args: argparse.Namespace, ctx: Context) -> EventLog:
     return log
 
 
-def local_zone() -> _dt.tzinfo:
-    """The system's time zone, with its daylight-saving rules when they can be found."""
-    try:
-        tz = os.environ.get("TZ", "").lstrip(":")
-        if tz:
-            return zoneinfo.ZoneInfo(tz)
-        with open("/etc/localtime", "rb") as f:
-            return zoneinfo.ZoneInfo.from_file(f, key="localtime")
-    except (OSError, ValueError, zoneinfo.ZoneInfoNotFoundError):
-        return _dt.datetime.now().astimezone().tzinfo or _dt.UTC
-
-
 # -- rules -----------------------------------------------------------------------------------
 def rule_json(rule: Rule, now: float) -> dict[str, Any]:
     out = rule_to_json(rule)
@@ -274,6 +266,7 @@ def cmd_add(args: argparse.Namespace) -> int:
                          label=args.label)
     except RuleError as exc:
         raise CliError(str(exc), EXIT_BAD_ARGS) from None
+    remote.require_cli_unlock(args, "changing rules")
     if rule.app.by is MatchBy.NAME and rule.verdict is Verdict.ALLOW:
         print("camguard: warning: a process chooses its own name; any program can call "
               "itself that. Prefer --exe.", file=sys.stderr)
@@ -313,6 +306,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
                        "removed here", EXIT_REFUSED)
     check_may_change(ctx, RULES)
     events_path(args, ctx)  # refuse a locked --events-file before changing anything
+    remote.require_cli_unlock(args, "changing rules")
     now = SystemClock().now()
     with ctx.file.locked():
         contents = ctx.file.load()
@@ -358,6 +352,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     except (OSError, ValueError, RecursionError) as exc:
         raise CliError(f"cannot import {args.file}: {exc}", EXIT_FAILED) from None
     new, errors = rules_from_json(doc)
+    remote.require_cli_unlock(args, "changing rules")
     for e in errors:
         print(f"camguard: rejected: {literal(e, 500)}", file=sys.stderr)
     now = SystemClock().now()
@@ -396,6 +391,7 @@ def cmd_mode(args: argparse.Namespace) -> int:
         print(f"{item.value} ({item.source}{locked})")
         return 0
     check_may_change(ctx, "mode")
+    remote.require_cli_unlock(args, "changing rules")
     with ctx.file.locked():
         contents = ctx.file.load()
         _save(ctx, contents.rules, Mode(args.mode), SystemClock().now())

@@ -1,7 +1,12 @@
-"""``camguard tray`` (and plain ``camguard``): the tray application.
+"""``camguard tray`` (and plain ``camguard``): the tray application, put together.
 
-Qt is imported only inside the command (through camguard.ui.shell), so every other
-subcommand starts without it.
+Alone it watches with its own Monitor, decides each usage by the rules, keeps the event log
+and runs the hook. When a camguard service answers (the default socket, or ``--socket``) it
+is the service's client instead: the service watches, decides and acts, and the tray shows
+its events and sends kill, block and unblock to it.
+
+Qt is imported only inside the command (through camguard.ui), so every other subcommand
+starts without it.
 """
 
 from __future__ import annotations
@@ -10,17 +15,38 @@ import argparse
 import logging
 import os
 import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from camguard.app import build_detection
-from camguard.cli.common import CliError, detection_settings
+from camguard import __version__
+from camguard.app import EventOutputs, build_detection, build_event_outputs
+from camguard.cli import remote
+from camguard.cli.common import CliError, detection_settings, policy_reader, settings_path
 from camguard.core.settings import DetectionSettings
+from camguard.core.text import literal
+from camguard.platform.clock import SystemClock
+from camguard.store import lock as lock_file
+from camguard.store.policy import (
+    EffectiveSettings,
+    ManagedPolicy,
+    PolicyStatus,
+    effective_settings,
+    load_user_settings,
+)
+from camguard.store.ui_settings import UiSettings, UiSettingsFile, settings_in_force
 
 if TYPE_CHECKING:
     from camguard.core.blocks import BlockManager
     from camguard.platform.linux.kill import Killer
+    from camguard.selftest.report import SelftestReport
+    from camguard.ui.wiring import TrayOptions
 
 log = logging.getLogger(__name__)
+
+Selftest = Callable[[Callable[[str], None], threading.Event], str]
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -38,23 +64,182 @@ def cmd_tray(args: argparse.Namespace) -> int:
                        "`camguard watch` works in a terminal")
     try:
         from camguard.ui.shell import run_tray
+        from camguard.ui.wiring import tray_alert_settings
     except ImportError as exc:
         raise CliError(f"the tray needs PySide6: pip install 'camguard[gui]' ({exc})") from None
-    settings = detection_settings(args)
-    detection = build_detection(settings)
-    killer, blocks = _kill_switch(settings)
-    return run_tray(detection.monitor(), detection.clock, killer=killer, blocks=blocks,
-                    argv=[sys.argv[0] if sys.argv else "camguard"])
+    policy = ManagedPolicy(policy_reader(args))
+    status = policy.load()
+    ui_file = UiSettingsFile(settings_path(args))
+    ui, problems = startup_settings(ui_file, status)
+    start = TrayStart(detection_settings(args, status), ui_file, ui, problems, policy, status,
+                      [sys.argv[0] if sys.argv else "camguard"])
+    client = remote.service_client(args)
+    if client is None:
+        return _standalone(args, start)
+    from camguard.cli.tray_service import ServiceActions, ServiceFeed
+
+    log.info("a camguard service answers at %s: the tray is its client", client.path)
+    service = ServiceActions(client)
+    options = tray_options(start)
+    options.actions = service
+    options.service_lock = service.lock_is_set
+    clock = SystemClock()
+    return run_tray(ServiceFeed(client, clock), clock, argv=start.argv,
+                    settings=tray_alert_settings(ui), options=options)
 
 
-def _kill_switch(settings: DetectionSettings) -> tuple[Killer | None, BlockManager | None]:
-    """The Linux kill switch, or nothing (the tray then says it is unavailable)."""
+@dataclass
+class TrayStart:
+    """What ``camguard tray`` read before building anything."""
+
+    settings: DetectionSettings
+    ui_file: UiSettingsFile
+    ui: UiSettings
+    problems: list[str]
+    policy: ManagedPolicy
+    status: PolicyStatus
+    argv: list[str]
+
+
+def startup_settings(ui_file: UiSettingsFile, status: PolicyStatus
+                     ) -> tuple[UiSettings, list[str]]:
+    """The UI settings in force (the policy's locked values win) and every problem met:
+    a policy that cannot be read comes first."""
+    ui, problems = settings_in_force(ui_file, status.policy)
+    if status.error:
+        problems.insert(0, status.error)
+    return ui, problems
+
+
+def tray_options(start: TrayStart) -> TrayOptions:
+    """The parts every tray has: the settings window's files, the lock and the self-test."""
+    from camguard.store.autostart import Autostart
+    from camguard.store.lock import LockGuard
+    from camguard.store.rules import RuleFile
+    from camguard.ui.wiring import TrayOptions
+
+    return TrayOptions(settings_file=start.ui_file, ui=start.ui,
+                       problems=tuple(start.problems), policy=start.policy.load,
+                       rule_file=RuleFile(), autostart=Autostart(),
+                       selftest=selftest_runner(start.settings),
+                       lock=LockGuard(lock_file.default_path(), SystemClock()))
+
+
+def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
+    from camguard.platform.clock import local_zone
+    from camguard.ui.judge import RuleJudge
+    from camguard.ui.shell import run_tray
+    from camguard.ui.wiring import tray_alert_settings
+
+    clock = SystemClock()
+    eff = user_effective(start.ui_file.path, start.status)
+    outputs = event_outputs(args, eff, clock)
+    start.problems += outputs.problems
+    options = tray_options(start)
+    options.events = outputs.log
+    options.rules = RuleJudge(options.rule_file, start.policy.load, clock,
+                              settings_path=start.ui_file.path, tz=local_zone(),
+                              events=outputs.log)
+    options.on_start = lambda: _started(outputs, start.status)
+    options.on_stop = outputs.stop
+    mic = mic_control()
+    try:
+        killer, blocks = kill_switch(start.settings, mic)
+        monitor = build_detection(start.settings).monitor()
+        return run_tray(monitor, clock, killer=killer, blocks=blocks, argv=start.argv,
+                        settings=tray_alert_settings(start.ui), options=options)
+    finally:
+        if mic is not None:
+            mic.close()  # mutes stay on the server; the block's record can undo them
+
+
+def _started(outputs: EventOutputs, status: PolicyStatus) -> None:
+    outputs.start(__version__)
+    if status.error or status.policy.source:
+        outputs.log.policy_status(status)
+
+
+def user_effective(path: Path, status: PolicyStatus) -> EffectiveSettings:
+    user, _problems = load_user_settings(path)  # shown already by settings_in_force
+    return effective_settings(user, status.policy)
+
+
+def event_outputs(args: argparse.Namespace, eff: EffectiveSettings, clock: SystemClock
+                  ) -> EventOutputs:
+    """The event log and hook as set; ``--events-file`` unless the policy locks it."""
+    given: Path | None = getattr(args, "events_file", None)
+    if given is not None and eff.locked("events_file"):
+        print(f"camguard: warning: --events-file ignored: {eff.refusal('events_file')}",
+              file=sys.stderr)
+        given = None
+    return build_event_outputs(eff, clock, given)
+
+
+def mic_control() -> Any:
+    """The tray's long-lived MicControl: while the microphone is blocked, its watcher keeps
+    muting sources that appear or get unmuted. None where there is no libpulse."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        from camguard.platform.linux.mic_control import MicControl
+    except (ImportError, OSError) as exc:
+        log.info("microphone mute unavailable: %s", exc)
+        return None
+    return MicControl()
+
+
+def kill_switch(settings: DetectionSettings, mic: Any = None
+                ) -> tuple[Killer | None, BlockManager | None]:
+    """The Linux kill switch (the CLI's, with the tray's MicControl), or nothing: the tray
+    then says it is unavailable."""
     if not sys.platform.startswith("linux"):
         return None, None
-    from camguard.cli.actions import build_block_manager, build_killer
-
     try:
-        return build_killer(settings), build_block_manager(settings)
+        from camguard.cli.actions import build_killer, helper_state_file
+        from camguard.core.blocks import BlockManager
+        from camguard.platform.linux.block import LinuxBlocker, load_mic_switch, privileged_helper
+        from camguard.store.blocks import JsonBlockStore
+
+        killer = build_killer(settings)
+        runner = privileged_helper((*settings.camera_globs, *settings.mic_globs),
+                                   helper_state_file())
+        blocker = LinuxBlocker(settings.camera_globs, settings.mic_globs, helper=runner,
+                               killer=killer, mic=load_mic_switch(control=mic))
+        return killer, BlockManager(SystemClock(), JsonBlockStore(), blocker)
     except Exception:
         log.exception("the kill switch could not be set up")
         return None, None
+
+
+# -- the self-test from the settings window -------------------------------------------------
+def selftest_runner(settings: DetectionSettings) -> Selftest:
+    """``run(progress, cancel) -> report text`` for the settings window (a pool thread; up to
+    about a minute). The kill switch is tested with a BlockManager of its own, as
+    ``camguard selftest`` does."""
+
+    def run(progress: Callable[[str], None], cancel: threading.Event) -> str:
+        from camguard.selftest.runner import run_selftest
+
+        blocks = None
+        notes: list[str] = []
+        if sys.platform.startswith("linux"):
+            from camguard.cli.actions import build_block_manager
+
+            blocks = build_block_manager(settings)
+            notes = list(blocks.expire_due().problems)
+        report = run_selftest(settings, blocks=blocks, cancel=cancel, progress=progress)
+        return selftest_text(report, notes)
+
+    return run
+
+
+def selftest_text(report: SelftestReport, notes: list[str] | None = None) -> str:
+    """The report as ``camguard selftest`` prints it."""
+    lines = [f"warning: {literal(n, 500)}" for n in notes or []]
+    for c in report.snapshot():
+        where = f" {literal(c.device, 200)}" if c.device else ""
+        lines.append(f"{c.status.value.upper():<13} {c.name}{where}: {c.detail}")
+    total = report.summary()
+    lines.append(f"selftest: {total['passed']} passed, {total['failed']} failed, "
+                 f"{total['not_provable']} not provable ({total['seconds']:.1f} s)")
+    return "\n".join(lines)

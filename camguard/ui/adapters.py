@@ -58,7 +58,8 @@ class Actions:
         with self._lock:
             return self._blocks.block(BlockTarget(kind.value), None).result
 
-    def unblock_device(self, kind: DeviceKind) -> ActionResult:
+    def unblock_device(self, kind: DeviceKind, password: str | None = None) -> ActionResult:
+        # ``password`` is for the service; the tray asked for its own lock already.
         if self._blocks is None:
             return ActionResult(Outcome.FAILED, UNAVAILABLE)
         with self._lock:

@@ -42,7 +42,10 @@ from camguard.ui.ports import (
     AllowPort,
     DecidedBy,
     Decision,
+    Gate,
     HistoryPort,
+    RuleOutcome,
+    RulesPort,
 )
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,8 @@ class AppController(QObject):
     alert_changed = Signal(object)  # AlertView | None: the alert to show now
     alert_raised = Signal(object)  # Alert: a new alert joined the queue
     alert_resolved = Signal(int)  # alert id: answered, dismissed or dropped
+    # An alert was answered: Alert, Decision value (or "ignore": dismissed), decided_by.
+    alert_decided = Signal(object, str, str)
     message = Signal(str, str)  # title, text: the result of an action, for the user
     history_requested = Signal()
     settings_requested = Signal()
@@ -65,14 +70,15 @@ class AppController(QObject):
 
     def __init__(self, clock: Clock, actions: ActionsPort, history: HistoryPort,
                  allow: AllowPort, settings: AlertSettings | None = None, *,
-                 io: Worker | None = None, workers: Worker | None = None,
-                 parent: QObject | None = None) -> None:
+                 rules: RulesPort | None = None, io: Worker | None = None,
+                 workers: Worker | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.clock = clock
         self.settings = settings or AlertSettings()
         self._actions = actions
         self._history = history
         self._allow = allow
+        self._rules = rules
         # Two lanes: quick store calls (allow checks, history) keep their order and are never
         # stuck behind a kill that waits seconds for a process to end.
         self.io = io or Worker("camguard-io", 1, self)
@@ -149,23 +155,39 @@ class AppController(QObject):
         allowed = any(u.allowed for u in self._users.values() if alert_key(u.usage) == akey)
         self._users[usage.key] = LiveUser(usage, at, allowed)
         self._changed()
-        if self.paused or akey in self._settled or self._pending(akey) is not None:
+        if akey in self._settled or self._pending(akey) is not None:
             return
-        process = usage.process
-        if process is None:
+        # A pause silences questions, not the rules: a kill or block rule still applies.
+        if self.paused and self._rules is None:
+            return
+        process, rules = usage.process, self._rules
+        if process is None and rules is None:
             self._raise(usage, at)
             return
         if akey in self._checking:
             return
         self._checking.add(akey)
         kind = usage.device.kind
-        self.io.submit(lambda: self._allow.check(process, kind),
-                       lambda v: self._checked(usage, at, v),
+
+        def check() -> AllowCheck | RuleOutcome | None:
+            # The allow list first: an app the user allowed is never judged by the mode.
+            verdict = None if process is None else self._allow.check(process, kind)
+            if (verdict is None or not verdict.allowed) and rules is not None:
+                return rules.judge(usage)
+            return verdict
+
+        self.io.submit(check, lambda v: self._checked(usage, at, v),
                        lambda _e: self._checked(usage, at, None))
 
-    def _checked(self, usage: Usage, at: float, verdict: AllowCheck | None) -> None:
+    def _checked(self, usage: Usage, at: float,
+                 verdict: AllowCheck | RuleOutcome | None) -> None:
         akey = alert_key(usage)
         self._checking.discard(akey)
+        if isinstance(verdict, RuleOutcome):
+            if verdict.gate is not Gate.ASK:
+                self._ruled(usage, verdict)
+                return
+            verdict = None
         if verdict is not None and verdict.allowed:
             log.info("allowed by the allow list: %s", literal(verdict.reason, 300))
             self._remember(akey)
@@ -175,6 +197,22 @@ class AppController(QObject):
         if self.paused or akey in self._settled or self._pending(akey) is not None:
             return
         self._raise(usage, at)
+
+    def _ruled(self, usage: Usage, outcome: RuleOutcome) -> None:
+        """Carry out a rule's allow, kill or block (no alert; the user is told)."""
+        text = literal(outcome.explanation, 500)
+        log.info("rule for %s on %s: %s", _app_name(usage), usage.device.kind.value, text)
+        if outcome.gate is Gate.ALLOW:
+            akey = alert_key(usage)
+            self._remember(akey)
+            self._mark_allowed(akey)
+            self._record(usage, Decision.ALLOW_ONCE, outcome.decided_by)
+            if outcome.notify:
+                self.message.emit("camguard (notify only)", f"{_app_name(usage)}: {text}")
+            return
+        self.message.emit("camguard rule", text)
+        self._apply(usage, Decision.KILL if outcome.gate is Gate.KILL else Decision.BLOCK,
+                    outcome.decided_by)
 
     def _stopped(self, usage: Usage, at: float) -> None:
         self._users.pop(usage.key, None)
@@ -223,6 +261,7 @@ class AppController(QObject):
         alert = self._take(alert_id)
         if alert is None:
             return False
+        self.alert_decided.emit(alert, Decision(decision).value, decided_by)
         self._apply(alert.usage, Decision(decision), decided_by)
         return True
 
@@ -233,7 +272,9 @@ class AppController(QObject):
     @Slot(int)
     def dismiss(self, alert_id: int) -> None:
         """Drop an alert without a decision (its app stopped and nobody answered)."""
-        self._take(alert_id)
+        alert = self._take(alert_id)
+        if alert is not None:
+            self.alert_decided.emit(alert, "ignore", DecidedBy.TIMEOUT.value)
 
     # -- intents from the tray menu and the status window -------------------------------
     @Slot(object, str)
@@ -254,14 +295,15 @@ class AppController(QObject):
                             lambda r: self._block_done(kind, r), self._failed("Block"))
 
     @Slot(object)
-    def unblock_kind(self, kind: DeviceKind) -> None:
+    def unblock_kind(self, kind: DeviceKind, password: str | None = None) -> None:
+        """Switch ``kind`` back on (the shell asks for the parental lock first)."""
         def done(result: ActionResult) -> None:
             if result.ok:
                 self._blocked.discard(kind)
                 self._changed()
             self._report(f"Unblock {kind.value}", result)
 
-        self.workers.submit(lambda: self._actions.unblock_device(kind), done,
+        self.workers.submit(lambda: self._actions.unblock_device(kind, password), done,
                             self._failed("Unblock"))
 
     @Slot(float)

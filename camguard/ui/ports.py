@@ -51,6 +51,9 @@ class AlertSettings:
     stopped_linger: float = 8.0
     # Also send a desktop notification (second channel; Wayland cannot place the popup).
     notifications: bool = True
+    # Show the alert popup. Off ("notification only"): the notification offers the same
+    # answers and the countdown still applies the default when nobody answers.
+    popup: bool = True
 
 
 class AllowCheck(Protocol):
@@ -80,11 +83,41 @@ class ActionsPort(Protocol):
         """Switch every ``kind`` device off until :meth:`unblock_device`."""
         ...
 
-    def unblock_device(self, kind: DeviceKind) -> ActionResult: ...
+    def unblock_device(self, kind: DeviceKind, password: str | None = None) -> ActionResult:
+        """Switch ``kind`` back on. ``password``: the parental lock's, for a service that
+        checks it itself (the tray checks its own lock before calling)."""
+        ...
 
     def blocked(self) -> Set[DeviceKind]:
         """Device kinds blocked now (read at start-up, so the tray shows a block in force)."""
         ...
+
+
+class Gate(enum.StrEnum):
+    """What the rules say to do with a new usage before anyone is asked."""
+
+    ASK = "ask"
+    ALLOW = "allow"
+    KILL = "kill"
+    BLOCK = "block"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleOutcome:
+    """A rules verdict for one usage (camguard.core.rules.Decision, for the controller)."""
+
+    gate: Gate
+    explanation: str  # a sentence for people, e.g. "camera blocked by rule 'homework'"
+    decided_by: str = ""  # for the history: "rule:<label>" or "mode:<mode>"
+    # Notify-only mode: nothing is enforced, but the user is told what would have happened.
+    notify: bool = False
+
+
+class RulesPort(Protocol):
+    """The rules in force. Runs on a worker thread (reads the rules and policy files, and
+    hashes the executable when an exe rule needs it: up to a second)."""
+
+    def judge(self, usage: Usage) -> RuleOutcome: ...
 
 
 class HistoryPort(Protocol):

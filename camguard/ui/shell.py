@@ -1,7 +1,8 @@
 """Builds the tray application around a Monitor, runs Qt's event loop, and shuts it all down.
 
-The caller (``camguard tray``) builds the detection and the kill switch; this module adds
-the history store, the controller, its views and the notifications, and wires them.
+The caller (``camguard tray``) builds the detection (a Monitor, or the service's event
+stream), the kill switch and the :class:`~camguard.ui.wiring.TrayOptions`; this module adds
+the history store, the controller, its views, windows and notifications, and wires them.
 """
 
 from __future__ import annotations
@@ -13,16 +14,20 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from PySide6.QtCore import QSocketNotifier, QTimer
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from camguard.core.blocks import BlockManager
 from camguard.core.clock import Clock
-from camguard.monitor import Monitor
+from camguard.core.models import Degraded, HealthEvent
+from camguard.core.text import literal
+from camguard.monitor import Sink
 from camguard.store.allowlist import AllowList
 from camguard.store.db import default_path
 from camguard.store.history import HistoryStore
+from camguard.store.ui_settings import UiSettings, settings_in_force
 from camguard.ui.adapters import (
     Actions,
     Allower,
@@ -37,13 +42,35 @@ from camguard.ui.bridge import MonitorBridge
 from camguard.ui.controller import AppController
 from camguard.ui.notifications import DesktopNotifier
 from camguard.ui.ports import AlertSettings, AllowPort, DecidedBy, HistoryPort
+from camguard.ui.settings_dialog import password_prompt
 from camguard.ui.single_instance import SingleInstance
 from camguard.ui.status_window import StatusWindow
 from camguard.ui.tray import TrayIcon
+from camguard.ui.wiring import (
+    AlertRouter,
+    LockGate,
+    Retention,
+    TrayOptions,
+    Windows,
+    connect_alert_events,
+    tray_alert_settings,
+)
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_MS = 60_000
+PROBLEMS = "settings"  # the degraded "source" that carries settings and policy problems
+
+
+class EventSource(Protocol):
+    """Where usage events come from: a :class:`~camguard.monitor.Monitor`, or the service's
+    event stream in service mode. Sinks are called on its own thread."""
+
+    def add_sink(self, sink: Sink) -> None: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -58,11 +85,17 @@ class TrayApp:
     notifier: DesktopNotifier | None
     store: HistoryStore | None
     cleanups: list[Callable[[], None]] = field(default_factory=list)
+    options: TrayOptions | None = None
+    windows: Windows | None = None
+    gate: LockGate | None = None
+    router: AlertRouter | None = None
+    retention: Retention | None = None
 
 
-def run_tray(monitor: Monitor, clock: Clock, *, killer: ProcessKiller | None = None,
+def run_tray(monitor: EventSource, clock: Clock, *, killer: ProcessKiller | None = None,
              blocks: BlockManager | None = None, settings: AlertSettings | None = None,
-             history_path: Path | None = None, argv: Sequence[str] = ("camguard",)) -> int:
+             history_path: Path | None = None, argv: Sequence[str] = ("camguard",),
+             options: TrayOptions | None = None) -> int:
     """Run the tray until Quit or SIGTERM/SIGINT; 0 also when another instance was asked to
     show itself instead."""
     existing = QApplication.instance()
@@ -78,14 +111,12 @@ def run_tray(monitor: Monitor, clock: Clock, *, killer: ProcessKiller | None = N
                  else "it did not answer")
         return 0
     parts = build(app, monitor, clock, killer=killer, blocks=blocks,
-                  settings=settings or AlertSettings(), history_path=history_path)
+                  settings=settings or AlertSettings(), history_path=history_path,
+                  options=options)
     instance.show_requested.connect(parts.controller.request_show)
     parts.cleanups.append(instance.close)
     parts.cleanups.append(_quit_on_signals(app))
-    monitor.start()
-    parts.controller.start()
-    if parts.notifier is not None:
-        parts.notifier.start()
+    start(parts, monitor)
     log.info("tray ready: %s", "tray icon" if parts.tray else "status window (no tray host)")
     try:
         app.exec()
@@ -94,31 +125,49 @@ def run_tray(monitor: Monitor, clock: Clock, *, killer: ProcessKiller | None = N
     return 0
 
 
-def build(app: QApplication, monitor: Monitor, clock: Clock, *,
-          killer: ProcessKiller | None, blocks: BlockManager | None,
-          settings: AlertSettings, history_path: Path | None) -> TrayApp:
-    """Create and wire every part; adds the history and UI sinks to ``monitor`` (not started)."""
+def build(app: QApplication, monitor: EventSource, clock: Clock, *,
+          killer: ProcessKiller | None = None, blocks: BlockManager | None = None,
+          settings: AlertSettings | None = None, history_path: Path | None = None,
+          options: TrayOptions | None = None) -> TrayApp:
+    """Create and wire every part; adds the history, event-log and UI sinks to ``monitor``
+    (not started: :func:`start` does that)."""
+    o = options or TrayOptions()
+    settings = settings or AlertSettings()
     store, history, allow = _open_store(clock, history_path)
     if isinstance(history, HistoryRecorder):
         monitor.add_sink(history)  # before the UI sink: the session exists when it is shown
+    if o.events is not None:
+        monitor.add_sink(o.events.monitor_sink)
     bridge = MonitorBridge(app)
     monitor.add_sink(bridge.sink)
-    controller = AppController(clock, Actions(killer, blocks), history, allow, settings,
+    actions = o.actions or Actions(killer, blocks)
+    controller = AppController(clock, actions, history, allow, settings, rules=o.rules,
                                parent=app)
     bridge.event_received.connect(controller.handle_event)
     has_tray = QSystemTrayIcon.isSystemTrayAvailable()
     tray = TrayIcon(clock, app) if has_tray else None
     status = StatusWindow(clock, keep_open=not has_tray)
     popup = AlertPopup(settings, anchor=tray.geometry if tray else None)
-    notifier = None
-    if settings.notifications:
-        icon = icon_path("camera")
-        notifier = DesktopNotifier(icon=str(icon) if icon else "",
-                                   expire_ms=int(settings.countdown * 1000), parent=app)
-    parts = TrayApp(app, controller, popup, status, tray, notifier, store)
-    wire(parts)
+    # Always made: the settings window can switch notifications on while camguard runs.
+    icon = icon_path("camera")
+    notifier = DesktopNotifier(icon=str(icon) if icon else "",
+                               expire_ms=int(settings.countdown * 1000), parent=app)
+    parts = TrayApp(app, controller, popup, status, tray, notifier, store, options=o)
+    say = tray.show_message if tray is not None else status.show_message
+    # Children of the controller: deleting it (tests build many trays) takes them along.
+    parts.windows = Windows(clock, store, o, say, parent=controller)
+    parts.gate = LockGate(o.lock, o.ask_password or password_prompt(None),
+                          controller.message.emit, controller.io,
+                          service_lock=o.service_lock, parent=controller)
+    ui = o.ui or UiSettings()
     if store is not None:
-        beat = QTimer(app)
+        parts.retention = Retention(store, clock, controller.io, ui.retention_days,
+                                    parent=controller)
+    wire(parts)
+    if o.events is not None:
+        connect_alert_events(controller, o.events)
+    if store is not None:
+        beat = QTimer(controller)
         beat.setInterval(HEARTBEAT_MS)
         beat.timeout.connect(lambda: controller.io.submit(store.heartbeat))
         beat.start()
@@ -127,6 +176,35 @@ def build(app: QApplication, monitor: Monitor, clock: Clock, *,
     else:
         status.show()
     return parts
+
+
+def start(parts: TrayApp, monitor: EventSource) -> None:
+    """Start watching, the controller's block checks, notifications and retention, and
+    show the problems met while reading the settings."""
+    o = parts.options
+    if o is not None and o.on_start is not None:
+        o.on_start()
+    monitor.start()
+    parts.controller.start()
+    if parts.notifier is not None:
+        parts.notifier.start()
+    if parts.retention is not None:
+        parts.retention.start()
+    problems = parts.options.problems if parts.options is not None else ()
+    show_problems(parts, problems)
+
+
+def show_problems(parts: TrayApp, problems: Sequence[str]) -> None:
+    """Settings and policy problems: in the tooltip, status window and menu (as a degraded
+    part, so the icon says so) and in the log; an empty list clears them."""
+    c = parts.controller
+    for p in problems:
+        log.warning("settings: %s", p)
+    reason = "; ".join(literal(p, 300) for p in problems[:5])
+    if len(problems) > 5:
+        reason += f"; and {len(problems) - 5} more (see the log)"
+    c.handle_event(HealthEvent(PROBLEMS, Degraded(PROBLEMS, reason) if problems else None,
+                               c.clock.now()))
 
 
 def _open_store(clock: Clock, path: Path | None
@@ -148,21 +226,32 @@ def _open_store(clock: Clock, path: Path | None
 def wire(parts: TrayApp) -> None:
     """Connect the controller, its views and the notifier (used by build() and tests)."""
     c, popup, status, tray = parts.controller, parts.popup, parts.status, parts.tray
-    c.alert_changed.connect(popup.show_view)
+    router = parts.router = parts.router or AlertRouter(c, popup, parent=c)
+    c.alert_changed.connect(router.show_view)
+    router.timed_out.connect(c.time_out)
+    router.dismissed.connect(c.dismiss)
     popup.decided.connect(lambda alert_id, d: c.decide(alert_id, d, DecidedBy.POPUP))
     popup.timed_out.connect(c.time_out)
     popup.dismissed.connect(c.dismiss)
+    gate = parts.gate
     views: list[TrayIcon | StatusWindow] = [status] if tray is None else [tray, status]
     for view in views:
         c.changed.connect(view.show_snapshot)
         view.act_requested.connect(c.act_on_user)
         view.block_requested.connect(c.block_kind)
-        view.unblock_requested.connect(c.unblock_kind)
-        view.pause_requested.connect(c.pause)
         view.resume_requested.connect(c.resume)
         view.history_requested.connect(c.request_history)
         view.settings_requested.connect(c.request_settings)
-        view.quit_requested.connect(c.request_quit)
+        if gate is None:
+            view.unblock_requested.connect(c.unblock_kind)
+            view.pause_requested.connect(c.pause)
+            view.quit_requested.connect(c.request_quit)
+        else:
+            # The parental lock guards what would let a child undo a block or silence camguard.
+            view.unblock_requested.connect(lambda kind, g=gate: g.unblock(kind, c.unblock_kind))
+            view.pause_requested.connect(
+                lambda secs, g=gate: g.run("Pause alerts", lambda: c.pause(secs)))
+            view.quit_requested.connect(lambda g=gate: g.run("Quit camguard", c.request_quit))
     if tray is not None:
         tray.show_requested.connect(c.request_show)
     say = tray.show_message if tray is not None else status.show_message
@@ -173,18 +262,42 @@ def wire(parts: TrayApp) -> None:
     # exit(), not quit(): Qt 6's quit() first asks every window to close, and the status
     # window refuses when it is the only way to reach camguard (it minimises instead).
     c.quit_requested.connect(lambda: parts.app.exit(0))
-    # The history and settings windows come later (issue "The tray application", 4-5).
-    c.history_requested.connect(lambda: say("History", "The history window is not built "
-                                            "yet; run `camguard history` in a terminal."))
-    c.settings_requested.connect(lambda: say("Settings", "The settings window is not built "
-                                             "yet; edit settings.json."))
+    windows = parts.windows
+    if windows is not None:
+        c.history_requested.connect(windows.show_history)
+        c.settings_requested.connect(windows.show_settings)
+        windows.settings_changed.connect(lambda ui: settings_saved(parts, ui))
+    else:
+        c.history_requested.connect(lambda: say("History", "No history window here; run "
+                                                "`camguard history` in a terminal."))
+        c.settings_requested.connect(lambda: say("Settings", "No settings window here; "
+                                                 "edit settings.json."))
     n = parts.notifier
     if n is not None:
-        c.alert_raised.connect(n.notify)
+        # Asked per alert: the settings window can switch the channel while camguard runs.
+        c.alert_raised.connect(lambda alert: n.notify(alert) if c.settings.notifications
+                               else None)
         c.alert_resolved.connect(n.withdraw)
         n.decided.connect(lambda alert_id, d: c.decide(alert_id, d, DecidedBy.NOTIFICATION))
         n.details_requested.connect(lambda _alert_id: c.request_show())
         n.fallback_requested.connect(say)
+
+
+def settings_saved(parts: TrayApp, ui: UiSettings) -> None:
+    """The settings window saved: alerts and retention follow at once; the problems shown
+    are read again (detection settings take effect at the next start)."""
+    c = parts.controller
+    c.settings = parts.popup.settings = tray_alert_settings(ui, c.settings)
+    log.info("settings changed: countdown %.0f s, default %s, popup %s, notifications %s",
+             c.settings.countdown, c.settings.default_decision.value, c.settings.popup,
+             c.settings.notifications)
+    if parts.retention is not None:
+        parts.retention.days = ui.retention_days
+        parts.retention.run()
+    o = parts.options
+    if o is not None:
+        c.io.submit(lambda: settings_in_force(o.settings_file, o.policy().policy)[1],
+                    lambda problems: show_problems(parts, problems))
 
 
 def _show(window: StatusWindow) -> None:
@@ -193,7 +306,7 @@ def _show(window: StatusWindow) -> None:
     window.activateWindow()
 
 
-def shutdown(parts: TrayApp, monitor: Monitor) -> None:
+def shutdown(parts: TrayApp, monitor: EventSource) -> None:
     """Stop the monitor first (no new events), then the notifier, workers and store."""
     log.info("quitting")
     parts.popup.hide()
@@ -202,9 +315,17 @@ def shutdown(parts: TrayApp, monitor: Monitor) -> None:
     monitor.stop()
     if parts.notifier is not None:
         parts.notifier.stop()
+    if parts.windows is not None:
+        parts.windows.shutdown()
     # A kill or block in flight finishes rather than leaving a device half-blocked.
     parts.controller.workers.shutdown(wait=True)
     parts.controller.io.shutdown(wait=True)
+    o = parts.options
+    if o is not None and o.on_stop is not None:
+        try:
+            o.on_stop()
+        except Exception:
+            log.exception("stopping the event log failed")
     if parts.store is not None:
         with contextlib.suppress(Exception):
             parts.store.heartbeat()

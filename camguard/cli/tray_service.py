@@ -1,0 +1,229 @@
+"""The tray as a client of the camguard service: its events instead of a Monitor, its kill
+switch instead of the local one (the service watches every account and holds the privileges).
+
+:class:`ServiceFeed` has the Monitor's ``add_sink``/``start``/``stop``, so the tray's shell
+takes it in the Monitor's place: a thread reads the service's ``watch`` stream and calls the
+sinks with the same core events a Monitor would. It first learns who uses a device already
+(``status``), and after a lost connection it reconnects and reports what changed meanwhile,
+so the tray never shows a user that is gone or misses one that came.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Mapping, Set
+from typing import Any
+
+from camguard.cli.remote import event_from_dict, state_from_dict
+from camguard.core.blocks import ActionResult, Outcome
+from camguard.core.clock import Clock
+from camguard.core.models import (
+    Degraded,
+    DeviceKind,
+    EventType,
+    HealthEvent,
+    MonitorEvent,
+    ProcessRef,
+    Usage,
+    UsageEvent,
+)
+from camguard.core.state import UsageKey
+from camguard.core.text import literal
+from camguard.monitor import Sink
+from camguard.service import protocol as P
+from camguard.service.client import ServiceClient, ServiceUnavailable, Watch
+
+log = logging.getLogger(__name__)
+
+SOURCE = "service"  # the degraded source shown while the service cannot be reached
+RETRY_MAX = 5.0
+
+
+class ServiceFeed:
+    """Usage and health events from the service, on a thread of its own."""
+
+    def __init__(self, client: ServiceClient, clock: Clock, *, retry_max: float = RETRY_MAX
+                 ) -> None:
+        self._client = client
+        self._clock = clock
+        self._retry_max = retry_max
+        self._sinks: list[Sink] = []
+        self._live: dict[UsageKey, tuple[Usage, float]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._watch: Watch | None = None
+        self._lock = threading.Lock()
+        self._down: str | None = None  # why the service cannot be reached (None: it can)
+        self.connected = threading.Event()  # set while a watch stream is open (tests)
+
+    def add_sink(self, sink: Sink) -> None:
+        self._sinks.append(sink)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="camguard-service-feed",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        with self._lock:
+            watch = self._watch
+        if watch is not None:
+            watch.close()  # wakes the thread out of its read
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    # -- the feed thread -------------------------------------------------------------------
+    def _run(self) -> None:
+        wait = 0.2
+        while not self._stop.is_set():
+            try:
+                self._session()
+                wait = 0.2
+            except ServiceUnavailable as exc:
+                self._health(str(exc))
+            except Exception:  # a bug must not end the feed for good
+                log.exception("reading the service's events failed")
+                self._health("internal error reading the service's events (see the log)")
+            self.connected.clear()
+            if self._stop.wait(wait):
+                return
+            wait = min(self._retry_max, wait * 2)
+
+    def _session(self) -> None:
+        # Subscribe first, then ask who is live: nothing can fall between the two (an event
+        # also in the answer is recognised below and not reported twice).
+        watch = self._client.watch()
+        with self._lock:
+            if self._stop.is_set():
+                watch.close()
+                return
+            self._watch = watch
+        try:
+            answer = self._client.status()
+            if answer.get("ok") is not True:
+                raise ServiceUnavailable(str(answer.get("error", "status refused")))
+            self._sync(answer)
+            self._health(None)
+            self.connected.set()
+            for doc in watch:
+                if doc.get("ok") is False:
+                    raise ServiceUnavailable(literal(str(doc.get("error")), 300))
+                self._handle(doc)
+            if not self._stop.is_set():
+                raise ServiceUnavailable("the service closed the event stream")
+        finally:
+            with self._lock:
+                self._watch = None
+            watch.close()
+
+    def _sync(self, answer: Mapping[str, Any]) -> None:
+        state = state_from_dict(answer)
+        now = self._clock.now()
+        current = {u.key: u for u in state.usages}
+        for key in [k for k in self._live if k not in current]:
+            usage, since = self._live.pop(key)
+            self._emit(UsageEvent(EventType.STOPPED, usage, now, since))
+        for key, usage in current.items():
+            if key not in self._live:
+                since = state.first_seen.get(key, now)
+                self._live[key] = (usage, since)
+                self._emit(UsageEvent(EventType.STARTED, usage, since))
+
+    def _handle(self, doc: Mapping[str, Any]) -> None:
+        try:
+            ev = event_from_dict(doc)
+        except (KeyError, ValueError, TypeError) as exc:
+            log.warning("ignored an event from the service that does not parse: %s", exc)
+            return
+        if ev is None:
+            if doc.get("event") == "decision":
+                log.info("service rule: %s (%s)", literal(str(doc.get("explanation")), 300),
+                         doc.get("outcome") or "no action")
+            return
+        if isinstance(ev, UsageEvent):
+            key = ev.usage.key
+            if ev.type is EventType.STARTED:
+                if key in self._live:
+                    return  # already reported from the status answer
+                self._live[key] = (ev.usage, ev.at)
+            elif self._live.pop(key, None) is None:
+                return  # never reported as started
+        self._emit(ev)
+
+    def _health(self, why: str | None) -> None:
+        if why == self._down:
+            return
+        if why is not None:
+            log.warning("camguard service: %s", why)
+        self._down = why
+        self._emit(HealthEvent(SOURCE, None if why is None else Degraded(SOURCE, why),
+                               self._clock.now()))
+
+    def _emit(self, ev: MonitorEvent) -> None:
+        for sink in self._sinks:
+            try:
+                sink(ev)
+            except Exception:
+                log.exception("an event sink failed")
+
+
+def _result(answer: Mapping[str, Any]) -> ActionResult:
+    """An ActionResult from a kill, block or unblock answer."""
+    try:
+        outcome = Outcome(str(answer.get("outcome") or ""))
+    except ValueError:
+        outcome = Outcome.DONE if answer.get("ok") is True else Outcome.FAILED
+        if answer.get("code") in (P.DENIED, P.PASSWORD_REQUIRED, P.WRONG_PASSWORD,
+                                  P.LOCKED_OUT):
+            outcome = Outcome.REFUSED
+    parts = answer.get("parts") or []
+    text = "; ".join(f"{p.get('kind')}: {p.get('message')}" for p in parts)
+    message = text or str(answer.get("message") or answer.get("error") or outcome.value)
+    return ActionResult(outcome, literal(message, 2000))
+
+
+class ServiceActions:
+    """The tray's kill switch through the service (an :class:`~camguard.ui.ports.ActionsPort`).
+    Worker threads; each call is one request (the service may take seconds to end a
+    process). The service allows only what the caller's account may do."""
+
+    def __init__(self, client: ServiceClient) -> None:
+        self._client = client
+        self._blocked: frozenset[DeviceKind] = frozenset()
+
+    def _call(self, op: str, fn: Any) -> ActionResult:
+        try:
+            return _result(fn())
+        except ServiceUnavailable as exc:
+            return ActionResult(Outcome.FAILED, f"{op}: {literal(str(exc), 300)}")
+
+    def kill(self, process: ProcessRef) -> ActionResult:
+        return self._call("kill", lambda: self._client.kill(process.pid, process.create_time))
+
+    def block_device(self, kind: DeviceKind) -> ActionResult:
+        return self._call("block", lambda: self._client.block(kind.value))
+
+    def unblock_device(self, kind: DeviceKind, password: str | None = None) -> ActionResult:
+        return self._call("unblock", lambda: self._client.unblock(kind.value, password))
+
+    def blocked(self) -> Set[DeviceKind]:
+        try:
+            answer = self._client.blocks()
+        except ServiceUnavailable as exc:
+            # What was last known stays shown: the service being away unblocks nothing.
+            log.warning("blocks: %s", exc)
+            return self._blocked
+        kinds = set()
+        for b in answer.get("blocks") or []:
+            with contextlib.suppress(KeyError, ValueError, TypeError):
+                kinds.add(DeviceKind(b["kind"]))
+        self._blocked = frozenset(kinds)
+        return self._blocked
+
+    def lock_is_set(self) -> bool:
+        """Whether the service's parental lock is set (unblock then needs its password)."""
+        return self._client.lock_status().get("set") is True

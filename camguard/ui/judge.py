@@ -1,0 +1,91 @@
+"""The tray's :class:`~camguard.ui.ports.RulesPort`: the user's rules and the managed policy's,
+decided by core.rules for each new usage (Qt-free; runs on the controller's io thread).
+
+The rules file, the settings file (for the mode) and the policy are read again for each
+usage, so a rule added in the settings window or with ``camguard rules add`` applies to the
+next usage without a restart (a few small files: about a millisecond). A "once" rule is spent
+by the decision it makes, in memory, as the service does.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from camguard.core.clock import Clock
+from camguard.core.models import Usage
+from camguard.core.rules import Decision, Duration, MatchBy, UsageFacts, Verdict, decide
+from camguard.core.text import literal
+from camguard.store.eventlog import EventLog
+from camguard.store.hashing import ExeHasher, Hasher
+from camguard.store.policy import PolicyStatus, effective_settings, load_user_settings
+from camguard.store.rules import RuleFile
+from camguard.ui.ports import Gate, RuleOutcome
+
+log = logging.getLogger(__name__)
+
+_GATES = {Verdict.ALLOW: Gate.ALLOW, Verdict.ASK: Gate.ASK, Verdict.KILL: Gate.KILL,
+          Verdict.BLOCK_DEVICE: Gate.BLOCK}
+
+
+def decided_by(decision: Decision) -> str:
+    """What the history records as the decider: ``rule:<label>`` (the id when unlabelled),
+    ``(policy)`` added for an administrator's rule; ``mode:<mode>`` when no rule matched."""
+    rule = decision.rule
+    if rule is None:
+        return f"mode:{decision.mode.value}"
+    who = f"rule:{literal(rule.label, 200) if rule.label else rule.id}"
+    return who if rule.origin.value == "user" else f"{who} ({rule.origin.value})"
+
+
+class RuleJudge:
+    """Decides each usage from the rules in force. Thread-safe (one lock for spent rules)."""
+
+    def __init__(self, rules: RuleFile, policy: Callable[[], PolicyStatus], clock: Clock, *,
+                 settings_path: Path, tz: _dt.tzinfo = _dt.UTC,
+                 hasher: Hasher | None = None, events: EventLog | None = None) -> None:
+        self._rules = rules
+        self._policy = policy
+        self._clock = clock
+        self._settings = settings_path
+        self._tz = tz
+        self._hash = hasher or ExeHasher()
+        self._events = events
+        self._spent: set[str] = set()
+        self._lock = threading.Lock()
+
+    def decision(self, usage: Usage) -> Decision:
+        """core.rules' decision for ``usage`` now (a "once" rule it uses is spent)."""
+        status = self._policy()
+        contents = self._rules.load()
+        user, _problems = load_user_settings(self._settings)
+        if contents.mode is not None:
+            user["mode"] = contents.mode.value  # the rules file's mode wins, as in the CLI
+        eff = effective_settings(user, status.policy, contents.rules)
+        with self._lock:
+            rules = [r for r in eff.rules if r.id not in self._spent]
+        p = usage.process
+        sha = None
+        # Hash only when a rule names a binary: hashing a browser takes most of a second.
+        if p is not None and p.exe.startswith("/") and any(
+                r.app.by is MatchBy.EXE for r in rules):
+            sha = self._hash(p)
+        d = decide(rules, UsageFacts.from_usage(usage, sha), eff.mode, self._clock, self._tz)
+        if d.rule is not None and d.rule.duration is Duration.ONCE:
+            with self._lock:
+                self._spent.add(d.rule.id)
+        for note in d.notes:
+            log.warning("%s", note)
+        return d
+
+    def judge(self, usage: Usage) -> RuleOutcome:
+        d = self.decision(usage)
+        if self._events is not None and (d.rule is not None or d.verdict is not Verdict.ASK
+                                         or d.would is not None):
+            # Only what the rules did (plain "no rule, ask" is every alert: alert.shown).
+            self._events.decided(d, usage)
+        return RuleOutcome(_GATES[d.verdict], d.explanation, decided_by(d),
+                           notify=d.would is not None)

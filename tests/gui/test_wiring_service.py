@@ -1,0 +1,127 @@
+"""The tray as the client of a real camguard service (a root subprocess on a socket in tmp):
+no Monitor of its own, the service's events in the tray, kill and block through the service,
+and the service going away and coming back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytestqt.qtbot import QtBot
+
+from camguard.cli.tray_service import SOURCE, ServiceActions, ServiceFeed
+from camguard.core.models import DeviceKind
+from camguard.platform.clock import SystemClock
+from camguard.service.client import ServiceClient
+from camguard.ui.ports import Decision
+from camguard.ui.wiring import TrayOptions
+from tests import realenv
+from tests.conftest import Holder
+from tests.gui.wiring_rig import Dirs, Live, dirs, launch, lives, node_mode
+from tests.service_env import Box, Service, box
+
+__all__ = ["dirs", "lives"]  # fixtures
+
+pytestmark = pytest.mark.real
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Box]:
+    with box() as b:
+        yield b
+
+
+def user_key(live: Live, pid: int) -> object:
+    [user] = [u for u in live.controller.snapshot().users
+              if u.usage.process is not None and u.usage.process.pid == pid]
+    return user.key
+
+
+def test_the_tray_shows_the_services_events_and_acts_through_it(
+        qtbot: QtBot, dirs: Dirs, holders: list[Holder], lives: list[Live], sandbox: Box
+        ) -> None:
+    svc = Service(sandbox).start()
+    early = Holder([sandbox.node("video0")])  # in use before the tray starts
+    holders.append(early)
+    client = ServiceClient(sandbox.sock, timeout=30.0)
+    feed = ServiceFeed(client, SystemClock(), retry_max=0.5)
+    actions = ServiceActions(client)
+    live = launch(qtbot, dirs, holders,
+                  TrayOptions(actions=actions, service_lock=actions.lock_is_set),
+                  monitor=feed, local_kill_switch=False)
+    lives.append(live)
+    c = live.controller
+    live.wait_user(early.pid)  # from the service's status answer
+
+    late = Holder([sandbox.node("video1")])
+    holders.append(late)
+    live.wait_user(late.pid)  # from the service's event stream
+    qtbot.waitUntil(live.parts.popup.isVisible, timeout=20_000)
+    # The tray's own history records what the service reported.
+    assert live.session(late.pid, decided=False).device_id == str(sandbox.dev / "video1")
+
+    # Kill from the tray: there is no local killer, so only the service can have done it.
+    c.act_on_user(user_key(live, late.pid), Decision.KILL.value)
+    qtbot.waitUntil(lambda: late.proc.poll() is not None, timeout=20_000)
+    qtbot.waitUntil(lambda: f"asks to end pid {late.pid}" in svc.log.read_text(),
+                    timeout=30_000)
+    live.wait_user(late.pid, present=False)
+    assert live.session(late.pid).decision == Decision.KILL
+
+    # The service goes away: the tray says so; what changed meanwhile shows on return.
+    assert svc.stop() == 0
+    qtbot.waitUntil(lambda: any(d.source == SOURCE for d in c.snapshot().degraded),
+                    timeout=20_000)
+    early.end()
+    gone_while_away = early.pid
+    still = Holder([sandbox.node("video2")])
+    holders.append(still)
+    Service(sandbox).start()
+    qtbot.waitUntil(lambda: not c.snapshot().degraded, timeout=30_000)
+    live.wait_user(still.pid)
+    live.wait_user(gone_while_away, present=False)
+
+    # Block and unblock through the service (it closes the nodes as root).
+    node = sandbox.dev / "video0"
+    c.block_kind(DeviceKind.CAMERA)
+    qtbot.waitUntil(lambda: DeviceKind.CAMERA in c.snapshot().blocked, timeout=30_000)
+    assert node_mode(node) == 0 and actions.blocked() == {DeviceKind.CAMERA}
+    live.parts.status.unblock_requested.emit(DeviceKind.CAMERA)
+    qtbot.waitUntil(lambda: DeviceKind.CAMERA not in c.snapshot().blocked, timeout=30_000)
+    assert node_mode(node) != 0 and actions.blocked() == frozenset()
+
+
+def test_camguard_tray_with_socket_is_the_services_client(
+        tmp_path: Path, holders: list[Holder], sandbox: Box) -> None:
+    Service(sandbox).start()
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.update(QT_QPA_PLATFORM="offscreen", PULSE_SERVER=f"unix:{tmp_path}/none")
+    for what in ("config", "data", "state"):
+        env[f"CAMGUARD_{what.upper()}_DIR"] = str(tmp_path / what)
+    log = tmp_path / "tray.log"
+    # No --camera-glob: the tray's own defaults could never see the sandbox's nodes, so an
+    # alert for one can only have come from the service.
+    cmd = [sys.executable, "-m", "camguard", "-v", "tray", "--socket", str(sandbox.sock)]
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        realenv.wait_until(lambda: "tray ready" in log.read_text(), 60, "the tray")
+        assert "the tray is its client" in log.read_text()
+        h = Holder([sandbox.node("video3")])
+        holders.append(h)
+        realenv.wait_until(lambda: f"alert shown: pid={h.pid}" in log.read_text(), 30,
+                           "the alert for the service's event")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert "Traceback" not in log.read_text()
+    assert not (tmp_path / "state" / "events.jsonl").exists()  # the service keeps the log
