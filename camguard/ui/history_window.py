@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from PySide6.QtCore import QDateTime, QItemSelection, Qt, Signal, Slot
-from PySide6.QtGui import QShowEvent
+from PySide6.QtGui import QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -111,7 +111,10 @@ class HistoryWindow(QWidget):
         self._page = HistoryPage(())
         self.loading = False
         self.setWindowTitle("camguard — history")
-        self.resize(1100, 600)
+        screen = QGuiApplication.primaryScreen()
+        room = screen.availableGeometry() if screen is not None else None
+        self.resize(min(1100, room.width() - 40) if room else 1100,
+                    min(600, room.height() - 80) if room else 600)
         self.model = HistoryTableModel(self)
         self.proxy = HistoryFilterProxy(self)
         self.proxy.setSourceModel(self.model)
@@ -137,8 +140,11 @@ class HistoryWindow(QWidget):
         self._update_range_edits()
 
     # -- layout ------------------------------------------------------------------------
-    def _filter_row(self) -> QHBoxLayout:
+    def _filter_row(self) -> QVBoxLayout:
+        # Two rows, so the window fits a 1024-pixel-wide screen.
+        rows = QVBoxLayout()
         row = QHBoxLayout()
+        when = QHBoxLayout()
         self.kind_filter = QComboBox()
         # Item data holds the kind's value: Qt hands a str subclass back as a plain str.
         for text, kind in (("All devices", ""), ("Camera", DeviceKind.CAMERA.value),
@@ -163,19 +169,24 @@ class HistoryWindow(QWidget):
             edit.editingFinished.connect(self.refresh)
         self.refresh_button = QPushButton("Refresh")
         for label, widget in (("Show", self.kind_filter), ("App", self.app_filter),
-                              ("Search", self.search_box), ("When", self.range_choice)):
+                              ("Search", self.search_box)):
             row.addWidget(QLabel(label))
             row.addWidget(widget, 2 if isinstance(widget, QLineEdit) else 0)
-        row.addWidget(self.from_edit)
-        row.addWidget(QLabel("to"))
-        row.addWidget(self.to_edit)
-        row.addWidget(self.refresh_button)
+        when.addWidget(QLabel("When"))
+        when.addWidget(self.range_choice)
+        when.addWidget(self.from_edit)
+        when.addWidget(QLabel("to"))
+        when.addWidget(self.to_edit)
+        when.addStretch(1)
+        when.addWidget(self.refresh_button)
+        rows.addLayout(row)
+        rows.addLayout(when)
         self.kind_filter.currentIndexChanged.connect(self._filters_changed)
         self.app_filter.textChanged.connect(self._filters_changed)
         self.search_box.textChanged.connect(self._filters_changed)
         self.range_choice.currentIndexChanged.connect(self._range_changed)
         self.refresh_button.clicked.connect(self.refresh)
-        return row
+        return rows
 
     def _make_table(self) -> QTableView:
         table = QTableView()
