@@ -128,13 +128,18 @@ def build_killer(settings: DetectionSettings) -> Killer:
     return Killer(settings.sound_server_exes, helper=pk)
 
 
-def build_block_manager(settings: DetectionSettings) -> BlockManager:
+def build_block_manager(settings: DetectionSettings, *, killer: Killer | None = None,
+                        mic: Any = None) -> BlockManager:
+    """The kill switch over the configured devices. ``mic``: a long-lived MicControl (the
+    tray's), so microphones that appear during a block are muted too; None for one-shot use.
+    """
     from camguard.platform.linux.block import LinuxBlocker, load_mic_switch, privileged_helper
 
     runner = privileged_helper((*settings.camera_globs, *settings.mic_globs),
                                helper_state_file())
     blocker = LinuxBlocker(settings.camera_globs, settings.mic_globs, helper=runner,
-                           killer=build_killer(settings), mic=load_mic_switch())
+                           killer=killer or build_killer(settings),
+                           mic=load_mic_switch(control=mic))
     return BlockManager(SystemClock(), JsonBlockStore(), blocker)
 
 

@@ -30,8 +30,7 @@ from camguard.core.rules import (
 from camguard.core.rules_json import decision_dict, rule_to_json, rules_from_json, rules_to_json
 from camguard.core.serialize import rfc3339
 from camguard.core.text import json_safe, literal
-from camguard.platform.clock import SystemClock
-from camguard.platform.clock import local_zone as local_zone  # noqa: PLC0414 (service_run)
+from camguard.platform.clock import SystemClock, local_zone
 from camguard.store import paths
 from camguard.store.eventlog import EventLog, open_event_log
 from camguard.store.files import write_private

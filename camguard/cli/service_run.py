@@ -25,7 +25,6 @@ from typing import Any
 from camguard import __version__
 from camguard.app import build_detection
 from camguard.cli.common import CliError, detection_settings
-from camguard.cli.rules import local_zone
 from camguard.core.blocks import (
     ActiveBlock,
     BlockManager,
@@ -39,7 +38,7 @@ from camguard.core.rules import Mode, Rule
 from camguard.core.rules_json import rule_to_json
 from camguard.core.serialize import event_dict, rfc3339
 from camguard.core.text import json_safe
-from camguard.platform.clock import SystemClock
+from camguard.platform.clock import SystemClock, local_zone
 from camguard.platform.linux.block import InProcessHelper, LinuxBlocker
 from camguard.platform.linux.kill import Killer
 from camguard.service.api import ServiceApi

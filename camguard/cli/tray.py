@@ -195,17 +195,10 @@ def kill_switch(settings: DetectionSettings, mic: Any = None
     if not sys.platform.startswith("linux"):
         return None, None
     try:
-        from camguard.cli.actions import build_killer, helper_state_file
-        from camguard.core.blocks import BlockManager
-        from camguard.platform.linux.block import LinuxBlocker, load_mic_switch, privileged_helper
-        from camguard.store.blocks import JsonBlockStore
+        from camguard.cli.actions import build_block_manager, build_killer
 
         killer = build_killer(settings)
-        runner = privileged_helper((*settings.camera_globs, *settings.mic_globs),
-                                   helper_state_file())
-        blocker = LinuxBlocker(settings.camera_globs, settings.mic_globs, helper=runner,
-                               killer=killer, mic=load_mic_switch(control=mic))
-        return killer, BlockManager(SystemClock(), JsonBlockStore(), blocker)
+        return killer, build_block_manager(settings, killer=killer, mic=mic)
     except Exception:
         log.exception("the kill switch could not be set up")
         return None, None
