@@ -121,7 +121,7 @@ def helper_state_file() -> str:
 
 
 def build_killer(settings: DetectionSettings) -> Killer:
-    from camguard.platform.linux.block import PkexecHelper
+    from camguard.platform.linux.helper_runner import PkexecHelper
     from camguard.platform.linux.kill import Killer
 
     pk = PkexecHelper() if os.geteuid() != 0 and PkexecHelper.available() else None
@@ -133,7 +133,8 @@ def build_block_manager(settings: DetectionSettings, *, killer: Killer | None = 
     """The kill switch over the configured devices. ``mic``: a long-lived MicControl (the
     tray's), so microphones that appear during a block are muted too; None for one-shot use.
     """
-    from camguard.platform.linux.block import LinuxBlocker, load_mic_switch, privileged_helper
+    from camguard.platform.linux.block import LinuxBlocker, load_mic_switch
+    from camguard.platform.linux.helper_runner import privileged_helper
 
     runner = privileged_helper((*settings.camera_globs, *settings.mic_globs),
                                helper_state_file())

@@ -1,4 +1,4 @@
-"""``camguard rules`` and ``camguard policy``: the user's rules and the managed policy."""
+"""``camguard rules``: the user's rules, the mode for unmatched usage, and ``explain``."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from camguard import __version__
 from camguard.cli import remote
 from camguard.cli.common import CliError
+from camguard.core.decision import UsageFacts, decide
 from camguard.core.models import DeviceKind
 from camguard.core.rules import (
     AppMatch,
@@ -22,14 +22,12 @@ from camguard.core.rules import (
     Origin,
     Rule,
     RuleError,
-    UsageFacts,
     Verdict,
-    decide,
     make_rule,
 )
 from camguard.core.rules_json import decision_dict, rule_to_json, rules_from_json, rules_to_json
 from camguard.core.serialize import rfc3339
-from camguard.core.text import json_safe, literal
+from camguard.core.text import literal
 from camguard.platform.clock import SystemClock, local_zone
 from camguard.store import paths
 from camguard.store.eventlog import EventLog, open_event_log
@@ -59,7 +57,7 @@ cannot be read), 4 no such rule"""
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
-    outer, pol = _policy_option(None), _policy_option(argparse.SUPPRESS)
+    outer, pol = policy_option(None), policy_option(argparse.SUPPRESS)
     js = argparse.ArgumentParser(add_help=False)
     js.add_argument("--json", action="store_true", help="machine-readable output")
     parents = [common, pol]
@@ -113,14 +111,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--user", metavar="USER", default="")
     q.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser("policy", parents=[common, outer], help="the managed policy (IT, parents)")
-    psub = p.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
-    q = psub.add_parser("show", parents=[*parents, js],
-                        help="settings in force, which are locked and by whom")
-    q.set_defaults(func=cmd_policy_show)
 
-
-def _policy_option(default: Any) -> argparse.ArgumentParser:
+def policy_option(default: Any) -> argparse.ArgumentParser:
     # The option works before and after the action; the copy after it uses SUPPRESS so it
     # cannot overwrite a value given before it (the pattern of cli.common).
     p = argparse.ArgumentParser(add_help=False)
@@ -195,7 +187,7 @@ def rule_json(rule: Rule, now: float) -> dict[str, Any]:
     return out
 
 
-def _line(rule: Rule, now: float) -> str:
+def rule_line(rule: Rule, now: float) -> str:
     parts = [f"{rule.id:<12}", f"{rule.verdict.value:<12}",
              f"{rule.kind.value if rule.kind else 'any':<10}", rule.app.describe()]
     if rule.user is not None:
@@ -229,7 +221,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not eff.rules:
         print("no rules")
     for rule in eff.rules:
-        print(_line(rule, now))
+        print(rule_line(rule, now))
     return 0
 
 
@@ -411,46 +403,3 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for note in d.notes:
         print(f"  note: {note}")
     return 0
-
-
-# -- policy ----------------------------------------------------------------------------------
-def cmd_policy_show(args: argparse.Namespace) -> int:
-    ctx = load_context(args, quiet=args.json)
-    eff, status = ctx.settings, ctx.status
-    source = status.policy.source or ("none" if not status.error else "none in force")
-    if args.json:
-        doc = {
-            "policy": status.policy.source or None,
-            "error": status.error,
-            "problems": [json_safe(p) for p in eff.problems],
-            "settings": {n: {"value": _jsonable(i.value), "source": i.source,
-                             "locked": i.locked, "locked_by": i.locked_by,
-                             "note": i.note or None} for n, i in eff.items.items()},
-            "policy_rules": [rule_json(r, SystemClock().now()) for r in status.policy.rules],
-            "camguard": __version__,
-        }
-        print(json.dumps(doc, ensure_ascii=False, indent=2))
-    else:
-        print(f"policy: {source}")
-        for name, item in eff.items.items():
-            lock = f"locked by {item.locked_by}" if item.locked else "you may change it"
-            print(f"{name:<19} {literal(_shown(item.value), 60):<26} {item.source:<8} {lock}")
-            if item.note:
-                print(f"{'':<19} ({literal(item.note, 200)})")
-        for rule in status.policy.rules:
-            print(f"policy rule: {_line(rule, SystemClock().now())}")
-    return EXIT_FAILED if status.error else 0
-
-
-def _jsonable(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, tuple):
-        return ", ".join(value) or "(none)"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if value == "":
-        return "(none)"
-    return str(value)

@@ -39,7 +39,8 @@ from camguard.core.rules_json import rule_to_json
 from camguard.core.serialize import event_dict, rfc3339
 from camguard.core.text import json_safe
 from camguard.platform.clock import SystemClock, local_zone
-from camguard.platform.linux.block import InProcessHelper, LinuxBlocker
+from camguard.platform.linux.block import LinuxBlocker
+from camguard.platform.linux.helper_runner import InProcessHelper
 from camguard.platform.linux.kill import Killer
 from camguard.service.api import ServiceApi
 from camguard.service.client import default_socket

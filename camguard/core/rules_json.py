@@ -7,9 +7,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from camguard.core.decision import Decision
 from camguard.core.rules import (
     AppMatch,
-    Decision,
     Duration,
     MatchBy,
     Mode,

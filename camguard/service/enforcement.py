@@ -1,4 +1,4 @@
-"""Rules enforced for every account: each new usage is decided (core.rules.decide) and a kill
+"""Rules enforced for every account: each new usage is decided (core.decision.decide) and a kill
 or block-device verdict is carried out, on a worker thread so the monitor never waits.
 
 Nobody sits at the service to answer an "ask": such a usage is left alone and the decision
@@ -23,8 +23,9 @@ from camguard.core.blocks import (
     Outcome,
 )
 from camguard.core.clock import Clock
+from camguard.core.decision import Decision, UsageFacts, decide
 from camguard.core.models import EventType, MonitorEvent, ProcessRef, Usage, UsageEvent
-from camguard.core.rules import Decision, Duration, MatchBy, Mode, Rule, UsageFacts, Verdict, decide
+from camguard.core.rules import Duration, MatchBy, Mode, Rule, Verdict
 from camguard.core.rules_json import decision_dict
 from camguard.core.serialize import process_dict, rfc3339
 from camguard.core.state import UsageKey

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from camguard.core.clock import Clock
+from camguard.core.decision import Decision
 from camguard.core.models import EventType, HealthEvent, MonitorEvent, Usage
-from camguard.core.rules import Decision
 from camguard.core.rules_json import decision_dict
 from camguard.core.serialize import rfc3339
 from camguard.core.text import json_safe, literal

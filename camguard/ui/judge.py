@@ -1,5 +1,5 @@
 """The tray's :class:`~camguard.ui.ports.RulesPort`: the user's rules and the managed policy's,
-decided by core.rules for each new usage (Qt-free; runs on the controller's io thread).
+decided by core.decision for each new usage (Qt-free; runs on the controller's io thread).
 
 The rules file, the settings file (for the mode) and the policy are read again for each
 usage, so a rule added in the settings window or with ``camguard rules add`` applies to the
@@ -16,8 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from camguard.core.clock import Clock
+from camguard.core.decision import Decision, UsageFacts, decide
 from camguard.core.models import Usage
-from camguard.core.rules import Decision, Duration, MatchBy, UsageFacts, Verdict, decide
+from camguard.core.rules import Duration, MatchBy, Verdict
 from camguard.core.text import literal
 from camguard.store.eventlog import EventLog
 from camguard.store.hashing import ExeHasher, Hasher
@@ -58,7 +59,7 @@ class RuleJudge:
         self._lock = threading.Lock()
 
     def decision(self, usage: Usage) -> Decision:
-        """core.rules' decision for ``usage`` now (a "once" rule it uses is spent)."""
+        """What core.decision decides for ``usage`` now (a "once" rule it uses is spent)."""
         status = self._policy()
         contents = self._rules.load()
         user, _problems = load_user_settings(self._settings)

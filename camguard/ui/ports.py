@@ -104,7 +104,7 @@ class Gate(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RuleOutcome:
-    """A rules verdict for one usage (camguard.core.rules.Decision, for the controller)."""
+    """A rules verdict for one usage (camguard.core.decision.Decision, for the controller)."""
 
     gate: Gate
     explanation: str  # a sentence for people, e.g. "camera blocked by rule 'homework'"

@@ -33,7 +33,8 @@ from camguard.core.models import (
     UsageEvent,
 )
 from camguard.platform.clock import SystemClock
-from camguard.platform.linux.block import InProcessHelper, LinuxBlocker
+from camguard.platform.linux.block import LinuxBlocker
+from camguard.platform.linux.helper_runner import InProcessHelper
 from camguard.platform.linux.kill import Killer
 from camguard.platform.process import ProcessDescriber
 from camguard.store.allowlist import AllowList

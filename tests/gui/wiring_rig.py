@@ -20,7 +20,8 @@ from camguard.core.models import DeviceKind
 from camguard.core.settings import DetectionSettings
 from camguard.monitor import Monitor
 from camguard.platform.clock import SystemClock
-from camguard.platform.linux.block import InProcessHelper, LinuxBlocker
+from camguard.platform.linux.block import LinuxBlocker
+from camguard.platform.linux.helper_runner import InProcessHelper
 from camguard.platform.linux.kill import Killer
 from camguard.store.blocks import JsonBlockStore
 from camguard.store.history import HistoryStore, SessionRecord

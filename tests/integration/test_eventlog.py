@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from camguard.core.clock import FrozenClock
+from camguard.core.decision import UsageFacts, decide
 from camguard.core.models import (
     Degraded,
     Device,
@@ -27,7 +28,7 @@ from camguard.core.models import (
     SourceSnapshot,
     Usage,
 )
-from camguard.core.rules import Mode, UsageFacts, decide, make_rule
+from camguard.core.rules import Mode, make_rule
 from camguard.core.rules_json import rule_to_json
 from camguard.monitor import Monitor
 from camguard.store.eventlog import (

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from camguard.core.settings import DEFAULT_SOUND_SERVER_EXES
-from camguard.platform.linux import block, helper
+from camguard.platform.linux import block, helper, helper_runner
 from tests import realenv
 from tests.conftest import Holder, make_standin, need_root
 
@@ -383,7 +383,7 @@ def test_polkit_policy() -> None:
     assert [a.get("id") for a in actions] == ["org.camguard.helper.camera"]
     action = actions[0]
     annotations = {a.get("key"): a.text for a in action.findall("annotate")}
-    assert annotations == {"org.freedesktop.policykit.exec.path": block.HELPER_PATH}
+    assert annotations == {"org.freedesktop.policykit.exec.path": helper_runner.HELPER_PATH}
     defaults = action.find("defaults")
     assert defaults is not None
     assert {d.tag: d.text for d in defaults} == {"allow_any": "auth_admin",
@@ -397,7 +397,7 @@ def test_pkexec_refusal_is_not_authorized(tmp_path: Path, exit_code: int, why: s
     fake = tmp_path / "pkexec"
     fake.write_text(f"#!/bin/sh\nexit {exit_code}\n")
     fake.chmod(0o755)
-    code, reply = block.PkexecHelper(str(HELPER_SCRIPT), pkexec=str(fake)).call("status")
+    code, reply = helper_runner.PkexecHelper(str(HELPER_SCRIPT), pkexec=str(fake)).call("status")
     assert code == helper.REFUSED
     assert "not authorized" in str(reply["error"]) and why in str(reply["error"])
 
@@ -406,7 +406,7 @@ def test_pkexec_runs_the_real_helper(installed: Path, tmp_path: Path) -> None:
     fake = tmp_path / "pkexec"
     fake.write_text('#!/bin/sh\nPKEXEC_UID=1000 exec "$@"\n')  # what pkexec does once allowed
     fake.chmod(0o755)
-    runner = block.PkexecHelper(str(installed), pkexec=str(fake))
+    runner = helper_runner.PkexecHelper(str(installed), pkexec=str(fake))
     code, reply = runner.call("status")
     assert (code, reply["ok"], reply["caller_uid"]) == (0, True, 1000)
     code, reply = runner.call("block-node", "/dev/../etc/passwd")

@@ -8,6 +8,7 @@ import zoneinfo
 import pytest
 
 from camguard.core.clock import FrozenClock
+from camguard.core.decision import UsageFacts, consume, decide
 from camguard.core.models import Device, DeviceKind, ProcessRef, Usage
 from camguard.core.rules import (
     AppMatch,
@@ -17,11 +18,8 @@ from camguard.core.rules import (
     Origin,
     Rule,
     RuleError,
-    UsageFacts,
     Verdict,
     Window,
-    consume,
-    decide,
     durable,
     make_rule,
     prune,

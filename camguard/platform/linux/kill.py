@@ -38,7 +38,7 @@ MUTE_INSTEAD = "mute instead: killing the sound server would silence the whole d
 
 
 class HelperCaller(Protocol):
-    """Runs one privileged helper action (see camguard.platform.linux.block)."""
+    """Runs one privileged helper action (see camguard.platform.linux.helper_runner)."""
 
     def call(self, *argv: str) -> tuple[int, dict[str, Any]]: ...
 

@@ -1,0 +1,67 @@
+"""``camguard policy``: the managed policy (IT, parents) and the settings it locks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from camguard import __version__
+from camguard.cli.rules import EXIT_FAILED, load_context, policy_option, rule_json, rule_line
+from camguard.core.text import json_safe, literal
+from camguard.platform.clock import SystemClock
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    outer, pol = policy_option(None), policy_option(argparse.SUPPRESS)
+    js = argparse.ArgumentParser(add_help=False)
+    js.add_argument("--json", action="store_true", help="machine-readable output")
+    parents = [common, pol]
+
+    p = sub.add_parser("policy", parents=[common, outer], help="the managed policy (IT, parents)")
+    psub = p.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
+    q = psub.add_parser("show", parents=[*parents, js],
+                        help="settings in force, which are locked and by whom")
+    q.set_defaults(func=cmd_policy_show)
+
+
+def cmd_policy_show(args: argparse.Namespace) -> int:
+    ctx = load_context(args, quiet=args.json)
+    eff, status = ctx.settings, ctx.status
+    source = status.policy.source or ("none" if not status.error else "none in force")
+    if args.json:
+        doc = {
+            "policy": status.policy.source or None,
+            "error": status.error,
+            "problems": [json_safe(p) for p in eff.problems],
+            "settings": {n: {"value": _jsonable(i.value), "source": i.source,
+                             "locked": i.locked, "locked_by": i.locked_by,
+                             "note": i.note or None} for n, i in eff.items.items()},
+            "policy_rules": [rule_json(r, SystemClock().now()) for r in status.policy.rules],
+            "camguard": __version__,
+        }
+        print(json.dumps(doc, ensure_ascii=False, indent=2))
+    else:
+        print(f"policy: {source}")
+        for name, item in eff.items.items():
+            lock = f"locked by {item.locked_by}" if item.locked else "you may change it"
+            print(f"{name:<19} {literal(_shown(item.value), 60):<26} {item.source:<8} {lock}")
+            if item.note:
+                print(f"{'':<19} ({literal(item.note, 200)})")
+        for rule in status.policy.rules:
+            print(f"policy rule: {rule_line(rule, SystemClock().now())}")
+    return EXIT_FAILED if status.error else 0
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ", ".join(value) or "(none)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value == "":
+        return "(none)"
+    return str(value)

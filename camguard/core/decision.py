@@ -1,0 +1,169 @@
+"""Deciding one usage against the rules: matching, which rule wins, and the verdict (pure).
+
+Which rule wins:
+
+1. specificity, compared field by field: the app (exe path + SHA-256 > exact path > folder
+   > process name > any app), then the user (named > any), then the device kind (named >
+   any), then the time window (windowed > always);
+2. severity at equal specificity: block-device > kill > ask > allow (deny beats allow);
+3. the newest rule, then the id (only decides which rule is named; the verdict is equal).
+
+This picks a winner among the policy's rules (IT, the parental lock) and one among the
+user's; the policy's winner decides unless the user's is stricter: a user may block what
+IT allows, never allow what IT blocks.
+
+Time comes from an injected :class:`~camguard.core.clock.Clock` and a ``tzinfo`` for local
+time, so every schedule is tested with a frozen clock.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from camguard.core.clock import Clock
+from camguard.core.models import DeviceKind, Usage
+from camguard.core.rules import AppMatch, Duration, MatchBy, Mode, Origin, Rule, Verdict
+from camguard.core.text import literal
+
+# Deny beats allow: a rule that switches the device off protects everyone, so it outranks
+# ending one process, which outranks asking, which outranks allowing.
+_SEVERITY = {Verdict.ALLOW: 0, Verdict.ASK: 1, Verdict.KILL: 2, Verdict.BLOCK_DEVICE: 3}
+_DONE = {Verdict.ALLOW: "allowed", Verdict.ASK: "asking", Verdict.KILL: "killed",
+         Verdict.BLOCK_DEVICE: "blocked"}
+
+
+# -- what the engine knows about one usage ----------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class UsageFacts:
+    kind: DeviceKind
+    exe: str = ""
+    sha256: str | None = None  # of the binary the process runs now; None: unknown
+    name: str = ""
+    user: str = ""
+    pid: int | None = None
+
+    @classmethod
+    def from_usage(cls, usage: Usage, sha256: str | None = None) -> UsageFacts:
+        p = usage.process
+        if p is None:  # a process camguard cannot see: only "any app" rules can match it
+            return cls(usage.device.kind)
+        return cls(usage.device.kind, p.exe, sha256, p.name, p.user, p.pid)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: Verdict  # what camguard does
+    rule: Rule | None  # the rule that decided (None: the mode did)
+    explanation: str
+    mode: Mode = Mode.ASK
+    # notify-only: what the rule (or the mode) would have done had it been enforced.
+    would: Verdict | None = None
+    notes: tuple[str, ...] = ()  # rules that nearly matched (a changed binary...)
+
+
+def _app_matches(app: AppMatch, facts: UsageFacts) -> bool:
+    if app.by is MatchBy.ANY:
+        return True
+    if app.by is MatchBy.NAME:
+        return bool(facts.name) and facts.name == app.value
+    if not facts.exe:
+        return False
+    if app.by is MatchBy.PATH:
+        return facts.exe == app.value or (app.rank == 2 and facts.exe.startswith(app.value))
+    return facts.exe == app.value and facts.sha256 == app.sha256
+
+
+def matches(rule: Rule, facts: UsageFacts, weekday: int, minute: int) -> bool:
+    """Whether ``rule`` covers this usage at this local weekday (0 = Monday) and minute."""
+    return ((rule.kind is None or rule.kind is facts.kind)
+            and (rule.user is None or rule.user == facts.user)
+            and (rule.window is None or rule.window.contains(weekday, minute))
+            and _app_matches(rule.app, facts))
+
+
+def _near_miss(rule: Rule, facts: UsageFacts) -> str | None:
+    if rule.app.by is not MatchBy.EXE or facts.exe != rule.app.value:
+        return None
+    if facts.sha256 is None:
+        return (f"rule '{rule.name}' not applied: {literal(facts.exe, 200)} could not be "
+                "read, so it is not known to be the binary the rule names")
+    if facts.sha256 != rule.app.sha256:
+        return (f"rule '{rule.name}' not applied: the binary at {literal(facts.exe, 200)} "
+                f"changed (sha256 {facts.sha256[:12]}…, the rule names "
+                f"{(rule.app.sha256 or '')[:12]}…)")
+    return None
+
+
+def local_time(now: float, tz: _dt.tzinfo) -> tuple[int, int]:
+    """(weekday, minute of the day) of ``now`` in ``tz``."""
+    t = _dt.datetime.fromtimestamp(now, tz)
+    return t.weekday(), t.hour * 60 + t.minute
+
+
+def _rank(r: Rule) -> tuple[tuple[int, int, int, int], int, float, str]:
+    return (r.specificity, _SEVERITY[r.verdict], r.created_at, r.id)
+
+
+def _winner(hits: Sequence[Rule]) -> Rule | None:
+    """The most specific policy rule, unless the most specific user rule is stricter.
+
+    The user may always be stricter than the policy (block what IT allows), never more
+    lenient (allow what IT blocks).
+    """
+    mine = [r for r in hits if r.origin is Origin.USER]
+    theirs = [r for r in hits if r.origin is not Origin.USER]
+    user = max(mine, key=_rank, default=None)
+    policy = max(theirs, key=_rank, default=None)
+    if policy is None or user is None:
+        return policy or user
+    return user if _SEVERITY[user.verdict] > _SEVERITY[policy.verdict] else policy
+
+
+def decide(rules: Iterable[Rule], facts: UsageFacts, mode: Mode, clock: Clock,
+           tz: _dt.tzinfo = _dt.UTC) -> Decision:
+    """What to do about one usage: the winning rule (see the module docstring), or the mode.
+
+    Expired rules are ignored. In notify-only mode nothing is ever killed, blocked or asked:
+    the verdict is allow and ``would`` says what the rule or the mode would have done.
+    """
+    now = clock.now()
+    weekday, minute = local_time(now, tz)
+    live = [r for r in rules if r.active(now)]
+    hits = [r for r in live if matches(r, facts, weekday, minute)]
+    notes = tuple(n for r in live if r not in hits and (n := _near_miss(r, facts)))
+    kind = facts.kind.value
+    best = _winner(hits)
+    if best is not None:
+        verdict = best.verdict
+        said = f"{_DONE[verdict]} by rule '{best.name}'"
+        if best.origin is not Origin.USER:
+            said += f" ({best.origin.value})"
+        if verdict is Verdict.BLOCK_DEVICE:
+            said = f"{kind} {said}"
+    else:
+        verdict = Verdict.BLOCK_DEVICE if mode is Mode.BLOCK_ALL else Verdict.ASK
+        said = (f"no rule allows it; {kind} blocked (mode {mode.value})"
+                if verdict is Verdict.BLOCK_DEVICE else f"no rule matches; asking (mode {mode})")
+    if mode is Mode.NOTIFY_ONLY:
+        if verdict is Verdict.ALLOW:
+            return Decision(verdict, best, said, mode, None, notes)
+        what = f"rule '{best.name}'" if best else "the default"
+        return Decision(Verdict.ALLOW, best,
+                        f"notify-only: {what} would have {_WOULD[verdict]}; only reporting",
+                        mode, verdict, notes)
+    return Decision(verdict, best, said, mode, None, notes)
+
+
+_WOULD = {Verdict.ASK: "asked", Verdict.KILL: "killed it",
+          Verdict.BLOCK_DEVICE: "blocked the device", Verdict.ALLOW: "allowed it"}
+
+
+# -- after a decision ------------------------------------------------------------------------
+def consume(rules: Sequence[Rule], decision: Decision) -> list[Rule]:
+    """The rules after ``decision``: a "once" rule is spent by the decision it made."""
+    spent = decision.rule
+    if spent is None or spent.duration is not Duration.ONCE:
+        return list(rules)
+    return [r for r in rules if r != spent]
