@@ -100,13 +100,18 @@ class JsonLinesFile:
     def write(self, record: Mapping[str, Any], line: str) -> None:
         data = (line + "\n").encode("utf-8")
         try:
-            with self._locked() as locked:
-                fd = locked
-                size = os.fstat(fd).st_size
-                if size and size + len(data) > self.max_bytes:
-                    self._rotate()
-                    fd = self._open()
-                os.write(fd, data)
+            # Rotate under the lock of the current file, then write only while holding the
+            # lock of the file the path names: writing to a fresh, unlocked file let another
+            # process's size check race ours (files grew past max_bytes, 1 run in 3).
+            for _attempt in range(8):
+                with self._locked() as fd:
+                    size = os.fstat(fd).st_size
+                    if size and size + len(data) > self.max_bytes:
+                        self._rotate()
+                        continue
+                    os.write(fd, data)
+                    return
+            raise OSError("the log kept rotating under us; event not written")
         except OSError as exc:
             self.failures += 1
             if self.failures == 1 or self.failures % 100 == 0:
@@ -120,19 +125,21 @@ class JsonLinesFile:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[int]:
-        fd = self._open()
-        _flock(fd, True)
-        try:
-            # Another process may have rotated the file while we waited: follow the path.
+        """The fd of the file the path names now, exclusively locked."""
+        while True:
+            fd = self._open()
+            _flock(fd, True)
+            # Another process may have rotated the file while we waited: follow the path,
+            # as often as it takes.
             try:
                 same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:
                 same = False
-            if not same:
-                _flock(fd, False)
-                self.close()
-                fd = self._open()
-                _flock(fd, True)
+            if same:
+                break
+            _flock(fd, False)
+            self.close()
+        try:
             yield fd
         finally:
             if self._fd is not None:
