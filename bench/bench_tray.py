@@ -133,6 +133,7 @@ def main() -> int:
         "open_to_popup_p50_ms": pct(latencies, 50) * 1e3,
         "open_to_popup_p99_ms": pct(latencies, 99) * 1e3,
         "open_to_popup_max_ms": max(latencies) * 1e3,
+        "open_to_popup_ms_each": [round(x * 1e3, 1) for x in latencies],
         "idle_seconds": args.idle,
         "idle_cpu_percent_of_core": 100 * (cpu1 - cpu0) / idle_wall,
         "rss_mb": rss / 1024,

@@ -139,6 +139,18 @@ class AlertPopup(QWidget):
             row.addWidget(button)
         box.addLayout(row)
 
+    def warm_up(self) -> None:
+        """Pay Qt's first-show costs at start-up instead of when a camera turns on.
+
+        Measured on Xvfb: the first popup took ~60 ms from open() to shown, later ones
+        11-18 ms; the difference is the native window, the style and the glyph cache, which
+        creating the window and rendering it once off screen build in advance.
+        """
+        self.ensurePolished()
+        self.adjustSize()
+        self.winId()  # creates the native window now
+        self.grab()  # renders once, off screen: fonts and icons are cached
+
     # -- showing -----------------------------------------------------------------------
     @Slot(object)
     def show_view(self, view: AlertView | None) -> None:

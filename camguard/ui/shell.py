@@ -184,6 +184,7 @@ def start(parts: TrayApp, monitor: EventSource) -> None:
     o = parts.options
     if o is not None and o.on_start is not None:
         o.on_start()
+    parts.popup.warm_up()
     monitor.start()
     parts.controller.start()
     if parts.notifier is not None:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -297,3 +298,33 @@ def test_one_of_two_holders_closes(devdir: Path, holders: list[Holder]) -> None:
         assert {u.process.pid for u in monitor.state.usages if u.process} == {b.pid, c.pid}
         assert not [e for e in rec.usage_events() if e.usage.process
                     and e.usage.process.pid == b.pid and e.type.value == "stopped"]
+
+
+def test_idle_rescans_skip_proc_only_while_nothing_is_held(
+        devdir: Path, holders: list[Holder], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The periodic safety rescan reads /proc only when it could find something: a held
+    node (a fork-shared fd can close silently) or an unwatched one."""
+    from camguard.platform.linux import fdscan
+
+    scans = []
+    real = fdscan.Scanner.pids
+
+    def counting(self: fdscan.Scanner) -> list[int]:
+        scans.append(1)
+        return real(self)
+
+    monkeypatch.setattr(fdscan.Scanner, "pids", counting)
+    cam = make_standin(devdir / "video0")
+    with watching([source(devdir)], rescan_interval=0.05) as (monitor, rec):
+        first = len(scans)
+        wait_until(lambda: monitor.state.devices != (), 5, "the first look")
+        # Ten rescan periods with nothing held: no full scan.
+        # Asserting that nothing happens needs a span of time: ten rescan periods.
+        deadline = time.monotonic() + 0.5
+        wait_until(lambda: time.monotonic() > deadline, 2, "ten idle periods")
+        assert len(scans) == first
+        h = Holder([cam])
+        holders.append(h)
+        rec.wait_for(started(h.pid))
+        held = len(scans)
+        wait_until(lambda: len(scans) > held + 3, 5, "rescans while a node is held")

@@ -42,6 +42,10 @@ class InotifyWatcher:
         self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._thread = threading.Thread(target=self._run, name="camguard-inotify", daemon=True)
 
+    def watched(self) -> set[str]:
+        """The nodes watched right now (read from the monitor thread: a copy)."""
+        return set(self._nodes.values())
+
     def start(self) -> None:
         self._rewatch()
         self._thread.start()

@@ -88,6 +88,7 @@ class ProcfsSource:
         self._pending_closes: dict[str, int] = {}
         self._structural = False
         self._pairs: Pairs | None = None
+        self._last_paths: set[str] = set()
         self._fd_counts: dict[int, int] = {}
 
     # -- UsageSource ---------------------------------------------------------------------
@@ -96,14 +97,18 @@ class ProcfsSource:
         by_path = {d.path: d for d in devices if d.path}
         alias = {rdev: path for path, rdev in self._table.rdevs(by_path).items()
                  if os.major(rdev) in (V4L2_MAJOR, ALSA_MAJOR)}
+        pending = self._take_pending()
+        if self._quiet(pending, set(by_path)):
+            return SourceSnapshot(self.name, frozenset(devices), degraded=self._degraded(0))
         scanner = Scanner(by_path, self._proc_root, alias.keys())
         try:
-            holders = self._collect(scanner, self._take_pending())
+            holders = self._collect(scanner, pending)
         except ProcUnreadableError as exc:
             self._pairs = None
             return SourceSnapshot(self.name, frozenset(devices),
                                   degraded=Degraded(self.name, str(exc)))
         self._pairs = holders
+        self._last_paths = set(by_path)
         usages: set[Usage] = set()
         fd_counts: dict[str, int] = {}
         for found, pairs in holders.items():
@@ -164,6 +169,21 @@ class ProcfsSource:
                     break
         self._fd_counts.update(scanner.fd_counts)
         return found
+
+    def _quiet(self, pending: Pending, paths: set[str]) -> bool:
+        """True when a look cannot find anything: every node is watched, none is held, and
+        none was opened since the last full look. The periodic safety rescan then only
+        burns CPU (a full scan is ~80 ms with 13,000 fds: 0.3% of a core every 30 s); it
+        still runs whenever something is held (a fork-shared fd closes without an event)
+        or a node cannot be watched."""
+        opens, closes, structural = pending
+        watcher = self._watcher
+        if (watcher is None or self._pairs is None or opens or closes or structural
+                or any(self._pairs.values()) or self._unseen_since
+                or paths != self._last_paths or not paths <= watcher.watched()):
+            return False
+        with self._lock:
+            return not self._unwatchable and not any(self._open_counts.values())
 
     def _take_pending(self) -> Pending:
         with self._lock:
