@@ -35,7 +35,7 @@ $(PKG_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[gui,selftest,packaging]'
 	@touch $@
 
-## Set up and start camguard (the tray once it exists; `camguard watch` until then).
+## Set up and start camguard (the tray).
 run: system-deps-runtime $(STAMP)
 	$(BIN)/camguard
 
