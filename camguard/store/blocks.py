@@ -8,7 +8,6 @@ for the user, never deleted) and reported; camguard then starts with no recorded
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import math
@@ -20,7 +19,7 @@ from typing import Any
 from camguard.core.blocks import ActiveBlock, BlockOptions, NodeState, StepKind, UndoStep
 from camguard.core.models import DeviceKind
 from camguard.store import paths
-from camguard.store.files import aside_path, write_private
+from camguard.store.files import aside_path, exclusive, write_private
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +39,8 @@ class JsonBlockStore:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        paths.private_dir(self.path.parent)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive(self.path):
             yield
-        finally:
-            os.close(fd)  # closing releases the lock
 
     def load(self) -> tuple[list[ActiveBlock], list[str]]:
         try:

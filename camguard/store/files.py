@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from camguard.store import paths
@@ -43,3 +45,20 @@ def aside_path(path: Path) -> Path:
         if not aside.exists():
             return aside
     return path.with_name(f"{path.name}.corrupt-{os.getpid()}")
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``<path>.lock`` across processes (the tray, the CLI and the
+    service may rewrite the same file at once). The lock file is 0600 in a 0700 folder."""
+    paths.private_dir(path.parent)
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        if sys.platform != "win32":
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

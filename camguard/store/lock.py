@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import fcntl
 import hashlib
 import hmac
 import json
@@ -33,6 +32,7 @@ from typing import Any
 
 from camguard.core.clock import Clock
 from camguard.store import paths
+from camguard.store.files import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -207,14 +207,8 @@ class LockGuard:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        paths.private_dir(self.path.parent)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive(self.path):
             yield
-        finally:
-            os.close(fd)  # closing releases the lock
 
     def _load(self) -> _State | None:
         try:

@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +21,7 @@ from pathlib import Path
 from camguard.core.rules import Mode, Rule, durable, prune
 from camguard.core.rules_json import rules_from_json, rules_to_json
 from camguard.store import paths
-from camguard.store.files import aside_path
-from camguard.store.files import (
-    write_private as write_private,  # noqa: PLC0414 (explicit re-export for older callers)
-)
+from camguard.store.files import aside_path, exclusive, write_private
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +48,8 @@ class RuleFile:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Exclusive access across processes (the tray and ``camguard rules add`` may race)."""
-        paths.private_dir(self.path.parent)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        try:
-            if sys.platform != "win32":
-                import fcntl
-
-                fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive(self.path):
             yield
-        finally:
-            os.close(fd)  # closing releases the lock
 
     def load(self) -> RuleFileContents:
         """The rules and mode; problems say what was skipped. Never raises."""

@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import os
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 from camguard.core.settings import DEFAULT_CAMERA_GLOBS, DEFAULT_MIC_GLOBS
 from camguard.core.text import literal
 from camguard.store import paths
-from camguard.store.files import aside_path, write_private
+from camguard.store.files import aside_path, exclusive, write_private
 from camguard.store.policy import Policy, check_value, effective_settings, load_user_settings
 
 log = logging.getLogger(__name__)
@@ -223,17 +222,8 @@ class UiSettingsFile:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        paths.private_dir(self.path.parent)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        try:
-            if sys.platform != "win32":
-                import fcntl
-
-                fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive(self.path):
             yield
-        finally:
-            os.close(fd)  # closing releases the lock
 
 
 def settings_in_force(settings_file: UiSettingsFile, policy: Policy
