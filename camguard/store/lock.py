@@ -23,7 +23,6 @@ import hmac
 import json
 import logging
 import math
-import os
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from typing import Any
 
 from camguard.core.clock import Clock
 from camguard.store import paths
-from camguard.store.files import exclusive
+from camguard.store.files import exclusive, write_private
 
 log = logging.getLogger(__name__)
 
@@ -227,20 +226,7 @@ class LockGuard:
                "p": state.p, "salt": state.salt.hex(), "hash": state.digest.hex(),
                "failures": state.failures, "next_allowed": state.next_allowed}
         data = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("ascii")
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
-                     0o600)
-        try:
-            os.fchmod(fd, 0o600)  # O_CREAT's mode is masked by the umask; be exact
-            os.write(fd, data)
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        os.close(fd)
-        os.replace(tmp, self.path)
+        write_private(self.path, data)
 
 
 def _decode(raw: bytes) -> _State:
