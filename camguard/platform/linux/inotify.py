@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from camguard.platform.base import Wake
 from camguard.platform.linux.devices import expand_globs, watch_dirs
+from camguard.platform.linux.fanotify import FanotifyReader, open_reader
 
 if TYPE_CHECKING:
     from camguard.platform.linux.procfs import ProcfsSource
@@ -39,6 +40,8 @@ class InotifyWatcher:
         self._dir_mask = f.CREATE | f.DELETE | f.MOVED_TO | f.MOVED_FROM
         self._nodes: dict[int, str] = {}
         self._dirs: dict[int, str] = {}
+        # Root only (None otherwise): the same nodes through fanotify, which names the opener.
+        self._fan = open_reader()
         self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._thread = threading.Thread(target=self._run, name="camguard-inotify", daemon=True)
 
@@ -57,6 +60,8 @@ class InotifyWatcher:
         for fd in (self._stop_r, self._stop_w):
             os.close(fd)
         self._ino.close()
+        if self._fan is not None:
+            self._fan.close()
 
     def _rewatch(self) -> None:
         """(Re)establish watches to match what the globs match now."""
@@ -80,6 +85,9 @@ class InotifyWatcher:
                 self._dirs[self._ino.add_watch(d, self._dir_mask)] = d
             except OSError as exc:
                 problems[d] = exc.strerror or str(exc)
+        if self._fan is not None:
+            for path, why in self._fan.watch(wanted_nodes).items():
+                log.debug("fanotify cannot mark %s (%s): inotify only there", path, why)
         self._source._reset_counts(self._nodes.values())
         self._source._set_unwatchable(problems)
 
@@ -96,6 +104,8 @@ class InotifyWatcher:
         poller = select.poll()
         poller.register(self._ino.fileno(), select.POLLIN)
         poller.register(self._stop_r, select.POLLIN)
+        if self._fan is not None:
+            poller.register(self._fan.fileno(), select.POLLIN)
         while True:
             try:
                 ready = dict(poller.poll())
@@ -103,6 +113,8 @@ class InotifyWatcher:
                 continue
             if self._stop_r in ready:
                 return
+            fan_events = self._fan is not None and self._fan.fileno() in ready and \
+                self._read_fanotify(self._fan, poller)
             try:
                 events = self._ino.read(timeout=0)
             except OSError:
@@ -136,5 +148,17 @@ class InotifyWatcher:
             if rewatch:
                 self._nodes = {wd: p for wd, p in self._nodes.items() if os.path.exists(p)}
                 self._rewatch()
-            if changed:
+            if changed or fan_events:
                 self._wake()
+
+    def _read_fanotify(self, fan: FanotifyReader, poller: select.poll) -> bool:
+        try:
+            events = fan.read()
+        except OSError:
+            log.exception("fanotify read failed: inotify only from now on")
+            poller.unregister(fan.fileno())
+            fan.close()
+            self._fan = None
+            return False
+        self._source._fanotify(events)
+        return bool(events)

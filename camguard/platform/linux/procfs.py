@@ -26,6 +26,7 @@ from camguard.core.models import (
 )
 from camguard.platform.base import Wake
 from camguard.platform.linux.devices import DeviceTable, expand_globs
+from camguard.platform.linux.fanotify import FanEvent, OpenLog, Transient, transient_note
 from camguard.platform.linux.fdscan import (
     Pairs,
     Pending,
@@ -90,6 +91,9 @@ class ProcfsSource:
         self._pairs: Pairs | None = None
         self._last_paths: set[str] = set()
         self._fd_counts: dict[int, int] = {}
+        # Root only: fanotify names openers (a hint for the scan) and open+close pairs that
+        # both happened before a look (a transient use the scan alone would never see).
+        self._open_log = OpenLog(describer.describe)
 
     # -- UsageSource ---------------------------------------------------------------------
     def snapshot(self) -> SourceSnapshot:
@@ -98,16 +102,17 @@ class ProcfsSource:
         alias = {rdev: path for path, rdev in self._table.rdevs(by_path).items()
                  if os.major(rdev) in (V4L2_MAJOR, ALSA_MAJOR)}
         pending = self._take_pending()
-        if self._quiet(pending, set(by_path)):
+        hints, transients = self._open_log.take()
+        if not transients and self._quiet(pending, set(by_path)):
             return SourceSnapshot(self.name, frozenset(devices), degraded=self._degraded(0))
         scanner = Scanner(by_path, self._proc_root, alias.keys())
         try:
-            holders = self._collect(scanner, pending)
+            holders = self._collect(scanner, pending, hints)
         except ProcUnreadableError as exc:
             self._pairs = None
             return SourceSnapshot(self.name, frozenset(devices),
                                   degraded=Degraded(self.name, str(exc)))
-        self._pairs = holders
+        prev, self._pairs = self._pairs or {}, holders
         self._last_paths = set(by_path)
         usages: set[Usage] = set()
         fd_counts: dict[str, int] = {}
@@ -126,12 +131,15 @@ class ProcfsSource:
                     continue  # the sound server holds it for apps that pulse.py names
                 usages.add(Usage(device, ref, via="fd"))
         recheck = self._unseen(by_path, fd_counts, usages)
+        if self._add_transients(transients, (prev, holders), by_path, usages):
+            recheck = RECHECK  # look again soon, so the use also ends (a stopped event)
         return SourceSnapshot(self.name, frozenset(devices), frozenset(usages),
                               degraded=self._degraded(scanner.hidden), recheck_in=recheck)
 
-    def _collect(self, scanner: Scanner, pending: Pending) -> Pairs:
+    def _collect(self, scanner: Scanner, pending: Pending, hints: set[int]) -> Pairs:
         """The holders now: a full scan, or (after opens only, or closes only, since the last
-        look) a shortcut that reads only the processes that can have changed.
+        look) a shortcut that reads only the processes that can have changed. ``hints``:
+        pids fanotify saw opening a node, looked at first.
 
         Closes only: just the known holders can have lost a device. Opens only: the known
         holders stay holders, and the new opener is looked for first among processes whose
@@ -159,14 +167,19 @@ class ProcfsSource:
 
         if not attributed():
             candidates = [pid for pid in scanner.pids() if pid not in known]
-            counts = self._fd_counts
-            changed = {pid for pid in candidates if scanner.fd_count(pid) != counts.get(pid)}
-            order = sorted(changed, reverse=True) + sorted(
-                (pid for pid in candidates if pid not in changed), reverse=True)
-            for pid in order:
+            for pid in sorted(hints & set(candidates)):  # fanotify named them: no search
                 scanner.scan(pid, found)
-                if attributed():
-                    break
+            if not attributed():
+                counts = self._fd_counts
+                changed = {pid for pid in candidates
+                           if pid not in hints and scanner.fd_count(pid) != counts.get(pid)}
+                order = sorted(changed, reverse=True) + sorted(
+                    (pid for pid in candidates if pid not in changed and pid not in hints),
+                    reverse=True)
+                for pid in order:
+                    scanner.scan(pid, found)
+                    if attributed():
+                        break
         self._fd_counts.update(scanner.fd_counts)
         return found
 
@@ -236,6 +249,22 @@ class ProcfsSource:
             usages.add(Usage(device, None, note=UNSEEN_PROCESS_NOTE, via="inotify"))
         return recheck
 
+    def _add_transients(self, transients: list[Transient], scans: tuple[Pairs, Pairs],
+                        by_path: dict[str, Device], usages: set[Usage]) -> bool:
+        """Add a usage for each open+close that neither this look nor the last one saw
+        held: it appears in this snapshot only, so the monitor reports it started and,
+        at the next look, stopped."""
+        added = False
+        for t in transients:
+            if any(t.process.pid == pid for pairs in scans for pid, _ in pairs.get(t.path, ())):
+                continue  # a look saw it held: reported (or to be reported) from its fd
+            device = by_path.get(t.path) or self._vanished_device(t.path)
+            if device.kind is DeviceKind.MICROPHONE and t.process.exe in self._sound_servers:
+                continue
+            usages.add(Usage(device, t.process, note=transient_note(t), via="fanotify"))
+            added = True
+        return added
+
     def _degraded(self, hidden: int) -> Degraded | None:
         with self._lock:
             unwatchable = dict(self._unwatchable)
@@ -251,6 +280,9 @@ class ProcfsSource:
             self._open_counts[path] = max(0, self._open_counts.get(path, 0) + delta)
             pending = self._pending_opens if delta > 0 else self._pending_closes
             pending[path] = pending.get(path, 0) + 1
+
+    def _fanotify(self, events: list[FanEvent]) -> None:
+        self._open_log.add(events)
 
     def _mark_structural(self) -> None:
         with self._lock:

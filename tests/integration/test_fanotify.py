@@ -1,0 +1,167 @@
+"""fanotify (root): the opener's pid from the kernel, and opens too short for any /proc scan."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from camguard.core.models import ProcessRef, UsageEvent
+from camguard.platform.linux.fanotify import (
+    FAN_CLOSE,
+    FAN_OPEN,
+    FanEvent,
+    FanotifyReader,
+    OpenLog,
+    open_reader,
+    transient_note,
+)
+from camguard.platform.linux.procfs import ProcfsSource
+from camguard.platform.process import ProcessDescriber
+from tests.conftest import Holder, make_standin, need, need_root
+from tests.realenv import wait_until
+from tests.watching import started, stopped, watching
+
+
+def reader() -> FanotifyReader:
+    need_root()
+    fan = open_reader()
+    need(fan is not None, "fanotify with FAN_REPORT_FID (root, Linux >= 5.1)")
+    assert fan is not None
+    return fan
+
+
+def test_reader_names_the_opener(devdir: Path, holders: list[Holder]) -> None:
+    cam = make_standin(devdir / "video0")
+    other = make_standin(devdir / "video1")  # not marked: never reported
+    fan = reader()
+    try:
+        assert fan.watch([str(cam)]) == {}
+        holders.append(Holder([other]))
+        h = Holder([cam])
+        holders.append(h)
+        got: list[FanEvent] = []
+
+        def opened() -> bool:
+            got.extend(fan.read())
+            return any(e.mask & FAN_OPEN and e.pid == h.pid for e in got)
+
+        wait_until(opened, 5, "FAN_OPEN from the holder")
+        assert {e.path for e in got} == {str(cam)}
+        h.close()
+        wait_until(lambda: got.extend(fan.read()) or any(
+            e.mask & FAN_CLOSE and e.pid == h.pid for e in got), 5, "FAN_CLOSE")
+    finally:
+        fan.close()
+
+
+def test_reader_reports_what_it_cannot_mark(tmp_path: Path) -> None:
+    fan = reader()
+    try:
+        problems = fan.watch([str(tmp_path / "missing")])
+        assert list(problems) == [str(tmp_path / "missing")]
+    finally:
+        fan.close()
+
+
+BLINK = """
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)   # grab one frame, as a one-shot tool would
+os.close(fd)
+print("blinked", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_open_and_close_between_looks_is_reported(devdir: Path) -> None:
+    """Open and close ~0.1 ms apart: no /proc scan can see the fd, fanotify still names it."""
+    reader().close()
+    cam = make_standin(devdir / "video0")
+    src = ProcfsSource([f"{devdir}/video*"], [], describer=ProcessDescriber())
+    with watching([src]) as (monitor, rec):
+        wait_until(lambda: monitor.state.devices != (), 5, "the first look")
+        child = subprocess.Popen([sys.executable, "-c", BLINK, str(cam)],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None and child.stdout.readline() == "blinked\n"
+            ev = rec.wait_for(started(child.pid, str(cam)))
+            rec.wait_for(stopped(child.pid, str(cam)))
+            assert isinstance(ev, UsageEvent) and ev.usage.via == "fanotify"
+            assert ev.usage.note.startswith("opened and closed within about")
+            assert ev.usage.process is not None
+            assert ev.usage.process.exe == os.path.realpath(sys.executable)
+            # Reported once: started and stopped, nothing else for that pid.
+            mine = [e.type.value for e in rec.usage_events()
+                    if e.usage.process and e.usage.process.pid == child.pid]
+            assert mine == ["started", "stopped"]
+        finally:
+            child.kill()
+            child.wait()
+
+
+def test_opener_that_already_exited_is_said_so() -> None:
+    log = OpenLog(lambda pid: None)  # what ProcessDescriber says of a pid that is gone
+    log.add([FanEvent(FAN_OPEN, 4242, "/dev/video0", 1.0),
+             FanEvent(FAN_CLOSE, 4242, "/dev/video0", 1.0021)])
+    hints, done = log.take()
+    assert hints == {4242}
+    assert [(t.process, t.path) for t in done] == [(ProcessRef(4242, 0.0), "/dev/video0")]
+    assert transient_note(done[0]) == ("opened and closed within about 3 ms; the process "
+                                       "exited before camguard could name it")
+    assert log.take() == (set(), [])
+
+
+def test_close_without_its_open_or_by_another_pid_is_no_transient() -> None:
+    log = OpenLog(lambda pid: ProcessRef(pid, 1.0))
+    log.add([FanEvent(FAN_CLOSE, 1, "/dev/video0", 1.0),      # opened before we watched
+             FanEvent(FAN_OPEN, 2, "/dev/video0", 1.0),
+             FanEvent(FAN_CLOSE, 3, "/dev/video0", 1.0)])     # a fork-shared fd elsewhere
+    assert log.take() == ({2}, [])
+    log.add([FanEvent(FAN_OPEN | FAN_CLOSE, 5, "/dev/video0", 2.0)])  # merged by the kernel
+    assert [t.process.pid for t in log.take()[1]] == [5]
+    log.add([FanEvent(FAN_CLOSE, 2, "/dev/video0", 3.0)])  # closes the open of an earlier look
+    assert [t.process.pid for t in log.take()[1]] == [2]
+
+
+UNPRIVILEGED = """
+import json, subprocess, sys
+sys.path[:0] = sys.argv[2:]
+from camguard.platform.linux.fanotify import open_reader
+from camguard.platform.linux.procfs import ProcfsSource
+from camguard.platform.process import ProcessDescriber
+from tests.watching import started, watching
+src = ProcfsSource([sys.argv[1] + "/video*"], [], describer=ProcessDescriber())
+with watching([src]) as (monitor, rec):
+    holder = subprocess.Popen([sys.executable, "-c",
+        "import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); print('open', flush=True); "
+        "sys.stdin.read()", sys.argv[1] + "/video0"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder.stdout.readline()
+    ev = rec.wait_for(started(holder.pid), timeout=20)
+    print(json.dumps({"fanotify": open_reader() is not None, "via": ev.usage.via}), flush=True)
+    holder.kill()
+"""
+
+
+def test_without_fanotify_detection_works_as_before(devdir: Path) -> None:
+    """As an unprivileged user fanotify_init fails (EPERM): the fd scan still names holders."""
+    need_root()
+    need(Path("/usr/bin/setpriv").exists() and Path("/usr/bin/python3").exists(),
+         "setpriv and the system python3 (the venv python lives under /root)")
+    make_standin(devdir / "video0")
+    for parent in [devdir, *devdir.parents]:
+        if parent == Path("/"):
+            break
+        parent.chmod(parent.stat().st_mode | 0o005)
+    site = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
+    repo = Path(__file__).resolve().parents[2]
+    for p in [site, repo]:
+        need(os.access(p, os.R_OK), f"{p} readable")
+    out = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
+         "-c", UNPRIVILEGED, str(devdir), str(repo), str(site)],
+        capture_output=True, text=True, cwd="/", timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"fanotify": False, "via": "fd"}
