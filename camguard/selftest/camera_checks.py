@@ -124,6 +124,7 @@ class CameraChecks:
     def _held(self, cam: Camera) -> None:
         """Hold the node open with a plain open(2) and wait for camguard to name us."""
         self.ctx.step(f"holding {cam.shown} open")
+        self.ctx.released(cam.path, self.ctx.options.detect_timeout)
         mark = self.ctx.sightings.mark()
         started = time.monotonic()
         try:

@@ -93,6 +93,23 @@ class Context:
             return None
         return self.sightings.wait(device_id, os.getpid(), since, timeout, self.cancel)
 
+    def released(self, device_id: str, timeout: float) -> bool:
+        """Wait until camguard no longer counts this process as a user of ``device_id``.
+
+        A brief open just before (OpenCV's probe, which fanotify reports as a use of a few
+        milliseconds) must have ended first, or a new open would merge into it and bring
+        no new "started" event to detect.
+        """
+        if self.monitor is None:
+            return True
+        me = os.getpid()
+        deadline = time.monotonic() + timeout
+        while any(u.device.id == device_id and u.process is not None and u.process.pid == me
+                  for u in self.monitor.state.usages):
+            if time.monotonic() > deadline or self.cancel.wait(0.01):
+                return False
+        return True
+
     def why_unseen(self) -> str:
         """What the monitor itself says is wrong, for a detection that did not happen."""
         if self.monitor is None:
