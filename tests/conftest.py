@@ -40,6 +40,29 @@ def need_root() -> None:
     need(IS_ROOT, "needs root (mknod, other users, device modes)")
 
 
+def nobody_python(folder: Path) -> tuple[list[str], list[str]]:
+    """How to run the system python as ``nobody`` with camguard importable.
+
+    Returns the argv prefix and the paths to pass after the script (it does
+    ``sys.path[:0] = <those>``): the venv's python lives under /root, which nobody cannot
+    read, so the system python gets the repository and the venv's site-packages instead.
+    ``folder`` and its parents are made walkable by others.
+    """
+    need_root()
+    need(Path("/usr/bin/setpriv").exists() and Path("/usr/bin/python3").exists(),
+         "setpriv and the system python3 (the venv python lives under /root)")
+    for parent in [folder, *folder.parents]:
+        if parent == Path("/"):
+            break
+        parent.chmod(parent.stat().st_mode | 0o005)
+    site = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
+    repo = Path(__file__).resolve().parents[1]
+    for p in [site, repo]:
+        need(os.access(p, os.R_OK), f"{p} readable")
+    return (["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3"],
+            [str(repo), str(site)])
+
+
 # -- sound servers -----------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def pulseaudio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[realenv.SoundServer]:

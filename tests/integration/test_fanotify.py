@@ -20,7 +20,7 @@ from camguard.platform.linux.fanotify import (
 )
 from camguard.platform.linux.procfs import ProcfsSource
 from camguard.platform.process import ProcessDescriber
-from tests.conftest import Holder, make_standin, need, need_root
+from tests.conftest import Holder, make_standin, need, need_root, nobody_python
 from tests.realenv import wait_until
 from tests.watching import started, stopped, watching
 
@@ -147,21 +147,10 @@ with watching([src]) as (monitor, rec):
 
 def test_without_fanotify_detection_works_as_before(devdir: Path) -> None:
     """As an unprivileged user fanotify_init fails (EPERM): the fd scan still names holders."""
-    need_root()
-    need(Path("/usr/bin/setpriv").exists() and Path("/usr/bin/python3").exists(),
-         "setpriv and the system python3 (the venv python lives under /root)")
+    run_as_nobody, paths = nobody_python(devdir)
     make_standin(devdir / "video0")
-    for parent in [devdir, *devdir.parents]:
-        if parent == Path("/"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o005)
-    site = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
-    repo = Path(__file__).resolve().parents[2]
-    for p in [site, repo]:
-        need(os.access(p, os.R_OK), f"{p} readable")
     out = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
-         "-c", UNPRIVILEGED, str(devdir), str(repo), str(site)],
+        [*run_as_nobody, "-c", UNPRIVILEGED, str(devdir), *paths],
         capture_output=True, text=True, cwd="/", timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"fanotify": False, "via": "fd"}

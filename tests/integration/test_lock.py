@@ -8,29 +8,16 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.service_env import ROOT, Accounts, Box, Service, box, camguard_as
+from tests.service_env import ROOT, Accounts, Box, Service, camguard_as
 
 pytestmark = pytest.mark.real
 PASSWORD = "hunter2 \u00e9t\u00e9"  # noqa: S105 - a test password, with non-ASCII
 
 
-@pytest.fixture
-def accounts() -> Iterator[Accounts]:
-    made = Accounts()
-    yield made
-    made.remove()
-
-
-@pytest.fixture
-def sandbox(accounts: Accounts) -> Iterator[Box]:
-    # Set up after the accounts, so torn down first: their processes end before userdel.
-    with box() as b:
-        yield b
 
 
 def as_root(b: Box, *args: str, stdin: str = "", socket: bool = True

@@ -15,7 +15,7 @@ from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind
 from camguard.platform.linux.fdscan import scan_holders
 from camguard.platform.linux.procfs import ProcfsSource
 from camguard.platform.process import ProcessDescriber
-from tests.conftest import IS_ROOT, Holder, make_standin, need, need_root
+from tests.conftest import IS_ROOT, Holder, make_standin, nobody_python
 from tests.realenv import wait_until
 from tests.watching import started, stopped, watching
 
@@ -180,21 +180,10 @@ def test_another_users_process_is_reported_as_unseen(devdir: Path, holders: list
                                                      ) -> None:
     """camguard as an unprivileged user cannot read root's /proc/PID/fd, yet inotify saw the
     open: the device is reported in use "by a process camguard cannot see"."""
-    need_root()
-    need(Path("/usr/bin/setpriv").exists() and Path("/usr/bin/python3").exists(),
-         "setpriv and the system python3 (the venv python lives under /root)")
+    run_as_nobody, paths = nobody_python(devdir)
     cam = make_standin(devdir / "video0")
-    for parent in [devdir, *devdir.parents]:
-        if parent == Path("/"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o005)
-    site = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
-    repo = Path(__file__).resolve().parents[2]
-    for p in [site, repo]:
-        need(os.access(p, os.R_OK), f"{p} readable")
     watcher = subprocess.Popen(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3",
-         "-c", UNPRIVILEGED_WATCH, f"{devdir}/video*", str(repo), str(site)],
+        [*run_as_nobody, "-c", UNPRIVILEGED_WATCH, f"{devdir}/video*", *paths],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/")
     try:
         assert watcher.stdout is not None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,7 +18,6 @@ from tests.service_env import (
     Box,
     Service,
     UserHolder,
-    box,
     camguard_as,
     pids_in_status,
     setpriv,
@@ -28,18 +26,6 @@ from tests.service_env import (
 pytestmark = pytest.mark.real
 
 
-@pytest.fixture
-def accounts() -> Iterator[Accounts]:
-    made = Accounts()
-    yield made
-    made.remove()
-
-
-@pytest.fixture
-def sandbox(accounts: Accounts) -> Iterator[Box]:
-    # Set up after the accounts, so torn down first: their processes end before userdel.
-    with box() as b:
-        yield b
 
 
 def status_as(b: Box, who: Account) -> dict[str, object]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,23 +14,11 @@ from camguard.service import protocol as P
 from camguard.service.authorization import Caller, can_see
 from camguard.service.hub import EventHub, Outgoing
 from tests import realenv
-from tests.service_env import Accounts, Box, Service, box, connect, raw_as
+from tests.service_env import Accounts, Box, Service, connect, raw_as
 
 pytestmark = pytest.mark.real
 
 
-@pytest.fixture
-def accounts() -> Iterator[Accounts]:
-    made = Accounts()
-    yield made
-    made.remove()
-
-
-@pytest.fixture
-def sandbox(accounts: Accounts) -> Iterator[Box]:
-    # Set up after the accounts, so torn down first: their processes end before userdel.
-    with box() as b:
-        yield b
 
 
 HELLO = b'{"op":"hello"}\n'
