@@ -113,32 +113,51 @@ class Enforcement:
         self._thread: threading.Thread | None = None
         self._paused_until: float | None = None
         self._paused = False
+        # The last pause that ended: [start, end). A usage that started inside it was
+        # started while paused, even if its event reaches this sink after the resume (the
+        # monitor publishes its state before calling sinks, so a client can see the usage
+        # and resume in between).
+        self._pause_start = 0.0
+        self._last_pause: tuple[float, float] | None = None
         self._lock = threading.Lock()
 
     # -- pause ---------------------------------------------------------------------------
     def pause(self, seconds: float | None) -> float | None:
         """Stop enforcing for ``seconds`` (None: until resumed); returns the end time."""
         with self._lock:
+            if not self._paused:
+                self._pause_start = self._clock.now()
             self._paused = True
             self._paused_until = None if seconds is None else self._clock.now() + seconds
             return self._paused_until
 
     def resume(self) -> None:
         with self._lock:
+            if self._paused:
+                self._last_pause = (self._pause_start, self._clock.now())
             self._paused, self._paused_until = False, None
+
+    def paused_at(self, at: float) -> bool:
+        """Whether enforcement was paused at wall time ``at`` (now, or in the last pause)."""
+        if self.paused()[0]:
+            return True
+        with self._lock:
+            last = self._last_pause
+        return last is not None and last[0] <= at < last[1]
 
     def paused(self) -> tuple[bool, float | None]:
         """(paused now, until when: None for until resumed)."""
         with self._lock:
             if self._paused and self._paused_until is not None \
                     and self._clock.now() >= self._paused_until:
+                self._last_pause = (self._pause_start, self._paused_until)
                 self._paused, self._paused_until = False, None
             return self._paused, self._paused_until
 
     # -- the sink and its worker -----------------------------------------------------------
     def __call__(self, ev: MonitorEvent) -> None:
         if isinstance(ev, UsageEvent) and ev.type is EventType.STARTED:
-            if self.paused()[0]:  # judged when the usage starts, not when the worker gets to it
+            if self.paused_at(ev.at):  # judged by when the usage started, not when seen
                 log.info("enforcement paused: %s not checked against the rules",
                          literal(ev.usage.device.id, 200))
                 return

@@ -82,3 +82,27 @@ def test_a_schedule_allows_inside_its_window_and_ends_the_app_outside(
     clock.advance(601)  # the pause ran out
     assert enforce.paused() == (False, None)
     history.close()
+
+
+def test_a_use_that_started_while_paused_is_not_judged_after_the_resume(tmp_path: Path) -> None:
+    """The monitor publishes its state before calling its sinks, so a client can see a use
+    and resume before the enforcement sink gets the event: it must judge by the event's
+    time, not by when the event reaches it."""
+    clock = FrozenClock(MONDAY_5PM)
+    enforce = Enforcement(
+        ServiceRules(RuleFile(tmp_path / "rules.json"),
+                     ManagedPolicy(TomlPolicyReader(tmp_path / "none.toml"))),
+        Killer(), None, clock, tz=dt.UTC)  # type: ignore[arg-type]
+    enforce.pause(None)
+    clock.advance(10)
+    started_at = clock.now()
+    clock.advance(5)
+    enforce.resume()
+    clock.advance(1)
+    assert enforce.paused_at(started_at)           # started during the pause
+    assert not enforce.paused_at(clock.now())      # after the resume: judged
+    assert not enforce.paused_at(MONDAY_5PM - 1)   # before the pause: judged
+    enforce.pause(60)
+    clock.advance(61)                              # this pause ran out by itself
+    assert enforce.paused() == (False, None)
+    assert enforce.paused_at(clock.now() - 30) and not enforce.paused_at(clock.now())
