@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from camguard.core.models import ProcessRef, UsageEvent
@@ -99,6 +100,26 @@ def test_open_and_close_between_looks_is_reported(devdir: Path) -> None:
         finally:
             child.kill()
             child.wait()
+
+
+def test_a_held_use_is_not_reported_again_when_its_close_arrives_late(
+        devdir: Path, holders: list[Holder]) -> None:
+    """A use a scan saw (from its fd) and that then ended, e.g. by the kill switch, must not
+    come back as a transient use when its open+close pair is read after a look that no
+    longer saw it (it did, and a policy block rule then blocked the camera again). Driven
+    step by step in exactly that order, without the watcher threads."""
+    cam = make_standin(devdir / "video0")
+    src = ProcfsSource([f"{devdir}/video*"], [], describer=ProcessDescriber())
+    opened = time.monotonic()
+    h = Holder([cam])
+    holders.append(h)
+    assert [u.process.pid for u in src.snapshot().usages if u.process] == [h.pid]
+    h.end()
+    assert not src.snapshot().usages   # a look that no longer sees it
+    assert not src.snapshot().usages   # and another: it is out of "the last scan" too
+    src._fanotify([FanEvent(FAN_OPEN, h.pid, str(cam), opened),
+                   FanEvent(FAN_CLOSE, h.pid, str(cam), time.monotonic())])
+    assert not src.snapshot().usages   # its late close brings nothing back
 
 
 def test_opener_that_already_exited_is_said_so() -> None:

@@ -94,6 +94,7 @@ class ProcfsSource:
         # Root only: fanotify names openers (a hint for the scan) and open+close pairs that
         # both happened before a look (a transient use the scan alone would never see).
         self._open_log = OpenLog(describer.describe)
+        self._seen_held: dict[tuple[int, str], float] = {}
 
     # -- UsageSource ---------------------------------------------------------------------
     def snapshot(self) -> SourceSnapshot:
@@ -112,7 +113,8 @@ class ProcfsSource:
             self._pairs = None
             return SourceSnapshot(self.name, frozenset(devices),
                                   degraded=Degraded(self.name, str(exc)))
-        prev, self._pairs = self._pairs or {}, holders
+        self._pairs = holders
+        self._note_held(holders)
         self._last_paths = set(by_path)
         usages: set[Usage] = set()
         fd_counts: dict[str, int] = {}
@@ -131,7 +133,7 @@ class ProcfsSource:
                     continue  # the sound server holds it for apps that pulse.py names
                 usages.add(Usage(device, ref, via="fd"))
         recheck = self._unseen(by_path, fd_counts, usages)
-        if self._add_transients(transients, (prev, holders), by_path, usages):
+        if self._add_transients(transients, by_path, usages):
             recheck = RECHECK  # look again soon, so the use also ends (a stopped event)
         return SourceSnapshot(self.name, frozenset(devices), frozenset(usages),
                               degraded=self._degraded(scanner.hidden), recheck_in=recheck)
@@ -249,15 +251,24 @@ class ProcfsSource:
             usages.add(Usage(device, None, note=UNSEEN_PROCESS_NOTE, via="inotify"))
         return recheck
 
-    def _add_transients(self, transients: list[Transient], scans: tuple[Pairs, Pairs],
-                        by_path: dict[str, Device], usages: set[Usage]) -> bool:
-        """Add a usage for each open+close that neither this look nor the last one saw
-        held: it appears in this snapshot only, so the monitor reports it started and,
-        at the next look, stopped."""
+    def _note_held(self, holders: Pairs) -> None:
+        """Remember when each (pid, node) was last seen held by a scan (kept for a minute)."""
+        now = time.monotonic()
+        for path, pairs in holders.items():
+            for pid, _ in pairs:
+                self._seen_held[(pid, path)] = now
+        self._seen_held = {k: t for k, t in self._seen_held.items() if now - t < 60.0}
+
+    def _add_transients(self, transients: list[Transient], by_path: dict[str, Device],
+                        usages: set[Usage]) -> bool:
+        """Add a usage for each open+close that no scan ever saw held: it appears in this
+        snapshot only, so the monitor reports it started and, at the next look, stopped.
+        A use a scan did see (reported from its fd) is not reported again when its close
+        arrives later, e.g. an app ended by the kill switch."""
         added = False
         for t in transients:
-            if any(t.process.pid == pid for pairs in scans for pid, _ in pairs.get(t.path, ())):
-                continue  # a look saw it held: reported (or to be reported) from its fd
+            if self._seen_held.get((t.process.pid, t.path), float("-inf")) >= t.opened:
+                continue
             device = by_path.get(t.path) or self._vanished_device(t.path)
             if device.kind is DeviceKind.MICROPHONE and t.process.exe in self._sound_servers:
                 continue
