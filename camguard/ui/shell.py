@@ -40,6 +40,7 @@ from camguard.ui.alert import AlertPopup
 from camguard.ui.assets import icon_path, load_icon
 from camguard.ui.bridge import MonitorBridge
 from camguard.ui.controller import AppController
+from camguard.ui.gc_guard import GuiThreadCollector
 from camguard.ui.notifications import DesktopNotifier
 from camguard.ui.ports import AlertSettings, AllowPort, DecidedBy, HistoryPort
 from camguard.ui.settings_dialog import password_prompt
@@ -110,6 +111,8 @@ def run_tray(monitor: EventSource, clock: Clock, *, killer: ProcessKiller | None
         log.info("camguard is already running; %s", "asked it to show itself" if delivered
                  else "it did not answer")
         return 0
+    collector = GuiThreadCollector(app)  # Qt objects die on the GUI thread (gc_guard.py)
+    collector.start()
     parts = build(app, monitor, clock, killer=killer, blocks=blocks,
                   settings=settings or AlertSettings(), history_path=history_path,
                   options=options)
@@ -122,6 +125,7 @@ def run_tray(monitor: EventSource, clock: Clock, *, killer: ProcessKiller | None
         app.exec()
     finally:
         shutdown(parts, monitor)
+        collector.stop()
     return 0
 
 

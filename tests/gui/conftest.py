@@ -10,6 +10,7 @@ processes too, so tests that launch the real tray remove it from the child's env
 
 from __future__ import annotations
 
+import gc
 import os
 
 # Before anything below imports Qt: the platform is fixed when the QApplication is made.
@@ -185,6 +186,27 @@ def make_rig(qtbot: QtBot, tmp_path: Path, devdir: Path, holders: list[Holder],
     parts = TrayApp(app, controller, popup, status, tray, notifier, store)
     wire(parts)
     return Rig(parts, store, recorder, devdir, qtbot, holders)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _collect_only_on_the_gui_thread() -> Iterator[None]:
+    """The tray's rule for the whole GUI suite: no automatic garbage collection, which could
+    run on a worker thread and destroy a Qt object there (see camguard/ui/gc_guard.py)."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    yield
+    gc.collect()
+    if was_enabled:
+        gc.enable()
+
+
+@pytest.fixture(autouse=True)
+def _collect_after_each_test() -> Iterator[None]:
+    """What the tray's timer does, once per test: set up before qtbot, so this runs after
+    qtbot has closed the test's widgets, on the GUI thread."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture
