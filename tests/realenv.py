@@ -42,6 +42,14 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str =
         time.sleep(0.02)
 
 
+def bound_to_tests(cmd: Sequence[str]) -> list[str]:
+    """``cmd`` run so that the kernel kills it if the test process dies (PR_SET_PDEATHSIG,
+    set by setpriv just before exec): a crashed run (SIGSEGV, SIGKILL, a timeout) leaves no
+    X server, bus, sound server or service behind, as fixtures' teardown never runs then.
+    The signal follows the thread that started it, so call this from the main thread."""
+    return ["setpriv", "--pdeathsig", "KILL", "--", *cmd]
+
+
 def _ok(cmd: Sequence[str], env: dict[str, str] | None = None) -> bool:
     try:
         return subprocess.run(list(cmd), env=env, capture_output=True, timeout=5,
@@ -64,8 +72,8 @@ class Component:
         log_dir.mkdir(parents=True, exist_ok=True)
         with (log_dir / f"{name}.log").open("ab") as logf:
             self.procs[name] = subprocess.Popen(
-                list(cmd), stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})}, start_new_session=True)
+                bound_to_tests(cmd), stdin=subprocess.DEVNULL, stdout=logf,
+                stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.get(name)

@@ -161,7 +161,8 @@ def box() -> Iterator[Box]:
 
 
 def setpriv(who: Account, groups: Sequence[int] = ()) -> list[str]:
-    cmd = ["setpriv", f"--reuid={who.uid}", f"--regid={who.gid}"]
+    # --pdeathsig: a process of a test account dies with the test run (realenv.bound_to_tests).
+    cmd = ["setpriv", "--pdeathsig", "KILL", f"--reuid={who.uid}", f"--regid={who.gid}"]
     cmd += [f"--groups={','.join(map(str, groups))}"] if groups else ["--clear-groups"]
     return cmd
 
@@ -248,7 +249,8 @@ class Service:
     def start(self) -> Service:
         with self.log.open("a") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "camguard", "service", "-v", *self.args],
+                realenv.bound_to_tests([sys.executable, "-m", "camguard", "service", "-v",
+                                        *self.args]),
                 stdout=out, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=self.box.env())
         self.box.procs.append(self.proc)
         client = ServiceClient(self.box.sock, timeout=5.0)
