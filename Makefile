@@ -42,7 +42,7 @@ run: system-deps-runtime $(STAMP)
 ## Lint, type-check, layer contracts, then the whole suite against real components that the
 ## test fixtures start (PulseAudio, PipeWire, Xvfb + tray host + D-Bus + dunst) and stop.
 test: system-deps-test $(STAMP) lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -rfEs -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check camguard tests bench
