@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from PySide6.QtGui import QAction, QImage
@@ -15,17 +16,17 @@ from camguard.core.models import (
     Device,
     DeviceKind,
     HealthEvent,
-    ProcessRef,
-    SourceSnapshot,
     Usage,
 )
 from camguard.monitor import Monitor
 from camguard.platform.clock import SystemClock
+from camguard.platform.linux.procfs import ProcfsSource
+from camguard.platform.process import ProcessDescriber
 from camguard.ui.assets import icon_path, load_icon, state_icon
 from camguard.ui.bridge import MonitorBridge
 from camguard.ui.model import TrayState
 from camguard.ui.ports import Decision
-from tests.fakes import FakeSource
+from tests.conftest import Holder, make_standin
 from tests.gui.conftest import Rig, hostile_ref
 
 pytestmark = pytest.mark.real
@@ -148,27 +149,31 @@ def test_status_window_lists_users_and_acts(qtbot: QtBot, rig: Rig) -> None:
     assert h.proc.wait(10) is not None
 
 
-def test_real_monitor_events_reach_the_gui_thread(qtbot: QtBot, rig: Rig) -> None:
-    """A real Monitor thread -> MonitorBridge -> queued delivery on the GUI thread."""
-    source = FakeSource("cam")
-    monitor = Monitor([source], SystemClock(), settle=0.0)
+def test_real_monitor_events_reach_the_gui_thread(qtbot: QtBot, rig: Rig, devdir: Path) -> None:
+    """A real Monitor thread over the real /proc source -> MonitorBridge -> queued delivery
+    on the GUI thread, for a real child that opens and closes a stand-in camera node."""
+    node = make_standin(devdir / "video77")
+    source = ProcfsSource([f"{devdir}/video*"], [f"{devdir}/snd/pcmC*D*c"],
+                          describer=ProcessDescriber())
+    monitor = Monitor([source], SystemClock(), settle=0.002)
     bridge = MonitorBridge()
     monitor.add_sink(rig.recorder)
     monitor.add_sink(bridge.sink)
     seen_on: list[int] = []
     bridge.event_received.connect(lambda _ev: seen_on.append(threading.get_ident()))
     bridge.event_received.connect(rig.controller.handle_event)
-    cam = Device(DeviceKind.CAMERA, "/dev/video7", "Seven")
-    ref = ProcessRef(pid=424242, create_time=1.0, name="meeting-app", exe="/usr/bin/nothing")
     monitor.start()
     try:
-        source.push(SourceSnapshot("cam", frozenset([cam]), frozenset([Usage(cam, ref)])))
+        holder = Holder([node])
+        rig.holders.append(holder)
         qtbot.waitUntil(lambda: rig.tray.state is TrayState.CAMERA, timeout=10_000)
-        source.push(SourceSnapshot("cam", frozenset([cam])))
+        qtbot.waitUntil(lambda: any(r.pid == holder.pid for r in rig.store.sessions()),
+                        timeout=10_000)
+        holder.close()
         qtbot.waitUntil(lambda: rig.tray.state is TrayState.IDLE, timeout=10_000)
         monitor_thread = monitor._thread
         assert monitor_thread is not None and monitor_thread.ident not in seen_on
     finally:
         monitor.stop()
-    assert set(seen_on) == {threading.get_ident()} and len(seen_on) == 2
+    assert set(seen_on) == {threading.get_ident()} and len(seen_on) >= 2  # started, stopped
     rig.settle()

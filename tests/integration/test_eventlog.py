@@ -25,12 +25,14 @@ from camguard.core.models import (
     DeviceKind,
     HealthEvent,
     ProcessRef,
-    SourceSnapshot,
     Usage,
 )
 from camguard.core.rules import Mode, make_rule
 from camguard.core.rules_json import rule_to_json
 from camguard.monitor import Monitor
+from camguard.platform.clock import SystemClock
+from camguard.platform.linux.procfs import ProcfsSource
+from camguard.platform.process import ProcessDescriber
 from camguard.store.eventlog import (
     LEVELS,
     SCHEMA,
@@ -41,7 +43,7 @@ from camguard.store.eventlog import (
 )
 from camguard.store.policy import Policy, PolicyStatus
 from camguard.store.syslog import SyslogTarget
-from tests.fakes import FakeSource
+from tests.conftest import Holder, make_standin
 from tests.realenv import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -281,26 +283,35 @@ def test_gap_after_an_unclean_stop(tmp_path: Path) -> None:
     assert gap["previous_start"] == records[2]["ts"] and validate(gap, SCHEMA_DOC) == []
 
 
-def test_monitor_sink_writes_device_sessions(tmp_path: Path) -> None:
+def test_monitor_sink_writes_device_sessions(tmp_path: Path, devdir: Path,
+                                            holders: list[Holder]) -> None:
+    """A real Monitor over the real /proc source: a real child's open and close of a
+    stand-in camera node become device.started / device.stopped lines naming that child."""
+    node = make_standin(devdir / "video0")
     path = tmp_path / "events.jsonl"
-    log = EventLog(FrozenClock(NOW), [JsonLinesFile(path)])
-    source = FakeSource("procfs")
-    monitor = Monitor([source], FrozenClock(NOW), settle=0, rescan_interval=3600)
+    log = EventLog(SystemClock(), [JsonLinesFile(path)])
+    source = ProcfsSource([f"{devdir}/video*"], [f"{devdir}/snd/pcmC*D*c"],
+                          describer=ProcessDescriber())
+    monitor = Monitor([source], SystemClock(), settle=0.002, rescan_interval=3600)
     monitor.add_sink(log.monitor_sink)
     monitor.start()
     try:
-        def types() -> list[str]:
-            return [json.loads(x)["type"] for x in path.read_text().splitlines()] \
+        def records() -> list[dict[str, Any]]:
+            return [json.loads(x) for x in path.read_text().splitlines()] \
                 if path.exists() else []
 
-        source.push(SourceSnapshot("procfs", frozenset({CAM}), frozenset({Usage(CAM, ZOOM)})))
-        wait_until(lambda: types() == ["device.started"], 10, "started")
-        source.push(SourceSnapshot("procfs", frozenset({CAM})))
-        wait_until(lambda: types() == ["device.started", "device.stopped"], 10, "events")
+        holder = Holder([node])
+        holders.append(holder)
+        wait_until(lambda: [r["type"] for r in records()] == ["device.started"], 10, "started")
+        holder.close()
+        wait_until(lambda: [r["type"] for r in records()] == ["device.started",
+                                                              "device.stopped"], 10, "events")
     finally:
         monitor.stop()
-    for line in path.read_text().splitlines():
-        assert validate(json.loads(line), SCHEMA_DOC) == []
+    for record in records():
+        assert validate(record, SCHEMA_DOC) == []
+        assert json.dumps(record).count(str(holder.pid)) >= 1, record
+        assert str(node) in json.dumps(record)
 
 
 # -- syslog receivers on loopback --------------------------------------------------------------
