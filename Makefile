@@ -53,20 +53,20 @@ bench: system-deps-test $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 ## The PyInstaller onedir bundle dist/camguard/ (one spec for Linux, Windows and macOS).
-bundle: $(BUNDLE_EXE)
+bundle: system-deps-packaging $(BUNDLE_EXE)
 $(BUNDLE_EXE): $(PKG_STAMP) packaging/pyinstaller/camguard.spec \
                packaging/pyinstaller/run_camguard.py $(APP_FILES)
 	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist \
 	    --workpath build/pyinstaller packaging/pyinstaller/camguard.spec
 
 ## dist/camguard_VERSION_ARCH.deb (dpkg-deb; installs to /opt/camguard).
-deb: $(DEB)
+deb: system-deps-packaging $(DEB)
 $(DEB): $(BUNDLE_EXE) $(wildcard packaging/linux/* packaging/linux/debian/*)
 	PYTHON=$(BIN)/python packaging/linux/build_deb.sh
 
 ## dist/camguard-VERSION-x64.msi with wixl, from the Linux bundle as a STAND-IN payload
 ## (the tables are checked; the shippable MSI is built on Windows: build_on_windows.ps1).
-msi: $(MSI)
+msi: system-deps-packaging $(MSI)
 $(MSI): $(BUNDLE_EXE) $(wildcard packaging/windows/*)
 	PYTHON=$(BIN)/python packaging/windows/build_msi.sh
 
