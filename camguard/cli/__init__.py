@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from camguard import __version__
 from camguard.cli import actions, detect, history, policy, rules, selftest, service, tray
+from camguard.cli.argtypes import join_dashed_values
 from camguard.cli.common import CliError, add_common_options
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = join_dashed_values(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose >= 2 else logging.INFO if args.verbose else
@@ -47,8 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="camguard: %(levelname)s: %(name)s: %(message)s",
     )
     if args.command is None:
-        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]),
-                                  *_default_command()])
+        args = parser.parse_args([*argv, *_default_command()])
     try:
         result: int = args.func(args)
         return result

@@ -10,6 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from camguard.cli import remote
+from camguard.cli.argtypes import choice_of
 from camguard.cli.common import CliError, detection_settings
 from camguard.core.blocks import (
     ActionResult,
@@ -60,7 +61,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("block", parents=[common], epilog=EPILOG, formatter_class=fmt,
                        help="switch the camera and/or microphone off")
-    p.add_argument("target", type=BlockTarget, choices=list(BlockTarget), metavar="WHAT",
+    p.add_argument("target", type=choice_of(BlockTarget), metavar="WHAT",
                    help="camera, microphone or all")
     p.add_argument("--for", dest="duration", type=_duration, default=None, metavar="TIME",
                    help="15m, 1h, 90s, 2h30m... (default: until you turn it back on)")
@@ -72,7 +73,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("unblock", parents=[common], epilog=EPILOG, formatter_class=fmt,
                        help="switch the camera and/or microphone back on")
-    p.add_argument("target", type=BlockTarget, choices=list(BlockTarget), metavar="WHAT",
+    p.add_argument("target", type=choice_of(BlockTarget), metavar="WHAT",
                    help="camera, microphone or all")
     remote.add_password_option(p)
     p.set_defaults(func=cmd_unblock)

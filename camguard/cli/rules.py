@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from camguard.cli import remote
+from camguard.cli.argtypes import choice_of, metavar_of
 from camguard.cli.common import CliError
 from camguard.core.decision import UsageFacts, decide
 from camguard.core.models import DeviceKind
@@ -77,8 +78,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--sha256", metavar="HEX", help="with --exe: the hash to require "
                    "(default: the hash of the file now)")
     q.add_argument("--kind", default="any", choices=["camera", "microphone", "any"])
-    q.add_argument("--verdict", required=True, choices=list(Verdict))
-    q.add_argument("--duration", default="always", choices=list(Duration),
+    q.add_argument("--verdict", required=True, type=choice_of(Verdict),
+                   metavar=metavar_of(Verdict))
+    q.add_argument("--duration", default="always", type=choice_of(Duration),
+                   metavar=metavar_of(Duration),
                    help="15m, 1h or always (once and until-restart exist only in the app)")
     q.add_argument("--user", metavar="USER", help="only this user's processes")
     q.add_argument("--window", metavar="WHEN",
@@ -100,7 +103,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.set_defaults(func=cmd_import)
     q = rsub.add_parser("mode", parents=parents, help="show or set what happens when no "
                         "rule matches")
-    q.add_argument("mode", nargs="?", choices=list(Mode))
+    q.add_argument("mode", nargs="?", type=choice_of(Mode), metavar="MODE",
+                   help=f"one of {metavar_of(Mode)}")
     remote.add_password_option(q)
     q.set_defaults(func=cmd_mode)
     q = rsub.add_parser("explain", parents=[*parents, js],
