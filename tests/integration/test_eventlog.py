@@ -475,7 +475,7 @@ def test_unreachable_collector_never_blocks_and_drops_are_counted(
 @pytest.mark.parametrize("text", ["udp://", "tcp://host:0", "tcp://host:70000", "syslog",
                                   "unix:relative", "udp://a b:1"])
 def test_bad_syslog_targets(text: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a syslog target"):
         SyslogTarget.parse(text)
 
 

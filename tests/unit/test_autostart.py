@@ -124,5 +124,5 @@ def test_exec_quoting_round_trips(argv: tuple[str, ...], tmp_path: Path) -> None
 @pytest.mark.parametrize("argv", [(), ("camguard", "a\nb"), ("camguard", ""),
                                   ("camguard", "\x1b[2J")])
 def test_unwritable_commands_are_refused(argv: tuple[str, ...], tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"empty command|cannot start at login"):
         Autostart(env(tmp_path), command=argv)

@@ -88,7 +88,7 @@ def test_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
     with store.locked():
         fd = os.open(tmp_path / "blocks.json.lock", os.O_RDWR)
         try:
-            with pytest.raises(BlockingIOError):
+            with pytest.raises(BlockingIOError, match="temporarily unavailable"):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         finally:
             os.close(fd)

@@ -202,7 +202,7 @@ def test_user_settings_file(tmp_path: Path) -> None:
                                              ("events_file", "rel/path"),
                                              ("hook_timeout", float("inf"))])
 def test_check_value_refuses(name: str, value: object) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=f"{name}|unknown setting"):
         check_value(name, value)
 
 

@@ -240,7 +240,7 @@ def test_window_text_round_trips(text: str) -> None:
                                   "mon-fri 16:00", "a b c", "24:00-02:00", "mon--fri",
                                   "mon-fri 16:00-19:00 extra"])
 def test_bad_windows_are_refused(text: str) -> None:
-    with pytest.raises(RuleError):
+    with pytest.raises(RuleError, match=r"not a time window|unknown day|bad hours"):
         Window.parse(text)
 
 

@@ -230,7 +230,7 @@ def test_kind_device_app_and_search_filters(store: HistoryStore,
     assert names(store.sessions(search="50%_")) == ["50%_off"]  # % and _ are literal
     assert names(store.sessions(search="%")) == ["50%_off"]
     assert names(store.sessions(search="meeting")) == names(store.sessions())  # cmdline
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="speaker"):
         store.sessions(kind="speaker")
 
 
