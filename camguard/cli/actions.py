@@ -266,7 +266,19 @@ def _how(b: ActiveBlock) -> list[str]:
             out.append(f"udev rule {literal(s.target, 200)} keeps new camera nodes closed")
         elif s.kind is StepKind.MIC_MUTE:
             out.append("microphones muted at the sound server")
+        elif s.kind is StepKind.USER_GUARD:
+            out.append(f"apps of {_account(s.target)} that open it are closed by camguard's "
+                       "tray (other accounts are not covered)")
     return out
+
+
+def _account(uid_text: str) -> str:
+    try:
+        import pwd
+
+        return literal(pwd.getpwuid(int(uid_text)).pw_name, 64)
+    except (ImportError, KeyError, ValueError):
+        return f"uid {literal(uid_text, 12)}"
 
 
 def _local(ts: float) -> str:

@@ -143,12 +143,21 @@ def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
     options.on_start = lambda: _started(outputs, start.status)
     options.on_stop = outputs.stop
     mic = mic_control()
+    guard = None
     try:
         killer, blocks = kill_switch(start.settings, mic)
+        if killer is not None and blocks is not None:
+            from camguard.platform.linux.user_block import UserGuard
+
+            manager = blocks
+            guard = UserGuard(lambda: manager.active()[0], killer.kill, clock.now)
+            options.sinks.append(guard)
         monitor = build_detection(start.settings).monitor()
         return run_tray(monitor, clock, killer=killer, blocks=blocks, argv=start.argv,
                         settings=tray_alert_settings(start.ui), options=options)
     finally:
+        if guard is not None:
+            guard.close()
         if mic is not None:
             mic.close()  # mutes stay on the server; the block's record can undo them
 

@@ -132,6 +132,9 @@ class StepKind(enum.StrEnum):
     USB = "usb"  # a USB interface was unbound from its driver (target: interface id)
     UDEV_RULE = "udev-rule"  # the persistent udev rule was installed
     MIC_MUTE = "mic-mute"  # the sound server's sources were muted (data: how to undo)
+    # Without privileges: camguard ends this account's processes that open the device while
+    # the block lasts (target: the uid). Nothing at the OS level to undo.
+    USER_GUARD = "user-guard"
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +179,16 @@ class ActiveBlock:
 
     def left(self, now: float) -> float | None:
         return None if self.until is None else max(0.0, self.until - now)
+
+    def guarded_uids(self) -> frozenset[int]:
+        """Accounts whose new openers camguard ends while this block lasts (no privileges)."""
+        return frozenset(int(s.target) for s in self.steps
+                         if s.kind is StepKind.USER_GUARD and s.target.isdigit())
+
+
+def guarding(blocks: Iterable[ActiveBlock], kind: DeviceKind, uid: int, now: float) -> bool:
+    """Whether a block in force on ``kind`` asks camguard to end ``uid``'s openers."""
+    return any(b.kind is kind and not b.due(now) and uid in b.guarded_uids() for b in blocks)
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,6 +142,8 @@ def build(app: QApplication, monitor: EventSource, clock: Clock, *,
         monitor.add_sink(history)  # before the UI sink: the session exists when it is shown
     if o.events is not None:
         monitor.add_sink(o.events.monitor_sink)
+    for sink in o.sinks:
+        monitor.add_sink(sink)
     bridge = MonitorBridge(app)
     monitor.add_sink(bridge.sink)
     actions = o.actions or Actions(killer, blocks)

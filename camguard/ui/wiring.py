@@ -16,7 +16,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from camguard.core.clock import Clock
-from camguard.core.models import DeviceKind
+from camguard.core.models import DeviceKind, MonitorEvent
 from camguard.core.text import literal
 from camguard.store.allowlist import AllowList
 from camguard.store.eventlog import EventLog, usage_fields
@@ -73,6 +73,9 @@ class TrayOptions:
     # and after the last one (the event log's camguard.started and camguard.stopped).
     on_start: Callable[[], None] | None = None
     on_stop: Callable[[], None] | None = None
+    # More monitor sinks, added after the history and before the UI (e.g. the guard that
+    # ends this account's openers of a blocked camera when camguard has no privileges).
+    sinks: list[Callable[[MonitorEvent], None]] = field(default_factory=list)
 
 
 def tray_alert_settings(ui: UiSettings, base: AlertSettings | None = None) -> AlertSettings:

@@ -37,6 +37,7 @@ from camguard.core.models import DeviceKind
 from camguard.core.text import literal
 from camguard.platform.linux import helper
 from camguard.platform.linux.kill import HelperCaller, Killer
+from camguard.platform.linux.user_block import end_own_holders
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,8 @@ class LinuxBlocker:
         if not nodes and not muted and not (kind is DeviceKind.CAMERA and options.persistent):
             t.results.append(ActionResult(Outcome.NOT_FOUND, f"no {kind.value} found (nothing "
                                           f"matches {globs})"))
+        elif nodes and self._helper is None and kind is DeviceKind.CAMERA:
+            self._guard_own(nodes, t)
         elif nodes and self._helper is None:
             if muted:
                 # The mute is what matters on a desktop (apps record through the sound
@@ -195,6 +198,19 @@ class LinuxBlocker:
                 t.results.append(ActionResult(outcome_of(code), "udev rule not installed: "
                                               + _error(reply)))
         return Applied(tuple(t.steps), _summary(t, "off"))
+
+    def _guard_own(self, nodes: Sequence[str], t: _Tally) -> None:
+        """No privileges: end this account's holders now and its openers while the block
+        lasts (user_block.py); other accounts are named, never signalled."""
+        uid = os.geteuid()
+        t.steps.append(UndoStep(StepKind.USER_GUARD, str(uid)))
+        results, notes = end_own_holders(
+            nodes, self._killer.kill, uid, DeviceKind.CAMERA.value)
+        t.results.extend(results)
+        t.notes.extend(notes[:-1])
+        t.notes.append("while the block lasts, camguard's tray closes the camera for any of "
+                       "your apps that opens it")
+        t.notes.extend(notes[-1:])
 
     def _mute(self, t: _Tally) -> None:
         if self._mic is None:
@@ -264,6 +280,8 @@ class LinuxBlocker:
             if step.kind is StepKind.MIC_MUTE:
                 self._unmute(step, t)
                 continue
+            if step.kind is StepKind.USER_GUARD:
+                continue  # nothing was changed at the OS level: the guard just stops
             if self._helper is None:
                 t.results.append(ActionResult(Outcome.REFUSED, f"restoring {kind.value} "
                                               + NO_HELPER + _manual(step)))
