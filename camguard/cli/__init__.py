@@ -12,14 +12,24 @@ import sys
 from collections.abc import Sequence
 
 from camguard import __version__
-from camguard.cli import actions, detect, history, policy, rules, selftest, service, tray
+from camguard.cli import (
+    actions,
+    detect,
+    history,
+    keeper,
+    policy,
+    rules,
+    selftest,
+    service,
+    tray,
+)
 from camguard.cli.argtypes import join_dashed_values
 from camguard.cli.common import CliError, add_common_options
 
 log = logging.getLogger(__name__)
 
 # Subcommand modules, in the order `--help` lists them. Each has register(subparsers, common).
-COMMAND_MODULES = [tray, detect, history, actions, rules, policy, service, selftest]
+COMMAND_MODULES = [tray, detect, history, actions, keeper, rules, policy, service, selftest]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from camguard.cli import remote
+from camguard.cli import keeper, remote
 from camguard.cli.argtypes import choice_of
 from camguard.cli.common import CliError, detection_settings
 from camguard.core.blocks import (
@@ -169,11 +169,13 @@ def cmd_block(args: argparse.Namespace) -> int:
     # Expired blocks are lifted after, not before: lifting an expired camera block first and
     # then blocking the camera again would open it for a moment.
     _expire(manager)
+    blocks, _ = manager.active()
     if report.parts and any(r.ok for _, r in report.parts):
-        blocks, _ = manager.active()
         for b in blocks:
             if b.kind in args.target.kinds:
                 print(f"{b.kind.value}: off {_until_text(b, SystemClock().now())}")
+    if keeper.needs_keeper(blocks, os.geteuid()):
+        keeper.start_keeper(args)  # ends it on time, guards it, when no tray runs
     return code
 
 
@@ -195,6 +197,8 @@ def cmd_panic(args: argparse.Namespace) -> int:
     manager = build_block_manager(detection_settings(args))
     code = _print_report(manager.panic())
     _expire(manager)  # nothing of camera or microphone is due now; this only tidies up
+    if keeper.needs_keeper(manager.active()[0], os.geteuid()):
+        keeper.start_keeper(args)
     return code
 
 

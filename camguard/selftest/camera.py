@@ -230,3 +230,36 @@ def open_as(account: Account, path: str) -> tuple[str, str]:
     if last.endswith(("Permission denied", "Operation not permitted")):
         return "denied", "Permission denied"
     return "error", literal(last, 200)
+
+
+_HOLD_OPEN = ("import os, sys\n"
+              "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)\n"
+              "sys.stdout.write('open\\n'); sys.stdout.flush()\n"
+              "sys.stdin.readline()\n")
+
+
+def opener_is_ended(path: str, deadline_s: float) -> tuple[str, str]:
+    """Start an app of this account that opens ``path`` and holds it: ``("ended", how
+    long)`` when something (the block's guard) ends it within ``deadline_s``, ``("kept",
+    ...)`` when it still holds the node then, ``("error", why)`` when it could not open."""
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", _HOLD_OPEN, path], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except OSError as exc:
+        return "error", f"cannot start a test app: {literal(str(exc), 200)}"
+    try:
+        if proc.stdout is None or proc.stdout.readline() != b"open\n":
+            proc.wait(5)
+            return "error", "the test app could not open the node (refused before the guard)"
+        started = time.monotonic()
+        try:
+            proc.wait(deadline_s)
+        except subprocess.TimeoutExpired:
+            return "kept", (f"an app of yours (pid {proc.pid}) opened it during the block and "
+                            f"still held it after {deadline_s:.0f} s")
+        return "ended", (f"an app of yours (pid {proc.pid}) that opened it during the block "
+                         f"was closed after {time.monotonic() - started:.2f} s")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)

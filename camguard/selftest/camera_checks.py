@@ -18,6 +18,7 @@ from camguard.selftest.camera import (
     node_kind,
     open_as,
     opencv_probe,
+    opener_is_ended,
     query_caps,
     unprivileged_account,
 )
@@ -25,6 +26,7 @@ from camguard.selftest.context import Context, nodes, other_holders
 from camguard.selftest.report import Status
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+GUARD_DEADLINE_S = 10.0
 ROOT_NOTE = ("camguard runs as root, and root opens any node whatever its mode "
              "(CAP_DAC_OVERRIDE), so root's own open proves nothing")
 
@@ -174,8 +176,12 @@ class CameraChecks:
                  f"{done}; no frames: not a real V4L2 device ({cam.what})")
 
     # -- while blocked -------------------------------------------------------------------------
-    def during_block(self, before: dict[str, NodeFacts | None]) -> None:
+    def during_block(self, before: dict[str, NodeFacts | None], *, guarded: bool = False
+                     ) -> None:
         for cam in self.cameras:
+            if guarded:
+                self._guarded(cam)
+                continue
             self.ctx.step(f"checking that {cam.shown} is closed")
             now, was = node_facts(cam.path), before.get(cam.path)
             if now is None:
@@ -188,6 +194,18 @@ class CameraChecks:
                 self.add("camera.blocked.node", cam, Status.FAILED,
                          f"not closed: still {now.text()}")
             self._blocked_open(cam)
+
+    def _guarded(self, cam: Camera) -> None:
+        """A block without privileges: the node stays as it is; an app of this account
+        that opens it during the block must be ended (by the guard on the monitor)."""
+        now = node_facts(cam.path)
+        self.add("camera.blocked.node", cam, Status.NOT_PROVABLE,
+                 f"left as it is ({now.text() if now else 'gone'}): closing a node for every "
+                 "account needs root or the privileged helper")
+        self.ctx.step(f"checking that an app opening {cam.shown} is closed")
+        state, detail = opener_is_ended(cam.path, GUARD_DEADLINE_S)
+        status = {"ended": Status.PASSED, "kept": Status.FAILED}.get(state, Status.NOT_PROVABLE)
+        self.add("camera.blocked.open", cam, status, detail)
 
     def _blocked_open(self, cam: Camera) -> None:
         if self._account is None:  # not root: camguard's own open must be refused

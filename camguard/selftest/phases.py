@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from camguard.core.blocks import BlockManager, BlockTarget
+from camguard.core.models import DeviceKind
 from camguard.core.text import literal
+from camguard.platform.clock import SystemClock
+from camguard.platform.linux.kill import Killer
+from camguard.platform.linux.user_block import UserGuard
 from camguard.selftest.camera import NodeFacts, node_facts
 from camguard.selftest.camera_checks import CameraChecks
 from camguard.selftest.context import Context, other_holders
@@ -92,9 +97,27 @@ class Run:
             self.ctx.report.add("kill-switch.on", "", Status.FAILED,
                                 literal(result.result.message, 500))
         if camera and "camera" in ok:
-            self.cams.during_block(nodes_before)
+            guard = self._user_guard(blocks)
+            try:
+                self.cams.during_block(nodes_before, guarded=guard is not None)
+            finally:
+                if guard is not None:
+                    guard.close()
         if mic and "microphone" in ok:
             self.mics.during_block()
+
+    def _user_guard(self, blocks: BlockManager) -> UserGuard | None:
+        """Without privileges the camera block guards this account's openers instead of
+        closing the node (platform/linux/user_block.py): the tray's guard, on our monitor."""
+        uid = os.geteuid()
+        active, _ = blocks.active()
+        if self.ctx.monitor is None or not any(
+                b.kind is DeviceKind.CAMERA and uid in b.guarded_uids() for b in active):
+            return None
+        killer = Killer(self.ctx.settings.sound_server_exes)
+        guard = UserGuard(lambda: blocks.active()[0], killer.kill, SystemClock().now)
+        self.ctx.monitor.add_sink(guard)
+        return guard
 
     def _unblock(self, blocks: BlockManager, target: BlockTarget) -> None:
         try:

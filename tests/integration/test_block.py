@@ -250,8 +250,10 @@ def test_cli_timed_block_expires_across_restarts(cli_env: dict[str, str], devdir
         realenv.wait_until(lambda: time.time() > until.timestamp(), 5,
                            "the block's end time to pass")
         doc = json.loads(cli(cli_env, *glob, "blocks", "--json").stdout)
-    assert doc["blocks"] == [] and doc["lifted"] == ["camera"]
-    assert facts(cam)[0] == 0o666
+    # Lifted by the keeper `block` started (test_keeper.py) or, if it has not got there
+    # yet, by this `blocks` command: either way it is gone and the node is open again.
+    assert doc["blocks"] == [] and doc["lifted"] in ([], ["camera"])
+    realenv.wait_until(lambda: facts(cam)[0] == 0o666, 10, "the node to be reopened")
 
     r = cli(cli_env, *glob, "block", "camera", "--for", "1h")
     assert r.returncode == 0 and "(1h left)" in r.stdout, r.stdout
