@@ -198,6 +198,12 @@ def test_all_off_holds_new_and_unmuted_sources_and_restores_exactly(
     assert {"sinemic", "late"} <= held and "premuted" not in held
     again = mc.all_off()  # idempotent: must not take "muted" as the state to restore
     assert again.ok and again.sources == ()
+    # Said in a person's words (issue 17: "muted none newly; camguard holds 2").
+    assert again.message == (f"all microphones off (every microphone was muted already; "
+                             f"{len(held)} kept muted by camguard until you turn them back "
+                             "on)"), again.message
+    assert mc.status().message.startswith(f"all microphones off: yes; camguard keeps "
+                                          f"{len(held)} microphone(s)")
 
     back = mc.all_on()
     assert back.ok, back.message

@@ -296,9 +296,12 @@ class MicControl:
         newly = self._enforce(pulse)
         with self._state_lock:
             held = sum(1 for was in self._previous.values() if not was)
-        names = ", ".join(literal(n, 80) for n in newly) or "none newly"
-        return MicResult(True, f"all microphones off (muted {names}; camguard holds {held})",
-                         sources=tuple(newly))
+        if newly:
+            what = "muted " + ", ".join(literal(n, 80) for n in newly)
+        else:
+            what = "every microphone was muted already"
+        kept = f"; {held} kept muted by camguard until you turn them back on" if held else ""
+        return MicResult(True, f"all microphones off ({what}{kept})", sources=tuple(newly))
 
     def all_on(self) -> MicResult:
         """End all-off: stop the watcher (up to ~1 s more), then give each remembered source
@@ -369,8 +372,9 @@ class MicControl:
         with self._state_lock:
             active = self._active
         message = result.message or (
-            f"all-off {'active' if active else 'inactive'}; camguard holds "
-            f"{len(result.sources)} source(s) and {len(result.streams)} stream(s) muted")
+            f"all microphones off: {'yes' if active else 'no'}; camguard keeps "
+            f"{len(result.sources)} microphone(s) and {len(result.streams)} recording(s) "
+            "muted")
         return MicStatus(result.ok, message, active, result.sources, result.streams)
 
     def close(self) -> None:
