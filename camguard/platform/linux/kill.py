@@ -3,7 +3,8 @@
 Identity is ``(pid, create_time)``. The process is pinned with a pidfd (``pidfd_open(2)``)
 and its start time checked right after, and again right before each signal, so a signal can
 only reach the process the user meant. The processes camguard must never end (init,
-camguard and its ancestors, kernel threads, the sound server) are refused with a reason.
+camguard and its ancestors, kernel threads, the session's sound server, identified by
+executable, owner and the socket it serves, never by name) are refused with a reason.
 Another user's process goes through the privileged helper (``pkexec``) when it is installed.
 """
 
@@ -22,14 +23,10 @@ import psutil
 from camguard.core.blocks import ActionResult, Outcome
 from camguard.core.settings import DEFAULT_SOUND_SERVER_EXES
 from camguard.core.text import literal
+from camguard.platform.linux.soundserver import SoundServers
 
 log = logging.getLogger(__name__)
 
-# Matched on the name too: a sound server installed elsewhere (/usr/local, a Flatpak)
-# still must not be killed. A process may pick its own name, but a false match here only
-# refuses a kill (and suggests muting), never kills anything.
-SOUND_SERVER_NAMES = frozenset({"pulseaudio", "pipewire", "pipewire-pulse", "wireplumber",
-                                "pipewire-media-session", "jackd", "jackdbus"})
 GRACE = 3.0
 KILL_WAIT = 5.0
 # create_time is ticks/CLK_TCK + btime on Linux; half a tick tells two processes apart.
@@ -53,17 +50,15 @@ class Killer:
     def __init__(self, sound_server_exes: Collection[str] = DEFAULT_SOUND_SERVER_EXES, *,
                  helper: HelperCaller | None = None, grace: float = GRACE,
                  protected: Collection[int] = ()) -> None:
-        self._sound_exes = frozenset(sound_server_exes)
+        # Never by name: a process that calls itself "pipewire" must not escape a kill.
+        self._sound = SoundServers(sound_server_exes)
         self._helper = helper
         self._grace = grace
         self._protected = frozenset(protected)
 
     def is_sound_server(self, pid: int) -> bool:
-        try:
-            proc = psutil.Process(pid)
-            return _is_sound_server(proc, self._sound_exes)
-        except psutil.Error:
-            return False
+        """The session's sound server (see :mod:`camguard.platform.linux.soundserver`)."""
+        return self._sound.is_sound_server(pid)
 
     def kill(self, pid: int, create_time: float | None = None, *, force: bool = False
              ) -> ActionResult:
@@ -120,7 +115,7 @@ class Killer:
             if pid == 2 or proc.ppid() == 2:
                 return ActionResult(Outcome.REFUSED, f"refusing to end {label}: it is a "
                                     "kernel thread")
-            if _is_sound_server(proc, self._sound_exes):
+            if self._sound.is_sound_server(pid):
                 return ActionResult(Outcome.REFUSED, f"refusing to end {label}: it is the "
                                     f"sound server; {MUTE_INSTEAD}")
         except psutil.Error:
@@ -221,18 +216,6 @@ def _wait_gone(pid: int, ctime: float, pidfd: int | None, seconds: float) -> boo
                 return True
         else:
             time.sleep(min(left, 0.02))
-
-
-def _is_sound_server(proc: psutil.Process, exes: frozenset[str]) -> bool:
-    try:
-        if proc.name() in SOUND_SERVER_NAMES:
-            return True
-    except psutil.Error:
-        pass
-    try:
-        return proc.exe() in exes
-    except (psutil.Error, OSError):
-        return False
 
 
 def _may_signal(proc: psutil.Process) -> bool:
