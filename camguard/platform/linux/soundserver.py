@@ -88,43 +88,49 @@ class SoundServers:
         return next(self._sockets(pid, uid), None) is not None
 
     def _sockets(self, pid: int, uid: int) -> Iterator[str]:
-        inodes = self._socket_inodes(pid)
-        if not inodes:
-            return
+        return (p for p in listening_paths(pid, self._proc) if _session_socket(p, uid))
+
+
+def listening_paths(pid: int, proc_root: str = "/proc") -> Iterator[str]:
+    """The filesystem paths of the unix sockets ``pid`` listens on (holds open)."""
+    inodes = _socket_inodes(pid, proc_root)
+    if not inodes:
+        return
+    try:
+        with open(f"{proc_root}/{pid}/net/unix", "rb") as f:
+            lines = f.read(1 << 24).decode("utf-8", "surrogateescape").splitlines()[1:]
+    except OSError:
+        return
+    for line in lines:
+        fields = line.split(maxsplit=7)
+        if len(fields) < 8 or not fields[7].startswith("/"):
+            continue  # unbound, or an abstract name (@...)
         try:
-            with open(f"{self._proc}/{pid}/net/unix", "rb") as f:
-                lines = f.read(1 << 24).decode("utf-8", "surrogateescape").splitlines()[1:]
+            flags, inode = int(fields[3], 16), int(fields[6])
+        except ValueError:
+            continue
+        if inode in inodes and flags & SO_ACCEPTCON:
+            yield fields[7]
+
+
+def _socket_inodes(pid: int, proc_root: str) -> set[int]:
+    fd_dir = f"{proc_root}/{pid}/fd"
+    found: set[int] = set()
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return found
+    for fd in fds[:MAX_FDS]:
+        try:
+            target = os.readlink(f"{fd_dir}/{fd}")
         except OSError:
-            return
-        for line in lines:
-            fields = line.split(maxsplit=7)
-            if len(fields) < 8:
-                continue  # unbound
+            continue
+        if target.startswith("socket:[") and target.endswith("]"):
             try:
-                flags, inode = int(fields[3], 16), int(fields[6])
+                found.add(int(target[8:-1]))
             except ValueError:
                 continue
-            if inode in inodes and flags & SO_ACCEPTCON and _session_socket(fields[7], uid):
-                yield fields[7]
-
-    def _socket_inodes(self, pid: int) -> set[int]:
-        fd_dir = f"{self._proc}/{pid}/fd"
-        found: set[int] = set()
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError:
-            return found
-        for fd in fds[:MAX_FDS]:
-            try:
-                target = os.readlink(f"{fd_dir}/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:[") and target.endswith("]"):
-                try:
-                    found.add(int(target[8:-1]))
-                except ValueError:
-                    continue
-        return found
+    return found
 
 
 def _session_socket(path: str, uid: int) -> bool:
