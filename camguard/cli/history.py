@@ -17,7 +17,7 @@ from camguard.cli.common import CliError
 from camguard.core.serialize import rfc3339
 from camguard.core.text import literal
 from camguard.platform.clock import SystemClock
-from camguard.store.db import default_path
+from camguard.store.db import Database, DatabaseUnreadable, default_path
 from camguard.store.export import session_dict, write_csv
 from camguard.store.history import HistoryStore, SessionRecord
 from camguard.store.tamper import history_records, start_of
@@ -91,7 +91,8 @@ def cmd_history(args: argparse.Namespace) -> int:
     else:
         path: Path = args.db if args.db is not None else default_path()
         if path.exists():
-            store = HistoryStore(path, clock, hash_exes=False)
+            store = HistoryStore(None, clock, hash_exes=False,
+                                 db=_open_read_only(path, clock, own=args.db is None))
             try:
                 if store.warning:
                     print(f"camguard: warning: {store.warning}", file=sys.stderr)
@@ -112,6 +113,19 @@ def cmd_history(args: argparse.Namespace) -> int:
     else:
         _print_table(records, gaps)
     return 0
+
+
+def _open_read_only(path: Path, clock: SystemClock, *, own: bool) -> Database:
+    """The database at ``path``, opened read-only: a file the user named is never moved,
+    rewritten or created. camguard's own default file, if damaged, is recovered as every
+    camguard start recovers it (kept aside, a fresh one started)."""
+    try:
+        return Database(path, clock, read_only=True)
+    except DatabaseUnreadable as exc:
+        if not own:
+            raise CliError(f"{literal(str(path), 300)}: {exc}; the file was left untouched",
+                           1) from exc
+    return Database(path, clock)
 
 
 def _local(ts: float) -> str:

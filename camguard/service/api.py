@@ -76,14 +76,16 @@ class LockAnswer(Protocol):
 class Lock(Protocol):
     def is_set(self) -> bool: ...
 
-    def status(self) -> dict[str, Any]: ...
+    # ``who``: the caller's uid; wrong guesses back off per account (store.lock).
+    def status(self, who: int | None = None) -> dict[str, Any]: ...
 
-    def check(self, password: str | None) -> LockAnswer: ...
+    def check(self, password: str | None, who: int | None = None) -> LockAnswer: ...
 
-    def set_password(self, new: str, current: str | None = None, *, force: bool = False
-                     ) -> LockAnswer: ...
+    def set_password(self, new: str, current: str | None = None, *, force: bool = False,
+                     who: int | None = None) -> LockAnswer: ...
 
-    def clear(self, current: str | None, *, force: bool = False) -> LockAnswer: ...
+    def clear(self, current: str | None, *, force: bool = False, who: int | None = None
+              ) -> LockAnswer: ...
 
 
 class Pausable(Protocol):
@@ -213,8 +215,8 @@ class ServiceApi:
             return P.error(P.UNAVAILABLE, "this service enforces no rules")
         return P.ok(**self._rules())
 
-    def _lock_status(self, _caller: Caller, _req: P.Request) -> dict[str, Any]:
-        return P.ok(**self._lock.status())
+    def _lock_status(self, caller: Caller, _req: P.Request) -> dict[str, Any]:
+        return P.ok(**self._lock.status(who=caller.uid))
 
     # -- acting ----------------------------------------------------------------------------
     def _kill(self, caller: Caller, req: P.Request) -> dict[str, Any]:
@@ -279,7 +281,7 @@ class ServiceApi:
                            f"(root or the group {self._admin_group!r})")
         try:
             answer = self._lock.set_password(req.get("password"), req.get("current"),
-                                             force=caller.root)
+                                             force=caller.root, who=caller.uid)
         except ValueError as exc:
             return P.error(P.BAD_REQUEST, str(exc))
         return _lock_response(answer, "changing the parental lock",
@@ -288,7 +290,7 @@ class ServiceApi:
     def _lock_clear(self, caller: Caller, req: P.Request) -> dict[str, Any]:
         if not caller.admin:
             return P.error(P.DENIED, "only an admin may clear the parental lock")
-        answer = self._lock.clear(req.get("current"), force=caller.root)
+        answer = self._lock.clear(req.get("current"), force=caller.root, who=caller.uid)
         return _lock_response(answer, "clearing the parental lock",
                               asked=req.get("current") is not None)
 
@@ -296,7 +298,7 @@ class ServiceApi:
         """None when ``caller`` may go on; else the refusal. Root needs no password."""
         if caller.root or not self._lock.is_set():
             return None
-        answer = self._lock.check(password)
+        answer = self._lock.check(password, who=caller.uid)
         if answer.status == "ok":
             return None
         log.warning("uid %d: %s refused by the parental lock (%s)", caller.uid, what,

@@ -3,6 +3,10 @@
 One :class:`Database` owns one connection. The history store and the allow list share it.
 A damaged file never stops camguard: it is moved aside (kept, so nothing is lost), a fresh
 one is started, and :attr:`Database.warnings` says what happened so the UI can show it.
+
+A read-only command opens with ``read_only=True``: the file is opened through SQLite's
+``mode=ro`` URI and never created, moved, migrated or written; a file that is not a usable
+camguard database raises :class:`DatabaseUnreadable` instead of being "recovered".
 """
 
 from __future__ import annotations
@@ -14,13 +18,20 @@ import stat
 import struct
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from camguard.core.clock import Clock
 from camguard.store import paths
-from camguard.store.migrations import MIGRATIONS, Migration, SchemaTooNew, migrate
+from camguard.store.migrations import (
+    MIGRATIONS,
+    Migration,
+    SchemaTooNew,
+    migrate,
+    schema_version,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +93,11 @@ class _Damaged(Exception):
     """The file failed to open or failed its check: move it aside."""
 
 
+class DatabaseUnreadable(Exception):
+    """A file opened read-only is not a camguard database this version can read (it was
+    left exactly as it was)."""
+
+
 class Database:
     """One SQLite connection, serialised by a lock; safe to call from any thread.
 
@@ -95,8 +111,10 @@ class Database:
     """
 
     def __init__(self, path: Path | None, clock: Clock, *,
-                 migrations: Sequence[Migration] = MIGRATIONS) -> None:
+                 migrations: Sequence[Migration] = MIGRATIONS, read_only: bool = False) -> None:
         self.path = path
+        #: Opened for a read-only command: never written, moved or created.
+        self.read_only = read_only
         self._clock = clock
         self._migrations = migrations
         self._lock = threading.RLock()
@@ -136,6 +154,8 @@ class Database:
 
     # -- running statements ------------------------------------------------------------
     def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        if write and self.read_only:
+            raise sqlite3.OperationalError("the database was opened read-only")
         with self._lock:
             for attempt in (1, 2):
                 conn = self._conn
@@ -154,7 +174,8 @@ class Database:
                 except sqlite3.DatabaseError as exc:
                     # Damage found while running (a disk error, someone wrote over the file):
                     # keep the bad file, start afresh and try this one call once more.
-                    if attempt == 2 or self.in_memory or not is_corruption(exc):
+                    if (attempt == 2 or self.in_memory or self.read_only
+                            or not is_corruption(exc)):
                         raise
                     self._replace_damaged(str(exc))
             raise AssertionError("unreachable")  # pragma: no cover
@@ -176,6 +197,8 @@ class Database:
     def _connect(self) -> sqlite3.Connection:
         if self.path is None:
             return self._memory()
+        if self.read_only:
+            return self._open_read_only(self.path)
         try:
             try:
                 return self._open_file(self.path)
@@ -222,6 +245,51 @@ class Database:
             raise
         _tighten(path)
         return conn
+
+    def _open_read_only(self, path: Path) -> sqlite3.Connection:
+        """``path`` opened with ``mode=ro``; raises :class:`DatabaseUnreadable` for a file
+        that is not a camguard database (or a damaged, or a newer one).
+
+        An older schema is read from a copy in memory, migrated there: the file keeps its
+        version until camguard itself (a writer) opens it.
+        """
+        if not path.is_file():
+            raise DatabaseUnreadable(f"{path} is not a file")
+        # The URI names the file exactly: '?' and '#' in a name would start its query part.
+        uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=ro"
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                   check_same_thread=False)
+            version = schema_version(conn)
+            tables = {str(r[0]) for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            latest = self._migrations[-1].version if self._migrations else 0
+            if version == 0 or "sessions" not in tables:
+                raise DatabaseUnreadable("not a camguard history database (no sessions in it)")
+            if version > latest:
+                raise DatabaseUnreadable(f"written by a newer camguard (schema version "
+                                         f"{version}; this one reads up to {latest})")
+            row = conn.execute("PRAGMA quick_check(1)").fetchone()
+            if row is None or row[0] != "ok":
+                raise DatabaseUnreadable(f"damaged ({row[0] if row else 'no answer'})")
+            if version < latest:
+                copy = sqlite3.connect(":memory:", isolation_level=None,
+                                       check_same_thread=False)
+                conn.backup(copy)
+                conn.close()
+                conn = copy
+                migrate(conn, self._migrations)
+            return conn
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            why = " ".join(str(exc).split())[:200]
+            raise DatabaseUnreadable(f"not a camguard history database ({why})") from exc
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
 
     def _move_aside(self, path: Path, reason: str) -> None:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._clock.now()))

@@ -9,9 +9,12 @@ service's root-owned state folder when the system service runs (``/var/lib/camgu
 where an unprivileged account cannot touch it.
 
 Back-off: after the n-th wrong password in a row, no password (not even the right one) is
-tried for ``base * 2**(n-1)`` seconds, capped at ``cap``. Wall time is used because the
-waiting must survive a restart of camguard; a wall clock far ahead of the stored time (it
-was set back) never makes a wait longer than ``cap``.
+tried for ``base * 2**(n-1)`` seconds, capped at ``cap``. It is kept per account (``who``:
+the caller's uid, as the service knows it from the socket's peer credentials), so a child's
+wrong guesses never lock the parent out; a tray or CLI without the service has one account
+(``who=None``). Wall time is used because the waiting must survive a restart of camguard; a
+wall clock far ahead of the stored time (it was set back) never makes a wait longer than
+``cap``.
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ HASH_BYTES = 32
 MAX_PASSWORD_CHARS = 1024
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 300.0
+# Back-off entries kept (one per account that guessed wrong); uids are accounts on this
+# machine, so the bound is only against a tampered file.
+MAX_ACCOUNTS = 4096
+LOCAL = "local"  # the one account of a tray or CLI without the service
 
 
 class LockOutcome(enum.StrEnum):
@@ -71,14 +78,35 @@ class LockFileError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class _Backoff:
+    failures: int = 0
+    next_allowed: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class _State:
     salt: bytes
     digest: bytes
     n: int = SCRYPT_N
     r: int = SCRYPT_R
     p: int = SCRYPT_P
-    failures: int = 0
-    next_allowed: float = 0.0
+    # Per account (see the module docstring): str(uid), or LOCAL.
+    backoff: tuple[tuple[str, _Backoff], ...] = ()
+
+    def of(self, key: str) -> _Backoff:
+        return dict(self.backoff).get(key, _Backoff())
+
+    def with_backoff(self, key: str, entry: _Backoff | None) -> _State:
+        table = dict(self.backoff)
+        table.pop(key, None)
+        if entry is not None:
+            table[key] = entry
+        kept = sorted(table.items(), key=lambda kv: kv[1].next_allowed)[-MAX_ACCOUNTS:]
+        return _State(self.salt, self.digest, self.n, self.r, self.p, tuple(sorted(kept)))
+
+
+def _key(who: int | None) -> str:
+    return LOCAL if who is None else str(int(who))
 
 
 def default_path() -> Path:
@@ -113,8 +141,9 @@ class LockGuard:
         except LockFileError:
             return True
 
-    def status(self) -> dict[str, Any]:
-        """``set``, ``failures`` and ``retry_after`` (seconds; 0 when a try is allowed now)."""
+    def status(self, who: int | None = None) -> dict[str, Any]:
+        """``set``, ``failures`` and ``retry_after`` (seconds; 0 when a try is allowed now)
+        for the account ``who``."""
         with self._locked():
             try:
                 state = self._load()
@@ -122,13 +151,15 @@ class LockGuard:
                 return {"set": True, "failures": 0, "retry_after": 0.0, "damaged": str(exc)}
         if state is None:
             return {"set": False, "failures": 0, "retry_after": 0.0, "damaged": None}
-        return {"set": True, "failures": state.failures,
-                "retry_after": round(self._wait(state), 3), "damaged": None}
+        entry = state.of(_key(who))
+        return {"set": True, "failures": entry.failures,
+                "retry_after": round(self._wait(entry), 3), "damaged": None}
 
     # -- checking ------------------------------------------------------------------------------
-    def check(self, password: str | None) -> LockCheck:
+    def check(self, password: str | None, who: int | None = None) -> LockCheck:
         """OK when no lock is set or ``password`` is right; otherwise WRONG (with the wait it
-        caused) or LOCKED_OUT (an earlier wrong password's wait is not over)."""
+        caused) or LOCKED_OUT (an earlier wrong password of the same account ``who`` has
+        its wait not over)."""
         with self._locked():
             try:
                 state = self._load()
@@ -138,10 +169,11 @@ class LockGuard:
                                  f"{self.path} to clear the lock")
             if state is None:
                 return LockCheck(LockOutcome.OK)
-            return self._check_locked(state, password)
+            return self._check_locked(state, password, _key(who))
 
-    def _check_locked(self, state: _State, password: str | None) -> LockCheck:
-        wait = self._wait(state)
+    def _check_locked(self, state: _State, password: str | None, key: str) -> LockCheck:
+        entry = state.of(key)
+        wait = self._wait(entry)
         if wait > 0:
             return LockCheck(LockOutcome.LOCKED_OUT, wait,
                              f"too many wrong passwords; try again in {math.ceil(wait)} s")
@@ -151,27 +183,26 @@ class LockGuard:
             _derive(password, state.salt, state.n, state.r, state.p), state.digest)
         now = self._clock.now()
         if right:
-            if state.failures:
-                self._save(_State(state.salt, state.digest, state.n, state.r, state.p))
+            if entry.failures:
+                self._save(state.with_backoff(key, None))
             return LockCheck(LockOutcome.OK)
-        failures = state.failures + 1
+        failures = entry.failures + 1
         delay = min(self._cap, self._base * 2.0 ** min(failures - 1, 62))
-        self._save(_State(state.salt, state.digest, state.n, state.r, state.p, failures,
-                          now + delay))
-        log.warning("wrong parental-lock password (%d in a row); next try in %.0f s",
-                    failures, delay)
+        self._save(state.with_backoff(key, _Backoff(failures, now + delay)))
+        log.warning("wrong parental-lock password (%d in a row from %s); next try in %.0f s",
+                    failures, "this account" if key == LOCAL else f"uid {key}", delay)
         return LockCheck(LockOutcome.WRONG, delay,
                          f"wrong password; try again in {math.ceil(delay)} s")
 
     # -- changing ------------------------------------------------------------------------------
-    def set_password(self, new: str, current: str | None = None, *, force: bool = False
-                     ) -> LockCheck:
+    def set_password(self, new: str, current: str | None = None, *, force: bool = False,
+                     who: int | None = None) -> LockCheck:
         """Set (or change, with the ``current`` password) the lock password. ``force``
         skips the current password: for root, who could rewrite the file anyway."""
         if not new or len(new) > MAX_PASSWORD_CHARS or "\x00" in new:
             raise ValueError(f"a password must be 1 to {MAX_PASSWORD_CHARS} characters")
         with self._locked():
-            answer = LockCheck(LockOutcome.OK) if force else self._current_ok(current)
+            answer = LockCheck(LockOutcome.OK) if force else self._current_ok(current, who)
             if not answer.ok:
                 return answer
             salt = secrets.token_bytes(SALT_BYTES)
@@ -179,10 +210,11 @@ class LockGuard:
         log.info("parental-lock password set")
         return LockCheck(LockOutcome.OK, 0.0, "the parental lock is set")
 
-    def clear(self, current: str | None, *, force: bool = False) -> LockCheck:
+    def clear(self, current: str | None, *, force: bool = False, who: int | None = None
+              ) -> LockCheck:
         """Remove the lock (needs the ``current`` password unless ``force``: root)."""
         with self._locked():
-            answer = LockCheck(LockOutcome.OK) if force else self._current_ok(current)
+            answer = LockCheck(LockOutcome.OK) if force else self._current_ok(current, who)
             if not answer.ok:
                 return answer
             with contextlib.suppress(FileNotFoundError):
@@ -190,18 +222,18 @@ class LockGuard:
         log.info("parental lock cleared")
         return LockCheck(LockOutcome.OK, 0.0, "the parental lock is off")
 
-    def _current_ok(self, current: str | None) -> LockCheck:
+    def _current_ok(self, current: str | None, who: int | None) -> LockCheck:
         try:
             state = self._load()
         except LockFileError as exc:
             return LockCheck(LockOutcome.LOCKED_OUT, self._cap,
                              f"the lock file is damaged ({exc}); root can remove {self.path}")
         return LockCheck(LockOutcome.OK) if state is None else \
-            self._check_locked(state, current)
+            self._check_locked(state, current, _key(who))
 
     # -- the file ------------------------------------------------------------------------------
-    def _wait(self, state: _State) -> float:
-        left = state.next_allowed - self._clock.now()
+    def _wait(self, entry: _Backoff) -> float:
+        left = entry.next_allowed - self._clock.now()
         return max(0.0, min(left, self._cap))
 
     @contextlib.contextmanager
@@ -224,7 +256,12 @@ class LockGuard:
     def _save(self, state: _State) -> None:
         doc = {"version": FORMAT_VERSION, "kdf": "scrypt", "n": state.n, "r": state.r,
                "p": state.p, "salt": state.salt.hex(), "hash": state.digest.hex(),
-               "failures": state.failures, "next_allowed": state.next_allowed}
+               # The local account's count stays where every version kept it; the others'
+               # are by uid.
+               "failures": state.of(LOCAL).failures,
+               "next_allowed": state.of(LOCAL).next_allowed,
+               "backoff": {k: {"failures": e.failures, "next_allowed": e.next_allowed}
+                           for k, e in state.backoff if k != LOCAL}}
         data = (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("ascii")
         write_private(self.path, data)
 
@@ -235,19 +272,36 @@ def _decode(raw: bytes) -> _State:
             or doc.get("kdf") != "scrypt":
         raise LockFileError("not a version-1 scrypt lock file")
     n, r, p = (doc[k] for k in ("n", "r", "p"))
-    failures, next_allowed = doc.get("failures", 0), doc.get("next_allowed", 0.0)
-    ints = (n, r, p, failures)
-    if any(isinstance(v, bool) or not isinstance(v, int) for v in ints) \
-            or not isinstance(next_allowed, int | float) or isinstance(next_allowed, bool):
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in (n, r, p)):
         raise LockFileError("bad numbers in the lock file")
     # Bounds keep a tampered file from making every check cost gigabytes or forever.
-    if not (2 <= n <= 2**20 and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16
-            and failures >= 0 and math.isfinite(next_allowed)):
+    if not (2 <= n <= 2**20 and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16):
         raise LockFileError("scrypt cost or back-off out of range")
     salt, digest = bytes.fromhex(doc["salt"]), bytes.fromhex(doc["hash"])
     if len(salt) < 8 or len(digest) != HASH_BYTES:
         raise LockFileError("bad salt or hash length")
-    return _State(salt, digest, n, r, p, failures, float(next_allowed))
+    table = doc.get("backoff", {})
+    if not isinstance(table, dict) or len(table) > MAX_ACCOUNTS:
+        raise LockFileError("bad back-off table in the lock file")
+    entries = {str(k): _backoff(v) for k, v in table.items()}
+    if any(not (k.isdigit() and len(k) <= 10) for k in entries):
+        raise LockFileError("bad account in the lock file's back-off table")
+    if "failures" in doc or "next_allowed" in doc:
+        # The local account's (before the back-off was per account: everyone's).
+        entries[LOCAL] = _backoff(doc)
+    return _State(salt, digest, n, r, p, tuple(sorted(entries.items())))
+
+
+def _backoff(raw: Any) -> _Backoff:
+    if not isinstance(raw, dict):
+        raise LockFileError("bad back-off entry in the lock file")
+    failures, next_allowed = raw.get("failures", 0), raw.get("next_allowed", 0.0)
+    if isinstance(failures, bool) or not isinstance(failures, int) \
+            or isinstance(next_allowed, bool) or not isinstance(next_allowed, int | float):
+        raise LockFileError("bad numbers in the lock file")
+    if failures < 0 or not math.isfinite(next_allowed):
+        raise LockFileError("scrypt cost or back-off out of range")
+    return _Backoff(failures, float(next_allowed))
 
 
 Ask = Callable[[], str | None]

@@ -28,6 +28,7 @@ from camguard.platform.linux.kill import Killer
 from camguard.store.blocks import JsonBlockStore
 from tests import realenv
 from tests.conftest import Holder, make_standin, need_root, need_tools
+from tests.sound_holder import impostor, pipewire_holding
 
 REPO = Path(__file__).resolve().parents[2]
 ACL = "system.posix_acl_access"
@@ -127,20 +128,17 @@ def test_microphone_block_leaves_the_sound_server_running(
         devdir: Path, tmp_path: Path) -> None:
     need_root()
     node = make_standin(devdir / "snd" / "pcmC0D0c")
-    # A process that calls itself pipewire (as the real one does) holds the capture node.
-    server = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
-        import os, sys
-        fd = os.open(sys.argv[1], os.O_RDONLY)
-        with open("/proc/self/comm", "w") as f: f.write("pipewire")
-        print("ready", flush=True); sys.stdin.readline()
-    """), str(node)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None and server.stdout.readline() == "ready\n"
+    # A real PipeWire daemon, serving its socket, holds the capture node (as it does for
+    # every desktop app).
+    with pipewire_holding(node, tmp_path) as server:
+        killer = Killer()
+        realenv.wait_until(lambda: killer.is_sound_server(server.pid), 15,
+                           "pipewire to listen on its socket")
         manager = BlockManager(SystemClock(), JsonBlockStore(tmp_path / "blocks.json"),
                                blocker_for(devdir, tmp_path))
         report = manager.block(BlockTarget.MICROPHONE, 60)
-        # Without a mute (none wired into this blocker) apps still record through the server:
-        # the node is closed, the server is not killed, and the block says it is incomplete.
+        # Without a mute (none wired into this blocker) apps still record through the
+        # server: the node is closed, the server is not killed, and the block says so.
         assert report.result.outcome is Outcome.FAILED, report.result.message
         assert "the sound server (pid" in report.result.message
         assert "could not be muted" in report.result.message
@@ -148,9 +146,19 @@ def test_microphone_block_leaves_the_sound_server_running(
         assert facts(node)[0] == 0
         assert manager.unblock(BlockTarget.MICROPHONE).result.ok
         assert facts(node)[0] == 0o666
-    finally:
-        server.kill()
-        server.wait(10)
+
+
+def test_a_process_that_only_calls_itself_pipewire_is_ended(devdir: Path,
+                                                            tmp_path: Path) -> None:
+    need_root()
+    node = make_standin(devdir / "snd" / "pcmC0D0c")
+    with impostor(node) as fake:
+        manager = BlockManager(SystemClock(), JsonBlockStore(tmp_path / "blocks.json"),
+                               blocker_for(devdir, tmp_path))
+        report = manager.block(BlockTarget.MICROPHONE, 60)
+        assert report.result.outcome is Outcome.DONE, report.result.message
+        assert fake.wait(10) == -15 and held(node) == []
+        assert manager.unblock(BlockTarget.MICROPHONE).result.ok
 
 
 def test_timed_blocks_survive_a_restart(devdir: Path, tmp_path: Path) -> None:

@@ -113,7 +113,8 @@ def test_rejects_bad_kill_arguments(ctx: helper.Context, pid: str, ctime: str) -
 ACTION_NAMES = sorted(helper.ACTIONS)
 
 
-@settings(max_examples=400, deadline=None,
+# derandomize: the same examples on every run (a fixed seed), so a failure is never luck.
+@settings(max_examples=400, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.sampled_from(ACTION_NAMES) | st.text(max_size=40), min_size=0, max_size=5)
        | st.tuples(st.sampled_from(["block-node", "unblock-node", "unbind-usb", "bind-usb",
@@ -127,8 +128,10 @@ def test_fuzzed_arguments_never_crash_or_change_anything(
     if not node.exists():
         make_standin(node)
     before = node_facts(node)
-    if argv[:1] == ["kill"] and len(argv) == 3 and argv[1].isdigit():
-        argv[2] = "1.0"  # never a real start time: no fuzz case may signal a live process
+    if argv[:1] == ["kill"] and len(argv) == 3 and helper.PID_RE.fullmatch(argv[1]):
+        # Never a live pid of the host (a thread id made this fail at random): one above
+        # PID_MAX_LIMIT. test_helper_limits fuzzes kills of the test's own processes.
+        argv[1] = "4194305"
     code, out = run(ctx, *argv)
     assert code in (helper.OK, helper.BAD_ARGS, helper.REFUSED, helper.NOT_FOUND), out
     if code == helper.OK:

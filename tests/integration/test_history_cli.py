@@ -135,14 +135,44 @@ def test_missing_database_is_empty_and_not_created(tmp_path: Path) -> None:
     assert not data.exists()
 
 
-def test_db_option_and_a_damaged_file_warn_but_work(tmp_path: Path) -> None:
-    db = tmp_path / "elsewhere.sqlite3"
-    db.write_bytes(b"not a database at all" * 100)
+@pytest.mark.parametrize(("content", "why"), [
+    (b"my notes\nbuy milk\n" * 100, "not a camguard history database (file is not a database)"),
+    (b"", "not a camguard history database (no sessions in it)"),
+])
+def test_db_option_never_moves_or_rewrites_a_file_that_is_not_a_history(
+        tmp_path: Path, content: bytes, why: str) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(content)
+    before = notes.stat()
+    res = camguard("--json", "--db", str(notes), data=tmp_path / "unused")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert f"camguard: error: {notes}: {why}; the file was left untouched" in res.stderr
+    assert "Traceback" not in res.stderr and res.stdout == ""
+    assert notes.read_bytes() == content and notes.stat().st_mtime_ns == before.st_mtime_ns
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # nothing beside it
+
+
+def test_db_option_reads_a_history_without_writing_to_it(data: Path, tmp_path: Path) -> None:
+    db = data / "history.sqlite3"
+    db.chmod(0o400)  # read-only for its owner: a read must not need more
+    before = db.read_bytes()
     res = camguard("--json", "--db", str(db), data=tmp_path / "unused")
+    assert res.returncode == 0, res.stderr
+    assert len(json.loads(res.stdout)) == 3
+    assert db.read_bytes() == before
+    # At most SQLite's own WAL index beside it (every reader of a WAL database shares one).
+    assert {p.name for p in data.iterdir()} <= {db.name, f"{db.name}-wal", f"{db.name}-shm"}
+
+
+def test_camguards_own_damaged_database_is_still_recovered(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    (data / "history.sqlite3").write_bytes(b"not a database at all" * 100)
+    res = camguard("--json", data=data)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout) == []
     assert "was damaged" in res.stderr and "corrupt-" in res.stderr
-    assert len(list(tmp_path.glob("elsewhere.sqlite3.corrupt-*"))) == 1
+    assert len(list(data.glob("history.sqlite3.corrupt-*"))) == 1
 
 
 def test_history_imports_no_qt_opencv_or_sounddevice(data: Path) -> None:

@@ -17,6 +17,7 @@ from camguard.platform.linux.fdscan import scan_holders
 from camguard.platform.linux.kill import Killer
 from tests import realenv
 from tests.conftest import Holder, make_standin, need_root, need_tools
+from tests.sound_holder import impostor
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -122,6 +123,28 @@ def test_the_sound_server_is_refused(pulseaudio: realenv.SoundServer) -> None:
     assert pulseaudio.ready()
 
 
+def test_a_process_that_calls_itself_pipewire_is_not_protected(devdir: Path) -> None:
+    with impostor(make_standin(devdir / "snd" / "pcmC0D0c")) as fake:
+        assert psutil.Process(fake.pid).name() == "pipewire"  # the name is no identity
+        killer = Killer()
+        assert not killer.is_sound_server(fake.pid)
+        result = killer.kill(fake.pid, psutil.Process(fake.pid).create_time())
+        assert result.outcome is Outcome.DONE, result.message
+        assert fake.wait(10) == -15
+
+
+def test_every_part_of_a_real_pipewire_is_the_sound_server(
+        pipewire: realenv.SoundServer) -> None:
+    killer = Killer()
+    for name in ("pipewire", "wireplumber", "pipewire-pulse"):
+        assert killer.is_sound_server(pipewire.procs[name].pid), name
+    assert not killer.is_sound_server(pipewire.procs["dbus"].pid)  # the session's, not audio
+    pid = pipewire.procs["pipewire"].pid
+    result = killer.kill(pid, psutil.Process(pid).create_time(), force=True)
+    assert result.outcome is Outcome.REFUSED and "it is the sound server" in result.message
+    assert pipewire.ready()
+
+
 def test_a_vanished_pid_is_not_found() -> None:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait(10)
@@ -164,7 +187,8 @@ def run_as_nobody(*args: str, env: dict[str, str] | None = None
                   ) -> subprocess.CompletedProcess[str]:
     need_root()
     need_tools(["setpriv"])
-    site = next((REPO / ".venv" / "lib").glob("python3*/site-packages"))
+    # The venv that runs the tests (a worktree has no .venv of its own).
+    site = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
     code = AS_USER.format(repo=str(REPO), site=str(site))
     return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                            "/usr/bin/python3", "-c", code, *args], capture_output=True,

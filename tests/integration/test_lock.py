@@ -81,6 +81,30 @@ def test_a_kid_cannot_unblock_or_pause_without_the_password_and_guessing_backs_o
     assert mode(node) == 0o666
 
 
+def test_a_kids_wrong_guesses_never_lock_the_parent_out(sandbox: Box,
+                                                          accounts: Accounts) -> None:
+    admins = accounts.group()
+    kid, parent = accounts.user(), accounts.user(groups=[admins])
+    Service(sandbox, admin_group=admins, lock_backoff=120).start()
+    node = sandbox.node("video0")
+    assert as_root(sandbox, "lock", "set-password", "--password-stdin",
+                   stdin=PASSWORD + "\n").returncode == 0
+    assert camguard_as(sandbox, parent, "block", "camera").returncode == 0
+    for _ in range(2):  # a wrong guess, then the right one during the wait: both refused
+        res = camguard_as(sandbox, kid, "unblock", "camera", "--password-stdin",
+                          stdin="guess\n")
+        assert res.returncode == 3 and mode(node) == 0, res
+    status = json.loads(camguard_as(sandbox, parent, "lock", "status", "--json").stdout)
+    assert status["failures"] == 0 and status["retry_after"] == 0  # the parent's own count
+    res = camguard_as(sandbox, parent, "unblock", "camera", "--password-stdin",
+                      stdin=PASSWORD + "\n")
+    assert res.returncode == 0, res.stderr
+    assert mode(node) == 0o666
+    res = camguard_as(sandbox, kid, "unblock", "camera", "--password-stdin",
+                      stdin=PASSWORD + "\n")
+    assert res.returncode == 3 and "too many wrong passwords" in res.stderr, res  # still
+
+
 def test_with_the_password_a_kid_may_unblock_and_pause(sandbox: Box,
                                                         accounts: Accounts) -> None:
     kid = accounts.user()

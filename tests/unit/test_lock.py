@@ -92,6 +92,38 @@ def test_the_back_off_is_capped_and_survives_a_new_guard(path: Path,
     assert status["failures"] == 13 and status["retry_after"] == BACKOFF_CAP
 
 
+def test_the_back_off_is_per_account(path: Path, clock: FrozenClock) -> None:
+    guard = LockGuard(path, clock)
+    guard.set_password("secret")
+    kid, parent = 1001, 1000
+    for _ in range(3):
+        clock.advance(guard.status(who=kid)["retry_after"])
+        assert guard.check("guess", who=kid).status is LockOutcome.WRONG
+    assert guard.check("secret", who=kid).status is LockOutcome.LOCKED_OUT
+    assert guard.status(who=kid)["failures"] == 3
+    assert guard.status(who=parent) == {"set": True, "failures": 0, "retry_after": 0.0,
+                                        "damaged": None}
+    assert guard.check("secret", who=parent).ok  # never locked out by the kid
+    assert guard.check("typo", who=parent).retry_after == 1.0  # a count of its own
+    assert guard.status(who=kid)["failures"] == 3  # nor does the parent reset the kid's
+    assert guard.status()["failures"] == 0  # the local account is another one again
+
+
+def test_a_back_off_written_before_accounts_applies_to_the_local_one(
+        path: Path, clock: FrozenClock) -> None:
+    guard = LockGuard(path, clock)
+    guard.set_password("secret")
+    doc = json.loads(path.read_bytes())
+    del doc["backoff"]  # as a version before accounts wrote it
+    doc.update(failures=4, next_allowed=clock.now() + 30)
+    path.write_text(json.dumps(doc))
+    assert guard.check("secret").status is LockOutcome.LOCKED_OUT
+    assert guard.check("secret", who=1000).ok
+    doc["backoff"] = {"../../x": {"failures": 1, "next_allowed": 0}}
+    path.write_text(json.dumps(doc))
+    assert guard.check("secret", who=1000).status is LockOutcome.LOCKED_OUT  # fails closed
+
+
 def test_a_clock_set_back_never_makes_the_wait_longer_than_the_cap(
         path: Path, clock: FrozenClock) -> None:
     guard = LockGuard(path, clock, cap=60.0)

@@ -292,7 +292,7 @@ class LinuxBlocker:
             code, reply = self._helper.call(action, *args)
             shown = literal(step.target, 200) or action
             if code == helper.OK:
-                t.notes.append(f"{shown} restored" + _note(reply))
+                t.notes.append(_restored(shown, reply))
             elif code == helper.NOT_FOUND and step.kind is not StepKind.NODE:
                 t.notes.append(f"{shown}: {_error(reply)} (nothing to restore)")
             else:
@@ -327,7 +327,7 @@ class LinuxBlocker:
         for path in looks_blocked:
             code, reply = self._helper.call("unblock-node", path)
             if code == helper.OK:
-                t.notes.append(f"{literal(path, 200)} restored")
+                t.notes.append(_restored(literal(path, 200), reply))
             elif code != helper.NOT_FOUND:  # NOT_FOUND: mode 0000 by someone else's choice
                 t.results.append(ActionResult(outcome_of(code),
                                               f"{literal(path, 200)}: {_error(reply)}"))
@@ -383,6 +383,15 @@ def _manual(step: UndoStep) -> str:
 
 def _error(reply: dict[str, Any]) -> str:
     return literal(str(reply.get("error") or "failed"), 300)
+
+
+def _restored(shown: str, reply: dict[str, Any]) -> str:
+    """What an ``unblock-node`` (or another OK answer) did, in words."""
+    if reply.get("applied") is False:
+        # The helper found a different device (or a recreated node) at the path: it kept
+        # the blocked one's saved mode, owner and ACL off it.
+        return f"{shown} not restored{_note(reply)}"
+    return f"{shown} restored" + _note(reply)
 
 
 def _note(reply: dict[str, Any]) -> str:

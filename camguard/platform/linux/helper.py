@@ -14,9 +14,11 @@ Usage: ``camguard-helper ACTION [ARG...]``
                        interfaces, whether the udev rule is installed)
 ``block-node PATH``    save PATH's exact mode, owner, group and POSIX ACL, then make it
                        root:root 0000 with no ACL; answer the processes still holding it
-``unblock-node PATH``  restore exactly what ``block-node`` saved
+``unblock-node PATH``  restore exactly what ``block-node`` saved, only onto the same
+                       device (device number and inode unchanged)
 ``kill PID CTIME``     SIGTERM, wait up to 3 s, SIGKILL; only while PID still has start
-                       time CTIME (seconds since the epoch, as psutil reports it)
+                       time CTIME (seconds since the epoch, as psutil reports it) and
+                       holds a camera or microphone node open
 ``unbind-usb IFACE``   detach a USB interface (``1-2:1.0``) from the uvcvideo driver
 ``bind-usb IFACE``     attach it again
 ``install-udev-rule``  write /etc/udev/rules.d/72-camguard-block.rules (keeps new camera
@@ -264,7 +266,7 @@ def _node_state(fd: int, magic: str) -> dict[str, Any]:
     st = os.fstat(fd)
     acl = _read_acl(magic)
     return {"mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid,
-            "acl": None if acl is None else acl.hex(), "rdev": st.st_rdev}
+            "acl": None if acl is None else acl.hex(), "rdev": st.st_rdev, "ino": st.st_ino}
 
 
 def _is_blocked(cur: dict[str, Any]) -> bool:
@@ -303,9 +305,10 @@ def act_block_node(args: list[str], ctx: Context) -> dict[str, Any]:
     with _node(path) as (fd, magic), _state(ctx) as state:
         cur = _node_state(fd, magic)
         saved = state["nodes"].get(path)
-        if saved is None or not _is_blocked(cur):
-            # First block, or the node was recreated since (replug): what is there now is
-            # what must come back. A node still at 0000 root:root keeps its first saved state.
+        if saved is None or not _is_blocked(cur) or _other_device(saved, cur):
+            # First block, or the node was recreated since (replug) or is another device now:
+            # what is there now is what must come back. The same node still at 0000
+            # root:root keeps its first saved state.
             saved = cur
             state["nodes"][path] = saved
             _write_state(ctx, state)  # saved before anything changes: a crash loses nothing
@@ -317,6 +320,7 @@ def act_block_node(args: list[str], ctx: Context) -> dict[str, Any]:
 
 def act_unblock_node(args: list[str], ctx: Context) -> dict[str, Any]:
     path = check_node_path(args[0], ctx)
+    applied = False
     with _state(ctx) as state:
         saved = state["nodes"].get(path)
         if saved is None:
@@ -324,11 +328,12 @@ def act_unblock_node(args: list[str], ctx: Context) -> dict[str, Any]:
         try:
             with _node(path) as (fd, magic):
                 cur = _node_state(fd, magic)
-                if not _is_blocked(cur):
+                note = _other_device(saved, cur)
+                if not note and not _is_blocked(cur):
                     note = "the node changed since it was blocked (recreated?); left as it is"
-                else:
+                if not note:
                     _restore(magic, saved)
-                    note = ""
+                    applied = True
                 after = _node_state(fd, magic)
         except HelperError as exc:
             if exc.code != NOT_FOUND:
@@ -336,11 +341,32 @@ def act_unblock_node(args: list[str], ctx: Context) -> dict[str, Any]:
             note, after = "the node is gone (unplugged?); nothing to restore", None
         del state["nodes"][path]
         _write_state(ctx, state)
-    out: dict[str, Any] = {"path": path, "restored": _public(saved),
+    out: dict[str, Any] = {"path": path, "restored": _public(saved), "applied": applied,
                            "now": None if after is None else _public(after)}
     if note:
         out["note"] = note
     return out
+
+
+def _other_device(saved: dict[str, Any], cur: dict[str, Any]) -> str:
+    """Why the node at the saved path is not the device that was blocked, or ``""``.
+
+    A node replaced meanwhile (another camera plugged in, a node made by hand) must not get
+    the old one's mode, owner and ACL. State files written before the inode was saved carry
+    only the device number; that is still compared.
+    """
+    rdev, ino = saved.get("rdev"), saved.get("ino")
+    if isinstance(rdev, int) and rdev != cur["rdev"]:
+        return (f"the node is now a different device ({_devno(cur['rdev'])}, was "
+                f"{_devno(rdev)}); its old mode, owner and ACL were not applied; left as it is")
+    if isinstance(ino, int) and ino != cur["ino"]:
+        return ("the node was recreated since it was blocked (another inode); its old mode, "
+                "owner and ACL were not applied; left as it is")
+    return ""
+
+
+def _devno(rdev: int) -> str:
+    return f"{os.major(rdev)}:{os.minor(rdev)}"
 
 
 def _public(s: dict[str, Any]) -> dict[str, Any]:
@@ -453,6 +479,11 @@ def kill_process(pid: int, ctime: float, ctx: Context) -> dict[str, Any]:
         raise HelperError(NOT_FOUND, "no such process")
     if info["flags"] & PF_KTHREAD:
         raise HelperError(REFUSED, "a kernel thread cannot be ended")
+    leader = _thread_group(pid, ctx.proc_root)
+    if leader is not None and leader != pid:
+        # /proc/TID answers for a thread although it is not listed; pidfd_open(2) then fails
+        # with ENOENT (kernel/pid.c, pidfd_prepare) and a signal would reach the whole process.
+        raise HelperError(NOT_FOUND, f"no such process: {pid} is a thread of process {leader}")
     try:
         exe = os.readlink(f"{ctx.proc_root}/{pid}/exe")
     except OSError:
@@ -464,11 +495,18 @@ def kill_process(pid: int, ctime: float, ctx: Context) -> dict[str, Any]:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError as exc:
         raise HelperError(NOT_FOUND, "no such process") from exc
+    except OSError as exc:  # ENOENT (a thread that was not one a moment ago), EMFILE, ENOSYS
+        raise HelperError(FAILED, f"cannot pin the process: {exc.strerror or exc}") from exc
     try:
         # The pidfd pins the process; checking the start time after opening it proves the
         # pidfd names the process the caller meant, so no signal can reach a reused pid.
         if not _same_process(pid, ctime, ctx.proc_root):
             raise HelperError(REFUSED, "the pid now belongs to a different process")
+        # Only a process that uses a camera or microphone right now: the helper is a kill
+        # switch for devices, not a way for its caller to end any root process.
+        if not holds_device(pid, ctx):
+            raise HelperError(REFUSED, "it holds no camera or microphone node: the helper only "
+                                       "ends processes that use one")
         signalled = "SIGTERM"
         if not _signal(pidfd, signal.SIGTERM):
             return {"pid": pid, "signal": None, "note": "already exited"}
@@ -480,6 +518,42 @@ def kill_process(pid: int, ctime: float, ctx: Context) -> dict[str, Any]:
         return {"pid": pid, "signal": signalled}
     finally:
         os.close(pidfd)
+
+
+def _thread_group(pid: int, proc_root: str) -> int | None:
+    """The process (thread group) ``pid`` belongs to, from ``Tgid:`` in /proc/PID/status."""
+    try:
+        with open(f"{proc_root}/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def holds_device(pid: int, ctx: Context) -> bool:
+    """True when ``pid`` holds open a character device at a path the helper accepts."""
+    fd_dir = f"{ctx.proc_root}/{pid}/fd"
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(f"{fd_dir}/{fd}")
+        except OSError:
+            continue
+        path = target.removesuffix(" (deleted)")
+        try:
+            check_node_path(path, ctx)
+            # Through the magic link: the very file the process holds, whatever its name.
+            held = os.stat(f"{fd_dir}/{fd}")
+        except (HelperError, OSError):
+            continue
+        if stat.S_ISCHR(held.st_mode):
+            return True
+    return False
 
 
 def _signal(pidfd: int, sig: int) -> bool:

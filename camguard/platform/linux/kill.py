@@ -3,7 +3,9 @@
 Identity is ``(pid, create_time)``. The process is pinned with a pidfd (``pidfd_open(2)``)
 and its start time checked right after, and again right before each signal, so a signal can
 only reach the process the user meant. The processes camguard must never end (init,
-camguard and its ancestors, kernel threads, the sound server) are refused with a reason.
+camguard and its ancestors, another camguard such as the tray, kernel threads, the
+session's sound server; each identified by executable, command line, owner or the socket
+it serves, never by name) are refused with a reason.
 Another user's process goes through the privileged helper (``pkexec``) when it is installed.
 """
 
@@ -14,22 +16,23 @@ import os
 import select
 import signal
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 import psutil
 
 from camguard.core.blocks import ActionResult, Outcome
-from camguard.core.settings import DEFAULT_SOUND_SERVER_EXES
+from camguard.core.settings import (
+    DEFAULT_CAMERA_GLOBS,
+    DEFAULT_MIC_GLOBS,
+    DEFAULT_SOUND_SERVER_EXES,
+)
 from camguard.core.text import literal
+from camguard.platform.linux.instances import camguard_instance, holds_device
+from camguard.platform.linux.soundserver import SoundServers
 
 log = logging.getLogger(__name__)
 
-# Matched on the name too: a sound server installed elsewhere (/usr/local, a Flatpak)
-# still must not be killed. A process may pick its own name, but a false match here only
-# refuses a kill (and suggests muting), never kills anything.
-SOUND_SERVER_NAMES = frozenset({"pulseaudio", "pipewire", "pipewire-pulse", "wireplumber",
-                                "pipewire-media-session", "jackd", "jackdbus"})
 GRACE = 3.0
 KILL_WAIT = 5.0
 # create_time is ticks/CLK_TCK + btime on Linux; half a tick tells two processes apart.
@@ -52,18 +55,19 @@ class Killer:
 
     def __init__(self, sound_server_exes: Collection[str] = DEFAULT_SOUND_SERVER_EXES, *,
                  helper: HelperCaller | None = None, grace: float = GRACE,
-                 protected: Collection[int] = ()) -> None:
-        self._sound_exes = frozenset(sound_server_exes)
+                 protected: Collection[int] = (),
+                 device_globs: Sequence[str] = (*DEFAULT_CAMERA_GLOBS, *DEFAULT_MIC_GLOBS)
+                 ) -> None:
+        # Never by name: a process that calls itself "pipewire" must not escape a kill.
+        self._sound = SoundServers(sound_server_exes)
         self._helper = helper
         self._grace = grace
         self._protected = frozenset(protected)
+        self._device_globs = tuple(device_globs)
 
     def is_sound_server(self, pid: int) -> bool:
-        try:
-            proc = psutil.Process(pid)
-            return _is_sound_server(proc, self._sound_exes)
-        except psutil.Error:
-            return False
+        """The session's sound server (see :mod:`camguard.platform.linux.soundserver`)."""
+        return self._sound.is_sound_server(pid)
 
     def kill(self, pid: int, create_time: float | None = None, *, force: bool = False
              ) -> ActionResult:
@@ -106,25 +110,34 @@ class Killer:
         return proc, actual, f"{name} (pid {pid})"
 
     def _refusal(self, proc: psutil.Process, label: str) -> ActionResult | None:
+        """Why ``proc`` must not be ended, or None."""
         pid = proc.pid
+        why = None
         if pid == 1:
-            return ActionResult(Outcome.REFUSED, f"refusing to end {label}: it is init; "
-                                "ending it would stop the whole system")
-        if pid == os.getpid():
-            return ActionResult(Outcome.REFUSED, f"refusing to end {label}: it is camguard "
-                                "itself")
-        if pid in self._protected or pid in _own_ancestors():
-            return ActionResult(Outcome.REFUSED, f"refusing to end {label}: camguard runs "
-                                "inside it, so ending it would end camguard too")
+            why = "it is init; ending it would stop the whole system"
+        elif pid == os.getpid():
+            why = "it is camguard itself"
+        elif pid in self._protected or pid in _own_ancestors():
+            why = "camguard runs inside it, so ending it would end camguard too"
+        else:
+            why = self._protected_kind(proc)
+        return None if why is None else ActionResult(Outcome.REFUSED,
+                                                     f"refusing to end {label}: {why}")
+
+    def _protected_kind(self, proc: psutil.Process) -> str | None:
+        pid = proc.pid
         try:
             if pid == 2 or proc.ppid() == 2:
-                return ActionResult(Outcome.REFUSED, f"refusing to end {label}: it is a "
-                                    "kernel thread")
-            if _is_sound_server(proc, self._sound_exes):
-                return ActionResult(Outcome.REFUSED, f"refusing to end {label}: it is the "
-                                    f"sound server; {MUTE_INSTEAD}")
+                return "it is a kernel thread"
         except psutil.Error:
             pass
+        if self._sound.is_sound_server(pid):
+            return f"it is the sound server; {MUTE_INSTEAD}"
+        what = camguard_instance(pid)
+        # A camguard that uses a camera or microphone (a selftest) is ended like any other
+        # user: anyone can start "python3 -m camguard", so this must never shield one.
+        if what is not None and not holds_device(pid, self._device_globs):
+            return f"it is {what}; quit it from its menu (or with Ctrl+C) instead"
         return None
 
     def _via_helper(self, pid: int, ctime: float, label: str, proc: psutil.Process
@@ -221,18 +234,6 @@ def _wait_gone(pid: int, ctime: float, pidfd: int | None, seconds: float) -> boo
                 return True
         else:
             time.sleep(min(left, 0.02))
-
-
-def _is_sound_server(proc: psutil.Process, exes: frozenset[str]) -> bool:
-    try:
-        if proc.name() in SOUND_SERVER_NAMES:
-            return True
-    except psutil.Error:
-        pass
-    try:
-        return proc.exe() in exes
-    except (psutil.Error, OSError):
-        return False
 
 
 def _may_signal(proc: psutil.Process) -> bool:
