@@ -95,6 +95,7 @@ def _block_dict(b: ActiveBlock) -> dict[str, Any]:
         "until": b.until,
         "options": {"unbind_usb": b.options.unbind_usb, "persistent": b.options.persistent},
         "steps": [_step_dict(s) for s in b.steps],
+        "owner": b.owner,
     }
 
 
@@ -121,7 +122,9 @@ def _block(item: Any) -> ActiveBlock:
         steps = item.get("steps", [])
         if not isinstance(steps, list):
             raise BlockFileError("'steps' must be a list")
-        return ActiveBlock(kind, since, until, tuple(_step(s) for s in steps), options)
+        owner = item.get("owner")  # absent in files of older versions: an admin's
+        return ActiveBlock(kind, since, until, tuple(_step(s) for s in steps), options,
+                           None if owner is None else _int(owner))
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, BlockFileError):
             raise
