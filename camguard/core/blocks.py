@@ -78,6 +78,9 @@ _UNIT_SECONDS = {
 }
 _PART = re.compile(r"\s*([0-9]{1,6})\s*([a-z]+)\s*")
 MAX_DURATION = 366 * 86400.0
+# The last moment a date can be shown (9999-12-31T23:59:59Z): a stored time past it (an
+# older camguard accepted any finite number) is read as "until turned back on".
+MAX_TIMESTAMP = 253402300799.0
 
 
 def parse_duration(text: str) -> float | None:
