@@ -242,7 +242,7 @@ def _run(args: argparse.Namespace, settings: Any, data: Path, state: Path, confi
                      hub=hub, clock=clock, rules=rules.listing, version=__version__,
                      admin_group=args.admin_group, users_may_block=rules.users_may_block)
     server = ServiceServer(args.socket or default_socket(), api, admin_group=args.admin_group,
-                           max_clients=args.max_clients)
+                           max_clients=args.max_clients, per_uid=args.max_per_user)
     stop = threading.Event()
     why = ["stopped"]
 
