@@ -9,7 +9,6 @@ import argparse
 import datetime as _dt
 import getpass
 import json
-import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -30,7 +29,12 @@ from camguard.core.state import GuardState
 from camguard.core.text import literal
 from camguard.platform.clock import SystemClock
 from camguard.service import protocol as P
-from camguard.service.client import ServiceClient, ServiceUnavailable, default_socket
+from camguard.service.client import (
+    ServiceClient,
+    ServiceImpostor,
+    ServiceUnavailable,
+    default_socket,
+)
 from camguard.store import paths
 from camguard.store.history import SessionRecord
 from camguard.store.lock import FILE_NAME, LockGuard, require_unlock
@@ -57,8 +61,13 @@ def service_client(args: argparse.Namespace) -> ServiceClient | None:
     path = default_socket()
     if not path.exists():
         return None
-    client = ServiceClient(path, require_root=os.environ.get("CAMGUARD_SOCKET") is None)
-    return client if client.available() else None
+    client = ServiceClient(path)
+    try:
+        return client if client.hello().get("ok") is True else None
+    except ServiceImpostor as exc:  # never fall back quietly past an impostor
+        raise CliError(str(exc), EXIT_FAILED) from None
+    except ServiceUnavailable:
+        return None
 
 
 def call(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
