@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import getpass
-import json
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -26,7 +25,7 @@ from camguard.core.models import (
     UsageEvent,
 )
 from camguard.core.state import GuardState
-from camguard.core.text import literal
+from camguard.core.text import json_text, literal
 from camguard.platform.clock import SystemClock
 from camguard.service import protocol as P
 from camguard.service.client import (
@@ -207,7 +206,7 @@ def gap_line(entry: Mapping[str, Any]) -> str:
 
 
 def dump(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, indent=2)
+    return json_text(obj, indent=2)
 
 
 # -- the commands through the service ------------------------------------------------------
@@ -237,7 +236,7 @@ def watch(client: ServiceClient, args: argparse.Namespace,
             if event.get("ok") is False:
                 return fail(event)
             if args.json:
-                line = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+                line = json_text(event, separators=(",", ":"))
             else:
                 ev = event_from_dict(event)
                 line = line_of(ev) if ev is not None else other_line(event)
