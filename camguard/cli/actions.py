@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ from camguard.core.blocks import (
 )
 from camguard.core.serialize import rfc3339
 from camguard.core.settings import DetectionSettings
-from camguard.core.text import json_safe, literal
+from camguard.core.text import json_safe, json_text, literal
 from camguard.platform.clock import SystemClock
 from camguard.store import paths
 from camguard.store.blocks import JsonBlockStore
@@ -215,7 +214,7 @@ def cmd_blocks(args: argparse.Namespace) -> int:
         doc = {"blocks": [block_dict(b, now) for b in blocks],
                "lifted": [k.value for k, r in lifted.parts if r.ok],
                "problems": [json_safe(p) for p in problems]}
-        print(json.dumps(doc, ensure_ascii=False, indent=2))
+        print(json_text(doc, indent=2))
     else:
         for kind, r in lifted.parts:
             print(f"{kind.value}: time is up, switched back on"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import queue
 import signal
 import sys
@@ -16,7 +15,7 @@ from camguard.cli.common import detection_settings
 from camguard.core.models import HealthEvent, MonitorEvent, Usage
 from camguard.core.serialize import device_dict, event_dict, rfc3339, state_dict
 from camguard.core.state import GuardState
-from camguard.core.text import literal
+from camguard.core.text import json_text, literal
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -33,7 +32,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _dump(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return json_text(obj, separators=(",", ":"))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -46,7 +45,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         state = build_detection(detection_settings(args)).look_once()
     if args.json:
-        print(json.dumps(state_dict(state), ensure_ascii=False, indent=2))
+        print(json_text(state_dict(state), indent=2))
         return 0
     if not state.devices:
         print("no cameras or microphones found")
@@ -66,10 +65,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_devices(args: argparse.Namespace) -> int:
     state = build_detection(detection_settings(args)).look_once()
     if args.json:
-        print(json.dumps({"devices": [device_dict(d) for d in state.devices],
-                          "degraded": [{"source": d.source, "reason": d.reason}
-                                       for d in state.degraded]},
-                         ensure_ascii=False, indent=2))
+        print(json_text({"devices": [device_dict(d) for d in state.devices],
+                         "degraded": [{"source": d.source, "reason": d.reason}
+                                      for d in state.degraded]},
+                        indent=2))
         return 0
     if not state.devices:
         print("no cameras or microphones found")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import re
 import sys
 import time
@@ -15,7 +14,7 @@ from typing import Any
 from camguard.cli import remote
 from camguard.cli.common import CliError
 from camguard.core.serialize import rfc3339
-from camguard.core.text import literal
+from camguard.core.text import json_text, literal
 from camguard.platform.clock import SystemClock
 from camguard.store.db import Database, DatabaseUnreadable, default_path
 from camguard.store.export import session_dict, write_csv
@@ -107,7 +106,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         if entries is None:
             entries = sorted([session_dict(r) for r in records] + gaps, key=start_of,
                              reverse=True)
-        print(json.dumps(entries, ensure_ascii=False, indent=2))
+        print(json_text(entries, indent=2))
     elif args.csv:
         write_csv(records, sys.stdout)
     else:

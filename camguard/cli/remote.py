@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import getpass
-import json
-import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,10 +25,15 @@ from camguard.core.models import (
     UsageEvent,
 )
 from camguard.core.state import GuardState
-from camguard.core.text import literal
+from camguard.core.text import json_text, literal
 from camguard.platform.clock import SystemClock
 from camguard.service import protocol as P
-from camguard.service.client import ServiceClient, ServiceUnavailable, default_socket
+from camguard.service.client import (
+    ServiceClient,
+    ServiceImpostor,
+    ServiceUnavailable,
+    default_socket,
+)
 from camguard.store import paths
 from camguard.store.history import SessionRecord
 from camguard.store.lock import FILE_NAME, LockGuard, require_unlock
@@ -57,8 +60,13 @@ def service_client(args: argparse.Namespace) -> ServiceClient | None:
     path = default_socket()
     if not path.exists():
         return None
-    client = ServiceClient(path, require_root=os.environ.get("CAMGUARD_SOCKET") is None)
-    return client if client.available() else None
+    client = ServiceClient(path)
+    try:
+        return client if client.hello().get("ok") is True else None
+    except ServiceImpostor as exc:  # never fall back quietly past an impostor
+        raise CliError(str(exc), EXIT_FAILED) from None
+    except ServiceUnavailable:
+        return None
 
 
 def call(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -198,7 +206,7 @@ def gap_line(entry: Mapping[str, Any]) -> str:
 
 
 def dump(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, indent=2)
+    return json_text(obj, indent=2)
 
 
 # -- the commands through the service ------------------------------------------------------
@@ -228,7 +236,7 @@ def watch(client: ServiceClient, args: argparse.Namespace,
             if event.get("ok") is False:
                 return fail(event)
             if args.json:
-                line = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+                line = json_text(event, separators=(",", ":"))
             else:
                 ev = event_from_dict(event)
                 line = line_of(ev) if ev is not None else other_line(event)

@@ -54,7 +54,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="the service's own rules (default: rules.json in CAMGUARD_CONFIG_DIR, "
                    "/etc/camguard)")
     p.add_argument("--max-clients", type=int, default=64, metavar="N",
-                   help="connections served at once (default: 64)")
+                   help="connections served at once (default: 64; the last 8 only for "
+                   "admins)")
+    p.add_argument("--max-per-user", type=int, default=8, metavar="N",
+                   help="connections one account that is not an admin may hold, watches "
+                   "included (default: 8)")
     p.add_argument("--lock-backoff", type=_positive, default=1.0, metavar="SECONDS",
                    help="first wait after a wrong lock password; doubles, up to 5 minutes")
     p.set_defaults(func=cmd_service)

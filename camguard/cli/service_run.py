@@ -26,11 +26,13 @@ from camguard import __version__
 from camguard.app import build_detection
 from camguard.cli.common import CliError, detection_settings
 from camguard.core.blocks import (
+    ActionResult,
     ActiveBlock,
     BlockManager,
     BlockOptions,
     BlockReport,
     BlockTarget,
+    Outcome,
 )
 from camguard.core.clock import Clock
 from camguard.core.models import MonitorEvent, UsageEvent
@@ -42,7 +44,7 @@ from camguard.platform.clock import SystemClock, local_zone
 from camguard.platform.linux.block import LinuxBlocker
 from camguard.platform.linux.helper_runner import InProcessHelper
 from camguard.platform.linux.kill import Killer
-from camguard.service.api import ServiceApi
+from camguard.service.api import EndCheck, ServiceApi
 from camguard.service.client import default_socket
 from camguard.service.enforcement import NO_OPTIONS, Enforcement
 from camguard.service.hub import EventHub, Outgoing
@@ -98,6 +100,10 @@ class ServiceRules:
         with self._lock:
             self._spent.add(rule.id)
 
+    def users_may_block(self) -> bool:
+        """The managed policy's ``users_may_block`` (default true: blocking is stricter)."""
+        return self._policy.load().policy.settings.get("users_may_block", True) is not False
+
     def listing(self) -> dict[str, Any]:
         rules, mode, problems, error = self._load()
         return {"mode": mode.value,
@@ -105,18 +111,44 @@ class ServiceRules:
                 "problems": [json_safe(p) for p in problems], "policy_error": error}
 
 
+class GatedKiller(Killer):
+    """The blocker's killer: while a block asked for by an ordinary account runs, each
+    holder it would end is checked first (camguard.service.authorization decides)."""
+
+    def __init__(self, sound_server_exes: Sequence[str]) -> None:
+        super().__init__(sound_server_exes)
+        self.check: EndCheck | None = None  # set by SerialBlocks, under its lock
+
+    def kill(self, pid: int, create_time: float | None = None, *, force: bool = False
+             ) -> ActionResult:
+        check = self.check
+        if check is not None:
+            why = check(pid, 0.0 if create_time is None else create_time)
+            if why is not None:
+                return ActionResult(Outcome.REFUSED, why)
+        return super().kill(pid, create_time, force=force)
+
+
 class SerialBlocks:
     """The BlockManager for many threads (connections, the enforcement worker, the main
     loop): it is meant for one thread at a time per process, so calls take turns."""
 
-    def __init__(self, manager: BlockManager) -> None:
+    def __init__(self, manager: BlockManager, gate: GatedKiller | None = None) -> None:
         self._manager = manager
+        self._gate = gate
         self._lock = threading.Lock()
 
     def block(self, target: BlockTarget, duration: float | None,
-              options: BlockOptions = NO_OPTIONS) -> BlockReport:
+              options: BlockOptions = NO_OPTIONS, *, owner: int | None = None,
+              may_end: EndCheck | None = None) -> BlockReport:
         with self._lock:
-            return self._manager.block(target, duration, options)
+            if self._gate is not None:
+                self._gate.check = may_end
+            try:
+                return self._manager.block(target, duration, options, owner=owner)
+            finally:
+                if self._gate is not None:
+                    self._gate.check = None
 
     def unblock(self, target: BlockTarget) -> BlockReport:
         with self._lock:
@@ -195,9 +227,10 @@ def _run(args: argparse.Namespace, settings: Any, data: Path, state: Path, confi
     killer = Killer(settings.sound_server_exes)
     runner = InProcessHelper((*settings.camera_globs, *settings.mic_globs),
                              str(state / "helper-nodes.json")) if os.geteuid() == 0 else None
+    gate = GatedKiller(settings.sound_server_exes)
     blocks = SerialBlocks(BlockManager(clock, JsonBlockStore(state / "blocks.json"),
                                        LinuxBlocker(settings.camera_globs, settings.mic_globs,
-                                                    helper=runner, killer=killer)))
+                                                    helper=runner, killer=gate)), gate)
     lock = LockGuard(data / "lock.json", clock, base=args.lock_backoff)
     rules = ServiceRules(RuleFile(args.rules_file or config / RULES_FILE),
                          ManagedPolicy(TomlPolicyReader(args.policy_file)))
@@ -207,9 +240,9 @@ def _run(args: argparse.Namespace, settings: Any, data: Path, state: Path, confi
     api = ServiceApi(state=lambda: monitor.state, history=ServiceHistory(history),
                      killer=killer, blocks=blocks, lock=lock, enforcement=enforcement,
                      hub=hub, clock=clock, rules=rules.listing, version=__version__,
-                     admin_group=args.admin_group)
+                     admin_group=args.admin_group, users_may_block=rules.users_may_block)
     server = ServiceServer(args.socket or default_socket(), api, admin_group=args.admin_group,
-                           max_clients=args.max_clients)
+                           max_clients=args.max_clients, per_uid=args.max_per_user)
     stop = threading.Event()
     why = ["stopped"]
 

@@ -78,6 +78,9 @@ _UNIT_SECONDS = {
 }
 _PART = re.compile(r"\s*([0-9]{1,6})\s*([a-z]+)\s*")
 MAX_DURATION = 366 * 86400.0
+# The last moment a date can be shown (9999-12-31T23:59:59Z): a stored time past it (an
+# older camguard accepted any finite number) is read as "until turned back on".
+MAX_TIMESTAMP = 253402300799.0
 
 
 def parse_duration(text: str) -> float | None:
@@ -173,6 +176,10 @@ class ActiveBlock:
     until: float | None
     steps: tuple[UndoStep, ...] = ()
     options: BlockOptions = field(default_factory=BlockOptions)
+    # The uid of the ordinary account that made it, so that account may lift it again;
+    # None: made by an admin, by the rules, by two accounts, or by an older camguard (only
+    # an admin lifts it; see docs/security.md).
+    owner: int | None = None
 
     def due(self, now: float) -> bool:
         return self.until is not None and now >= self.until
@@ -270,11 +277,13 @@ class BlockManager:
 
     # -- actions -------------------------------------------------------------------------
     def block(self, target: BlockTarget, duration: float | None,
-              options: BlockOptions = BlockOptions()) -> BlockReport:
+              options: BlockOptions = BlockOptions(), *, owner: int | None = None
+              ) -> BlockReport:
         """Switch ``target`` off for ``duration`` seconds (None: until turned back on).
 
         Blocking a kind that is already blocked re-applies it (covering nodes that appeared
-        since) and replaces its end time with the new one.
+        since) and replaces its end time with the new one. ``owner``: the ordinary account
+        asking (None: an admin or the rules); a block two owners made has none.
         """
         if duration is not None and duration <= 0:
             return BlockReport(ActionResult(Outcome.FAILED, "a block must last longer than 0 s"))
@@ -291,7 +300,8 @@ class BlockManager:
                     by_kind[kind] = ActiveBlock(
                         kind=kind, since=old.since if old else now,
                         until=None if duration is None else now + duration, steps=steps,
-                        options=_merge_options(old.options if old else None, options))
+                        options=_merge_options(old.options if old else None, options),
+                        owner=owner if old is None or old.owner == owner else None)
                 parts.append((kind, applied.result))
             saved = self._save(list(by_kind.values()))
         return _report(parts, problems, saved, "blocked")

@@ -8,7 +8,11 @@ lone surrogates through ``surrogateescape``). Everything a process controls goes
 
 from __future__ import annotations
 
+import json
+import re
 import unicodedata
+from collections.abc import Callable
+from typing import Any
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
@@ -60,3 +64,49 @@ def json_safe(text: str) -> str:
         else ch
         for ch in text
     )
+
+
+# What must never leave camguard raw, even inside a JSON string: C0 and C1 controls (U+0085
+# ends a line for str.splitlines and many log tools), DEL, the line and paragraph separators
+# U+2028/U+2029 (line breaks to JavaScript and splitlines), the bidi marks, embeddings,
+# overrides and isolates (U+061C, U+200E/F, U+202A-202E, U+2066-2069: they reorder what a
+# terminal or log viewer shows), and lone surrogates (not encodable as UTF-8).
+_BEYOND_C0 = ("\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+              "\ud800-\udfff")
+_UNSAFE = re.compile(f"[\x00-\x1f{_BEYOND_C0}]")
+# The JSON encoder escapes C0 inside strings itself; a raw one is its own line break.
+_UNSAFE_IN_JSON = re.compile(f"[{_BEYOND_C0}]")
+
+
+def _u_escape(m: re.Match[str]) -> str:
+    return f"\\u{ord(m.group()):04x}"
+
+
+def escape_unsafe(text: str) -> str:
+    """``text`` with every unsafe character (see ``_UNSAFE``) as visible ``\\xNN`` (C0, C1)
+    or ``\\uNNNN`` text, everything else kept: for values that leave camguard as plain
+    text (syslog structured data). Undecodable bytes become ``\\xNN`` as in json_safe."""
+    def sub(m: re.Match[str]) -> str:
+        code = ord(m.group())
+        if 0xDC80 <= code <= 0xDCFF:
+            return f"\\x{code - 0xDC00:02x}"
+        return f"\\x{code:02x}" if code < 0xA0 else f"\\u{code:04x}"
+
+    return _UNSAFE.sub(sub, text)
+
+
+def json_text(obj: Any, *, indent: int | None = None,
+              separators: tuple[str, str] | None = None,
+              default: Callable[[Any], Any] | None = None) -> str:
+    """``obj`` as JSON for a file, a pipe or a log: non-ASCII text stays readable, and every
+    unsafe character (line separators, C1, bidi controls, lone surrogates) becomes a JSON
+    ``\\uNNNN`` escape. A JSON parser reads back exactly the same text; a reader that splits
+    lines sees one line per record (with ``indent``: only the encoder's own line breaks).
+
+    The one way camguard writes JSON that leaves it (event log, watch/history/status
+    --json, hook events). JSON's structure is ASCII, so these characters only ever occur
+    inside strings, where the escape means the same character.
+    """
+    text = json.dumps(obj, ensure_ascii=False, indent=indent, separators=separators,
+                      default=default)
+    return _UNSAFE_IN_JSON.sub(_u_escape, text)

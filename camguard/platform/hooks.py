@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from camguard.core.models import EventType, HealthEvent, MonitorEvent
-from camguard.core.text import json_safe, literal
+from camguard.core.text import json_safe, json_text, literal
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +173,7 @@ class HookRunner:
         killed (at most the timeout plus a grace second)."""
         argv = (self.config.program, *hook_args(record))
         env = dict(self._env)
-        event = json.dumps(dict(record), ensure_ascii=False,
-                           separators=(",", ":"), default=str)
+        event = json_text(dict(record), separators=(",", ":"), default=str)
         env["CAMGUARD_EVENT"] = event if len(event) <= MAX_ENV_EVENT else json.dumps(
             {"type": record.get("type"), "truncated": True})
         # A file, not a pipe: a grandchild the hook leaves running would keep a pipe open

@@ -28,10 +28,15 @@ from camguard.service import protocol as P
 from camguard.service.authorization import (
     Caller,
     Lookup,
+    block_end_refusal,
+    block_owner,
+    block_refusal,
     can_see,
     history_users,
     kill_permission,
     lookup_process,
+    unblock_kinds,
+    unblock_refusal,
     visible_state,
 )
 from camguard.service.enforcement import ProcessKiller
@@ -51,9 +56,14 @@ class HistoryView(Protocol):
         ...
 
 
+# Asked for each holder a block finds: why it may not be ended (None: end it).
+EndCheck = Callable[[int, float], "str | None"]
+
+
 class Blocks(Protocol):
     def block(self, target: BlockTarget, duration: float | None,
-              options: BlockOptions = NO_OPTIONS) -> BlockReport: ...
+              options: BlockOptions = NO_OPTIONS, *, owner: int | None = None,
+              may_end: EndCheck | None = None) -> BlockReport: ...
 
     def unblock(self, target: BlockTarget) -> BlockReport: ...
 
@@ -128,7 +138,8 @@ class ServiceApi:
                  killer: ProcessKiller, blocks: Blocks, lock: Lock, enforcement: Pausable,
                  hub: EventHub, clock: Clock, rules: Callable[[], dict[str, Any]] | None = None,
                  version: str = "", admin_group: str = "",
-                 lookup: Lookup = lookup_process) -> None:
+                 lookup: Lookup = lookup_process,
+                 users_may_block: Callable[[], bool] = lambda: True) -> None:
         self._state = state
         self._history = history
         self._killer = killer
@@ -141,6 +152,7 @@ class ServiceApi:
         self._version = version
         self._admin_group = admin_group
         self._lookup = lookup
+        self._users_may_block = users_may_block
         self._ops: dict[str, Callable[[Caller, P.Request], dict[str, Any]]] = {
             "hello": self._hello, "status": self._status, "history": self._history_op,
             "kill": self._kill, "block": self._block, "unblock": self._unblock,
@@ -237,13 +249,37 @@ class ServiceApi:
         target = _target(req)
         if isinstance(target, dict):
             return target
-        seconds = req.get("seconds")
-        if seconds is not None and seconds <= 0:
-            return P.error(P.BAD_REQUEST, "block.seconds must be more than 0")
+        seconds = req.get("seconds")  # bounded by the protocol: (0, MAX_DURATION]
         options = BlockOptions(unbind_usb=bool(req.get("unbind_usb", False)),
                                persistent=bool(req.get("persistent", False)))
+        refused = block_refusal(caller, target.kinds, options, self._state().usages,
+                                users_may_block=self._users_may_block(),
+                                admin_group=self._admin_group)
+        if refused is not None:
+            log.info("uid %d may not block %s: %s", caller.uid, target.value, refused)
+            return P.error(P.DENIED, json_safe(refused), outcome="refused")
+        duration = seconds if caller.admin else self._not_shorter(caller, target, seconds)
+
+        def may_end(pid: int, create_time: float) -> str | None:
+            return block_end_refusal(caller, pid, create_time, self._lookup)
+
         log.info("uid %d blocks %s", caller.uid, target.value)
-        return report_response(self._blocks.block(target, seconds, options))
+        return report_response(self._blocks.block(
+            target, duration, options, owner=block_owner(caller),
+            may_end=None if caller.admin else may_end))
+
+    def _not_shorter(self, caller: Caller, target: BlockTarget, seconds: float | None
+                     ) -> float | None:
+        """An ordinary account's block never ends a block it may not lift sooner."""
+        blocks, _problems = self._blocks.active()
+        now = self._clock.now()
+        for b in blocks:
+            if b.kind not in target.kinds or b.owner == caller.uid:
+                continue
+            if b.until is None or seconds is None:
+                return None
+            seconds = max(seconds, b.until - now)
+        return seconds
 
     def _unblock(self, caller: Caller, req: P.Request) -> dict[str, Any]:
         target = _target(req)
@@ -252,8 +288,21 @@ class ServiceApi:
         refused = self._unlock(caller, req.get("password"), f"unblocking the {target.value}")
         if refused is not None:
             return refused
-        log.info("uid %d unblocks %s", caller.uid, target.value)
-        return report_response(self._blocks.unblock(target))
+        # Past _unlock with a lock set, a non-root caller gave the parent's password.
+        unlocked = not caller.root and self._lock.is_set()
+        blocks, _problems = self._blocks.active()
+        why = unblock_refusal(caller, blocks, target.kinds, unlocked=unlocked,
+                              admin_group=self._admin_group)
+        if why is not None:
+            log.info("uid %d may not unblock %s: %s", caller.uid, target.value, why)
+            return P.error(P.DENIED, json_safe(why), outcome="refused")
+        kinds = unblock_kinds(caller, blocks, target.kinds, unlocked=unlocked)
+        if not kinds:
+            return report_response(BlockReport(ActionResult(
+                Outcome.DONE, f"nothing you blocked: the {target.value} is not blocked")))
+        lift = target if len(kinds) == len(target.kinds) else BlockTarget(kinds.pop().value)
+        log.info("uid %d unblocks %s", caller.uid, lift.value)
+        return report_response(self._blocks.unblock(lift))
 
     def _pause(self, caller: Caller, req: P.Request) -> dict[str, Any]:
         if not caller.admin and not self._lock.is_set():

@@ -6,6 +6,12 @@ A user sees and controls their own sessions: usages whose process belongs to the
 real uid, which is what ``ProcessRef.user`` names). Members of the admin group, and root,
 see and control every account's sessions and history. A usage whose process camguard
 cannot see has no owner to match, so only admins see it.
+
+The kill switch (``block``/``unblock``) is decided here too, and written down in
+docs/security.md: an admin blocks for everyone; an ordinary account only when the managed
+policy lets it, never while another account's program holds the device, and its block
+ends only its own programs; a block is lifted by an admin, by the parental-lock password,
+or by the ordinary account that made it.
 """
 
 from __future__ import annotations
@@ -15,12 +21,13 @@ import os
 import pwd
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
 import psutil
 
-from camguard.core.models import ProcessRef, Usage
+from camguard.core.blocks import ActiveBlock, BlockOptions
+from camguard.core.models import DeviceKind, ProcessRef, Usage
 from camguard.core.state import GuardState
 
 DEFAULT_ADMIN_GROUP = "camguard-admins"
@@ -152,3 +159,92 @@ def kill_permission(caller: Caller, pid: int, create_time: float | None, state: 
 def _same(p: ProcessRef | None, target: Target) -> bool:
     return p is not None and p.pid == target.pid and \
         abs(p.create_time - target.create_time) <= CTIME_TOLERANCE
+
+
+# -- the kill switch -------------------------------------------------------------------------
+def _kinds_text(kinds: Collection[DeviceKind]) -> str:
+    return " and ".join(k.value for k in sorted(kinds, key=lambda k: k.value))
+
+
+def _holder(usage: Usage) -> str:
+    p = usage.process
+    return p.user if p is not None and p.user else "a process camguard cannot see"
+
+
+def block_refusal(caller: Caller, kinds: Collection[DeviceKind], options: BlockOptions,
+                  usages: Sequence[Usage], *, users_may_block: bool, admin_group: str
+                  ) -> str | None:
+    """Why ``caller`` may not block ``kinds`` for every account now, or None.
+
+    ``usages``: who holds which device now (the monitor's state). An ordinary account's
+    block is refused while another account (or a process camguard cannot see) holds one of
+    the devices, naming the accounts: the block would end their programs (a child's
+    ``block all`` must not end a parent's call).
+    """
+    if caller.admin:
+        return None
+    admins = f"an admin (root or the group {admin_group!r})"
+    if options.persistent or options.unbind_usb:
+        return (f"only {admins} may block with --persistent or --unbind-usb: they change "
+                "the system beyond this block")
+    if not users_may_block:
+        return (f"blocking a device for every account needs {admins}: the managed policy "
+                "sets users_may_block = false")
+    others = sorted({_holder(u) for u in usages
+                     if u.device.kind in kinds and not can_see(caller, u)})
+    if others:
+        return (f"the {_kinds_text(kinds)} is in use by another account "
+                f"({', '.join(others)}); a block would end their programs, so only "
+                f"{admins} may block it now")
+    return None
+
+
+def block_owner(caller: Caller) -> int | None:
+    """Who a block is recorded as made by: None for an admin (only admins lift it)."""
+    return None if caller.admin else caller.uid
+
+
+def block_end_refusal(caller: Caller, pid: int, create_time: float,
+                      lookup: Lookup = lookup_process) -> str | None:
+    """Why a block ``caller`` asked for may not end the holder ``pid``, or None.
+
+    Checked again for each holder the block finds (a program may have opened the device
+    after :func:`block_refusal` looked): an ordinary account's block ends only its own.
+    """
+    if caller.admin:
+        return None
+    target = lookup(pid)
+    if target is None or abs(target.create_time - create_time) > CTIME_TOLERANCE:
+        return None  # gone already: nothing to end
+    if target.uid == caller.uid:
+        return None
+    return (f"left pid {pid} running: it belongs to another account, and a block by "
+            f"{caller.name} ends only {caller.name}'s programs")
+
+
+def unblock_refusal(caller: Caller, blocks: Sequence[ActiveBlock],
+                    kinds: Collection[DeviceKind], *, unlocked: bool, admin_group: str
+                    ) -> str | None:
+    """Why ``caller`` may not lift the blocks of ``kinds``, or None.
+
+    ``unlocked``: the caller gave the parental-lock password, which stands for the parent
+    who set it. Otherwise an ordinary account lifts only blocks it made itself.
+    """
+    if caller.admin or unlocked:
+        return None
+    theirs = [b.kind for b in blocks if b.kind in kinds and b.owner != caller.uid]
+    if not theirs:
+        return None
+    return (f"the {_kinds_text(theirs)} block was made by an admin or another account; only "
+            f"an admin (root or the group {admin_group!r}) or the parental-lock password "
+            "may lift it")
+
+
+def unblock_kinds(caller: Caller, blocks: Sequence[ActiveBlock],
+                  kinds: Collection[DeviceKind], *, unlocked: bool) -> set[DeviceKind]:
+    """Which of ``kinds`` an unblock lifts: all for an admin (a kind with no record still
+    has its nodes released, so a lost record never strands a device); for an ordinary
+    account only its own recorded blocks."""
+    if caller.admin or unlocked:
+        return set(kinds)
+    return {b.kind for b in blocks if b.kind in kinds and b.owner == caller.uid}

@@ -5,12 +5,19 @@ a half-read answer behind for the next one); :meth:`ServiceClient.watch` keeps o
 and yields events until it is closed. Answers are returned as the service sent them:
 ``{"ok": false, ...}`` is an answer, not an exception; only "cannot talk to the service"
 raises :class:`ServiceUnavailable`.
+
+Whatever path was asked for (``--socket``, ``CAMGUARD_SOCKET`` or the default), the client
+talks only to a service run by root, or by the caller's own account (which cannot fool
+itself): an account that puts its own server at the path the CLI uses would otherwise
+collect passwords and hand out forged answers. Both the socket file's owner and the
+serving process (SO_PEERCRED) are checked; anything else raises :class:`ServiceImpostor`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +39,34 @@ def default_socket() -> Path:
 
 class ServiceUnavailable(Exception):
     """Nothing answers at the socket, or the answer was not the protocol."""
+
+
+class ServiceImpostor(ServiceUnavailable):
+    """The socket belongs to, or is served by, an account that is neither root nor you."""
+
+
+def _account(uid: int) -> str:
+    try:
+        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def trusted_uids() -> frozenset[int]:
+    """Who may serve camguard to this process: root, and this process's own account."""
+    return frozenset({0, os.geteuid()})
+
+
+def check_server(path: Path, sock: socket.socket) -> None:
+    """Raise :class:`ServiceImpostor` unless root (or this account) owns ``path`` and
+    serves on ``sock``; the message says who does instead."""
+    trusted = trusted_uids()
+    owner = os.lstat(path).st_uid
+    server = peer_credentials(sock)[1]
+    for what, uid in (("the socket is owned by", owner), ("it is served by", server)):
+        if uid not in trusted:
+            raise ServiceImpostor(f"{path} is not the camguard service: {what} "
+                                  f"{_account(uid)}, not root; refusing to use it")
 
 
 class _Lines:
@@ -86,14 +121,11 @@ class Watch:
 
 
 class ServiceClient:
-    """Talks to the service at ``path``. ``require_root``: refuse a server not run by root
-    (the default system socket must be the real service, not a user's impostor)."""
+    """Talks to the service at ``path`` (see the module's note on whom it trusts)."""
 
-    def __init__(self, path: Path | None = None, *, timeout: float = 60.0,
-                 require_root: bool = False) -> None:
+    def __init__(self, path: Path | None = None, *, timeout: float = 60.0) -> None:
         self.path = path if path is not None else default_socket()
         self.timeout = timeout
-        self.require_root = require_root
 
     # -- plumbing ----------------------------------------------------------------------------
     def _connect(self, timeout: float | None) -> socket.socket:
@@ -101,8 +133,7 @@ class ServiceClient:
         sock.settimeout(timeout)
         try:
             sock.connect(str(self.path))
-            if self.require_root and peer_credentials(sock)[1] != 0:
-                raise ServiceUnavailable(f"{self.path} is not served by root; not using it")
+            check_server(self.path, sock)
         except OSError as exc:
             sock.close()
             raise ServiceUnavailable(f"no camguard service at {self.path}: "

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from camguard.core.blocks import MAX_DURATION, MAX_TIMESTAMP
 from camguard.core.text import literal
 
 MAX_LINE = 64 * 1024
@@ -36,16 +37,29 @@ UNAVAILABLE = "unavailable"
 INTERNAL = "internal"
 
 
+# Linux's PID_MAX_LIMIT on 64-bit (include/linux/threads.h): no pid is larger.
+MAX_PID = 4 * 1024 * 1024
+MAX_LIMIT = 1_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class Field:
     types: tuple[str, ...]  # "str", "int", "num", "bool", "null"
     required: bool = False
     max_chars: int = 4096
+    # Every number has bounds (docs/security.md): lo <= value <= hi, or lo < value with
+    # ``above``; a number outside them is refused before any operation sees it.
+    lo: float = 0.0
+    hi: float = 0.0
+    above: bool = False
+    unit: str = ""
 
 
 _STR = Field(("str",))
 _OPT_STR = Field(("str", "null"))
-_OPT_NUM = Field(("num", "null"))
+_TIME = Field(("num", "null"), hi=MAX_TIMESTAMP, unit=" (seconds since 1970)")
+_DURATION = Field(("num", "null"), hi=MAX_DURATION, above=True,
+                  unit=f" seconds ({MAX_DURATION / 86400:.0f} days)")
 _BOOL = Field(("bool",))
 _PASSWORD = Field(("str", "null"), max_chars=1024)
 
@@ -53,15 +67,16 @@ OPS: dict[str, dict[str, Field]] = {
     "hello": {},
     "status": {},
     "watch": {},
-    "history": {"since": _OPT_NUM, "until": _OPT_NUM, "kind": _OPT_STR, "app": _OPT_STR,
-                "device": _OPT_STR, "search": _OPT_STR, "limit": Field(("int", "null")),
-                "user": _OPT_STR},
-    "kill": {"pid": Field(("int",), required=True), "create_time": _OPT_NUM, "force": _BOOL},
-    "block": {"target": Field(("str",), required=True), "seconds": _OPT_NUM,
+    "history": {"since": _TIME, "until": _TIME, "kind": _OPT_STR, "app": _OPT_STR,
+                "device": _OPT_STR, "search": _OPT_STR,
+                "limit": Field(("int", "null"), hi=MAX_LIMIT), "user": _OPT_STR},
+    "kill": {"pid": Field(("int",), required=True, lo=1, hi=MAX_PID), "create_time": _TIME,
+             "force": _BOOL},
+    "block": {"target": Field(("str",), required=True), "seconds": _DURATION,
               "unbind_usb": _BOOL, "persistent": _BOOL},
     "unblock": {"target": Field(("str",), required=True), "password": _PASSWORD},
     "blocks": {},
-    "pause": {"seconds": _OPT_NUM, "password": _PASSWORD},
+    "pause": {"seconds": _DURATION, "password": _PASSWORD},
     "resume": {},
     "rules": {},
     "lock-status": {},
@@ -158,8 +173,11 @@ def _check(op: str, name: str, field: Field, value: Any) -> Any:
                            f"not {kind}")
     if kind == "num" and not math.isfinite(value):
         raise RequestError(BAD_REQUEST, f"{op}.{name} must be a finite number")
-    if kind == "int" and not -(2**63) <= value < 2**63:
-        raise RequestError(BAD_REQUEST, f"{op}.{name} is out of range")
+    if kind in ("int", "num") and not (
+            (field.lo < value if field.above else field.lo <= value) and value <= field.hi):
+        low = f"more than {field.lo:g}" if field.above else f"at least {field.lo:g}"
+        raise RequestError(BAD_REQUEST, f"{op}.{name} must be {low} and at most "
+                           f"{field.hi:.0f}{field.unit}")
     if kind == "str" and (len(value) > field.max_chars or "\x00" in value):
         raise RequestError(BAD_REQUEST, f"{op}.{name} is longer than {field.max_chars} "
                            "characters or holds a NUL")

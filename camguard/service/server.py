@@ -1,10 +1,11 @@
 """The Unix socket server: who connected (SO_PEERCRED), one request line at a time, limits.
 
-Each connection gets its own thread, up to ``max_clients`` at once (more are told "busy"
-and closed). A line longer than :data:`~camguard.service.protocol.MAX_LINE` gets an error
-and the connection is closed (reading on would mean buffering whatever a client sends); any
-other bad request gets an error and the connection stays usable. The socket is mode 0666 so
-every account can connect: what each may do is decided per request.
+Each connection gets its own thread, within the quotas of camguard.service.quota (per
+account, with slots kept for admins; more are told "busy" and closed, and logged at most
+once a minute per account). A line longer than :data:`~camguard.service.protocol.MAX_LINE`
+gets an error and the connection is closed (reading on would mean buffering whatever a
+client sends); any other bad request gets an error and the connection stays usable. The
+socket is mode 0666 so every account can connect: what each may do is decided per request.
 """
 
 from __future__ import annotations
@@ -16,17 +17,26 @@ import select
 import socket
 import stat
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from camguard.service import protocol as P
 from camguard.service.api import ServiceApi
 from camguard.service.authorization import Caller, identify
+from camguard.service.quota import (
+    DEFAULT_ADMIN_RESERVE,
+    DEFAULT_MAX_CLIENTS,
+    DEFAULT_PER_UID,
+    Quotas,
+    RefusalLog,
+    Slot,
+)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_CLIENTS = 64
-IDLE_TIMEOUT = 600.0
+# A request connection that says nothing for this long gives its slot back.
+IDLE_TIMEOUT = 120.0
 SEND_TIMEOUT = 5.0
 _POLL = 0.25
 
@@ -43,12 +53,14 @@ class ServiceServer:
     """Listens on ``path``; :meth:`start` returns once it accepts, :meth:`stop` ends all."""
 
     def __init__(self, path: Path, api: ServiceApi, *, admin_group: str,
-                 max_clients: int = DEFAULT_MAX_CLIENTS, max_line: int = P.MAX_LINE,
+                 max_clients: int = DEFAULT_MAX_CLIENTS, per_uid: int = DEFAULT_PER_UID,
+                 admin_reserve: int = DEFAULT_ADMIN_RESERVE, max_line: int = P.MAX_LINE,
                  idle_timeout: float = IDLE_TIMEOUT, send_timeout: float = SEND_TIMEOUT) -> None:
         self.path = path
         self._api = api
         self._admin_group = admin_group
-        self._slots = threading.BoundedSemaphore(max_clients)
+        self._quotas = Quotas(max_clients, per_uid=per_uid, admin_reserve=admin_reserve)
+        self._refusals = RefusalLog(time.monotonic)
         self._max_line = max_line
         self._idle = idle_timeout
         self._send_timeout = send_timeout
@@ -84,6 +96,7 @@ class ServiceServer:
         assert self._listener is not None  # noqa: S101 - set by start()
         self._listener.settimeout(_POLL)
         while not self._stopping.is_set():
+            self._refusals.flush()
             try:
                 conn, _addr = self._listener.accept()
             except TimeoutError:
@@ -94,26 +107,33 @@ class ServiceServer:
                 log.warning("accept failed: %s", exc)  # EMFILE and the like: retry shortly
                 self._stopping.wait(_POLL)
                 continue
-            if not self._slots.acquire(blocking=False):
-                self._refuse_busy(conn)
+            try:
+                caller = identify(conn, self._admin_group)
+            except OSError as exc:
+                log.debug("cannot tell who connected: %s", exc)
+                conn.close()
+                continue
+            slot = self._quotas.acquire(caller.uid, caller.admin)
+            if isinstance(slot, str):
+                self._refuse_busy(conn, caller, slot)
                 continue
             with self._lock:
                 self._conns.add(conn)
-            threading.Thread(target=self._serve, args=(conn,), name="camguard-client",
-                             daemon=True).start()
+            threading.Thread(target=self._serve, args=(conn, caller, slot),
+                             name="camguard-client", daemon=True).start()
 
-    def _refuse_busy(self, conn: socket.socket) -> None:
-        log.warning("too many clients; refusing one")
+    def _refuse_busy(self, conn: socket.socket, caller: Caller, why: str) -> None:
+        self._refusals.refused(caller.uid, why)
         with contextlib.suppress(OSError):
-            conn.settimeout(1.0)
-            conn.sendall(P.encode(P.error(P.BUSY, "too many clients; try again later")))
+            # Never wait on a refused client: the answer fits in an empty socket buffer.
+            conn.setblocking(False)
+            conn.send(P.encode(P.error(P.BUSY, why)))
         conn.close()
 
     # -- one connection ----------------------------------------------------------------------
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket, caller: Caller, slot: Slot) -> None:
         try:
-            caller = identify(conn, self._admin_group)
-            self._requests(conn, caller)
+            self._requests(conn, caller, slot)
         except _Gone:
             pass
         except OSError as exc:
@@ -124,9 +144,9 @@ class ServiceServer:
             with self._lock:
                 self._conns.discard(conn)
             conn.close()
-            self._slots.release()
+            self._quotas.release(slot)
 
-    def _requests(self, conn: socket.socket, caller: Caller) -> None:
+    def _requests(self, conn: socket.socket, caller: Caller, slot: Slot) -> None:
         buf = bytearray()
         conn.settimeout(self._idle)
         while not self._stopping.is_set():
@@ -157,21 +177,27 @@ class ServiceServer:
                 self._send(conn, P.error(exc.code, str(exc)))
                 continue
             if request.op == "watch":
-                self._watch(conn, caller)
+                self._watch(conn, caller, slot)
                 return
             self._send(conn, self._api.handle(caller, request))
 
     def _too_long(self, conn: socket.socket, caller: Caller) -> None:
-        log.warning("uid %d sent a request line longer than %d bytes; closing", caller.uid,
-                    self._max_line)
+        self._refusals.refused(caller.uid, f"a request line longer than {self._max_line} "
+                               "bytes")
         self._send(conn, P.error(P.TOO_LONG, f"request line longer than {self._max_line} "
                                  "bytes; closing the connection"))
 
-    def _watch(self, conn: socket.socket, caller: Caller) -> None:
+    def _watch(self, conn: socket.socket, caller: Caller, slot: Slot) -> None:
         sub = self._api.subscribe(caller)
+        self._quotas.start_watch(slot)
         try:
             self._send(conn, P.ok(watching=True, caller=caller.to_dict()))
             while not self._stopping.is_set():
+                if slot.evicted.is_set():
+                    with contextlib.suppress(_Gone):
+                        self._send(conn, P.error(P.BUSY, "this watch was closed to make room "
+                                                 "for a newer connection of your account"))
+                    return
                 if sub.dropped:
                     with contextlib.suppress(_Gone):
                         self._send(conn, P.error(P.BUSY, "you fell too far behind the "

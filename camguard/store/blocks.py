@@ -16,7 +16,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from camguard.core.blocks import ActiveBlock, BlockOptions, NodeState, StepKind, UndoStep
+from camguard.core.blocks import (
+    MAX_TIMESTAMP,
+    ActiveBlock,
+    BlockOptions,
+    NodeState,
+    StepKind,
+    UndoStep,
+)
 from camguard.core.models import DeviceKind
 from camguard.store import paths
 from camguard.store.files import aside_path, exclusive, write_private
@@ -95,6 +102,7 @@ def _block_dict(b: ActiveBlock) -> dict[str, Any]:
         "until": b.until,
         "options": {"unbind_usb": b.options.unbind_usb, "persistent": b.options.persistent},
         "steps": [_step_dict(s) for s in b.steps],
+        "owner": b.owner,
     }
 
 
@@ -111,8 +119,14 @@ def _block(item: Any) -> ActiveBlock:
         raise BlockFileError("a block must be an object")
     try:
         kind = DeviceKind(item["kind"])
-        since = _number(item["since"])
+        since = min(_number(item["since"]), MAX_TIMESTAMP)
         until = None if item.get("until") is None else _number(item["until"])
+        if until is not None and until > MAX_TIMESTAMP:
+            # Written by a version that took {"seconds": 1e300}: no date can show it, and
+            # it means "never", so it is kept as a block until turned back on.
+            log.warning("a %s block's end %r is past any date; kept until turned back on",
+                        item.get("kind"), until)
+            until = None
         opts = item.get("options") or {}
         if not isinstance(opts, dict):
             raise BlockFileError("'options' must be an object")
@@ -121,7 +135,9 @@ def _block(item: Any) -> ActiveBlock:
         steps = item.get("steps", [])
         if not isinstance(steps, list):
             raise BlockFileError("'steps' must be a list")
-        return ActiveBlock(kind, since, until, tuple(_step(s) for s in steps), options)
+        owner = item.get("owner")  # absent in files of older versions: an admin's
+        return ActiveBlock(kind, since, until, tuple(_step(s) for s in steps), options,
+                           None if owner is None else _int(owner))
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, BlockFileError):
             raise

@@ -28,7 +28,7 @@ from camguard.core.decision import Decision
 from camguard.core.models import EventType, HealthEvent, MonitorEvent, Usage
 from camguard.core.rules_json import decision_dict
 from camguard.core.serialize import rfc3339
-from camguard.core.text import json_safe, literal
+from camguard.core.text import json_safe, json_text, literal
 from camguard.store import paths
 from camguard.store.policy import PolicyStatus
 from camguard.store.syslog import (
@@ -257,7 +257,7 @@ class EventLog:
             "msg": literal(msg, 2000) if msg is not None else _summary(type, fields),
         }
         record.update(_clean(fields))
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        line = json_text(record, separators=(",", ":"))
         with self._lock:
             for out in self.outputs:
                 try:

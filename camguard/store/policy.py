@@ -68,6 +68,8 @@ _SPECS = [
     SettingSpec("mic_globs", DEFAULT_MIC_GLOBS, "list", "raw microphone device patterns"),
     SettingSpec("rescan_interval", 30.0, "number", "seconds between safety rescans"),
     SettingSpec("watch_sound_server", True, "bool", "watch the sound server's streams"),
+    SettingSpec("users_may_block", True, "bool", "the service lets accounts that are not "
+                "admins block a device for everyone (see docs/security.md)"),
 ]
 SETTINGS: dict[str, SettingSpec] = {s.name: s for s in _SPECS}
 LOCKABLE = frozenset({*SETTINGS, RULES})

@@ -7,7 +7,6 @@ collector never blocks the monitor thread; what cannot be sent is dropped and lo
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import queue
@@ -18,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from camguard.core.text import json_safe, literal
+from camguard.core.text import escape_unsafe, json_text, literal
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,6 @@ DEFAULT_SD_ID = "camguard@32473"
 # Header fields of an event record: they go into the syslog header, not the SD element.
 _HEADER = frozenset({"schema", "ts", "host", "type", "level", "msg"})
 _MAX_VALUE = 1024
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SD_ESCAPE = re.compile(r'(["\\\]])')
 _NOT_PRINTUSASCII = re.compile(r"[^\x21-\x7e]")
 _NOT_SD_NAME = re.compile(r'[^\x21-\x7e]|[= \]"]')
@@ -76,8 +74,8 @@ def sd_value(value: Any) -> str:
     elif isinstance(value, int | float):
         text = repr(value)
     else:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", json_safe(text))
+        text = json_text(value, separators=(",", ":"))
+    text = escape_unsafe(text)
     if len(text) > _MAX_VALUE:
         text = text[:_MAX_VALUE] + f"… ({len(text)} characters)"
     return _SD_ESCAPE.sub(r"\\\1", text)

@@ -34,6 +34,12 @@ HELLO = b'{"op":"hello"}\n'
     (b'{"op":"kill","pid":1e999}\n', "bad-request", "must be int"),
     (b'{"op":"block","target":"camera","seconds":NaN}\n', "bad-request", "not a number"),
     (b'{"op":"kill","pid":' + b"9" * 5000 + b"}\n", "bad-request", "not valid JSON"),
+    (b'{"op":"block","target":"camera","seconds":1e300}\n', "bad-request",
+     "block.seconds must be more than 0 and at most 31622400 seconds (366 days)"),
+    (b'{"op":"pause","seconds":-5}\n', "bad-request", "pause.seconds must be more than 0"),
+    (b'{"op":"kill","pid":99999999999}\n', "bad-request", "kill.pid must be at least 1"),
+    (b'{"op":"history","since":1e20}\n', "bad-request", "history.since must be at least 0"),
+    (b'{"op":"history","limit":-1}\n', "bad-request", "history.limit must be at least 0"),
     (b'{"op":"format-disk"}\n', "unknown-op", "unknown op"),
     (b'{"op":"status","x":{"y":[1,2]}}\n', "bad-request", "unknown field"),
     (b'["op","status"]\n', "bad-request", "must be a JSON object"),
@@ -49,6 +55,22 @@ def test_a_bad_request_gets_a_clear_error_and_the_connection_still_works(
     assert hello["ok"] is True and hello["caller"]["uid"] == kid.uid  # the kernel's word
     assert hello["caller"]["admin"] is False
     assert svc.alive()
+
+
+def test_a_stored_expiry_past_any_date_does_not_break_blocks(sandbox: Box,
+                                                            accounts: Accounts) -> None:
+    """An older version took {"seconds": 1e300} and stored it; `blocks` then failed for
+    every caller (OverflowError), across restarts."""
+    kid = accounts.user()
+    sandbox.state.mkdir(mode=0o700, exist_ok=True)
+    (sandbox.state / "blocks.json").write_text(json.dumps({"version": 1, "blocks": [
+        {"kind": "camera", "since": 1.7e9, "until": 1e300, "options": {}, "steps": []}]}))
+    svc = Service(sandbox).start()
+    [line] = raw_as(sandbox, kid, b'{"op":"blocks"}\n')
+    answer = json.loads(line)
+    assert answer["ok"] is True, answer
+    assert answer["blocks"][0]["kind"] == "camera" and answer["blocks"][0]["until"] is None
+    assert svc.client.status()["blocked"] == ["camera"]
 
 
 def test_a_line_over_64_kib_is_refused_and_closed_and_the_service_keeps_running(

@@ -8,14 +8,19 @@ from pathlib import Path
 
 import pytest
 
+from camguard.core.blocks import ActiveBlock, BlockOptions
 from camguard.core.models import Device, DeviceKind, ProcessRef, Usage
 from camguard.core.state import GuardState
 from camguard.service.authorization import (
     Caller,
     Target,
+    block_end_refusal,
+    block_refusal,
     can_see,
     history_users,
     kill_permission,
+    unblock_kinds,
+    unblock_refusal,
     visible_state,
 )
 from tests.conftest import need_tools
@@ -68,6 +73,45 @@ def test_who_may_end_which_process(caller: Caller, pid: int, ctime: float | None
         assert got == PROCS[pid]
     else:
         assert isinstance(got, str) and str(allowed) in got
+
+
+BOTH = (DeviceKind.CAMERA, DeviceKind.MICROPHONE)
+PLAIN = BlockOptions()
+
+
+def test_who_may_block_for_everyone() -> None:
+    def refusal(caller: Caller, usages: tuple[Usage, ...], *, users: bool = True,
+                options: BlockOptions = PLAIN) -> str | None:
+        return block_refusal(caller, BOTH, options, usages, users_may_block=users,
+                             admin_group="adm")
+
+    assert refusal(ADMIN, STATE.usages) is None  # an admin blocks over anyone's use
+    assert refusal(ALICE, (MINE,)) is None  # her own use only: she may
+    why = refusal(ALICE, STATE.usages)
+    assert why is not None and "another account (a process camguard cannot see, bob)" in why
+    assert "users_may_block" in str(refusal(ALICE, (), users=False))
+    assert "--persistent" in str(refusal(ALICE, (), options=BlockOptions(persistent=True)))
+
+
+def test_a_users_block_ends_only_the_users_own_programs() -> None:
+    # Checked for each holder the block meets, after the first check (a late opener).
+    assert block_end_refusal(ALICE, 10, 5.0, PROCS.get) is None
+    assert "belongs to another account" in str(block_end_refusal(ALICE, 11, 6.0, PROCS.get))
+    assert block_end_refusal(ALICE, 11, 99.0, PROCS.get) is None  # gone: nothing to end
+    assert block_end_refusal(ADMIN, 11, 6.0, PROCS.get) is None
+
+
+def test_who_may_lift_which_block() -> None:
+    hers = ActiveBlock(DeviceKind.CAMERA, 1.0, None, owner=ALICE.uid)
+    admins = ActiveBlock(DeviceKind.MICROPHONE, 1.0, None)
+    blocks = [hers, admins]
+    assert unblock_refusal(ALICE, blocks, (DeviceKind.CAMERA,), unlocked=False,
+                           admin_group="adm") is None
+    why = unblock_refusal(ALICE, blocks, BOTH, unlocked=False, admin_group="adm")
+    assert why is not None and "the microphone block was made by an admin" in why
+    assert unblock_refusal(ALICE, blocks, BOTH, unlocked=True, admin_group="adm") is None
+    assert unblock_kinds(ALICE, [hers], BOTH, unlocked=False) == {DeviceKind.CAMERA}
+    assert unblock_kinds(ADMIN, [], BOTH, unlocked=False) == set(BOTH)
 
 
 def test_the_system_unit_is_hardened_yet_reaches_proc_and_dev() -> None:
