@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from camguard.app import build_event_outputs
 from camguard.cli import remote
 from camguard.cli.common import CliError
 from camguard.core.decision import UsageFacts, decide
@@ -30,7 +31,7 @@ from camguard.core.serialize import rfc3339
 from camguard.core.text import literal
 from camguard.platform.clock import SystemClock, local_zone
 from camguard.store import paths
-from camguard.store.eventlog import EventLog, open_event_log
+from camguard.store.eventlog import EventLog
 from camguard.store.files import write_private
 from camguard.store.hashing import sha256_file
 from camguard.store.policy import (
@@ -169,13 +170,12 @@ def events_path(args: argparse.Namespace, ctx: Context) -> Path | None:
 
 
 def event_log(args: argparse.Namespace, ctx: Context) -> EventLog:
-    path = events_path(args, ctx)
-    log, problems = open_event_log(
-        SystemClock(), path, syslog=ctx.settings.value("syslog"),
-        facility=ctx.settings.value("syslog_facility"))
-    for p in problems:
+    # A short-lived command: the log and syslog as set, but no hook runner to wait for.
+    outputs = build_event_outputs(ctx.settings, SystemClock(), events_path(args, ctx),
+                                  hook=False)
+    for p in outputs.problems:
         print(f"camguard: warning: {p}", file=sys.stderr)
-    return log
+    return outputs.log
 
 
 # -- rules -----------------------------------------------------------------------------------

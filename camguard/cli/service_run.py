@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from camguard import __version__
-from camguard.app import build_detection
+from camguard.app import EventOutputs, build_detection, service_outputs
 from camguard.cli.common import CliError, detection_settings
 from camguard.core.blocks import (
     ActiveBlock,
@@ -49,7 +49,7 @@ from camguard.service.hub import EventHub, Outgoing
 from camguard.service.server import ServiceRunningError, ServiceServer
 from camguard.store import paths
 from camguard.store.blocks import JsonBlockStore
-from camguard.store.eventlog import EventLog, open_event_log
+from camguard.store.eventlog import EventLog
 from camguard.store.hashing import ExeHasher
 from camguard.store.history import HistorySink, HistoryStore
 from camguard.store.lock import LockGuard
@@ -187,9 +187,9 @@ def _run(args: argparse.Namespace, settings: Any, data: Path, state: Path, confi
     if history.warning:
         log.warning("%s", history.warning)
     runlog = RunLog(history.db, clock, policy_path=args.policy_file)
-    events, problems = open_event_log(clock, state / "events.jsonl")
-    for problem in problems:
-        log.warning("%s", problem)
+    policy = ManagedPolicy(TomlPolicyReader(args.policy_file))
+    outputs = _outputs(args, policy, clock, state)
+    events = outputs.log
     detection = build_detection(settings)
     monitor = detection.monitor()
     killer = Killer(settings.sound_server_exes)
@@ -199,8 +199,7 @@ def _run(args: argparse.Namespace, settings: Any, data: Path, state: Path, confi
                                        LinuxBlocker(settings.camera_globs, settings.mic_globs,
                                                     helper=runner, killer=killer)))
     lock = LockGuard(data / "lock.json", clock, base=args.lock_backoff)
-    rules = ServiceRules(RuleFile(args.rules_file or config / RULES_FILE),
-                         ManagedPolicy(TomlPolicyReader(args.policy_file)))
+    rules = ServiceRules(RuleFile(args.rules_file or config / RULES_FILE), policy)
     hub = EventHub()
     enforcement = Enforcement(rules, killer, blocks, clock, hasher=ExeHasher(),
                               decisions=history, publish=hub.publish, tz=local_zone())
@@ -223,9 +222,11 @@ def _run(args: argparse.Namespace, settings: Any, data: Path, state: Path, confi
         server.start()
     except (ServiceRunningError, OSError) as exc:
         history.close()
+        events.close()
         raise CliError(f"cannot serve on {server.path}: {exc}") from None
     try:
         start = runlog.begin(os.getpid())
+        outputs.start_hooks()
         _announce(events, start, history.close_orphans(clock.now()))
         for sink in (HistorySink(history), _hub_sink(hub), events.monitor_sink, enforcement):
             monitor.add_sink(sink)
@@ -240,10 +241,18 @@ def _run(args: argparse.Namespace, settings: Any, data: Path, state: Path, confi
         enforcement.stop()
         history.heartbeat()  # sessions still open end here when the next run closes them
         runlog.end(why[0])
-        events.stopped(why[0])
-        events.close()
+        outputs.stop(why[0])
         history.close()
     return 0
+
+
+def _outputs(args: argparse.Namespace, policy: ManagedPolicy, clock: Clock, state: Path
+             ) -> EventOutputs:
+    """The event log, syslog and hook: the tray's, from the managed policy and the flags."""
+    outputs = service_outputs(args.events_file, policy.load(), clock, state)
+    for problem in outputs.problems:
+        log.warning("%s", problem)
+    return outputs
 
 
 def _loop(stop: threading.Event, *, heartbeat: float, clock: Clock, history: HistoryStore,

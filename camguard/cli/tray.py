@@ -18,24 +18,18 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from camguard import __version__
-from camguard.app import EventOutputs, build_detection, build_event_outputs
+from camguard.app import EventOutputs, build_detection, tray_outputs
+from camguard.app.settings import user_effective
 from camguard.cli import remote
 from camguard.cli.common import CliError, detection_settings, policy_reader, settings_path
 from camguard.core.settings import DetectionSettings
 from camguard.core.text import literal
 from camguard.platform.clock import SystemClock
 from camguard.store import lock as lock_file
-from camguard.store.policy import (
-    EffectiveSettings,
-    ManagedPolicy,
-    PolicyStatus,
-    effective_settings,
-    load_user_settings,
-)
+from camguard.store.policy import EffectiveSettings, ManagedPolicy, PolicyStatus
 from camguard.store.ui_settings import UiSettings, UiSettingsFile, settings_in_force
 
 if TYPE_CHECKING:
@@ -159,20 +153,14 @@ def _started(outputs: EventOutputs, status: PolicyStatus) -> None:
         outputs.log.policy_status(status)
 
 
-def user_effective(path: Path, status: PolicyStatus) -> EffectiveSettings:
-    user, _problems = load_user_settings(path)  # shown already by settings_in_force
-    return effective_settings(user, status.policy)
-
-
 def event_outputs(args: argparse.Namespace, eff: EffectiveSettings, clock: SystemClock
                   ) -> EventOutputs:
-    """The event log and hook as set; ``--events-file`` unless the policy locks it."""
-    given: Path | None = getattr(args, "events_file", None)
-    if given is not None and eff.locked("events_file"):
-        print(f"camguard: warning: --events-file ignored: {eff.refusal('events_file')}",
-              file=sys.stderr)
-        given = None
-    return build_event_outputs(eff, clock, given)
+    """The event log and hook as set (``--events-file`` unless the policy locks it); their
+    problems are said on stderr too, for a tray started from a terminal."""
+    outputs = tray_outputs(getattr(args, "events_file", None), eff, clock)
+    for problem in outputs.problems:
+        print(f"camguard: warning: {literal(problem, 500)}", file=sys.stderr)
+    return outputs
 
 
 def mic_control() -> Any:

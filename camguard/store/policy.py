@@ -108,6 +108,9 @@ class Policy:
     locked: frozenset[str] = frozenset()
     rules: tuple[Rule, ...] = ()
     problems: tuple[str, ...] = ()  # parts that were skipped (a bad value, an unknown key)
+    # Someone other than root may rewrite it: still applied (loudly), but the root service
+    # lets such a policy choose neither a program to run nor a file to write as root.
+    writable_by_others: bool = False
 
     def is_locked(self, name: str) -> bool:
         return name in self.locked or ALL in self.locked
@@ -207,7 +210,7 @@ class TomlPolicyReader:
             warn = (f"{self.source}: the file is writable by users other than root "
                     f"(mode {stat.S_IMODE(st.st_mode):04o}, owner uid {st.st_uid})")
             policy = Policy(policy.source, policy.settings, policy.locked, policy.rules,
-                            (*policy.problems, warn))
+                            (*policy.problems, warn), writable_by_others=True)
         return policy
 
 
