@@ -10,7 +10,14 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from camguard.cli import remote
-from camguard.cli.common import CliError, detection_settings
+from camguard.cli.common import (
+    EXIT_DONE,
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_REFUSED,
+    CliError,
+    detection_settings,
+)
 from camguard.core.blocks import (
     ActionResult,
     ActiveBlock,
@@ -33,7 +40,6 @@ from camguard.store.blocks import JsonBlockStore
 if TYPE_CHECKING:
     from camguard.platform.linux.kill import Killer
 
-EXIT_DONE, EXIT_FAILED, EXIT_BAD_ARGS, EXIT_REFUSED, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
 EXIT_CODES = {Outcome.DONE: EXIT_DONE, Outcome.FAILED: EXIT_FAILED,
               Outcome.REFUSED: EXIT_REFUSED, Outcome.NOT_FOUND: EXIT_NOT_FOUND}
 

@@ -32,10 +32,18 @@ MANAGED_DETECTION = ("camera_globs", "mic_globs", "watch_sound_server", "rescan_
 POLICY_ENV = "CAMGUARD_POLICY_FILE"
 
 
+# The exit codes every command uses (the README and the man page list them).
+EXIT_DONE = 0  # success
+EXIT_FAILED = 1  # a runtime failure
+EXIT_BAD_ARGS = 2  # a mistake on the command line (argparse's own code, too)
+EXIT_REFUSED = 3  # refused: protected process, locked setting, wrong or missing password
+EXIT_NOT_FOUND = 4  # no such process or device
+
+
 class CliError(Exception):
     """A problem the user can fix; shown as one line, never as a traceback."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
         super().__init__(message)
         self.exit_code = exit_code
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from camguard.app import build_event_outputs
 from camguard.cli import remote
-from camguard.cli.common import CliError
+from camguard.cli.common import EXIT_BAD_ARGS, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_REFUSED, CliError
 from camguard.core.decision import UsageFacts, decide
 from camguard.core.models import DeviceKind
 from camguard.core.rules import (
@@ -46,7 +46,6 @@ from camguard.store.policy import (
 )
 from camguard.store.rules import RuleFile, RuleFileContents
 
-EXIT_FAILED, EXIT_BAD_ARGS, EXIT_REFUSED, EXIT_NOT_FOUND = 1, 2, 3, 4
 EPILOG = """which rule wins: the most specific one (exe path + SHA-256 > exact path > folder >
 process name > any app, then a named user > any, then a device kind > any, then a time
 window > always); at equal specificity block-device > kill > ask > allow. A policy rule
