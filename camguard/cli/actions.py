@@ -121,7 +121,7 @@ def helper_state_file() -> str:
     """
     from camguard.platform.linux import helper
 
-    if os.environ.get("CAMGUARD_STATE_DIR"):
+    if paths.state_dir_moved():
         return str(paths.private_dir(paths.state_dir()) / "helper-nodes.json")
     return helper.DEFAULT_STATE_FILE
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -26,10 +25,6 @@ from camguard.store.settings import load_detection_settings
 # The managed settings that are also detection settings: a policy's value wins over the
 # user's file (and over a command-line glob when the policy locks it) for every command.
 MANAGED_DETECTION = ("camera_globs", "mic_globs", "watch_sound_server", "rescan_interval")
-# Another policy file (tests, IT images trying a policy out). Only the user's own camguard
-# reads it: the service takes --policy-file, and a user who can set this variable could as
-# well run a copy of camguard without any policy, so it protects nothing less.
-POLICY_ENV = "CAMGUARD_POLICY_FILE"
 
 
 # The exit codes every command uses (the README and the man page list them).
@@ -89,8 +84,8 @@ def policy_reader(args: argparse.Namespace) -> PolicyReader:
     """``--policy-file`` where a command has it, else ``CAMGUARD_POLICY_FILE``, else the
     system's policy (/etc/camguard/policy.toml, or the registry on Windows)."""
     given: Path | None = getattr(args, "policy_file", None)
-    if given is None and os.environ.get(POLICY_ENV):
-        given = Path(os.environ[POLICY_ENV])
+    if given is None:
+        given = paths.policy_file_override()
     return TomlPolicyReader(given) if given is not None else default_reader()
 
 

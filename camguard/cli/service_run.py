@@ -60,14 +60,7 @@ from camguard.store.tamper import RunLog, ServiceHistory, StartReport
 
 log = logging.getLogger(__name__)
 
-SYSTEM_STATE = Path("/var/lib/camguard")
-SYSTEM_CONFIG = Path("/etc/camguard")
 TICK = 1.0  # how often the main loop looks at heartbeats and block expiry
-
-
-def _dir(env: str, default: Path) -> Path:
-    value = os.environ.get(env)
-    return Path(value) if value else default
 
 
 class ServiceRules:
@@ -173,9 +166,9 @@ def run_service(args: argparse.Namespace) -> int:
         print("camguard: warning: the service is not running as root: it sees only its own "
               "account's processes and cannot block devices", file=sys.stderr)
     settings = replace(detection_settings(args), watch_sound_server=False)
-    data = paths.private_dir(_dir("CAMGUARD_DATA_DIR", SYSTEM_STATE))
-    state = paths.private_dir(_dir("CAMGUARD_STATE_DIR", SYSTEM_STATE))
-    config = _dir("CAMGUARD_CONFIG_DIR", SYSTEM_CONFIG)
+    data = paths.private_dir(paths.service_data_dir())
+    state = paths.private_dir(paths.service_state_dir())
+    config = paths.service_config_dir()
     with _only_service(data):
         return _run(args, settings, data, state, config)
 
