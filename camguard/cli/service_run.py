@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import logging
 import os
 import signal
@@ -50,6 +49,7 @@ from camguard.service.server import ServiceRunningError, ServiceServer
 from camguard.store import paths
 from camguard.store.blocks import JsonBlockStore
 from camguard.store.eventlog import EventLog
+from camguard.store.files import held_by_us
 from camguard.store.hashing import ExeHasher
 from camguard.store.history import HistorySink, HistoryStore
 from camguard.store.lock import LockGuard
@@ -131,16 +131,10 @@ class SerialBlocks:
 @contextlib.contextmanager
 def _only_service(data: Path) -> Iterator[None]:
     """One service per data folder: two would close each other's sessions as orphans."""
-    fd = os.open(data / "service.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
-                 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CliError(f"another camguard service already uses {data}") from None
+    with held_by_us(data / "service.lock") as ours:
+        if not ours:
+            raise CliError(f"another camguard service already uses {data}")
         yield
-    finally:
-        os.close(fd)
 
 
 def _announce(events: EventLog, start: StartReport, orphans: int) -> None:

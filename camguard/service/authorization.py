@@ -10,9 +10,7 @@ cannot see has no owner to match, so only admins see it.
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
 import socket
 import struct
 from collections.abc import Callable
@@ -60,6 +58,8 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
 
 
 def user_name(uid: int) -> str:
+    import pwd  # Unix only: imported here so that camguard.cli imports everywhere
+
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
@@ -70,6 +70,9 @@ def is_admin(uid: int, admin_group: str) -> bool:
     """Root, or a member of ``admin_group`` by the group database (primary or listed)."""
     if uid == 0:
         return True
+    import grp  # Unix only, as above
+    import pwd
+
     try:
         wanted = grp.getgrnam(admin_group).gr_gid
         entry = pwd.getpwuid(uid)

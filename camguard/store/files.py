@@ -71,6 +71,28 @@ def exclusive(path: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+@contextlib.contextmanager
+def held_by_us(lock_path: Path) -> Iterator[bool]:
+    """Try to take an exclusive lock on ``lock_path`` (0600) without waiting: True while we
+    hold it, False when another process does. Where there is no flock (Windows), True."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0),
+                 0o600)
+    try:
+        if sys.platform == "win32":
+            yield True
+            return
+        import fcntl
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def read_settings(path: Path) -> tuple[dict[str, Any], str | None]:
     """The JSON object in ``settings.json`` and, when it cannot be used, why (then ``{}``:
     the defaults). A missing file is no problem. Never raises; never changes the file."""
