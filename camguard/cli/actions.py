@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from camguard.cli import remote
 from camguard.cli.common import (
@@ -33,12 +32,10 @@ from camguard.core.blocks import (
 from camguard.core.serialize import rfc3339
 from camguard.core.settings import DetectionSettings
 from camguard.core.text import json_safe, literal
+from camguard.platform import current
+from camguard.platform.base import ProcessKiller
 from camguard.platform.clock import SystemClock
-from camguard.store import paths
 from camguard.store.blocks import JsonBlockStore
-
-if TYPE_CHECKING:
-    from camguard.platform.linux.kill import Killer
 
 EXIT_CODES = {Outcome.DONE: EXIT_DONE, Outcome.FAILED: EXIT_FAILED,
               Outcome.REFUSED: EXIT_REFUSED, Outcome.NOT_FOUND: EXIT_NOT_FOUND}
@@ -112,42 +109,18 @@ def _linux_only() -> None:
         raise CliError("the kill switch is not available on this system yet", EXIT_FAILED)
 
 
-def helper_state_file() -> str:
-    """Where node states are saved when camguard itself is root.
-
-    The installed helper always uses /var/lib/camguard; a root camguard uses the same file
-    so either can undo the other's block, unless CAMGUARD_STATE_DIR moves all state (tests,
-    images), which then wins.
-    """
-    from camguard.platform.linux import helper
-
-    if paths.state_dir_moved():
-        return str(paths.private_dir(paths.state_dir()) / "helper-nodes.json")
-    return helper.DEFAULT_STATE_FILE
+def build_killer(settings: DetectionSettings) -> ProcessKiller:
+    return current().killer(settings.sound_server_exes)
 
 
-def build_killer(settings: DetectionSettings) -> Killer:
-    from camguard.platform.linux.helper_runner import PkexecHelper
-    from camguard.platform.linux.kill import Killer
-
-    pk = PkexecHelper() if os.geteuid() != 0 and PkexecHelper.available() else None
-    return Killer(settings.sound_server_exes, helper=pk)
-
-
-def build_block_manager(settings: DetectionSettings, *, killer: Killer | None = None,
+def build_block_manager(settings: DetectionSettings, *, killer: ProcessKiller | None = None,
                         mic: Any = None) -> BlockManager:
     """The kill switch over the configured devices. ``mic``: a long-lived MicControl (the
     tray's), so microphones that appear during a block are muted too; None for one-shot use.
     """
-    from camguard.platform.linux.block import LinuxBlocker, load_mic_switch
-    from camguard.platform.linux.helper_runner import privileged_helper
-
-    runner = privileged_helper((*settings.camera_globs, *settings.mic_globs),
-                               helper_state_file())
-    blocker = LinuxBlocker(settings.camera_globs, settings.mic_globs, helper=runner,
-                           killer=killer or build_killer(settings),
-                           mic=load_mic_switch(control=mic))
-    return BlockManager(SystemClock(), JsonBlockStore(), blocker)
+    platform = current()
+    enforcer = platform.enforcer(settings, killer or build_killer(settings), mic_control=mic)
+    return BlockManager(SystemClock(), JsonBlockStore(), enforcer)
 
 
 # -- commands ------------------------------------------------------------------------------------

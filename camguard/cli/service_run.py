@@ -36,11 +36,11 @@ from camguard.core.models import MonitorEvent, UsageEvent
 from camguard.core.rules import Mode, Rule
 from camguard.core.rules_json import rule_to_json
 from camguard.core.serialize import event_dict, rfc3339
+from camguard.core.settings import DetectionSettings
 from camguard.core.text import json_safe
+from camguard.platform import current
+from camguard.platform.base import ProcessKiller
 from camguard.platform.clock import SystemClock, local_zone
-from camguard.platform.linux.block import LinuxBlocker
-from camguard.platform.linux.helper_runner import InProcessHelper
-from camguard.platform.linux.kill import Killer
 from camguard.service.api import ServiceApi
 from camguard.service.client import default_socket
 from camguard.service.enforcement import NO_OPTIONS, Enforcement
@@ -179,12 +179,7 @@ def _run(args: argparse.Namespace, settings: Any, data: Path, state: Path, confi
     events = outputs.log
     detection = build_detection(settings)
     monitor = detection.monitor()
-    killer = Killer(settings.sound_server_exes)
-    runner = InProcessHelper((*settings.camera_globs, *settings.mic_globs),
-                             str(state / "helper-nodes.json")) if os.geteuid() == 0 else None
-    blocks = SerialBlocks(BlockManager(clock, JsonBlockStore(state / "blocks.json"),
-                                       LinuxBlocker(settings.camera_globs, settings.mic_globs,
-                                                    helper=runner, killer=killer)))
+    killer, blocks = _kill_switch(settings, clock, state)
     lock = LockGuard(data / "lock.json", clock, base=args.lock_backoff)
     rules = ServiceRules(RuleFile(args.rules_file or config / RULES_FILE), policy)
     hub = EventHub()
@@ -231,6 +226,17 @@ def _run(args: argparse.Namespace, settings: Any, data: Path, state: Path, confi
         outputs.stop(why[0])
         history.close()
     return 0
+
+
+def _kill_switch(settings: DetectionSettings, clock: Clock, state: Path
+                 ) -> tuple[ProcessKiller, SerialBlocks]:
+    platform = current()
+    # Root acts itself: no privilege prompt, and no sound server of its own to mute at.
+    killer = platform.killer(settings.sound_server_exes, escalate=False)
+    enforcer = platform.enforcer(settings, killer, mute=False, escalate=False,
+                                 state_file=state / "helper-nodes.json")
+    return killer, SerialBlocks(BlockManager(clock, JsonBlockStore(state / "blocks.json"),
+                                             enforcer))
 
 
 def _outputs(args: argparse.Namespace, policy: ManagedPolicy, clock: Clock, state: Path

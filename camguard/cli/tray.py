@@ -34,7 +34,7 @@ from camguard.store.ui_settings import UiSettings, UiSettingsFile, settings_in_f
 
 if TYPE_CHECKING:
     from camguard.core.blocks import BlockManager
-    from camguard.platform.linux.kill import Killer
+    from camguard.platform.base import ProcessKiller
     from camguard.selftest.report import SelftestReport
     from camguard.ui.wiring import TrayOptions
 
@@ -166,18 +166,13 @@ def event_outputs(args: argparse.Namespace, eff: EffectiveSettings, clock: Syste
 def mic_control() -> Any:
     """The tray's long-lived MicControl: while the microphone is blocked, its watcher keeps
     muting sources that appear or get unmuted. None where there is no libpulse."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        from camguard.platform.linux.mic_control import MicControl
-    except (ImportError, OSError) as exc:
-        log.info("microphone mute unavailable: %s", exc)
-        return None
-    return MicControl()
+    from camguard.platform import current
+
+    return current().mic_control()
 
 
 def kill_switch(settings: DetectionSettings, mic: Any = None
-                ) -> tuple[Killer | None, BlockManager | None]:
+                ) -> tuple[ProcessKiller | None, BlockManager | None]:
     """The Linux kill switch (the CLI's, with the tray's MicControl), or nothing: the tray
     then says it is unavailable."""
     if not sys.platform.startswith("linux"):

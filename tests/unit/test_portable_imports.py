@@ -12,9 +12,8 @@ import camguard
 
 ROOT = Path(camguard.__file__).resolve().parents[1]
 HIDE = "import sys; sys.modules.update(grp=None, pwd=None, fcntl=None); "
-# Only these may import the Unix modules at module level: the Linux backend, and the
-# service's composition (it builds the Linux backend's objects; the façade will hide them).
-UNIX_ONLY = ("camguard.platform.linux.", "camguard.cli.service_run")
+# Only the Linux backend may import the Unix modules at module level.
+UNIX_ONLY = ("camguard.platform.linux.",)
 
 
 def python(code: str) -> subprocess.CompletedProcess[str]:
