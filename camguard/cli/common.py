@@ -10,13 +10,12 @@ from typing import Any
 
 from camguard.core.settings import DetectionSettings
 from camguard.core.text import literal
+from camguard.platform import current
 from camguard.store import paths
 from camguard.store.policy import (
     ManagedPolicy,
     PolicyReader,
     PolicyStatus,
-    TomlPolicyReader,
-    default_reader,
     effective_settings,
     load_user_settings,
 )
@@ -86,7 +85,7 @@ def policy_reader(args: argparse.Namespace) -> PolicyReader:
     given: Path | None = getattr(args, "policy_file", None)
     if given is None:
         given = paths.policy_file_override()
-    return TomlPolicyReader(given) if given is not None else default_reader()
+    return current().policy_source(given)
 
 
 def load_policy(args: argparse.Namespace) -> PolicyStatus:

@@ -29,6 +29,7 @@ from camguard.core.rules import (
 from camguard.core.rules_json import decision_dict, rule_to_json, rules_from_json, rules_to_json
 from camguard.core.serialize import rfc3339
 from camguard.core.text import literal
+from camguard.platform import current
 from camguard.platform.clock import SystemClock, local_zone
 from camguard.store import paths
 from camguard.store.eventlog import EventLog
@@ -39,8 +40,6 @@ from camguard.store.policy import (
     EffectiveSettings,
     ManagedPolicy,
     PolicyStatus,
-    TomlPolicyReader,
-    default_reader,
     effective_settings,
     load_user_settings,
 )
@@ -132,7 +131,7 @@ class Context:
 
 
 def load_context(args: argparse.Namespace, *, quiet: bool = False) -> Context:
-    reader = TomlPolicyReader(args.policy_file) if args.policy_file else default_reader()
+    reader = current().policy_source(args.policy_file)
     status = ManagedPolicy(reader).load()
     rule_file = RuleFile()
     contents = rule_file.load()

@@ -42,7 +42,6 @@ from camguard.platform import current
 from camguard.platform.base import ProcessKiller
 from camguard.platform.clock import SystemClock, local_zone
 from camguard.service.api import ServiceApi
-from camguard.service.client import default_socket
 from camguard.service.enforcement import NO_OPTIONS, Enforcement
 from camguard.service.hub import EventHub, Outgoing
 from camguard.service.server import ServiceRunningError, ServiceServer
@@ -53,7 +52,7 @@ from camguard.store.files import held_by_us
 from camguard.store.hashing import ExeHasher
 from camguard.store.history import HistorySink, HistoryStore
 from camguard.store.lock import LockGuard
-from camguard.store.policy import ManagedPolicy, TomlPolicyReader, effective_settings
+from camguard.store.policy import ManagedPolicy, effective_settings
 from camguard.store.rules import FILE_NAME as RULES_FILE
 from camguard.store.rules import RuleFile
 from camguard.store.tamper import RunLog, ServiceHistory, StartReport
@@ -174,7 +173,7 @@ def _run(args: argparse.Namespace, settings: Any, data: Path, state: Path, confi
     if history.warning:
         log.warning("%s", history.warning)
     runlog = RunLog(history.db, clock, policy_path=args.policy_file)
-    policy = ManagedPolicy(TomlPolicyReader(args.policy_file))
+    policy = ManagedPolicy(current().policy_source(args.policy_file))
     outputs = _outputs(args, policy, clock, state)
     events = outputs.log
     detection = build_detection(settings)
@@ -189,7 +188,8 @@ def _run(args: argparse.Namespace, settings: Any, data: Path, state: Path, confi
                      killer=killer, blocks=blocks, lock=lock, enforcement=enforcement,
                      hub=hub, clock=clock, rules=rules.listing, version=__version__,
                      admin_group=args.admin_group)
-    server = ServiceServer(args.socket or default_socket(), api, admin_group=args.admin_group,
+    address = args.socket or current().service_transport().default_address()
+    server = ServiceServer(address, api, admin_group=args.admin_group,
                            max_clients=args.max_clients)
     stop = threading.Event()
     why = ["stopped"]

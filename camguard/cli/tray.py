@@ -107,14 +107,18 @@ def startup_settings(ui_file: UiSettingsFile, status: PolicyStatus
 
 def tray_options(start: TrayStart) -> TrayOptions:
     """The parts every tray has: the settings window's files, the lock and the self-test."""
-    from camguard.store.autostart import Autostart
+    from camguard.platform import current
+    from camguard.platform.null import NullAutostart
     from camguard.store.lock import LockGuard
     from camguard.store.rules import RuleFile
     from camguard.ui.wiring import TrayOptions
 
+    entry = current().autostart()
+    # The settings window hides a choice it cannot offer (None), rather than fail on it.
+    autostart = None if isinstance(entry, NullAutostart) else entry
     return TrayOptions(settings_file=start.ui_file, ui=start.ui,
                        problems=tuple(start.problems), policy=start.policy.load,
-                       rule_file=RuleFile(), autostart=Autostart(),
+                       rule_file=RuleFile(), autostart=autostart,
                        selftest=selftest_runner(start.settings),
                        lock=LockGuard(lock_file.default_path(), SystemClock()))
 
