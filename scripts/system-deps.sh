@@ -12,8 +12,9 @@ RUNTIME=(python3-venv libportaudio2 libasound2-plugins
          libegl1 libgl1 libfontconfig1 libdbus-1-3 fonts-dejavu-core acl)
 TEST=(pulseaudio pulseaudio-utils pipewire pipewire-bin pipewire-pulse wireplumber sox dbus
       xvfb xauth x11-utils imagemagick trayer dunst libnotify-bin xdotool util-linux psmisc
-      lsof procps)
-# binutils: objdump/strip for the bundle and the .deb's Depends; libwayland-egl1: a Qt
+      lsof procps pkexec polkitd)
+# pkexec and polkitd are also in TEST: tests/polkit_env.py runs the real pkexec against a private
+# polkitd. binutils: objdump/strip for the bundle and the .deb's Depends; libwayland-egl1: a Qt
 # plugin links it, and the .deb can only declare what the build machine has; msitools and
 # wixl: the MSI (built and checked on Linux); desktop-file-utils, pkexec/polkitd, systemd
 # (systemd-analyze), groff-base: checks of the installed package.

@@ -6,11 +6,18 @@ import argparse
 import datetime as _dt
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from camguard.cli import keeper, remote
 from camguard.cli.argtypes import choice_of
-from camguard.cli.common import CliError, detection_settings
+from camguard.cli.common import (
+    EXIT_DONE,
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_REFUSED,
+    CliError,
+    detection_settings,
+)
 from camguard.core.blocks import (
     ActionResult,
     ActiveBlock,
@@ -26,14 +33,11 @@ from camguard.core.blocks import (
 from camguard.core.serialize import rfc3339
 from camguard.core.settings import DetectionSettings
 from camguard.core.text import json_safe, json_text, literal
+from camguard.platform import current
+from camguard.platform.base import ProcessKiller
 from camguard.platform.clock import SystemClock
-from camguard.store import paths
 from camguard.store.blocks import JsonBlockStore
 
-if TYPE_CHECKING:
-    from camguard.platform.linux.kill import Killer
-
-EXIT_DONE, EXIT_FAILED, EXIT_BAD_ARGS, EXIT_REFUSED, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
 EXIT_CODES = {Outcome.DONE: EXIT_DONE, Outcome.FAILED: EXIT_FAILED,
               Outcome.REFUSED: EXIT_REFUSED, Outcome.NOT_FOUND: EXIT_NOT_FOUND}
 
@@ -106,42 +110,18 @@ def _linux_only() -> None:
         raise CliError("the kill switch is not available on this system yet", EXIT_FAILED)
 
 
-def helper_state_file() -> str:
-    """Where node states are saved when camguard itself is root.
-
-    The installed helper always uses /var/lib/camguard; a root camguard uses the same file
-    so either can undo the other's block, unless CAMGUARD_STATE_DIR moves all state (tests,
-    images), which then wins.
-    """
-    from camguard.platform.linux import helper
-
-    if os.environ.get("CAMGUARD_STATE_DIR"):
-        return str(paths.private_dir(paths.state_dir()) / "helper-nodes.json")
-    return helper.DEFAULT_STATE_FILE
+def build_killer(settings: DetectionSettings) -> ProcessKiller:
+    return current().killer(settings.sound_server_exes)
 
 
-def build_killer(settings: DetectionSettings) -> Killer:
-    from camguard.platform.linux.helper_runner import PkexecHelper
-    from camguard.platform.linux.kill import Killer
-
-    pk = PkexecHelper() if os.geteuid() != 0 and PkexecHelper.available() else None
-    return Killer(settings.sound_server_exes, helper=pk)
-
-
-def build_block_manager(settings: DetectionSettings, *, killer: Killer | None = None,
+def build_block_manager(settings: DetectionSettings, *, killer: ProcessKiller | None = None,
                         mic: Any = None) -> BlockManager:
     """The kill switch over the configured devices. ``mic``: a long-lived MicControl (the
     tray's), so microphones that appear during a block are muted too; None for one-shot use.
     """
-    from camguard.platform.linux.block import LinuxBlocker, load_mic_switch
-    from camguard.platform.linux.helper_runner import privileged_helper
-
-    runner = privileged_helper((*settings.camera_globs, *settings.mic_globs),
-                               helper_state_file())
-    blocker = LinuxBlocker(settings.camera_globs, settings.mic_globs, helper=runner,
-                           killer=killer or build_killer(settings),
-                           mic=load_mic_switch(control=mic))
-    return BlockManager(SystemClock(), JsonBlockStore(), blocker)
+    platform = current()
+    enforcer = platform.enforcer(settings, killer or build_killer(settings), mic_control=mic)
+    return BlockManager(SystemClock(), JsonBlockStore(), enforcer)
 
 
 # -- commands ------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -11,13 +10,12 @@ from typing import Any
 
 from camguard.core.settings import DetectionSettings
 from camguard.core.text import literal
+from camguard.platform import current
 from camguard.store import paths
 from camguard.store.policy import (
     ManagedPolicy,
     PolicyReader,
     PolicyStatus,
-    TomlPolicyReader,
-    default_reader,
     effective_settings,
     load_user_settings,
 )
@@ -26,16 +24,20 @@ from camguard.store.settings import load_detection_settings
 # The managed settings that are also detection settings: a policy's value wins over the
 # user's file (and over a command-line glob when the policy locks it) for every command.
 MANAGED_DETECTION = ("camera_globs", "mic_globs", "watch_sound_server", "rescan_interval")
-# Another policy file (tests, IT images trying a policy out). Only the user's own camguard
-# reads it: the service takes --policy-file, and a user who can set this variable could as
-# well run a copy of camguard without any policy, so it protects nothing less.
-POLICY_ENV = "CAMGUARD_POLICY_FILE"
+
+
+# The exit codes every command uses (the README and the man page list them).
+EXIT_DONE = 0  # success
+EXIT_FAILED = 1  # a runtime failure
+EXIT_BAD_ARGS = 2  # a mistake on the command line (argparse's own code, too)
+EXIT_REFUSED = 3  # refused: protected process, locked setting, wrong or missing password
+EXIT_NOT_FOUND = 4  # no such process or device
 
 
 class CliError(Exception):
     """A problem the user can fix; shown as one line, never as a traceback."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
         super().__init__(message)
         self.exit_code = exit_code
 
@@ -81,9 +83,9 @@ def policy_reader(args: argparse.Namespace) -> PolicyReader:
     """``--policy-file`` where a command has it, else ``CAMGUARD_POLICY_FILE``, else the
     system's policy (/etc/camguard/policy.toml, or the registry on Windows)."""
     given: Path | None = getattr(args, "policy_file", None)
-    if given is None and os.environ.get(POLICY_ENV):
-        given = Path(os.environ[POLICY_ENV])
-    return TomlPolicyReader(given) if given is not None else default_reader()
+    if given is None:
+        given = paths.policy_file_override()
+    return current().policy_source(given)
 
 
 def load_policy(args: argparse.Namespace) -> PolicyStatus:

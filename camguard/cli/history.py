@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from camguard.cli import remote
-from camguard.cli.common import CliError
+from camguard.cli.common import EXIT_BAD_ARGS, CliError
 from camguard.core.serialize import rfc3339
 from camguard.core.text import json_text, literal
 from camguard.platform.clock import SystemClock
@@ -65,7 +65,8 @@ def parse_when(text: str, now: float, option: str = "--since") -> float:
     try:
         moment = _dt.datetime.fromisoformat(value)
     except ValueError:
-        raise CliError(f"{option}: cannot understand {text!r}; use {_WHEN_HELP}", 2) from None
+        raise CliError(f"{option}: cannot understand {text!r}; use {_WHEN_HELP}",
+                       EXIT_BAD_ARGS) from None
     if moment.tzinfo is None:
         moment = moment.astimezone()  # a naive time is the user's local time
     return moment.timestamp()
@@ -77,7 +78,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     since = None if args.since is None else parse_when(args.since, now, "--since")
     until = None if args.until is None else parse_when(args.until, now, "--until")
     if args.limit is not None and args.limit < 0:
-        raise CliError("--limit must be 0 or more", 2)
+        raise CliError("--limit must be 0 or more", EXIT_BAD_ARGS)
     filters = {"since": since, "until": until, "kind": args.kind, "app": args.app,
                "device": args.device, "search": args.search}
     client = None if args.db is not None else remote.service_client(args)

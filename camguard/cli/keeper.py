@@ -1,7 +1,7 @@
 """``camguard keep-blocks``: a block keeps its word when no other camguard runs.
 
 A timed block (``block camera --for 5s``) used to stay on until some later camguard command
-noticed it had expired, and a block without privileges (user_block.py) was enforced only
+noticed it had expired, and a block without privileges (platform/guard.py) was enforced only
 while the tray ran (issue 17). ``block`` and ``panic`` now start this keeper in the
 background: it lifts each timed block when its time is up and, for a block that guards
 this account, ends the account's processes that open the device. One keeper per account
@@ -111,9 +111,11 @@ def keep(settings: DetectionSettings, stop: threading.Event | None = None) -> in
                 break
             if monitor is None and any(uid in b.guarded_uids() for b in blocks):
                 from camguard.app import build_detection
-                from camguard.platform.linux.user_block import UserGuard
+                from camguard.platform import current
+                from camguard.platform.guard import UserGuard
 
-                guard = UserGuard(lambda: manager.active()[0], killer.kill, clock.now)
+                guard = UserGuard(lambda: manager.active()[0], killer.kill, clock.now,
+                                  current().probes().process_owner)
                 monitor = build_detection(settings).monitor()
                 monitor.add_sink(guard)
                 monitor.start()

@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from camguard import __version__
-from camguard.cli.rules import EXIT_FAILED, load_context, policy_option, rule_json, rule_line
+from camguard.cli.common import EXIT_DONE, EXIT_FAILED
+from camguard.cli.rules import load_context, policy_option, rule_json, rule_line
 from camguard.core.text import json_safe, literal
 from camguard.platform.clock import SystemClock
 
@@ -50,7 +51,7 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
                 print(f"{'':<19} ({literal(item.note, 200)})")
         for rule in status.policy.rules:
             print(f"policy rule: {rule_line(rule, SystemClock().now())}")
-    return EXIT_FAILED if status.error else 0
+    return EXIT_FAILED if status.error else EXIT_DONE
 
 
 def _jsonable(value: Any) -> Any:

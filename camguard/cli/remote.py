@@ -13,7 +13,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from camguard.cli.common import CliError
+from camguard.cli.common import (
+    EXIT_BAD_ARGS,
+    EXIT_DONE,
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_REFUSED,
+    CliError,
+)
 from camguard.core.models import (
     Device,
     DeviceKind,
@@ -38,7 +45,6 @@ from camguard.store import paths
 from camguard.store.history import SessionRecord
 from camguard.store.lock import FILE_NAME, LockGuard, require_unlock
 
-EXIT_DONE, EXIT_FAILED, EXIT_BAD_ARGS, EXIT_REFUSED, EXIT_NOT_FOUND = 0, 1, 2, 3, 4
 _EXIT = {P.DENIED: EXIT_REFUSED, P.PASSWORD_REQUIRED: EXIT_REFUSED,
          P.WRONG_PASSWORD: EXIT_REFUSED, P.LOCKED_OUT: EXIT_REFUSED,
          P.NOT_FOUND: EXIT_NOT_FOUND, P.BAD_REQUEST: EXIT_BAD_ARGS}

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from camguard.app import build_event_outputs
 from camguard.cli import remote
 from camguard.cli.argtypes import choice_of, metavar_of
-from camguard.cli.common import CliError
+from camguard.cli.common import EXIT_BAD_ARGS, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_REFUSED, CliError
 from camguard.core.decision import UsageFacts, decide
 from camguard.core.models import DeviceKind
 from camguard.core.rules import (
@@ -29,9 +30,10 @@ from camguard.core.rules import (
 from camguard.core.rules_json import decision_dict, rule_to_json, rules_from_json, rules_to_json
 from camguard.core.serialize import rfc3339
 from camguard.core.text import literal
+from camguard.platform import current
 from camguard.platform.clock import SystemClock, local_zone
 from camguard.store import paths
-from camguard.store.eventlog import EventLog, open_event_log
+from camguard.store.eventlog import EventLog
 from camguard.store.files import write_private
 from camguard.store.hashing import sha256_file
 from camguard.store.policy import (
@@ -39,14 +41,11 @@ from camguard.store.policy import (
     EffectiveSettings,
     ManagedPolicy,
     PolicyStatus,
-    TomlPolicyReader,
-    default_reader,
     effective_settings,
     load_user_settings,
 )
 from camguard.store.rules import RuleFile, RuleFileContents
 
-EXIT_FAILED, EXIT_BAD_ARGS, EXIT_REFUSED, EXIT_NOT_FOUND = 1, 2, 3, 4
 EPILOG = """which rule wins: the most specific one (exe path + SHA-256 > exact path > folder >
 process name > any app, then a named user > any, then a device kind > any, then a time
 window > always); at equal specificity block-device > kill > ask > allow. A policy rule
@@ -136,7 +135,7 @@ class Context:
 
 
 def load_context(args: argparse.Namespace, *, quiet: bool = False) -> Context:
-    reader = TomlPolicyReader(args.policy_file) if args.policy_file else default_reader()
+    reader = current().policy_source(args.policy_file)
     status = ManagedPolicy(reader).load()
     rule_file = RuleFile()
     contents = rule_file.load()
@@ -173,13 +172,12 @@ def events_path(args: argparse.Namespace, ctx: Context) -> Path | None:
 
 
 def event_log(args: argparse.Namespace, ctx: Context) -> EventLog:
-    path = events_path(args, ctx)
-    log, problems = open_event_log(
-        SystemClock(), path, syslog=ctx.settings.value("syslog"),
-        facility=ctx.settings.value("syslog_facility"))
-    for p in problems:
+    # A short-lived command: the log and syslog as set, but no hook runner to wait for.
+    outputs = build_event_outputs(ctx.settings, SystemClock(), events_path(args, ctx),
+                                  hook=False)
+    for p in outputs.problems:
         print(f"camguard: warning: {p}", file=sys.stderr)
-    return log
+    return outputs.log
 
 
 # -- rules -----------------------------------------------------------------------------------

@@ -11,15 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from camguard.cli import remote
-from camguard.cli.common import CliError
+from camguard.cli.common import EXIT_BAD_ARGS, EXIT_DONE, EXIT_FAILED, EXIT_REFUSED, CliError
 from camguard.core.blocks import parse_duration
 from camguard.core.text import literal
 from camguard.service.authorization import DEFAULT_ADMIN_GROUP
 from camguard.service.client import ServiceClient
 from camguard.store.lock import LockCheck
 from camguard.store.policy import DEFAULT_POLICY_FILE
-
-EXIT_DONE, EXIT_FAILED, EXIT_BAD_ARGS, EXIT_REFUSED = 0, 1, 2, 3
 
 
 def _positive(text: str) -> float:

@@ -18,29 +18,23 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from camguard import __version__
-from camguard.app import EventOutputs, build_detection, build_event_outputs
+from camguard.app import EventOutputs, build_detection, tray_outputs
+from camguard.app.settings import user_effective
 from camguard.cli import remote
 from camguard.cli.common import CliError, detection_settings, policy_reader, settings_path
 from camguard.core.settings import DetectionSettings
 from camguard.core.text import literal
 from camguard.platform.clock import SystemClock
 from camguard.store import lock as lock_file
-from camguard.store.policy import (
-    EffectiveSettings,
-    ManagedPolicy,
-    PolicyStatus,
-    effective_settings,
-    load_user_settings,
-)
+from camguard.store.policy import EffectiveSettings, ManagedPolicy, PolicyStatus
 from camguard.store.ui_settings import UiSettings, UiSettingsFile, settings_in_force
 
 if TYPE_CHECKING:
     from camguard.core.blocks import BlockManager
-    from camguard.platform.linux.kill import Killer
+    from camguard.platform.base import ProcessKiller
     from camguard.selftest.report import SelftestReport
     from camguard.ui.wiring import TrayOptions
 
@@ -113,14 +107,18 @@ def startup_settings(ui_file: UiSettingsFile, status: PolicyStatus
 
 def tray_options(start: TrayStart) -> TrayOptions:
     """The parts every tray has: the settings window's files, the lock and the self-test."""
-    from camguard.store.autostart import Autostart
+    from camguard.platform import current
+    from camguard.platform.null import NullAutostart
     from camguard.store.lock import LockGuard
     from camguard.store.rules import RuleFile
     from camguard.ui.wiring import TrayOptions
 
+    entry = current().autostart()
+    # The settings window hides a choice it cannot offer (None), rather than fail on it.
+    autostart = None if isinstance(entry, NullAutostart) else entry
     return TrayOptions(settings_file=start.ui_file, ui=start.ui,
                        problems=tuple(start.problems), policy=start.policy.load,
-                       rule_file=RuleFile(), autostart=Autostart(),
+                       rule_file=RuleFile(), autostart=autostart,
                        selftest=selftest_runner(start.settings),
                        lock=LockGuard(lock_file.default_path(), SystemClock()))
 
@@ -147,10 +145,12 @@ def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
     try:
         killer, blocks = kill_switch(start.settings, mic)
         if killer is not None and blocks is not None:
-            from camguard.platform.linux.user_block import UserGuard
+            from camguard.platform import current
+            from camguard.platform.guard import UserGuard
 
             manager = blocks
-            guard = UserGuard(lambda: manager.active()[0], killer.kill, clock.now)
+            guard = UserGuard(lambda: manager.active()[0], killer.kill, clock.now,
+                              current().probes().process_owner)
             options.sinks.append(guard)
         monitor = build_detection(start.settings).monitor()
         return run_tray(monitor, clock, killer=killer, blocks=blocks, argv=start.argv,
@@ -168,37 +168,26 @@ def _started(outputs: EventOutputs, status: PolicyStatus) -> None:
         outputs.log.policy_status(status)
 
 
-def user_effective(path: Path, status: PolicyStatus) -> EffectiveSettings:
-    user, _problems = load_user_settings(path)  # shown already by settings_in_force
-    return effective_settings(user, status.policy)
-
-
 def event_outputs(args: argparse.Namespace, eff: EffectiveSettings, clock: SystemClock
                   ) -> EventOutputs:
-    """The event log and hook as set; ``--events-file`` unless the policy locks it."""
-    given: Path | None = getattr(args, "events_file", None)
-    if given is not None and eff.locked("events_file"):
-        print(f"camguard: warning: --events-file ignored: {eff.refusal('events_file')}",
-              file=sys.stderr)
-        given = None
-    return build_event_outputs(eff, clock, given)
+    """The event log and hook as set (``--events-file`` unless the policy locks it); their
+    problems are said on stderr too, for a tray started from a terminal."""
+    outputs = tray_outputs(getattr(args, "events_file", None), eff, clock)
+    for problem in outputs.problems:
+        print(f"camguard: warning: {literal(problem, 500)}", file=sys.stderr)
+    return outputs
 
 
 def mic_control() -> Any:
     """The tray's long-lived MicControl: while the microphone is blocked, its watcher keeps
     muting sources that appear or get unmuted. None where there is no libpulse."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        from camguard.platform.linux.mic_control import MicControl
-    except (ImportError, OSError) as exc:
-        log.info("microphone mute unavailable: %s", exc)
-        return None
-    return MicControl()
+    from camguard.platform import current
+
+    return current().mic_control()
 
 
 def kill_switch(settings: DetectionSettings, mic: Any = None
-                ) -> tuple[Killer | None, BlockManager | None]:
+                ) -> tuple[ProcessKiller | None, BlockManager | None]:
     """The Linux kill switch (the CLI's, with the tray's MicControl), or nothing: the tray
     then says it is unavailable."""
     if not sys.platform.startswith("linux"):

@@ -1,33 +1,36 @@
-"""Platform backends behind one protocol, chosen once for the OS we run on.
+"""The platform façade: the backend for the OS we run on, chosen once (as psutil chooses
+its ``_psplatform``), and the only way into it.
 
-Each OS gets its own package; everything above this layer sees only ``UsageSource``.
-Imports are local so that a missing optional piece on one OS never breaks another.
+``current()`` gives the :class:`~camguard.platform.base.Platform` for this OS: usage
+sources, process killer, camera and microphone enforcer, microphone switch, managed-policy
+source, autostart, notifications, service transport, system paths and the selftest's
+probes. A capability the OS lacks is a null object (platform/null.py) that says why. Only
+this package imports a backend (``camguard.platform.linux``): an import-linter contract.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 
 from camguard.core.settings import DetectionSettings
-from camguard.platform.base import UsageSource
+from camguard.platform.base import Platform, UsageSource
 from camguard.platform.process import ProcessDescriber
+
+
+@functools.cache
+def current() -> Platform:
+    """The platform of this OS (one object for the process's lifetime)."""
+    if sys.platform.startswith("linux"):
+        from camguard.platform.linux.backend import LinuxPlatform
+
+        return LinuxPlatform()
+    from camguard.platform.null import NullPlatform
+
+    return NullPlatform(sys.platform)
 
 
 def create_sources(settings: DetectionSettings, describer: ProcessDescriber | None = None
                    ) -> list[UsageSource]:
     """The usage sources for this OS (an empty list where camguard has no backend yet)."""
-    describer = describer or ProcessDescriber()
-    if sys.platform.startswith("linux"):
-        from camguard.platform.linux.procfs import ProcfsSource
-
-        sources: list[UsageSource] = [
-            ProcfsSource(settings.camera_globs, settings.mic_globs,
-                         sound_server_exes=settings.sound_server_exes, describer=describer)
-        ]
-        if settings.watch_sound_server:
-            from camguard.platform.linux.pulse import PulseSource
-
-            sources.append(PulseSource(describer=describer,
-                                       server_exes=settings.sound_server_exes))
-        return sources
-    return []
+    return current().usage_sources(settings, describer or ProcessDescriber())

@@ -7,10 +7,8 @@ it may fail to load at all (a missing libGL), which must become a finding, not a
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
-import pwd
 import shutil
 import stat
 import struct
@@ -102,6 +100,8 @@ class V4l2Caps:
 def query_caps(path: str) -> V4l2Caps | None:
     """What the driver says this node is (VIDIOC_QUERYCAP); None for anything that does not
     answer the query (not a V4L2 node, or it cannot be opened)."""
+    import fcntl  # V4L2 is Linux's: imported here so that the module imports everywhere
+
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
@@ -196,6 +196,8 @@ def unprivileged_account() -> Account:
     """Who stands in for "an ordinary program": the desktop user who ran ``sudo`` (the
     person whose apps would open the camera, with their real groups and ACL entries), else
     ``nobody``."""
+    import pwd  # Unix only, as fcntl above
+
     sudo_uid = os.environ.get("SUDO_UID", "")
     uid = int(sudo_uid) if sudo_uid.isascii() and sudo_uid.isdigit() else NOBODY_UID
     if uid == 0:

@@ -14,6 +14,7 @@ from camguard.core.models import MonitorEvent, UsageEvent
 from camguard.core.settings import DetectionSettings
 from camguard.core.text import literal
 from camguard.monitor import Monitor
+from camguard.platform import current
 from camguard.platform.process import ProcessDescriber
 from camguard.selftest.report import SelftestReport
 
@@ -136,13 +137,11 @@ def other_holders(paths: list[str], sound_servers: tuple[str, ...]) -> list[str]
     servers are left running by a block, so they do not count)."""
     if not paths:
         return []
-    from camguard.platform.linux.fdscan import scan_holders  # Linux only
-
-    found, _hidden = scan_holders(paths)
+    found = current().probes().open_holders(paths)
     describer = ProcessDescriber()
     out: list[str] = []
-    for path, pairs in found.items():
-        for pid in sorted({pid for pid, _ in pairs}):
+    for path, pids in found.items():
+        for pid in pids:
             if pid == os.getpid():
                 continue
             ref = describer.describe(pid)

@@ -9,13 +9,13 @@ from typing import Any
 
 from camguard.core.models import UsageEvent
 from camguard.core.text import literal
+from camguard.platform.base import ServerFacts
 from camguard.selftest.camera import NodeFacts, node_facts
 from camguard.selftest.context import Context, nodes
 from camguard.selftest.microphone import (
     SILENT,
     InputDevice,
     Recorder,
-    ServerFacts,
     combined,
     load_sounddevice,
     pick_input,

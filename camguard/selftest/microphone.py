@@ -11,15 +11,16 @@ from __future__ import annotations
 import array
 import logging
 import math
-import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from camguard.core.text import literal
+from camguard.platform import current
+from camguard.platform.base import ServerFacts
 
 log = logging.getLogger(__name__)
 
@@ -44,51 +45,9 @@ def combined(levels: Sequence[float]) -> float:
 
 
 # -- the sound server ------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class ServerFacts:
-    """What the sound server says about its microphones (one look)."""
-
-    reachable: bool
-    why: str = ""  # when not reachable
-    server_name: str = ""
-    default_source: str = ""
-    default_is_microphone: bool = False
-    # Every microphone (monitors excluded) by source name: muted now?
-    mutes: dict[str, bool] = field(default_factory=dict)
-
-    @property
-    def where(self) -> str:
-        return literal(os.environ.get("PULSE_SERVER") or "the default sound server", 200)
-
-
 def server_facts(server: str | None = None) -> ServerFacts:
     """Ask the sound server (never starts one: no autospawn) for its microphones."""
-    try:
-        from camguard.platform.linux import mic_control, pulse_conn
-    except (ImportError, OSError) as exc:  # pulsectl loads libpulse.so.0 when imported
-        return ServerFacts(False, f"libpulse is not available ({literal(str(exc), 200)})")
-    pulse: Any = None
-    try:
-        # Bounded by CONNECT_TIMEOUT, and never autospawns a server.
-        pulse = pulse_conn.connect(server, "camguard-selftest")
-        info = pulse.server_info()
-        mutes = {str(s.name): bool(s.mute) for s in pulse.source_list()
-                 if mic_control.is_microphone(s)}
-        default = str(info.default_source_name or "")
-        return ServerFacts(True, server_name=str(info.server_name or ""),
-                           default_source=default, default_is_microphone=default in mutes,
-                           mutes=mutes)
-    except Exception as exc:  # PulseError, CallError, OSError: a dead or dying server
-        where = literal(server or os.environ.get("PULSE_SERVER") or "the default server", 200)
-        return ServerFacts(False, f"no sound server answers at {where} "
-                                  f"({literal(str(exc) or type(exc).__name__, 200)})")
-    finally:
-        if pulse is not None:
-            try:
-                pulse.close()
-            except Exception:
-                log.debug("closing the selftest's sound-server connection failed",
-                          exc_info=True)
+    return current().probes().sound_server_facts(server)
 
 
 # -- recording ---------------------------------------------------------------------------------

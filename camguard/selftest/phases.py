@@ -8,9 +8,9 @@ import os
 from camguard.core.blocks import BlockManager, BlockTarget
 from camguard.core.models import DeviceKind
 from camguard.core.text import literal
+from camguard.platform import current
 from camguard.platform.clock import SystemClock
-from camguard.platform.linux.kill import Killer
-from camguard.platform.linux.user_block import UserGuard
+from camguard.platform.guard import UserGuard
 from camguard.selftest.camera import NodeFacts, node_facts
 from camguard.selftest.camera_checks import CameraChecks
 from camguard.selftest.context import Context, other_holders
@@ -108,14 +108,16 @@ class Run:
 
     def _user_guard(self, blocks: BlockManager) -> UserGuard | None:
         """Without privileges the camera block guards this account's openers instead of
-        closing the node (platform/linux/user_block.py): the tray's guard, on our monitor."""
+        closing the node (platform/guard.py): the tray's guard, on our monitor."""
         uid = os.geteuid()
         active, _ = blocks.active()
         if self.ctx.monitor is None or not any(
                 b.kind is DeviceKind.CAMERA and uid in b.guarded_uids() for b in active):
             return None
-        killer = Killer(self.ctx.settings.sound_server_exes)
-        guard = UserGuard(lambda: blocks.active()[0], killer.kill, SystemClock().now)
+        platform = current()
+        killer = platform.killer(self.ctx.settings.sound_server_exes, escalate=False)
+        guard = UserGuard(lambda: blocks.active()[0], killer.kill, SystemClock().now,
+                          platform.probes().process_owner)
         self.ctx.monitor.add_sink(guard)
         return guard
 

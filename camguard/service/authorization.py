@@ -16,9 +16,7 @@ or by the ordinary account that made it.
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
 import socket
 import struct
 from collections.abc import Callable, Collection, Sequence
@@ -67,6 +65,8 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
 
 
 def user_name(uid: int) -> str:
+    import pwd  # Unix only: imported here so that camguard.cli imports everywhere
+
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
@@ -77,6 +77,9 @@ def is_admin(uid: int, admin_group: str) -> bool:
     """Root, or a member of ``admin_group`` by the group database (primary or listed)."""
     if uid == 0:
         return True
+    import grp  # Unix only, as above
+    import pwd
+
     try:
         wanted = grp.getgrnam(admin_group).gr_gid
         entry = pwd.getpwuid(uid)

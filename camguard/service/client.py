@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,8 +46,10 @@ class ServiceImpostor(ServiceUnavailable):
 
 def _account(uid: int) -> str:
     try:
+        import pwd  # here, not at the top: camguard.cli imports this module on any OS
+
         return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
-    except KeyError:
+    except (ImportError, KeyError):
         return f"uid {uid}"
 
 

@@ -1,15 +1,22 @@
-"""Private files: atomic 0600 writes, and keeping a damaged file aside instead of losing it."""
+"""Private files: atomic 0600 writes, keeping a damaged file aside instead of losing it, and
+the one reader of ``settings.json`` (each owner then takes its own section)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from camguard.store import paths
+
+# settings.json is written by camguard and edited by hand: a few kilobytes. Far more is not a
+# settings file, and reading it all would let it take the memory of every camguard started.
+MAX_SETTINGS_BYTES = 1 << 20
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -62,3 +69,46 @@ def exclusive(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+@contextlib.contextmanager
+def held_by_us(lock_path: Path) -> Iterator[bool]:
+    """Try to take an exclusive lock on ``lock_path`` (0600) without waiting: True while we
+    hold it, False when another process does. Where there is no flock (Windows), True."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0),
+                 0o600)
+    try:
+        if sys.platform == "win32":
+            yield True
+            return
+        import fcntl
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def read_settings(path: Path) -> tuple[dict[str, Any], str | None]:
+    """The JSON object in ``settings.json`` and, when it cannot be used, why (then ``{}``:
+    the defaults). A missing file is no problem. Never raises; never changes the file."""
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_SETTINGS_BYTES + 1)
+    except FileNotFoundError:
+        return {}, None
+    except OSError as exc:
+        return {}, f"cannot read {path}: {exc.strerror or exc}; using defaults"
+    if len(raw) > MAX_SETTINGS_BYTES:
+        return {}, f"{path} is larger than {MAX_SETTINGS_BYTES} bytes; using defaults"
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # JSON and UTF-8 errors alike
+        return {}, f"{path} is not valid JSON ({exc}); using defaults"
+    if not isinstance(doc, dict):
+        return {}, f"{path} is not a JSON object; using defaults"
+    return doc, None

@@ -1,4 +1,5 @@
-"""Where camguard keeps its files (overridable for tests and for the system service)."""
+"""Where camguard keeps its files, and the one place that reads the environment variables
+that move them (tests, the system service, IT images)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,63 @@ from pathlib import Path
 
 import platformdirs
 
+CONFIG_ENV = "CAMGUARD_CONFIG_DIR"
+DATA_ENV = "CAMGUARD_DATA_DIR"
+STATE_ENV = "CAMGUARD_STATE_DIR"
+# Another policy file (tests, IT images trying a policy out). Only the user's own camguard
+# reads it: the service takes --policy-file, and a user who can set this variable could as
+# well run a copy of camguard without any policy, so it protects nothing less.
+POLICY_ENV = "CAMGUARD_POLICY_FILE"
+# The system service's folders when no variable moves them (Linux: root's, 0700).
+SERVICE_DATA = Path("/var/lib/camguard")
+SERVICE_STATE = SERVICE_DATA
+SERVICE_CONFIG = Path("/etc/camguard")
+
+
+def _override(env: str) -> Path | None:
+    value = os.environ.get(env)
+    return Path(value) if value else None
+
 
 def config_dir() -> Path:
     """User settings. ``CAMGUARD_CONFIG_DIR`` overrides (tests, the service, IT images)."""
-    override = os.environ.get("CAMGUARD_CONFIG_DIR")
-    return Path(override) if override else Path(platformdirs.user_config_dir("camguard"))
+    return _override(CONFIG_ENV) or Path(platformdirs.user_config_dir("camguard"))
 
 
 def data_dir() -> Path:
     """History database and other records. ``CAMGUARD_DATA_DIR`` overrides."""
-    override = os.environ.get("CAMGUARD_DATA_DIR")
-    return Path(override) if override else Path(platformdirs.user_data_dir("camguard"))
+    return _override(DATA_ENV) or Path(platformdirs.user_data_dir("camguard"))
 
 
 def state_dir() -> Path:
     """Volatile-but-persistent state (timed blocks, logs). ``CAMGUARD_STATE_DIR`` overrides."""
-    override = os.environ.get("CAMGUARD_STATE_DIR")
-    return Path(override) if override else Path(platformdirs.user_state_dir("camguard"))
+    return _override(STATE_ENV) or Path(platformdirs.user_state_dir("camguard"))
+
+
+def state_dir_moved() -> bool:
+    """``CAMGUARD_STATE_DIR`` moves all state (tests, images): then files that otherwise
+    have a fixed system place (the helper's saved node modes, the tray's socket) move too."""
+    return _override(STATE_ENV) is not None
+
+
+def policy_file_override() -> Path | None:
+    """``CAMGUARD_POLICY_FILE``, for a user's own camguard only (never the service)."""
+    return _override(POLICY_ENV)
+
+
+def service_data_dir() -> Path:
+    """The service's history, parental lock and service lock."""
+    return _override(DATA_ENV) or SERVICE_DATA
+
+
+def service_state_dir() -> Path:
+    """The service's blocks, saved node modes and event log."""
+    return _override(STATE_ENV) or SERVICE_STATE
+
+
+def service_config_dir() -> Path:
+    """The service's own rules (read-only to it)."""
+    return _override(CONFIG_ENV) or SERVICE_CONFIG
 
 
 def private_dir(path: Path) -> Path:

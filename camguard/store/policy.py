@@ -14,7 +14,6 @@ damaged or tampered with it) and camguard keeps the last good policy, or the def
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import stat
@@ -27,8 +26,13 @@ from typing import Any, Protocol
 
 from camguard.core.rules import Duration, Mode, Origin, Rule, is_absolute
 from camguard.core.rules_json import rules_from_json
-from camguard.core.settings import DEFAULT_CAMERA_GLOBS, DEFAULT_MIC_GLOBS
+from camguard.core.settings import (
+    DEFAULT_CAMERA_GLOBS,
+    DEFAULT_MIC_GLOBS,
+    DEFAULT_SOUND_SERVER_EXES,
+)
 from camguard.core.text import literal
+from camguard.store.files import read_settings
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +77,22 @@ _SPECS = [
 ]
 SETTINGS: dict[str, SettingSpec] = {s.name: s for s in _SPECS}
 LOCKABLE = frozenset({*SETTINGS, RULES})
+# settings.json's "detection" section: the managed detection settings, and two that only a
+# user's own file sets (no policy manages them). One schema, checked by check_value.
+DETECTION: dict[str, SettingSpec] = {
+    **{name: SETTINGS[name] for name in ("camera_globs", "mic_globs", "rescan_interval",
+                                         "watch_sound_server")},
+    "settle": SettingSpec("settle", 0.002, "number", "seconds to let a burst of wake-ups "
+                          "settle before looking"),
+    "sound_server_exes": SettingSpec("sound_server_exes", DEFAULT_SOUND_SERVER_EXES, "list",
+                                     "sound servers, by executable path, not reported as "
+                                     "microphone users"),
+}
 
 
-def check_value(name: str, value: Any) -> Any:
+def check_value(name: str, value: Any, specs: Mapping[str, SettingSpec] = SETTINGS) -> Any:
     """``value`` as the setting's type, or ValueError saying why it cannot be used."""
-    spec = SETTINGS.get(name)
+    spec = specs.get(name)
     if spec is None:
         raise ValueError(f"unknown setting {literal(name, 64)!r}")
     if spec.type == "bool":
@@ -89,7 +104,7 @@ def check_value(name: str, value: Any) -> Any:
             return float(value)
     elif spec.type == "list":
         if isinstance(value, list | tuple) and all(isinstance(v, str) and v for v in value):
-            if name.endswith("_globs") and not all(v.startswith("/") for v in value):
+            if name.endswith(("_globs", "_exes")) and not all(v.startswith("/") for v in value):
                 raise ValueError(f"{name}: every pattern must be an absolute path")
             return tuple(value)
     elif isinstance(value, str) and len(value) <= 4096 and "\x00" not in value:
@@ -110,6 +125,9 @@ class Policy:
     locked: frozenset[str] = frozenset()
     rules: tuple[Rule, ...] = ()
     problems: tuple[str, ...] = ()  # parts that were skipped (a bad value, an unknown key)
+    # Someone other than root may rewrite it: still applied (loudly), but the root service
+    # lets such a policy choose neither a program to run nor a file to write as root.
+    writable_by_others: bool = False
 
     def is_locked(self, name: str) -> bool:
         return name in self.locked or ALL in self.locked
@@ -209,7 +227,7 @@ class TomlPolicyReader:
             warn = (f"{self.source}: the file is writable by users other than root "
                     f"(mode {stat.S_IMODE(st.st_mode):04o}, owner uid {st.st_uid})")
             policy = Policy(policy.source, policy.settings, policy.locked, policy.rules,
-                            (*policy.problems, warn))
+                            (*policy.problems, warn), writable_by_others=True)
         return policy
 
 
@@ -331,14 +349,9 @@ def effective_settings(user: Mapping[str, Any], policy: Policy,
 def load_user_settings(path: Path) -> tuple[dict[str, Any], list[str]]:
     """The user's values for managed settings from ``settings.json``: its ``settings`` object
     and its ``detection`` object (read by store.settings too). Never raises."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}, []
-    except (OSError, ValueError, RecursionError) as exc:
-        return {}, [f"cannot use {path}: {exc}"]
-    if not isinstance(doc, dict):
-        return {}, [f"{path}: not a JSON object"]
+    doc, problem = read_settings(path)
+    if problem:
+        return {}, [problem]
     values: dict[str, Any] = {}
     problems: list[str] = []
     for section in ("detection", "settings"):

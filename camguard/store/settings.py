@@ -1,18 +1,18 @@
-"""Load detection settings from ``settings.json``; a bad file is reported, kept, never fatal."""
+"""Load detection settings from ``settings.json``; a bad file is reported, kept, never fatal.
+
+The file is read by store.files.read_settings and each value checked by
+store.policy.check_value against the ``DETECTION`` schema, as every other section is.
+"""
 
 from __future__ import annotations
 
-import json
-import logging
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from camguard.core.settings import DetectionSettings
-
-log = logging.getLogger(__name__)
-
-_TUPLE_FIELDS = {"camera_globs", "mic_globs", "sound_server_exes"}
+from camguard.core.text import literal
+from camguard.store.files import read_settings
+from camguard.store.policy import DETECTION, check_value
 
 
 def load_detection_settings(path: Path) -> tuple[DetectionSettings, list[str]]:
@@ -22,37 +22,20 @@ def load_detection_settings(path: Path) -> tuple[DetectionSettings, list[str]]:
     value, gives the defaults for what is wrong and a problem line; the file itself is left
     untouched so nothing the user wrote is lost.
     """
-    problems: list[str] = []
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return DetectionSettings(), problems
-    except (OSError, UnicodeDecodeError) as exc:
-        return DetectionSettings(), [f"cannot read {path}: {exc}; using defaults"]
-    try:
-        doc = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        return DetectionSettings(), [f"{path} is not valid JSON ({exc}); using defaults"]
-    section = doc.get("detection", {}) if isinstance(doc, dict) else None
+    doc, problem = read_settings(path)
+    if problem:
+        return DetectionSettings(), [problem]
+    section = doc.get("detection", {})
     if not isinstance(section, dict):
         return DetectionSettings(), [f"{path}: 'detection' must be an object; using defaults"]
     values: dict[str, Any] = {}
-    known = {f.name: f for f in fields(DetectionSettings)}
+    problems: list[str] = []
     for key, value in section.items():
-        if key not in known:
-            problems.append(f"{path}: unknown setting detection.{key} ignored")
+        if key not in DETECTION:
+            problems.append(f"{path}: unknown setting detection.{literal(key, 64)} ignored")
             continue
-        default = getattr(DetectionSettings(), key)
-        if key in _TUPLE_FIELDS:
-            if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
-                values[key] = tuple(value)
-                continue
-        elif isinstance(default, bool):
-            if isinstance(value, bool):
-                values[key] = value
-                continue
-        elif isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
-            values[key] = float(value)
-            continue
-        problems.append(f"{path}: bad value for detection.{key}: {value!r}; using the default")
+        try:
+            values[key] = check_value(key, value, DETECTION)
+        except ValueError as exc:
+            problems.append(f"{path}: detection.{key}: {exc}; using the default")
     return DetectionSettings(**values), problems

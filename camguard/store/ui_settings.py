@@ -1,7 +1,8 @@
 """The settings window's values in ``settings.json``: read-modify-write that keeps everything else.
 
-One file holds several owners' values: ``detection`` (read by store.settings, the monitor),
-``settings`` (managed settings, read by store.policy) and ``ui`` (alert countdown,
+One file holds several owners' values, all read by store.files.read_settings and checked by
+store.policy.check_value where they are managed: ``detection`` (store.settings, the
+monitor), ``settings`` (managed settings, store.policy) and ``ui`` (alert countdown,
 notification channel, history retention; only camguard's UI reads it). Saving rewrites only
 the keys it is given and keeps every other key and section exactly as it was, so a setting
 a newer camguard (or the user, by hand) wrote is never dropped.
@@ -28,7 +29,7 @@ from typing import Any
 from camguard.core.settings import DEFAULT_CAMERA_GLOBS, DEFAULT_MIC_GLOBS
 from camguard.core.text import literal
 from camguard.store import paths
-from camguard.store.files import aside_path, exclusive, write_private
+from camguard.store.files import aside_path, exclusive, read_settings, write_private
 from camguard.store.policy import Policy, check_value, effective_settings, load_user_settings
 
 log = logging.getLogger(__name__)
@@ -149,19 +150,7 @@ class UiSettingsFile:
         return frozenset(out)
 
     def _read(self) -> tuple[dict[str, Any], str | None]:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return {}, None
-        except OSError as exc:
-            return {}, f"cannot read {self.path}: {exc.strerror or exc}; using defaults"
-        try:
-            doc = json.loads(raw.decode("utf-8"))
-        except (ValueError, RecursionError) as exc:  # JSON and UTF-8 errors alike
-            return {}, f"{self.path} is not valid JSON ({exc}); using defaults"
-        if not isinstance(doc, dict):
-            return {}, f"{self.path} is not a JSON object; using defaults"
-        return doc, None
+        return read_settings(self.path)
 
     # -- writing ---------------------------------------------------------------------------
     def save(self, values: Mapping[str, Any]) -> list[str]:

@@ -29,7 +29,7 @@ def instance_name(uid: int | None = None) -> str:
     uid = os.getuid() if uid is None else uid
     name = f"camguard-tray-{uid}.sock"
     folder: Path | None = None
-    if os.environ.get("CAMGUARD_STATE_DIR"):
+    if paths.state_dir_moved():
         folder = paths.private_dir(paths.state_dir())
     elif os.environ.get("XDG_RUNTIME_DIR") and Path(os.environ["XDG_RUNTIME_DIR"]).is_dir():
         folder = Path(os.environ["XDG_RUNTIME_DIR"])

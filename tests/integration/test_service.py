@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import pytest
 
@@ -12,6 +13,7 @@ from camguard.core.rules import make_rule
 from camguard.store.rules import RuleFile
 from tests import realenv
 from tests.service_env import (
+    ROOT,
     SYSTEM_PYTHON,
     Account,
     Accounts,
@@ -160,3 +162,14 @@ def test_rules_are_enforced_for_every_account_and_an_admin_may_pause_them(
     h3 = UserHolder(sandbox, kid, [sandbox.node("video1")])
     assert h3.proc.wait(20) is not None  # enforced again
     assert svc.client.rules()["rules"][0]["label"] == "no camera for the kid"
+
+
+def test_a_second_service_on_the_same_folders_is_refused(sandbox: Box) -> None:
+    svc = Service(sandbox).start()
+    second = subprocess.run(
+        [sys.executable, "-m", "camguard", "service", "--socket", str(sandbox.root / "2.sock"),
+         "--policy-file", str(sandbox.policy)], capture_output=True, text=True, timeout=60,
+        cwd=ROOT, env=sandbox.env(), check=False)
+    assert second.returncode == 1
+    assert f"another camguard service already uses {sandbox.data}" in second.stderr
+    assert svc.alive() and svc.stop() == 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from camguard.cli.service_run import ServiceRules
+from camguard.app.service_parts import ServiceRules
 from camguard.core.blocks import BlockManager
 from camguard.core.clock import FrozenClock
 from camguard.core.models import Device, DeviceKind, EventType, Usage, UsageEvent

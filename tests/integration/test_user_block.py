@@ -15,12 +15,13 @@ from pathlib import Path
 from camguard.core.blocks import BlockManager, BlockTarget, StepKind
 from camguard.core.models import DeviceKind
 from camguard.monitor import Monitor
+from camguard.platform import current
 from camguard.platform.clock import SystemClock
+from camguard.platform.guard import UserGuard
 from camguard.platform.linux.block import LinuxBlocker
 from camguard.platform.linux.helper_runner import PkexecHelper
 from camguard.platform.linux.kill import Killer
 from camguard.platform.linux.procfs import ProcfsSource
-from camguard.platform.linux.user_block import UserGuard
 from camguard.platform.process import ProcessDescriber
 from camguard.store.blocks import JsonBlockStore
 from tests.conftest import Holder, make_standin, need
@@ -114,6 +115,7 @@ def test_the_guard_ends_this_accounts_new_openers_while_the_block_lasts(
 
     results: list[str] = []
     guard = UserGuard(lambda: manager.active()[0], killer.kill, SystemClock().now,
+                      current().probes().process_owner,
                       report=lambda r: results.append(r.message))
     source = ProcfsSource([f"{devdir}/video*"], [f"{devdir}/snd/pcmC*D*c"],
                           describer=ProcessDescriber())

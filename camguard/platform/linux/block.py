@@ -21,7 +21,7 @@ import logging
 import os
 import stat
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from camguard.core.blocks import (
     ActionResult,
@@ -36,7 +36,7 @@ from camguard.core.blocks import (
 from camguard.core.models import DeviceKind
 from camguard.core.text import literal
 from camguard.platform.linux import helper
-from camguard.platform.linux.kill import HelperCaller, Killer
+from camguard.platform.linux.kill import HelperCaller
 from camguard.platform.linux.user_block import end_own_holders
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,16 @@ def load_mic_switch(server: str | None = None, control: Any = None) -> MicSwitch
     return MicControlSwitch(server, control)
 
 
+@runtime_checkable
+class HolderEnder(Protocol):
+    """What the blocker needs of a killer (kill.Killer, or the service's gate around it)."""
+
+    def kill(self, pid: int, create_time: float | None = None, *, force: bool = False
+             ) -> ActionResult: ...
+
+    def is_sound_server(self, pid: int) -> bool: ...
+
+
 class _Tally:
     """What one apply/undo has done so far: steps to record, failures, and notes."""
 
@@ -142,7 +152,8 @@ class LinuxBlocker:
     """
 
     def __init__(self, camera_globs: Sequence[str], mic_globs: Sequence[str], *,
-                 helper: HelperCaller | None, killer: Killer, mic: MicSwitch | None = None,
+                 helper: HelperCaller | None, killer: HolderEnder,
+                 mic: MicSwitch | None = None,
                  sys_root: str = "/sys", rules_dir: str = "/etc/udev/rules.d") -> None:
         self._globs = {DeviceKind.CAMERA: tuple(camera_globs),
                        DeviceKind.MICROPHONE: tuple(mic_globs)}

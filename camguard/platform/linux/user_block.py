@@ -10,14 +10,12 @@ helper is needed to cover them.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from camguard.core.blocks import ActionResult, ActiveBlock, Outcome, guarding
-from camguard.core.models import EventType, MonitorEvent, UsageEvent
+from camguard.core.blocks import ActionResult, Outcome
 from camguard.core.text import literal
 from camguard.platform.linux.fdscan import scan_holders
 
@@ -81,57 +79,3 @@ def end_own_holders(nodes: Sequence[str], kill: Callable[[int], ActionResult], u
     else:
         notes.append(OTHERS_NOT_COVERED)
     return results, notes
-
-
-class UserGuard:
-    """A monitor sink: while a block guards this account, end its processes that open the
-    blocked device.
-
-    Threads: :meth:`__call__` runs on the monitor thread and only hands the event to its own
-    worker thread (reading the blocks takes a file lock; ending a process waits for it).
-    """
-
-    def __init__(self, blocks: Callable[[], list[ActiveBlock]],
-                 kill: Callable[[int, float], ActionResult], now: Callable[[], float],
-                 uid: int | None = None,
-                 report: Callable[[ActionResult], None] | None = None) -> None:
-        self._blocks = blocks
-        self._kill = kill
-        self._now = now
-        self._uid = os.geteuid() if uid is None else uid
-        self._report = report
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="camguard-guard")
-        self._closed = False
-
-    def __call__(self, ev: MonitorEvent) -> None:
-        if self._closed or not isinstance(ev, UsageEvent) or ev.type is not EventType.STARTED:
-            return
-        if ev.usage.process is None:
-            return
-        self._pool.submit(self._enforce, ev)
-
-    def _enforce(self, ev: UsageEvent) -> None:
-        ref = ev.usage.process
-        if ref is None:
-            return
-        try:
-            uid = os.stat(f"/proc/{ref.pid}").st_uid
-        except OSError:
-            return  # already gone
-        try:
-            blocks = self._blocks()
-        except Exception:  # a damaged blocks file must not stop the guard
-            log.exception("cannot read the blocks in force")
-            return
-        if uid != self._uid or not guarding(blocks, ev.usage.device.kind, uid, self._now()):
-            return
-        result = self._kill(ref.pid, ref.create_time)
-        log.warning("%s is blocked: %s opened it: %s", ev.usage.device.kind.value,
-                    literal(ref.name, 64), result.message)
-        if self._report is not None:
-            self._report(result)
-
-    def close(self) -> None:
-        """Stop taking events; a kill in flight completes."""
-        self._closed = True
-        self._pool.shutdown(wait=True)

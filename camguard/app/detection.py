@@ -1,0 +1,36 @@
+"""The detection half of every program: the usage sources for this OS and the monitor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from camguard.core.settings import DetectionSettings
+from camguard.core.state import GuardState, merge
+from camguard.monitor import Monitor
+from camguard.platform import create_sources
+from camguard.platform.base import UsageSource
+from camguard.platform.clock import SystemClock
+from camguard.platform.process import ProcessDescriber
+
+
+@dataclass
+class Detection:
+    """The detection half of camguard: sources and the monitor over them."""
+
+    settings: DetectionSettings
+    sources: list[UsageSource]
+    clock: SystemClock
+    describer: ProcessDescriber
+
+    def monitor(self) -> Monitor:
+        return Monitor(self.sources, self.clock, settle=self.settings.settle,
+                       rescan_interval=self.settings.rescan_interval)
+
+    def look_once(self) -> GuardState:
+        """One look through every source, without starting any watcher (``status``)."""
+        return merge(source.snapshot() for source in self.sources)
+
+
+def build_detection(settings: DetectionSettings) -> Detection:
+    describer = ProcessDescriber()
+    return Detection(settings, create_sources(settings, describer), SystemClock(), describer)

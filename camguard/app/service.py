@@ -1,0 +1,212 @@
+"""The system service put together and run: detection over every account, history with
+tamper evidence, rules enforced, the kill switch, the parental lock, the event outputs and
+the socket API, each built here once.
+
+Files (each folder injectable for tests and images, see store.paths): the history
+database, the parental lock and the service lock in the service data folder
+(/var/lib/camguard); blocks, saved node modes and the event log in its state folder (the
+same); its rules in its config folder (/etc/camguard, read-only to the service).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from camguard import __version__
+from camguard.app.detection import build_detection
+from camguard.app.outputs import EventOutputs, service_outputs
+from camguard.app.service_parts import GatedKiller, SerialBlocks, ServiceRules
+from camguard.core.blocks import BlockManager
+from camguard.core.clock import Clock
+from camguard.core.models import MonitorEvent, UsageEvent
+from camguard.core.serialize import event_dict, rfc3339
+from camguard.core.settings import DetectionSettings
+from camguard.platform import current
+from camguard.platform.base import ProcessKiller
+from camguard.platform.clock import SystemClock, local_zone
+from camguard.service.api import ServiceApi
+from camguard.service.enforcement import Enforcement
+from camguard.service.hub import EventHub, Outgoing
+from camguard.service.server import ServiceRunningError, ServiceServer
+from camguard.store import paths
+from camguard.store.blocks import JsonBlockStore
+from camguard.store.eventlog import EventLog
+from camguard.store.files import held_by_us
+from camguard.store.hashing import ExeHasher
+from camguard.store.history import HistorySink, HistoryStore
+from camguard.store.lock import LockGuard
+from camguard.store.policy import ManagedPolicy
+from camguard.store.rules import FILE_NAME as RULES_FILE
+from camguard.store.rules import RuleFile
+from camguard.store.tamper import RunLog, ServiceHistory, StartReport
+
+log = logging.getLogger(__name__)
+
+TICK = 1.0  # how often the main loop looks at heartbeats and block expiry
+
+
+class ServiceError(Exception):
+    """The service cannot run (another one uses the folder, the socket cannot be served)."""
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """What the command line chooses (cli/service.py's flags)."""
+
+    policy_file: Path
+    admin_group: str
+    rules_file: Path | None = None
+    events_file: Path | None = None
+    socket: Path | None = None
+    heartbeat: float = 30.0
+    max_clients: int = 64
+    max_per_user: int = 8
+    lock_backoff: float = 1.0
+
+
+@dataclass
+class Stop:
+    """Set from a signal handler; the main loop ends and says why."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+    why: str = "stopped"
+
+    def request(self, why: str) -> None:
+        self.why = why
+        self.event.set()
+
+
+def run_service(options: ServiceOptions, settings: DetectionSettings, stop: Stop) -> None:
+    """Build the service in its folders and run it until ``stop`` is requested."""
+    data = paths.private_dir(paths.service_data_dir())
+    state = paths.private_dir(paths.service_state_dir())
+    with _only_service(data):
+        _run(options, settings, stop, data=data, state=state,
+             config=paths.service_config_dir())
+
+
+@contextlib.contextmanager
+def _only_service(data: Path) -> Iterator[None]:
+    """One service per data folder: two would close each other's sessions as orphans."""
+    with held_by_us(data / "service.lock") as ours:
+        if not ours:
+            raise ServiceError(f"another camguard service already uses {data}")
+        yield
+
+
+def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Path,
+         state: Path, config: Path) -> None:
+    clock: Clock = SystemClock()
+    history = HistoryStore(data / "history.sqlite3", clock)
+    if history.warning:
+        log.warning("%s", history.warning)
+    runlog = RunLog(history.db, clock, policy_path=o.policy_file)
+    policy = ManagedPolicy(current().policy_source(o.policy_file))
+    outputs = _outputs(o, policy, clock, state)
+    events = outputs.log
+    monitor = build_detection(settings).monitor()
+    killer, blocks = _kill_switch(settings, clock, state)
+    lock = LockGuard(data / "lock.json", clock, base=o.lock_backoff)
+    rules = ServiceRules(RuleFile(o.rules_file or config / RULES_FILE), policy)
+    hub = EventHub()
+    enforcement = Enforcement(rules, killer, blocks, clock, hasher=ExeHasher(),
+                              decisions=history, publish=hub.publish, tz=local_zone())
+    api = ServiceApi(state=lambda: monitor.state, history=ServiceHistory(history),
+                     killer=killer, blocks=blocks, lock=lock, enforcement=enforcement,
+                     hub=hub, clock=clock, rules=rules.listing, version=__version__,
+                     admin_group=o.admin_group, users_may_block=rules.users_may_block)
+    address = o.socket or current().service_transport().default_address()
+    server = ServiceServer(address, api, admin_group=o.admin_group, max_clients=o.max_clients,
+                           per_uid=o.max_per_user)
+    try:
+        server.start()
+    except (ServiceRunningError, OSError) as exc:
+        history.close()
+        events.close()
+        raise ServiceError(f"cannot serve on {server.path}: {exc}") from None
+    try:
+        start = runlog.begin(os.getpid())
+        outputs.start_hooks()
+        _announce(events, start, history.close_orphans(clock.now()))
+        for sink in (HistorySink(history), _hub_sink(hub), events.monitor_sink, enforcement):
+            monitor.add_sink(sink)
+        enforcement.start()
+        monitor.start()
+        blocks.expire_due()
+        _loop(stop.event, heartbeat=o.heartbeat, clock=clock, history=history, runlog=runlog,
+              events=events, blocks=blocks)
+    finally:
+        server.stop()
+        monitor.stop()
+        enforcement.stop()
+        history.heartbeat()  # sessions still open end here when the next run closes them
+        runlog.end(stop.why)
+        outputs.stop(stop.why)
+        history.close()
+
+
+def _kill_switch(settings: DetectionSettings, clock: Clock, state: Path
+                 ) -> tuple[ProcessKiller, SerialBlocks]:
+    platform = current()
+    # Root acts itself: no privilege prompt, and no sound server of its own to mute at.
+    killer = platform.killer(settings.sound_server_exes, escalate=False)
+    # The blocker ends holders through a gate: an ordinary account's block may end only
+    # what camguard.service.authorization allows (docs/security.md).
+    gate = GatedKiller(killer)
+    enforcer = platform.enforcer(settings, gate, mute=False, escalate=False,
+                                 state_file=state / "helper-nodes.json")
+    return killer, SerialBlocks(BlockManager(clock, JsonBlockStore(state / "blocks.json"),
+                                             enforcer), gate)
+
+
+def _outputs(o: ServiceOptions, policy: ManagedPolicy, clock: Clock, state: Path
+             ) -> EventOutputs:
+    """The event log, syslog and hook: the tray's, from the managed policy and the flags."""
+    outputs = service_outputs(o.events_file, policy.load(), clock, state)
+    for problem in outputs.problems:
+        log.warning("%s", problem)
+    return outputs
+
+
+def _announce(events: EventLog, start: StartReport, orphans: int) -> None:
+    if start.gap is not None:
+        events.emit("monitoring.gap", start.gap.message, since=rfc3339(start.gap.start),
+                    until=rfc3339(start.gap.end), reason="unclean-stop",
+                    sessions_closed=orphans)
+    if start.policy_change is not None:
+        events.emit("policy.loaded", start.policy_change.message, changed=True)
+    events.emit("camguard.started", f"camguard {__version__} service started",
+                version=__version__, camguard_pid=os.getpid(), service=True)
+
+
+def _hub_sink(hub: EventHub) -> Any:
+    def sink(ev: MonitorEvent) -> None:
+        hub.publish(Outgoing(event_dict(ev), ev.usage if isinstance(ev, UsageEvent) else None))
+
+    return sink
+
+
+def _loop(stop: threading.Event, *, heartbeat: float, clock: Clock, history: HistoryStore,
+          runlog: RunLog, events: EventLog, blocks: SerialBlocks) -> None:
+    next_beat = clock.monotonic() + heartbeat
+    while not stop.wait(min(TICK, heartbeat)):
+        if clock.monotonic() >= next_beat:
+            next_beat = clock.monotonic() + heartbeat
+            try:
+                history.heartbeat()
+                change = runlog.beat()
+                if change is not None:
+                    events.emit("policy.loaded", change.message, changed=True)
+            except Exception:
+                log.exception("writing the heartbeat failed")
+        expiry = blocks.next_expiry()
+        if expiry is not None and clock.now() >= expiry:
+            report = blocks.expire_due()
+            log.info("timed block ended: %s", report.result.message)

@@ -1,0 +1,197 @@
+"""The Linux platform: every capability of the façade (camguard.platform) built from this
+backend's modules. Modules that need libpulse or the helper are imported when used, so a
+missing optional piece turns into a null object or a note, never an import error."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+from camguard.core.settings import DetectionSettings
+from camguard.core.text import literal
+from camguard.platform.base import (
+    AutostartEntry,
+    DeviceEnforcer,
+    MicSwitch,
+    Notifications,
+    PolicySource,
+    Probes,
+    ProcessKiller,
+    ServerFacts,
+    ServiceTransport,
+    SystemPaths,
+    UsageSource,
+)
+from camguard.platform.null import NullMicSwitch
+from camguard.platform.process import ProcessDescriber
+from camguard.store import paths
+
+HELPER_NODES = "helper-nodes.json"
+
+
+class LinuxPlatform:
+    name = "linux"
+
+    def usage_sources(self, settings: DetectionSettings, describer: ProcessDescriber
+                      ) -> list[UsageSource]:
+        from camguard.platform.linux.procfs import ProcfsSource
+
+        sources: list[UsageSource] = [
+            ProcfsSource(settings.camera_globs, settings.mic_globs,
+                         sound_server_exes=settings.sound_server_exes, describer=describer)]
+        if settings.watch_sound_server:
+            from camguard.platform.linux.pulse import PulseSource
+
+            sources.append(PulseSource(describer=describer,
+                                       server_exes=settings.sound_server_exes))
+        return sources
+
+    def killer(self, sound_server_exes: Collection[str], *, escalate: bool = True
+               ) -> ProcessKiller:
+        """As root, camguard signals any process itself; otherwise another user's process
+        goes through the privileged helper (pkexec) when it is installed and ``escalate``
+        allows a password prompt."""
+        from camguard.platform.linux.helper_runner import PkexecHelper
+        from camguard.platform.linux.kill import Killer
+
+        pk = PkexecHelper() if (escalate and os.geteuid() != 0
+                                and PkexecHelper.available()) else None
+        return Killer(sound_server_exes, helper=pk)
+
+    def mic_switch(self, control: Any = None) -> MicSwitch:
+        from camguard.platform.linux.block import load_mic_switch
+
+        switch = load_mic_switch(control=control)
+        if switch is None:
+            return NullMicSwitch("muting microphones needs libpulse (pulsectl), which cannot "
+                                 "be loaded here")
+        return switch
+
+    def enforcer(self, settings: DetectionSettings, killer: ProcessKiller, *,
+                 mic_control: Any = None, mute: bool = True, state_file: Path | None = None,
+                 escalate: bool = True) -> DeviceEnforcer:
+        from camguard.platform.linux.block import HolderEnder, LinuxBlocker, load_mic_switch
+        from camguard.platform.linux.helper_runner import InProcessHelper, privileged_helper
+
+        globs = (*settings.camera_globs, *settings.mic_globs)
+        state = str(state_file) if state_file is not None else self._helper_state_file()
+        if escalate:
+            runner = privileged_helper(globs, state)
+        else:  # the service: root does it itself, or nothing asks for a password
+            runner = InProcessHelper(globs, state) if os.geteuid() == 0 else None
+        if not isinstance(killer, HolderEnder):
+            raise TypeError("the Linux kill switch ends a device's holders with a killer that "
+                            "knows the sound server (kill.Killer)")
+        return LinuxBlocker(settings.camera_globs, settings.mic_globs, helper=runner,
+                            killer=killer,
+                            mic=load_mic_switch(control=mic_control) if mute else None)
+
+    @staticmethod
+    def _helper_state_file() -> str:
+        """Where node states are saved when camguard itself is root. The installed helper
+        always uses /var/lib/camguard; a root camguard uses the same file so either can undo
+        the other's block, unless CAMGUARD_STATE_DIR moves all state (tests, images)."""
+        from camguard.platform.linux import helper
+
+        if paths.state_dir_moved():
+            return str(paths.private_dir(paths.state_dir()) / HELPER_NODES)
+        return helper.DEFAULT_STATE_FILE
+
+    def mic_control(self) -> Any:
+        try:
+            from camguard.platform.linux.mic_control import MicControl
+        except (ImportError, OSError) as exc:  # pulsectl loads libpulse.so.0 when imported
+            import logging
+
+            logging.getLogger(__name__).info("microphone mute unavailable: %s", exc)
+            return None
+        return MicControl()
+
+    def policy_source(self, path: Path | None = None) -> PolicySource:
+        from camguard.store.policy import DEFAULT_POLICY_FILE, TomlPolicyReader
+
+        return TomlPolicyReader(path if path is not None else DEFAULT_POLICY_FILE)
+
+    def autostart(self) -> AutostartEntry:
+        from camguard.store.autostart import Autostart
+
+        return Autostart()
+
+    def notifications(self) -> Notifications:
+        return FreedesktopNotifications()
+
+    def service_transport(self) -> ServiceTransport:
+        return UnixSocketTransport()
+
+    def system_paths(self) -> SystemPaths:
+        return LinuxSystemPaths()
+
+    def probes(self) -> Probes:
+        return LinuxProbes()
+
+
+class FreedesktopNotifications:
+    """org.freedesktop.Notifications on the session bus (the tray speaks it, through
+    camguard.ui.notifications)."""
+
+    @property
+    def available(self) -> bool:
+        runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+        return bool(os.environ.get("DBUS_SESSION_BUS_ADDRESS")) or (
+            bool(runtime) and os.path.exists(os.path.join(runtime, "bus")))
+
+    def describe(self) -> str:
+        where = "a session bus" if self.available else "no session bus (the tray falls back " \
+            "to its own balloon)"
+        return f"org.freedesktop.Notifications on {where}"
+
+
+class UnixSocketTransport:
+    """AF_UNIX stream socket; the peer's identity from SO_PEERCRED (socket(7))."""
+
+    def default_address(self) -> Path:
+        from camguard.service.client import default_socket
+
+        return default_socket()
+
+    def peer_credentials(self, sock: socket.socket) -> tuple[int, int, int]:
+        from camguard.service.authorization import peer_credentials
+
+        return peer_credentials(sock)
+
+
+class LinuxSystemPaths:
+    """/var/lib/camguard and /etc/camguard (moved by the CAMGUARD_*_DIR variables)."""
+
+    def service_data_dir(self) -> Path:
+        return paths.service_data_dir()
+
+    def service_state_dir(self) -> Path:
+        return paths.service_state_dir()
+
+    def service_config_dir(self) -> Path:
+        return paths.service_config_dir()
+
+
+class LinuxProbes:
+    def open_holders(self, paths: Collection[str]) -> dict[str, list[int]]:
+        from camguard.platform.linux.probes import open_holders
+
+        return open_holders(paths)
+
+    def process_owner(self, pid: int) -> int | None:
+        # /proc/PID is owned by the process's effective uid (proc(5)).
+        try:
+            return os.stat(f"/proc/{pid}").st_uid
+        except OSError:
+            return None
+
+    def sound_server_facts(self, server: str | None = None) -> ServerFacts:
+        try:
+            from camguard.platform.linux.probes import sound_server_facts
+        except (ImportError, OSError) as exc:  # pragma: no cover - probes imports lazily
+            return ServerFacts(False, f"libpulse is not available ({literal(str(exc), 200)})")
+        return sound_server_facts(server)

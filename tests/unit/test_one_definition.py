@@ -1,0 +1,52 @@
+"""Things defined once: the exit codes (cli/common.py) and the environment variables that
+move camguard's folders and files (store/paths.py). Read from the source, as a reviewer
+would, so that a second definition cannot creep back in."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from camguard.cli import common
+from camguard.store import paths
+
+PACKAGE = Path(common.__file__).resolve().parents[1]
+MOVES_FILES = re.compile(r"CAMGUARD_[A-Z_]+_(DIR|FILE)")
+
+
+def sources() -> list[tuple[str, ast.Module]]:
+    return [(str(p.relative_to(PACKAGE)), ast.parse(p.read_text(), str(p)))
+            for p in sorted(PACKAGE.rglob("*.py"))]
+
+
+def test_exit_codes_are_assigned_only_in_cli_common() -> None:
+    where = {name for name, tree in sources() for node in ast.walk(tree)
+             if isinstance(node, ast.Assign) for target in node.targets
+             for t in ast.walk(target) if isinstance(t, ast.Name) and t.id.startswith("EXIT_")
+             and t.id != "EXIT_CODES"}
+    assert where == {"cli/common.py"}
+    assert (common.EXIT_DONE, common.EXIT_FAILED, common.EXIT_BAD_ARGS, common.EXIT_REFUSED,
+            common.EXIT_NOT_FOUND) == (0, 1, 2, 3, 4)  # as the README lists them
+
+
+def test_folder_variables_are_read_only_in_store_paths() -> None:
+    where = {name for name, tree in sources() for node in ast.walk(tree)
+             if isinstance(node, ast.Constant) and isinstance(node.value, str)
+             and MOVES_FILES.fullmatch(node.value)}
+    assert where == {"store/paths.py"}
+
+
+def test_the_service_folders_default_to_the_system_ones(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    for env in (paths.CONFIG_ENV, paths.DATA_ENV, paths.STATE_ENV):
+        monkeypatch.delenv(env, raising=False)
+    assert (paths.service_data_dir(), paths.service_state_dir(),
+            paths.service_config_dir()) == (Path("/var/lib/camguard"),
+                                            Path("/var/lib/camguard"), Path("/etc/camguard"))
+    assert not paths.state_dir_moved()
+    monkeypatch.setenv(paths.STATE_ENV, str(tmp_path))
+    assert paths.service_state_dir() == paths.state_dir() == tmp_path
+    assert paths.state_dir_moved()
