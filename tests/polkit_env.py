@@ -4,9 +4,10 @@ pkexec is setuid root, so GLib ignores ``DBUS_SYSTEM_BUS_ADDRESS`` for it (gdbus
 ``g_check_setuid``): it always asks the system bus at ``/run/dbus/system_bus_socket``, and
 polkitd reads its actions and rules from fixed folders. So the whole scene runs in a private
 mount namespace (``unshare --mount``), where tmpfs mounts hold a private system bus, our
-policy file, a rule, and the helper at ``/usr/libexec/camguard/camguard-helper``; nothing of
-the machine's is changed. Run as a script (root, inside that namespace) with one JSON
-argument; it prints one JSON object: what each pkexec call answered.
+policy file, the caller's rule (``50-camguard.rules``) and the helper at
+``/usr/libexec/camguard/camguard-helper``; nothing of the machine's is changed. Run as a
+script (root, inside that namespace) with one JSON argument; it prints one JSON object:
+what each pkexec call answered.
 """
 
 from __future__ import annotations
@@ -25,14 +26,6 @@ HELPER = "/usr/libexec/camguard/camguard-helper"
 ACTIONS = "/usr/share/polkit-1/actions"
 RULES = "/etc/polkit-1/rules.d"
 POLKITD = "/usr/lib/polkit-1/polkitd"
-# The central policy the README describes: members of the admin group may, nobody else.
-RULE = """polkit.addRule(function(action, subject) {
-    if (action.id == "org.camguard.helper.camera") {
-        return subject.isInGroup("%s") ? polkit.Result.YES : polkit.Result.NO;
-    }
-});
-"""
-
 
 def _tmpfs(path: str) -> None:
     subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", path], check=True)
@@ -56,7 +49,7 @@ def main(cfg: dict[str, Any]) -> dict[str, Any]:
         _tmpfs(path)
     shutil.copy(cfg["policy"], os.path.join(ACTIONS, "org.camguard.helper.policy"))
     with open(os.path.join(RULES, "50-camguard.rules"), "w", encoding="ascii") as f:
-        f.write(RULE % cfg["admin_group"])
+        f.write(cfg["rule"])
     os.mkdir("/usr/libexec/camguard", 0o755)
     shutil.copy(cfg["helper"], HELPER)
     os.chmod(HELPER, 0o755)  # noqa: S103 - root-owned 0755, as the package installs it

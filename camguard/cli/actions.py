@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from camguard.app.killswitch import build_block_manager, build_killer
 from camguard.cli import keeper, remote
 from camguard.cli.argtypes import choice_of
 from camguard.cli.common import (
@@ -15,7 +16,6 @@ from camguard.cli.common import (
     EXIT_FAILED,
     EXIT_NOT_FOUND,
     EXIT_REFUSED,
-    CliError,
     detection_settings,
 )
 from camguard.core.blocks import (
@@ -31,12 +31,8 @@ from camguard.core.blocks import (
     parse_duration,
 )
 from camguard.core.serialize import rfc3339
-from camguard.core.settings import DetectionSettings
 from camguard.core.text import json_safe, json_text, literal
-from camguard.platform import current
-from camguard.platform.base import ProcessKiller
 from camguard.platform.clock import SystemClock
-from camguard.store.blocks import JsonBlockStore
 
 EXIT_CODES = {Outcome.DONE: EXIT_DONE, Outcome.FAILED: EXIT_FAILED,
               Outcome.REFUSED: EXIT_REFUSED, Outcome.NOT_FOUND: EXIT_NOT_FOUND}
@@ -104,32 +100,11 @@ def _duration(text: str) -> float | None:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-# -- composition ---------------------------------------------------------------------------------
-def _linux_only() -> None:
-    if not sys.platform.startswith("linux"):
-        raise CliError("the kill switch is not available on this system yet", EXIT_FAILED)
-
-
-def build_killer(settings: DetectionSettings) -> ProcessKiller:
-    return current().killer(settings.sound_server_exes)
-
-
-def build_block_manager(settings: DetectionSettings, *, killer: ProcessKiller | None = None,
-                        mic: Any = None) -> BlockManager:
-    """The kill switch over the configured devices. ``mic``: a long-lived MicControl (the
-    tray's), so microphones that appear during a block are muted too; None for one-shot use.
-    """
-    platform = current()
-    enforcer = platform.enforcer(settings, killer or build_killer(settings), mic_control=mic)
-    return BlockManager(SystemClock(), JsonBlockStore(), enforcer)
-
-
 # -- commands ------------------------------------------------------------------------------------
 def cmd_kill(args: argparse.Namespace) -> int:
     if (client := remote.service_client(args)) is not None:
         return _served(remote.call(lambda: client.kill(args.pid, args.create_time,
                                                        force=args.force)))
-    _linux_only()
     result: ActionResult = build_killer(detection_settings(args)).kill(
         args.pid, args.create_time, force=args.force)
     return _finish(result)
@@ -140,7 +115,6 @@ def cmd_block(args: argparse.Namespace) -> int:
         return _served(remote.call(lambda: client.block(
             args.target.value, args.duration, unbind_usb=args.unbind_usb,
             persistent=args.persistent)))
-    _linux_only()
     manager = build_block_manager(detection_settings(args))
     report = manager.block(args.target, args.duration,
                            BlockOptions(unbind_usb=args.unbind_usb, persistent=args.persistent))
@@ -162,7 +136,6 @@ def cmd_unblock(args: argparse.Namespace) -> int:
     if (client := remote.service_client(args)) is not None:
         return _served(remote.with_password(
             args, lambda password: client.unblock(args.target.value, password)))
-    _linux_only()
     remote.require_cli_unlock(args, f"unblocking the {args.target.value}")
     manager = build_block_manager(detection_settings(args))
     _expire(manager)
@@ -172,7 +145,6 @@ def cmd_unblock(args: argparse.Namespace) -> int:
 def cmd_panic(args: argparse.Namespace) -> int:
     if (client := remote.service_client(args)) is not None:
         return _served(remote.call(lambda: client.block("all")))
-    _linux_only()
     manager = build_block_manager(detection_settings(args))
     code = _print_report(manager.panic())
     _expire(manager)  # nothing of camera or microphone is due now; this only tidies up
@@ -184,7 +156,6 @@ def cmd_panic(args: argparse.Namespace) -> int:
 def cmd_blocks(args: argparse.Namespace) -> int:
     if (client := remote.service_client(args)) is not None:
         return remote.print_blocks(remote.call(client.blocks), args.json)
-    _linux_only()
     manager = build_block_manager(detection_settings(args))
     lifted = manager.expire_due()
     blocks, problems = manager.active()

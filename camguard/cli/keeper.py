@@ -89,7 +89,7 @@ def cmd_keep_blocks(args: argparse.Namespace) -> int:
 
 def keep(settings: DetectionSettings, stop: threading.Event | None = None) -> int:
     """Run until no block needs a keeper (or ``stop`` is set, or SIGTERM/SIGINT)."""
-    from camguard.cli.actions import build_block_manager, build_killer
+    from camguard.app.killswitch import build_block_manager, build_killer
 
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():

@@ -46,7 +46,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     settings = detection_settings(args)
     blocks = None
     if not args.no_block and sys.platform.startswith("linux"):
-        from camguard.cli.actions import build_block_manager
+        from camguard.app.killswitch import build_block_manager
 
         blocks = build_block_manager(settings)
         # A block whose time is up (e.g. of a selftest that was killed) is lifted first,

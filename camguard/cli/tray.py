@@ -193,7 +193,7 @@ def kill_switch(settings: DetectionSettings, mic: Any = None
     if not sys.platform.startswith("linux"):
         return None, None
     try:
-        from camguard.cli.actions import build_block_manager, build_killer
+        from camguard.app.killswitch import build_block_manager, build_killer
 
         killer = build_killer(settings)
         return killer, build_block_manager(settings, killer=killer, mic=mic)
@@ -214,7 +214,7 @@ def selftest_runner(settings: DetectionSettings) -> Selftest:
         blocks = None
         notes: list[str] = []
         if sys.platform.startswith("linux"):
-            from camguard.cli.actions import build_block_manager
+            from camguard.app.killswitch import build_block_manager
 
             blocks = build_block_manager(settings)
             notes = list(blocks.expire_due().problems)

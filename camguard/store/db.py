@@ -285,7 +285,9 @@ class Database:
             if conn is not None:
                 conn.close()
             why = " ".join(str(exc).split())[:200]
-            raise DatabaseUnreadable(f"not a camguard history database ({why})") from exc
+            if is_corruption(exc):
+                raise DatabaseUnreadable(f"not a camguard history database ({why})") from exc
+            raise DatabaseUnreadable(f"cannot read it ({why})") from exc
         except BaseException:
             if conn is not None:
                 conn.close()

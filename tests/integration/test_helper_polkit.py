@@ -1,6 +1,7 @@
-"""The helper's authorization through the real pkexec and a real, private polkitd: a member
-of the admin group runs it as root; any other account is refused by polkit, and camguard's
-runner says so. See tests/polkit_env.py for how the scene is kept off the machine."""
+"""The helper's authorization through the real pkexec and a real, private polkitd, with the
+README's polkit rule: a member of the admin group runs it as root; any other account is
+refused by polkit, and camguard's runner says so. tests/polkit_env.py keeps the scene off
+the machine."""
 
 from __future__ import annotations
 
@@ -26,6 +27,15 @@ POLKITD = "/usr/lib/polkit-1/polkitd"
 RUNNER = ("import json, sys\n"
           "from camguard.platform.linux.helper_runner import PkexecHelper\n"
           "print(json.dumps(PkexecHelper(pkexec=sys.argv[1]).call('status')))\n")
+
+
+def readme_rule(group: str) -> str:
+    """The polkit rule the README tells admins to install, for ``group``."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("```js\n", text.index("50-camguard.rules")) + len("```js\n")
+    rule = text[start:text.index("```", start)]
+    assert 'isInGroup("camguard-admins")' in rule
+    return rule.replace('"camguard-admins"', json.dumps(group))
 
 
 def real_pkexec(folder: Path) -> Path:
@@ -60,7 +70,7 @@ def test_only_admins_get_the_helper_through_pkexec(sandbox: Box, accounts: Accou
                       "env": {"PATH": "/usr/bin:/bin"}})
         calls.append({"argv": [*as_user(who), SYSTEM_PYTHON, "-c", RUNNER, str(pkexec)],
                       "env": sandbox.user_env(who)})
-    cfg = {"policy": str(POLICY), "helper": str(HELPER_SOURCE), "admin_group": admins,
+    cfg = {"policy": str(POLICY), "helper": str(HELPER_SOURCE), "rule": readme_rule(admins),
            "log": str(sandbox.root / "polkit.log"), "calls": calls}
     proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "--",
                            SYSTEM_PYTHON, "-I", str(POLKIT_ENV), json.dumps(cfg)],

@@ -254,7 +254,7 @@ def test_as_an_ordinary_user_the_block_closes_the_users_own_openers(reachable: P
 def test_cancel_during_the_block_still_switches_back_on(
         devdir: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """The plain function the Settings button calls, cancelled right as the block goes on."""
-    from camguard.cli.actions import build_block_manager
+    from camguard.app.killswitch import build_block_manager
     from camguard.selftest.runner import run_selftest
 
     for key in ("CAMGUARD_STATE_DIR", "CAMGUARD_CONFIG_DIR", "PULSE_SERVER"):

@@ -59,6 +59,20 @@ def test_events_file_flag_is_where_the_service_writes(sandbox: Box,
     assert not (sandbox.state / "events.jsonl").exists()
 
 
+def test_the_policys_events_file_is_where_the_service_writes(sandbox: Box,
+                                                              holders: list[Holder]) -> None:
+    events = sandbox.root / "policy-chosen" / "events.jsonl"
+    sandbox.policy.write_text(f'[settings]\nevents_file = "{events}"\n')
+    sandbox.policy.chmod(0o644)
+    svc = Service(sandbox).start()
+    holder = Holder([sandbox.node("video0")])
+    holders.append(holder)
+    wait_until(lambda: events.exists() and started_by(events, holder.pid), 20,
+               f"the camera session in {events}")
+    assert svc.stop() == 0
+    assert not (sandbox.state / "events.jsonl").exists()
+
+
 @contextlib.contextmanager
 def udp_receiver() -> Iterator[socket.socket]:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:

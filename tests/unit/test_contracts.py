@@ -106,3 +106,19 @@ def test_linux_transport_names_the_real_peer() -> None:
     with a, b:
         got = facade.current().service_transport().peer_credentials(a)
     assert got == (os.getpid(), os.geteuid(), os.getegid())
+
+
+def test_a_command_on_a_platform_without_a_backend_says_why(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Any) -> None:
+    from camguard.app import killswitch
+    from camguard.cli import main
+
+    monkeypatch.setenv("CAMGUARD_SOCKET", str(tmp_path / "no-service.sock"))
+    monkeypatch.setenv("CAMGUARD_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("CAMGUARD_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setattr(killswitch, "current", lambda: null.NullPlatform("plan9"))
+    assert main(["kill", "12345"]) == 1
+    assert "ending a process: camguard has no backend for plan9 yet" in capsys.readouterr().err
+    assert main(["block", "camera"]) == 1
+    assert "the kill switch: camguard has no backend for plan9 yet" in capsys.readouterr().err
