@@ -13,7 +13,7 @@ BUNDLE_EXE := dist/camguard/camguard
 DEB        := dist/camguard_$(CG_VERSION)_$(DEB_ARCH).deb
 MSI        := dist/camguard-$(CG_VERSION)-x64.msi
 
-.PHONY: run test lint unit bench system-deps-runtime system-deps-test clean \
+.PHONY: run test lint unit bench coverage system-deps-runtime system-deps-test clean \
         system-deps-packaging bundle deb msi manpage packaging-test
 
 $(STAMP): pyproject.toml
@@ -48,6 +48,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check camguard tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+## The whole suite under coverage.py (subprocesses included), then docs/coverage.md.
+coverage: system-deps-test $(STAMP)
+	rm -rf .coverage-data && mkdir -p .coverage-data
+	-CAMGUARD_REQUIRE_REAL=1 $(BIN)/python -m coverage run -m pytest -q -p no:cacheprovider \
+	    $(PYTEST_ARGS)
+	$(BIN)/python -m coverage combine -q
+	$(BIN)/python scripts/coverage_doc.py > docs/coverage.md
+	@cat docs/coverage.md
 
 bench: system-deps-test $(STAMP)
 	$(BIN)/python bench/run_all.py
