@@ -11,10 +11,11 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 from camguard.core.clock import Clock
 from camguard.core.models import (
@@ -27,10 +28,12 @@ from camguard.core.models import (
     UsageEvent,
 )
 from camguard.core.state import UsageKey
-from camguard.store.db import Database, from_db, to_db
+from camguard.store.db import BUSY_TIMEOUT_S, Database, from_db, to_db
 from camguard.store.hashing import BackgroundHasher, ExeHasher, Hasher
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 ORPHAN_REASON = "ended while camguard was not running"
 
@@ -148,6 +151,52 @@ def _like(text: str) -> str:
     return f"%{_escape_like(text)}%"
 
 
+class ReadView:
+    """A second, read-only connection for history queries, so a long read (a request of the
+    service, the history window) never holds the lock the monitor's writes take.
+
+    In WAL mode readers and the writer do not block each other
+    (https://www.sqlite.org/wal.html, "Concurrency"); only the Python-side lock of the one
+    shared connection did. Reads take turns on this connection's own lock. A database kept
+    in memory, or one being replaced after damage, is read through the owner instead (it
+    alone decides what is damaged).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._generation = -1
+
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._db.in_memory or self._db.path is None:
+            return self._db.read(fn)
+        with self._lock:
+            try:
+                if self._conn is None or self._generation != self._db.generation:
+                    self._close()
+                    self._conn = sqlite3.connect(
+                        f"file:{quote(str(self._db.path))}?mode=ro", uri=True,
+                        timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+                    self._generation = self._db.generation
+                return fn(self._conn)
+            except sqlite3.Error:
+                self._close()
+        return self._db.read(fn)  # the owner's connection judges (and repairs) damage
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                log.debug("closing the read connection failed", exc_info=True)
+            self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+
 class HistoryStore:
     """Sessions in SQLite. Thread-safe: every method may be called from any thread.
 
@@ -163,6 +212,8 @@ class HistoryStore:
                  hasher: Hasher | None = None, hash_exes: bool = True,
                  db: Database | None = None) -> None:
         self.db = db if db is not None else Database(path, clock)
+        #: Where history queries run: never waits for (nor holds up) a write.
+        self.reads = ReadView(self.db)
         self._clock = clock
         self._lock = threading.RLock()
         # usage key -> (database generation, session id) of sessions this store opened.
@@ -179,6 +230,7 @@ class HistoryStore:
     def close(self) -> None:
         if self._hashes is not None:
             self._hashes.stop()
+        self.reads.close()
         self.db.close()
 
     def wait_for_hashes(self, timeout: float | None = None) -> bool:
@@ -322,15 +374,34 @@ class HistoryStore:
     def sessions(self, *, since: float | None = None, until: float | None = None,
                  kind: DeviceKind | str | None = None, device: str | None = None,
                  app: str | None = None, search: str | None = None,
-                 limit: int | None = None) -> list[SessionRecord]:
+                 limit: int | None = None, users: Collection[str] | None = None
+                 ) -> list[SessionRecord]:
         """Sessions, newest first, that overlap ``[since, until]`` and match every filter.
 
         ``device`` matches a device id or name exactly; ``app`` matches the app name
         (case-insensitively), the full executable path or its file name; ``search`` is a
-        case-insensitive substring of any text field.
+        case-insensitive substring of any text field; ``users``: only sessions whose process
+        belonged to one of these user names (None: anyone's), found through the
+        ``sessions_by_user`` index. Runs on :attr:`reads`, never waiting for a write.
         """
+        sql, params = self.sessions_query(since=since, until=until, kind=kind, device=device,
+                                          app=app, search=search, limit=limit, users=users)
+        rows = self.reads.read(lambda c: c.execute(sql, params).fetchall())
+        return [r for r in map(_record, rows) if r is not None]
+
+    @staticmethod
+    def sessions_query(*, since: float | None = None, until: float | None = None,
+                       kind: DeviceKind | str | None = None, device: str | None = None,
+                       app: str | None = None, search: str | None = None,
+                       limit: int | None = None, users: Collection[str] | None = None
+                       ) -> tuple[str, list[object]]:
+        """The SQL :meth:`sessions` runs, and its parameters (tests check its plan)."""
         where: list[str] = []
         params: list[object] = []
+        if users is not None:
+            names = sorted(users)
+            where.append(f"user IN ({', '.join('?' for _ in names)})" if names else "0")
+            params += [to_db(n) for n in names]
         if since is not None:
             where.append("(ended_at IS NULL OR ended_at >= ?)")
             params.append(since)
@@ -361,8 +432,7 @@ class HistoryStore:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(max(0, int(limit)))
-        rows = self.db.read(lambda c: c.execute(sql, params).fetchall())
-        return [r for r in map(_record, rows) if r is not None]
+        return sql, params
 
     # -- internals ---------------------------------------------------------------------
     def _set_sha256(self, generation: int, session_id: int, digest: str | None) -> None:

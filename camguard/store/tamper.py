@@ -210,14 +210,12 @@ def history_records(store: HistoryStore, filters: Mapping[str, Any],
     the sessions to one app, device or text (they say nothing about it). ``limit`` counts
     both kinds together, newest first."""
     since, until = filters.get("since"), filters.get("until")
+    # The user column holds the process's user name as psutil gave it (from its real uid):
+    # the same name the caller's uid has, or the bare uid when it has no name. The filter
+    # and the limit run in SQL (an index per user), never over everyone's rows in Python.
     records = store.sessions(since=since, until=until, kind=filters.get("kind"),
                              device=filters.get("device"), app=filters.get("app"),
-                             search=filters.get("search"),
-                             limit=limit if users is None else None)
-    if users is not None:
-        # The user column holds the process's user name as psutil gave it (from its real
-        # uid): the same name the caller's uid has, or the bare uid when it has no name.
-        records = [r for r in records if r.user is not None and r.user in users]
+                             search=filters.get("search"), limit=limit, users=users)
     audits: list[AuditRecord] = []
     if not any(filters.get(k) for k in SESSION_FILTERS):
         audits = audit_records(store.db, since=since, until=until)
