@@ -11,11 +11,10 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import quote
+from typing import Any
 
 from camguard.core.clock import Clock
 from camguard.core.models import (
@@ -28,12 +27,11 @@ from camguard.core.models import (
     UsageEvent,
 )
 from camguard.core.state import UsageKey
-from camguard.store.db import BUSY_TIMEOUT_S, Database, from_db, to_db
+from camguard.store.db import Database, from_db, to_db
 from camguard.store.hashing import BackgroundHasher, ExeHasher, Hasher
+from camguard.store.history_query import COLUMNS, ReadView, sessions_query
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 ORPHAN_REASON = "ended while camguard was not running"
 
@@ -43,10 +41,6 @@ KNOWN_DECISIONS = ("allowed-once", "always-allowed", "killed", "blocked", "muted
 # A process may hand us megabytes of command line; one session must not bloat the database
 # without bound, so each text field keeps this many characters and says how much was cut.
 MAX_FIELD_CHARS = 256 * 1024
-
-_COLUMNS = ("id, device_kind, device_id, device_name, via, app_name, exe, exe_sha256, pid, "
-            "create_time, user, cmdline, parents, started_at, ended_at, duration_s, decision, "
-            "decided_by, note, end_reason")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,60 +135,6 @@ def _record(row: Sequence[Any]) -> SessionRecord | None:
         parents=_from_json_list(row[12]), start=float(row[13]), end=row[14],
         duration=row[15], decision=from_db(row[16]), decided_by=from_db(row[17]),
         note=from_db(row[18]) or "", end_reason=from_db(row[19]))
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _like(text: str) -> str:
-    return f"%{_escape_like(text)}%"
-
-
-class ReadView:
-    """A second, read-only connection for history queries, so a long read (a request of the
-    service, the history window) never holds the lock the monitor's writes take.
-
-    In WAL mode readers and the writer do not block each other
-    (https://www.sqlite.org/wal.html, "Concurrency"); only the Python-side lock of the one
-    shared connection did. Reads take turns on this connection's own lock. A database kept
-    in memory, or one being replaced after damage, is read through the owner instead (it
-    alone decides what is damaged).
-    """
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        self._generation = -1
-
-    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._db.in_memory or self._db.path is None:
-            return self._db.read(fn)
-        with self._lock:
-            try:
-                if self._conn is None or self._generation != self._db.generation:
-                    self._close()
-                    self._conn = sqlite3.connect(
-                        f"file:{quote(str(self._db.path))}?mode=ro", uri=True,
-                        timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-                    self._generation = self._db.generation
-                return fn(self._conn)
-            except sqlite3.Error:
-                self._close()
-        return self._db.read(fn)  # the owner's connection judges (and repairs) damage
-
-    def _close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except sqlite3.Error:
-                log.debug("closing the read connection failed", exc_info=True)
-            self._conn = None
-
-    def close(self) -> None:
-        with self._lock:
-            self._close()
 
 
 class HistoryStore:
@@ -367,7 +307,7 @@ class HistoryStore:
     # -- reading -----------------------------------------------------------------------
     def get(self, session_id: int) -> SessionRecord | None:
         row = self.db.read(lambda c: c.execute(
-            f"SELECT {_COLUMNS} FROM sessions WHERE id = ?",  # noqa: S608 - constant columns
+            f"SELECT {COLUMNS} FROM sessions WHERE id = ?",  # noqa: S608 - constant columns
             (session_id,)).fetchone())
         return None if row is None else _record(row)
 
@@ -384,55 +324,10 @@ class HistoryStore:
         belonged to one of these user names (None: anyone's), found through the
         ``sessions_by_user`` index. Runs on :attr:`reads`, never waiting for a write.
         """
-        sql, params = self.sessions_query(since=since, until=until, kind=kind, device=device,
-                                          app=app, search=search, limit=limit, users=users)
+        sql, params = sessions_query(since=since, until=until, kind=kind, device=device,
+                                     app=app, search=search, limit=limit, users=users)
         rows = self.reads.read(lambda c: c.execute(sql, params).fetchall())
         return [r for r in map(_record, rows) if r is not None]
-
-    @staticmethod
-    def sessions_query(*, since: float | None = None, until: float | None = None,
-                       kind: DeviceKind | str | None = None, device: str | None = None,
-                       app: str | None = None, search: str | None = None,
-                       limit: int | None = None, users: Collection[str] | None = None
-                       ) -> tuple[str, list[object]]:
-        """The SQL :meth:`sessions` runs, and its parameters (tests check its plan)."""
-        where: list[str] = []
-        params: list[object] = []
-        if users is not None:
-            names = sorted(users)
-            where.append(f"user IN ({', '.join('?' for _ in names)})" if names else "0")
-            params += [to_db(n) for n in names]
-        if since is not None:
-            where.append("(ended_at IS NULL OR ended_at >= ?)")
-            params.append(since)
-        if until is not None:
-            where.append("started_at <= ?")
-            params.append(until)
-        if kind is not None:
-            where.append("device_kind = ?")
-            params.append(DeviceKind(kind).value)
-        if device is not None:
-            where.append("(device_id = ? OR device_name = ?)")
-            params += [to_db(device), to_db(device)]
-        if app is not None and "/" in app:  # a path names one executable exactly
-            where.append("(app_name = ? COLLATE NOCASE OR exe = ?)")
-            params += [to_db(app), to_db(app)]
-        elif app is not None:  # a name: the app's own, or its executable's file name
-            where.append("(app_name = ? COLLATE NOCASE OR exe LIKE ? ESCAPE '\\')")
-            params += [to_db(app), to_db("%/" + _escape_like(app))]
-        if search:
-            fields = ("app_name", "exe", "cmdline", "user", "device_id", "device_name",
-                      "note", "decision", "decided_by", "end_reason", "exe_sha256")
-            where.append("(" + " OR ".join(f"{f} LIKE ? ESCAPE '\\'" for f in fields) + ")")
-            params += [_like(search)] * len(fields)
-        sql = f"SELECT {_COLUMNS} FROM sessions"  # noqa: S608 - only constant fragments
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC, id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(max(0, int(limit)))
-        return sql, params
 
     # -- internals ---------------------------------------------------------------------
     def _set_sha256(self, generation: int, session_id: int, digest: str | None) -> None:

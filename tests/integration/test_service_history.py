@@ -11,6 +11,7 @@ from pathlib import Path
 from camguard.core.clock import FrozenClock
 from camguard.core.models import Device, DeviceKind, EventType, ProcessRef, Usage, UsageEvent
 from camguard.store.history import HistorySink, HistoryStore
+from camguard.store.history_query import sessions_query
 from camguard.store.tamper import ServiceHistory
 from tests import realenv
 
@@ -41,7 +42,7 @@ def test_an_accounts_history_is_filtered_in_sql_through_an_index(tmp_path: Path)
     conn = sqlite3.connect(tmp_path / "history.sqlite3")
     indexes = {row[1] for row in conn.execute("PRAGMA index_list(sessions)")}
     assert "sessions_by_user" in indexes
-    sql, params = HistoryStore.sessions_query(users={"alice", "1001"}, limit=3, since=0.0)
+    sql, params = sessions_query(users={"alice", "1001"}, limit=3, since=0.0)
     plan = " ".join(str(r[3]) for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
     assert "USING INDEX sessions_by_user" in plan and "SCAN sessions" not in plan, plan
     conn.close()
