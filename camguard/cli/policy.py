@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from camguard import __version__
 from camguard.cli.common import EXIT_DONE, EXIT_FAILED
 from camguard.cli.rules import load_context, policy_option, rule_json, rule_line
-from camguard.core.text import json_safe, literal
+from camguard.core.text import json_safe, json_text, literal
 from camguard.platform.clock import SystemClock
 
 
@@ -41,7 +40,7 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
             "policy_rules": [rule_json(r, SystemClock().now()) for r in status.policy.rules],
             "camguard": __version__,
         }
-        print(json.dumps(doc, ensure_ascii=False, indent=2))
+        print(json_text(doc, indent=2))
     else:
         print(f"policy: {source}")
         for name, item in eff.items.items():

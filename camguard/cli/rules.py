@@ -29,7 +29,7 @@ from camguard.core.rules import (
 )
 from camguard.core.rules_json import decision_dict, rule_to_json, rules_from_json, rules_to_json
 from camguard.core.serialize import rfc3339
-from camguard.core.text import literal
+from camguard.core.text import json_text, literal
 from camguard.platform import current
 from camguard.platform.clock import SystemClock, local_zone
 from camguard.store import paths
@@ -215,7 +215,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         doc = {"mode": eff.value("mode"), "rules_locked": locked.locked,
                "locked_by": locked.locked_by, "policy_error": ctx.status.error,
                "rules": [rule_json(r, now) for r in eff.rules]}
-        print(json.dumps(doc, ensure_ascii=False, indent=2))
+        print(json_text(doc, indent=2))
         return 0
     print(f"mode: {eff.value('mode')} ({eff.items['mode'].source})")
     if locked.locked:
@@ -272,7 +272,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     finally:
         log.close()
     if args.json:
-        print(json.dumps(rule_json(rule, now), ensure_ascii=False, indent=2))
+        print(json_text(rule_json(rule, now), indent=2))
     else:
         print(f"added rule {rule.id}: {rule.describe()}")
     return 0
@@ -399,7 +399,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
                        args.name, args.user)
     d = decide(ctx.settings.rules, facts, ctx.settings.mode, SystemClock(), local_zone())
     if args.json:
-        print(json.dumps(decision_dict(d), ensure_ascii=False, indent=2))
+        print(json_text(decision_dict(d), indent=2))
         return 0
     print(f"{d.verdict.value}: {d.explanation}")
     for note in d.notes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import threading
@@ -11,7 +10,7 @@ from types import FrameType
 from typing import Any
 
 from camguard.cli.common import detection_settings
-from camguard.core.text import literal
+from camguard.core.text import json_text, literal
 
 EPILOG = """What it does: opens each camera (OpenCV) and holds it open, records about a second
 from the sound server's default microphone (sounddevice), and checks that camguard named
@@ -68,7 +67,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
         for signum, handler in old.items():
             signal.signal(signum, handler)
     if args.json:
-        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        print(json_text(report.as_dict(), indent=2))
     else:
         for c in report.snapshot():
             where = f" {literal(c.device, 200)}" if c.device else ""

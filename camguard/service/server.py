@@ -119,8 +119,15 @@ class ServiceServer:
                 continue
             with self._lock:
                 self._conns.add(conn)
-            threading.Thread(target=self._serve, args=(conn, caller, slot),
-                             name="camguard-client", daemon=True).start()
+            try:
+                threading.Thread(target=self._serve, args=(conn, caller, slot),
+                                 name="camguard-client", daemon=True).start()
+            except RuntimeError:  # no thread to be had: give the slot back, never leak it
+                log.warning("cannot start a thread for a client; closing it")
+                with self._lock:
+                    self._conns.discard(conn)
+                conn.close()
+                self._quotas.release(slot)
 
     def _refuse_busy(self, conn: socket.socket, caller: Caller, why: str) -> None:
         self._refusals.refused(caller.uid, why)

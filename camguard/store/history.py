@@ -11,7 +11,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from camguard.core.models import (
 from camguard.core.state import UsageKey
 from camguard.store.db import Database, from_db, to_db
 from camguard.store.hashing import BackgroundHasher, ExeHasher, Hasher
+from camguard.store.history_query import COLUMNS, ReadView, sessions_query
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,6 @@ KNOWN_DECISIONS = ("allowed-once", "always-allowed", "killed", "blocked", "muted
 # A process may hand us megabytes of command line; one session must not bloat the database
 # without bound, so each text field keeps this many characters and says how much was cut.
 MAX_FIELD_CHARS = 256 * 1024
-
-_COLUMNS = ("id, device_kind, device_id, device_name, via, app_name, exe, exe_sha256, pid, "
-            "create_time, user, cmdline, parents, started_at, ended_at, duration_s, decision, "
-            "decided_by, note, end_reason")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,14 +137,6 @@ def _record(row: Sequence[Any]) -> SessionRecord | None:
         note=from_db(row[18]) or "", end_reason=from_db(row[19]))
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _like(text: str) -> str:
-    return f"%{_escape_like(text)}%"
-
-
 class HistoryStore:
     """Sessions in SQLite. Thread-safe: every method may be called from any thread.
 
@@ -163,6 +152,8 @@ class HistoryStore:
                  hasher: Hasher | None = None, hash_exes: bool = True,
                  db: Database | None = None) -> None:
         self.db = db if db is not None else Database(path, clock)
+        #: Where history queries run: never waits for (nor holds up) a write.
+        self.reads = ReadView(self.db)
         self._clock = clock
         self._lock = threading.RLock()
         # usage key -> (database generation, session id) of sessions this store opened.
@@ -179,6 +170,7 @@ class HistoryStore:
     def close(self) -> None:
         if self._hashes is not None:
             self._hashes.stop()
+        self.reads.close()
         self.db.close()
 
     def wait_for_hashes(self, timeout: float | None = None) -> bool:
@@ -315,53 +307,26 @@ class HistoryStore:
     # -- reading -----------------------------------------------------------------------
     def get(self, session_id: int) -> SessionRecord | None:
         row = self.db.read(lambda c: c.execute(
-            f"SELECT {_COLUMNS} FROM sessions WHERE id = ?",  # noqa: S608 - constant columns
+            f"SELECT {COLUMNS} FROM sessions WHERE id = ?",  # noqa: S608 - constant columns
             (session_id,)).fetchone())
         return None if row is None else _record(row)
 
     def sessions(self, *, since: float | None = None, until: float | None = None,
                  kind: DeviceKind | str | None = None, device: str | None = None,
                  app: str | None = None, search: str | None = None,
-                 limit: int | None = None) -> list[SessionRecord]:
+                 limit: int | None = None, users: Collection[str] | None = None
+                 ) -> list[SessionRecord]:
         """Sessions, newest first, that overlap ``[since, until]`` and match every filter.
 
         ``device`` matches a device id or name exactly; ``app`` matches the app name
         (case-insensitively), the full executable path or its file name; ``search`` is a
-        case-insensitive substring of any text field.
+        case-insensitive substring of any text field; ``users``: only sessions whose process
+        belonged to one of these user names (None: anyone's), found through the
+        ``sessions_by_user`` index. Runs on :attr:`reads`, never waiting for a write.
         """
-        where: list[str] = []
-        params: list[object] = []
-        if since is not None:
-            where.append("(ended_at IS NULL OR ended_at >= ?)")
-            params.append(since)
-        if until is not None:
-            where.append("started_at <= ?")
-            params.append(until)
-        if kind is not None:
-            where.append("device_kind = ?")
-            params.append(DeviceKind(kind).value)
-        if device is not None:
-            where.append("(device_id = ? OR device_name = ?)")
-            params += [to_db(device), to_db(device)]
-        if app is not None and "/" in app:  # a path names one executable exactly
-            where.append("(app_name = ? COLLATE NOCASE OR exe = ?)")
-            params += [to_db(app), to_db(app)]
-        elif app is not None:  # a name: the app's own, or its executable's file name
-            where.append("(app_name = ? COLLATE NOCASE OR exe LIKE ? ESCAPE '\\')")
-            params += [to_db(app), to_db("%/" + _escape_like(app))]
-        if search:
-            fields = ("app_name", "exe", "cmdline", "user", "device_id", "device_name",
-                      "note", "decision", "decided_by", "end_reason", "exe_sha256")
-            where.append("(" + " OR ".join(f"{f} LIKE ? ESCAPE '\\'" for f in fields) + ")")
-            params += [_like(search)] * len(fields)
-        sql = f"SELECT {_COLUMNS} FROM sessions"  # noqa: S608 - only constant fragments
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC, id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(max(0, int(limit)))
-        rows = self.db.read(lambda c: c.execute(sql, params).fetchall())
+        sql, params = sessions_query(since=since, until=until, kind=kind, device=device,
+                                     app=app, search=search, limit=limit, users=users)
+        rows = self.reads.read(lambda c: c.execute(sql, params).fetchall())
         return [r for r in map(_record, rows) if r is not None]
 
     # -- internals ---------------------------------------------------------------------

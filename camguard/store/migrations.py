@@ -86,6 +86,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX audit_by_start ON audit (started_at)",
     )),
+    Migration(4, "history by account: an index for each user's own sessions", (
+        # The service answers an ordinary account's history with only its sessions,
+        # newest first: this index finds them without reading anyone else's.
+        "CREATE INDEX sessions_by_user ON sessions (user, started_at)",
+    )),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -25,6 +25,7 @@ from camguard.store.db import Database, from_db, to_db
 from camguard.store.export import session_dict
 from camguard.store.hashing import sha256_file
 from camguard.store.history import HistoryStore, SessionRecord
+from camguard.store.history_query import ReadView
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +173,9 @@ def _when(ts: float) -> str:
     return rfc3339(ts) or "?"
 
 
-def audit_records(db: Database, *, since: float | None = None, until: float | None = None,
-                  types: Sequence[str] = (GAP, POLICY_CHANGED)) -> list[AuditRecord]:
+def audit_records(db: Database | ReadView, *, since: float | None = None,
+                  until: float | None = None, types: Sequence[str] = (GAP, POLICY_CHANGED)
+                  ) -> list[AuditRecord]:
     """Gaps and policy changes overlapping ``[since, until]``, newest first."""
     where = [f"type IN ({', '.join('?' for _ in types)})"]
     params: list[object] = list(types)
@@ -210,17 +212,15 @@ def history_records(store: HistoryStore, filters: Mapping[str, Any],
     the sessions to one app, device or text (they say nothing about it). ``limit`` counts
     both kinds together, newest first."""
     since, until = filters.get("since"), filters.get("until")
+    # The user column holds the process's user name as psutil gave it (from its real uid):
+    # the same name the caller's uid has, or the bare uid when it has no name. The filter
+    # and the limit run in SQL (an index per user), never over everyone's rows in Python.
     records = store.sessions(since=since, until=until, kind=filters.get("kind"),
                              device=filters.get("device"), app=filters.get("app"),
-                             search=filters.get("search"),
-                             limit=limit if users is None else None)
-    if users is not None:
-        # The user column holds the process's user name as psutil gave it (from its real
-        # uid): the same name the caller's uid has, or the bare uid when it has no name.
-        records = [r for r in records if r.user is not None and r.user in users]
+                             search=filters.get("search"), limit=limit, users=users)
     audits: list[AuditRecord] = []
     if not any(filters.get(k) for k in SESSION_FILTERS):
-        audits = audit_records(store.db, since=since, until=until)
+        audits = audit_records(store.reads, since=since, until=until)
     if limit is None:
         return records, audits
     both: list[tuple[float, int, SessionRecord | AuditRecord]] = [

@@ -12,6 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from camguard.cli.service_run import GatedKiller, SerialBlocks
+from camguard.core.blocks import BlockManager, BlockTarget
+from camguard.core.settings import DEFAULT_SOUND_SERVER_EXES
+from camguard.platform.clock import SystemClock
+from camguard.platform.linux.block import LinuxBlocker
+from camguard.platform.linux.helper_runner import InProcessHelper
+from camguard.service.authorization import Caller, block_end_refusal
+from camguard.store.blocks import JsonBlockStore
 from tests import realenv
 from tests.service_env import (
     Accounts,
@@ -35,6 +43,7 @@ def test_a_childs_block_all_is_refused_while_the_parent_is_on_a_call(
     admins = accounts.group()
     kid, parent = accounts.user(), accounts.user(groups=[admins])
     svc = Service(sandbox, admin_group=admins).start()
+    assert svc.client.lock_set("parent's secret")["ok"] is True  # as in the attack
     node = sandbox.node("video0")
     call = UserHolder(sandbox, parent, [node])
     realenv.wait_until(lambda: call.pid in pids_in_status(svc.client.status()), 20,
@@ -109,3 +118,32 @@ def test_a_managed_policy_can_keep_blocking_for_admins(sandbox: Box,
     assert mode(node) == 0o666
     assert svc.client.block("camera")["ok"] is True  # root still may
     assert mode(node) == 0
+
+
+def test_a_users_block_leaves_a_late_opener_of_another_account_running(
+        sandbox: Box, accounts: Accounts) -> None:
+    """Another account's program that opened the device after the service looked (so the
+    block was not refused) is met by the block itself: it is left running and reported."""
+    alice, bob = accounts.user(), accounts.user()
+    node = sandbox.node("video0")
+    mine = UserHolder(sandbox, alice, [node])
+    late = UserHolder(sandbox, bob, [node])
+    sandbox.state.mkdir(mode=0o700, exist_ok=True)
+    gate = GatedKiller(DEFAULT_SOUND_SERVER_EXES)
+    glob = str(sandbox.dev / "video*")
+    helper = InProcessHelper((glob,), str(sandbox.state / "helper-nodes.json"))
+    blocks = SerialBlocks(BlockManager(SystemClock(), JsonBlockStore(sandbox.state / "b.json"),
+                                       LinuxBlocker((glob,), (), helper=helper, killer=gate)),
+                          gate)
+    caller = Caller(alice.uid, alice.gid, 1, alice.name, admin=False)
+    report = blocks.block(BlockTarget.CAMERA, None, owner=alice.uid,
+                          may_end=lambda pid, ctime: block_end_refusal(caller, pid, ctime))
+    assert mine.proc.wait(15) is not None  # hers ended
+    assert late.proc.poll() is None  # bob's left running, and said so
+    assert f"left pid {late.pid} running: it belongs to another account" in \
+        report.result.message, report.result.message
+    assert gate.check is None  # the next block (an admin's, the rules') is not limited
+    [blk], _problems = blocks.active()
+    assert blk.owner == alice.uid
+    assert blocks.unblock(BlockTarget.CAMERA).result.ok
+    assert mode(node) == 0o666
