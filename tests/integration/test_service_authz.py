@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from camguard.cli.service_run import GatedKiller, SerialBlocks
+from camguard.app.service_parts import GatedKiller, SerialBlocks
 from camguard.core.blocks import BlockManager, BlockTarget
 from camguard.core.settings import DEFAULT_SOUND_SERVER_EXES
 from camguard.platform.clock import SystemClock
 from camguard.platform.linux.block import LinuxBlocker
 from camguard.platform.linux.helper_runner import InProcessHelper
+from camguard.platform.linux.kill import Killer
 from camguard.service.authorization import Caller, block_end_refusal
 from camguard.store.blocks import JsonBlockStore
 from tests import realenv
@@ -129,7 +130,7 @@ def test_a_users_block_leaves_a_late_opener_of_another_account_running(
     mine = UserHolder(sandbox, alice, [node])
     late = UserHolder(sandbox, bob, [node])
     sandbox.state.mkdir(mode=0o700, exist_ok=True)
-    gate = GatedKiller(DEFAULT_SOUND_SERVER_EXES)
+    gate = GatedKiller(Killer(DEFAULT_SOUND_SERVER_EXES))
     glob = str(sandbox.dev / "video*")
     helper = InProcessHelper((glob,), str(sandbox.state / "helper-nodes.json"))
     blocks = SerialBlocks(BlockManager(SystemClock(), JsonBlockStore(sandbox.state / "b.json"),
