@@ -15,6 +15,7 @@ from camguard.cli import remote
 from camguard.cli.common import EXIT_BAD_ARGS, CliError
 from camguard.core.serialize import rfc3339
 from camguard.core.text import json_text, literal
+from camguard.core.timefmt import session_length
 from camguard.platform.clock import SystemClock
 from camguard.store.db import Database, DatabaseUnreadable, default_path
 from camguard.store.export import session_dict, write_csv
@@ -135,12 +136,7 @@ def _local(ts: float) -> str:
 def _duration(rec: SessionRecord) -> str:
     if rec.end is None:
         return "running"
-    seconds = round(rec.duration if rec.duration is not None else rec.end - rec.start)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    return session_length(rec.duration if rec.duration is not None else rec.end - rec.start)
 
 
 def _print_table(records: list[SessionRecord], gaps: Sequence[dict[str, Any]] = ()) -> None:

@@ -25,9 +25,9 @@ from PySide6.QtCore import (
     Qt,
 )
 
-from camguard.core.blocks import format_duration
 from camguard.core.models import DeviceKind
 from camguard.core.text import literal
+from camguard.core.timefmt import session_length
 from camguard.store.history import SessionRecord
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -40,20 +40,22 @@ Index = QModelIndex | QPersistentModelIndex
 
 
 class Column(enum.IntEnum):
+    # What a person scans for first stays on screen in a 1000 px window: when, how long,
+    # which app on which device, and what was decided (issue 12: Decision was off-screen).
     START = 0
-    END = 1
-    DURATION = 2
-    KIND = 3
+    DURATION = 1
+    KIND = 2
+    APP = 3
     DEVICE = 4
-    APP = 5
-    PID = 6
-    USER = 7
-    EXE = 8
-    DECISION = 9
+    DECISION = 5
+    USER = 6
+    PID = 7
+    END = 8
+    EXE = 9
 
 
-HEADERS = ("Start", "End", "Duration", "Kind", "Device", "App", "PID", "User", "Executable",
-           "Decision")
+HEADERS = ("Start", "Duration", "Kind", "App", "Device", "Decision", "User", "PID", "End",
+           "Executable")
 
 
 def rich_tooltip(text: str) -> str:
@@ -139,7 +141,7 @@ def _display(row: _Row, col: Column) -> str:
     if col is Column.END:
         return "still in use" if r.end is None else local_time(r.end)
     if col is Column.DURATION:
-        shown = format_duration(row.duration)
+        shown = session_length(row.duration)
         return f"{shown} (open)" if r.end is None else shown
     if col is Column.APP:
         return _opt(r.name, LIMITS["name"]) if r.pid is not None else "(unseen process)"
@@ -192,7 +194,7 @@ def _tooltip(row: _Row, col: Column) -> str:
     elif col is Column.DECISION:
         text = literal(r.decision or "no decision recorded", 200)
         if r.decided_by:
-            text += f"\nby {literal(r.decided_by, 200)}"
+            text += f"\nby {decided_by_words(r.decided_by)}"
     elif col is Column.END and r.end_reason:
         text = literal(r.end_reason, 500)
     else:
@@ -208,10 +210,38 @@ _RENDERERS: dict[int, Callable[[_Row, Column], object]] = {
 }
 
 
+# How camguard saw a session, in words (the history's ``via``).
+VIA_WORDS = {
+    "fd": "found holding the device in a scan of open files (/proc)",
+    "fanotify": "named by the kernel at the moment it opened the device (fanotify)",
+    "inotify": "the kernel said the device was open, but no process camguard can see held it",
+    "stream": "a recording stream at the sound server",
+}
+# Who decided, in words (the history's ``decided_by``); anything else is shown as recorded.
+DECIDED_BY_WORDS = {
+    "user:popup": "you, in the alert",
+    "user:notification": "you, in the notification",
+    "user:tray": "you, from the tray menu",
+    "timeout": "the alert's countdown (nobody answered)",
+    "allow-list": "your allow list",
+}
+
+
+def device_line(rec: SessionRecord) -> str:
+    """``Camera: Integrated Camera (/dev/video0)``, or ``Camera: /dev/video0`` unnamed."""
+    kind = rec.kind.value.capitalize()
+    name, path = literal(rec.device_name or ""), literal(rec.device_id)
+    return f"{kind}: {name} ({path})" if name and name != path else f"{kind}: {path}"
+
+
+def decided_by_words(decided_by: str) -> str:
+    return DECIDED_BY_WORDS.get(decided_by, literal(decided_by))
+
+
 def details_text(rec: SessionRecord) -> str:
     """Everything about one session, each process-controlled value literal and whole."""
     lines = [
-        f"{rec.kind.value}: {literal(rec.device_name)} ({literal(rec.device_id)})",
+        device_line(rec),
         f"from {local_time(rec.start)} to "
         f"{'(still in use)' if rec.end is None else local_time(rec.end)}",
     ]
@@ -226,8 +256,10 @@ def details_text(rec: SessionRecord) -> str:
         if rec.parents:
             lines.append("started by: " + " < ".join(literal(p) for p in rec.parents))
     lines.append(f"decision: {literal(rec.decision or 'none recorded')}"
-                 + (f" by {literal(rec.decided_by)}" if rec.decided_by else ""))
-    for label, value in (("via", rec.via), ("note", rec.note), ("ended", rec.end_reason)):
+                 + (f", by {decided_by_words(rec.decided_by)}" if rec.decided_by else ""))
+    if rec.via:
+        lines.append(f"how camguard saw it: {VIA_WORDS.get(rec.via, literal(rec.via))}")
+    for label, value in (("note", rec.note), ("ended", rec.end_reason)):
         if value:
             lines.append(f"{label}: {literal(value)}")
     return "\n".join(lines)

@@ -201,9 +201,9 @@ class HistoryWindow(QWidget):
         header = table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for col, width in ((Column.START, 150), (Column.END, 150), (Column.DURATION, 90),
-                           (Column.KIND, 90), (Column.DEVICE, 160), (Column.APP, 140),
-                           (Column.PID, 70), (Column.USER, 90), (Column.EXE, 220)):
+        for col, width in ((Column.START, 150), (Column.DURATION, 70), (Column.KIND, 90),
+                           (Column.APP, 140), (Column.DEVICE, 160), (Column.DECISION, 150),
+                           (Column.USER, 90), (Column.PID, 70), (Column.END, 150)):
             table.setColumnWidth(col, width)
         table.selectionModel().selectionChanged.connect(self._selection_changed)
         return table

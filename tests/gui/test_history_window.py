@@ -262,3 +262,34 @@ def test_the_newest_query_wins(qtbot: QtBot, store: Filled) -> None:
     assert sorted(r.id for r in w.visible_records()) == sorted(ids(store, "zoom", "firefox"))
     assert all(isinstance(r, SessionRecord) for r in w.visible_records())
     w.shutdown()
+
+
+def test_the_decision_is_on_screen_without_scrolling(window: HistoryWindow) -> None:
+    # issue 12: the Decision column sat off-screen to the right of the executable path.
+    window.resize(1000, 600)
+    table = window.table
+    right = table.columnViewportPosition(Column.DECISION) + table.columnWidth(Column.DECISION)
+    assert table.columnViewportPosition(Column.DECISION) >= 0 and \
+        right <= table.viewport().width(), (right, table.viewport().width())
+
+
+def test_a_13_ms_session_reads_the_same_as_in_the_cli(qtbot: QtBot, tmp_path: Path) -> None:
+    s = HistoryStore(tmp_path / "h.sqlite3", FrozenClock(NOW), hash_exes=False)
+    try:
+        session(s, CAM, proc(60, "flash", "/usr/bin/flash"), NOW - 5, 0.013)
+        w = HistoryWindow(history_query(s), FrozenClock(NOW))
+        qtbot.addWidget(w)
+        w.show()
+        with qtbot.waitSignal(w.loaded, timeout=10_000):
+            w.range_choice.setCurrentIndex(3)  # "All"
+        assert w.proxy.index(0, Column.DURATION).data() == "<1s"
+    finally:
+        s.close()
+
+
+def test_details_speak_a_persons_words(window: HistoryWindow, store: Filled) -> None:
+    window.table.selectRow(row_of(window, store.ids["zoom"]))
+    details = window.details.toPlainText()
+    assert details.splitlines()[0] == "Camera: Integrated Camera (/dev/video0)"
+    assert "how camguard saw it: found holding the device in a scan of open files" in details
+    assert "via: fd" not in details
