@@ -220,14 +220,18 @@ def open_reader() -> FanotifyReader | None:
     Since Linux 5.13 an unprivileged user may create an FID group too, but every event from
     another process then carries pid 0 (fanotify_user.c: copy_event_to_user, FANOTIFY_UNPRIV),
     which inotify already tells us: only a CAP_SYS_ADMIN listener is worth running."""
+    # Said at INFO (``-v``): whether fanotify runs decides whether 1 ms opens are seen.
     if not _has_sys_admin():
-        log.debug("fanotify not used: no CAP_SYS_ADMIN (openers would show as pid 0)")
+        log.info("fanotify not used: no CAP_SYS_ADMIN (openers would show as pid 0); "
+                 "using inotify and /proc only")
         return None
     try:
-        return FanotifyReader()
+        reader = FanotifyReader()
     except (OSError, AttributeError) as exc:  # EPERM, ENOSYS, EINVAL; no such libc symbol
-        log.debug("fanotify unavailable, using inotify and /proc only: %s", exc)
+        log.info("fanotify unavailable, using inotify and /proc only: %s", exc)
         return None
+    log.info("fanotify in use: the kernel names the process behind every open and close")
+    return reader
 
 
 class OpenLog:
