@@ -26,7 +26,8 @@ from camguard.core.models import (
 )
 from camguard.platform.base import Wake
 from camguard.platform.linux.devices import DeviceTable, expand_globs
-from camguard.platform.linux.fanotify import FanEvent, OpenLog, Transient, transient_note
+from camguard.platform.linux.episodes import SessionSplitter
+from camguard.platform.linux.fanotify import FanEvent, OpenLog
 from camguard.platform.linux.fdscan import (
     Pairs,
     Pending,
@@ -91,10 +92,10 @@ class ProcfsSource:
         self._pairs: Pairs | None = None
         self._last_paths: set[str] = set()
         self._fd_counts: dict[int, int] = {}
-        # Root only: fanotify names openers (a hint for the scan) and open+close pairs that
-        # both happened before a look (a transient use the scan alone would never see).
+        # Root only: fanotify names openers (a hint for the scan), and where each use ends:
+        # a brief use no scan could see, and a close then reopen (two sessions, not one).
         self._open_log = OpenLog(describer.describe)
-        self._seen_held: dict[tuple[int, str], float] = {}
+        self._split = SessionSplitter(self._open_log, self._sound_servers)
 
     # -- UsageSource ---------------------------------------------------------------------
     def snapshot(self) -> SourceSnapshot:
@@ -103,8 +104,9 @@ class ProcfsSource:
         alias = {rdev: path for path, rdev in self._table.rdevs(by_path).items()
                  if os.major(rdev) in (V4L2_MAJOR, ALSA_MAJOR)}
         pending = self._take_pending()
-        hints, transients = self._open_log.take()
-        if not transients and self._quiet(pending, set(by_path)):
+        self._pump()
+        hints, episodes = self._open_log.take()
+        if not episodes and not self._split.busy and self._quiet(pending, set(by_path)):
             return SourceSnapshot(self.name, frozenset(devices), degraded=self._degraded(0))
         scanner = Scanner(by_path, self._proc_root, alias.keys())
         try:
@@ -114,9 +116,9 @@ class ProcfsSource:
             return SourceSnapshot(self.name, frozenset(devices),
                                   degraded=Degraded(self.name, str(exc)))
         self._pairs = holders
-        self._note_held(holders)
         self._last_paths = set(by_path)
         usages: set[Usage] = set()
+        held: dict[tuple[int, str], tuple[Usage, int]] = {}
         fd_counts: dict[str, int] = {}
         for found, pairs in holders.items():
             path = found
@@ -131,12 +133,23 @@ class ProcfsSource:
                     continue  # exited between the scan and now
                 if device.kind is DeviceKind.MICROPHONE and ref.exe in self._sound_servers:
                     continue  # the sound server holds it for apps that pulse.py names
-                usages.add(Usage(device, ref, via="fd"))
+                files = sum(1 for p, _ in pairs if p == pid)
+                held[(pid, path)] = (Usage(device, ref, via="fd"), files)
         recheck = self._unseen(by_path, fd_counts, usages)
-        if self._add_transients(transients, by_path, usages):
-            recheck = RECHECK  # look again soon, so the use also ends (a stopped event)
+        # Every open behind an fd the scan found is queued by now (fsnotify_open runs before
+        # fd_install): read them, so a held fd is matched to its episode.
+        self._pump()
+        usages |= self._split.usages(
+            held, episodes, lambda p: by_path.get(p) or self._vanished_device(p),
+            time.monotonic())
+        if self._split.busy:
+            recheck = RECHECK  # the next phase (a use ends, a brief one shows) comes soon
         return SourceSnapshot(self.name, frozenset(devices), frozenset(usages),
                               degraded=self._degraded(scanner.hidden), recheck_in=recheck)
+
+    def _pump(self) -> None:
+        if self._watcher is not None:
+            self._watcher.pump()
 
     def _collect(self, scanner: Scanner, pending: Pending, hints: set[int]) -> Pairs:
         """The holders now: a full scan, or (after opens only, or closes only, since the last
@@ -250,31 +263,6 @@ class ProcfsSource:
                 continue
             usages.add(Usage(device, None, note=UNSEEN_PROCESS_NOTE, via="inotify"))
         return recheck
-
-    def _note_held(self, holders: Pairs) -> None:
-        """Remember when each (pid, node) was last seen held by a scan (kept for a minute)."""
-        now = time.monotonic()
-        for path, pairs in holders.items():
-            for pid, _ in pairs:
-                self._seen_held[(pid, path)] = now
-        self._seen_held = {k: t for k, t in self._seen_held.items() if now - t < 60.0}
-
-    def _add_transients(self, transients: list[Transient], by_path: dict[str, Device],
-                        usages: set[Usage]) -> bool:
-        """Add a usage for each open+close that no scan ever saw held: it appears in this
-        snapshot only, so the monitor reports it started and, at the next look, stopped.
-        A use a scan did see (reported from its fd) is not reported again when its close
-        arrives later, e.g. an app ended by the kill switch."""
-        added = False
-        for t in transients:
-            if self._seen_held.get((t.process.pid, t.path), float("-inf")) >= t.opened:
-                continue
-            device = by_path.get(t.path) or self._vanished_device(t.path)
-            if device.kind is DeviceKind.MICROPHONE and t.process.exe in self._sound_servers:
-                continue
-            usages.add(Usage(device, t.process, note=transient_note(t), via="fanotify"))
-            added = True
-        return added
 
     def _degraded(self, hidden: int) -> Degraded | None:
         with self._lock:
