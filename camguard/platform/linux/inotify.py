@@ -92,7 +92,7 @@ class InotifyWatcher:
             fan_problems = {} if self._fan is None else self._fan.watch(wanted_nodes)
         for path, why in fan_problems.items():
             log.debug("fanotify cannot mark %s (%s): inotify only there", path, why)
-        self._source._reset_counts(self._nodes.values())
+        self._source._reset_counts()
         self._source._set_unwatchable(problems)
 
     def _matches(self, path: str) -> bool:
@@ -128,8 +128,8 @@ class InotifyWatcher:
             rewatch = False
             for ev in events:
                 if ev.mask & f.Q_OVERFLOW:
-                    # Counts are unreliable after an overflow: forget them, rescan.
-                    self._source._reset_counts(())
+                    # Events were dropped: nothing pending can be explained now; rescan.
+                    self._source._reset_counts(lost=True)
                     rewatch = True
                     continue
                 node = self._nodes.get(ev.wd)

@@ -34,6 +34,7 @@ from camguard.platform.linux.fdscan import (
     ProcUnreadableError,
     Scanner,
 )
+from camguard.platform.linux.hidden import HiddenHolders
 from camguard.platform.linux.inotify import InotifyWatcher
 from camguard.platform.process import ProcessDescriber
 
@@ -45,11 +46,7 @@ log = logging.getLogger(__name__)
 V4L2_MAJOR = 81
 ALSA_MAJOR = 116
 
-# How long an inotify-announced open may stay unattributed before it is reported as held by
-# a process we cannot see. open(2) raises IN_OPEN before the fd is installed in the opener's
-# table (fs/open.c: do_sys_openat2 -> do_filp_open ... fd_install), so a scan a few
-# microseconds later can miss it: we look again instead of guessing.
-UNSEEN_GRACE = 0.05
+# How soon to look again while the next phase of a session split waits.
 RECHECK = 0.01
 
 
@@ -80,9 +77,10 @@ class ProcfsSource:
         self._proc_root = proc_root
         self._table = DeviceTable(sys_root=sys_root, proc_root=proc_root)
         self._lock = threading.Lock()
-        self._open_counts: dict[str, int] = {}
+        # Holders in processes whose fd tables we cannot read (without privileges).
+        self._hidden = HiddenHolders()
+        self._events_lost = False
         self._unwatchable: dict[str, str] = {}
-        self._unseen_since: dict[str, float] = {}
         self._watcher: InotifyWatcher | None = None
         # What changed since the last look (filled by the inotify thread), and what the last
         # look found: together they let most looks skip the full /proc scan.
@@ -104,29 +102,34 @@ class ProcfsSource:
         alias = {rdev: path for path, rdev in self._table.rdevs(by_path).items()
                  if os.major(rdev) in (V4L2_MAJOR, ALSA_MAJOR)}
         pending = self._take_pending()
+        with self._lock:
+            lost, self._events_lost = self._events_lost, False
+        if lost:
+            self._hidden.clear_events()
+        self._hidden.events(pending[0], pending[1])
         self._pump()
         hints, episodes = self._open_log.take()
         if not episodes and not self._split.busy and self._quiet(pending, set(by_path)):
             return SourceSnapshot(self.name, frozenset(devices), degraded=self._degraded(0))
         scanner = Scanner(by_path, self._proc_root, alias.keys())
         try:
-            holders = self._collect(scanner, pending, hints)
+            holders, full = self._collect(scanner, pending, hints,
+                                          self._hidden.wants_full_scan())
         except ProcUnreadableError as exc:
             self._pairs = None
             return SourceSnapshot(self.name, frozenset(devices),
                                   degraded=Degraded(self.name, str(exc)))
+        new, gone = _changes(self._pairs or {}, holders)
         self._pairs = holders
         self._last_paths = set(by_path)
         usages: set[Usage] = set()
         held: dict[tuple[int, str], tuple[Usage, int]] = {}
-        fd_counts: dict[str, int] = {}
         for found, pairs in holders.items():
             path = found
             if found.startswith("rdev:"):
                 major, minor = (int(x) for x in found[5:].split(":"))
                 path = alias.get(os.makedev(major, minor), found)
             device = by_path.get(path) or self._vanished_device(path)
-            fd_counts[path] = fd_counts.get(path, 0) + len(pairs)
             for pid in sorted({pid for pid, _ in pairs}):
                 ref = self._describer.describe(pid)
                 if ref is None:
@@ -135,7 +138,11 @@ class ProcfsSource:
                     continue  # the sound server holds it for apps that pulse.py names
                 files = sum(1 for p, _ in pairs if p == pid)
                 held[(pid, path)] = (Usage(device, ref, via="fd"), files)
-        recheck = self._unseen(by_path, fd_counts, usages)
+        recheck = self._hidden.decide(new, gone, scanner.hidden_fds if full else None,
+                                      time.monotonic())
+        for path in self._hidden.in_use():
+            if path in by_path:
+                usages.add(Usage(by_path[path], None, note=UNSEEN_PROCESS_NOTE, via="inotify"))
         # Every open behind an fd the scan found is queued by now (fsnotify_open runs before
         # fd_install): read them, so a held fd is matched to its episode.
         self._pump()
@@ -151,10 +158,12 @@ class ProcfsSource:
         if self._watcher is not None:
             self._watcher.pump()
 
-    def _collect(self, scanner: Scanner, pending: Pending, hints: set[int]) -> Pairs:
+    def _collect(self, scanner: Scanner, pending: Pending, hints: set[int], full: bool
+                 ) -> tuple[Pairs, bool]:
         """The holders now: a full scan, or (after opens only, or closes only, since the last
         look) a shortcut that reads only the processes that can have changed. ``hints``:
-        pids fanotify saw opening a node, looked at first.
+        pids fanotify saw opening a node, looked at first. ``full``: a hidden holder must
+        be re-checked, which needs every process's fd count. Also says whether it was full.
 
         Closes only: just the known holders can have lost a device. Opens only: the known
         holders stay holders, and the new opener is looked for first among processes whose
@@ -164,17 +173,17 @@ class ProcfsSource:
         prev = self._pairs
         opens, closes, structural = pending
         found: Pairs = {}
-        if (prev is None or structural or not (opens or closes) or (opens and closes)
+        if (full or prev is None or structural or not (opens or closes) or (opens and closes)
                 or set(prev) - scanner.targets):
             for pid in scanner.pids():
                 scanner.scan(pid, found)
             self._fd_counts = scanner.fd_counts
-            return found
+            return found, True
         known = {pid for pairs in prev.values() for pid, _ in pairs}
         for pid in known:
             scanner.scan(pid, found)
         if closes:
-            return found
+            return found, False
 
         def attributed() -> bool:
             return all(len(found.get(p, set()) - prev.get(p, set())) >= n
@@ -196,7 +205,7 @@ class ProcfsSource:
                     if attributed():
                         break
         self._fd_counts.update(scanner.fd_counts)
-        return found
+        return found, False
 
     def _quiet(self, pending: Pending, paths: set[str]) -> bool:
         """True when a look cannot find anything: every node is watched, none is held, and
@@ -207,11 +216,12 @@ class ProcfsSource:
         opens, closes, structural = pending
         watcher = self._watcher
         if (watcher is None or self._pairs is None or opens or closes or structural
-                or any(self._pairs.values()) or self._unseen_since
+                or any(self._pairs.values()) or self._hidden.in_use()
+                or self._hidden.wants_full_scan()
                 or paths != self._last_paths or not paths <= watcher.watched()):
             return False
         with self._lock:
-            return not self._unwatchable and not any(self._open_counts.values())
+            return not self._unwatchable
 
     def _take_pending(self) -> Pending:
         with self._lock:
@@ -245,25 +255,6 @@ class ProcfsSource:
                 kind = k
         return Device(kind, path, name="(removed)", path=path, source=self.name)
 
-    def _unseen(self, by_path: dict[str, Device], fd_counts: dict[str, int],
-                usages: set[Usage]) -> float | None:
-        """Add a process-less usage for a node opened more often than we can see held."""
-        now = time.monotonic()
-        recheck: float | None = None
-        with self._lock:
-            counts = dict(self._open_counts)
-        for path, opened in counts.items():
-            device = by_path.get(path)
-            if device is None or opened <= fd_counts.get(path, 0):
-                self._unseen_since.pop(path, None)
-                continue
-            since = self._unseen_since.setdefault(path, now)
-            if now - since < UNSEEN_GRACE:
-                recheck = RECHECK
-                continue
-            usages.add(Usage(device, None, note=UNSEEN_PROCESS_NOTE, via="inotify"))
-        return recheck
-
     def _degraded(self, hidden: int) -> Degraded | None:
         with self._lock:
             unwatchable = dict(self._unwatchable)
@@ -276,7 +267,6 @@ class ProcfsSource:
     # Called by the watcher thread.
     def _count(self, path: str, delta: int) -> None:
         with self._lock:
-            self._open_counts[path] = max(0, self._open_counts.get(path, 0) + delta)
             pending = self._pending_opens if delta > 0 else self._pending_closes
             pending[path] = pending.get(path, 0) + 1
 
@@ -287,12 +277,19 @@ class ProcfsSource:
         with self._lock:
             self._structural = True
 
-    def _reset_counts(self, paths: Iterable[str]) -> None:
+    def _reset_counts(self, lost: bool = False) -> None:
+        """Watches changed (``lost``: events were dropped, a queue overflow): look fully."""
         with self._lock:
             self._structural = True
-            keep = set(paths)
-            self._open_counts = {p: c for p, c in self._open_counts.items() if p in keep}
+            self._events_lost = self._events_lost or lost
 
     def _set_unwatchable(self, problems: dict[str, str]) -> None:
         with self._lock:
             self._unwatchable = problems
+
+
+def _changes(before: Pairs, after: Pairs) -> tuple[dict[str, int], dict[str, int]]:
+    """Per node, how many fds visible processes gained and lost between two scans."""
+    new = {p: len(after.get(p, set()) - before.get(p, set())) for p in after}
+    gone = {p: len(before.get(p, set()) - after.get(p, set())) for p in before}
+    return ({p: n for p, n in new.items() if n}, {p: n for p, n in gone.items() if n})
