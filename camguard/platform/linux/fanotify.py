@@ -248,6 +248,9 @@ class _Track:
     opened: float
     last: float
     seen: bool = False
+    # Begun by a merged OPEN|CLOSE on a held file: close then reopen, or close, reopen and
+    # close again (same bits). The next scan tells: held, or not (then it ended there).
+    unsure: bool = False
 
 
 class OpenLog:
@@ -287,7 +290,7 @@ class OpenLog:
                     # (fanotify.c: fanotify_merge); with the file held before, the likely
                     # order is the one a single-fd program does: close, then reopen.
                     self._end(key, track, ev.at)
-                    self._begin(key, ev.pid, ref, ev.at)
+                    self._begin(key, ev.pid, ref, ev.at).unsure = True
                     continue
                 if opened:
                     if track is None:
@@ -324,6 +327,19 @@ class OpenLog:
             self._hints, self._done = set(), []
         return hints, done
 
+    def settle(self, held: Collection[tuple[int, str]], scanned: float) -> list[Transient]:
+        """After a scan that began at ``scanned``: an unsure episode read before it and not
+        held now had ended at its merged event. Returns every episode completed since the
+        last take (those included)."""
+        with self._lock:
+            for key, track in list(self._tracks.items()):
+                if track.unsure and track.last < scanned:
+                    track.unsure = False
+                    if key not in held:
+                        self._end(key, track, track.opened)
+            done, self._done = self._done, []
+        return done
+
     def reported(self, pid: int, path: str, ref: ProcessRef, files: int, now: float) -> None:
         """A snapshot reported ``pid`` holding ``path`` from its fd: its episode is seen.
 
@@ -345,11 +361,13 @@ class OpenLog:
                 self._tracks[key] = _Track(files, ref, False, now, now, seen=True)
 
     def prune(self, held: Collection[tuple[int, str]], now: float, after: float = 1.0) -> None:
-        """Forget episodes not held by this look whose last event is ``after`` s old: a
-        count left too high (an adopted fd shared with a child, a lost event) ends there."""
+        """End the episodes not held by this look whose last event is ``after`` s old."""
         with self._lock:
-            self._tracks = {k: t for k, t in self._tracks.items()
-                            if k in held or now - t.last < after}
+            for key, track in list(self._tracks.items()):
+                if key not in held and now - track.last >= after:
+                    # Its close was lost (merged into an event read as a reopen): it ended
+                    # by now. An adopted count left too high ends the same way.
+                    self._end(key, track, track.last)
 
 
 def transient_note(t: Transient) -> str:

@@ -48,6 +48,11 @@ class InotifyWatcher:
         self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._thread = threading.Thread(target=self._run, name="camguard-inotify", daemon=True)
 
+    @property
+    def fanotify_active(self) -> bool:
+        """fanotify reports every open and close of the watched nodes (root)."""
+        return self._fan is not None
+
     def watched(self) -> set[str]:
         """The nodes watched right now (read from the monitor thread: a copy)."""
         return set(self._nodes.values())

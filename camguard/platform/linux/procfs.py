@@ -46,8 +46,9 @@ log = logging.getLogger(__name__)
 V4L2_MAJOR = 81
 ALSA_MAJOR = 116
 
-# How soon to look again while the next phase of a session split waits.
-RECHECK = 0.01
+# How soon to look again while the next phase of a session split waits: at once (the
+# monitor's settle still batches), or a storm of fast reopens builds a backlog of phases.
+RECHECK = 0.001
 
 
 class ProcfsSource:
@@ -111,14 +112,25 @@ class ProcfsSource:
         hints, episodes = self._open_log.take()
         if not episodes and not self._split.busy and self._quiet(pending, set(by_path)):
             return SourceSnapshot(self.name, frozenset(devices), degraded=self._degraded(0))
+        scanned = time.monotonic()
         scanner = Scanner(by_path, self._proc_root, alias.keys())
-        try:
-            holders, full = self._collect(scanner, pending, hints,
-                                          self._hidden.wants_full_scan())
-        except ProcUnreadableError as exc:
-            self._pairs = None
-            return SourceSnapshot(self.name, frozenset(devices),
-                                  degraded=Degraded(self.name, str(exc)))
+        opens, closes, structural = pending
+        watcher = self._watcher
+        if (self._pairs is not None and not (episodes or opens or closes or structural)
+                and self._split.busy and watcher is not None and watcher.fanotify_active
+                and set(by_path) == self._last_paths):
+            # Only the next phase of a split is due and fanotify, which reports every open
+            # and close of the nodes, reported none: the holders are those of the last scan.
+            holders, full, phase_only = self._pairs, False, True
+        else:
+            phase_only = False
+            try:
+                holders, full = self._collect(scanner, pending, hints,
+                                              self._hidden.wants_full_scan())
+            except ProcUnreadableError as exc:
+                self._pairs = None
+                return SourceSnapshot(self.name, frozenset(devices),
+                                      degraded=Degraded(self.name, str(exc)))
         new, gone = _changes(self._pairs or {}, holders)
         self._pairs = holders
         self._last_paths = set(by_path)
@@ -145,7 +157,11 @@ class ProcfsSource:
                 usages.add(Usage(by_path[path], None, note=UNSEEN_PROCESS_NOTE, via="inotify"))
         # Every open behind an fd the scan found is queued by now (fsnotify_open runs before
         # fd_install): read them, so a held fd is matched to its episode.
-        self._pump()
+        if not phase_only:
+            self._pump()
+            # Episodes that ended during the scan, and any a merged event left unsure.
+            episodes += self._open_log.settle({key for key, _ in pairs_of(holders, alias)},
+                                              scanned)
         usages |= self._split.usages(
             held, episodes, lambda p: by_path.get(p) or self._vanished_device(p),
             time.monotonic())
@@ -286,6 +302,18 @@ class ProcfsSource:
     def _set_unwatchable(self, problems: dict[str, str]) -> None:
         with self._lock:
             self._unwatchable = problems
+
+
+def pairs_of(holders: Pairs, alias: dict[int, str]) -> set[tuple[tuple[int, str], int]]:
+    """Every (pid, node path) the scan found held, with its fd (aliases by their node)."""
+    out = set()
+    for found, pairs in holders.items():
+        path = found
+        if found.startswith("rdev:"):
+            major, minor = (int(x) for x in found[5:].split(":"))
+            path = alias.get(os.makedev(major, minor), found)
+        out |= {((pid, path), fd) for pid, fd in pairs}
+    return out
 
 
 def _changes(before: Pairs, after: Pairs) -> tuple[dict[str, int], dict[str, int]]:
