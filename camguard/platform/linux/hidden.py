@@ -17,7 +17,7 @@ node until its count falls back to what it was before, or it exits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 # open(2) raises IN_OPEN before the fd is installed in the opener's table (fs/open.c:
@@ -66,6 +66,14 @@ class HiddenHolders:
     def wants_full_scan(self) -> bool:
         """A decision is pending and hidden processes exist: only a full scan re-checks."""
         return bool(self._todo) and bool(self._fds)
+
+    def refresh(self, fd_count: Callable[[int], int]) -> None:
+        """A look without a full scan: re-read the known hidden processes' fd counts, so
+        the base an open is compared with is that of the look just before it (a stale
+        base lets processes that were merely busy meanwhile pass for holders)."""
+        if self._fds and not self._todo:
+            fresh = {pid: fd_count(pid) for pid in self._fds}
+            self._fds = {pid: n for pid, n in fresh.items() if n >= 0}
 
     def clear_events(self) -> None:
         """Events were lost (queue overflow, re-watch): nothing is left to explain."""

@@ -135,23 +135,11 @@ class ProcfsSource:
         self._pairs = holders
         self._last_paths = set(by_path)
         usages: set[Usage] = set()
-        held: dict[tuple[int, str], tuple[Usage, int]] = {}
-        for found, pairs in holders.items():
-            path = found
-            if found.startswith("rdev:"):
-                major, minor = (int(x) for x in found[5:].split(":"))
-                path = alias.get(os.makedev(major, minor), found)
-            device = by_path.get(path) or self._vanished_device(path)
-            for pid in sorted({pid for pid, _ in pairs}):
-                ref = self._describer.describe(pid)
-                if ref is None:
-                    continue  # exited between the scan and now
-                if device.kind is DeviceKind.MICROPHONE and ref.exe in self._sound_servers:
-                    continue  # the sound server holds it for apps that pulse.py names
-                files = sum(1 for p, _ in pairs if p == pid)
-                held[(pid, path)] = (Usage(device, ref, via="fd"), files)
+        held = self._held(holders, alias, by_path)
         recheck = self._hidden.decide(new, gone, scanner.hidden_fds if full else None,
                                       time.monotonic())
+        if not full:
+            self._hidden.refresh(scanner.fd_count)
         for path in self._hidden.in_use():
             if path in by_path:
                 usages.add(Usage(by_path[path], None, note=UNSEEN_PROCESS_NOTE, via="inotify"))
@@ -169,6 +157,26 @@ class ProcfsSource:
             recheck = RECHECK  # the next phase (a use ends, a brief one shows) comes soon
         return SourceSnapshot(self.name, frozenset(devices), frozenset(usages),
                               degraded=self._degraded(scanner.hidden), recheck_in=recheck)
+
+    def _held(self, holders: Pairs, alias: dict[int, str], by_path: dict[str, Device]
+              ) -> dict[tuple[int, str], tuple[Usage, int]]:
+        """(pid, node) -> its usage from the fd, and how many fds it holds there."""
+        held: dict[tuple[int, str], tuple[Usage, int]] = {}
+        for found, pairs in holders.items():
+            path = found
+            if found.startswith("rdev:"):
+                major, minor = (int(x) for x in found[5:].split(":"))
+                path = alias.get(os.makedev(major, minor), found)
+            device = by_path.get(path) or self._vanished_device(path)
+            for pid in sorted({pid for pid, _ in pairs}):
+                ref = self._describer.describe(pid)
+                if ref is None:
+                    continue  # exited between the scan and now
+                if device.kind is DeviceKind.MICROPHONE and ref.exe in self._sound_servers:
+                    continue  # the sound server holds it for apps that pulse.py names
+                files = sum(1 for p, _ in pairs if p == pid)
+                held[(pid, path)] = (Usage(device, ref, via="fd"), files)
+        return held
 
     def _pump(self) -> None:
         if self._watcher is not None:
