@@ -55,6 +55,8 @@ def sink(ev):
         with lock:
             out.write(json.dumps({"type": ev.type.value, "pid": p.pid if p else None,
                                   "at": ev.at, "via": ev.usage.via}) + "\\n")
+import logging, os
+if os.environ.get("STORM_DEBUG"): logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
 src = ProcfsSource([sys.argv[1]], [], describer=ProcessDescriber())
 monitor = Monitor([src], SystemClock(), settle=0.002, rescan_interval=30.0)
 monitor.add_sink(sink)

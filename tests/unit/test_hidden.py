@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from camguard.platform.linux.hidden import GRACE, RECHECK, HiddenHolders
+from camguard.platform.linux.hidden import CONFIRM, GRACE, RECHECK, HiddenHolders
 
 CAM = "/dev/video0"
 HOLDER, BUSY, IDLE = 100, 200, 300
@@ -27,7 +27,10 @@ def test_an_open_only_a_hidden_count_explains_is_held_after_the_grace() -> None:
     # Two opens merged into one event; the holder's count rose by 2, a busy one's by 1.
     assert look(h, {HOLDER: 5, BUSY: 6, IDLE: 7}, 1.0, opens=1) == RECHECK
     assert h.in_use() == {}  # its fd may just not be installed yet: not decided
-    assert look(h, {HOLDER: 5, BUSY: 6, IDLE: 7}, 1.0 + GRACE) is None
+    # Suspects now; each must stay up through a probation of full looks.
+    assert look(h, {HOLDER: 5, BUSY: 6, IDLE: 7}, 1.0 + GRACE) == CONFIRM
+    assert h.in_use() == {}
+    assert look(h, {HOLDER: 5, BUSY: 6, IDLE: 7}, 1.0 + GRACE + CONFIRM) is None
     assert h.in_use() == {CAM: 1.0}  # since the first evidence
     # It closes once: its count falls at the close, it still holds one file.
     assert look(h, {HOLDER: 4, BUSY: 6, IDLE: 7}, 2.0, closes=1) is None
@@ -82,4 +85,14 @@ def test_as_root_nothing_is_hidden_and_shortcut_looks_decide_at_once() -> None:
     h.events({CAM: 1}, {})
     assert not h.wants_full_scan()
     assert h.decide({}, {}, None, 1.0) is None
+    assert h.in_use() == {}
+
+
+def test_a_suspect_down_again_within_its_probation_never_counts() -> None:
+    """A process that was only busy at the moment of the open (a helper starting up)."""
+    h = started()
+    look(h, {HOLDER: 3, BUSY: 9, IDLE: 7}, 1.0, opens=1)
+    assert look(h, {HOLDER: 3, BUSY: 9, IDLE: 7}, 1.0 + GRACE) == CONFIRM
+    assert look(h, {HOLDER: 3, BUSY: 5, IDLE: 7}, 1.1 + GRACE) is None
+    assert look(h, {HOLDER: 3, BUSY: 5, IDLE: 7}, 2.0) is None
     assert h.in_use() == {}

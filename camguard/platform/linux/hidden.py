@@ -17,14 +17,21 @@ node until its count falls back to what it was before, or it exits.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
 
 # open(2) raises IN_OPEN before the fd is installed in the opener's table (fs/open.c:
 # do_sys_openat2 -> do_filp_open ... fd_install), so a visible opener can be missed for a
 # few microseconds: an open no one explains is re-checked for this long before it counts.
 GRACE = 0.05
 RECHECK = 0.01
+# A suspect counts once its fd count has stayed up this long, re-checked by full scans in
+# between: a process merely busy at the moment of an open (one starting up, a short-lived
+# helper) is back down or gone by then; a holder still holds.
+CONFIRM = 0.25
 
 
 @dataclass(slots=True)
@@ -46,6 +53,7 @@ class _Holder:
     files: int  # how many files it opened there (its fd count rose by that much)
     base: int  # its fd count before it opened them
     cohort: int  # suspects of one unexplained open share a number
+    at: float  # when it became a suspect (monotonic)
     confirmed: bool = False  # its count fell when the node was closed
 
 
@@ -62,10 +70,18 @@ class HiddenHolders:
         self._since: dict[str, float] = {}
         self._todo: dict[str, _Unexplained] = {}
         self._fds: dict[int, int] | None = None  # hidden pid -> fd count at the last full look
+        self._now = 0.0
 
     def wants_full_scan(self) -> bool:
-        """A decision is pending and hidden processes exist: only a full scan re-checks."""
-        return bool(self._todo) and bool(self._fds)
+        """A decision is pending and hidden processes exist, or a suspect is still on
+        probation: only a full scan re-checks."""
+        return (bool(self._todo) and bool(self._fds)) or self._probation() is not None
+
+    def _probation(self) -> float | None:
+        """How long until the next suspect's probation ends, or None if none is on it."""
+        left = [h.at + CONFIRM - self._now for hs in self._holders.values()
+                for h in hs.values() if self._now - h.at < CONFIRM]
+        return max(0.0, min(left)) if left else None
 
     def refresh(self, fd_count: Callable[[int], int]) -> None:
         """A look without a full scan: re-read the known hidden processes' fd counts, so
@@ -81,7 +97,8 @@ class HiddenHolders:
 
     def in_use(self) -> dict[str, float]:
         """Nodes held by a hidden process, with the earliest evidence of that (monotonic)."""
-        return {p: self._since[p] for p, hs in self._holders.items() if hs}
+        return {p: self._since[p] for p, hs in self._holders.items()
+                if any(self._now - h.at >= CONFIRM for h in hs.values())}
 
     def events(self, opens: Mapping[str, int], closes: Mapping[str, int]) -> None:
         """inotify's opens and closes per node since the last look (before its scan)."""
@@ -95,6 +112,7 @@ class HiddenHolders:
         """Fold in one look: the fds visible processes gained (``new``) and lost (``gone``)
         per node, and, after a full scan, the fd count of every process the scan could
         not read. Returns when to look again (a decision still waits), or None."""
+        self._now = now
         for path, todo in self._todo.items():
             todo.new += new.get(path, 0)
             todo.gone += gone.get(path, 0)
@@ -103,7 +121,7 @@ class HiddenHolders:
             # anything (root sees every fd table); otherwise wait for the full re-check.
             if not self._fds:
                 self._todo.clear()
-            return RECHECK if self._todo else None
+            return RECHECK if self._todo or self._probation() is not None else None
         before = self._fds or {}
         self._fds = dict(hidden_fds)
         closing = {p for p, todo in self._todo.items() if todo.closes > todo.gone}
@@ -128,6 +146,9 @@ class HiddenHolders:
         for path in [p for p, hs in self._holders.items() if not hs]:
             del self._holders[path]
             self._since.pop(path, None)
+        probation = self._probation()
+        if probation is not None:
+            recheck = min(recheck if recheck is not None else probation, probation) or RECHECK
         return recheck
 
     def _recheck_holders(self, holders: dict[int, _Holder], before: Mapping[int, int],
@@ -164,9 +185,14 @@ class HiddenHolders:
             if count > base:
                 h = holders.get(pid)
                 if h is None:
-                    holders[pid] = _Holder(count - base, base, self._cohorts)
+                    holders[pid] = _Holder(count - base, base, self._cohorts, self._now)
                 else:
                     h.files += count - base
+        if holders:
+            log.debug("%s: %d open(s) no visible fd explains (%d opens, %d closes, %d new, "
+                      "%d gone); suspects (pid: files): %s", path, net, todo.opens,
+                      todo.closes, todo.new, todo.gone,
+                      {pid: h.files for pid, h in holders.items()})
         if holders and path not in self._since:
             assert todo.first is not None  # noqa: S101 (set just before)
             self._since[path] = todo.first
