@@ -55,6 +55,17 @@ class Scanner:
         except OSError:
             return -1
 
+    def probe(self, pid: int) -> int | None:
+        """The fd count of ``pid`` if its fd table is unreadable to us; None if readable
+        (or gone), -1 if it vanished between the two calls."""
+        try:
+            os.close(os.open(f"{self.proc_root}/{pid}/fd", self.FLAGS))
+        except PermissionError:
+            return self.fd_count(pid)
+        except OSError:
+            return None
+        return None
+
     def _hidden(self, pid: int) -> None:
         self.hidden += 1
         count = self.fd_count(pid)

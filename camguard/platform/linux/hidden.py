@@ -18,7 +18,7 @@ node until its count falls back to what it was before, or it exits.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,9 @@ RECHECK = 0.01
 # between: a process merely busy at the moment of an open (one starting up, a short-lived
 # helper) is back down or gone by then; a holder still holds.
 CONFIRM = 0.25
+# While idle, re-read the hidden processes' fd counts this often (one listing of /proc and
+# one stat per process), so a process that opens the node has a base from before.
+REFRESH = 5.0
 
 
 @dataclass(slots=True)
@@ -83,13 +86,18 @@ class HiddenHolders:
                 for h in hs.values() if self._now - h.at < CONFIRM]
         return max(0.0, min(left)) if left else None
 
-    def refresh(self, fd_count: Callable[[int], int]) -> None:
-        """A look without a full scan: re-read the known hidden processes' fd counts, so
-        the base an open is compared with is that of the look just before it (a stale
-        base lets processes that were merely busy meanwhile pass for holders)."""
+    @property
+    def watching(self) -> bool:
+        """Hidden processes exist (camguard runs without privileges): keep a fresh base."""
+        return bool(self._fds)
+
+    def refresh(self, hidden_fds: Mapping[int, int]) -> None:
+        """A look without a full scan: the fd counts of the hidden processes now, so the
+        base an open is compared with is that of the look just before it, processes
+        started meanwhile included (a stale base lets processes that were merely busy or
+        new since pass for holders)."""
         if self._fds and not self._todo:
-            fresh = {pid: fd_count(pid) for pid in self._fds}
-            self._fds = {pid: n for pid, n in fresh.items() if n >= 0}
+            self._fds = dict(hidden_fds)
 
     def clear_events(self) -> None:
         """Events were lost (queue overflow, re-watch): nothing is left to explain."""
@@ -180,8 +188,12 @@ class HiddenHolders:
         holders = self._holders.setdefault(path, {})
         self._cohorts += 1
         for pid, count in hidden_fds.items():
-            # A process started since: some of its fds are stdio, not the node.
-            base = todo.base.get(pid, count - min(count, net))
+            base = todo.base.get(pid)
+            if base is None:
+                # Started after the look before the open (looks refresh the base at least
+                # every REFRESH s): on a busy machine other accounts start processes all
+                # the time, and each one's whole fd count would pass for a rise.
+                continue
             if count > base:
                 h = holders.get(pid)
                 if h is None:

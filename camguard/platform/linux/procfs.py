@@ -34,6 +34,7 @@ from camguard.platform.linux.fdscan import (
     ProcUnreadableError,
     Scanner,
 )
+from camguard.platform.linux.hidden import REFRESH as HIDDEN_REFRESH
 from camguard.platform.linux.hidden import HiddenHolders
 from camguard.platform.linux.inotify import InotifyWatcher
 from camguard.platform.process import ProcessDescriber
@@ -91,6 +92,7 @@ class ProcfsSource:
         self._pairs: Pairs | None = None
         self._last_paths: set[str] = set()
         self._fd_counts: dict[int, int] = {}
+        self._readable_pids: set[int] = set()  # processes whose fd table we can read
         # Root only: fanotify names openers (a hint for the scan), and where each use ends:
         # a brief use no scan could see, and a close then reopen (two sessions, not one).
         self._open_log = OpenLog(describer.describe)
@@ -111,7 +113,12 @@ class ProcfsSource:
         self._pump()
         hints, episodes = self._open_log.take()
         if not episodes and not self._split.busy and self._quiet(pending, set(by_path)):
-            return SourceSnapshot(self.name, frozenset(devices), degraded=self._degraded(0))
+            if not self._hidden.watching:
+                return SourceSnapshot(self.name, frozenset(devices),
+                                      degraded=self._degraded(0))
+            self._hidden.refresh(self._hidden_counts(Scanner(by_path, self._proc_root)))
+            return SourceSnapshot(self.name, frozenset(devices), degraded=self._degraded(0),
+                                  recheck_in=HIDDEN_REFRESH)
         scanned = time.monotonic()
         scanner = Scanner(by_path, self._proc_root, alias.keys())
         opens, closes, structural = pending
@@ -138,8 +145,8 @@ class ProcfsSource:
         held = self._held(holders, alias, by_path)
         recheck = self._hidden.decide(new, gone, scanner.hidden_fds if full else None,
                                       time.monotonic())
-        if not full:
-            self._hidden.refresh(scanner.fd_count)
+        if not full and self._hidden.watching:
+            self._hidden.refresh(self._hidden_counts(scanner))
         for path in self._hidden.in_use():
             if path in by_path:
                 usages.add(Usage(by_path[path], None, note=UNSEEN_PROCESS_NOTE, via="inotify"))
@@ -177,6 +184,27 @@ class ProcfsSource:
                 files = sum(1 for p, _ in pairs if p == pid)
                 held[(pid, path)] = (Usage(device, ref, via="fd"), files)
         return held
+
+    def _hidden_counts(self, scanner: Scanner) -> dict[int, int]:
+        """The fd count of every process whose fd table we cannot read, without a full
+        scan: one stat each, and one probe for each process new since the last look."""
+        counts: dict[int, int] = {}
+        try:
+            pids = scanner.pids()
+        except ProcUnreadableError:
+            return counts
+        readable = self._readable_pids
+        self._readable_pids = set()
+        for pid in pids:
+            if pid in readable or pid in self._fd_counts:
+                self._readable_pids.add(pid)
+                continue
+            count = scanner.probe(pid)
+            if count is None:
+                self._readable_pids.add(pid)
+            elif count >= 0:
+                counts[pid] = count
+        return counts
 
     def _pump(self) -> None:
         if self._watcher is not None:
