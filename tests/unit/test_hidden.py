@@ -96,3 +96,20 @@ def test_a_suspect_down_again_within_its_probation_never_counts() -> None:
     assert look(h, {HOLDER: 3, BUSY: 5, IDLE: 7}, 1.1 + GRACE) is None
     assert look(h, {HOLDER: 3, BUSY: 5, IDLE: 7}, 2.0) is None
     assert h.in_use() == {}
+
+
+def test_a_process_started_after_the_look_before_the_open_is_no_suspect() -> None:
+    """Its count before is unknown; other accounts start processes all the time."""
+    h = started()
+    look(h, {HOLDER: 3, BUSY: 5, IDLE: 7, 400: 12}, 1.0, opens=1)
+    assert look(h, {HOLDER: 3, BUSY: 5, IDLE: 7, 400: 12}, 1.0 + GRACE) is None
+    assert h.in_use() == {}
+
+
+def test_an_idle_refresh_makes_a_newer_process_part_of_the_base() -> None:
+    h = started()
+    h.refresh({HOLDER: 3, BUSY: 5, IDLE: 7, 400: 12})
+    look(h, {HOLDER: 3, BUSY: 5, IDLE: 7, 400: 13}, 1.0, opens=1)
+    look(h, {HOLDER: 3, BUSY: 5, IDLE: 7, 400: 13}, 1.0 + GRACE)
+    look(h, {HOLDER: 3, BUSY: 5, IDLE: 7, 400: 13}, 1.0 + GRACE + CONFIRM)
+    assert h.in_use() == {CAM: 1.0}
