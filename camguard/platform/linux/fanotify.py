@@ -289,6 +289,9 @@ class OpenLog:
                     # The kernel merges one process's unread events on one file into one
                     # (fanotify.c: fanotify_merge); with the file held before, the likely
                     # order is the one a single-fd program does: close, then reopen.
+                    log.debug("fanotify: merged open and close of held %s by pid %d: a "
+                              "close then a reopen, or also a close (the next scan says)",
+                              ev.path, ev.pid)
                     self._end(key, track, ev.at)
                     self._begin(key, ev.pid, ref, ev.at).unsure = True
                     continue
