@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from camguard.core.serialize import rfc3339
 from tests.conftest import Holder, make_standin
 
 
@@ -45,6 +46,8 @@ def test_status_json_names_the_holder(devdir: Path, holders: list[Holder],
     (user,) = cams[0]["users"]
     assert user["pid"] == holders[0].pid
     assert {"pid", "name", "exe", "user", "cmdline", "since"} <= user.keys()
+    # No watcher saw it start: the process start is the earliest the use can have begun.
+    assert user["since"] == rfc3339(user["create_time"])
     assert [d["source"] for d in doc["degraded"]] == ["pulse"]  # no server: degraded, exit 0
 
 

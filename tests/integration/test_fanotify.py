@@ -175,3 +175,90 @@ def test_without_fanotify_detection_works_as_before(devdir: Path) -> None:
         capture_output=True, text=True, cwd="/", timeout=60, check=False)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"fanotify": False, "via": "fd"}
+
+
+REOPENER = """
+import os, sys, time
+path = sys.argv[1]
+if sys.argv[2] == "held-first":
+    fd = os.open(path, os.O_RDONLY)
+    print("open", flush=True)
+    sys.stdin.readline()
+else:
+    fd = os.open(path, os.O_RDONLY)
+    time.sleep(0.002)
+os.close(fd)
+time.sleep(float(sys.argv[3]))     # reopened this soon after the close: still a new use
+fd = os.open(path, os.O_RDONLY)
+print("reopened", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_fast_close_and_reopen_is_two_sessions(devdir: Path) -> None:
+    """A held camera closed and reopened at once (well within the monitor's 2 ms settle):
+    the first session ends, a second starts (fanotify's close is where the use ended, even
+    if no look happens in between)."""
+    reader().close()
+    cam = make_standin(devdir / "video0")
+    src = ProcfsSource([f"{devdir}/video*"], [], describer=ProcessDescriber())
+    with watching([src]) as (_monitor, rec):
+        child = subprocess.Popen([sys.executable, "-c", REOPENER, str(cam), "held-first", "0"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdin is not None and child.stdout is not None
+            assert child.stdout.readline() == "open\n"
+            rec.wait_for(started(child.pid, str(cam)))
+            child.stdin.write("\n")
+            child.stdin.flush()
+            assert child.stdout.readline() == "reopened\n"
+            first = len(rec.events)
+            rec.wait_for(stopped(child.pid, str(cam)))
+            rec.wait_for(started(child.pid, str(cam)), start=first)
+            mine = [e.type.value for e in rec.usage_events()
+                    if e.usage.process and e.usage.process.pid == child.pid]
+            assert mine == ["started", "stopped", "started"]
+        finally:
+            child.kill()
+            child.wait()
+
+
+def test_a_brief_use_then_a_held_one_is_two_sessions(devdir: Path) -> None:
+    """Open 2 ms, close, reopen 2 ms later and hold, all before any look can run: a brief
+    session (started and stopped), then a held one, never one merged session."""
+    reader().close()
+    cam = make_standin(devdir / "video0")
+    src = ProcfsSource([f"{devdir}/video*"], [], describer=ProcessDescriber())
+    with watching([src]) as (_monitor, rec):
+        wait_until(lambda: _monitor.state.devices != (), 5, "the first look")
+        child = subprocess.Popen([sys.executable, "-c", REOPENER, str(cam), "brief-first",
+                                  "0.002"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None and child.stdout.readline() == "reopened\n"
+            rec.wait_for(stopped(child.pid, str(cam)))
+            first = rec.wait_for(started(child.pid, str(cam)))
+            second_at = len(rec.events)
+            second = rec.wait_for(started(child.pid, str(cam)), start=second_at)
+            mine = [e.type.value for e in rec.usage_events()
+                    if e.usage.process and e.usage.process.pid == child.pid]
+            assert mine == ["started", "stopped", "started"]
+            # The first use is seen by fanotify alone, or by a scan that ran in its 2 ms.
+            assert isinstance(first, UsageEvent) and first.usage.via in ("fanotify", "fd")
+            assert isinstance(second, UsageEvent) and second.usage.via == "fd"
+        finally:
+            child.kill()
+            child.wait()
+
+
+def test_a_merged_close_and_reopen_of_a_held_file_ends_its_episode() -> None:
+    """The kernel merges one process's unread events on one file (OPEN|CLOSE): on a file
+    held before, that is read as close then reopen, a new episode."""
+    log = OpenLog(lambda pid: ProcessRef(pid, 1.0))
+    log.add([FanEvent(FAN_OPEN, 7, "/dev/video0", 1.0)])
+    log.reported(7, "/dev/video0", ProcessRef(7, 1.0), 1, 1.5)
+    log.add([FanEvent(FAN_OPEN | FAN_CLOSE, 7, "/dev/video0", 2.0)])
+    _, done = log.take()
+    assert [(t.opened, t.closed, t.seen) for t in done] == [(1.0, 2.0, True)]
+    log.add([FanEvent(FAN_CLOSE, 7, "/dev/video0", 3.0)])
+    assert [(t.opened, t.closed, t.seen) for t in log.take()[1]] == [(2.0, 3.0, False)]

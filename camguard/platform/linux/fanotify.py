@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import math
 import os
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from camguard.core.models import ProcessRef
@@ -50,7 +51,7 @@ _INFO = struct.Struct("=BBH")
 _FSID = struct.Struct("=II")
 _HANDLE = struct.Struct("=Ii")
 
-# Open records kept while waiting for their close (a process holds few fds on a camera).
+# Episodes tracked at once (a process holds few files on a camera).
 MAX_OPEN_RECORDS = 4096
 
 
@@ -66,13 +67,16 @@ class FanEvent:
 
 @dataclass(frozen=True, slots=True)
 class Transient:
-    """An open and its close by the same process, both seen by fanotify."""
+    """One use of a node by one process, from its first open to its last close, both seen
+    by fanotify (an "episode"). ``seen``: a snapshot reported it from its fd, so its close
+    ends a session already reported; otherwise it is a use no /proc scan ever saw."""
 
     process: ProcessRef
     path: str
     opened: float
     closed: float
     exited: bool  # the process was gone before camguard could describe it
+    seen: bool = False
 
 
 def _libc() -> ctypes.CDLL:
@@ -220,65 +224,153 @@ def open_reader() -> FanotifyReader | None:
     Since Linux 5.13 an unprivileged user may create an FID group too, but every event from
     another process then carries pid 0 (fanotify_user.c: copy_event_to_user, FANOTIFY_UNPRIV),
     which inotify already tells us: only a CAP_SYS_ADMIN listener is worth running."""
+    # Said at INFO (``-v``): whether fanotify runs decides whether 1 ms opens are seen.
     if not _has_sys_admin():
-        log.debug("fanotify not used: no CAP_SYS_ADMIN (openers would show as pid 0)")
+        log.info("fanotify not used: no CAP_SYS_ADMIN (openers would show as pid 0); "
+                 "using inotify and /proc only")
         return None
     try:
-        return FanotifyReader()
+        reader = FanotifyReader()
     except (OSError, AttributeError) as exc:  # EPERM, ENOSYS, EINVAL; no such libc symbol
-        log.debug("fanotify unavailable, using inotify and /proc only: %s", exc)
+        log.info("fanotify unavailable, using inotify and /proc only: %s", exc)
         return None
+    log.info("fanotify in use: the kernel names the process behind every open and close")
+    return reader
+
+
+@dataclass(slots=True)
+class _Track:
+    """The open episode of one (pid, node): how many of its opens are not closed yet."""
+
+    count: int
+    ref: ProcessRef
+    exited: bool
+    opened: float
+    last: float
+    seen: bool = False
+    # Begun by a merged OPEN|CLOSE on a held file: close then reopen, or close, reopen and
+    # close again (same bits). The next scan tells: held, or not (then it ended there).
+    unsure: bool = False
 
 
 class OpenLog:
-    """Pairs each open with its close per (pid, node); fed by the reader thread.
+    """Per (pid, node), counts opens minus closes into episodes; fed by the reader thread.
 
-    An open is kept until its close, across looks: a close that comes after a look which
-    missed the open (the fd was not installed yet) still completes a transient use.
+    An episode runs from the open that takes the count from 0 to the close that brings it
+    back to 0. FAN_CLOSE fires when an open file is released (the last fd sharing it closes:
+    fs/file_table.c __fput), so the count is of open files, not of fds. A completed episode
+    is what ends a session: a close followed by a reopen within a millisecond is two
+    episodes, hence two sessions, even if no look happens in between.
     """
 
     def __init__(self, describe: Callable[[int], ProcessRef | None]) -> None:
         self._describe = describe
         self._lock = threading.Lock()
-        self._opens: dict[tuple[int, str], list[tuple[float, ProcessRef, bool]]] = {}
+        self._tracks: dict[tuple[int, str], _Track] = {}
         self._hints: set[int] = set()
         self._done: list[Transient] = []
 
     def add(self, events: Iterable[FanEvent]) -> None:
         for ev in events:
-            if not ev.path:  # overflow: pairs are unreliable now; the scan still holds
+            if not ev.path:  # overflow: counts are unreliable now; the scan still holds
                 with self._lock:
-                    self._opens.clear()
+                    self._tracks.clear()
                 continue
             if ev.pid <= 0:  # not ours to know (an unprivileged group): inotify covers it
                 continue
             key = (ev.pid, ev.path)
-            if ev.mask & FAN_OPEN:
-                # Named now, while it surely runs: a one-frame grabber may be gone by the look.
-                ref = self._describe(ev.pid)
-                with self._lock:
-                    if sum(map(len, self._opens.values())) < MAX_OPEN_RECORDS:
-                        self._opens.setdefault(key, []).append(
-                            (ev.at, ref or ProcessRef(ev.pid, 0.0), ref is None))
+            opened, closed = bool(ev.mask & FAN_OPEN), bool(ev.mask & FAN_CLOSE)
+            ref = self._describe(ev.pid) if opened else None
+            with self._lock:
+                track = self._tracks.get(key)
+                if opened:
                     self._hints.add(ev.pid)
-            # A merged event (OPEN|CLOSE) is an open followed by its close (the fd existed
-            # before it was closed); a close-then-reopen merge leaves the fd held, and the
-            # scan that sees it held drops the transient.
-            if ev.mask & FAN_CLOSE:
-                with self._lock:
-                    opens = self._opens.get(key)
-                    if opens:
-                        at, ref, exited = opens.pop(0)
-                        if not opens:
-                            del self._opens[key]
-                        self._done.append(Transient(ref, ev.path, at, ev.at, exited))
+                if opened and closed and track is not None and track.count == 1:
+                    # The kernel merges one process's unread events on one file into one
+                    # (fanotify.c: fanotify_merge); with the file held before, the likely
+                    # order is the one a single-fd program does: close, then reopen.
+                    log.debug("fanotify: merged open and close of held %s by pid %d: a "
+                              "close then a reopen, or also a close (the next scan says)",
+                              ev.path, ev.pid)
+                    self._end(key, track, ev.at)
+                    self._begin(key, ev.pid, ref, ev.at).unsure = True
+                    continue
+                if opened:
+                    if track is None:
+                        track = self._begin(key, ev.pid, ref, ev.at)
+                    else:
+                        track.count += 1
+                        track.last = ev.at
+                if closed and track is not None:
+                    # A merged OPEN|CLOSE on a file not held before: open, then its close.
+                    track.count -= 1
+                    track.last = ev.at
+                    if track.count <= 0:
+                        self._end(key, track, ev.at)
+                # A close with no open on record: opened before we watched (a scan adopts
+                # those), or a fork-shared file released by another process.
+
+    def _begin(self, key: tuple[int, str], pid: int, ref: ProcessRef | None, at: float
+               ) -> _Track:
+        # Named at the open, while it surely runs: a one-frame grabber may be gone by the look.
+        track = _Track(1, ref or ProcessRef(pid, 0.0), ref is None, at, at)
+        if len(self._tracks) < MAX_OPEN_RECORDS:
+            self._tracks[key] = track
+        return track
+
+    def _end(self, key: tuple[int, str], track: _Track, at: float) -> None:
+        self._tracks.pop(key, None)
+        self._done.append(Transient(track.ref, key[1], track.opened, at, track.exited,
+                                    track.seen))
 
     def take(self) -> tuple[set[int], list[Transient]]:
-        """The pids that opened a node since the last take, and the completed open/close pairs."""
+        """The pids that opened a node since the last take, and the completed episodes."""
         with self._lock:
             hints, done = self._hints, self._done
             self._hints, self._done = set(), []
         return hints, done
+
+    def settle(self, held: Collection[tuple[int, str]], scanned: float) -> list[Transient]:
+        """After a scan that began at ``scanned``: an unsure episode read before it and not
+        held now had ended at its merged event. Returns every episode completed since the
+        last take (those included)."""
+        with self._lock:
+            for key, track in list(self._tracks.items()):
+                if track.unsure and track.last < scanned:
+                    track.unsure = False
+                    if key not in held:
+                        self._end(key, track, track.opened)
+            done, self._done = self._done, []
+        return done
+
+    def reported(self, pid: int, path: str, ref: ProcessRef, files: int, now: float) -> None:
+        """A snapshot reported ``pid`` holding ``path`` from its fd: its episode is seen.
+
+        Called after a last read of the queue, so the open of any fd the scan found is on
+        record, unless it predates the marks: then the held files are adopted as an episode.
+        An episode that ended since (the close was just read) is marked too."""
+        key = (pid, path)
+        with self._lock:
+            track = self._tracks.get(key)
+            if track is not None:
+                track.seen = True
+                return
+            for i in range(len(self._done) - 1, -1, -1):
+                t = self._done[i]
+                if (t.process.pid, t.path) == key:
+                    self._done[i] = dataclasses.replace(t, seen=True)
+                    return
+            if len(self._tracks) < MAX_OPEN_RECORDS:
+                self._tracks[key] = _Track(files, ref, False, now, now, seen=True)
+
+    def prune(self, held: Collection[tuple[int, str]], now: float, after: float = 1.0) -> None:
+        """End the episodes not held by this look whose last event is ``after`` s old."""
+        with self._lock:
+            for key, track in list(self._tracks.items()):
+                if key not in held and now - track.last >= after:
+                    # Its close was lost (merged into an event read as a reopen): it ended
+                    # by now. An adopted count left too high ends the same way.
+                    self._end(key, track, track.last)
 
 
 def transient_note(t: Transient) -> str:

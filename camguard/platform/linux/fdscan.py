@@ -38,6 +38,9 @@ class Scanner:
         # Number of open fds per pid, as the kernel reports it in st_size of /proc/PID/fd
         # (fs/proc/fd.c, Linux >= 6.2; 0 before, which only disables the shortcut).
         self.fd_counts: dict[int, int] = {}
+        # The same for each process whose fd table could not be read: the kernel gives the
+        # count to anyone, which is what tells a hidden holder (platform/linux/hidden.py).
+        self.hidden_fds: dict[int, int] = {}
 
     def pids(self) -> list[int]:
         try:
@@ -52,12 +55,29 @@ class Scanner:
         except OSError:
             return -1
 
+    def probe(self, pid: int) -> int | None:
+        """The fd count of ``pid`` if its fd table is unreadable to us; None if readable
+        (or gone), -1 if it vanished between the two calls."""
+        try:
+            os.close(os.open(f"{self.proc_root}/{pid}/fd", self.FLAGS))
+        except PermissionError:
+            return self.fd_count(pid)
+        except OSError:
+            return None
+        return None
+
+    def _hidden(self, pid: int) -> None:
+        self.hidden += 1
+        count = self.fd_count(pid)
+        if count >= 0:
+            self.hidden_fds[pid] = count
+
     def scan(self, pid: int, into: Pairs) -> None:
         """Add ``pid``'s matching ``(pid, fd)`` pairs to ``into``; vanished = nothing."""
         try:
             dfd = os.open(f"{self.proc_root}/{pid}/fd", self.FLAGS)
         except PermissionError:
-            self.hidden += 1
+            self._hidden(pid)
             return
         except OSError:  # vanished (ENOENT), or gone mid-way (ESRCH)
             return
@@ -66,7 +86,7 @@ class Scanner:
                 fds = os.listdir(dfd)
                 self.fd_counts[pid] = os.fstat(dfd).st_size
             except PermissionError:
-                self.hidden += 1
+                self._hidden(pid)
                 return
             except OSError:
                 return

@@ -42,8 +42,16 @@ class InotifyWatcher:
         self._dirs: dict[int, str] = {}
         # Root only (None otherwise): the same nodes through fanotify, which names the opener.
         self._fan = open_reader()
+        # fanotify is read by this thread and, through pump(), by the monitor thread.
+        self._fan_lock = threading.Lock()
+        self._poller = select.poll()
         self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._thread = threading.Thread(target=self._run, name="camguard-inotify", daemon=True)
+
+    @property
+    def fanotify_active(self) -> bool:
+        """fanotify reports every open and close of the watched nodes (root)."""
+        return self._fan is not None
 
     def watched(self) -> set[str]:
         """The nodes watched right now (read from the monitor thread: a copy)."""
@@ -85,10 +93,11 @@ class InotifyWatcher:
                 self._dirs[self._ino.add_watch(d, self._dir_mask)] = d
             except OSError as exc:
                 problems[d] = exc.strerror or str(exc)
-        if self._fan is not None:
-            for path, why in self._fan.watch(wanted_nodes).items():
-                log.debug("fanotify cannot mark %s (%s): inotify only there", path, why)
-        self._source._reset_counts(self._nodes.values())
+        with self._fan_lock:
+            fan_problems = {} if self._fan is None else self._fan.watch(wanted_nodes)
+        for path, why in fan_problems.items():
+            log.debug("fanotify cannot mark %s (%s): inotify only there", path, why)
+        self._source._reset_counts()
         self._source._set_unwatchable(problems)
 
     def _matches(self, path: str) -> bool:
@@ -101,7 +110,7 @@ class InotifyWatcher:
 
     def _run(self) -> None:
         f = self._f
-        poller = select.poll()
+        poller = self._poller
         poller.register(self._ino.fileno(), select.POLLIN)
         poller.register(self._stop_r, select.POLLIN)
         if self._fan is not None:
@@ -114,7 +123,7 @@ class InotifyWatcher:
             if self._stop_r in ready:
                 return
             fan_events = self._fan is not None and self._fan.fileno() in ready and \
-                self._read_fanotify(self._fan, poller)
+                self._read_fanotify(self._fan)
             try:
                 events = self._ino.read(timeout=0)
             except OSError:
@@ -124,8 +133,8 @@ class InotifyWatcher:
             rewatch = False
             for ev in events:
                 if ev.mask & f.Q_OVERFLOW:
-                    # Counts are unreliable after an overflow: forget them, rescan.
-                    self._source._reset_counts(())
+                    # Events were dropped: nothing pending can be explained now; rescan.
+                    self._source._reset_counts(lost=True)
                     rewatch = True
                     continue
                 node = self._nodes.get(ev.wd)
@@ -151,14 +160,24 @@ class InotifyWatcher:
             if changed or fan_events:
                 self._wake()
 
-    def _read_fanotify(self, fan: FanotifyReader, poller: select.poll) -> bool:
-        try:
-            events = fan.read()
-        except OSError:
-            log.exception("fanotify read failed: inotify only from now on")
-            poller.unregister(fan.fileno())
-            fan.close()
-            self._fan = None
-            return False
-        self._source._fanotify(events)
+    def _read_fanotify(self, fan: FanotifyReader) -> bool:
+        with self._fan_lock:
+            if self._fan is not fan:
+                return False
+            try:
+                events = fan.read()
+            except OSError:
+                log.exception("fanotify read failed: inotify only from now on")
+                self._poller.unregister(fan.fileno())
+                fan.close()
+                self._fan = None
+                return False
+            self._source._fanotify(events)
         return bool(events)
+
+    def pump(self) -> None:
+        """Read what fanotify queued so far, now (monitor thread): the scan that follows an
+        open must find its episode on record, even when this thread is slow to run."""
+        fan = self._fan
+        if fan is not None:
+            self._read_fanotify(fan)

@@ -26,13 +26,16 @@ from camguard.core.models import (
 )
 from camguard.platform.base import Wake
 from camguard.platform.linux.devices import DeviceTable, expand_globs
-from camguard.platform.linux.fanotify import FanEvent, OpenLog, Transient, transient_note
+from camguard.platform.linux.episodes import SessionSplitter
+from camguard.platform.linux.fanotify import FanEvent, OpenLog
 from camguard.platform.linux.fdscan import (
     Pairs,
     Pending,
     ProcUnreadableError,
     Scanner,
 )
+from camguard.platform.linux.hidden import REFRESH as HIDDEN_REFRESH
+from camguard.platform.linux.hidden import HiddenHolders
 from camguard.platform.linux.inotify import InotifyWatcher
 from camguard.platform.process import ProcessDescriber
 
@@ -44,12 +47,9 @@ log = logging.getLogger(__name__)
 V4L2_MAJOR = 81
 ALSA_MAJOR = 116
 
-# How long an inotify-announced open may stay unattributed before it is reported as held by
-# a process we cannot see. open(2) raises IN_OPEN before the fd is installed in the opener's
-# table (fs/open.c: do_sys_openat2 -> do_filp_open ... fd_install), so a scan a few
-# microseconds later can miss it: we look again instead of guessing.
-UNSEEN_GRACE = 0.05
-RECHECK = 0.01
+# How soon to look again while the next phase of a session split waits: at once (the
+# monitor's settle still batches), or a storm of fast reopens builds a backlog of phases.
+RECHECK = 0.001
 
 
 class ProcfsSource:
@@ -79,9 +79,10 @@ class ProcfsSource:
         self._proc_root = proc_root
         self._table = DeviceTable(sys_root=sys_root, proc_root=proc_root)
         self._lock = threading.Lock()
-        self._open_counts: dict[str, int] = {}
+        # Holders in processes whose fd tables we cannot read (without privileges).
+        self._hidden = HiddenHolders()
+        self._events_lost = False
         self._unwatchable: dict[str, str] = {}
-        self._unseen_since: dict[str, float] = {}
         self._watcher: InotifyWatcher | None = None
         # What changed since the last look (filled by the inotify thread), and what the last
         # look found: together they let most looks skip the full /proc scan.
@@ -91,10 +92,11 @@ class ProcfsSource:
         self._pairs: Pairs | None = None
         self._last_paths: set[str] = set()
         self._fd_counts: dict[int, int] = {}
-        # Root only: fanotify names openers (a hint for the scan) and open+close pairs that
-        # both happened before a look (a transient use the scan alone would never see).
+        self._readable_pids: set[int] = set()  # processes whose fd table we can read
+        # Root only: fanotify names openers (a hint for the scan), and where each use ends:
+        # a brief use no scan could see, and a close then reopen (two sessions, not one).
         self._open_log = OpenLog(describer.describe)
-        self._seen_held: dict[tuple[int, str], float] = {}
+        self._split = SessionSplitter(self._open_log, self._sound_servers)
 
     # -- UsageSource ---------------------------------------------------------------------
     def snapshot(self) -> SourceSnapshot:
@@ -103,45 +105,117 @@ class ProcfsSource:
         alias = {rdev: path for path, rdev in self._table.rdevs(by_path).items()
                  if os.major(rdev) in (V4L2_MAJOR, ALSA_MAJOR)}
         pending = self._take_pending()
-        hints, transients = self._open_log.take()
-        if not transients and self._quiet(pending, set(by_path)):
-            return SourceSnapshot(self.name, frozenset(devices), degraded=self._degraded(0))
+        with self._lock:
+            lost, self._events_lost = self._events_lost, False
+        if lost:
+            self._hidden.clear_events()
+        self._hidden.events(pending[0], pending[1])
+        self._pump()
+        hints, episodes = self._open_log.take()
+        if not episodes and not self._split.busy and self._quiet(pending, set(by_path)):
+            if not self._hidden.watching:
+                return SourceSnapshot(self.name, frozenset(devices),
+                                      degraded=self._degraded(0))
+            self._hidden.refresh(self._hidden_counts(Scanner(by_path, self._proc_root)))
+            return SourceSnapshot(self.name, frozenset(devices), degraded=self._degraded(0),
+                                  recheck_in=HIDDEN_REFRESH)
+        scanned = time.monotonic()
         scanner = Scanner(by_path, self._proc_root, alias.keys())
-        try:
-            holders = self._collect(scanner, pending, hints)
-        except ProcUnreadableError as exc:
-            self._pairs = None
-            return SourceSnapshot(self.name, frozenset(devices),
-                                  degraded=Degraded(self.name, str(exc)))
+        opens, closes, structural = pending
+        watcher = self._watcher
+        if (self._pairs is not None and not (episodes or opens or closes or structural)
+                and self._split.busy and watcher is not None and watcher.fanotify_active
+                and set(by_path) == self._last_paths):
+            # Only the next phase of a split is due and fanotify, which reports every open
+            # and close of the nodes, reported none: the holders are those of the last scan.
+            holders, full, phase_only = self._pairs, False, True
+        else:
+            phase_only = False
+            try:
+                holders, full = self._collect(scanner, pending, hints,
+                                              self._hidden.wants_full_scan())
+            except ProcUnreadableError as exc:
+                self._pairs = None
+                return SourceSnapshot(self.name, frozenset(devices),
+                                      degraded=Degraded(self.name, str(exc)))
+        new, gone = _changes(self._pairs or {}, holders)
         self._pairs = holders
-        self._note_held(holders)
         self._last_paths = set(by_path)
         usages: set[Usage] = set()
-        fd_counts: dict[str, int] = {}
+        held = self._held(holders, alias, by_path)
+        recheck = self._hidden.decide(new, gone, scanner.hidden_fds if full else None,
+                                      time.monotonic())
+        if not full and self._hidden.watching:
+            self._hidden.refresh(self._hidden_counts(scanner))
+        for path in self._hidden.in_use():
+            if path in by_path:
+                usages.add(Usage(by_path[path], None, note=UNSEEN_PROCESS_NOTE, via="inotify"))
+        # Every open behind an fd the scan found is queued by now (fsnotify_open runs before
+        # fd_install): read them, so a held fd is matched to its episode.
+        if not phase_only:
+            self._pump()
+            # Episodes that ended during the scan, and any a merged event left unsure.
+            episodes += self._open_log.settle({key for key, _ in pairs_of(holders, alias)},
+                                              scanned)
+        usages |= self._split.usages(
+            held, episodes, lambda p: by_path.get(p) or self._vanished_device(p),
+            time.monotonic())
+        if self._split.busy:
+            recheck = RECHECK  # the next phase (a use ends, a brief one shows) comes soon
+        return SourceSnapshot(self.name, frozenset(devices), frozenset(usages),
+                              degraded=self._degraded(scanner.hidden), recheck_in=recheck)
+
+    def _held(self, holders: Pairs, alias: dict[int, str], by_path: dict[str, Device]
+              ) -> dict[tuple[int, str], tuple[Usage, int]]:
+        """(pid, node) -> its usage from the fd, and how many fds it holds there."""
+        held: dict[tuple[int, str], tuple[Usage, int]] = {}
         for found, pairs in holders.items():
             path = found
             if found.startswith("rdev:"):
                 major, minor = (int(x) for x in found[5:].split(":"))
                 path = alias.get(os.makedev(major, minor), found)
             device = by_path.get(path) or self._vanished_device(path)
-            fd_counts[path] = fd_counts.get(path, 0) + len(pairs)
             for pid in sorted({pid for pid, _ in pairs}):
                 ref = self._describer.describe(pid)
                 if ref is None:
                     continue  # exited between the scan and now
                 if device.kind is DeviceKind.MICROPHONE and ref.exe in self._sound_servers:
                     continue  # the sound server holds it for apps that pulse.py names
-                usages.add(Usage(device, ref, via="fd"))
-        recheck = self._unseen(by_path, fd_counts, usages)
-        if self._add_transients(transients, by_path, usages):
-            recheck = RECHECK  # look again soon, so the use also ends (a stopped event)
-        return SourceSnapshot(self.name, frozenset(devices), frozenset(usages),
-                              degraded=self._degraded(scanner.hidden), recheck_in=recheck)
+                files = sum(1 for p, _ in pairs if p == pid)
+                held[(pid, path)] = (Usage(device, ref, via="fd"), files)
+        return held
 
-    def _collect(self, scanner: Scanner, pending: Pending, hints: set[int]) -> Pairs:
+    def _hidden_counts(self, scanner: Scanner) -> dict[int, int]:
+        """The fd count of every process whose fd table we cannot read, without a full
+        scan: one stat each, and one probe for each process new since the last look."""
+        counts: dict[int, int] = {}
+        try:
+            pids = scanner.pids()
+        except ProcUnreadableError:
+            return counts
+        readable = self._readable_pids
+        self._readable_pids = set()
+        for pid in pids:
+            if pid in readable or pid in self._fd_counts:
+                self._readable_pids.add(pid)
+                continue
+            count = scanner.probe(pid)
+            if count is None:
+                self._readable_pids.add(pid)
+            elif count >= 0:
+                counts[pid] = count
+        return counts
+
+    def _pump(self) -> None:
+        if self._watcher is not None:
+            self._watcher.pump()
+
+    def _collect(self, scanner: Scanner, pending: Pending, hints: set[int], full: bool
+                 ) -> tuple[Pairs, bool]:
         """The holders now: a full scan, or (after opens only, or closes only, since the last
         look) a shortcut that reads only the processes that can have changed. ``hints``:
-        pids fanotify saw opening a node, looked at first.
+        pids fanotify saw opening a node, looked at first. ``full``: a hidden holder must
+        be re-checked, which needs every process's fd count. Also says whether it was full.
 
         Closes only: just the known holders can have lost a device. Opens only: the known
         holders stay holders, and the new opener is looked for first among processes whose
@@ -151,17 +225,17 @@ class ProcfsSource:
         prev = self._pairs
         opens, closes, structural = pending
         found: Pairs = {}
-        if (prev is None or structural or not (opens or closes) or (opens and closes)
+        if (full or prev is None or structural or not (opens or closes) or (opens and closes)
                 or set(prev) - scanner.targets):
             for pid in scanner.pids():
                 scanner.scan(pid, found)
             self._fd_counts = scanner.fd_counts
-            return found
+            return found, True
         known = {pid for pairs in prev.values() for pid, _ in pairs}
         for pid in known:
             scanner.scan(pid, found)
         if closes:
-            return found
+            return found, False
 
         def attributed() -> bool:
             return all(len(found.get(p, set()) - prev.get(p, set())) >= n
@@ -183,7 +257,7 @@ class ProcfsSource:
                     if attributed():
                         break
         self._fd_counts.update(scanner.fd_counts)
-        return found
+        return found, False
 
     def _quiet(self, pending: Pending, paths: set[str]) -> bool:
         """True when a look cannot find anything: every node is watched, none is held, and
@@ -194,11 +268,12 @@ class ProcfsSource:
         opens, closes, structural = pending
         watcher = self._watcher
         if (watcher is None or self._pairs is None or opens or closes or structural
-                or any(self._pairs.values()) or self._unseen_since
+                or any(self._pairs.values()) or self._hidden.in_use()
+                or self._hidden.wants_full_scan()
                 or paths != self._last_paths or not paths <= watcher.watched()):
             return False
         with self._lock:
-            return not self._unwatchable and not any(self._open_counts.values())
+            return not self._unwatchable
 
     def _take_pending(self) -> Pending:
         with self._lock:
@@ -232,50 +307,6 @@ class ProcfsSource:
                 kind = k
         return Device(kind, path, name="(removed)", path=path, source=self.name)
 
-    def _unseen(self, by_path: dict[str, Device], fd_counts: dict[str, int],
-                usages: set[Usage]) -> float | None:
-        """Add a process-less usage for a node opened more often than we can see held."""
-        now = time.monotonic()
-        recheck: float | None = None
-        with self._lock:
-            counts = dict(self._open_counts)
-        for path, opened in counts.items():
-            device = by_path.get(path)
-            if device is None or opened <= fd_counts.get(path, 0):
-                self._unseen_since.pop(path, None)
-                continue
-            since = self._unseen_since.setdefault(path, now)
-            if now - since < UNSEEN_GRACE:
-                recheck = RECHECK
-                continue
-            usages.add(Usage(device, None, note=UNSEEN_PROCESS_NOTE, via="inotify"))
-        return recheck
-
-    def _note_held(self, holders: Pairs) -> None:
-        """Remember when each (pid, node) was last seen held by a scan (kept for a minute)."""
-        now = time.monotonic()
-        for path, pairs in holders.items():
-            for pid, _ in pairs:
-                self._seen_held[(pid, path)] = now
-        self._seen_held = {k: t for k, t in self._seen_held.items() if now - t < 60.0}
-
-    def _add_transients(self, transients: list[Transient], by_path: dict[str, Device],
-                        usages: set[Usage]) -> bool:
-        """Add a usage for each open+close that no scan ever saw held: it appears in this
-        snapshot only, so the monitor reports it started and, at the next look, stopped.
-        A use a scan did see (reported from its fd) is not reported again when its close
-        arrives later, e.g. an app ended by the kill switch."""
-        added = False
-        for t in transients:
-            if self._seen_held.get((t.process.pid, t.path), float("-inf")) >= t.opened:
-                continue
-            device = by_path.get(t.path) or self._vanished_device(t.path)
-            if device.kind is DeviceKind.MICROPHONE and t.process.exe in self._sound_servers:
-                continue
-            usages.add(Usage(device, t.process, note=transient_note(t), via="fanotify"))
-            added = True
-        return added
-
     def _degraded(self, hidden: int) -> Degraded | None:
         with self._lock:
             unwatchable = dict(self._unwatchable)
@@ -288,7 +319,6 @@ class ProcfsSource:
     # Called by the watcher thread.
     def _count(self, path: str, delta: int) -> None:
         with self._lock:
-            self._open_counts[path] = max(0, self._open_counts.get(path, 0) + delta)
             pending = self._pending_opens if delta > 0 else self._pending_closes
             pending[path] = pending.get(path, 0) + 1
 
@@ -299,12 +329,31 @@ class ProcfsSource:
         with self._lock:
             self._structural = True
 
-    def _reset_counts(self, paths: Iterable[str]) -> None:
+    def _reset_counts(self, lost: bool = False) -> None:
+        """Watches changed (``lost``: events were dropped, a queue overflow): look fully."""
         with self._lock:
             self._structural = True
-            keep = set(paths)
-            self._open_counts = {p: c for p, c in self._open_counts.items() if p in keep}
+            self._events_lost = self._events_lost or lost
 
     def _set_unwatchable(self, problems: dict[str, str]) -> None:
         with self._lock:
             self._unwatchable = problems
+
+
+def pairs_of(holders: Pairs, alias: dict[int, str]) -> set[tuple[tuple[int, str], int]]:
+    """Every (pid, node path) the scan found held, with its fd (aliases by their node)."""
+    out = set()
+    for found, pairs in holders.items():
+        path = found
+        if found.startswith("rdev:"):
+            major, minor = (int(x) for x in found[5:].split(":"))
+            path = alias.get(os.makedev(major, minor), found)
+        out |= {((pid, path), fd) for pid, fd in pairs}
+    return out
+
+
+def _changes(before: Pairs, after: Pairs) -> tuple[dict[str, int], dict[str, int]]:
+    """Per node, how many fds visible processes gained and lost between two scans."""
+    new = {p: len(after.get(p, set()) - before.get(p, set())) for p in after}
+    gone = {p: len(before.get(p, set()) - after.get(p, set())) for p in before}
+    return ({p: n for p, n in new.items() if n}, {p: n for p, n in gone.items() if n})
