@@ -1,0 +1,132 @@
+"""The macOS platform: every capability of the façade (camguard.platform) built from this
+backend's modules. pyobjc (CoreAudio, CoreMediaIO, Foundation) is imported only when the
+usage source is built, so this module imports anywhere; a missing piece becomes a null
+object or a degraded source that says why, never an import error.
+
+NOT RUN ON macOS: everything here was written and tested on Linux, with Fake pyobjc modules
+(tests/fakes.py) and constructed log captures (tests/data/macos/README.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform as pyplatform
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+from camguard.core.models import SourceSnapshot
+from camguard.core.settings import DetectionSettings
+from camguard.platform.base import (
+    AutostartEntry,
+    DeviceEnforcer,
+    MicSwitch,
+    Notifications,
+    PolicySource,
+    Probes,
+    ProcessKiller,
+    ServiceTransport,
+    SystemPaths,
+    UsageSource,
+    Wake,
+)
+from camguard.platform.macos.logparse import Version, parse_version
+from camguard.platform.macos.system import (
+    LaunchAgentAutostart,
+    MacKiller,
+    MacNotifications,
+    MacSocketTransport,
+    MacSystemPaths,
+)
+from camguard.platform.null import NullEnforcer, NullMicSwitch, NullProbes
+from camguard.platform.process import ProcessDescriber
+
+log = logging.getLogger(__name__)
+
+PYOBJC = ("pyobjc-framework-CoreAudio, pyobjc-framework-CoreMediaIO and "
+          "pyobjc-framework-AVFoundation")
+
+
+def macos_version() -> Version | None:
+    """This Mac's version ("14.2.1" -> (14, 2)); None off macOS or when unreadable."""
+    return parse_version(pyplatform.mac_ver()[0])
+
+
+class UnavailableSource:
+    """The usage source when pyobjc cannot be loaded: it watches nothing and says why."""
+
+    name = "macos"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def snapshot(self) -> SourceSnapshot:
+        from camguard.core.models import Degraded
+
+        return SourceSnapshot(self.name, degraded=Degraded(self.name, self.reason))
+
+    def start(self, wake: Wake) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class MacPlatform:
+    name = "darwin"
+
+    def __init__(self, version: Version | None = None) -> None:
+        self.version = version if version is not None else macos_version()
+
+    def usage_sources(self, settings: DetectionSettings, describer: ProcessDescriber
+                      ) -> list[UsageSource]:
+        from camguard.platform.macos.hal import PyObjCProperties
+        from camguard.platform.macos.source import MacSource
+
+        try:
+            audio, cmio = PyObjCProperties("CoreAudio"), PyObjCProperties("CoreMediaIO")
+        except (ImportError, AttributeError) as exc:
+            log.info("pyobjc unavailable: %s", exc)
+            return [UnavailableSource(f"camguard cannot see devices: {PYOBJC} are not "
+                                      f"installed ({exc})")]
+        return [MacSource(self.version, audio, cmio, describer.describe)]
+
+    def killer(self, sound_server_exes: Collection[str], *, escalate: bool = True
+               ) -> ProcessKiller:
+        # coreaudiod is not a process a user can end anyway (root, restarted by launchd).
+        return MacKiller()
+
+    def mic_switch(self, control: Any = None) -> MicSwitch:
+        return NullMicSwitch("muting microphones through CoreAudio is not built for macOS "
+                             "yet")
+
+    def enforcer(self, settings: DetectionSettings, killer: ProcessKiller, *,
+                 mic_control: Any = None, mute: bool = True, state_file: Path | None = None,
+                 escalate: bool = True) -> DeviceEnforcer:
+        return NullEnforcer("the macOS kill switch (muting CoreAudio inputs, stopping camera "
+                            "users) is not built yet; end the process instead")
+
+    def mic_control(self) -> Any:
+        return None
+
+    def policy_source(self, path: Path | None = None) -> PolicySource:
+        # packaging/macos/BUILD.md: the MDM deploys /etc/camguard/policy.toml, as on Linux.
+        from camguard.store.policy import DEFAULT_POLICY_FILE, TomlPolicyReader
+
+        return TomlPolicyReader(path if path is not None else DEFAULT_POLICY_FILE)
+
+    def autostart(self) -> AutostartEntry:
+        return LaunchAgentAutostart()
+
+    def notifications(self) -> Notifications:
+        return MacNotifications()
+
+    def service_transport(self) -> ServiceTransport:
+        return MacSocketTransport()
+
+    def system_paths(self) -> SystemPaths:
+        return MacSystemPaths()
+
+    def probes(self) -> Probes:
+        return NullProbes("the selftest's direct device and sound-server checks are "
+                          "Linux-only; macOS has no /proc and no PulseAudio")
