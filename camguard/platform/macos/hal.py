@@ -14,7 +14,6 @@ CoreAudio wrappers are unproven (docs/apinotes/CoreAudio.rst).
 
 from __future__ import annotations
 
-import importlib
 import logging
 import struct
 from collections.abc import Callable
@@ -154,7 +153,7 @@ class PyObjCProperties:
     functions) or "CoreMediaIO" (``CMIOObject*``). NOT RUN ON macOS (module docstring)."""
 
     def __init__(self, framework: str) -> None:
-        self._mod: Any = importlib.import_module(framework)
+        self._mod: Any = _framework(framework)
         self._prefix = "AudioObject" if framework == "CoreAudio" else "CMIOObject"
         self._address: Any = getattr(self._mod, f"{self._prefix}PropertyAddress")
 
@@ -208,6 +207,20 @@ class PyObjCProperties:
     def unlisten(self, token: object) -> None:
         if isinstance(token, _Listener):
             self._fn("RemovePropertyListenerBlock")(token.obj, token.addr, None, token.block)
+
+
+def _framework(name: str) -> Any:
+    """pyobjc's module, by a plain import statement so that PyInstaller's analysis sees it
+    and bundles it (an importlib call by name would be invisible to it)."""
+    if name == "CoreAudio":
+        import CoreAudio  # type: ignore[import-not-found, unused-ignore]
+
+        return CoreAudio
+    if name == "CoreMediaIO":
+        import CoreMediaIO  # type: ignore[import-not-found, unused-ignore]
+
+        return CoreMediaIO
+    raise ValueError(f"not a HAL framework: {name!r}")
 
 
 @dataclass(frozen=True)

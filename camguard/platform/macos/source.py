@@ -9,7 +9,6 @@ loop (CoreMediaIO's, AVFoundation's hot-plug notifications) get one.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
@@ -130,9 +129,10 @@ def _run_loop_spinner() -> Callable[[float], None] | None:
     """Turns this thread's NSRunLoop for up to N seconds; None without Foundation (Linux,
     tests), where the thread just waits."""
     try:
-        foundation: Any = importlib.import_module("Foundation")
+        import Foundation  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return None
+    foundation: Any = Foundation
     loop = foundation.NSRunLoop.currentRunLoop()
     mode = foundation.NSDefaultRunLoopMode
 
