@@ -20,6 +20,8 @@ from camguard.platform.macos import system
 from tests.fakes import FakePeerSocket
 from tests.realenv import wait_until
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 class Victim:
     """A process that is not our child (psutil would reap our own children and hide the
@@ -108,7 +110,10 @@ def test_the_launch_agent_is_written_private_and_removed(tmp_path: Path) -> None
     assert entry.is_enabled() and stat.S_IMODE(entry.path.stat().st_mode) == 0o600
     doc = plistlib.loads(entry.path.read_bytes())
     assert doc["Label"] == "org.camguard.tray" and doc["ProgramArguments"][-1] == "tray"
-    assert doc["RunAtLoad"] is True and doc["KeepAlive"] is False
+    shipped = plistlib.loads((REPO / "packaging/macos/org.camguard.agent.plist").read_bytes())
+    for key in ("ProgramArguments", "RunAtLoad", "KeepAlive", "LimitLoadToSessionType",
+                "ThrottleInterval", "AssociatedBundleIdentifiers"):
+        assert doc[key] == shipped[key], key  # the user's agent behaves as the .pkg's
     entry.set(False)
     assert not entry.path.exists() and not entry.is_enabled()
 

@@ -94,11 +94,14 @@ SYSTEM_AGENT = Path("/Library/LaunchAgents/org.camguard.agent.plist")  # the .pk
 
 
 def launch_agent(argv: Sequence[str]) -> bytes:
-    """The user's LaunchAgent plist (launchd.plist(5)): run the tray at login, keep no
-    restart loop (a crash must not spin), Aqua sessions only."""
+    """The user's LaunchAgent plist (launchd.plist(5)), the same keys as the .pkg's
+    packaging/macos/org.camguard.agent.plist: the tray at login in Aqua sessions, restarted
+    after a crash (throttled) but not after the user chose Quit."""
     return plistlib.dumps({"Label": USER_LABEL, "ProgramArguments": list(argv),
-                           "RunAtLoad": True, "KeepAlive": False,
-                           "LimitLoadToSessionType": "Aqua", "ProcessType": "Interactive"})
+                           "RunAtLoad": True, "KeepAlive": {"SuccessfulExit": False},
+                           "ThrottleInterval": 10, "LimitLoadToSessionType": "Aqua",
+                           "ProcessType": "Interactive",
+                           "AssociatedBundleIdentifiers": "org.camguard.camguard"})
 
 
 class LaunchAgentAutostart:
