@@ -134,3 +134,11 @@ def test_unplugging_the_only_camera_forgets_its_owners() -> None:
     s.devices([CAM], 2.0)
     r = s.result(2.0, describer())
     assert r.usages == frozenset() and r.recheck_in == pytest.approx(1.0)
+
+
+def test_a_recorder_that_exited_since_the_list_was_read_is_dropped() -> None:
+    s = MacUsageState((14, 5))
+    s.devices([MIC], 0.0)
+    s.processes([AudioProcess(90, "gone", True), AudioProcess(91, "here", True)])
+    r = s.result(0.0, describer({90}))
+    assert summary(r) == [("coreaudio:mic0", 91)]
