@@ -130,6 +130,15 @@ class FakeHal:
         assert isinstance(value, str)
         return value
 
+    def set_u32(self, obj: int, selector: int, scope: int, value: int) -> None:
+        from camguard.platform.macos.hal import HalError
+
+        if (obj, selector) in self.fail:
+            raise HalError(self.fail[(obj, selector)], f"fake setting {selector:#x} on {obj}")
+        if (obj, selector, scope) not in self.values:
+            raise HalError(int.from_bytes(b"who?", "big"), f"fake {selector:#x} on {obj}")
+        self.values[(obj, selector, scope)] = value
+
     def listen(self, obj: int, selector: int, callback: object) -> object:
         self._next += 1
         self.listeners[self._next] = (obj, selector, callback)
@@ -182,6 +191,16 @@ class FakePyObjCFramework:
             status, raw = data(obj, addr)
             return status, len(raw), raw
 
+        def put(obj: int, addr: tuple[int, int, int], _q: int, _qd: object, size: int,
+                raw: bytes) -> int:
+            from camguard.platform.macos.hal import HalError
+
+            try:
+                hal.set_u32(obj, addr[0], addr[1], struct.unpack("=I", raw[:size])[0])
+            except HalError as exc:
+                return exc.status
+            return 0
+
         def add(obj: int, addr: tuple[int, int, int], _queue: object, block: object) -> int:
             hal.listen(obj, addr[0], lambda: block(1, [addr]))  # type: ignore[operator]
             return 0
@@ -194,7 +213,8 @@ class FakePyObjCFramework:
 
         self.module = types.ModuleType("CoreAudio" if prefix == "AudioObject" else "CoreMediaIO")
         for name, fn in (("PropertyAddress", address), ("GetPropertyDataSize", size),
-                         ("GetPropertyData", get), ("AddPropertyListenerBlock", add),
+                         ("GetPropertyData", get), ("SetPropertyData", put),
+                         ("AddPropertyListenerBlock", add),
                          ("RemovePropertyListenerBlock", remove)):
             setattr(self.module, prefix + name, fn)
 

@@ -4,6 +4,7 @@ is a working object or a null object that says why in one sentence."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from typing import Any
@@ -11,7 +12,9 @@ from typing import Any
 import pytest
 
 from camguard import platform as facade
-from camguard.platform import base, null
+from camguard.core.blocks import BlockOptions, Outcome
+from camguard.core.models import DeviceKind
+from camguard.platform import base
 from camguard.platform.macos import hal
 from camguard.platform.macos.backend import MacPlatform, UnavailableSource
 from camguard.platform.macos.source import MacSource
@@ -61,19 +64,24 @@ def test_every_mac_capability_is_provided_or_a_null_object(
         if isinstance(obj, NULLS):
             reason: Any = obj.reason
             assert reason and "\n" not in reason and ". " not in reason, (name, reason)
-    nulls = sorted(n for n, (obj, _p) in built.items() if isinstance(obj, NULLS))
-    assert nulls == ["enforcer", "mic_switch", "probes"]  # what is not built yet, said why
+    assert [n for n, (obj, _p) in built.items() if isinstance(obj, NULLS)] == []
     (source,) = p.usage_sources(SETTINGS, ProcessDescriber())
     assert isinstance(source, MacSource) and isinstance(source, base.UsageSource)
     snap = source.snapshot()
     assert snap.source == "macos" and snap.usages == frozenset() and snap.degraded is None
 
 
-def test_without_pyobjc_the_source_says_what_to_install(monkeypatch: pytest.MonkeyPatch
-                                                        ) -> None:
+def test_without_pyobjc_each_capability_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     for name in PYOBJC_MODULES:
         monkeypatch.setitem(sys.modules, name, None)  # an import of it raises ImportError
-    (source,) = MacPlatform((14, 5)).usage_sources(SETTINGS, ProcessDescriber())
+    p = MacPlatform((14, 5))
+    built = capabilities(p)
+    assert [n for n, (obj, _p) in built.items() if isinstance(obj, NULLS)] == ["mic_switch"]
+    assert "pyobjc-framework-CoreAudio" in built["mic_switch"][0].reason
+    blocked = built["enforcer"][0].apply(DeviceKind.MICROPHONE, BlockOptions())
+    assert blocked.steps == () and "pyobjc-framework-CoreAudio" in blocked.result.message
+    (source,) = p.usage_sources(SETTINGS, ProcessDescriber())
     assert isinstance(source, UnavailableSource) and isinstance(source, base.UsageSource)
     snap = source.snapshot()
     assert snap.degraded is not None and "pyobjc-framework-CoreAudio" in snap.degraded.reason
@@ -81,11 +89,14 @@ def test_without_pyobjc_the_source_says_what_to_install(monkeypatch: pytest.Monk
     source.stop()
 
 
-def test_the_mac_null_objects_answer_like_the_others() -> None:
+def test_the_mac_answers_where_macos_has_no_such_thing(
+        fake_pyobjc: dict[str, FakeHal]) -> None:
     p = MacPlatform((14, 5))
     assert p.mic_control() is None
-    applied = p.enforcer(SETTINGS, p.killer(())).apply(
-        null.DeviceKind.CAMERA, null.BlockOptions())
-    assert applied.result.outcome is null.Outcome.FAILED
-    assert "not built yet" in applied.result.message
-    assert p.probes().sound_server_facts().reachable is False
+    applied = p.enforcer(SETTINGS, p.killer(())).apply(DeviceKind.CAMERA, BlockOptions())
+    assert applied.steps == () and applied.result.outcome is Outcome.FAILED
+    assert "no third-party app switch a camera off" in applied.result.message
+    probes = p.probes()
+    assert probes.sound_server_facts().reachable is False and probes.open_holders(["x"]) == {}
+    assert probes.process_owner(os.getpid()) == os.geteuid()
+    assert probes.process_owner(2**22 + 12345) is None

@@ -100,6 +100,11 @@ def test_the_pyobjc_adapter_reads_and_listens(monkeypatch: pytest.MonkeyPatch,
     if prefix == "AudioObject":
         assert hal.read_microphones(access) == hal.read_microphones(tree)
         assert hal.read_processes(access) == hal.read_processes(tree)
+        tree.set(40, hal.MUTE, 0, scope=hal.SCOPE_INPUT)
+        access.set_u32(40, hal.MUTE, hal.SCOPE_INPUT, 1)
+        assert access.u32(40, hal.MUTE, hal.SCOPE_INPUT) == 1
+        with pytest.raises(hal.HalError, match="setting"):
+            access.set_u32(41, hal.MUTE, hal.SCOPE_INPUT, 1)
     else:
         assert hal.read_cameras(access) == hal.read_cameras(tree)
     calls: list[str] = []

@@ -1,7 +1,8 @@
 """The macOS platform: every capability of the façade (camguard.platform) built from this
 backend's modules. pyobjc (CoreAudio, CoreMediaIO, Foundation) is imported only when the
-usage source is built, so this module imports anywhere; a missing piece becomes a null
-object or a degraded source that says why, never an import error.
+usage source, the microphone switch or the kill switch is built, so this module imports
+anywhere; a missing piece becomes a null object or a degraded source that says why, never an
+import error.
 
 NOT RUN ON macOS: everything here was written and tested on Linux, with Fake pyobjc modules
 (tests/fakes.py) and constructed log captures (tests/data/macos/README.md).
@@ -15,6 +16,8 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from camguard.core.models import SourceSnapshot
 from camguard.core.settings import DetectionSettings
 from camguard.platform.base import (
@@ -25,12 +28,14 @@ from camguard.platform.base import (
     PolicySource,
     Probes,
     ProcessKiller,
+    ServerFacts,
     ServiceTransport,
     SystemPaths,
     UsageSource,
     Wake,
 )
 from camguard.platform.macos.logparse import Version, parse_version
+from camguard.platform.macos.mute import MacEnforcer, MacMicSwitch
 from camguard.platform.macos.system import (
     LaunchAgentAutostart,
     MacKiller,
@@ -38,7 +43,7 @@ from camguard.platform.macos.system import (
     MacSocketTransport,
     MacSystemPaths,
 )
-from camguard.platform.null import NullEnforcer, NullMicSwitch, NullProbes
+from camguard.platform.null import NullMicSwitch
 from camguard.platform.process import ProcessDescriber
 
 log = logging.getLogger(__name__)
@@ -96,15 +101,27 @@ class MacPlatform:
         # coreaudiod is not a process a user can end anyway (root, restarted by launchd).
         return MacKiller()
 
+    @staticmethod
+    def _mute() -> MacMicSwitch | None:
+        from camguard.platform.macos.hal import PyObjCProperties
+
+        try:
+            return MacMicSwitch(PyObjCProperties("CoreAudio"))
+        except (ImportError, AttributeError) as exc:
+            log.info("pyobjc CoreAudio unavailable: %s", exc)
+            return None
+
     def mic_switch(self, control: Any = None) -> MicSwitch:
-        return NullMicSwitch("muting microphones through CoreAudio is not built for macOS "
-                             "yet")
+        switch = self._mute()
+        if switch is None:
+            return NullMicSwitch("muting microphones needs pyobjc-framework-CoreAudio, which "
+                                 "is not installed")
+        return switch
 
     def enforcer(self, settings: DetectionSettings, killer: ProcessKiller, *,
                  mic_control: Any = None, mute: bool = True, state_file: Path | None = None,
                  escalate: bool = True) -> DeviceEnforcer:
-        return NullEnforcer("the macOS kill switch (muting CoreAudio inputs, stopping camera "
-                            "users) is not built yet; end the process instead")
+        return MacEnforcer(self._mute())
 
     def mic_control(self) -> Any:
         return None
@@ -128,5 +145,22 @@ class MacPlatform:
         return MacSystemPaths()
 
     def probes(self) -> Probes:
-        return NullProbes("the selftest's direct device and sound-server checks are "
-                          "Linux-only; macOS has no /proc and no PulseAudio")
+        return MacProbes()
+
+
+class MacProbes:
+    """Who owns a process (psutil; the tray's block guard needs it). No /proc to find a
+    device's holders and no PulseAudio: those two answers say so."""
+
+    def open_holders(self, paths: Collection[str]) -> dict[str, list[int]]:
+        return {}  # macOS has no device nodes for cameras; the usage source names users
+
+    def process_owner(self, pid: int) -> int | None:
+        try:
+            return int(psutil.Process(pid).uids().effective)
+        except (psutil.Error, OSError):
+            return None
+
+    def sound_server_facts(self, server: str | None = None) -> ServerFacts:
+        return ServerFacts(False, "macOS has no PulseAudio server; CoreAudio is read by the "
+                                  "usage source")

@@ -53,6 +53,7 @@ PROCESS_OBJECTS = fourcc("prs#")  # kAudioHardwarePropertyProcessObjectList
 PROCESS_PID = fourcc("ppid")  # kAudioProcessPropertyPID
 PROCESS_BUNDLE = fourcc("pbid")  # kAudioProcessPropertyBundleID
 PROCESS_RUNNING_INPUT = fourcc("piri")  # kAudioProcessPropertyIsRunningInput
+MUTE = fourcc("mute")  # kAudioDevicePropertyMute (input scope: the microphone)
 UNKNOWN_PROPERTY = fourcc("who?")  # kAudioHardwareUnknownPropertyError
 
 
@@ -74,12 +75,15 @@ class PropertyAccess(Protocol):
 
     def text(self, obj: int, selector: int, scope: int = SCOPE_GLOBAL) -> str: ...
 
+    def set_u32(self, obj: int, selector: int, scope: int, value: int) -> None: ...
+
     def listen(self, obj: int, selector: int, callback: Callable[[], None]) -> object: ...
 
     def unlisten(self, token: object) -> None: ...
 
 
-def _text(access: PropertyAccess, obj: int, selector: int) -> str:
+def text_or(access: PropertyAccess, obj: int, selector: int) -> str:
+    """A text property, or "" when the object has none."""
     try:
         return access.text(obj, selector)[:MAX_TEXT]
     except HalError:
@@ -90,9 +94,21 @@ def read_cameras(cmio: PropertyAccess) -> list[DeviceReading]:
     """Every CoreMediaIO device (cameras, including virtual ones) and whether it runs."""
     out = []
     for dev in cmio.ids(SYSTEM_OBJECT, DEVICES)[:MAX_OBJECTS]:
-        uid = _text(cmio, dev, DEVICE_UID) or f"object-{dev}"
-        out.append(DeviceReading(DeviceKind.CAMERA, uid, _text(cmio, dev, NAME),
+        uid = text_or(cmio, dev, DEVICE_UID) or f"object-{dev}"
+        out.append(DeviceReading(DeviceKind.CAMERA, uid, text_or(cmio, dev, NAME),
                                  cmio.u32(dev, RUNNING_SOMEWHERE) != 0))
+    return out
+
+
+def input_devices(audio: PropertyAccess) -> list[int]:
+    """The CoreAudio devices with input streams (those that can record)."""
+    out = []
+    for dev in audio.ids(SYSTEM_OBJECT, DEVICES)[:MAX_OBJECTS]:
+        try:
+            if audio.ids(dev, STREAMS, SCOPE_INPUT):
+                out.append(dev)
+        except HalError:
+            continue
     return out
 
 
@@ -100,14 +116,9 @@ def read_microphones(audio: PropertyAccess) -> list[DeviceReading]:
     """Every CoreAudio device with input streams. IsRunningSomewhere covers output too, so
     a device that only plays sound is left out: its running says nothing about recording."""
     out = []
-    for dev in audio.ids(SYSTEM_OBJECT, DEVICES)[:MAX_OBJECTS]:
-        try:
-            if not audio.ids(dev, STREAMS, SCOPE_INPUT):
-                continue
-        except HalError:
-            continue
-        uid = _text(audio, dev, DEVICE_UID) or f"object-{dev}"
-        out.append(DeviceReading(DeviceKind.MICROPHONE, uid, _text(audio, dev, NAME),
+    for dev in input_devices(audio):
+        uid = text_or(audio, dev, DEVICE_UID) or f"object-{dev}"
+        out.append(DeviceReading(DeviceKind.MICROPHONE, uid, text_or(audio, dev, NAME),
                                  audio.u32(dev, RUNNING_SOMEWHERE) != 0))
     return out
 
@@ -129,7 +140,7 @@ def read_processes(audio: PropertyAccess) -> list[AudioProcess] | None:
         except HalError:
             continue  # the process went away between the list and the question
         if pid > 0:
-            out.append(AudioProcess(pid, _text(audio, obj, PROCESS_BUNDLE), running))
+            out.append(AudioProcess(pid, text_or(audio, obj, PROCESS_BUNDLE), running))
     return out
 
 
@@ -190,6 +201,12 @@ class PyObjCProperties:
     def text(self, obj: int, selector: int, scope: int = SCOPE_GLOBAL) -> str:
         # CFStringRef properties: pyobjc hands back the bridged NSString's UTF-8 here.
         return self._raw(obj, selector, scope).decode("utf-8", "replace")
+
+    def set_u32(self, obj: int, selector: int, scope: int, value: int) -> None:
+        addr = self._address(selector, scope, ELEMENT_MAIN)
+        status = self._fn("SetPropertyData")(obj, addr, 0, None, 4, struct.pack("=I", value))
+        if status != 0:
+            raise HalError(status, f"setting {selector:#x} on {obj}")
 
     def listen(self, obj: int, selector: int, callback: Callable[[], None]) -> object:
         addr = self._address(selector, SCOPE_GLOBAL, ELEMENT_MAIN)
