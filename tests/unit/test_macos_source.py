@@ -145,3 +145,23 @@ def test_the_watcher_thread_turns_a_run_loop_and_wakes(monkeypatch: pytest.Monke
         wait_until(lambda: len(wakes) >= 2 and foundation.turns >= 2, 10, "polls")
     finally:
         source.stop()
+
+
+def test_a_one_shot_look_says_the_log_is_read_only_while_watching(tmp_path: Path) -> None:
+    """camguard status looks once: no log line can arrive, so no waiting and no claim that
+    the format was not recognised."""
+    audio, cmio = trees()
+    source = MacSource((14, 5), audio, cmio, ProcessDescriber().describe)
+    snap = source.snapshot()
+    assert snap.recheck_in is None
+    assert [u.note for u in snap.usages] == [
+        "unknown (camguard reads the unified log only while it watches: the tray or "
+        "camguard watch)"]
+    broken = MacSource((14, 5), audio, cmio, ProcessDescriber().describe,
+                       log_argv=[str(tmp_path / "no-such-log")])
+    broken.start(lambda: None)
+    try:
+        assert [u.note for u in broken.snapshot().usages] == [
+            "unknown (the unified log cannot be read)"]
+    finally:
+        broken.stop()

@@ -64,7 +64,7 @@ class MacSource:
             now = self._clock()
             self._state.devices(readings, now)
             self._state.processes(processes)
-            result = self._state.result(now, self._describe)
+            result = self._state.result(now, self._describe, self._log_unread())
         return SourceSnapshot(SOURCE, devices=result.devices, usages=result.usages,
                               degraded=self._degraded(), recheck_in=result.recheck_in)
 
@@ -92,6 +92,7 @@ class MacSource:
         self._tokens.clear()
         if self._reader is not None:
             self._reader.stop()
+            self._reader = None
         if self._thread is not None:
             self._thread.join(self._poll + 1.0)
         self._wake = None
@@ -103,6 +104,17 @@ class MacSource:
         wake = self._wake
         if wake is not None:
             wake()
+
+    def _log_unread(self) -> str | None:
+        """Why the log cannot name owners now, or None while it is being read."""
+        if self._plan is None:
+            return None  # the state machine says "format not recognised" itself
+        if self._reader is None:
+            return ("unknown (camguard reads the unified log only while it watches: the tray "
+                    "or camguard watch)")
+        if self._reader.error:
+            return "unknown (the unified log cannot be read)"
+        return None
 
     def _degraded(self) -> Degraded | None:
         if self._plan is None:

@@ -123,7 +123,9 @@ class MacUsageState:
         self._processes = None if found is None else tuple(found)
 
     # -- output ----------------------------------------------------------------------------
-    def result(self, now: float, describe: Describe) -> Result:
+    def result(self, now: float, describe: Describe, unknown: str | None = None) -> Result:
+        """The usages at ``now``. ``unknown``: why owners cannot come from the log at all
+        right now (it is not being read); then nobody waits for a line that cannot come."""
         usages: set[Usage] = set()
         recheck: list[float] = []
         running = [r for r in self._readings.values() if r.running]
@@ -132,7 +134,7 @@ class MacUsageState:
             if reading.kind is DeviceKind.MICROPHONE and self._processes is not None:
                 usages |= self._from_processes(dev, self._processes, describe)
                 continue
-            found, wait = self._from_log(dev, now, describe)
+            found, wait = self._from_log(dev, now, describe, unknown)
             usages |= found
             if wait is not None:
                 recheck.append(wait)
@@ -165,7 +167,7 @@ class MacUsageState:
                           via="coreaudio-process"))
         return out
 
-    def _from_log(self, dev: Device, now: float, describe: Describe
+    def _from_log(self, dev: Device, now: float, describe: Describe, unknown: str | None
                   ) -> tuple[set[Usage], float | None]:
         since = self._on_since.get(dev.id, now)
         owners = self._owners[dev.kind]
@@ -184,6 +186,7 @@ class MacUsageState:
         if out:
             return out, None
         waited = now - since
-        if self._log_known and waited < WAIT:
+        if unknown is None and self._log_known and waited < WAIT:
             return set(), WAIT - waited
-        return {Usage(dev, None, note=unknown_note(self.version), via="log")}, None
+        note = unknown if unknown is not None else unknown_note(self.version)
+        return {Usage(dev, None, note=note, via="log")}, None
