@@ -165,3 +165,25 @@ def test_a_one_shot_look_says_the_log_is_read_only_while_watching(tmp_path: Path
             "unknown (the unified log cannot be read)"]
     finally:
         broken.stop()
+
+
+def test_a_camera_plugged_in_later_is_listened_to(tmp_path: Path) -> None:
+    audio, cmio = trees(camera_running=0)
+    source = MacSource((14, 5), audio, cmio, ProcessDescriber().describe,
+                       log_argv=printer(tmp_path, []), poll=60)
+    woke = threading.Event()
+    source.start(woke.set)
+    try:
+        cmio.set(SYS, hal.DEVICES, [30, 31])  # plugged in: the HAL fires the device list
+        cmio.set(31, hal.RUNNING_SOMEWHERE, 0)
+        assert cmio.fire(SYS, hal.DEVICES) == 1 and woke.is_set()
+        assert cmio.fire(31, hal.RUNNING_SOMEWHERE) == 0  # not yet: nobody looked again
+        source.snapshot()  # the monitor looks, as the wake-up asked
+        woke.clear()
+        cmio.set(31, hal.RUNNING_SOMEWHERE, 1)
+        assert cmio.fire(31, hal.RUNNING_SOMEWHERE) == 1 and woke.is_set()
+        source.snapshot()
+        assert cmio.fire(31, hal.RUNNING_SOMEWHERE) == 1  # listened to once, not per look
+    finally:
+        source.stop()
+    assert cmio.listeners == {}

@@ -25,6 +25,7 @@ from camguard.platform.macos.state import SOURCE, Describe, MacUsageState
 log = logging.getLogger(__name__)
 
 POLL = 2.0  # seconds: listeners are the signal, this only catches a missed one
+SLICE = 0.5  # seconds the run loop turns before the thread checks for stop()
 
 
 class MacSource:
@@ -48,6 +49,8 @@ class MacSource:
         self._lock = threading.Lock()
         self._reader: LogStreamReader | None = None
         self._tokens: list[tuple[hal.PropertyAccess, object]] = []
+        self._listening: set[tuple[bool, int, int]] = set()
+        self._listen_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._wake: Wake | None = None
@@ -65,6 +68,7 @@ class MacSource:
             self._state.devices(readings, now)
             self._state.processes(processes)
             result = self._state.result(now, self._describe, self._log_unread())
+        self._listen_new()
         return SourceSnapshot(SOURCE, devices=result.devices, usages=result.usages,
                               degraded=self._degraded(), recheck_in=result.recheck_in)
 
@@ -74,30 +78,45 @@ class MacSource:
         if self._plan is not None:
             self._reader = LogStreamReader(self._plan, self._on_evidence, self._log_argv)
             self._reader.start()
-        for access, obj, selector in hal.watched(self._audio, self._cmio):
-            try:
-                self._tokens.append((access, access.listen(obj, selector, wake)))
-            except hal.HalError as exc:
-                log.info("no listener for %#x on %d: %s", selector, obj, exc)
+        self._listen_new()
         self._thread = threading.Thread(target=self._run, name="camguard-macos", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        for access, token in self._tokens:
-            try:
-                access.unlisten(token)
-            except hal.HalError as exc:
-                log.info("removing a listener: %s", exc)
-        self._tokens.clear()
+        with self._listen_lock:
+            for access, token in self._tokens:
+                try:
+                    access.unlisten(token)
+                except hal.HalError as exc:
+                    log.info("removing a listener: %s", exc)
+            self._tokens.clear()
+            self._listening.clear()
         if self._reader is not None:
             self._reader.stop()
             self._reader = None
         if self._thread is not None:
-            self._thread.join(self._poll + 1.0)
+            self._thread.join(SLICE + 1.0)
         self._wake = None
 
     # -- inside ------------------------------------------------------------------------------
+    def _listen_new(self) -> None:
+        """Listen to every watched property not listened to yet: at start, and after each
+        look, so a camera plugged in later wakes the monitor when it starts running."""
+        wake = self._wake
+        if wake is None or self._stop.is_set():
+            return
+        with self._listen_lock:
+            for access, obj, selector in hal.watched(self._audio, self._cmio):
+                key = (access is self._cmio, obj, selector)
+                if key in self._listening:
+                    continue
+                try:
+                    self._tokens.append((access, access.listen(obj, selector, wake)))
+                    self._listening.add(key)
+                except hal.HalError as exc:
+                    log.info("no listener for %#x on %d: %s", selector, obj, exc)
+
     def _on_evidence(self, found: list[OwnerEvidence]) -> None:
         with self._lock:
             self._state.log(found, self._clock())
@@ -127,13 +146,19 @@ class MacSource:
 
     def _run(self) -> None:
         spin = _run_loop_spinner()
+        due = time.monotonic() + self._poll
         while not self._stop.is_set():
+            # Short slices: stop() must end this thread within about a second.
+            step = min(SLICE, max(0.0, due - time.monotonic()))
             if spin is not None:
-                spin(self._poll)
+                spin(step)
             else:
-                self._stop.wait(self._poll)
+                self._stop.wait(step)
+            if time.monotonic() < due or self._stop.is_set():
+                continue
+            due = time.monotonic() + self._poll
             wake = self._wake
-            if wake is not None and not self._stop.is_set():
+            if wake is not None:
                 wake()
 
 
