@@ -100,3 +100,28 @@ def test_the_mac_answers_where_macos_has_no_such_thing(
     assert probes.sound_server_facts().reachable is False and probes.open_holders(["x"]) == {}
     assert probes.process_owner(os.getpid()) == os.geteuid()
     assert probes.process_owner(2**22 + 12345) is None
+
+
+def test_camguard_status_through_the_mac_backend(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Any, fake_pyobjc: dict[str, FakeHal]) -> None:
+    """The whole path on Linux: CLI -> app -> façade -> MacSource -> Fake pyobjc."""
+    import json
+
+    from camguard.cli import main
+
+    cmio = fake_pyobjc["cmio"]
+    cmio.set(hal.SYSTEM_OBJECT, hal.DEVICES, [30])
+    cmio.set(30, hal.DEVICE_UID, "cam")
+    cmio.set(30, hal.NAME, "FaceTime HD Camera")
+    cmio.set(30, hal.RUNNING_SOMEWHERE, 1)
+    fake_pyobjc["audio"].set(hal.SYSTEM_OBJECT, hal.PROCESS_OBJECTS, [])
+    for var in ("STATE", "CONFIG", "DATA"):
+        monkeypatch.setenv(f"CAMGUARD_{var}_DIR", str(tmp_path / var.lower()))
+    monkeypatch.setenv("CAMGUARD_SOCKET", str(tmp_path / "no-service.sock"))
+    monkeypatch.setattr(facade, "current", lambda: MacPlatform((14, 5)))
+    assert main(["status", "--json"]) == 0
+    (device,) = json.loads(capsys.readouterr().out)["devices"]
+    assert (device["id"], device["source"]) == ("cmio:cam", "macos")
+    (user,) = device["users"]
+    assert user["pid"] is None and "reads the unified log only while it watches" in user["note"]
