@@ -187,3 +187,42 @@ def test_a_camera_plugged_in_later_is_listened_to(tmp_path: Path) -> None:
     finally:
         source.stop()
     assert cmio.listeners == {}
+
+
+def test_the_monitor_reports_the_owner_once_the_log_line_arrives(
+        tmp_path: Path, owner: subprocess.Popen[bytes]) -> None:
+    """Camera on first, log line later (as on a Mac): the monitor is asked to look again
+    and its first event names the real owner. The source's clock stands still, so the wait
+    for the line never runs out however slow this machine is."""
+    import os
+
+    from camguard.core.models import EventType, MonitorEvent, UsageEvent
+    from camguard.monitor import Monitor
+    from camguard.platform.clock import SystemClock
+
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    data = tmp_path / "capture.ndjson"
+    data.write_text(endpoint_line(owner.pid) + "\n", encoding="utf-8")
+    argv = [sys.executable, "-c", f"import sys, signal; open({str(gate)!r}).read(); "
+            f"sys.stdout.write(open({str(data)!r}).read()); sys.stdout.flush(); signal.pause()"]
+    audio, cmio = trees(camera_running=0)
+    source = MacSource((14, 5), audio, cmio, ProcessDescriber().describe, clock=lambda: 0.0,
+                       log_argv=argv, poll=60)
+    events: list[MonitorEvent] = []
+    monitor = Monitor([source], SystemClock(), settle=0.002)
+    monitor.add_sink(events.append)
+    monitor.start()
+    try:
+        cmio.set(30, hal.RUNNING_SOMEWHERE, 1)
+        cmio.fire(30, hal.RUNNING_SOMEWHERE)
+        wait_until(lambda: source.snapshot().recheck_in is not None, 10, "the camera to run")
+        with open(gate, "w") as release:
+            release.write("go")
+        wait_until(lambda: any(isinstance(e, UsageEvent) for e in events), 10, "an event")
+    finally:
+        monitor.stop()
+        source.stop()
+    started = [e for e in events if isinstance(e, UsageEvent) and e.type is EventType.STARTED]
+    assert started and started[0].usage.process is not None
+    assert started[0].usage.process.pid == owner.pid
