@@ -25,6 +25,10 @@ def current() -> Platform:
         from camguard.platform.linux.backend import LinuxPlatform
 
         return LinuxPlatform()
+    if sys.platform == "darwin":
+        from camguard.platform.macos.backend import MacPlatform
+
+        return MacPlatform()
     from camguard.platform.null import NullPlatform
 
     return NullPlatform(sys.platform)
