@@ -90,6 +90,8 @@ class TrayIcon(QObject):
         self.tooltip_lines: list[str] = []
         self.icon = QSystemTrayIcon(self)
         self.menu = QMenu()
+        self._switch = QMenu("Kill switch", self.menu)
+        self._user_menus: list[QMenu] = []
         self.menu.aboutToShow.connect(self.rebuild_menu)
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._activated)
@@ -97,6 +99,13 @@ class TrayIcon(QObject):
         self._refresh = QTimer(self)
         self._refresh.setInterval(10_000)
         self._refresh.timeout.connect(self._render)
+        # The menu is rebuilt once the events waiting in the queue are handled, not once per
+        # event: a storm of camera uses queued thousands of rebuilds, the tray fell seconds
+        # behind and SIGTERM waited behind them (the soak in tests/gui/test_tray_soak.py).
+        self._menu_due = QTimer(self)
+        self._menu_due.setSingleShot(True)
+        self._menu_due.setInterval(0)
+        self._menu_due.timeout.connect(self._rebuild_if_hidden)
         self.show_snapshot(self.snapshot)
 
     @property
@@ -122,7 +131,11 @@ class TrayIcon(QObject):
             self._refresh.start()
         else:
             self._refresh.stop()
-        if not self.menu.isVisible():
+        self._menu_due.start()
+
+    @Slot()
+    def _rebuild_if_hidden(self) -> None:
+        if not self.menu.isVisible():  # an open menu is rebuilt when it opens again
             self.rebuild_menu()
 
     @Slot(str, str)
@@ -145,14 +158,18 @@ class TrayIcon(QObject):
         menu.clear()
         head = menu.addAction(_menu_text(_HEADLINES[snap.state]))
         head.setEnabled(False)
-        for user in snap.users:
-            sub = menu.addMenu(_menu_text(describe_user(user, now)))
+        for i, user in enumerate(snap.users):
+            sub = self._submenu(i)
+            sub.setTitle(_menu_text(describe_user(user, now)))
+            menu.addMenu(sub)
             self._user_actions(sub, user)
         for d in snap.degraded:
             item = menu.addAction(_menu_text(f"⚠ {d.source}: {literal(d.reason, 80)}"))
             item.setEnabled(False)
         menu.addSeparator()
-        switch = menu.addMenu("Kill switch")
+        switch = self._switch
+        switch.clear()
+        menu.addMenu(switch)
         for kind in (DeviceKind.CAMERA, DeviceKind.MICROPHONE):
             if kind in snap.blocked:
                 self._add(switch, f"Unblock {kind.value}", self.unblock_requested.emit, kind)
@@ -170,6 +187,21 @@ class TrayIcon(QObject):
         self._add(menu, "Settings…", self.settings_requested.emit)
         menu.addSeparator()
         self._add(menu, "Quit camguard", self.quit_requested.emit)
+
+    def _submenu(self, i: int) -> QMenu:
+        """The i-th user's submenu, reused across rebuilds.
+
+        QMenu.clear() deletes the actions a menu owns but not the submenus addMenu() made
+        (only their menuAction goes): made anew on every state change they piled up at
+        ~35 KB per camera use (issue 10, the tray soak), and deleting them while Qt's tray
+        code may still point at them crashed the tray at exit. So submenus are made once
+        (one per user shown at the same time) and cleared for reuse.
+        """
+        while len(self._user_menus) <= i:
+            self._user_menus.append(QMenu(self.menu))
+        sub = self._user_menus[i]
+        sub.clear()
+        return sub
 
     def _user_actions(self, sub: QMenu, user: LiveUser) -> None:
         seen = user.usage.process is not None

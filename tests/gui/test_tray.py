@@ -32,12 +32,19 @@ from tests.gui.conftest import Rig, hostile_ref
 pytestmark = pytest.mark.real
 
 
+def opened(menu: QMenu) -> QMenu:
+    """The menu as a person sees it when it opens (the tray rebuilds it on aboutToShow;
+    while closed it is rebuilt only once the event queue is empty)."""
+    menu.aboutToShow.emit()
+    return menu
+
+
 def actions(menu: QMenu) -> dict[str, QAction]:
-    return {a.text(): a for a in menu.actions() if a.text()}
+    return {a.text(): a for a in opened(menu).actions() if a.text()}
 
 
 def user_menus(menu: QMenu) -> list[QMenu]:
-    return [a.menu() for a in menu.actions() if a.menu() is not None
+    return [a.menu() for a in opened(menu).actions() if a.menu() is not None
             and a.text() != "Kill switch"]
 
 
@@ -177,3 +184,19 @@ def test_real_monitor_events_reach_the_gui_thread(qtbot: QtBot, rig: Rig, devdir
         monitor.stop()
     assert set(seen_on) == {threading.get_ident()} and len(seen_on) >= 2  # started, stopped
     rig.settle()
+
+
+def test_rebuilding_the_menu_keeps_no_old_submenus(qtbot: QtBot, rig: Rig) -> None:
+    """QMenu.clear() leaves the submenus addMenu() made alive as children: rebuilt on every
+    state change they grew the tray by ~35 KB per camera use (the soak in test_tray_soak)."""
+    tray = rig.tray
+    _, usage = rig.holder()
+    for _ in range(200):
+        rig.start(usage)
+        rig.stop(usage, time.time() - 0.01, time.time())
+    rig.settle()
+    rig.start(usage)
+    rig.settle()
+    kept = opened(tray.menu).findChildren(QMenu)
+    # One "Kill switch" submenu and one per live user, whatever happened before.
+    assert len(kept) == 2, [m.title() for m in kept]
