@@ -1,0 +1,164 @@
+"""Thin COM adapters (comtypes, pycaw), Windows only, imported lazily: they turn Windows'
+callbacks and session lists into the plain dicts activity.py decides on. NEVER RUN: written
+from the Windows SDK headers (mfidl.h, audiopolicy.h) and pycaw's API; there is no Windows
+machine here. Everything they feed is tested with recorded traces (tests/data/windows).
+
+* :class:`SensorActivityFeed`: MFCreateSensorActivityMonitor (mfsensorgroup.dll, Windows 10
+  1703+) with an IMFSensorActivitiesReportCallback; each report becomes
+  ``{"report": {"device", "name", "processes": [{"pid", "streaming"}]}}``.
+* :func:`capture_endpoints`: the active capture endpoints (IMMDeviceEnumerator, eCapture),
+  each with its sessions (IAudioSessionManager2 -> IAudioSessionControl2 GetProcessId,
+  GetState).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+IID_CALLBACK = "{DE5072EE-DBE3-46DC-8A87-B6F631194751}"
+IID_REPORTS = "{683F7A5E-4A19-43CD-B1A9-DBF4AB3F7777}"
+IID_REPORT = "{3E8C4BE1-A8C2-4528-90DE-2851BDE5FEAD}"
+IID_PROCESS = "{39DC7F4A-B141-4719-813C-A7F46162A2B8}"
+IID_MONITOR = "{D0CEF145-B3F4-4340-A2E5-7A5080CA05CB}"
+MF_VERSION = 0x00020070
+MAX_TEXT = 1024
+
+
+def _interfaces(comtypes: Any) -> dict[str, Any]:
+    """The mfidl.h sensor-activity interfaces, declared for comtypes (vtable order as in the
+    SDK header)."""
+    from ctypes import POINTER, c_int, c_longlong, c_uint, c_wchar
+
+    COMMETHOD, GUID, HRESULT, IUnknown = (comtypes.COMMETHOD, comtypes.GUID, comtypes.HRESULT,
+                                          comtypes.IUnknown)
+
+    class IMFSensorProcessActivity(IUnknown):  # type: ignore[misc, valid-type]
+        _iid_ = GUID(IID_PROCESS)
+        _methods_ = [  # noqa: RUF012 - comtypes reads a list
+            COMMETHOD([], HRESULT, "GetProcessId", (["out"], POINTER(c_uint), "pid")),
+            COMMETHOD([], HRESULT, "GetStreamingState", (["out"], POINTER(c_int), "streaming")),
+            COMMETHOD([], HRESULT, "GetStreamingMode", (["out"], POINTER(c_int), "mode")),
+            COMMETHOD([], HRESULT, "GetReportTime", (["out"], POINTER(c_longlong), "ft"))]
+
+    class IMFSensorActivityReport(IUnknown):  # type: ignore[misc, valid-type]
+        _iid_ = GUID(IID_REPORT)
+        _methods_ = [  # noqa: RUF012 - comtypes reads a list
+            COMMETHOD([], HRESULT, "GetFriendlyName", (["in"], POINTER(c_wchar), "name"),
+                      (["in"], c_uint, "cch"), (["out"], POINTER(c_uint), "written")),
+            COMMETHOD([], HRESULT, "GetSymbolicLink", (["in"], POINTER(c_wchar), "link"),
+                      (["in"], c_uint, "cch"), (["out"], POINTER(c_uint), "written")),
+            COMMETHOD([], HRESULT, "GetProcessCount", (["out"], POINTER(c_uint), "count")),
+            COMMETHOD([], HRESULT, "GetProcessActivity", (["in"], c_uint, "index"),
+                      (["out"], POINTER(POINTER(IMFSensorProcessActivity)), "activity"))]
+
+    class IMFSensorActivitiesReport(IUnknown):  # type: ignore[misc, valid-type]
+        _iid_ = GUID(IID_REPORTS)
+        _methods_ = [  # noqa: RUF012 - comtypes reads a list
+            COMMETHOD([], HRESULT, "GetCount", (["out"], POINTER(c_uint), "count")),
+            COMMETHOD([], HRESULT, "GetActivityReport", (["in"], c_uint, "index"),
+                      (["out"], POINTER(POINTER(IMFSensorActivityReport)), "report")),
+            COMMETHOD([], HRESULT, "GetActivityReportByDeviceName",
+                      (["in"], ctypes.c_wchar_p, "name"),
+                      (["out"], POINTER(POINTER(IMFSensorActivityReport)), "report"))]
+
+    class IMFSensorActivitiesReportCallback(IUnknown):  # type: ignore[misc, valid-type]
+        _iid_ = GUID(IID_CALLBACK)
+        _methods_ = [COMMETHOD([], HRESULT, "OnActivitiesReport",  # noqa: RUF012
+                               (["in"], POINTER(IMFSensorActivitiesReport), "reports"))]
+
+    class IMFSensorActivityMonitor(IUnknown):  # type: ignore[misc, valid-type]
+        _iid_ = GUID(IID_MONITOR)
+        _methods_ = [COMMETHOD([], HRESULT, "Start"),  # noqa: RUF012
+                     COMMETHOD([], HRESULT, "Stop")]
+
+    return {"callback": IMFSensorActivitiesReportCallback, "monitor": IMFSensorActivityMonitor}
+
+
+def _text(getter: Callable[..., Any]) -> str:
+    buf = ctypes.create_unicode_buffer(MAX_TEXT)
+    getter(buf, MAX_TEXT)
+    return buf.value
+
+
+def report_events(reports: Any) -> list[dict[str, Any]]:
+    """An IMFSensorActivitiesReport as activity.CameraActivity events."""
+    out = []
+    for i in range(min(reports.GetCount(), 64)):
+        report = reports.GetActivityReport(i)
+        procs = []
+        for j in range(min(report.GetProcessCount(), 256)):
+            act = report.GetProcessActivity(j)
+            procs.append({"pid": int(act.GetProcessId()),
+                          "streaming": bool(act.GetStreamingState())})
+        out.append({"report": {"device": _text(report.GetSymbolicLink),
+                               "name": _text(report.GetFriendlyName), "processes": procs}})
+    return out
+
+
+class SensorActivityFeed:
+    """sources.SensorFeed over IMFSensorActivityMonitor. Reports arrive on an MTA thread of
+    Media Foundation's; ``on_event`` must be quick and thread-safe (it is: sources.py)."""
+
+    def __init__(self) -> None:
+        self.comtypes = importlib.import_module("comtypes")
+        self._ifaces = _interfaces(self.comtypes)
+        mfplat = ctypes.WinDLL("mfplat.dll")  # type: ignore[attr-defined, unused-ignore]
+        self._create = ctypes.WinDLL("mfsensorgroup.dll").MFCreateSensorActivityMonitor  # type: ignore[attr-defined, unused-ignore]
+        mfplat.MFStartup(MF_VERSION, 0)
+        self._monitor: Any = None
+        self._lock = threading.Lock()
+
+    def start(self, on_event: Callable[[Mapping[str, Any]], None]) -> None:
+        callback_iface = self._ifaces["callback"]
+
+        class Callback(self.comtypes.COMObject):  # type: ignore[misc, name-defined]
+            _com_interfaces_ = [callback_iface]  # noqa: RUF012
+
+            def OnActivitiesReport(self, this: Any, reports: Any) -> int:
+                try:
+                    for event in report_events(reports):
+                        on_event(event)
+                except (OSError, ValueError):  # a COM error must not escape into MF
+                    return 0
+                return 0
+
+        with self._lock:
+            self._callback = Callback()
+            monitor = ctypes.POINTER(self._ifaces["monitor"])()
+            self._create(self._callback.QueryInterface(callback_iface), ctypes.byref(monitor))
+            monitor.Start()
+            self._monitor = monitor
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._monitor is not None:
+                self._monitor.Stop()
+                self._monitor = None
+
+
+def capture_endpoints() -> list[Mapping[str, Any]]:
+    """One poll of the active capture endpoints and their sessions (pycaw)."""
+    comtypes = importlib.import_module("comtypes")
+    pycaw = importlib.import_module("pycaw.pycaw")
+    constants = importlib.import_module("pycaw.constants")
+    comtypes.CoInitializeEx(comtypes.COINIT_MULTITHREADED)  # idempotent per thread
+    enumerator = pycaw.AudioUtilities.GetDeviceEnumerator()
+    devices = enumerator.EnumAudioEndpoints(constants.EDataFlow.eCapture.value,
+                                            constants.DEVICE_STATE.ACTIVE.value)
+    out: list[Mapping[str, Any]] = []
+    for i in range(min(devices.GetCount(), 64)):
+        dev = devices.Item(i)
+        manager = dev.Activate(pycaw.IAudioSessionManager2._iid_, comtypes.CLSCTX_ALL, None)
+        manager = manager.QueryInterface(pycaw.IAudioSessionManager2)
+        sessions = manager.GetSessionEnumerator()
+        found = []
+        for j in range(min(sessions.GetCount(), 256)):
+            control = sessions.GetSession(j).QueryInterface(pycaw.IAudioSessionControl2)
+            found.append({"pid": int(control.GetProcessId()), "state": int(control.GetState())})
+        name = pycaw.AudioUtilities.CreateDevice(dev).FriendlyName or ""
+        out.append({"id": dev.GetId(), "name": name, "sessions": found})
+    return out
