@@ -87,3 +87,120 @@ class FakeRegistry:
         if kind == "hex(b)":
             return int.from_bytes(raw, "little"), 11
         return raw, 3
+
+
+class FakeWinreg:
+    """The stdlib ``winreg`` module on Linux, for camguard.platform.windows.registry.Registry:
+    a registry held in memory, fed by a recorded ``reg export`` (``from_reg_file``). Hive
+    constants are the hive names; key paths are case-insensitive, like the registry's."""
+
+    HKEY_CURRENT_USER = "HKEY_CURRENT_USER"
+    HKEY_LOCAL_MACHINE = "HKEY_LOCAL_MACHINE"
+    HKEY_USERS = "HKEY_USERS"
+    KEY_READ, KEY_SET_VALUE, KEY_NOTIFY, KEY_WOW64_64KEY = 0x20019, 0x2, 0x10, 0x100
+    REG_SZ, REG_DWORD, REG_QWORD = 1, 4, 11
+
+    class Handle:
+        def __init__(self, path: str) -> None:
+            self.path = path
+
+        def __enter__(self) -> FakeWinreg.Handle:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    def __init__(self, keys: dict[str, dict[str, tuple[object, int]]] | None = None) -> None:
+        self.keys: dict[str, tuple[str, dict[str, tuple[object, int]]]] = {}
+        for path, values in (keys or {}).items():
+            self._create(path).update(values)
+
+    @classmethod
+    def from_reg_file(cls, path: object) -> FakeWinreg:
+        from pathlib import Path
+
+        from camguard.platform.windows.regfile import parse
+
+        return cls({k.path: dict(k.values) for k in parse(Path(str(path)).read_bytes())})
+
+    def _create(self, path: str) -> dict[str, tuple[object, int]]:
+        parts = path.split("\\")
+        for n in range(1, len(parts) + 1):
+            sub = "\\".join(parts[:n])
+            self.keys.setdefault(sub.casefold(), (sub, {}))
+        return self.keys[path.casefold()][1]
+
+    def _values(self, handle: FakeWinreg.Handle) -> dict[str, tuple[object, int]]:
+        return self.keys[handle.path.casefold()][1]
+
+    def OpenKey(self, root: str, sub: str, reserved: int = 0, access: int = 0
+                ) -> FakeWinreg.Handle:
+        path = f"{root}\\{sub}" if sub else root
+        if path.casefold() not in self.keys:
+            raise FileNotFoundError(2, "The system cannot find the file specified")
+        return self.Handle(path)
+
+    def CreateKeyEx(self, root: str, sub: str, reserved: int = 0,
+                    access: int = 0) -> FakeWinreg.Handle:
+        self._create(f"{root}\\{sub}")
+        return self.Handle(f"{root}\\{sub}")
+
+    def EnumValue(self, handle: FakeWinreg.Handle, index: int
+                  ) -> tuple[str, object, int]:
+        items = list(self._values(handle).items())
+        if index >= len(items):
+            raise OSError(259, "No more data is available")
+        name, (data, kind) = items[index]
+        return name, data, kind
+
+    def EnumKey(self, handle: FakeWinreg.Handle, index: int) -> str:
+        prefix = handle.path.casefold() + "\\"
+        names = sorted(shown.rsplit("\\", 1)[1] for low, (shown, _v) in self.keys.items()
+                       if low.startswith(prefix) and "\\" not in low[len(prefix):])
+        if index >= len(names):
+            raise OSError(259, "No more data is available")
+        return names[index]
+
+    def QueryValueEx(self, handle: FakeWinreg.Handle, name: str
+                     ) -> tuple[object, int]:
+        for key, found in self._values(handle).items():
+            if key.casefold() == name.casefold():
+                return found
+        raise FileNotFoundError(2, "The system cannot find the file specified")
+
+    def SetValueEx(self, handle: FakeWinreg.Handle, name: str, reserved: int,
+                   kind: int, data: object) -> None:
+        values = self._values(handle)
+        for key in [k for k in values if k.casefold() == name.casefold()]:
+            del values[key]
+        values[name] = (data, kind)
+
+    def DeleteValue(self, handle: FakeWinreg.Handle, name: str) -> None:
+        values = self._values(handle)
+        found = [k for k in values if k.casefold() == name.casefold()]
+        if not found:
+            raise FileNotFoundError(2, "The system cannot find the file specified")
+        del values[found[0]]
+
+
+class FakeSensorFeed:
+    """camguard.platform.windows.sources.SensorFeed replaying recorded sensor-monitor events
+    (tests/data/windows/sensor_trace.json) on the caller's thread."""
+
+    def __init__(self, events: list[dict[str, object]] | None = None) -> None:
+        self.events = list(events or [])
+        self.on_event: object = None
+        self.starts = 0
+
+    def start(self, on_event: object) -> None:
+        self.starts += 1
+        self.on_event = on_event
+        for event in self.events:
+            on_event(event)  # type: ignore[operator]
+
+    def stop(self) -> None:
+        self.on_event = None
+
+    def send(self, event: dict[str, object]) -> None:
+        assert self.on_event is not None, "the feed is not started"
+        self.on_event(event)  # type: ignore[operator]

@@ -4,7 +4,7 @@ the HKLM one for every user). A thin adapter over registry.Registry."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+from pathlib import PureWindowsPath
 from typing import Any
 
 from camguard.platform.windows.regfile import REG_SZ
@@ -16,7 +16,7 @@ VALUE = "camguard"
 def tray_command(executable: str = sys.executable) -> str:
     """The Run value: the bundle's camguard-tray.exe (no console window) next to
     camguard.exe, else this Python's pythonw.exe running the tray, always quoted."""
-    exe = Path(executable)
+    exe = PureWindowsPath(executable)
     tray = exe.with_name("camguard-tray.exe")
     if exe.name.casefold() in ("camguard.exe", "camguard-tray.exe"):
         return f'"{tray}"'

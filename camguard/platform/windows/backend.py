@@ -7,6 +7,7 @@ or a degraded source that says why in one sentence.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,9 @@ class WindowsPlatform:
             from camguard.platform.windows.com import SensorActivityFeed
 
             feed = SensorActivityFeed()
-        except (ImportError, OSError, AttributeError) as exc:
+        except (ImportError, OSError, AttributeError, TypeError, ValueError) as exc:
+            # Never fail the whole detection for the camera monitor: degrade, saying why.
+            logging.getLogger(__name__).debug("sensor monitor", exc_info=True)
             why = f"the camera sensor monitor (mfsensorgroup.dll, comtypes) is unavailable: " \
                   f"{_why(exc)}"
         try:
