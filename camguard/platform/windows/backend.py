@@ -6,7 +6,6 @@ or a degraded source that says why in one sentence.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Collection
 from pathlib import Path
@@ -79,7 +78,8 @@ class WindowsPlatform:
                                                    consent=reader, processes=_exes)]
         if settings.watch_sound_server:
             try:
-                importlib.import_module("pycaw.pycaw")
+                import pycaw.pycaw  # type: ignore[import-not-found, import-untyped, unused-ignore]  # noqa: F401
+
                 from camguard.platform.windows.com import capture_endpoints
 
                 sources.append(MicSource(capture_endpoints, describer))

@@ -14,7 +14,6 @@ machine here. Everything they feed is tested with recorded traces (tests/data/wi
 from __future__ import annotations
 
 import ctypes
-import importlib
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -104,7 +103,9 @@ class SensorActivityFeed:
     Media Foundation's; ``on_event`` must be quick and thread-safe (it is: sources.py)."""
 
     def __init__(self) -> None:
-        self.comtypes = importlib.import_module("comtypes")
+        import comtypes  # type: ignore[import-not-found, import-untyped, unused-ignore]
+
+        self.comtypes = comtypes
         self._ifaces = _interfaces(self.comtypes)
         mfplat = ctypes.WinDLL("mfplat.dll")  # type: ignore[attr-defined, unused-ignore]
         self._create = ctypes.WinDLL("mfsensorgroup.dll").MFCreateSensorActivityMonitor  # type: ignore[attr-defined, unused-ignore]
@@ -142,23 +143,27 @@ class SensorActivityFeed:
 
 def capture_endpoints() -> list[Mapping[str, Any]]:
     """One poll of the active capture endpoints and their sessions (pycaw)."""
-    comtypes = importlib.import_module("comtypes")
-    pycaw = importlib.import_module("pycaw.pycaw")
-    constants = importlib.import_module("pycaw.constants")
+    # Plain imports (not importlib) so that PyInstaller bundles them.
+    import comtypes  # type: ignore[import-not-found, import-untyped, unused-ignore]
+    import pycaw.constants  # type: ignore[import-not-found, import-untyped, unused-ignore]
+    import pycaw.pycaw  # type: ignore[import-not-found, import-untyped, unused-ignore]
+
+    constants, audio = pycaw.constants, pycaw.pycaw
+
     comtypes.CoInitializeEx(comtypes.COINIT_MULTITHREADED)  # idempotent per thread
-    enumerator = pycaw.AudioUtilities.GetDeviceEnumerator()
+    enumerator = audio.AudioUtilities.GetDeviceEnumerator()
     devices = enumerator.EnumAudioEndpoints(constants.EDataFlow.eCapture.value,
                                             constants.DEVICE_STATE.ACTIVE.value)
     out: list[Mapping[str, Any]] = []
     for i in range(min(devices.GetCount(), 64)):
         dev = devices.Item(i)
-        manager = dev.Activate(pycaw.IAudioSessionManager2._iid_, comtypes.CLSCTX_ALL, None)
-        manager = manager.QueryInterface(pycaw.IAudioSessionManager2)
+        manager = dev.Activate(audio.IAudioSessionManager2._iid_, comtypes.CLSCTX_ALL, None)
+        manager = manager.QueryInterface(audio.IAudioSessionManager2)
         sessions = manager.GetSessionEnumerator()
         found = []
         for j in range(min(sessions.GetCount(), 256)):
-            control = sessions.GetSession(j).QueryInterface(pycaw.IAudioSessionControl2)
+            control = sessions.GetSession(j).QueryInterface(audio.IAudioSessionControl2)
             found.append({"pid": int(control.GetProcessId()), "state": int(control.GetState())})
-        name = pycaw.AudioUtilities.CreateDevice(dev).FriendlyName or ""
+        name = audio.AudioUtilities.CreateDevice(dev).FriendlyName or ""
         out.append({"id": dev.GetId(), "name": name, "sessions": found})
     return out

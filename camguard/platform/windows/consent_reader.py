@@ -5,7 +5,6 @@ one arming signals once. Thin adapters; the decisions are consent.py's."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -47,8 +46,11 @@ class ConsentWatcher:
 
     @classmethod
     def load(cls) -> ConsentWatcher:
-        load = importlib.import_module
-        return cls(load("win32api"), load("win32event"), load("win32con"))
+        import win32api  # type: ignore[import-not-found, import-untyped, unused-ignore]
+        import win32con  # type: ignore[import-not-found, import-untyped, unused-ignore]
+        import win32event  # type: ignore[import-not-found, import-untyped, unused-ignore]
+
+        return cls(win32api, win32event, win32con)
 
     def run(self, wake: Callable[[], None]) -> None:
         hive = getattr(self.con, HIVES[self.root])

@@ -11,7 +11,6 @@ NEVER RUN: there is no Windows machine here.
 
 from __future__ import annotations
 
-import importlib
 import socket
 from pathlib import Path
 from typing import Any
@@ -41,9 +40,10 @@ class NamedPipeTransport:
     def caller(pipe: Any) -> PipeCaller:
         """The client of a connected pipe handle (server side). OSError when Windows will
         not say (the caller is then refused)."""
-        win32pipe = importlib.import_module("win32pipe")
-        win32security = importlib.import_module("win32security")
-        win32api = importlib.import_module("win32api")
+        import win32api  # type: ignore[import-not-found, import-untyped, unused-ignore]
+        import win32pipe  # type: ignore[import-not-found, import-untyped, unused-ignore]
+        import win32security  # type: ignore[import-not-found, import-untyped, unused-ignore]
+
         pid = int(win32pipe.GetNamedPipeClientProcessId(pipe))
         win32pipe.ImpersonateNamedPipeClient(pipe)
         try:

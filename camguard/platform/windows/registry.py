@@ -4,7 +4,6 @@ wait for a change. No decisions here; consent.py, switches.py and autostart.py m
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,7 +13,9 @@ HIVES = {"HKCU": "HKEY_CURRENT_USER", "HKLM": "HKEY_LOCAL_MACHINE", "HKU": "HKEY
 
 def load_winreg() -> Any:
     """The stdlib winreg (Windows only): ImportError elsewhere."""
-    return importlib.import_module("winreg")
+    import winreg
+
+    return winreg
 
 
 class Registry:
