@@ -4,7 +4,8 @@ ConsentStore, a known forensic artifact for incident responders.
 
 A file that is not a complete export (truncated, hostile, not a .reg) is reported on one
 line with its name and the line at fault, and contributes nothing; the other files are still
-shown, and the exit code is 1.
+shown, and the exit code is 1. A file that may have been cut exactly at a line end (no final
+blank line) is shown with a warning (exit code 0): that cut cannot be told apart for sure.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="a `reg export` of ...\\CapabilityAccessManager\\ConsentStore "
                    "(HKCU, HKLM or HKU\\<SID>)")
     w.add_argument("--json", action="store_true",
-                   help='{"entries": [...], "errors": [...]}, times in RFC 3339 UTC, '
+                   help='{"entries": [...], "errors": [...], "warnings": [...]}, times in RFC '
+                   "3339 UTC, "
                    "text exactly as stored (the table doubles backslashes so that control "
                    "characters in hostile names show as \\xNN)")
     w.set_defaults(func=cmd_windows_consent)
@@ -53,18 +55,25 @@ def read_bounded(path: Path) -> bytes:
 def cmd_windows_consent(args: argparse.Namespace) -> int:
     entries: list[dict[str, Any]] = []
     errors: list[dict[str, str]] = []
+    warnings: list[dict[str, str]] = []
     for path in args.files:
+        doubts: list[str] = []
         try:
-            found = windows_consent_entries(read_bounded(path))
+            found = windows_consent_entries(read_bounded(path), doubts)
         except (OSError, ValueError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             errors.append({"file": str(path), "error": why})
             continue
         entries.extend(e.to_json() | {"file": str(path)} for e in found)
+        warnings.extend({"file": str(path), "warning": d} for d in doubts)
     if args.json:
-        print(json_text({"entries": entries, "errors": errors}, indent=1))
+        print(json_text({"entries": entries, "errors": errors, "warnings": warnings},
+                        indent=1))
     elif entries or not errors:
         _print_table(entries)
+    for doubt in warnings:
+        print(f"camguard: warning: {literal(doubt['file'], 300)}: {doubt['warning']}",
+              file=sys.stderr)
     for err in errors:
         print(f"camguard: error: {literal(err['file'], 300)}: {literal(err['error'], 300)}",
               file=sys.stderr)

@@ -44,9 +44,11 @@ def create_sources(settings: DetectionSettings, describer: ProcessDescriber | No
     return current().usage_sources(settings, describer or ProcessDescriber())
 
 
-def windows_consent_entries(raw: bytes) -> list[ConsentEntry]:
+def windows_consent_entries(raw: bytes, warnings: list[str] | None = None
+                            ) -> list[ConsentEntry]:
     """The Windows ConsentStore entries of a ``reg export`` file, on any OS (pure decoding,
-    for ``camguard forensics``). Raises ValueError naming the line when it is not whole."""
+    for ``camguard forensics``). Raises ValueError naming the line when it is not whole;
+    doubts that do not stop the reading go to ``warnings``."""
     from camguard.platform.windows.consent import entries_from_export
 
-    return entries_from_export(raw)
+    return entries_from_export(raw, warnings)

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import camguard
 from camguard.cli import main
@@ -177,3 +179,37 @@ def test_forensics_runs_where_grp_pwd_fcntl_do_not_exist() -> None:
                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
     assert (res.returncode, res.stderr) == (0, "")
     assert len(json.loads(res.stdout)["entries"]) == 8
+
+
+def test_a_cut_at_a_line_end_is_read_with_a_warning(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = HKCU.read_bytes()
+    end_of_line = raw.rindex("Zoom.exe]\r\n".encode("utf-16-le")) + 22
+    cut = tmp_path / "cut.reg"
+    cut.write_bytes(raw[:end_of_line])  # ends right after a key line: a complete line
+    code, doc, err = run(capsys, cut)
+    assert code == 0 and doc["errors"] == []
+    assert doc["warnings"] == [{"file": str(cut), "warning": regfile.CUT_SHORT}]
+    assert "camguard: warning: " in err and "cut at a line end" in err
+    assert len(doc["entries"]) < 8
+    whole_code, whole, whole_err = run(capsys, HKCU)
+    assert (whole_code, whole["warnings"], whole_err) == (0, [], "")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cut=st.integers(min_value=0, max_value=len(HKCU.read_bytes())),
+       flips=st.lists(st.tuples(st.integers(min_value=0, max_value=len(HKCU.read_bytes()) - 1),
+                                st.integers(min_value=0, max_value=255)), max_size=4))
+def test_any_cut_or_corruption_reads_whole_or_fails_cleanly(
+        cut: int, flips: list[tuple[int, int]]) -> None:
+    """Whatever is cut off or overwritten, the decoder returns entries or raises ValueError
+    (which the command turns into one line and exit 1), never another exception."""
+    raw = bytearray(HKCU.read_bytes())
+    for at, byte in flips:
+        raw[at] = byte
+    try:
+        found = windows_consent_entries(bytes(raw[:cut]))
+    except ValueError:
+        return
+    for entry in found:
+        assert entry.to_json()["kind"] in ("camera", "microphone", "location")

@@ -153,10 +153,11 @@ def entries(keys: Iterable[tuple[str, Values]]) -> list[ConsentEntry]:
     return sorted(out, key=lambda e: (e.hive, e.kind, e.app.casefold()))
 
 
-def entries_from_export(raw: bytes) -> list[ConsentEntry]:
+def entries_from_export(raw: bytes, warnings: list[str] | None = None) -> list[ConsentEntry]:
     """The ConsentStore entries of a ``reg export`` file. Raises ValueError (RegFileError or
-    ConsentError) naming the line or key when the file cannot be read whole."""
-    return entries((k.path, k.values) for k in parse(raw))
+    ConsentError) naming the line or key when the file cannot be read whole; doubts that do
+    not stop the reading go to ``warnings``."""
+    return entries((k.path, k.values) for k in parse(raw, warnings))
 
 
 def live_candidates(entries_now: Iterable[ConsentEntry], running_exes: Iterable[str]

@@ -46,11 +46,19 @@ def decode_text(raw: bytes) -> str:
         raise RegFileError(f"not valid UTF-16 LE or UTF-8 text (byte {exc.start})") from None
 
 
-def parse(raw: bytes) -> list[RegKey]:
-    """Every key of an export with its values, in file order."""
+CUT_SHORT = ("the file does not end with the blank line `reg export` writes: it may have "
+             "been cut at a line end (what it holds is shown)")
+
+
+def parse(raw: bytes, warnings: list[str] | None = None) -> list[RegKey]:
+    """Every key of an export with its values, in file order. A cut at a line end cannot
+    be told from a smaller export; when the final blank line is missing, ``warnings``
+    gets CUT_SHORT."""
     text = decode_text(raw)
     if not text.endswith("\n"):
         raise RegFileError("truncated: the last line has no line end")
+    if warnings is not None and not text.endswith(("\r\n\r\n", "\n\n")):
+        warnings.append(CUT_SHORT)
     lines = text.split("\n")[:-1]
     if not lines or lines[0].rstrip("\r") != HEADER:
         raise RegFileError(f"line 1: expected {HEADER!r}")
