@@ -204,3 +204,22 @@ class FakeSensorFeed:
     def send(self, event: dict[str, object]) -> None:
         assert self.on_event is not None, "the feed is not started"
         self.on_event(event)  # type: ignore[operator]
+
+
+class FakeEndpointVolume:
+    """Core Audio's IAudioEndpointVolume of one capture endpoint (GetMute/SetMute), for
+    camguard.platform.windows.mute; ``fail`` makes SetMute raise as COM does (OSError)."""
+
+    def __init__(self, muted: bool = False, *, fail: bool = False) -> None:
+        self.muted = muted
+        self.fail = fail
+        self.calls: list[bool] = []
+
+    def GetMute(self) -> int:
+        return int(self.muted)
+
+    def SetMute(self, mute: bool, context: object) -> None:
+        if self.fail:
+            raise OSError(-2004287480, "AUDCLNT_E_DEVICE_INVALIDATED")
+        self.calls.append(bool(mute))
+        self.muted = bool(mute)

@@ -35,7 +35,6 @@ from camguard.store import paths
 # Why the unfinished capabilities are null objects (one sentence each).
 NO_ENFORCER = ("the Windows kill switch (ConsentStore Deny, switches.py) is not wired yet: "
                "core.blocks has no registry undo step")
-NO_MUTE = "muting microphones on Windows (IAudioEndpointVolume) is not written yet"
 NO_PROBES = "the selftest's probes are not written for Windows yet"
 
 
@@ -95,7 +94,14 @@ class WindowsPlatform:
         return WindowsKiller(sound_server_exes)
 
     def mic_switch(self, control: Any = None) -> MicSwitch:
-        return NullMicSwitch(NO_MUTE)
+        try:
+            import pycaw.pycaw  # type: ignore[import-not-found, import-untyped, unused-ignore]  # noqa: F401
+        except (ImportError, OSError) as exc:
+            return NullMicSwitch(f"muting microphones needs pycaw and comtypes: {_why(exc)}")
+        from camguard.platform.windows.com import capture_volumes
+        from camguard.platform.windows.mute import EndpointMute
+
+        return EndpointMute(capture_volumes)
 
     def enforcer(self, settings: DetectionSettings, killer: ProcessKiller, *,
                  mic_control: Any = None, mute: bool = True, state_file: Path | None = None,

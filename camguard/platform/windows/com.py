@@ -167,3 +167,22 @@ def capture_endpoints() -> list[Mapping[str, Any]]:
         name = audio.AudioUtilities.CreateDevice(dev).FriendlyName or ""
         out.append({"id": dev.GetId(), "name": name, "sessions": found})
     return out
+
+
+def capture_volumes() -> dict[str, Any]:
+    """{endpoint id: IAudioEndpointVolume} of the active capture endpoints (pycaw), for
+    mute.EndpointMute."""
+    import comtypes  # type: ignore[import-not-found, import-untyped, unused-ignore]
+    import pycaw.constants  # type: ignore[import-not-found, import-untyped, unused-ignore]
+    import pycaw.pycaw  # type: ignore[import-not-found, import-untyped, unused-ignore]
+
+    constants, audio = pycaw.constants, pycaw.pycaw
+    comtypes.CoInitializeEx(comtypes.COINIT_MULTITHREADED)
+    devices = audio.AudioUtilities.GetDeviceEnumerator().EnumAudioEndpoints(
+        constants.EDataFlow.eCapture.value, constants.DEVICE_STATE.ACTIVE.value)
+    out = {}
+    for i in range(min(devices.GetCount(), 64)):
+        dev = devices.Item(i)
+        iface = dev.Activate(audio.IAudioEndpointVolume._iid_, comtypes.CLSCTX_ALL, None)
+        out[str(dev.GetId())] = iface.QueryInterface(audio.IAudioEndpointVolume)
+    return out
