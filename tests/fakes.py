@@ -223,3 +223,36 @@ class FakeEndpointVolume:
             raise OSError(-2004287480, "AUDCLNT_E_DEVICE_INVALIDATED")
         self.calls.append(bool(mute))
         self.muted = bool(mute)
+
+
+class FakeConsentWatcher:
+    """consent_reader.ConsentWatcher without pywin32: ``run`` blocks on the caller's thread
+    and wakes once per :meth:`change`, until :meth:`stop`."""
+
+    def __init__(self) -> None:
+        import threading  # local import: this class is appended to a shared file
+
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._stopped = False
+        self.running = threading.Event()
+
+    def run(self, wake: object) -> None:
+        self.running.set()
+        with self._cond:
+            while not self._stopped:
+                while self._pending:
+                    self._pending -= 1
+                    wake()  # type: ignore[operator]
+                self._cond.wait()
+        self.running.clear()
+
+    def change(self) -> None:
+        with self._cond:
+            self._pending += 1
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()

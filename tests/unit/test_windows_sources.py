@@ -23,6 +23,7 @@ from camguard.platform.windows.activity import CameraActivity, microphone_users
 from camguard.platform.windows.consent import entries_from_export
 from camguard.platform.windows.consent_reader import ConsentReader
 from camguard.platform.windows.kill import WindowsKiller, refusal
+from camguard.platform.windows.regfile import parse
 from camguard.platform.windows.registry import Registry
 from camguard.platform.windows.sources import FALLBACK_NOTE, CameraSource, MicSource
 from tests.fakes import FakeSensorFeed, FakeWinreg
@@ -172,3 +173,30 @@ def test_killer_ends_the_real_process_and_never_a_reused_pid(
     assert done.outcome is Outcome.DONE, done.message
     assert child.wait(10) is not None
     assert killer.kill(child.pid, started).outcome is Outcome.NOT_FOUND
+
+
+def test_a_service_reads_every_logged_on_user_and_hklm() -> None:
+    sid = "S-1-5-21-3623811015-3361044348-30300820-1013"
+    exports = [DATA / "consent_hku.reg", DATA / "consent_hklm_dword_pairs.reg"]
+    winreg = FakeWinreg({k.path: dict(k.values) for f in exports for k in parse(f.read_bytes())})
+    for other in (f"{sid}_Classes", ".DEFAULT", "S-1-5-18", "S-1-5-19", "S-1-12-1-1-2-3-4"):
+        winreg.CreateKeyEx("HKEY_USERS", other)
+    reader = ConsentReader.for_service(Registry(winreg))
+    assert reader.roots == ("HKU\\S-1-12-1-1-2-3-4", f"HKU\\{sid}", "HKLM")
+    assert sorted({e.hive for e in reader.read()}) == ["HKLM", f"HKU\\{sid}"]
+
+
+def test_without_the_sensor_monitor_a_consentstore_change_wakes_the_fallback() -> None:
+    from tests.fakes import FakeConsentWatcher
+    from tests.realenv import wait_until
+
+    watch = FakeConsentWatcher()
+    source = CameraSource(None, ProcessDescriber(), consent=lambda: [],
+                          processes=lambda: [], watch=watch)
+    wakes: list[int] = []
+    source.start(lambda: wakes.append(1))
+    wait_until(watch.running.is_set, 10, "the watcher thread runs")
+    watch.change()
+    wait_until(lambda: wakes == [1], 10, "one wake per ConsentStore change")
+    source.stop()
+    assert not watch.running.is_set()

@@ -73,8 +73,17 @@ class WindowsPlatform:
             reader: Any = ConsentReader(self._registry()).read
         except ImportError:
             reader = None
+        watch: Any = None
+        if feed is None:
+            try:
+                from camguard.platform.windows.consent_reader import ConsentWatcher
+
+                watch = ConsentWatcher.load()
+            except (ImportError, OSError):
+                watch = None  # the fallback re-reads the store every 2 s instead
         sources: list[UsageSource] = [CameraSource(feed, describer, unavailable=why,
-                                                   consent=reader, processes=_exes)]
+                                                   consent=reader, processes=_exes,
+                                                   watch=watch)]
         if settings.watch_sound_server:
             try:
                 import pycaw.pycaw  # type: ignore[import-not-found, import-untyped, unused-ignore]  # noqa: F401

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from camguard.platform.windows.consent import ConsentEntry, entries
+from camguard.platform.windows.pipe_authz import is_sid
 from camguard.platform.windows.registry import HIVES, Registry
 
 CONSENT_SUBKEY = ("SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\CapabilityAccessManager"
@@ -17,10 +18,25 @@ REG_NOTIFY_CHANGE_NAME = 0x1
 REG_NOTIFY_CHANGE_LAST_SET = 0x4
 
 
+def user_roots(hku_subkeys: list[str]) -> tuple[str, ...]:
+    """``HKU\\<SID>`` of each user's loaded hive, from the names under HKEY_USERS: local and
+    domain accounts (S-1-5-21-...) and Entra ID accounts (S-1-12-1-...); not the
+    ``_Classes`` hives, ``.DEFAULT`` or the service accounts (S-1-5-18, -19, -20)."""
+    return tuple(f"HKU\\{name}" for name in sorted(hku_subkeys)
+                 if name.startswith(("S-1-5-21-", "S-1-12-1-")) and not name.endswith("_Classes")
+                 and is_sid(name))
+
+
 class ConsentReader:
     def __init__(self, registry: Registry, roots: tuple[str, ...] = ("HKCU", "HKLM")) -> None:
         self.registry = registry
         self.roots = roots
+
+    @classmethod
+    def for_service(cls, registry: Registry) -> ConsentReader:
+        """A service (LocalSystem) has no user hive of its own: every logged-on user's, and
+        HKLM."""
+        return cls(registry, (*user_roots(registry.subkeys("HKU")), "HKLM"))
 
     def read(self) -> list[ConsentEntry]:
         """Every entry of every root; OSError when a key cannot be read, ValueError when a

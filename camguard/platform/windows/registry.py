@@ -63,6 +63,15 @@ class Registry:
                 return
             index += 1
 
+    def subkeys(self, path: str) -> list[str]:
+        """The names of ``path``'s direct subkeys ([] when it does not exist)."""
+        try:
+            handle = self._open(path, self.winreg.KEY_READ)
+        except FileNotFoundError:
+            return []
+        with handle:
+            return list(self._enum(handle, self.winreg.EnumKey))
+
     def get(self, path: str, name: str) -> tuple[Any, int] | None:
         try:
             with self._open(path, self.winreg.KEY_READ) as handle:

@@ -10,6 +10,7 @@ from. An entry left "in use" by a crash is never shown as live use.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
@@ -52,14 +53,26 @@ def consent_usages(entries: Iterable[ConsentEntry], processes: Iterable[tuple[in
     return sorted(set(out))
 
 
+class ConsentWatch(Protocol):
+    """consent_reader.ConsentWatcher: ``run`` blocks, calling ``wake`` on each change of
+    the ConsentStore, until ``stop`` (from another thread)."""
+
+    def run(self, wake: Wake) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 class CameraSource:
     name = "mf-sensor"
 
     def __init__(self, feed: SensorFeed | None, describer: ProcessDescriber, *,
                  unavailable: str = "",
                  consent: Callable[[], list[ConsentEntry]] | None = None,
-                 processes: Callable[[], list[tuple[int, str]]] | None = None) -> None:
+                 processes: Callable[[], list[tuple[int, str]]] | None = None,
+                 watch: ConsentWatch | None = None) -> None:
         self.feed = feed
+        self.watch = watch  # wakes the fallback when the ConsentStore changes
+        self._watcher: threading.Thread | None = None
         self.describer = describer
         self.unavailable = unavailable
         self.consent, self.processes = consent, processes
@@ -82,10 +95,25 @@ class CameraSource:
         if self.feed is not None:
             self.feed.start(self._on_event)
             self._started = True
+        elif self.watch is not None and self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, args=(self.watch, wake),
+                                             name="consentstore-watch", daemon=True)
+            self._watcher.start()
+
+    @staticmethod
+    def _watch(watch: ConsentWatch, wake: Wake) -> None:
+        try:
+            watch.run(wake)
+        except OSError:  # the key vanished or cannot be watched: the 2 s re-read remains
+            logging.getLogger(__name__).warning("ConsentStore watch ended", exc_info=True)
 
     def stop(self) -> None:
         if self.feed is not None and self._started:
             self.feed.stop()
+        if self._watcher is not None and self.watch is not None:
+            self.watch.stop()
+            self._watcher.join(1.0)
+            self._watcher = None
         self._started, self._wake = False, None
 
     def snapshot(self) -> SourceSnapshot:
