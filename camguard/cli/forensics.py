@@ -11,6 +11,7 @@ blank line) is shown with a warning (exit code 0): that cut cannot be told apart
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import stat
 import sys
@@ -53,6 +54,10 @@ def read_bounded(path: Path) -> bytes:
 
 
 def cmd_windows_consent(args: argparse.Namespace) -> int:
+    # An exe path may hold characters the console's code page cannot encode (a legacy
+    # Windows code page, or output redirected to a file): show them as \\xNN, never crash.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
     entries: list[dict[str, Any]] = []
     errors: list[dict[str, str]] = []
     warnings: list[dict[str, str]] = []

@@ -213,3 +213,14 @@ def test_any_cut_or_corruption_reads_whole_or_fails_cleanly(
         return
     for entry in found:
         assert entry.to_json()["kind"] in ("camera", "microphone", "location")
+
+
+def test_a_console_that_cannot_show_the_names_gets_escapes_not_a_traceback() -> None:
+    """A Windows console or redirected output in a legacy code page (here ASCII) cannot
+    encode every exe path; the command escapes what it cannot show."""
+    res = subprocess.run(
+        [sys.executable, "-m", "camguard", "forensics", "windows-consent", str(HKCU)],
+        capture_output=True, cwd=ROOT, timeout=60, check=False,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "ascii"})
+    assert (res.returncode, res.stderr) == (0, b"")
+    assert b"C:\\\\Users\\\\Zo\\xeb M\\xfcller" in res.stdout
