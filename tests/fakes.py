@@ -187,13 +187,17 @@ class FakeSensorFeed:
     """camguard.platform.windows.sources.SensorFeed replaying recorded sensor-monitor events
     (tests/data/windows/sensor_trace.json) on the caller's thread."""
 
-    def __init__(self, events: list[dict[str, object]] | None = None) -> None:
+    def __init__(self, events: list[dict[str, object]] | None = None, *,
+                 fail: bool = False) -> None:
         self.events = list(events or [])
         self.on_event: object = None
         self.starts = 0
+        self.fail = fail  # Start() fails as com.SensorActivityFeed reports it: OSError
 
     def start(self, on_event: object) -> None:
         self.starts += 1
+        if self.fail:
+            raise OSError("COM error: MF_E_UNSUPPORTED_SERVICE")
         self.on_event = on_event
         for event in self.events:
             on_event(event)  # type: ignore[operator]

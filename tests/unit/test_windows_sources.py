@@ -200,3 +200,14 @@ def test_without_the_sensor_monitor_a_consentstore_change_wakes_the_fallback() -
     wait_until(lambda: wakes == [1], 10, "one wake per ConsentStore change")
     source.stop()
     assert not watch.running.is_set()
+
+
+def test_a_sensor_monitor_that_fails_to_start_degrades_never_raises() -> None:
+    running = CameraSource(FakeSensorFeed(fail=True), ProcessDescriber())
+    running.start(lambda: None)  # must not raise into the monitor
+    snap = running.snapshot()
+    assert snap.degraded is not None and "did not start" in snap.degraded.reason
+    assert "MF_E_UNSUPPORTED_SERVICE" in snap.degraded.reason
+    running.stop()
+    one_shot = CameraSource(FakeSensorFeed(fail=True), ProcessDescriber()).snapshot()
+    assert one_shot.degraded is not None and "MF_E_UNSUPPORTED_SERVICE" in one_shot.degraded.reason

@@ -13,6 +13,7 @@ machine here. Everything they feed is tested with recorded traces (tests/data/wi
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import threading
 from collections.abc import Callable, Mapping
@@ -109,6 +110,8 @@ class SensorActivityFeed:
         self._ifaces = _interfaces(self.comtypes)
         mfplat = ctypes.WinDLL("mfplat.dll")  # type: ignore[attr-defined, unused-ignore]
         self._create = ctypes.WinDLL("mfsensorgroup.dll").MFCreateSensorActivityMonitor  # type: ignore[attr-defined, unused-ignore]
+        # HRESULT results raise OSError on failure instead of returning a silent int.
+        mfplat.MFStartup.restype = self._create.restype = ctypes.HRESULT  # type: ignore[attr-defined, unused-ignore]
         mfplat.MFStartup(MF_VERSION, 0)
         self._monitor: Any = None
         self._lock = threading.Lock()
@@ -123,26 +126,52 @@ class SensorActivityFeed:
                 try:
                     for event in report_events(reports):
                         on_event(event)
-                except (OSError, ValueError):  # a COM error must not escape into MF
+                except Exception:  # nothing may escape into Media Foundation
                     return 0
                 return 0
 
-        with self._lock:
+        def begin() -> None:
             self._callback = Callback()
             monitor = ctypes.POINTER(self._ifaces["monitor"])()
             self._create(self._callback.QueryInterface(callback_iface), ctypes.byref(monitor))
             monitor.Start()
             self._monitor = monitor
 
+        with self._lock:
+            _os_error(self.comtypes, begin)
+
     def stop(self) -> None:
         with self._lock:
             if self._monitor is not None:
-                self._monitor.Stop()
-                self._monitor = None
+                monitor, self._monitor = self._monitor, None
+                _os_error(self.comtypes, monitor.Stop)
+
+
+def _com_ready(comtypes: Any) -> None:
+    """COM on this thread: the MTA, unless the thread already chose (comtypes makes the
+    importing thread an STA; RPC_E_CHANGED_MODE then, and pycaw works in either)."""
+    with contextlib.suppress(OSError):
+        comtypes.CoInitializeEx(comtypes.COINIT_MULTITHREADED)
+
+
+def _os_error(comtypes: Any, call: Callable[[], Any]) -> Any:
+    """``call()`` with comtypes' COMError (not an OSError) turned into OSError, which the
+    sources and the mute switch report as degraded or failed."""
+    try:
+        return call()
+    except comtypes.COMError as exc:
+        raise OSError(f"COM error: {exc}") from exc
 
 
 def capture_endpoints() -> list[Mapping[str, Any]]:
     """One poll of the active capture endpoints and their sessions (pycaw)."""
+    import comtypes  # type: ignore[import-not-found, import-untyped, unused-ignore]
+
+    result: list[Mapping[str, Any]] = _os_error(comtypes, _capture_endpoints)
+    return result
+
+
+def _capture_endpoints() -> list[Mapping[str, Any]]:
     # Plain imports (not importlib) so that PyInstaller bundles them.
     import comtypes  # type: ignore[import-not-found, import-untyped, unused-ignore]
     import pycaw.constants  # type: ignore[import-not-found, import-untyped, unused-ignore]
@@ -150,7 +179,7 @@ def capture_endpoints() -> list[Mapping[str, Any]]:
 
     constants, audio = pycaw.constants, pycaw.pycaw
 
-    comtypes.CoInitializeEx(comtypes.COINIT_MULTITHREADED)  # idempotent per thread
+    _com_ready(comtypes)
     enumerator = audio.AudioUtilities.GetDeviceEnumerator()
     devices = enumerator.EnumAudioEndpoints(constants.EDataFlow.eCapture.value,
                                             constants.DEVICE_STATE.ACTIVE.value)
@@ -171,13 +200,33 @@ def capture_endpoints() -> list[Mapping[str, Any]]:
 
 def capture_volumes() -> dict[str, Any]:
     """{endpoint id: IAudioEndpointVolume} of the active capture endpoints (pycaw), for
-    mute.EndpointMute."""
+    mute.EndpointMute (whose GetMute/SetMute calls may still raise COMError: VolumeGuard)."""
+    import comtypes  # type: ignore[import-not-found, import-untyped, unused-ignore]
+
+    found: dict[str, Any] = _os_error(comtypes, _capture_volumes)
+    return {ep: VolumeGuard(comtypes, vol) for ep, vol in found.items()}
+
+
+class VolumeGuard:
+    """An IAudioEndpointVolume whose COMError is an OSError."""
+
+    def __init__(self, comtypes: Any, volume: Any) -> None:
+        self.comtypes, self.volume = comtypes, volume
+
+    def GetMute(self) -> int:  # the COM method's name
+        return int(_os_error(self.comtypes, self.volume.GetMute))
+
+    def SetMute(self, mute: bool, context: Any) -> None:
+        _os_error(self.comtypes, lambda: self.volume.SetMute(int(mute), context))
+
+
+def _capture_volumes() -> dict[str, Any]:
     import comtypes  # type: ignore[import-not-found, import-untyped, unused-ignore]
     import pycaw.constants  # type: ignore[import-not-found, import-untyped, unused-ignore]
     import pycaw.pycaw  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
     constants, audio = pycaw.constants, pycaw.pycaw
-    comtypes.CoInitializeEx(comtypes.COINIT_MULTITHREADED)
+    _com_ready(comtypes)
     devices = audio.AudioUtilities.GetDeviceEnumerator().EnumAudioEndpoints(
         constants.EDataFlow.eCapture.value, constants.DEVICE_STATE.ACTIVE.value)
     out = {}

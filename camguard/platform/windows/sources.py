@@ -81,6 +81,7 @@ class CameraSource:
         self._reported = threading.Event()
         self._wake: Wake | None = None
         self._started = False
+        self._failed = ""
 
     def _on_event(self, event: Mapping[str, Any]) -> None:
         with self._lock:
@@ -93,8 +94,12 @@ class CameraSource:
     def start(self, wake: Wake) -> None:
         self._wake = wake
         if self.feed is not None:
-            self.feed.start(self._on_event)
-            self._started = True
+            try:
+                self.feed.start(self._on_event)
+            except OSError as exc:  # snapshots say so (degraded) until a restart
+                self._failed = f"the camera sensor monitor did not start: {literal(str(exc), 200)}"
+                return
+            self._started, self._failed = True, ""
         elif self.watch is not None and self._watcher is None:
             self._watcher = threading.Thread(target=self._watch, args=(self.watch, wake),
                                              name="consentstore-watch", daemon=True)
@@ -119,12 +124,18 @@ class CameraSource:
     def snapshot(self) -> SourceSnapshot:
         if self.feed is None:
             return self._fallback()
+        if self._failed:
+            return SourceSnapshot(self.name, degraded=Degraded(self.name, self._failed))
         if not self._started:  # one-shot (camguard status): let the monitor report once
-            self.feed.start(self._on_event)
             try:
-                self._reported.wait(ONE_SHOT_WAIT)
-            finally:
-                self.feed.stop()
+                self.feed.start(self._on_event)
+                try:
+                    self._reported.wait(ONE_SHOT_WAIT)
+                finally:
+                    self.feed.stop()
+            except OSError as exc:
+                return SourceSnapshot(self.name, degraded=Degraded(
+                    self.name, f"the camera sensor monitor: {literal(str(exc), 200)}"))
         with self._lock:
             users = self._state.users()
         return self._build(users)
