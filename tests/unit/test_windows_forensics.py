@@ -172,8 +172,11 @@ def test_oversized_fifo_and_missing_files_are_refused(
 
 def test_forensics_runs_where_grp_pwd_fcntl_do_not_exist() -> None:
     code = ("import sys; sys.modules.update(grp=None, pwd=None, fcntl=None); import runpy; "
-            f"sys.argv = ['camguard', 'forensics', 'windows-consent', {str(HKCU)!r}, '--json']; "
-            "runpy.run_module('camguard', run_name='__main__')")
+            f"sys.argv = ['camguard', 'forensics', 'windows-consent', {str(HKCU)!r}, '--json']\n"
+            "try:\n    runpy.run_module('camguard', run_name='__main__')\n"
+            "finally:\n    heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('PySide6', 'cv2', 'sounddevice', 'pulsectl', 'comtypes', 'winreg'))\n"
+            "    assert heavy == [], heavy")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, timeout=60, check=False,
                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
