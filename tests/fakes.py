@@ -259,3 +259,174 @@ class FakePeerSocket:
 
     def getsockopt(self, level: int, option: int, size: int) -> bytes:
         return self.answers[(level, option)][:size]
+class FakeWinreg:
+    """The stdlib ``winreg`` module on Linux, for camguard.platform.windows.registry.Registry:
+    a registry held in memory, fed by a recorded ``reg export`` (``from_reg_file``). Hive
+    constants are the hive names; key paths are case-insensitive, like the registry's."""
+
+    HKEY_CURRENT_USER = "HKEY_CURRENT_USER"
+    HKEY_LOCAL_MACHINE = "HKEY_LOCAL_MACHINE"
+    HKEY_USERS = "HKEY_USERS"
+    KEY_READ, KEY_SET_VALUE, KEY_NOTIFY, KEY_WOW64_64KEY = 0x20019, 0x2, 0x10, 0x100
+    REG_SZ, REG_DWORD, REG_QWORD = 1, 4, 11
+
+    class Handle:
+        def __init__(self, path: str) -> None:
+            self.path = path
+
+        def __enter__(self) -> FakeWinreg.Handle:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    def __init__(self, keys: dict[str, dict[str, tuple[object, int]]] | None = None) -> None:
+        self.keys: dict[str, tuple[str, dict[str, tuple[object, int]]]] = {}
+        for path, values in (keys or {}).items():
+            self._create(path).update(values)
+
+    @classmethod
+    def from_reg_file(cls, path: object) -> FakeWinreg:
+        from pathlib import Path
+
+        from camguard.platform.windows.regfile import parse
+
+        return cls({k.path: dict(k.values) for k in parse(Path(str(path)).read_bytes())})
+
+    def _create(self, path: str) -> dict[str, tuple[object, int]]:
+        parts = path.split("\\")
+        for n in range(1, len(parts) + 1):
+            sub = "\\".join(parts[:n])
+            self.keys.setdefault(sub.casefold(), (sub, {}))
+        return self.keys[path.casefold()][1]
+
+    def _values(self, handle: FakeWinreg.Handle) -> dict[str, tuple[object, int]]:
+        return self.keys[handle.path.casefold()][1]
+
+    def OpenKey(self, root: str, sub: str, reserved: int = 0, access: int = 0
+                ) -> FakeWinreg.Handle:
+        path = f"{root}\\{sub}" if sub else root
+        if path.casefold() not in self.keys:
+            raise FileNotFoundError(2, "The system cannot find the file specified")
+        return self.Handle(path)
+
+    def CreateKeyEx(self, root: str, sub: str, reserved: int = 0,
+                    access: int = 0) -> FakeWinreg.Handle:
+        self._create(f"{root}\\{sub}")
+        return self.Handle(f"{root}\\{sub}")
+
+    def EnumValue(self, handle: FakeWinreg.Handle, index: int
+                  ) -> tuple[str, object, int]:
+        items = list(self._values(handle).items())
+        if index >= len(items):
+            raise OSError(259, "No more data is available")
+        name, (data, kind) = items[index]
+        return name, data, kind
+
+    def EnumKey(self, handle: FakeWinreg.Handle, index: int) -> str:
+        prefix = handle.path.casefold() + "\\"
+        names = sorted(shown.rsplit("\\", 1)[1] for low, (shown, _v) in self.keys.items()
+                       if low.startswith(prefix) and "\\" not in low[len(prefix):])
+        if index >= len(names):
+            raise OSError(259, "No more data is available")
+        return names[index]
+
+    def QueryValueEx(self, handle: FakeWinreg.Handle, name: str
+                     ) -> tuple[object, int]:
+        for key, found in self._values(handle).items():
+            if key.casefold() == name.casefold():
+                return found
+        raise FileNotFoundError(2, "The system cannot find the file specified")
+
+    def SetValueEx(self, handle: FakeWinreg.Handle, name: str, reserved: int,
+                   kind: int, data: object) -> None:
+        values = self._values(handle)
+        for key in [k for k in values if k.casefold() == name.casefold()]:
+            del values[key]
+        values[name] = (data, kind)
+
+    def DeleteValue(self, handle: FakeWinreg.Handle, name: str) -> None:
+        values = self._values(handle)
+        found = [k for k in values if k.casefold() == name.casefold()]
+        if not found:
+            raise FileNotFoundError(2, "The system cannot find the file specified")
+        del values[found[0]]
+
+
+class FakeSensorFeed:
+    """camguard.platform.windows.sources.SensorFeed replaying recorded sensor-monitor events
+    (tests/data/windows/sensor_trace.json) on the caller's thread."""
+
+    def __init__(self, events: list[dict[str, object]] | None = None, *,
+                 fail: bool = False) -> None:
+        self.events = list(events or [])
+        self.on_event: object = None
+        self.starts = 0
+        self.fail = fail  # Start() fails as com.SensorActivityFeed reports it: OSError
+
+    def start(self, on_event: object) -> None:
+        self.starts += 1
+        if self.fail:
+            raise OSError("COM error: MF_E_UNSUPPORTED_SERVICE")
+        self.on_event = on_event
+        for event in self.events:
+            on_event(event)  # type: ignore[operator]
+
+    def stop(self) -> None:
+        self.on_event = None
+
+    def send(self, event: dict[str, object]) -> None:
+        assert self.on_event is not None, "the feed is not started"
+        self.on_event(event)  # type: ignore[operator]
+
+
+class FakeEndpointVolume:
+    """Core Audio's IAudioEndpointVolume of one capture endpoint (GetMute/SetMute), for
+    camguard.platform.windows.mute; ``fail`` makes SetMute raise as COM does (OSError)."""
+
+    def __init__(self, muted: bool = False, *, fail: bool = False) -> None:
+        self.muted = muted
+        self.fail = fail
+        self.calls: list[bool] = []
+
+    def GetMute(self) -> int:
+        return int(self.muted)
+
+    def SetMute(self, mute: bool, context: object) -> None:
+        if self.fail:
+            raise OSError(-2004287480, "AUDCLNT_E_DEVICE_INVALIDATED")
+        self.calls.append(bool(mute))
+        self.muted = bool(mute)
+
+
+class FakeConsentWatcher:
+    """consent_reader.ConsentWatcher without pywin32: ``run`` blocks on the caller's thread
+    and wakes once per :meth:`change`, until :meth:`stop`."""
+
+    def __init__(self) -> None:
+        import threading  # local import: this class is appended to a shared file
+
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._stopped = False
+        self.running = threading.Event()
+
+    def run(self, wake: object) -> None:
+        self.running.set()
+        with self._cond:
+            while not self._stopped:
+                while self._pending:
+                    self._pending -= 1
+                    wake()  # type: ignore[operator]
+                self._cond.wait()
+        self.running.clear()
+
+    def change(self) -> None:
+        with self._cond:
+            self._pending += 1
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()

@@ -15,6 +15,7 @@ from camguard import __version__
 from camguard.cli import (
     actions,
     detect,
+    forensics,
     history,
     keeper,
     policy,
@@ -29,7 +30,8 @@ from camguard.cli.common import CliError, add_common_options
 log = logging.getLogger(__name__)
 
 # Subcommand modules, in the order `--help` lists them. Each has register(subparsers, common).
-COMMAND_MODULES = [tray, detect, history, actions, keeper, rules, policy, service, selftest]
+COMMAND_MODULES = [tray, detect, history, actions, keeper, rules, policy, service, selftest,
+                   forensics]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import functools
 import sys
+from typing import TYPE_CHECKING
 
 from camguard.core.settings import DetectionSettings
 from camguard.platform.base import Platform, UsageSource
 from camguard.platform.process import ProcessDescriber
+
+if TYPE_CHECKING:
+    from camguard.platform.windows.consent import ConsentEntry
 
 
 @functools.cache
@@ -29,6 +33,10 @@ def current() -> Platform:
         from camguard.platform.macos.backend import MacPlatform
 
         return MacPlatform()
+    if sys.platform == "win32":
+        from camguard.platform.windows.backend import WindowsPlatform
+
+        return WindowsPlatform()
     from camguard.platform.null import NullPlatform
 
     return NullPlatform(sys.platform)
@@ -38,3 +46,13 @@ def create_sources(settings: DetectionSettings, describer: ProcessDescriber | No
                    ) -> list[UsageSource]:
     """The usage sources for this OS (an empty list where camguard has no backend yet)."""
     return current().usage_sources(settings, describer or ProcessDescriber())
+
+
+def windows_consent_entries(raw: bytes, warnings: list[str] | None = None
+                            ) -> list[ConsentEntry]:
+    """The Windows ConsentStore entries of a ``reg export`` file, on any OS (pure decoding,
+    for ``camguard forensics``). Raises ValueError naming the line when it is not whole;
+    doubts that do not stop the reading go to ``warnings``."""
+    from camguard.platform.windows.consent import entries_from_export
+
+    return entries_from_export(raw, warnings)

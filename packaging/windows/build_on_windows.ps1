@@ -8,8 +8,10 @@
   and WiX 3 documentation and mirroring build_msi.sh, which CI does run (with wixl, on a
   Linux stand-in payload). Expect to fix small things the first time it runs.
 
-  camguard has no Windows detection backend yet (camguard/platform has Linux only), so the
-  program this installs starts, but cannot see cameras or microphones on Windows.
+  camguard/platform/windows (the Windows backend: sensor monitor, Core Audio sessions,
+  ConsentStore) has never run on Windows; see packaging/README.md "Windows: what never ran".
+  The MSI installs no Windows service yet. pywin32, comtypes and pycaw come with the package
+  (win32 markers in pyproject.toml).
 
   Needs: 64-bit Python 3.11 (python.org or `winget install Python.Python.3.11`), the WiX
   Toolset 3.14 (heat.exe, candle.exe, light.exe on PATH or in $env:WIX\bin), and for signing

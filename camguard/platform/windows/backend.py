@@ -1,0 +1,193 @@
+"""The Windows platform: every capability of the façade (camguard.platform) built from this
+backend's adapters. Windows-only modules (winreg, comtypes, pycaw, pywin32) are loaded when
+a capability is built; one that cannot be loaded, or that is not finished, is a null object
+or a degraded source that says why in one sentence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import psutil
+
+from camguard.core.settings import DetectionSettings
+from camguard.core.text import literal
+from camguard.platform.base import (
+    AutostartEntry,
+    DeviceEnforcer,
+    MicSwitch,
+    Notifications,
+    PolicySource,
+    Probes,
+    ProcessKiller,
+    ServiceTransport,
+    SystemPaths,
+    UsageSource,
+)
+from camguard.platform.null import NullEnforcer, NullMicSwitch, NullProbes
+from camguard.platform.process import ProcessDescriber
+from camguard.store import paths
+
+# Why the unfinished capabilities are null objects (one sentence each).
+NO_ENFORCER = ("the Windows kill switch (ConsentStore Deny, switches.py) is not wired yet: "
+               "core.blocks has no registry undo step")
+NO_PROBES = "the selftest's probes are not written for Windows yet"
+
+
+def _why(exc: BaseException) -> str:
+    return literal(str(exc) or type(exc).__name__, 160)
+
+
+class WindowsPlatform:
+    name = "win32"
+
+    def __init__(self, winreg: Any = None) -> None:
+        self._winreg = winreg  # the tests give tests.fakes.FakeWinreg
+
+    def _registry(self) -> Any:
+        from camguard.platform.windows.registry import Registry, load_winreg
+
+        return Registry(self._winreg if self._winreg is not None else load_winreg())
+
+    def usage_sources(self, settings: DetectionSettings, describer: ProcessDescriber
+                      ) -> list[UsageSource]:
+        from camguard.platform.windows.consent_reader import ConsentReader
+        from camguard.platform.windows.sources import CameraSource, MicSource
+
+        feed: Any = None
+        why = ""
+        try:
+            from camguard.platform.windows.com import SensorActivityFeed
+
+            feed = SensorActivityFeed()
+        except (ImportError, OSError, AttributeError, TypeError, ValueError) as exc:
+            # Never fail the whole detection for the camera monitor: degrade, saying why.
+            logging.getLogger(__name__).debug("sensor monitor", exc_info=True)
+            why = f"the camera sensor monitor (mfsensorgroup.dll, comtypes) is unavailable: " \
+                  f"{_why(exc)}"
+        try:
+            reader: Any = ConsentReader(self._registry()).read
+        except ImportError:
+            reader = None
+        watch: Any = None
+        if feed is None:
+            try:
+                from camguard.platform.windows.consent_reader import ConsentWatcher
+
+                watch = ConsentWatcher.load()
+            except (ImportError, OSError):
+                watch = None  # the fallback re-reads the store every 2 s instead
+        sources: list[UsageSource] = [CameraSource(feed, describer, unavailable=why,
+                                                   consent=reader, processes=_exes,
+                                                   watch=watch)]
+        if settings.watch_sound_server:
+            try:
+                import pycaw.pycaw  # type: ignore[import-not-found, import-untyped, unused-ignore]  # noqa: F401
+
+                from camguard.platform.windows.com import capture_endpoints
+
+                sources.append(MicSource(capture_endpoints, describer))
+            except (ImportError, OSError) as exc:
+                sources.append(MicSource(None, describer, unavailable=(
+                    f"microphone sessions need pycaw and comtypes: {_why(exc)}")))
+        return sources
+
+    def killer(self, sound_server_exes: Collection[str], *, escalate: bool = True
+               ) -> ProcessKiller:
+        from camguard.platform.windows.kill import WindowsKiller
+
+        return WindowsKiller(sound_server_exes)
+
+    def mic_switch(self, control: Any = None) -> MicSwitch:
+        try:
+            import pycaw.pycaw  # type: ignore[import-not-found, import-untyped, unused-ignore]  # noqa: F401
+        except (ImportError, OSError) as exc:
+            return NullMicSwitch(f"muting microphones needs pycaw and comtypes: {_why(exc)}")
+        from camguard.platform.windows.com import capture_volumes
+        from camguard.platform.windows.mute import EndpointMute
+
+        return EndpointMute(capture_volumes)
+
+    def enforcer(self, settings: DetectionSettings, killer: ProcessKiller, *,
+                 mic_control: Any = None, mute: bool = True, state_file: Path | None = None,
+                 escalate: bool = True) -> DeviceEnforcer:
+        return NullEnforcer(NO_ENFORCER)
+
+    def mic_control(self) -> Any:
+        return None
+
+    def policy_source(self, path: Path | None = None) -> PolicySource:
+        from camguard.store.policy import TomlPolicyReader
+        from camguard.store.policy_registry import WindowsRegistryPolicyReader
+
+        if path is not None:
+            return TomlPolicyReader(path)
+        return WindowsRegistryPolicyReader()  # Group Policy and Intune write the registry
+
+    def autostart(self) -> AutostartEntry:
+        from camguard.platform.null import NullAutostart
+        from camguard.platform.windows.autostart import RunKeyAutostart
+
+        try:
+            return RunKeyAutostart(self._registry())
+        except ImportError as exc:
+            return NullAutostart(f"starting at login needs winreg: {_why(exc)}")
+
+    def notifications(self) -> Notifications:
+        return TrayBalloons()
+
+    def service_transport(self) -> ServiceTransport:
+        from camguard.platform.windows.pipe import NamedPipeTransport
+
+        return NamedPipeTransport()
+
+    def system_paths(self) -> SystemPaths:
+        return WindowsSystemPaths()
+
+    def probes(self) -> Probes:
+        return NullProbes(NO_PROBES)
+
+
+def _exes() -> list[tuple[int, str]]:
+    """(pid, exe) of every process whose exe can be read."""
+    out = []
+    for proc in psutil.process_iter(["exe"]):
+        exe = proc.info.get("exe")
+        if exe:
+            out.append((proc.pid, str(exe)))
+    return out
+
+
+class TrayBalloons:
+    """Qt's tray balloon, which Windows shows as a toast (the tray sends it)."""
+
+    @property
+    def available(self) -> bool:
+        return True
+
+    def describe(self) -> str:
+        return "Windows toasts through the tray icon's balloon messages"
+
+
+class WindowsSystemPaths:
+    """%ProgramData%\\camguard\\{data,state,config}, unless the CAMGUARD_*_DIR variables
+    move them (store.paths reads those)."""
+
+    def __init__(self) -> None:
+        self.base = Path(platformdirs.site_data_dir("camguard", appauthor=False))
+
+    def service_data_dir(self) -> Path:
+        got = paths.service_data_dir()
+        return self.base / "data" if got == paths.SERVICE_DATA else got
+
+    def service_state_dir(self) -> Path:
+        got = paths.service_state_dir()
+        return self.base / "state" if got == paths.SERVICE_STATE else got
+
+    def service_config_dir(self) -> Path:
+        got = paths.service_config_dir()
+        return self.base / "config" if got == paths.SERVICE_CONFIG else got
