@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import queue
-import signal
 import sys
-import threading
 from typing import Any
 
 from camguard.app import build_detection
+from camguard.app.guard import GuardError
 from camguard.cli import remote
 from camguard.cli.common import detection_settings
 from camguard.core.models import HealthEvent, MonitorEvent, Usage
-from camguard.core.serialize import device_dict, event_dict, rfc3339, state_dict
-from camguard.core.state import GuardState
+from camguard.core.serialize import device_dict, rfc3339
 from camguard.core.text import json_text, literal
 
 
@@ -36,16 +33,13 @@ def _dump(obj: Any) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    client = remote.service_client(args)
-    if client is not None:
-        got = remote.status(client, args)
-        if isinstance(got, int):
-            return got
-        state = got
-    else:
-        state = build_detection(detection_settings(args)).look_once()
+    try:
+        answer = remote.guard(args).status()
+    except GuardError as exc:
+        return remote.refusal(exc)
+    state = answer.state
     if args.json:
-        print(json_text(state_dict(state), indent=2))
+        print(json_text(answer.doc, indent=2))
         return 0
     if not state.devices:
         print("no cameras or microphones found")
@@ -81,45 +75,30 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    client = remote.service_client(args)
-    if client is not None:
-        return remote.watch(client, args, _event_line)
-    detection = build_detection(detection_settings(args))
-    monitor = detection.monitor()
-    events: queue.Queue[MonitorEvent | None] = queue.Queue()
-    monitor.add_sink(events.put)
-    stop = threading.Event()
-
-    def on_term(_signum: int, _frame: object) -> None:
-        stop.set()
-        events.put(None)
-
-    signal.signal(signal.SIGTERM, on_term)
-    monitor.start()
-    if not args.json:
-        print(_summary(monitor.state), flush=True)
+    guard = remote.guard(args)
     try:
-        while not stop.is_set():
-            try:
-                ev = events.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if ev is None:
-                break
-            line = _dump(event_dict(ev)) if args.json else _event_line(ev)
+        watching = guard.watch()
+    except GuardError as exc:
+        return remote.refusal(exc)
+    try:
+        if not args.json:
+            print(watching.banner, flush=True)
+        for item in watching:
+            if args.json:
+                line = _dump(item.doc)
+            elif item.event is not None:
+                line = _event_line(item.event)
+            else:
+                line = remote.other_line(item.doc)
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
+    except GuardError as exc:
+        return remote.refusal(exc)
     except KeyboardInterrupt:
         pass
     finally:
-        monitor.stop()
+        watching.close()
     return 0
-
-
-def _summary(state: GuardState) -> str:
-    cams = sum(1 for d in state.devices if d.kind.value == "camera")
-    mics = len(state.devices) - cams
-    return f"watching {cams} camera(s) and {mics} microphone(s); Ctrl-C to stop"
 
 
 def _describe(usage: Usage) -> str:

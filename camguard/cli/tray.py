@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from camguard import __version__
 from camguard.app import EventOutputs, build_detection, tray_outputs
+from camguard.app.guard import ServiceGuard
 from camguard.app.settings import user_effective
 from camguard.cli import remote
 from camguard.cli.common import CliError, detection_settings, policy_reader, settings_path
@@ -67,11 +68,12 @@ def cmd_tray(args: argparse.Namespace) -> int:
     ui, problems = startup_settings(ui_file, status)
     start = TrayStart(detection_settings(args, status), ui_file, ui, problems, policy, status,
                       [sys.argv[0] if sys.argv else "camguard"])
-    client = remote.service_client(args)
-    if client is None:
+    guard = remote.guard(args)
+    if not isinstance(guard, ServiceGuard):
         return _standalone(args, start)
-    from camguard.cli.tray_service import ServiceActions, ServiceFeed
+    from camguard.app.service_feed import ServiceActions, ServiceFeed
 
+    client = guard.client
     log.info("a camguard service answers at %s: the tray is its client", client.path)
     service = ServiceActions(client)
     options = tray_options(start)

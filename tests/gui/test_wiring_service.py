@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from camguard.cli.tray_service import SOURCE, ServiceActions, ServiceFeed
+from camguard.app.service_feed import SOURCE, ServiceActions, ServiceFeed
 from camguard.core.models import DeviceKind
 from camguard.platform.clock import SystemClock
 from camguard.service.client import ServiceClient

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Mapping, Set
 from typing import Any
 
-from camguard.cli.remote import event_from_dict, state_from_dict
+from camguard.app.service_decode import event_from_dict, state_from_dict
 from camguard.core.blocks import ActionResult, Outcome
 from camguard.core.clock import Clock
 from camguard.core.models import (
