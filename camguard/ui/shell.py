@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from camguard.core.blocks import BlockManager
 from camguard.core.clock import Clock
+from camguard.core.decision import DecidedBy
 from camguard.core.models import Degraded, HealthEvent
 from camguard.core.text import literal
 from camguard.monitor import Sink
@@ -42,7 +43,7 @@ from camguard.ui.bridge import MonitorBridge
 from camguard.ui.controller import AppController
 from camguard.ui.gc_guard import GuiThreadCollector
 from camguard.ui.notifications import DesktopNotifier
-from camguard.ui.ports import AlertSettings, AllowPort, DecidedBy, HistoryPort
+from camguard.ui.ports import AlertSettings, AllowPort, HistoryPort
 from camguard.ui.settings_dialog import password_prompt
 from camguard.ui.single_instance import SingleInstance
 from camguard.ui.status_window import StatusWindow

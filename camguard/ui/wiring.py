@@ -16,6 +16,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from camguard.core.clock import Clock
+from camguard.core.decision import Choice
 from camguard.core.models import DeviceKind, MonitorEvent
 from camguard.core.text import literal
 from camguard.store.allowlist import AllowList
@@ -30,7 +31,7 @@ from camguard.ui.bridge import Worker
 from camguard.ui.controller import AppController
 from camguard.ui.history_window import HistoryWindow, history_query
 from camguard.ui.model import Alert, AlertView
-from camguard.ui.ports import ActionsPort, AlertSettings, Decision, RulesPort
+from camguard.ui.ports import ActionsPort, AlertSettings, RulesPort
 from camguard.ui.settings_dialog import (
     AutostartPort,
     SelftestRun,
@@ -305,8 +306,8 @@ class Retention(QObject):
 
 
 # -- alert events for the event log ------------------------------------------------------
-_CHOICES = {Decision.ALLOW_ONCE.value: "allow-once", Decision.ALWAYS_ALLOW.value: "allow",
-            Decision.KILL.value: "kill", Decision.BLOCK.value: "block", "ignore": "ignore"}
+_CHOICES = {Choice.ALLOW_ONCE.value: "allow-once", Choice.ALWAYS_ALLOW.value: "allow",
+            Choice.KILL.value: "kill", Choice.BLOCK.value: "block", "ignore": "ignore"}
 
 
 def connect_alert_events(controller: AppController, events: EventLog) -> None:

@@ -15,10 +15,10 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from camguard.app.service_feed import SOURCE, ServiceActions, ServiceFeed
+from camguard.core.decision import Choice
 from camguard.core.models import DeviceKind
 from camguard.platform.clock import SystemClock
 from camguard.service.client import ServiceClient
-from camguard.ui.ports import Decision
 from camguard.ui.wiring import TrayOptions
 from tests import realenv
 from tests.conftest import Holder
@@ -67,12 +67,12 @@ def test_the_tray_shows_the_services_events_and_acts_through_it(
     assert live.session(late.pid, decided=False).device_id == str(sandbox.dev / "video1")
 
     # Kill from the tray: there is no local killer, so only the service can have done it.
-    c.act_on_user(user_key(live, late.pid), Decision.KILL.value)
+    c.act_on_user(user_key(live, late.pid), Choice.KILL.value)
     qtbot.waitUntil(lambda: late.proc.poll() is not None, timeout=20_000)
     qtbot.waitUntil(lambda: f"asks to end pid {late.pid}" in svc.log.read_text(),
                     timeout=30_000)
     live.wait_user(late.pid, present=False)
-    assert live.session(late.pid).decision == Decision.KILL
+    assert live.session(late.pid).decision == Choice.KILL
 
     # The service goes away: the tray says so; what changed meanwhile shows on return.
     assert svc.stop() == 0
