@@ -21,6 +21,7 @@ from camguard.core.models import (
 )
 from camguard.core.state import GuardState
 from camguard.store.history import SessionRecord
+from camguard.store.tamper import AuditRecord
 
 
 def timestamp(text: Any) -> float | None:
@@ -82,3 +83,10 @@ def record_from_dict(d: Mapping[str, Any]) -> SessionRecord:
 
 def is_session(entry: Mapping[str, Any]) -> bool:
     return entry.get("kind") in {k.value for k in DeviceKind}
+
+
+def audit_from_dict(d: Mapping[str, Any]) -> AuditRecord:
+    """A gap or policy change among the service's history entries."""
+    return AuditRecord(int(d.get("id") or 0), str(d.get("kind")),
+                       timestamp(d.get("start")) or 0.0, timestamp(d.get("end")),
+                       str(d.get("message") or ""))

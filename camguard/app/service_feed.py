@@ -1,5 +1,6 @@
 """The tray as a client of the camguard service: its events instead of a Monitor, its kill
-switch instead of the local one (the service watches every account and holds the privileges).
+switch instead of the local one (the service watches every account and holds the privileges),
+and its history instead of the user's database (:func:`service_history`).
 
 :class:`ServiceFeed` has the Monitor's ``add_sink``/``start``/``stop``, so the tray's shell
 takes it in the Monitor's place: a thread reads the service's ``watch`` stream and calls the
@@ -16,7 +17,13 @@ import threading
 from collections.abc import Mapping, Set
 from typing import Any
 
-from camguard.app.service_decode import event_from_dict, state_from_dict
+from camguard.app.service_decode import (
+    audit_from_dict,
+    event_from_dict,
+    is_session,
+    record_from_dict,
+    state_from_dict,
+)
 from camguard.core.blocks import ActionResult, Outcome
 from camguard.core.clock import Clock
 from camguard.core.models import (
@@ -34,6 +41,7 @@ from camguard.core.text import literal
 from camguard.monitor import Sink
 from camguard.service import protocol as P
 from camguard.service.client import ServiceClient, ServiceUnavailable, Watch
+from camguard.ui.history_window import DEFAULT_LIMIT, HistoryPage, HistoryQuery
 
 log = logging.getLogger(__name__)
 
@@ -227,3 +235,21 @@ class ServiceActions:
     def lock_is_set(self) -> bool:
         """Whether the service's parental lock is set (unblock then needs its password)."""
         return self._client.lock_status().get("set") is True
+
+
+def service_history(client: ServiceClient, limit: int = DEFAULT_LIMIT) -> HistoryQuery:
+    """The History window's query in service mode: the service's history (what the caller
+    may see), the one copy there is. Raises when the service cannot answer (the window
+    shows why)."""
+
+    def query(since: float | None, until: float | None) -> HistoryPage:
+        answer = client.history(since=since, until=until, limit=limit + 1)
+        if answer.get("ok") is not True:
+            raise ServiceUnavailable(literal(str(answer.get("error")), 300))
+        entries = list(answer.get("entries") or [])
+        sessions = [record_from_dict(e) for e in entries if is_session(e)]
+        audits = [audit_from_dict(e) for e in entries if not is_session(e)]
+        return HistoryPage(tuple(sessions[:limit]), tuple(audits),
+                           len(sessions) > limit or answer.get("truncated") is True)
+
+    return query

@@ -71,7 +71,7 @@ def cmd_tray(args: argparse.Namespace) -> int:
     guard = remote.guard(args)
     if not isinstance(guard, ServiceGuard):
         return _standalone(args, start)
-    from camguard.app.service_feed import ServiceActions, ServiceFeed
+    from camguard.app.service_feed import ServiceActions, ServiceFeed, service_history
 
     client = guard.client
     log.info("a camguard service answers at %s: the tray is its client", client.path)
@@ -79,6 +79,7 @@ def cmd_tray(args: argparse.Namespace) -> int:
     options = tray_options(start)
     options.actions = service
     options.service_lock = service.lock_is_set
+    options.history = service_history(client)  # the one history; the tray keeps no copy
     clock = SystemClock()
     return run_tray(ServiceFeed(client, clock), clock, argv=start.argv,
                     settings=tray_alert_settings(ui), options=options)

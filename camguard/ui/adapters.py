@@ -118,8 +118,13 @@ class HistoryRecorder:
 
 
 class NullHistory:
+    """Records nothing: no history database here, or the service keeps the history."""
+
+    def __init__(self, why: str = "history unavailable") -> None:
+        self._why = why
+
     def record_decision(self, usage: Usage, decision: str, decided_by: str) -> None:
-        log.info("history unavailable: %s by %s not recorded", decision, decided_by)
+        log.info("%s: %s by %s not recorded here", self._why, decision, decided_by)
 
 
 class Allower:

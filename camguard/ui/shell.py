@@ -139,7 +139,10 @@ def build(app: QApplication, monitor: EventSource, clock: Clock, *,
     o = options or TrayOptions()
     settings = settings or AlertSettings()
     store, history, allow = _open_store(clock, history_path)
-    if isinstance(history, HistoryRecorder):
+    served = o.history is not None  # the service's history is the history: no second copy
+    if served:
+        history = NullHistory("the camguard service keeps the history")
+    elif isinstance(history, HistoryRecorder):
         monitor.add_sink(history)  # before the UI sink: the session exists when it is shown
     if o.events is not None:
         monitor.add_sink(o.events.monitor_sink)
@@ -167,13 +170,13 @@ def build(app: QApplication, monitor: EventSource, clock: Clock, *,
                           controller.message.emit, controller.io,
                           service_lock=o.service_lock, parent=controller)
     ui = o.ui or UiSettings()
-    if store is not None:
+    if store is not None and not served:
         parts.retention = Retention(store, clock, controller.io, ui.retention_days,
                                     parent=controller)
     wire(parts)
     if o.events is not None:
         connect_alert_events(controller, o.events)
-    if store is not None:
+    if store is not None and not served:
         beat = QTimer(controller)
         beat.setInterval(HEARTBEAT_MS)
         beat.timeout.connect(lambda: controller.io.submit(store.heartbeat))

@@ -29,7 +29,7 @@ from camguard.store.ui_settings import UiSettings, UiSettingsFile
 from camguard.ui.alert import AlertPopup
 from camguard.ui.bridge import Worker
 from camguard.ui.controller import AppController
-from camguard.ui.history_window import HistoryWindow, history_query
+from camguard.ui.history_window import HistoryQuery, HistoryWindow, history_query
 from camguard.ui.model import Alert, AlertView
 from camguard.ui.ports import ActionsPort, AlertSettings, RulesPort
 from camguard.ui.settings_dialog import (
@@ -70,6 +70,9 @@ class TrayOptions:
     events: EventLog | None = None
     rules: RulesPort | None = None
     actions: ActionsPort | None = None  # instead of the local kill switch (service mode)
+    # Service mode: the service's history is the history. The History window shows it and
+    # the tray records no second copy of any session or decision in the user's database.
+    history: HistoryQuery | None = None
     # Once this process is the running tray (not a second launch), before the first event;
     # and after the last one (the event log's camguard.started and camguard.stopped).
     on_start: Callable[[], None] | None = None
@@ -207,12 +210,15 @@ class Windows(QObject):
 
     @Slot()
     def show_history(self) -> None:
-        if self._store is None:
+        query = self._options.history
+        if query is None and self._store is not None:
+            query = history_query(self._store)
+        if query is None:
             self._say("History", "The history database could not be opened (see the log), "
                       "so there is no history to show.")
             return
         if self.history is None:
-            self.history = HistoryWindow(history_query(self._store), self._clock)
+            self.history = HistoryWindow(query, self._clock)
         w = self.history
         if w.isVisible():
             w.refresh()
