@@ -47,7 +47,7 @@ from camguard.platform.clock import SystemClock
 from camguard.store import paths
 from camguard.store.db import Database, DatabaseUnreadable, default_path
 from camguard.store.history import HistoryStore
-from camguard.store.lock import FILE_NAME, LockGuard, require_unlock
+from camguard.store.parental_lock import FILE_NAME, LockGuard, require_unlock
 from camguard.store.tamper import history_records
 
 

@@ -27,7 +27,7 @@ from camguard.cli.common import (
 from camguard.core.text import json_text, literal
 from camguard.service import protocol as P
 from camguard.service.client import ServiceUnavailable
-from camguard.store.lock import require_unlock
+from camguard.store.parental_lock import require_unlock
 
 _EXIT = {P.DENIED: EXIT_REFUSED, P.PASSWORD_REQUIRED: EXIT_REFUSED,
          P.WRONG_PASSWORD: EXIT_REFUSED, P.LOCKED_OUT: EXIT_REFUSED,

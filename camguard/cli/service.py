@@ -19,7 +19,7 @@ from camguard.core.blocks import parse_duration
 from camguard.core.text import literal
 from camguard.service.authorization import DEFAULT_ADMIN_GROUP
 from camguard.service.client import ServiceClient
-from camguard.store.lock import LockCheck
+from camguard.store.parental_lock import LockCheck
 from camguard.store.policy import DEFAULT_POLICY_FILE
 
 

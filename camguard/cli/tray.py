@@ -29,7 +29,7 @@ from camguard.cli.common import CliError, detection_settings, policy_reader, set
 from camguard.core.settings import DetectionSettings
 from camguard.core.text import literal
 from camguard.platform.clock import SystemClock
-from camguard.store import lock as lock_file
+from camguard.store import parental_lock
 from camguard.store.policy import EffectiveSettings, ManagedPolicy, PolicyStatus
 from camguard.store.ui_settings import UiSettings, UiSettingsFile, settings_in_force
 
@@ -112,7 +112,7 @@ def tray_options(start: TrayStart) -> TrayOptions:
     """The parts every tray has: the settings window's files, the lock and the self-test."""
     from camguard.platform import current
     from camguard.platform.null import NullAutostart
-    from camguard.store.lock import LockGuard
+    from camguard.store.parental_lock import LockGuard
     from camguard.store.rules import RuleFile
     from camguard.ui.wiring import TrayOptions
 
@@ -123,7 +123,7 @@ def tray_options(start: TrayStart) -> TrayOptions:
                        problems=tuple(start.problems), policy=start.policy.load,
                        rule_file=RuleFile(), autostart=autostart,
                        selftest=selftest_runner(start.settings),
-                       lock=LockGuard(lock_file.default_path(), SystemClock()))
+                       lock=LockGuard(parental_lock.default_path(), SystemClock()))
 
 
 def _standalone(args: argparse.Namespace, start: TrayStart) -> int:

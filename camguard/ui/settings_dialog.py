@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from camguard.core.clock import Clock
 from camguard.core.decision import Choice
 from camguard.core.text import literal
-from camguard.store.lock import LockCheck, LockGuard, require_unlock
+from camguard.store.parental_lock import LockCheck, LockGuard, require_unlock
 from camguard.store.policy import (
     NO_POLICY,
     RULES,

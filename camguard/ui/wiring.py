@@ -22,7 +22,7 @@ from camguard.core.text import literal
 from camguard.store.allowlist import AllowList
 from camguard.store.eventlog import EventLog, usage_fields
 from camguard.store.history import HistoryStore
-from camguard.store.lock import LockGuard, require_unlock
+from camguard.store.parental_lock import LockGuard, require_unlock
 from camguard.store.policy import NO_POLICY, PolicyStatus
 from camguard.store.rules import RuleFile
 from camguard.store.ui_settings import UiSettings, UiSettingsFile

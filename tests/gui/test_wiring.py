@@ -18,7 +18,7 @@ from camguard.core.clock import FrozenClock
 from camguard.core.decision import Choice, DecidedBy
 from camguard.core.models import Device, DeviceKind, EventType, ProcessRef, Usage, UsageEvent
 from camguard.platform.clock import SystemClock
-from camguard.store.lock import LockGuard
+from camguard.store.parental_lock import LockGuard
 from camguard.store.policy import ManagedPolicy, TomlPolicyReader
 from camguard.store.ui_settings import NOTIFICATION, UiSettings, UiSettingsFile
 from camguard.ui.ports import AlertSettings

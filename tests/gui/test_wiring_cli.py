@@ -21,7 +21,7 @@ from camguard.core.rules import AppMatch, MatchBy, make_rule
 from camguard.core.settings import DetectionSettings
 from camguard.platform.clock import SystemClock
 from camguard.store.eventlog import last_records
-from camguard.store.lock import LockGuard
+from camguard.store.parental_lock import LockGuard
 from camguard.store.rules import RuleFile
 from camguard.ui.wiring import TrayOptions
 from tests import realenv
