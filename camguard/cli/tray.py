@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from camguard.core.blocks import BlockManager
     from camguard.platform.base import ProcessKiller
     from camguard.selftest.report import SelftestReport
-    from camguard.ui.wiring import TrayOptions
+    from camguard.ui.tray_options import TrayOptions
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def cmd_tray(args: argparse.Namespace) -> int:
                        "`camguard watch` works in a terminal")
     try:
         from camguard.ui.shell import run_tray
-        from camguard.ui.wiring import tray_alert_settings
+        from camguard.ui.tray_options import tray_alert_settings
     except ImportError as exc:
         raise CliError(f"the tray needs PySide6: pip install 'camguard[gui]' ({exc})") from None
     policy = ManagedPolicy(policy_reader(args))
@@ -114,7 +114,7 @@ def tray_options(start: TrayStart) -> TrayOptions:
     from camguard.platform.null import NullAutostart
     from camguard.store.parental_lock import LockGuard
     from camguard.store.rules import RuleFile
-    from camguard.ui.wiring import TrayOptions
+    from camguard.ui.tray_options import TrayOptions
 
     entry = current().autostart()
     # The settings window hides a choice it cannot offer (None), rather than fail on it.
@@ -130,7 +130,7 @@ def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
     from camguard.platform.clock import local_zone
     from camguard.ui.judge import RuleJudge
     from camguard.ui.shell import run_tray
-    from camguard.ui.wiring import tray_alert_settings
+    from camguard.ui.tray_options import tray_alert_settings
 
     clock = SystemClock()
     eff = user_effective(start.ui_file.path, start.status)

@@ -1,7 +1,7 @@
 """Builds the tray application around a Monitor, runs Qt's event loop, and shuts it all down.
 
 The caller (``camguard tray``) builds the detection (a Monitor, or the service's event
-stream), the kill switch and the :class:`~camguard.ui.wiring.TrayOptions`; this module adds
+stream), the kill switch and the :class:`~camguard.ui.tray_options.TrayOptions`; this module adds
 the history store, the controller, its views, windows and notifications, and wires them.
 """
 
@@ -38,25 +38,21 @@ from camguard.ui.adapters import (
     ProcessKiller,
 )
 from camguard.ui.alert import AlertPopup
+from camguard.ui.alert_routing import AlertRouter, connect_alert_events
 from camguard.ui.assets import icon_path, load_icon
 from camguard.ui.bridge import MonitorBridge
 from camguard.ui.controller import AppController
 from camguard.ui.gc_guard import GuiThreadCollector
+from camguard.ui.lock_gate import LockGate
 from camguard.ui.notifications import DesktopNotifier
 from camguard.ui.ports import AlertSettings, AllowPort, HistoryPort
+from camguard.ui.retention import Retention
 from camguard.ui.settings_dialog import password_prompt
 from camguard.ui.single_instance import SingleInstance
 from camguard.ui.status_window import StatusWindow
 from camguard.ui.tray import TrayIcon
-from camguard.ui.wiring import (
-    AlertRouter,
-    LockGate,
-    Retention,
-    TrayOptions,
-    Windows,
-    connect_alert_events,
-    tray_alert_settings,
-)
+from camguard.ui.tray_options import TrayOptions, tray_alert_settings
+from camguard.ui.windows import Windows
 
 log = logging.getLogger(__name__)
 

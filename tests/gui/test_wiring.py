@@ -22,8 +22,9 @@ from camguard.store.parental_lock import LockGuard
 from camguard.store.policy import ManagedPolicy, TomlPolicyReader
 from camguard.store.ui_settings import NOTIFICATION, UiSettings, UiSettingsFile
 from camguard.ui.ports import AlertSettings
+from camguard.ui.retention import RETENTION_MS
 from camguard.ui.shell import PROBLEMS, settings_saved
-from camguard.ui.wiring import RETENTION_MS, TrayOptions, tray_alert_settings
+from camguard.ui.tray_options import TrayOptions, tray_alert_settings
 from tests.conftest import IS_ROOT, Holder
 from tests.gui.wiring_rig import QUIET, Dirs, Live, dirs, launch, lives, node_mode
 

@@ -24,7 +24,7 @@ from camguard.store.hashing import sha256_file
 from camguard.store.policy import ManagedPolicy, TomlPolicyReader
 from camguard.store.rules import RuleFile
 from camguard.ui.judge import RuleJudge
-from camguard.ui.wiring import TrayOptions
+from camguard.ui.tray_options import TrayOptions
 from tests.conftest import Holder, need_root
 from tests.gui.wiring_rig import Dirs, Live, dirs, launch, lives, node_mode
 

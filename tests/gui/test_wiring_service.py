@@ -21,7 +21,7 @@ from camguard.core.decision import Choice
 from camguard.core.models import DeviceKind
 from camguard.platform.clock import SystemClock
 from camguard.service.client import ServiceClient
-from camguard.ui.wiring import TrayOptions
+from camguard.ui.tray_options import TrayOptions
 from tests import realenv
 from tests.conftest import Holder
 from tests.gui.wiring_rig import Dirs, Live, dirs, launch, lives, node_mode

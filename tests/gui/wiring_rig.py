@@ -28,7 +28,7 @@ from camguard.store.history import HistoryStore, SessionRecord
 from camguard.ui.controller import AppController
 from camguard.ui.ports import AlertSettings
 from camguard.ui.shell import EventSource, TrayApp, build, shutdown, start
-from camguard.ui.wiring import TrayOptions
+from camguard.ui.tray_options import TrayOptions
 from tests.conftest import IS_ROOT, Holder, make_standin
 
 QUIET = AlertSettings(countdown=600, stopped_linger=600, notifications=False)
