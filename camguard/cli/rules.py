@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from camguard.app import build_event_outputs
+from camguard.app import tray as tray_parts
+from camguard.app.settings import managed_policy
 from camguard.cli import remote
 from camguard.cli.argtypes import choice_of, metavar_of
 from camguard.cli.common import EXIT_BAD_ARGS, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_REFUSED, CliError
@@ -39,7 +41,6 @@ from camguard.store.hashing import sha256_file
 from camguard.store.policy import (
     RULES,
     EffectiveSettings,
-    ManagedPolicy,
     PolicyStatus,
     effective_settings,
     load_user_settings,
@@ -136,8 +137,8 @@ class Context:
 
 def load_context(args: argparse.Namespace, *, quiet: bool = False) -> Context:
     reader = current().policy_source(args.policy_file)
-    status = ManagedPolicy(reader).load()
-    rule_file = RuleFile()
+    status = managed_policy(reader).load()
+    rule_file = tray_parts.rule_file()
     contents = rule_file.load()
     user, problems = load_user_settings(args.config or paths.config_dir() / "settings.json")
     if contents.mode is not None:

@@ -13,7 +13,6 @@ import signal
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 from PySide6.QtCore import QSocketNotifier, QTimer
@@ -26,7 +25,6 @@ from camguard.core.models import Degraded, HealthEvent
 from camguard.core.text import literal
 from camguard.monitor import Sink
 from camguard.store.allowlist import AllowList
-from camguard.store.db import default_path
 from camguard.store.history import HistoryStore
 from camguard.store.ui_settings import UiSettings, settings_in_force
 from camguard.ui.adapters import (
@@ -92,10 +90,11 @@ class TrayApp:
 
 def run_tray(monitor: EventSource, clock: Clock, *, killer: ProcessKiller | None = None,
              blocks: BlockManager | None = None, settings: AlertSettings | None = None,
-             history_path: Path | None = None, argv: Sequence[str] = ("camguard",),
-             options: TrayOptions | None = None) -> int:
+             open_store: Callable[[], HistoryStore | None] | None = None,
+             argv: Sequence[str] = ("camguard",), options: TrayOptions | None = None) -> int:
     """Run the tray until Quit or SIGTERM/SIGINT; 0 also when another instance was asked to
-    show itself instead."""
+    show itself instead. ``open_store`` (app/tray.open_history) is called only once this
+    process is the running tray: opening closes an earlier run's orphaned sessions."""
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(list(argv))
     app.setApplicationName("camguard")
@@ -111,8 +110,8 @@ def run_tray(monitor: EventSource, clock: Clock, *, killer: ProcessKiller | None
     collector = GuiThreadCollector(app)  # Qt objects die on the GUI thread (gc_guard.py)
     collector.start()
     parts = build(app, monitor, clock, killer=killer, blocks=blocks,
-                  settings=settings or AlertSettings(), history_path=history_path,
-                  options=options)
+                  settings=settings or AlertSettings(),
+                  store=open_store() if open_store is not None else None, options=options)
     instance.show_requested.connect(parts.controller.request_show)
     parts.cleanups.append(instance.close)
     parts.cleanups.append(_quit_on_signals(app))
@@ -128,13 +127,13 @@ def run_tray(monitor: EventSource, clock: Clock, *, killer: ProcessKiller | None
 
 def build(app: QApplication, monitor: EventSource, clock: Clock, *,
           killer: ProcessKiller | None = None, blocks: BlockManager | None = None,
-          settings: AlertSettings | None = None, history_path: Path | None = None,
+          settings: AlertSettings | None = None, store: HistoryStore | None = None,
           options: TrayOptions | None = None) -> TrayApp:
     """Create and wire every part; adds the history, event-log and UI sinks to ``monitor``
     (not started: :func:`start` does that)."""
     o = options or TrayOptions()
     settings = settings or AlertSettings()
-    store, history, allow = _open_store(clock, history_path)
+    history, allow = _history_ports(store, clock)
     served = o.history is not None  # the service's history is the history: no second copy
     if served:
         history = NullHistory("the camguard service keeps the history")
@@ -214,20 +213,11 @@ def show_problems(parts: TrayApp, problems: Sequence[str]) -> None:
                                c.clock.now()))
 
 
-def _open_store(clock: Clock, path: Path | None
-                ) -> tuple[HistoryStore | None, HistoryPort, AllowPort]:
-    try:
-        store = HistoryStore(path or default_path(), clock)
-    except Exception:
-        # The store moves a damaged file aside by itself; this is for the unforeseen.
-        log.exception("the history database cannot be opened; running without history")
-        return None, NullHistory(), NullAllow()
-    if store.warning:
-        log.warning("history: %s", store.warning)
-    closed = store.close_orphans(clock.now())
-    if closed:
-        log.info("closed %d session(s) left open by an earlier camguard", closed)
-    return store, HistoryRecorder(store), Allower(AllowList(store.db), clock)
+def _history_ports(store: HistoryStore | None, clock: Clock
+                   ) -> tuple[HistoryPort, AllowPort]:
+    if store is None:
+        return NullHistory(), NullAllow()
+    return HistoryRecorder(store), Allower(AllowList(store.db), clock)
 
 
 def wire(parts: TrayApp) -> None:

@@ -35,7 +35,7 @@ class TrayOptions:
     ui: UiSettings | None = None  # in force at start-up (retention; None: the defaults)
     problems: tuple[str, ...] = ()  # met while reading settings and policy: shown in the tray
     policy: Callable[[], PolicyStatus] = _no_policy  # read again each time settings open
-    rule_file: RuleFile = field(default_factory=RuleFile)
+    rule_file: RuleFile | None = None  # the settings window's rules (app/tray.rule_file)
     autostart: AutostartPort | None = None
     selftest: SelftestRun | None = None
     lock: LockGuard | None = None  # the parental lock (None: quit, pause, unblock are free)

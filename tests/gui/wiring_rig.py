@@ -15,6 +15,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from camguard.app import build_detection
+from camguard.app.tray import open_history
 from camguard.core.blocks import BlockManager
 from camguard.core.models import DeviceKind
 from camguard.core.settings import DetectionSettings
@@ -172,8 +173,9 @@ def launch(qtbot: QtBot, dirs: Dirs, holders: list[Holder], options: TrayOptions
     mon: EventSource = monitor or Monitor(build_detection(detection(dirs)).sources,
                                           SystemClock(), settle=0.002, rescan_interval=30)
     killer, blocks = kill_switch(dirs) if local_kill_switch else (None, None)
-    parts = build(app, mon, SystemClock(), killer=killer, blocks=blocks, settings=settings,
-                  history_path=dirs.history, options=options)
+    clock = SystemClock()
+    parts = build(app, mon, clock, killer=killer, blocks=blocks, settings=settings,
+                  store=open_history(clock, dirs.history), options=options)
     start(parts, mon)
     return Live(parts, mon, qtbot, dirs, holders, blocks)
 
