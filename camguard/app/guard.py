@@ -32,6 +32,8 @@ from camguard.core.blocks import (
     StepKind,
 )
 from camguard.core.models import MonitorEvent
+from camguard.core.rules import Origin, Rule, RuleError
+from camguard.core.rules_json import rule_from_json
 from camguard.core.state import GuardState
 from camguard.core.text import literal
 from camguard.service import protocol as P
@@ -122,6 +124,18 @@ class History:
 
 
 @dataclass(frozen=True)
+class RulesInForce:
+    """The rules another side enforces for the caller (``rules list`` shows them)."""
+
+    where: str
+    mode: str
+    rules: tuple[Rule, ...]
+    problems: tuple[str, ...]
+    policy_error: str | None
+    doc: Mapping[str, Any]  # the --json document
+
+
+@dataclass(frozen=True)
 class WatchItem:
     event: MonitorEvent | None  # None: a service event that is not a usage or health event
     doc: Mapping[str, Any]  # the --json line
@@ -161,6 +175,11 @@ class Guard(Protocol):
     def pause(self, seconds: float | None, ask: AskPassword) -> Reply: ...
 
     def resume(self) -> Reply: ...
+
+    def rules(self) -> RulesInForce | None:
+        """The rules the service enforces; None when this program decides by the user's
+        own rules (which ``camguard rules list`` reads itself)."""
+        ...
 
 
 # -- choosing the side, once -----------------------------------------------------------------
@@ -356,3 +375,21 @@ class ServiceGuard:
     def resume(self) -> Reply:
         answer = self._call(self.client.resume)
         return answer_reply({**answer, "message": "rules enforced again"})
+
+    def rules(self) -> RulesInForce | None:
+        answer = self._call(self.client.rules)
+        if answer.get("code") == P.UNAVAILABLE:
+            return None  # a service that enforces no rules
+        answer = self._must(answer)
+        rules, problems = [], [str(p) for p in answer.get("problems") or []]
+        for obj in answer.get("rules") or []:
+            fields = dict(obj)
+            try:
+                origin = Origin(str(fields.pop("origin", Origin.USER.value)))
+                rules.append(rule_from_json(fields, origin))
+            except (RuleError, ValueError) as exc:
+                problems.append(f"a rule of the service's cannot be shown: {exc}")
+        error = answer.get("policy_error")
+        return RulesInForce(self.where, str(answer.get("mode")), tuple(rules),
+                            tuple(problems), None if error is None else str(error),
+                            {k: v for k, v in answer.items() if k != "ok"})

@@ -223,5 +223,10 @@ class LocalGuard:
         raise GuardError("resuming the rules needs the camguard service (the tray has its "
                          "own Pause)")
 
+    def rules(self) -> None:
+        """This program decides by the user's rules under the policy, which ``camguard rules
+        list`` reads itself."""
+        return None
+
 
 __all__ = ["LocalGuard", "Part", "local_lock", "needs_keeper"]

@@ -12,6 +12,7 @@ from typing import Any
 
 from camguard.app import build_event_outputs
 from camguard.app import tray as tray_parts
+from camguard.app.guard import GuardError
 from camguard.app.settings import managed_policy
 from camguard.cli import remote
 from camguard.cli.argtypes import choice_of, metavar_of
@@ -209,6 +210,10 @@ def rule_line(rule: Rule, now: float) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     ctx = load_context(args)
+    try:
+        served = remote.guard(args).rules()
+    except GuardError as exc:
+        return remote.refusal(exc)
     now = SystemClock().now()
     eff = ctx.settings
     locked = eff.items[RULES]
@@ -216,6 +221,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         doc = {"mode": eff.value("mode"), "rules_locked": locked.locked,
                "locked_by": locked.locked_by, "policy_error": ctx.status.error,
                "rules": [rule_json(r, now) for r in eff.rules]}
+        if served is not None:
+            doc["service"] = {**served.doc, "rules": [rule_json(r, now) for r in served.rules]}
         print(json_text(doc, indent=2))
         return 0
     print(f"mode: {eff.value('mode')} ({eff.items['mode'].source})")
@@ -225,6 +232,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("no rules")
     for rule in eff.rules:
         print(rule_line(rule, now))
+    if served is not None:
+        # While a service runs, it decides: its rules are the ones enforced.
+        print(f"enforced by {literal(served.where, 300)}: mode {literal(served.mode, 40)}")
+        if not served.rules:
+            print("no rules")
+        for rule in served.rules:
+            print(rule_line(rule, now))
+        for p in served.problems:
+            print(f"camguard: warning: {literal(p, 500)}", file=sys.stderr)
     return 0
 
 

@@ -1,14 +1,18 @@
 """One command, two sides: the same command run by root against a real root service
 (``--socket``) and locally on the service's own folders prints the same lines (app/guard.py
-chooses the side once; one printer prints both)."""
+chooses the side once; one printer prints both); and ``rules list`` says what the service
+enforces."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
 
+from camguard.core.rules import make_rule
+from camguard.store.rules import RuleFile
 from tests import realenv
 from tests.service_env import (
     ROOT,
@@ -16,6 +20,7 @@ from tests.service_env import (
     Box,
     Service,
     UserHolder,
+    camguard_as,
     pids_in_status,
 )
 
@@ -75,3 +80,22 @@ def test_status_history_and_blocks_read_the_same_from_either_side(
     res = camguard_root(sandbox, "unblock", "camera", served=True)
     assert res.returncode == 0, res.stderr
     assert both(sandbox, "blocks") == ("nothing is blocked\n", "nothing is blocked\n")
+
+
+def test_rules_list_says_what_the_service_enforces(sandbox: Box, accounts: Accounts) -> None:
+    kid = accounts.user()
+    sandbox.config.mkdir(mode=0o700, exist_ok=True)
+    # The service's own rules file (root's); this user has no rules of their own.
+    RuleFile(sandbox.config / "rules.json").save(
+        [make_rule("kill", kind="camera", user=kid.name, label="no camera for the kid")])
+    Service(sandbox).start()
+    res = camguard_as(sandbox, kid, "rules", "list")
+    assert res.returncode == 0, res.stderr
+    mine, _, served = res.stdout.partition(f"enforced by the camguard service ({sandbox.sock})")
+    assert "no rules" in mine and "no camera for the kid" not in mine, res.stdout
+    assert served.startswith(": mode ask") and '"no camera for the kid"' in served, res.stdout
+    res = camguard_as(sandbox, kid, "rules", "list", "--json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["rules"] == [] and doc["service"]["mode"] == "ask"
+    assert [r["label"] for r in doc["service"]["rules"]] == ["no camera for the kid"]
