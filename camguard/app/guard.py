@@ -10,6 +10,7 @@ the same whichever side answered.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,14 @@ class RulesInForce:
 
 
 @dataclass(frozen=True)
+class LockState:
+    """The parental lock as kept by whichever side answers."""
+
+    where: str  # the service, or the user's lock file
+    doc: Mapping[str, Any]  # set, failures, retry_after, damaged
+
+
+@dataclass(frozen=True)
 class WatchItem:
     event: MonitorEvent | None  # None: a service event that is not a usage or health event
     doc: Mapping[str, Any]  # the --json line
@@ -175,6 +184,15 @@ class Guard(Protocol):
     def pause(self, seconds: float | None, ask: AskPassword) -> Reply: ...
 
     def resume(self) -> Reply: ...
+
+    def lock_status(self) -> LockState: ...
+
+    def lock_set(self, new: Callable[[], str], ask: AskPassword) -> Reply:
+        """Set or change the parental lock: ``ask`` for the current password first when
+        one is needed, then ``new`` for the new one."""
+        ...
+
+    def lock_clear(self, ask: AskPassword) -> Reply: ...
 
     def rules(self) -> RulesInForce | None:
         """The rules the service enforces; None when this program decides by the user's
@@ -288,6 +306,10 @@ class _Stream:
         self._watch.close()
 
 
+def _root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
 class ServiceGuard:
     """The system service answers: it shows and touches only what the caller may."""
 
@@ -375,6 +397,22 @@ class ServiceGuard:
     def resume(self) -> Reply:
         answer = self._call(self.client.resume)
         return answer_reply({**answer, "message": "rules enforced again"})
+
+    def lock_status(self) -> LockState:
+        return LockState(self.where, self._must(self._call(self.client.lock_status)))
+
+    def lock_set(self, new: Callable[[], str], ask: AskPassword) -> Reply:
+        is_set = bool(self._call(self.client.lock_status).get("set"))
+        current = ask() if is_set and not _root() else None  # root may always set it
+        password = new()
+        answer = self._call(lambda: self.client.lock_set(password, current))
+        return answer_reply({**answer, "message": "the parental lock is set (kept by the "
+                             "camguard service)"})
+
+    def lock_clear(self, ask: AskPassword) -> Reply:
+        current = ask() if not _root() else None
+        answer = self._call(lambda: self.client.lock_clear(current))
+        return answer_reply({**answer, "message": "the parental lock is off"})
 
     def rules(self) -> RulesInForce | None:
         answer = self._call(self.client.rules)

@@ -19,6 +19,7 @@ from camguard.app.guard import (
     Blocks,
     GuardError,
     History,
+    LockState,
     Part,
     Reply,
     Status,
@@ -47,7 +48,7 @@ from camguard.platform.clock import SystemClock
 from camguard.store import paths
 from camguard.store.db import Database, DatabaseUnreadable, default_path
 from camguard.store.history import HistoryStore
-from camguard.store.parental_lock import FILE_NAME, LockGuard, require_unlock
+from camguard.store.parental_lock import FILE_NAME, LockCheck, LockGuard, require_unlock
 from camguard.store.tamper import history_records
 
 
@@ -109,6 +110,12 @@ class _LocalWatch:
             self._stop.set()
             self._events.put(None)
             self._monitor.stop()
+
+
+def _checked(answer: LockCheck) -> Reply:
+    if not answer.ok:
+        raise GuardError(answer.message, outcome=Outcome.REFUSED.value)
+    return Reply(Outcome.DONE, answer.message)
 
 
 class LocalGuard:
@@ -222,6 +229,22 @@ class LocalGuard:
     def resume(self) -> Reply:
         raise GuardError("resuming the rules needs the camguard service (the tray has its "
                          "own Pause)")
+
+    def lock_status(self) -> LockState:
+        guard = local_lock()
+        return LockState(str(guard.path), guard.status())
+
+    def lock_set(self, new: Callable[[], str], ask: AskPassword) -> Reply:
+        """Raises ValueError for a password the lock does not take."""
+        guard = local_lock()
+        current = ask() if guard.is_set() else None
+        return _checked(guard.set_password(new(), current))
+
+    def lock_clear(self, ask: AskPassword) -> Reply:
+        guard = local_lock()
+        if not guard.is_set():
+            return Reply(Outcome.DONE, "no parental lock is set")
+        return _checked(guard.clear(ask()))
 
     def rules(self) -> None:
         """This program decides by the user's rules under the policy, which ``camguard rules

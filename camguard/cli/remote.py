@@ -9,7 +9,7 @@ import argparse
 import datetime as _dt
 import getpass
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ from camguard.cli.common import (
 )
 from camguard.core.text import json_text, literal
 from camguard.service import protocol as P
-from camguard.service.client import ServiceUnavailable
 from camguard.store.parental_lock import require_unlock
 
 _EXIT = {P.DENIED: EXIT_REFUSED, P.PASSWORD_REQUIRED: EXIT_REFUSED,
@@ -51,13 +50,6 @@ def guard(args: argparse.Namespace, *, db: Path | None = None) -> Guard:
 def refusal(exc: GuardError) -> int:
     """Print what the Guard refused or failed to do; its exit code."""
     return fail({"code": exc.code, "error": str(exc), "outcome": exc.outcome})
-
-
-def call(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    try:
-        return fn()
-    except ServiceUnavailable as exc:
-        raise CliError(str(exc), EXIT_FAILED) from None
 
 
 def fail(answer: Mapping[str, Any], *, quiet: bool = False) -> int:
