@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from camguard.app.guard import Guard, GuardError, open_guard
+from camguard.app.guard import Guard, GuardError
 from camguard.app.guard_local import LocalGuard, local_lock
+from camguard.app.guard_service import open_guard
 from camguard.app.service_decode import timestamp
 from camguard.cli.common import (
     EXIT_BAD_ARGS,

@@ -17,6 +17,7 @@ from camguard.app.settings import managed_policy
 from camguard.cli import remote
 from camguard.cli.argtypes import choice_of, metavar_of
 from camguard.cli.common import EXIT_BAD_ARGS, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_REFUSED, CliError
+from camguard.cli.rule_lines import rule_json, rule_line
 from camguard.core.decision import UsageFacts, decide
 from camguard.core.models import DeviceKind
 from camguard.core.rules import (
@@ -24,14 +25,12 @@ from camguard.core.rules import (
     Duration,
     MatchBy,
     Mode,
-    Origin,
     Rule,
     RuleError,
     Verdict,
     make_rule,
 )
-from camguard.core.rules_json import decision_dict, rule_to_json, rules_from_json, rules_to_json
-from camguard.core.serialize import rfc3339
+from camguard.core.rules_json import decision_dict, rules_from_json, rules_to_json
 from camguard.core.text import json_text, literal
 from camguard.platform import current
 from camguard.platform.clock import SystemClock, local_zone
@@ -183,31 +182,6 @@ def event_log(args: argparse.Namespace, ctx: Context) -> EventLog:
 
 
 # -- rules -----------------------------------------------------------------------------------
-def rule_json(rule: Rule, now: float) -> dict[str, Any]:
-    out = rule_to_json(rule)
-    out["origin"] = rule.origin.value
-    out["expires_at"] = rfc3339(rule.expires_at)
-    out["active"] = rule.active(now)
-    return out
-
-
-def rule_line(rule: Rule, now: float) -> str:
-    parts = [f"{rule.id:<12}", f"{rule.verdict.value:<12}",
-             f"{rule.kind.value if rule.kind else 'any':<10}", rule.app.describe()]
-    if rule.user is not None:
-        parts.append(f"user {literal(rule.user, 64)}")
-    if rule.window is not None:
-        parts.append(str(rule.window))
-    if rule.expires_at is not None:
-        left = rule.expires_at - now
-        parts.append("expired" if left <= 0 else f"for {int(left // 60) + 1} more min")
-    if rule.label:
-        parts.append(f"\"{literal(rule.label, 200)}\"")
-    if rule.origin is not Origin.USER:
-        parts.append(f"[{rule.origin.value}]")
-    return "  ".join(parts)
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     ctx = load_context(args)
     try:

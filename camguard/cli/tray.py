@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from camguard import __version__
 from camguard.app import EventOutputs, build_detection, tray_outputs
 from camguard.app import tray as tray_parts
-from camguard.app.guard import ServiceGuard
+from camguard.app.guard_service import ServiceGuard
 from camguard.app.settings import managed_policy, user_effective
 from camguard.cli import remote
 from camguard.cli.common import CliError, detection_settings, policy_reader, settings_path
