@@ -73,7 +73,7 @@ def cmd_tray(args: argparse.Namespace) -> int:
 
     client = guard.client
     log.info("a camguard service answers at %s: the tray is its client", client.path)
-    service = ServiceActions(client)
+    service = ServiceActions(guard)
     options = tray_options(start)
     options.actions = service
     options.service_lock = service.lock_is_set

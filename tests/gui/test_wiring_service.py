@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
+from camguard.app.guard_service import ServiceGuard
 from camguard.app.service_decode import is_session, record_from_dict
 from camguard.app.service_feed import SOURCE, ServiceActions, ServiceFeed, service_history
 from camguard.core.decision import Choice
@@ -53,7 +54,7 @@ def test_the_tray_shows_the_services_events_and_acts_through_it(
     holders.append(early)
     client = ServiceClient(sandbox.sock, timeout=30.0)
     feed = ServiceFeed(client, SystemClock(), retry_max=0.5)
-    actions = ServiceActions(client)
+    actions = ServiceActions(ServiceGuard(client))
     live = launch(qtbot, dirs, holders,
                   TrayOptions(actions=actions, service_lock=actions.lock_is_set,
                               history=service_history(client)),
@@ -103,7 +104,7 @@ def test_in_service_mode_the_services_history_is_the_one_history(
         ) -> None:
     svc = Service(sandbox).start()
     client = ServiceClient(sandbox.sock, timeout=30.0)
-    actions = ServiceActions(client)
+    actions = ServiceActions(ServiceGuard(client))
     live = launch(qtbot, dirs, holders,
                   TrayOptions(actions=actions, service_lock=actions.lock_is_set,
                               history=service_history(client)),
