@@ -12,7 +12,7 @@ the output is the same whichever side answered.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -55,13 +55,14 @@ class Part:
 
 @dataclass(frozen=True)
 class BlockLine:
-    """One active block as both sides report it (a node's saved mode only locally)."""
+    """One active block as both sides report it (what a node was before: in --json only,
+    and only locally, where the block is one's own)."""
 
     kind: str
     since: float | None
     until: float | None
     seconds_left: float | None
-    how: tuple[tuple[StepKind | str, str, Any], ...] = ()  # (kind, target, saved or None)
+    how: tuple[tuple[StepKind | str, str], ...] = ()  # (kind, target) of each step
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,6 @@ class Reply:
     lifted: tuple[Part, ...] = ()  # timed blocks whose time was up, lifted on the way
     now_off: tuple[BlockLine, ...] = ()  # after a block: what is off now
     keeper: bool = False  # a block only a keeper process can keep (see cli/keeper.py)
-    extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. paused_until
 
     @property
     def ok(self) -> bool:
@@ -203,4 +203,4 @@ def lifted_parts(report: BlockReport) -> tuple[Part, ...]:
 
 def block_line(b: ActiveBlock, now: float) -> BlockLine:
     return BlockLine(b.kind.value, b.since, b.until, b.left(now),
-                     tuple((s.kind, s.target, s.saved) for s in b.steps))
+                     tuple((s.kind, s.target) for s in b.steps))

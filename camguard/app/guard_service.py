@@ -104,7 +104,7 @@ def _service_block_line(d: Mapping[str, Any]) -> BlockLine:
             kind: StepKind | str = StepKind(str(step.get("kind")))
         except ValueError:
             kind = str(step.get("kind"))
-        how.append((kind, str(step.get("target")), None))
+        how.append((kind, str(step.get("target"))))
     left = d.get("seconds_left")
     return BlockLine(str(d.get("kind")), timestamp(d.get("since")), timestamp(d.get("until")),
                      None if left is None else float(left), tuple(how))

@@ -141,7 +141,7 @@ def _until_text(b: BlockLine) -> str:
 
 def _how(b: BlockLine) -> list[str]:
     out = []
-    for kind, target, _saved in b.how:
+    for kind, target in b.how:
         if kind is StepKind.NODE:  # what it was: in --json, where the block is one's own
             out.append(f"{literal(target, 200)} closed (0000 root:root)")
         elif kind is StepKind.USB:
