@@ -14,8 +14,17 @@ from camguard.app.settings import events_file, service_effective
 from camguard.core.clock import Clock
 from camguard.core.text import literal
 from camguard.platform.hooks import HookConfig, HookResult, HookRunner
-from camguard.store.eventlog import FILE_NAME, EventLog, open_event_log
+from camguard.store.eventlog import (
+    FILE_NAME,
+    EventLog,
+    JsonLinesFile,
+    Output,
+    StderrOutput,
+    SyslogOutput,
+    default_path,
+)
 from camguard.store.policy import EffectiveSettings, PolicyStatus
+from camguard.store.syslog import SyslogTarget
 
 
 @dataclass
@@ -131,3 +140,20 @@ def _hook_failed(log: EventLog, result: HookResult) -> None:
              event=result.argv[1] if len(result.argv) > 1 else None,
              returncode=result.returncode, timed_out=result.timed_out,
              output=result.output[:4096], error=result.error)
+
+
+def open_event_log(clock: Clock, path: Path | None = None, *, syslog: str = "",
+                   facility: str = "authpriv", stderr: bool = False,
+                   ) -> tuple[EventLog, list[str]]:
+    """The event log as configured (``path`` None: the state folder), and problems with
+    the configuration (a bad syslog target is reported, the rest still works)."""
+    problems: list[str] = []
+    outputs: list[Output] = [JsonLinesFile(path if path is not None else default_path())]
+    if syslog:
+        try:
+            outputs.append(SyslogOutput(SyslogTarget.parse(syslog), facility))
+        except (ValueError, KeyError) as exc:
+            problems.append(f"syslog disabled: {exc}")
+    if stderr:
+        outputs.append(StderrOutput())
+    return EventLog(clock, outputs), problems

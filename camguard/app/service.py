@@ -41,7 +41,7 @@ from camguard.store.eventlog import EventLog
 from camguard.store.files import held_by_us
 from camguard.store.hashing import ExeHasher
 from camguard.store.history import HistorySink, HistoryStore
-from camguard.store.lock import LockGuard
+from camguard.store.parental_lock import LockGuard
 from camguard.store.policy import ManagedPolicy
 from camguard.store.rules import FILE_NAME as RULES_FILE
 from camguard.store.rules import RuleFile

@@ -7,10 +7,17 @@ from pathlib import Path
 
 from camguard.store.policy import (
     EffectiveSettings,
+    ManagedPolicy,
+    PolicyReader,
     PolicyStatus,
     effective_settings,
     load_user_settings,
 )
+
+
+def managed_policy(reader: PolicyReader) -> ManagedPolicy:
+    """The managed policy from ``reader`` (read again at each ``load()``)."""
+    return ManagedPolicy(reader)
 
 
 def user_effective(path: Path, status: PolicyStatus) -> EffectiveSettings:

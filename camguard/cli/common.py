@@ -8,12 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from camguard.app.settings import managed_policy
 from camguard.core.settings import DetectionSettings
 from camguard.core.text import literal
 from camguard.platform import current
 from camguard.store import paths
 from camguard.store.policy import (
-    ManagedPolicy,
     PolicyReader,
     PolicyStatus,
     effective_settings,
@@ -89,7 +89,7 @@ def policy_reader(args: argparse.Namespace) -> PolicyReader:
 
 
 def load_policy(args: argparse.Namespace) -> PolicyStatus:
-    return ManagedPolicy(policy_reader(args)).load()
+    return managed_policy(policy_reader(args)).load()
 
 
 def detection_settings(args: argparse.Namespace, policy: PolicyStatus | None = None

@@ -11,16 +11,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from camguard.app.guard import GuardError
 from camguard.cli import remote
 from camguard.cli.common import EXIT_BAD_ARGS, CliError
 from camguard.core.serialize import rfc3339
 from camguard.core.text import json_text, literal
 from camguard.core.timefmt import session_length
 from camguard.platform.clock import SystemClock
-from camguard.store.db import Database, DatabaseUnreadable, default_path
 from camguard.store.export import session_dict, write_csv
-from camguard.store.history import HistoryStore, SessionRecord
-from camguard.store.tamper import history_records, start_of
+from camguard.store.history import SessionRecord
+from camguard.store.tamper import start_of
 
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|sec|min|m|h|d|w)(?:\s+ago)?", re.IGNORECASE)
@@ -82,28 +82,16 @@ def cmd_history(args: argparse.Namespace) -> int:
         raise CliError("--limit must be 0 or more", EXIT_BAD_ARGS)
     filters = {"since": since, "until": until, "kind": args.kind, "app": args.app,
                "device": args.device, "search": args.search}
-    client = None if args.db is not None else remote.service_client(args)
-    records: list[SessionRecord] = []
-    gaps: list[dict[str, Any]] = []  # gaps and policy changes (see store.tamper)
-    entries: list[dict[str, Any]] | None = None
-    if client is not None:
-        records, gaps, entries = remote.history_entries(client, {**filters,
-                                                                 "limit": args.limit})
-    else:
-        path: Path = args.db if args.db is not None else default_path()
-        if path.exists():
-            store = HistoryStore(None, clock, hash_exes=False,
-                                 db=_open_read_only(path, clock, own=args.db is None))
-            try:
-                if store.warning:
-                    print(f"camguard: warning: {store.warning}", file=sys.stderr)
-                records, audits = history_records(store, filters, None, args.limit)
-                gaps = [a.to_dict() for a in audits]
-            finally:
-                store.close()
-        elif not (args.json or args.csv):
-            print(f"no history yet ({literal(str(path), 300)} does not exist)",
-                  file=sys.stderr)
+    try:
+        answer = remote.guard(args, db=args.db).history(filters, args.limit)
+    except GuardError as exc:
+        return remote.refusal(exc)
+    for warning in answer.warnings:
+        print(f"camguard: warning: {warning}", file=sys.stderr)
+    if answer.missing is not None and not (args.json or args.csv):
+        print(f"no history yet ({literal(str(answer.missing), 300)} does not exist)",
+              file=sys.stderr)
+    records, gaps, entries = answer.records, answer.gaps, answer.entries
     if args.json:
         if entries is None:
             entries = sorted([session_dict(r) for r in records] + gaps, key=start_of,
@@ -114,19 +102,6 @@ def cmd_history(args: argparse.Namespace) -> int:
     else:
         _print_table(records, gaps)
     return 0
-
-
-def _open_read_only(path: Path, clock: SystemClock, *, own: bool) -> Database:
-    """The database at ``path``, opened read-only: a file the user named is never moved,
-    rewritten or created. camguard's own default file, if damaged, is recovered as every
-    camguard start recovers it (kept aside, a fresh one started)."""
-    try:
-        return Database(path, clock, read_only=True)
-    except DatabaseUnreadable as exc:
-        if not own:
-            raise CliError(f"{literal(str(path), 300)}: {exc}; the file was left untouched",
-                           1) from exc
-    return Database(path, clock)
 
 
 def _local(ts: float) -> str:

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from camguard.app.guard_local import needs_keeper
 from camguard.cli.common import detection_settings
 from camguard.core.blocks import ActiveBlock
 from camguard.core.settings import DetectionSettings
@@ -65,11 +66,6 @@ def sole_keeper(path: Path) -> Iterator[bool]:
         yield True
     finally:
         os.close(fd)
-
-
-def needs_keeper(blocks: Sequence[ActiveBlock], uid: int) -> bool:
-    """A timed block to end, or a block that guards ``uid``'s openers."""
-    return any(b.until is not None or uid in b.guarded_uids() for b in blocks)
 
 
 def next_wait(blocks: Sequence[ActiveBlock], now: float) -> float:

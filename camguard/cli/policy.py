@@ -7,7 +7,8 @@ from typing import Any
 
 from camguard import __version__
 from camguard.cli.common import EXIT_DONE, EXIT_FAILED
-from camguard.cli.rules import load_context, policy_option, rule_json, rule_line
+from camguard.cli.rule_lines import rule_json, rule_line
+from camguard.cli.rules import load_context, policy_option
 from camguard.core.text import json_safe, json_text, literal
 from camguard.platform.clock import SystemClock
 

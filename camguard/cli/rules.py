@@ -11,9 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from camguard.app import build_event_outputs
+from camguard.app import tray as tray_parts
+from camguard.app.guard import GuardError
+from camguard.app.settings import managed_policy
 from camguard.cli import remote
 from camguard.cli.argtypes import choice_of, metavar_of
 from camguard.cli.common import EXIT_BAD_ARGS, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_REFUSED, CliError
+from camguard.cli.rule_lines import rule_json, rule_line
 from camguard.core.decision import UsageFacts, decide
 from camguard.core.models import DeviceKind
 from camguard.core.rules import (
@@ -21,14 +25,12 @@ from camguard.core.rules import (
     Duration,
     MatchBy,
     Mode,
-    Origin,
     Rule,
     RuleError,
     Verdict,
     make_rule,
 )
-from camguard.core.rules_json import decision_dict, rule_to_json, rules_from_json, rules_to_json
-from camguard.core.serialize import rfc3339
+from camguard.core.rules_json import decision_dict, rules_from_json, rules_to_json
 from camguard.core.text import json_text, literal
 from camguard.platform import current
 from camguard.platform.clock import SystemClock, local_zone
@@ -39,7 +41,6 @@ from camguard.store.hashing import sha256_file
 from camguard.store.policy import (
     RULES,
     EffectiveSettings,
-    ManagedPolicy,
     PolicyStatus,
     effective_settings,
     load_user_settings,
@@ -136,8 +137,8 @@ class Context:
 
 def load_context(args: argparse.Namespace, *, quiet: bool = False) -> Context:
     reader = current().policy_source(args.policy_file)
-    status = ManagedPolicy(reader).load()
-    rule_file = RuleFile()
+    status = managed_policy(reader).load()
+    rule_file = tray_parts.rule_file()
     contents = rule_file.load()
     user, problems = load_user_settings(args.config or paths.config_dir() / "settings.json")
     if contents.mode is not None:
@@ -181,33 +182,12 @@ def event_log(args: argparse.Namespace, ctx: Context) -> EventLog:
 
 
 # -- rules -----------------------------------------------------------------------------------
-def rule_json(rule: Rule, now: float) -> dict[str, Any]:
-    out = rule_to_json(rule)
-    out["origin"] = rule.origin.value
-    out["expires_at"] = rfc3339(rule.expires_at)
-    out["active"] = rule.active(now)
-    return out
-
-
-def rule_line(rule: Rule, now: float) -> str:
-    parts = [f"{rule.id:<12}", f"{rule.verdict.value:<12}",
-             f"{rule.kind.value if rule.kind else 'any':<10}", rule.app.describe()]
-    if rule.user is not None:
-        parts.append(f"user {literal(rule.user, 64)}")
-    if rule.window is not None:
-        parts.append(str(rule.window))
-    if rule.expires_at is not None:
-        left = rule.expires_at - now
-        parts.append("expired" if left <= 0 else f"for {int(left // 60) + 1} more min")
-    if rule.label:
-        parts.append(f"\"{literal(rule.label, 200)}\"")
-    if rule.origin is not Origin.USER:
-        parts.append(f"[{rule.origin.value}]")
-    return "  ".join(parts)
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     ctx = load_context(args)
+    try:
+        served = remote.guard(args).rules()
+    except GuardError as exc:
+        return remote.refusal(exc)
     now = SystemClock().now()
     eff = ctx.settings
     locked = eff.items[RULES]
@@ -215,6 +195,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         doc = {"mode": eff.value("mode"), "rules_locked": locked.locked,
                "locked_by": locked.locked_by, "policy_error": ctx.status.error,
                "rules": [rule_json(r, now) for r in eff.rules]}
+        if served is not None:
+            doc["service"] = {**served.doc, "rules": [rule_json(r, now) for r in served.rules]}
         print(json_text(doc, indent=2))
         return 0
     print(f"mode: {eff.value('mode')} ({eff.items['mode'].source})")
@@ -224,6 +206,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("no rules")
     for rule in eff.rules:
         print(rule_line(rule, now))
+    if served is not None:
+        # While a service runs, it decides: its rules are the ones enforced.
+        print(f"enforced by {literal(served.where, 300)}: mode {literal(served.mode, 40)}")
+        if not served.rules:
+            print("no rules")
+        for rule in served.rules:
+            print(rule_line(rule, now))
+        for p in served.problems:
+            print(f"camguard: warning: {literal(p, 500)}", file=sys.stderr)
     return 0
 
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from camguard.app.guard import GuardError, Reply
 from camguard.cli import remote
-from camguard.cli.common import EXIT_BAD_ARGS, EXIT_DONE, EXIT_FAILED, EXIT_REFUSED, CliError
+from camguard.cli.actions import EXIT_CODES
+from camguard.cli.common import EXIT_BAD_ARGS, EXIT_DONE, CliError
 from camguard.core.blocks import parse_duration
 from camguard.core.text import literal
 from camguard.service.authorization import DEFAULT_ADMIN_GROUP
-from camguard.service.client import ServiceClient
-from camguard.store.lock import LockCheck
 from camguard.store.policy import DEFAULT_POLICY_FILE
 
 
@@ -111,59 +110,36 @@ def _new_password(args: argparse.Namespace) -> str:
     return new
 
 
-def _local_answer(answer: LockCheck) -> int:
-    if answer.ok:
-        print(answer.message)
-        return EXIT_DONE
-    raise CliError(answer.message, EXIT_REFUSED)
-
-
 def cmd_lock_set(args: argparse.Namespace) -> int:
-    client = remote.service_client(args)
-    if client is not None:
-        is_set = bool(remote.call(client.lock_status).get("set"))
-        current = remote.read_password(args, "current parental-lock password: ") \
-            if is_set and os.geteuid() != 0 else None
-        new = _new_password(args)
-        answer = remote.call(lambda: client.lock_set(new, current))
-        return _served(answer, "the parental lock is set (kept by the camguard service)")
-    guard = remote.local_lock()
-    current = remote.read_password(args, "current parental-lock password: ") \
-        if guard.is_set() else None
+    guard = remote.guard(args)
     try:
-        return _local_answer(guard.set_password(_new_password(args), current))
+        reply = guard.lock_set(lambda: _new_password(args), lambda: remote.read_password(
+            args, "current parental-lock password: "))
+    except GuardError as exc:
+        return remote.refusal(exc)
     except ValueError as exc:
         raise CliError(str(exc), EXIT_BAD_ARGS) from None
+    return _replied(reply)
 
 
 def cmd_lock_clear(args: argparse.Namespace) -> int:
-    client = remote.service_client(args)
-    if client is not None:
-        current = remote.read_password(args) if os.geteuid() != 0 else None
-        return _served(remote.call(lambda: client.lock_clear(current)),
-                       "the parental lock is off")
-    guard = remote.local_lock()
-    if not guard.is_set():
-        print("no parental lock is set")
-        return EXIT_DONE
-    return _local_answer(guard.clear(remote.read_password(args)))
+    try:
+        reply = remote.guard(args).lock_clear(lambda: remote.read_password(args))
+    except GuardError as exc:
+        return remote.refusal(exc)
+    return _replied(reply)
 
 
 def cmd_lock_status(args: argparse.Namespace) -> int:
-    client = remote.service_client(args)
-    if client is not None:
-        answer = remote.call(client.lock_status)
-        if answer.get("ok") is not True:
-            return remote.fail(answer)
-        where = f"the camguard service ({client.path})"
-    else:
-        answer = remote.local_lock().status()
-        where = str(remote.local_lock().path)
-    doc = {k: answer.get(k) for k in ("set", "failures", "retry_after", "damaged")}
+    try:
+        lock = remote.guard(args).lock_status()
+    except GuardError as exc:
+        return remote.refusal(exc)
+    doc = {k: lock.doc.get(k) for k in ("set", "failures", "retry_after", "damaged")}
     if args.json:
-        print(json.dumps({**doc, "kept_by": where}, indent=2))
+        print(json.dumps({**doc, "kept_by": lock.where}, indent=2))
         return EXIT_DONE
-    print(f"parental lock: {'on' if doc['set'] else 'off'} (kept by {literal(where, 300)})")
+    print(f"parental lock: {'on' if doc['set'] else 'off'} (kept by {literal(lock.where, 300)})")
     if doc.get("damaged"):
         print(f"the lock file is damaged: {literal(str(doc['damaged']), 300)}")
     if doc.get("retry_after"):
@@ -173,28 +149,26 @@ def cmd_lock_status(args: argparse.Namespace) -> int:
 
 
 # -- pause and resume --------------------------------------------------------------------------
-def _need_service(args: argparse.Namespace, what: str) -> ServiceClient:
-    client = remote.service_client(args)
-    if client is None:
-        raise CliError(f"{what} needs the camguard service (the tray has its own Pause)",
-                       EXIT_FAILED)
-    return client
-
-
 def cmd_pause(args: argparse.Namespace) -> int:
-    client = _need_service(args, "pausing the rules")
-    answer = remote.with_password(args, lambda pw: client.pause(args.duration, pw))
-    until = answer.get("paused_until") or "you run `camguard resume`"
-    return _served(answer, f"rules paused until {until}")
+    guard = remote.guard(args)
+    try:
+        reply = guard.pause(args.duration, lambda: remote.read_password(args))
+    except GuardError as exc:
+        return remote.refusal(exc)
+    return _replied(reply)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    client = _need_service(args, "resuming the rules")
-    return _served(remote.call(client.resume), "rules enforced again")
+    try:
+        reply = remote.guard(args).resume()
+    except GuardError as exc:
+        return remote.refusal(exc)
+    return _replied(reply)
 
 
-def _served(answer: dict[str, Any], done: str) -> int:
-    if answer.get("ok") is True:
-        print(done)
+def _replied(reply: Reply) -> int:
+    if reply.ok:
+        print(reply.message)
         return EXIT_DONE
-    return remote.fail(answer)
+    print(f"camguard: {reply.code}: {literal(reply.message, 2000)}", file=sys.stderr)
+    return remote.exit_code(reply.code, EXIT_CODES[reply.outcome])

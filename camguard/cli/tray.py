@@ -22,21 +22,20 @@ from typing import TYPE_CHECKING, Any
 
 from camguard import __version__
 from camguard.app import EventOutputs, build_detection, tray_outputs
-from camguard.app.settings import user_effective
+from camguard.app import tray as tray_parts
+from camguard.app.guard_service import ServiceGuard
+from camguard.app.settings import managed_policy, user_effective
 from camguard.cli import remote
 from camguard.cli.common import CliError, detection_settings, policy_reader, settings_path
 from camguard.core.settings import DetectionSettings
 from camguard.core.text import literal
 from camguard.platform.clock import SystemClock
-from camguard.store import lock as lock_file
 from camguard.store.policy import EffectiveSettings, ManagedPolicy, PolicyStatus
 from camguard.store.ui_settings import UiSettings, UiSettingsFile, settings_in_force
 
 if TYPE_CHECKING:
-    from camguard.core.blocks import BlockManager
-    from camguard.platform.base import ProcessKiller
     from camguard.selftest.report import SelftestReport
-    from camguard.ui.wiring import TrayOptions
+    from camguard.ui.tray_options import TrayOptions
 
 log = logging.getLogger(__name__)
 
@@ -58,28 +57,31 @@ def cmd_tray(args: argparse.Namespace) -> int:
                        "`camguard watch` works in a terminal")
     try:
         from camguard.ui.shell import run_tray
-        from camguard.ui.wiring import tray_alert_settings
+        from camguard.ui.tray_options import tray_alert_settings
     except ImportError as exc:
         raise CliError(f"the tray needs PySide6: pip install 'camguard[gui]' ({exc})") from None
-    policy = ManagedPolicy(policy_reader(args))
+    policy = managed_policy(policy_reader(args))
     status = policy.load()
     ui_file = UiSettingsFile(settings_path(args))
     ui, problems = startup_settings(ui_file, status)
     start = TrayStart(detection_settings(args, status), ui_file, ui, problems, policy, status,
                       [sys.argv[0] if sys.argv else "camguard"])
-    client = remote.service_client(args)
-    if client is None:
+    guard = remote.guard(args)
+    if not isinstance(guard, ServiceGuard):
         return _standalone(args, start)
-    from camguard.cli.tray_service import ServiceActions, ServiceFeed
+    from camguard.app.service_feed import ServiceActions, ServiceFeed, service_history
 
+    client = guard.client
     log.info("a camguard service answers at %s: the tray is its client", client.path)
-    service = ServiceActions(client)
+    service = ServiceActions(guard)
     options = tray_options(start)
     options.actions = service
     options.service_lock = service.lock_is_set
+    options.history = service_history(client)  # the one history; the tray keeps no copy
     clock = SystemClock()
     return run_tray(ServiceFeed(client, clock), clock, argv=start.argv,
-                    settings=tray_alert_settings(ui), options=options)
+                    settings=tray_alert_settings(ui), options=options,
+                    open_store=lambda: tray_parts.open_history(clock))  # the allow list
 
 
 @dataclass
@@ -109,25 +111,23 @@ def tray_options(start: TrayStart) -> TrayOptions:
     """The parts every tray has: the settings window's files, the lock and the self-test."""
     from camguard.platform import current
     from camguard.platform.null import NullAutostart
-    from camguard.store.lock import LockGuard
-    from camguard.store.rules import RuleFile
-    from camguard.ui.wiring import TrayOptions
+    from camguard.ui.tray_options import TrayOptions
 
     entry = current().autostart()
     # The settings window hides a choice it cannot offer (None), rather than fail on it.
     autostart = None if isinstance(entry, NullAutostart) else entry
     return TrayOptions(settings_file=start.ui_file, ui=start.ui,
                        problems=tuple(start.problems), policy=start.policy.load,
-                       rule_file=RuleFile(), autostart=autostart,
+                       rule_file=tray_parts.rule_file(), autostart=autostart,
                        selftest=selftest_runner(start.settings),
-                       lock=LockGuard(lock_file.default_path(), SystemClock()))
+                       lock=tray_parts.parental_lock())
 
 
 def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
     from camguard.platform.clock import local_zone
     from camguard.ui.judge import RuleJudge
     from camguard.ui.shell import run_tray
-    from camguard.ui.wiring import tray_alert_settings
+    from camguard.ui.tray_options import tray_alert_settings
 
     clock = SystemClock()
     eff = user_effective(start.ui_file.path, start.status)
@@ -135,7 +135,8 @@ def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
     start.problems += outputs.problems
     options = tray_options(start)
     options.events = outputs.log
-    options.rules = RuleJudge(options.rule_file, start.policy.load, clock,
+    rules = options.rule_file or tray_parts.rule_file()
+    options.rules = RuleJudge(rules, start.policy.load, clock,
                               settings_path=start.ui_file.path, tz=local_zone(),
                               events=outputs.log)
     options.on_start = lambda: _started(outputs, start.status)
@@ -145,16 +146,12 @@ def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
     try:
         killer, blocks = kill_switch(start.settings, mic)
         if killer is not None and blocks is not None:
-            from camguard.platform import current
-            from camguard.platform.guard import UserGuard
-
-            manager = blocks
-            guard = UserGuard(lambda: manager.active()[0], killer.kill, clock.now,
-                              current().probes().process_owner)
+            guard = tray_parts.user_guard(blocks, killer.kill, clock)
             options.sinks.append(guard)
         monitor = build_detection(start.settings).monitor()
         return run_tray(monitor, clock, killer=killer, blocks=blocks, argv=start.argv,
-                        settings=tray_alert_settings(start.ui), options=options)
+                        settings=tray_alert_settings(start.ui), options=options,
+                        open_store=lambda: tray_parts.open_history(clock))
     finally:
         if guard is not None:
             guard.close()
@@ -178,28 +175,8 @@ def event_outputs(args: argparse.Namespace, eff: EffectiveSettings, clock: Syste
     return outputs
 
 
-def mic_control() -> Any:
-    """The tray's long-lived MicControl: while the microphone is blocked, its watcher keeps
-    muting sources that appear or get unmuted. None where there is no libpulse."""
-    from camguard.platform import current
-
-    return current().mic_control()
-
-
-def kill_switch(settings: DetectionSettings, mic: Any = None
-                ) -> tuple[ProcessKiller | None, BlockManager | None]:
-    """The Linux kill switch (the CLI's, with the tray's MicControl), or nothing: the tray
-    then says it is unavailable."""
-    if not sys.platform.startswith("linux"):
-        return None, None
-    try:
-        from camguard.app.killswitch import build_block_manager, build_killer
-
-        killer = build_killer(settings)
-        return killer, build_block_manager(settings, killer=killer, mic=mic)
-    except Exception:
-        log.exception("the kill switch could not be set up")
-        return None, None
+mic_control = tray_parts.mic_control
+kill_switch = tray_parts.kill_switch
 
 
 # -- the self-test from the settings window -------------------------------------------------

@@ -14,16 +14,22 @@ IT allows, never allow what IT blocks.
 
 Time comes from an injected :class:`~camguard.core.clock.Clock` and a ``tzinfo`` for local
 time, so every schedule is tested with a frozen clock.
+
+The one decision engine of camguard: the tray (ui/judge.py) and the service
+(service/enforcement.py) both decide through :func:`evaluate`, record a decision in the one
+vocabulary (:class:`Choice`) and name who decided in one format (:func:`decided_by`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Iterable, Sequence
+import enum
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from camguard.core.clock import Clock
-from camguard.core.models import DeviceKind, Usage
+from camguard.core.models import DeviceKind, ProcessRef, Usage
 from camguard.core.rules import AppMatch, Duration, MatchBy, Mode, Origin, Rule, Verdict
 from camguard.core.text import literal
 
@@ -167,3 +173,75 @@ def consume(rules: Sequence[Rule], decision: Decision) -> list[Rule]:
     if spent is None or spent.duration is not Duration.ONCE:
         return list(rules)
     return [r for r in rules if r != spent]
+
+
+# -- the one vocabulary ------------------------------------------------------------------------
+class Choice(enum.StrEnum):
+    """What was done about a usage, by a person, the countdown or a rule; the value is what
+    the history records (camguard.store.history.KNOWN_DECISIONS)."""
+
+    ALLOW_ONCE = "allowed-once"
+    ALWAYS_ALLOW = "always-allowed"
+    KILL = "killed"
+    BLOCK = "blocked"
+
+
+class DecidedBy(enum.StrEnum):
+    """Who decided, when not a rule or the mode (see :func:`decided_by` for those)."""
+
+    POPUP = "user:popup"
+    NOTIFICATION = "user:notification"
+    TRAY = "user:tray"
+    TIMEOUT = "timeout"
+    ALLOW_LIST = "allow-list"
+
+
+_CHOICE = {Verdict.ALLOW: Choice.ALLOW_ONCE, Verdict.KILL: Choice.KILL,
+           Verdict.BLOCK_DEVICE: Choice.BLOCK}
+
+
+def choice_of(decision: Decision) -> Choice | None:
+    """What the history records for a rule's (or the mode's) decision; None for "ask"
+    (the person asked decides)."""
+    return _CHOICE.get(decision.verdict)
+
+
+def decided_by(decision: Decision) -> str:
+    """Who decided, as the history records it: ``rule:<label>`` (the id when unlabelled),
+    `` (policy)`` added for an administrator's rule; ``mode:<mode>`` when no rule matched."""
+    rule = decision.rule
+    if rule is None:
+        return f"mode:{decision.mode.value}"
+    who = f"rule:{literal(rule.label, 200) if rule.label else rule.id}"
+    return who if rule.origin is Origin.USER else f"{who} ({rule.origin.value})"
+
+
+# -- the one evaluator ---------------------------------------------------------------------------
+class RuleSource(Protocol):
+    """The rules in force and the mode, read again for each usage."""
+
+    def current(self) -> tuple[Sequence[Rule], Mode]: ...
+
+    def spend(self, rule: Rule) -> None:
+        """A "once" rule made its decision and is gone."""
+        ...
+
+
+Hasher = Callable[[ProcessRef], "str | None"]
+
+
+def evaluate(source: RuleSource, usage: Usage, clock: Clock, tz: _dt.tzinfo,
+             hasher: Hasher | None = None) -> Decision:
+    """Decide one usage from the rules in force now; a "once" rule that decides is spent.
+    The binary is hashed only when a rule names one (hashing a browser takes most of a
+    second)."""
+    rules, mode = source.current()
+    p = usage.process
+    sha = None
+    if p is not None and hasher is not None and p.exe.startswith("/") \
+            and any(r.app.by is MatchBy.EXE for r in rules):
+        sha = hasher(p)
+    decision = decide(rules, UsageFacts.from_usage(usage, sha), mode, clock, tz)
+    if decision.rule is not None and decision.rule.duration is Duration.ONCE:
+        source.spend(decision.rule)
+    return decision

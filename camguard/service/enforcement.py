@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from camguard.core.blocks import (
@@ -23,9 +23,16 @@ from camguard.core.blocks import (
     Outcome,
 )
 from camguard.core.clock import Clock
-from camguard.core.decision import Decision, UsageFacts, decide
-from camguard.core.models import EventType, MonitorEvent, ProcessRef, Usage, UsageEvent
-from camguard.core.rules import Duration, MatchBy, Mode, Rule, Verdict
+from camguard.core.decision import (
+    Decision,
+    Hasher,
+    RuleSource,
+    choice_of,
+    decided_by,
+    evaluate,
+)
+from camguard.core.models import EventType, MonitorEvent, Usage, UsageEvent
+from camguard.core.rules import Verdict
 from camguard.core.rules_json import decision_dict
 from camguard.core.serialize import process_dict, rfc3339
 from camguard.core.state import UsageKey
@@ -35,16 +42,6 @@ from camguard.service.hub import Outgoing
 log = logging.getLogger(__name__)
 
 NO_OPTIONS = BlockOptions()
-
-
-class RuleSource(Protocol):
-    """The rules in force and the mode; called on the enforcement thread for each usage."""
-
-    def current(self) -> tuple[Sequence[Rule], Mode]: ...
-
-    def spend(self, rule: Rule) -> None:
-        """A "once" rule made its decision and is gone."""
-        ...
 
 
 class ProcessKiller(Protocol):
@@ -66,8 +63,6 @@ class DecisionLog(Protocol):
                         decided_by: str | None) -> bool: ...
 
 
-Hasher = Callable[[ProcessRef], "str | None"]
-_RECORDED = {Verdict.ALLOW: "allowed", Verdict.KILL: "killed", Verdict.BLOCK_DEVICE: "blocked"}
 
 
 class SystemLocalTime(_dt.tzinfo):
@@ -193,15 +188,7 @@ class Enforcement:
             log.info("enforcement paused: %s not checked against the rules",
                      literal(usage.device.id, 200))
             return None
-        rules, mode = self._rules.current()
-        p = usage.process
-        sha = None
-        if p is not None and p.exe and self._hasher is not None \
-                and any(r.app.by is MatchBy.EXE for r in rules):
-            sha = self._hasher(p)
-        decision = decide(rules, UsageFacts.from_usage(usage, sha), mode, self._clock, self._tz)
-        if decision.rule is not None and decision.rule.duration is Duration.ONCE:
-            self._rules.spend(decision.rule)
+        decision = evaluate(self._rules, usage, self._clock, self._tz, self._hasher)
         if session is None and self._decisions is not None:
             # Before acting: once the process is ended, the history forgets the session.
             session = self._decisions.session_for(usage.key)
@@ -226,14 +213,11 @@ class Enforcement:
         return result
 
     def _record(self, session: int | None, decision: Decision) -> None:
-        recorded = _RECORDED.get(decision.verdict)
+        recorded = choice_of(decision)
         if self._decisions is None or recorded is None or session is None:
             return
-        by = f"rule {decision.rule.id}" if decision.rule else f"mode {decision.mode.value}"
-        if decision.rule is not None and decision.rule.origin.value != "user":
-            by += f" ({decision.rule.origin.value})"
         try:
-            self._decisions.record_decision(session, recorded, by)
+            self._decisions.record_decision(session, recorded.value, decided_by(decision))
         except Exception:
             log.exception("could not record the decision")
 

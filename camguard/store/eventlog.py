@@ -374,20 +374,3 @@ def _summary(type: str, fields: Mapping[str, Any]) -> str:
         if len(parts) > 6:
             break
     return " ".join(parts)
-
-
-def open_event_log(clock: Clock, path: Path | None = None, *, syslog: str = "",
-                   facility: str = "authpriv", stderr: bool = False,
-                   ) -> tuple[EventLog, list[str]]:
-    """The event log as configured (``path`` None: the state folder), and problems with
-    the configuration (a bad syslog target is reported, the rest still works)."""
-    problems: list[str] = []
-    outputs: list[Output] = [JsonLinesFile(path if path is not None else default_path())]
-    if syslog:
-        try:
-            outputs.append(SyslogOutput(SyslogTarget.parse(syslog), facility))
-        except (ValueError, KeyError) as exc:
-            problems.append(f"syslog disabled: {exc}")
-    if stderr:
-        outputs.append(StderrOutput())
-    return EventLog(clock, outputs), problems

@@ -19,7 +19,7 @@ from camguard.core.text import literal
 from camguard.store.allowlist import AllowList, AllowStatus
 from camguard.store.hashing import ExeHasher, Hasher
 from camguard.store.history import HistoryStore
-from camguard.ui.ports import AllowCheck, Verdict
+from camguard.ui.ports import AllowAnswer, AllowCheck
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,13 @@ class HistoryRecorder:
 
 
 class NullHistory:
+    """Records nothing: no history database here, or the service keeps the history."""
+
+    def __init__(self, why: str = "history unavailable") -> None:
+        self._why = why
+
     def record_decision(self, usage: Usage, decision: str, decided_by: str) -> None:
-        log.info("history unavailable: %s by %s not recorded", decision, decided_by)
+        log.info("%s: %s by %s not recorded here", self._why, decision, decided_by)
 
 
 class Allower:
@@ -132,7 +137,7 @@ class Allower:
 
     def check(self, process: ProcessRef, kind: DeviceKind) -> AllowCheck:
         if not process.exe.startswith("/"):
-            return Verdict(False, "the executable is unknown")
+            return AllowAnswer(False, "the executable is unknown")
         # Ask without a hash first: most apps are not listed, and hashing a 200 MB browser
         # for nothing would delay its alert by most of a second.
         verdict = self._list.is_allowed(process.exe, None, kind)
@@ -160,7 +165,7 @@ class Allower:
 
 class NullAllow:
     def check(self, process: ProcessRef, kind: DeviceKind) -> AllowCheck:
-        return Verdict(False, "no allow list")
+        return AllowAnswer(False, "no allow list")
 
     def allow(self, process: ProcessRef, kind: DeviceKind) -> ActionResult:
         return ActionResult(Outcome.FAILED, "the allow list is not available")

@@ -26,11 +26,12 @@ from PySide6.QtWidgets import (
 )
 
 from camguard.core.blocks import format_duration
+from camguard.core.decision import Choice
 from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind
 from camguard.core.text import literal
 from camguard.ui.assets import app_icon
 from camguard.ui.model import AlertView
-from camguard.ui.ports import AlertSettings, Decision
+from camguard.ui.ports import AlertSettings
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +127,11 @@ class AlertPopup(QWidget):
                       self.status_label):
             box.addWidget(label)
         row = QHBoxLayout()
-        self.buttons: dict[Decision, QPushButton] = {}
-        for decision, text in ((Decision.ALLOW_ONCE, "Allow once"),
-                               (Decision.ALWAYS_ALLOW, "Always allow"),
-                               (Decision.KILL, "Kill app"),
-                               (Decision.BLOCK, "Block device")):
+        self.buttons: dict[Choice, QPushButton] = {}
+        for decision, text in ((Choice.ALLOW_ONCE, "Allow once"),
+                               (Choice.ALWAYS_ALLOW, "Always allow"),
+                               (Choice.KILL, "Kill app"),
+                               (Choice.BLOCK, "Block device")):
             button = QPushButton(text)
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             button.setAutoDefault(False)
@@ -194,7 +195,7 @@ class AlertPopup(QWidget):
         self.title_label.setText(f"{kind} turned on")
         self.position_label.setText(f"{view.position} of {view.total}" if view.total > 1
                                     else "")
-        self.buttons[Decision.BLOCK].setText(f"Block {device.kind.value}")
+        self.buttons[Choice.BLOCK].setText(f"Block {device.kind.value}")
         p = usage.process
         self.icon_label.setPixmap(app_icon(p).pixmap(48, 48))
         if p is None:
@@ -219,8 +220,8 @@ class AlertPopup(QWidget):
         self.note_label.setVisible(bool(usage.note))
         stopped = alert.stopped_at is not None
         # Nothing to kill once an app has stopped; nothing to kill or allow that is unseen.
-        self.buttons[Decision.KILL].setEnabled(p is not None and not stopped)
-        self.buttons[Decision.ALWAYS_ALLOW].setEnabled(p is not None)
+        self.buttons[Choice.KILL].setEnabled(p is not None and not stopped)
+        self.buttons[Choice.ALWAYS_ALLOW].setEnabled(p is not None)
 
     def _place(self) -> None:
         """Bottom-right of the screen, or top-right when the tray sits at the top."""
@@ -270,7 +271,7 @@ class AlertPopup(QWidget):
         else:
             self.timed_out.emit(alert.id)
 
-    def _answer(self, decision: Decision) -> None:
+    def _answer(self, decision: Choice) -> None:
         view = self.view
         if view is None:
             return

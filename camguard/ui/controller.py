@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from camguard.core.blocks import ActionResult, Outcome
 from camguard.core.clock import Clock
+from camguard.core.decision import Choice, DecidedBy
 from camguard.core.models import (
     Degraded,
     DeviceKind,
@@ -40,8 +41,6 @@ from camguard.ui.ports import (
     AlertSettings,
     AllowCheck,
     AllowPort,
-    DecidedBy,
-    Decision,
     Gate,
     HistoryPort,
     RuleOutcome,
@@ -60,7 +59,7 @@ class AppController(QObject):
     alert_changed = Signal(object)  # AlertView | None: the alert to show now
     alert_raised = Signal(object)  # Alert: a new alert joined the queue
     alert_resolved = Signal(int)  # alert id: answered, dismissed or dropped
-    # An alert was answered: Alert, Decision value (or "ignore": dismissed), decided_by.
+    # An alert was answered: Alert, Choice value (or "ignore": dismissed), decided_by.
     alert_decided = Signal(object, str, str)
     message = Signal(str, str)  # title, text: the result of an action, for the user
     history_requested = Signal()
@@ -192,7 +191,7 @@ class AppController(QObject):
             log.info("allowed by the allow list: %s", literal(verdict.reason, 300))
             self._remember(akey)
             self._mark_allowed(akey)
-            self._record(usage, Decision.ALWAYS_ALLOW, DecidedBy.ALLOW_LIST)
+            self._record(usage, Choice.ALWAYS_ALLOW, DecidedBy.ALLOW_LIST)
             return
         if self.paused or akey in self._settled or self._pending(akey) is not None:
             return
@@ -206,12 +205,12 @@ class AppController(QObject):
             akey = alert_key(usage)
             self._remember(akey)
             self._mark_allowed(akey)
-            self._record(usage, Decision.ALLOW_ONCE, outcome.decided_by)
+            self._record(usage, Choice.ALLOW_ONCE, outcome.decided_by)
             if outcome.notify:
                 self.message.emit("camguard (notify only)", f"{_app_name(usage)}: {text}")
             return
         self.message.emit("camguard rule", text)
-        self._apply(usage, Decision.KILL if outcome.gate is Gate.KILL else Decision.BLOCK,
+        self._apply(usage, Choice.KILL if outcome.gate is Gate.KILL else Choice.BLOCK,
                     outcome.decided_by)
 
     def _stopped(self, usage: Usage, at: float) -> None:
@@ -261,8 +260,8 @@ class AppController(QObject):
         alert = self._take(alert_id)
         if alert is None:
             return False
-        self.alert_decided.emit(alert, Decision(decision).value, decided_by)
-        self._apply(alert.usage, Decision(decision), decided_by)
+        self.alert_decided.emit(alert, Choice(decision).value, decided_by)
+        self._apply(alert.usage, Choice(decision), decided_by)
         return True
 
     @Slot(int)
@@ -287,7 +286,7 @@ class AppController(QObject):
         if pending is not None:
             self.decide(pending.id, decision, DecidedBy.TRAY)
         else:
-            self._apply(user.usage, Decision(decision), DecidedBy.TRAY)
+            self._apply(user.usage, Choice(decision), DecidedBy.TRAY)
 
     @Slot(object)
     def block_kind(self, kind: DeviceKind) -> None:
@@ -339,16 +338,16 @@ class AppController(QObject):
         self.quit_requested.emit()
 
     # -- applying decisions ------------------------------------------------------------
-    def _apply(self, usage: Usage, decision: Decision, decided_by: str) -> None:
+    def _apply(self, usage: Usage, decision: Choice, decided_by: str) -> None:
         akey = alert_key(usage)
         name = _app_name(usage)
         log.info("decision %s by %s for %s on %s", decision.value, decided_by, name,
                  usage.device.kind.value)
         self._record(usage, decision, decided_by)
         process, kind = usage.process, usage.device.kind
-        if decision in (Decision.ALLOW_ONCE, Decision.ALWAYS_ALLOW):
+        if decision in (Choice.ALLOW_ONCE, Choice.ALWAYS_ALLOW):
             self._remember(akey)
-        if decision is Decision.ALWAYS_ALLOW:
+        if decision is Choice.ALWAYS_ALLOW:
             if process is None:
                 self._report("Always allow", ActionResult(
                     Outcome.FAILED, "camguard cannot see that app, so it cannot allow it"))
@@ -361,14 +360,14 @@ class AppController(QObject):
 
             self.io.submit(lambda: self._allow.allow(process, kind), allowed,
                            self._failed("Always allow"))
-        elif decision is Decision.KILL:
+        elif decision is Choice.KILL:
             if process is None:
                 self._report("Kill", ActionResult(
                     Outcome.NOT_FOUND, "camguard cannot see that process, so it cannot end it"))
                 return
             self.workers.submit(lambda: self._actions.kill(process),
                                 lambda r: self._report(f"Kill {name}", r), self._failed("Kill"))
-        elif decision is Decision.BLOCK:
+        elif decision is Choice.BLOCK:
             self.block_kind(kind)
 
     def _block_done(self, kind: DeviceKind, result: ActionResult) -> None:
@@ -377,7 +376,7 @@ class AppController(QObject):
             self._changed()
         self._report(f"Block {kind.value}", result)
 
-    def _record(self, usage: Usage, decision: Decision, decided_by: str) -> None:
+    def _record(self, usage: Usage, decision: Choice, decided_by: str) -> None:
         self.io.submit(lambda: self._history.record_decision(usage, decision.value, decided_by))
 
     def _remember(self, akey: AlertKey) -> None:

@@ -12,14 +12,13 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from camguard.core.clock import Clock
-from camguard.core.decision import Decision, UsageFacts, decide
+from camguard.core.decision import Decision, decided_by, evaluate
 from camguard.core.models import Usage
-from camguard.core.rules import Duration, MatchBy, Verdict
-from camguard.core.text import literal
+from camguard.core.rules import Mode, Rule, Verdict
 from camguard.store.eventlog import EventLog
 from camguard.store.hashing import ExeHasher, Hasher
 from camguard.store.policy import PolicyStatus, effective_settings, load_user_settings
@@ -30,16 +29,6 @@ log = logging.getLogger(__name__)
 
 _GATES = {Verdict.ALLOW: Gate.ALLOW, Verdict.ASK: Gate.ASK, Verdict.KILL: Gate.KILL,
           Verdict.BLOCK_DEVICE: Gate.BLOCK}
-
-
-def decided_by(decision: Decision) -> str:
-    """What the history records as the decider: ``rule:<label>`` (the id when unlabelled),
-    ``(policy)`` added for an administrator's rule; ``mode:<mode>`` when no rule matched."""
-    rule = decision.rule
-    if rule is None:
-        return f"mode:{decision.mode.value}"
-    who = f"rule:{literal(rule.label, 200) if rule.label else rule.id}"
-    return who if rule.origin.value == "user" else f"{who} ({rule.origin.value})"
 
 
 class RuleJudge:
@@ -58,8 +47,9 @@ class RuleJudge:
         self._spent: set[str] = set()
         self._lock = threading.Lock()
 
-    def decision(self, usage: Usage) -> Decision:
-        """What core.decision decides for ``usage`` now (a "once" rule it uses is spent)."""
+    def current(self) -> tuple[Sequence[Rule], Mode]:
+        """The rules and mode in force now (a core.decision.RuleSource): the policy's and
+        the user's, the rules file's mode winning over the settings file's."""
         status = self._policy()
         contents = self._rules.load()
         user, _problems = load_user_settings(self._settings)
@@ -67,17 +57,15 @@ class RuleJudge:
             user["mode"] = contents.mode.value  # the rules file's mode wins, as in the CLI
         eff = effective_settings(user, status.policy, contents.rules)
         with self._lock:
-            rules = [r for r in eff.rules if r.id not in self._spent]
-        p = usage.process
-        sha = None
-        # Hash only when a rule names a binary: hashing a browser takes most of a second.
-        if p is not None and p.exe.startswith("/") and any(
-                r.app.by is MatchBy.EXE for r in rules):
-            sha = self._hash(p)
-        d = decide(rules, UsageFacts.from_usage(usage, sha), eff.mode, self._clock, self._tz)
-        if d.rule is not None and d.rule.duration is Duration.ONCE:
-            with self._lock:
-                self._spent.add(d.rule.id)
+            return [r for r in eff.rules if r.id not in self._spent], eff.mode
+
+    def spend(self, rule: Rule) -> None:
+        with self._lock:
+            self._spent.add(rule.id)
+
+    def decision(self, usage: Usage) -> Decision:
+        """What core.decision decides for ``usage`` now (a "once" rule it uses is spent)."""
+        d = evaluate(self, usage, self._clock, self._tz, self._hash)
         for note in d.notes:
             log.warning("%s", note)
         return d

@@ -21,10 +21,10 @@ from jeepney import DBusAddress, HeaderFields, MatchRule, message_bus, new_metho
 from jeepney.io.threading import DBusRouter, Proxy, open_dbus_connection
 from PySide6.QtCore import QObject, Signal
 
+from camguard.core.decision import Choice
 from camguard.core.models import DeviceKind
 from camguard.core.text import literal
 from camguard.ui.model import Alert
-from camguard.ui.ports import Decision
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ PATH = "/org/freedesktop/Notifications"
 CALL_TIMEOUT = 3.0
 # Action keys we send -> decisions. "default" (a click on the notification body) shows the
 # popup or status window instead of deciding anything.
-ACTIONS = {"allow": Decision.ALLOW_ONCE, "kill": Decision.KILL, "block": Decision.BLOCK}
+ACTIONS = {"allow": Choice.ALLOW_ONCE, "kill": Choice.KILL, "block": Choice.BLOCK}
 URGENCY_CRITICAL = 2
 # A bus that accepts the connection but never answers (jeepney waits 10 s for Hello) must
 # not swallow alerts: after this long without a daemon, alerts take the fallback.
@@ -70,7 +70,7 @@ class DesktopNotifier(QObject):
     receivers as queued calls.
     """
 
-    decided = Signal(int, str)  # alert id, Decision value
+    decided = Signal(int, str)  # alert id, Choice value
     details_requested = Signal(int)  # alert id ("default" action: a click on the body)
     fallback_requested = Signal(str, str)  # title, plain text: show it some other way
     ready = Signal(bool)  # True: a daemon answered; False: falling back

@@ -15,27 +15,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from camguard.core.blocks import ActionResult
+from camguard.core.decision import Choice
 from camguard.core.models import DeviceKind, ProcessRef, Usage
-
-
-class Decision(enum.StrEnum):
-    """What the user (or the countdown) decided for an alert; the value is what the history
-    records (camguard.store.history.KNOWN_DECISIONS)."""
-
-    ALLOW_ONCE = "allowed-once"
-    ALWAYS_ALLOW = "always-allowed"
-    KILL = "killed"
-    BLOCK = "blocked"
-
-
-class DecidedBy(enum.StrEnum):
-    """Where a decision came from (the history's ``decided_by``)."""
-
-    POPUP = "user:popup"
-    NOTIFICATION = "user:notification"
-    TRAY = "user:tray"
-    TIMEOUT = "timeout"
-    ALLOW_LIST = "allow-list"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +27,7 @@ class AlertSettings:
     countdown: float = 30.0
     # Allow once by default: killing a video call because nobody looked is worse than
     # letting an app the user just started keep the camera it asked for.
-    default_decision: Decision = Decision.ALLOW_ONCE
+    default_decision: Choice = Choice.ALLOW_ONCE
     # Seconds an alert for an app that already stopped stays up, saying so, before it goes.
     stopped_linger: float = 8.0
     # Also send a desktop notification (second channel; Wayland cannot place the popup).
@@ -67,7 +48,9 @@ class AllowCheck(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class AllowAnswer:
+    """An :class:`AllowCheck` made here (no allow list, or an executable not known)."""
+
     allowed: bool
     reason: str
 

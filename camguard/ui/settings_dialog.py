@@ -31,8 +31,9 @@ from PySide6.QtWidgets import (
 )
 
 from camguard.core.clock import Clock
+from camguard.core.decision import Choice
 from camguard.core.text import literal
-from camguard.store.lock import LockCheck, LockGuard, require_unlock
+from camguard.store.parental_lock import LockCheck, LockGuard, require_unlock
 from camguard.store.policy import (
     NO_POLICY,
     RULES,
@@ -51,7 +52,7 @@ from camguard.store.ui_settings import (
     with_values,
 )
 from camguard.ui.alert import plain_label
-from camguard.ui.ports import AlertSettings, Decision
+from camguard.ui.ports import AlertSettings
 from camguard.ui.settings_lists import AllowEditor, AllowPage, RulesEditor, RulesPage
 from camguard.ui.settings_pages import (
     AlertsPage,
@@ -70,7 +71,7 @@ SelftestRun = Callable[[Callable[[str], None], threading.Event], str]
 # Asks for and checks the parental-lock password (OK at once when no lock is set).
 Unlock = Callable[[], LockCheck]
 AUTOSTART = "autostart"  # lockable only by a policy that locks every setting ("*")
-_DECISIONS = {"allow": Decision.ALLOW_ONCE, "kill": Decision.KILL, "block": Decision.BLOCK}
+_DECISIONS = {"allow": Choice.ALLOW_ONCE, "kill": Choice.KILL, "block": Choice.BLOCK}
 
 
 class AutostartPort(Protocol):

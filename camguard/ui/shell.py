@@ -1,7 +1,7 @@
 """Builds the tray application around a Monitor, runs Qt's event loop, and shuts it all down.
 
 The caller (``camguard tray``) builds the detection (a Monitor, or the service's event
-stream), the kill switch and the :class:`~camguard.ui.wiring.TrayOptions`; this module adds
+stream), the kill switch and the :class:`~camguard.ui.tray_options.TrayOptions`; this module adds
 the history store, the controller, its views, windows and notifications, and wires them.
 """
 
@@ -13,7 +13,6 @@ import signal
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 from PySide6.QtCore import QSocketNotifier, QTimer
@@ -21,11 +20,11 @@ from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from camguard.core.blocks import BlockManager
 from camguard.core.clock import Clock
+from camguard.core.decision import DecidedBy
 from camguard.core.models import Degraded, HealthEvent
 from camguard.core.text import literal
 from camguard.monitor import Sink
 from camguard.store.allowlist import AllowList
-from camguard.store.db import default_path
 from camguard.store.history import HistoryStore
 from camguard.store.ui_settings import UiSettings, settings_in_force
 from camguard.ui.adapters import (
@@ -37,25 +36,21 @@ from camguard.ui.adapters import (
     ProcessKiller,
 )
 from camguard.ui.alert import AlertPopup
+from camguard.ui.alert_routing import AlertRouter, connect_alert_events
 from camguard.ui.assets import icon_path, load_icon
 from camguard.ui.bridge import MonitorBridge
 from camguard.ui.controller import AppController
 from camguard.ui.gc_guard import GuiThreadCollector
+from camguard.ui.lock_gate import LockGate
 from camguard.ui.notifications import DesktopNotifier
-from camguard.ui.ports import AlertSettings, AllowPort, DecidedBy, HistoryPort
+from camguard.ui.ports import AlertSettings, AllowPort, HistoryPort
+from camguard.ui.retention import Retention
 from camguard.ui.settings_dialog import password_prompt
 from camguard.ui.single_instance import SingleInstance
 from camguard.ui.status_window import StatusWindow
 from camguard.ui.tray import TrayIcon
-from camguard.ui.wiring import (
-    AlertRouter,
-    LockGate,
-    Retention,
-    TrayOptions,
-    Windows,
-    connect_alert_events,
-    tray_alert_settings,
-)
+from camguard.ui.tray_options import TrayOptions, tray_alert_settings
+from camguard.ui.windows import Windows
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +90,11 @@ class TrayApp:
 
 def run_tray(monitor: EventSource, clock: Clock, *, killer: ProcessKiller | None = None,
              blocks: BlockManager | None = None, settings: AlertSettings | None = None,
-             history_path: Path | None = None, argv: Sequence[str] = ("camguard",),
-             options: TrayOptions | None = None) -> int:
+             open_store: Callable[[], HistoryStore | None] | None = None,
+             argv: Sequence[str] = ("camguard",), options: TrayOptions | None = None) -> int:
     """Run the tray until Quit or SIGTERM/SIGINT; 0 also when another instance was asked to
-    show itself instead."""
+    show itself instead. ``open_store`` (app/tray.open_history) is called only once this
+    process is the running tray: opening closes an earlier run's orphaned sessions."""
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(list(argv))
     app.setApplicationName("camguard")
@@ -114,8 +110,8 @@ def run_tray(monitor: EventSource, clock: Clock, *, killer: ProcessKiller | None
     collector = GuiThreadCollector(app)  # Qt objects die on the GUI thread (gc_guard.py)
     collector.start()
     parts = build(app, monitor, clock, killer=killer, blocks=blocks,
-                  settings=settings or AlertSettings(), history_path=history_path,
-                  options=options)
+                  settings=settings or AlertSettings(),
+                  store=open_store() if open_store is not None else None, options=options)
     instance.show_requested.connect(parts.controller.request_show)
     parts.cleanups.append(instance.close)
     parts.cleanups.append(_quit_on_signals(app))
@@ -131,14 +127,17 @@ def run_tray(monitor: EventSource, clock: Clock, *, killer: ProcessKiller | None
 
 def build(app: QApplication, monitor: EventSource, clock: Clock, *,
           killer: ProcessKiller | None = None, blocks: BlockManager | None = None,
-          settings: AlertSettings | None = None, history_path: Path | None = None,
+          settings: AlertSettings | None = None, store: HistoryStore | None = None,
           options: TrayOptions | None = None) -> TrayApp:
     """Create and wire every part; adds the history, event-log and UI sinks to ``monitor``
     (not started: :func:`start` does that)."""
     o = options or TrayOptions()
     settings = settings or AlertSettings()
-    store, history, allow = _open_store(clock, history_path)
-    if isinstance(history, HistoryRecorder):
+    history, allow = _history_ports(store, clock)
+    served = o.history is not None  # the service's history is the history: no second copy
+    if served:
+        history = NullHistory("the camguard service keeps the history")
+    elif isinstance(history, HistoryRecorder):
         monitor.add_sink(history)  # before the UI sink: the session exists when it is shown
     if o.events is not None:
         monitor.add_sink(o.events.monitor_sink)
@@ -166,13 +165,13 @@ def build(app: QApplication, monitor: EventSource, clock: Clock, *,
                           controller.message.emit, controller.io,
                           service_lock=o.service_lock, parent=controller)
     ui = o.ui or UiSettings()
-    if store is not None:
+    if store is not None and not served:
         parts.retention = Retention(store, clock, controller.io, ui.retention_days,
                                     parent=controller)
     wire(parts)
     if o.events is not None:
         connect_alert_events(controller, o.events)
-    if store is not None:
+    if store is not None and not served:
         beat = QTimer(controller)
         beat.setInterval(HEARTBEAT_MS)
         beat.timeout.connect(lambda: controller.io.submit(store.heartbeat))
@@ -214,20 +213,11 @@ def show_problems(parts: TrayApp, problems: Sequence[str]) -> None:
                                c.clock.now()))
 
 
-def _open_store(clock: Clock, path: Path | None
-                ) -> tuple[HistoryStore | None, HistoryPort, AllowPort]:
-    try:
-        store = HistoryStore(path or default_path(), clock)
-    except Exception:
-        # The store moves a damaged file aside by itself; this is for the unforeseen.
-        log.exception("the history database cannot be opened; running without history")
-        return None, NullHistory(), NullAllow()
-    if store.warning:
-        log.warning("history: %s", store.warning)
-    closed = store.close_orphans(clock.now())
-    if closed:
-        log.info("closed %d session(s) left open by an earlier camguard", closed)
-    return store, HistoryRecorder(store), Allower(AllowList(store.db), clock)
+def _history_ports(store: HistoryStore | None, clock: Clock
+                   ) -> tuple[HistoryPort, AllowPort]:
+    if store is None:
+        return NullHistory(), NullAllow()
+    return HistoryRecorder(store), Allower(AllowList(store.db), clock)
 
 
 def wire(parts: TrayApp) -> None:

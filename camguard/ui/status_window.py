@@ -19,10 +19,10 @@ from PySide6.QtWidgets import (
 )
 
 from camguard.core.clock import Clock
+from camguard.core.decision import Choice
 from camguard.core.models import DeviceKind
 from camguard.ui.alert import plain_label
 from camguard.ui.model import Snapshot, TrayState
-from camguard.ui.ports import Decision
 from camguard.ui.tray import PAUSES, describe_user, summary_lines
 
 _KEY_ROLE = Qt.ItemDataRole.UserRole
@@ -54,9 +54,9 @@ class StatusWindow(QWidget):
         self.users = QListWidget()  # item text is plain text: no markup is interpreted
         box.addWidget(self.users, 1)
         row = QHBoxLayout()
-        self.user_buttons: dict[Decision, QPushButton] = {}
-        for decision, text in ((Decision.KILL, "Kill app"), (Decision.BLOCK, "Block device"),
-                               (Decision.ALWAYS_ALLOW, "Always allow")):
+        self.user_buttons: dict[Choice, QPushButton] = {}
+        for decision, text in ((Choice.KILL, "Kill app"), (Choice.BLOCK, "Block device"),
+                               (Choice.ALWAYS_ALLOW, "Always allow")):
             button = QPushButton(text)
             button.clicked.connect(lambda _=False, d=decision: self._act(d))
             self.user_buttons[decision] = button
@@ -151,12 +151,12 @@ class StatusWindow(QWidget):
         key = self._selected_key()
         user = next((u for u in self.snapshot.users if u.key == key), None)
         seen = user is not None and user.usage.process is not None
-        self.user_buttons[Decision.KILL].setEnabled(seen)
-        self.user_buttons[Decision.BLOCK].setEnabled(user is not None)
-        self.user_buttons[Decision.ALWAYS_ALLOW].setEnabled(
+        self.user_buttons[Choice.KILL].setEnabled(seen)
+        self.user_buttons[Choice.BLOCK].setEnabled(user is not None)
+        self.user_buttons[Choice.ALWAYS_ALLOW].setEnabled(
             seen and user is not None and not user.allowed)
 
-    def _act(self, decision: Decision) -> None:
+    def _act(self, decision: Choice) -> None:
         key = self._selected_key()
         if key is not None:
             self.act_requested.emit(key, decision.value)

@@ -18,11 +18,11 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from camguard.core.blocks import format_duration
 from camguard.core.clock import Clock
+from camguard.core.decision import Choice
 from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind
 from camguard.core.text import literal
 from camguard.ui.assets import state_icon
 from camguard.ui.model import LiveUser, Snapshot, TrayState
-from camguard.ui.ports import Decision
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def _menu_text(text: str) -> str:
 class TrayIcon(QObject):
     """The system tray entry. ``state`` and ``tooltip_lines`` are what it shows now."""
 
-    act_requested = Signal(object, str)  # usage key, Decision value
+    act_requested = Signal(object, str)  # usage key, Choice value
     block_requested = Signal(object)  # DeviceKind
     unblock_requested = Signal(object)  # DeviceKind
     pause_requested = Signal(float)  # seconds
@@ -206,12 +206,12 @@ class TrayIcon(QObject):
     def _user_actions(self, sub: QMenu, user: LiveUser) -> None:
         seen = user.usage.process is not None
         kind = user.usage.device.kind
-        kill = self._add(sub, "Kill app", self.act_requested.emit, user.key, Decision.KILL.value)
+        kill = self._add(sub, "Kill app", self.act_requested.emit, user.key, Choice.KILL.value)
         kill.setEnabled(seen)
         self._add(sub, f"Block {kind.value}", self.act_requested.emit, user.key,
-                  Decision.BLOCK.value)
+                  Choice.BLOCK.value)
         allow = self._add(sub, "Always allow", self.act_requested.emit, user.key,
-                          Decision.ALWAYS_ALLOW.value)
+                          Choice.ALWAYS_ALLOW.value)
         allow.setEnabled(seen and not user.allowed)
 
     @staticmethod

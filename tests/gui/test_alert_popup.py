@@ -11,20 +11,21 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
+from camguard.core.decision import Choice
 from camguard.core.models import Device, DeviceKind, Usage
 from camguard.core.text import literal
 from camguard.store.allowlist import AllowList
 from camguard.store.hashing import sha256_file
 from camguard.ui.alert import LIMITS, WINDOW_TITLE
 from camguard.ui.model import TrayState
-from camguard.ui.ports import AlertSettings, Decision
+from camguard.ui.ports import AlertSettings
 from tests.conftest import need_root
 from tests.gui.conftest import Rig, hostile_ref
 
 pytestmark = pytest.mark.real
 
 
-def click(qtbot: QtBot, rig: Rig, decision: Decision) -> list[object]:
+def click(qtbot: QtBot, rig: Rig, decision: Choice) -> list[object]:
     button = rig.popup.buttons[decision]
     assert button.isEnabled()
     with qtbot.waitSignal(rig.popup.decided, timeout=5000) as blocker:
@@ -45,7 +46,7 @@ def test_popup_names_the_app_and_never_takes_focus(qtbot: QtBot, rig: Rig) -> No
     assert popup.process_label.text() == f"pid {h.pid}, user {literal(p.user, 32)}"
     assert usage.device.id in popup.device_label.text()
     assert popup.title_label.text() == "Camera turned on"
-    assert popup.buttons[Decision.BLOCK].text() == "Block camera"
+    assert popup.buttons[Choice.BLOCK].text() == "Block camera"
     flags = popup.windowFlags()
     for flag in (Qt.WindowType.Tool, Qt.WindowType.FramelessWindowHint,
                  Qt.WindowType.WindowStaysOnTopHint, Qt.WindowType.WindowDoesNotAcceptFocus):
@@ -67,7 +68,7 @@ def test_allow_once_records_the_decision_and_leaves_the_app_alone(qtbot: QtBot, 
     rig.start(usage)
     qtbot.waitUntil(lambda: rig.shown_pid() == h.pid, timeout=10_000)
     alert_id = rig.popup.view.alert.id if rig.popup.view else -1
-    assert click(qtbot, rig, Decision.ALLOW_ONCE) == [alert_id, "allowed-once"]
+    assert click(qtbot, rig, Choice.ALLOW_ONCE) == [alert_id, "allowed-once"]
     rig.settle()
     rec = rig.session(usage)
     assert (rec.decision, rec.decided_by) == ("allowed-once", "user:popup")
@@ -85,7 +86,7 @@ def test_always_allow_lists_the_binary_and_the_next_use_is_not_asked(qtbot: QtBo
     h, usage = rig.holder()
     rig.start(usage)
     qtbot.waitUntil(lambda: rig.shown_pid() == h.pid, timeout=10_000)
-    click(qtbot, rig, Decision.ALWAYS_ALLOW)
+    click(qtbot, rig, Choice.ALWAYS_ALLOW)
     rig.settle()
     assert usage.process is not None
     [entry] = AllowList(rig.store.db).entries()
@@ -109,7 +110,7 @@ def test_kill_ends_the_real_process_off_the_gui_thread(qtbot: QtBot, rig: Rig) -
     rig.start(usage)
     qtbot.waitUntil(lambda: rig.shown_pid() == h.pid, timeout=10_000)
     with qtbot.waitSignal(rig.controller.message, timeout=15_000) as said:
-        click(qtbot, rig, Decision.KILL)
+        click(qtbot, rig, Choice.KILL)
     assert h.proc.wait(10) is not None
     title, text = said.args or ["", ""]
     assert title.startswith("Kill") and "ended" in text, text
@@ -123,7 +124,7 @@ def test_block_switches_the_device_off(qtbot: QtBot, rig: Rig) -> None:
     rig.start(usage)
     qtbot.waitUntil(lambda: rig.shown_pid() == h.pid, timeout=10_000)
     try:
-        click(qtbot, rig, Decision.BLOCK)
+        click(qtbot, rig, Choice.BLOCK)
         qtbot.waitUntil(lambda: DeviceKind.CAMERA in rig.controller.snapshot().blocked,
                         timeout=20_000)
         assert stat.S_IMODE(os.stat(node).st_mode) == 0  # nobody may open it now
@@ -139,7 +140,7 @@ def test_block_switches_the_device_off(qtbot: QtBot, rig: Rig) -> None:
 
 
 @pytest.mark.parametrize("alert_settings", [
-    AlertSettings(countdown=0.3, default_decision=Decision.KILL, notifications=False)])
+    AlertSettings(countdown=0.3, default_decision=Choice.KILL, notifications=False)])
 def test_countdown_applies_the_default_decision(qtbot: QtBot, rig: Rig) -> None:
     h, usage = rig.holder()
     with qtbot.waitSignal(rig.popup.timed_out, timeout=10_000):
@@ -161,7 +162,7 @@ def test_alerts_queue_and_show_one_at_a_time_in_order(qtbot: QtBot, rig: Rig) ->
         qtbot.waitUntil(lambda: rig.shown_pid() is not None)
         seen.append(rig.shown_pid())
         assert rig.popup.position_label.text() == (f"1 of {left}" if left > 1 else "")
-        click(qtbot, rig, Decision.ALLOW_ONCE)
+        click(qtbot, rig, Choice.ALLOW_ONCE)
     assert seen == [h.pid for h, _ in started]
     assert not rig.popup.isVisible()
 
@@ -207,8 +208,8 @@ def test_an_app_that_stops_updates_its_popup_then_it_goes(qtbot: QtBot, rig: Rig
         rig.stop(usage, ev.at, ev.at + 3)
         assert rig.popup.isVisible()
         assert rig.popup.status_label.text().startswith("Stopped after 3s.")
-        assert not rig.popup.buttons[Decision.KILL].isEnabled()
-        assert rig.popup.buttons[Decision.BLOCK].isEnabled()
+        assert not rig.popup.buttons[Choice.KILL].isEnabled()
+        assert rig.popup.buttons[Choice.BLOCK].isEnabled()
     assert gone.args == [alert_id]
     assert not rig.popup.isVisible()
     rig.settle()

@@ -20,10 +20,11 @@ from jeepney import DBusAddress, HeaderFields, new_signal
 from jeepney.io.blocking import open_dbus_connection
 from pytestqt.qtbot import QtBot
 
+from camguard.core.decision import Choice
 from camguard.core.models import Device, DeviceKind, Usage
 from camguard.ui.model import Alert
 from camguard.ui.notifications import NAME, PATH, DesktopNotifier
-from camguard.ui.ports import AlertSettings, Decision
+from camguard.ui.ports import AlertSettings
 from tests import realenv
 from tests.conftest import Holder, need_tools
 from tests.gui.conftest import hold_display, hostile_ref, make_rig
@@ -103,7 +104,7 @@ def test_notify_reaches_dunst_and_its_action_becomes_a_decision(
         realenv.wait_until(lambda: int(dunst.ctl("count", "displayed")) >= 1, 10, "shown")
         with qtbot.waitSignal(notifier.decided, timeout=10_000) as decided:
             dunst.pick(nid, "kill")
-        assert decided.args == [7, Decision.KILL.value]
+        assert decided.args == [7, Choice.KILL.value]
         menu = dunst.menu.read_text()
         for line in (f"#Allow once (Camera turned on) [{nid},allow]",
                      f"#Kill app (Camera turned on) [{nid},kill]",
@@ -137,7 +138,7 @@ def test_a_notification_answer_goes_through_the_controller(
         with qtbot.waitSignal(notifier.sent, timeout=10_000):
             rig.start(usage2)
         qtbot.waitUntil(lambda: rig.shown_pid() == h2.pid, timeout=10_000)
-        rig.popup.buttons[Decision.ALLOW_ONCE].click()
+        rig.popup.buttons[Choice.ALLOW_ONCE].click()
         realenv.wait_until(lambda: int(dunst.ctl("count", "displayed")) == 0, 10, "withdrawn")
     finally:
         notifier.stop()
@@ -163,7 +164,7 @@ def test_a_signal_from_anyone_but_the_daemon_is_ignored(qtbot: QtBot, dunst: Dun
         # ...then the user picks "allow" in dunst. The first decision must be the user's.
         with qtbot.waitSignal(notifier.decided, timeout=10_000) as decided:
             dunst.pick(nid, "allow")
-        assert decided.args == [9, Decision.ALLOW_ONCE.value]
+        assert decided.args == [9, Choice.ALLOW_ONCE.value]
     finally:
         notifier.stop()
         dunst.ctl("close-all")

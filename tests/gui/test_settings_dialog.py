@@ -22,7 +22,7 @@ from camguard.store.allowlist import AllowList
 from camguard.store.autostart import Autostart, read_entry
 from camguard.store.hashing import sha256_file
 from camguard.store.history import HistoryStore
-from camguard.store.lock import LockGuard
+from camguard.store.parental_lock import LockGuard
 from camguard.store.policy import ManagedPolicy, PolicyStatus, TomlPolicyReader
 from camguard.store.rules import RuleFile
 from camguard.store.settings import load_detection_settings

@@ -11,6 +11,7 @@ from PySide6.QtGui import QAction, QImage
 from PySide6.QtWidgets import QMenu
 from pytestqt.qtbot import QtBot
 
+from camguard.core.decision import Choice
 from camguard.core.models import (
     Degraded,
     Device,
@@ -25,7 +26,6 @@ from camguard.platform.process import ProcessDescriber
 from camguard.ui.assets import icon_path, load_icon, state_icon
 from camguard.ui.bridge import MonitorBridge
 from camguard.ui.model import TrayState
-from camguard.ui.ports import Decision
 from tests.conftest import Holder, make_standin
 from tests.gui.conftest import Rig, hostile_ref
 
@@ -113,7 +113,7 @@ def test_menu_lists_each_user_and_its_actions_work(qtbot: QtBot, rig: Rig) -> No
     rig.settle()
     assert rig.controller.pending_alerts() == ()
     rec = rig.session(usage)
-    assert (rec.decision, rec.decided_by) == (Decision.KILL.value, "user:tray")
+    assert (rec.decision, rec.decided_by) == (Choice.KILL.value, "user:tray")
 
 
 def test_pause_and_resume_from_the_menu(qtbot: QtBot, rig: Rig) -> None:
@@ -152,7 +152,7 @@ def test_status_window_lists_users_and_acts(qtbot: QtBot, rig: Rig) -> None:
     assert f"(pid {h.pid})" in status.users.item(0).text()
     assert status.headline.text() == "camguard: CAMERA IN USE"
     with qtbot.waitSignal(rig.controller.message, timeout=15_000):
-        status.user_buttons[Decision.KILL].click()
+        status.user_buttons[Choice.KILL].click()
     assert h.proc.wait(10) is not None
 
 

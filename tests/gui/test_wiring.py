@@ -15,14 +15,16 @@ from pytestqt.qtbot import QtBot
 
 from camguard.cli.tray import startup_settings
 from camguard.core.clock import FrozenClock
+from camguard.core.decision import Choice, DecidedBy
 from camguard.core.models import Device, DeviceKind, EventType, ProcessRef, Usage, UsageEvent
 from camguard.platform.clock import SystemClock
-from camguard.store.lock import LockGuard
+from camguard.store.parental_lock import LockGuard
 from camguard.store.policy import ManagedPolicy, TomlPolicyReader
 from camguard.store.ui_settings import NOTIFICATION, UiSettings, UiSettingsFile
-from camguard.ui.ports import AlertSettings, DecidedBy, Decision
+from camguard.ui.ports import AlertSettings
+from camguard.ui.retention import RETENTION_MS
 from camguard.ui.shell import PROBLEMS, settings_saved
-from camguard.ui.wiring import RETENTION_MS, TrayOptions, tray_alert_settings
+from camguard.ui.tray_options import TrayOptions, tray_alert_settings
 from tests.conftest import IS_ROOT, Holder
 from tests.gui.wiring_rig import QUIET, Dirs, Live, dirs, launch, lives, node_mode
 
@@ -42,7 +44,7 @@ def test_history_and_settings_windows_follow_the_tray(
     c = live.controller
     first = live.hold()
     qtbot.waitUntil(live.parts.popup.isVisible, timeout=20_000)
-    qtbot.mouseClick(live.parts.popup.buttons[Decision.ALLOW_ONCE], Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(live.parts.popup.buttons[Choice.ALLOW_ONCE], Qt.MouseButton.LeftButton)
     assert live.session(first.pid).decided_by == DecidedBy.POPUP
 
     # History… from the status window: the window opens and lists that session.
@@ -54,7 +56,7 @@ def test_history_and_settings_windows_follow_the_tray(
                     timeout=10_000)
     assert history.isVisible()
     [rec] = [r for r in history.visible_records() if r.pid == first.pid]
-    assert rec.decision == Decision.ALLOW_ONCE
+    assert rec.decision == Choice.ALLOW_ONCE
 
     # Settings…: switch to notifications only with a short countdown, and save.
     live.parts.status.settings_requested.emit()
@@ -75,7 +77,7 @@ def test_history_and_settings_windows_follow_the_tray(
     qtbot.waitUntil(lambda: router.view is not None, timeout=20_000)
     assert not live.parts.popup.isVisible() and router.timer.isActive()
     rec = live.session(second.pid, timeout=30)
-    assert (rec.decision, rec.decided_by) == (Decision.ALLOW_ONCE, DecidedBy.TIMEOUT)
+    assert (rec.decision, rec.decided_by) == (Choice.ALLOW_ONCE, DecidedBy.TIMEOUT)
     assert not live.parts.popup.isVisible()
 
     # Opening settings again while open raises the same dialog; quitting shuts both down.
@@ -100,7 +102,7 @@ def test_startup_settings_and_their_problems_show_in_the_tray(
     assert any("alert_countdown" in p for p in problems)
     settings = tray_alert_settings(ui)
     assert (settings.default_decision, settings.popup, settings.notifications) == (
-        Decision.KILL, True, False)
+        Choice.KILL, True, False)
 
     live = launch(qtbot, dirs, holders, TrayOptions(
         settings_file=settings_file, ui=ui, problems=tuple(problems), policy=policy.load),

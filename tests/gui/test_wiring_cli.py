@@ -21,9 +21,9 @@ from camguard.core.rules import AppMatch, MatchBy, make_rule
 from camguard.core.settings import DetectionSettings
 from camguard.platform.clock import SystemClock
 from camguard.store.eventlog import last_records
-from camguard.store.lock import LockGuard
+from camguard.store.parental_lock import LockGuard
 from camguard.store.rules import RuleFile
-from camguard.ui.wiring import TrayOptions
+from camguard.ui.tray_options import TrayOptions
 from tests import realenv
 from tests.conftest import Holder, make_standin, need_root
 from tests.gui.wiring_rig import Dirs, Live, dirs, launch, lives

@@ -14,6 +14,7 @@ from pytestqt.qtbot import QtBot
 
 from camguard.app import EventOutputs, build_event_outputs
 from camguard.cli.tray import user_effective
+from camguard.core.decision import Choice, DecidedBy
 from camguard.core.models import DeviceKind
 from camguard.core.rules import AppMatch, MatchBy, Mode, Rule, make_rule
 from camguard.platform.clock import SystemClock, local_zone
@@ -23,8 +24,7 @@ from camguard.store.hashing import sha256_file
 from camguard.store.policy import ManagedPolicy, TomlPolicyReader
 from camguard.store.rules import RuleFile
 from camguard.ui.judge import RuleJudge
-from camguard.ui.ports import DecidedBy, Decision
-from camguard.ui.wiring import TrayOptions
+from camguard.ui.tray_options import TrayOptions
 from tests.conftest import Holder, need_root
 from tests.gui.wiring_rig import Dirs, Live, dirs, launch, lives, node_mode
 
@@ -95,21 +95,21 @@ def test_rules_allow_and_kill_before_anyone_is_asked_and_everything_is_logged(
 
     cam = live.hold()
     rec = live.session(cam.pid)
-    assert (rec.decision, rec.decided_by) == (Decision.ALLOW_ONCE, "rule:trusted cam")
+    assert (rec.decision, rec.decided_by) == (Choice.ALLOW_ONCE, "rule:trusted cam")
     qtbot.waitUntil(lambda: any(u.allowed for u in c.snapshot().users), timeout=10_000)
     assert not live.parts.popup.isVisible() and c.pending_alerts() == ()
 
     mic = live.hold(DeviceKind.MICROPHONE)
     gone(qtbot, mic)  # the rule ended it
     rec = live.session(mic.pid)
-    assert (rec.decision, rec.decided_by) == (Decision.KILL, "rule:no mic")
+    assert (rec.decision, rec.decided_by) == (Choice.KILL, "rule:no mic")
     assert not live.parts.popup.isVisible()
 
     # Without a rule for it (the file is read for each usage), the user is asked.
     RuleFile().save([])
     asked = live.hold()
     qtbot.waitUntil(live.parts.popup.isVisible, timeout=20_000)
-    qtbot.mouseClick(live.parts.popup.buttons[Decision.KILL], Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(live.parts.popup.buttons[Choice.KILL], Qt.MouseButton.LeftButton)
     gone(qtbot, asked)
     assert live.session(asked.pid).decided_by == DecidedBy.POPUP
 
@@ -146,7 +146,7 @@ def test_allow_list_first_notify_only_and_rules_while_paused(
 
     cam = live.hold()  # allowed by the allow list: the kill rule is never consulted
     rec = live.session(cam.pid)
-    assert (rec.decision, rec.decided_by) == (Decision.ALWAYS_ALLOW, DecidedBy.ALLOW_LIST)
+    assert (rec.decision, rec.decided_by) == (Choice.ALWAYS_ALLOW, DecidedBy.ALLOW_LIST)
     assert cam.proc.poll() is None
 
     c.pause(3600)  # a pause silences questions, not rules
@@ -158,7 +158,7 @@ def test_allow_list_first_notify_only_and_rules_while_paused(
     RuleFile().save([path_rule("kill", "any", "kill python")], Mode.NOTIFY_ONLY)
     mic2 = live.hold(DeviceKind.MICROPHONE)
     rec = live.session(mic2.pid)
-    assert (rec.decision, rec.decided_by) == (Decision.ALLOW_ONCE, "rule:kill python")
+    assert (rec.decision, rec.decided_by) == (Choice.ALLOW_ONCE, "rule:kill python")
     assert mic2.proc.poll() is None and not live.parts.popup.isVisible()
     assert any("notify-only: rule 'kill python' would have killed it" in m for m in messages)
 
@@ -175,7 +175,7 @@ def test_a_policy_block_rule_switches_the_device_off(
     qtbot.waitUntil(lambda: DeviceKind.CAMERA in c.snapshot().blocked, timeout=30_000)
     assert node_mode(node) == 0
     rec = live.session(h.pid)
-    assert (rec.decision, rec.decided_by) == (Decision.BLOCK, "rule:no camera (policy)")
+    assert (rec.decision, rec.decided_by) == (Choice.BLOCK, "rule:no camera (policy)")
     c.unblock_kind(DeviceKind.CAMERA)
     qtbot.waitUntil(lambda: DeviceKind.CAMERA not in c.snapshot().blocked, timeout=30_000)
     assert node_mode(node) != 0

@@ -4,6 +4,7 @@ and the service going away and coming back."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,12 +15,14 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from camguard.cli.tray_service import SOURCE, ServiceActions, ServiceFeed
+from camguard.app.guard_service import ServiceGuard
+from camguard.app.service_decode import is_session, record_from_dict
+from camguard.app.service_feed import SOURCE, ServiceActions, ServiceFeed, service_history
+from camguard.core.decision import Choice
 from camguard.core.models import DeviceKind
 from camguard.platform.clock import SystemClock
 from camguard.service.client import ServiceClient
-from camguard.ui.ports import Decision
-from camguard.ui.wiring import TrayOptions
+from camguard.ui.tray_options import TrayOptions
 from tests import realenv
 from tests.conftest import Holder
 from tests.gui.wiring_rig import Dirs, Live, dirs, launch, lives, node_mode
@@ -51,9 +54,10 @@ def test_the_tray_shows_the_services_events_and_acts_through_it(
     holders.append(early)
     client = ServiceClient(sandbox.sock, timeout=30.0)
     feed = ServiceFeed(client, SystemClock(), retry_max=0.5)
-    actions = ServiceActions(client)
+    actions = ServiceActions(ServiceGuard(client))
     live = launch(qtbot, dirs, holders,
-                  TrayOptions(actions=actions, service_lock=actions.lock_is_set),
+                  TrayOptions(actions=actions, service_lock=actions.lock_is_set,
+                              history=service_history(client)),
                   monitor=feed, local_kill_switch=False)
     lives.append(live)
     c = live.controller
@@ -63,16 +67,14 @@ def test_the_tray_shows_the_services_events_and_acts_through_it(
     holders.append(late)
     live.wait_user(late.pid)  # from the service's event stream
     qtbot.waitUntil(live.parts.popup.isVisible, timeout=20_000)
-    # The tray's own history records what the service reported.
-    assert live.session(late.pid, decided=False).device_id == str(sandbox.dev / "video1")
 
     # Kill from the tray: there is no local killer, so only the service can have done it.
-    c.act_on_user(user_key(live, late.pid), Decision.KILL.value)
+    c.act_on_user(user_key(live, late.pid), Choice.KILL.value)
     qtbot.waitUntil(lambda: late.proc.poll() is not None, timeout=20_000)
     qtbot.waitUntil(lambda: f"asks to end pid {late.pid}" in svc.log.read_text(),
                     timeout=30_000)
     live.wait_user(late.pid, present=False)
-    assert live.session(late.pid).decision == Decision.KILL
+    assert live.store.sessions() == []  # the service keeps the history; the tray no copy
 
     # The service goes away: the tray says so; what changed meanwhile shows on return.
     assert svc.stop() == 0
@@ -95,6 +97,49 @@ def test_the_tray_shows_the_services_events_and_acts_through_it(
     live.parts.status.unblock_requested.emit(DeviceKind.CAMERA)
     qtbot.waitUntil(lambda: DeviceKind.CAMERA not in c.snapshot().blocked, timeout=30_000)
     assert node_mode(node) != 0 and actions.blocked() == frozenset()
+
+
+def test_in_service_mode_the_services_history_is_the_one_history(
+        qtbot: QtBot, dirs: Dirs, holders: list[Holder], lives: list[Live], sandbox: Box
+        ) -> None:
+    svc = Service(sandbox).start()
+    client = ServiceClient(sandbox.sock, timeout=30.0)
+    actions = ServiceActions(ServiceGuard(client))
+    live = launch(qtbot, dirs, holders,
+                  TrayOptions(actions=actions, service_lock=actions.lock_is_set,
+                              history=service_history(client)),
+                  monitor=ServiceFeed(client, SystemClock(), retry_max=0.5),
+                  local_kill_switch=False)
+    lives.append(live)
+    used = [Holder([sandbox.node(f"video{i}")]) for i in range(2)]
+    holders.extend(used)
+    for h in used:
+        live.wait_user(h.pid)
+        h.end()
+        live.wait_user(h.pid, present=False)
+
+    def ended() -> set[int]:
+        return {e["pid"] for e in svc.client.history()["entries"] if e.get("end")}
+
+    pids = {h.pid for h in used}
+    realenv.wait_until(lambda: pids <= ended(), 20, "the service to record both sessions")
+    live.parts.controller.request_history()  # the tray menu's History...
+    assert live.parts.windows is not None
+    window = live.parts.windows.history
+    assert window is not None
+    qtbot.waitUntil(lambda: pids <= {r.pid for r in window.visible_records()},
+                    timeout=20_000)
+    shown = sorted((r.pid, r.start, r.device_id) for r in window.visible_records())
+
+    res = subprocess.run([sys.executable, "-m", "camguard", "history", "--json", "--socket",
+                          str(sandbox.sock)], capture_output=True, text=True, timeout=60,
+                         cwd=REPO, env=sandbox.env(), check=False)
+    assert res.returncode == 0, res.stderr
+    listed = sorted((r.pid, r.start, r.device_id) for r in map(record_from_dict, [
+        e for e in json.loads(res.stdout) if is_session(e)]))
+    assert shown == listed  # the same rows, each once
+    assert len({row[0] for row in shown}) == len(shown)
+    assert live.store.sessions() == []  # and no second copy in the user's database
 
 
 def test_camguard_tray_with_socket_is_the_services_client(

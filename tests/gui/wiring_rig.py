@@ -15,6 +15,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from camguard.app import build_detection
+from camguard.app.tray import open_history
 from camguard.core.blocks import BlockManager
 from camguard.core.models import DeviceKind
 from camguard.core.settings import DetectionSettings
@@ -28,7 +29,7 @@ from camguard.store.history import HistoryStore, SessionRecord
 from camguard.ui.controller import AppController
 from camguard.ui.ports import AlertSettings
 from camguard.ui.shell import EventSource, TrayApp, build, shutdown, start
-from camguard.ui.wiring import TrayOptions
+from camguard.ui.tray_options import TrayOptions
 from tests.conftest import IS_ROOT, Holder, make_standin
 
 QUIET = AlertSettings(countdown=600, stopped_linger=600, notifications=False)
@@ -172,8 +173,9 @@ def launch(qtbot: QtBot, dirs: Dirs, holders: list[Holder], options: TrayOptions
     mon: EventSource = monitor or Monitor(build_detection(detection(dirs)).sources,
                                           SystemClock(), settle=0.002, rescan_interval=30)
     killer, blocks = kill_switch(dirs) if local_kill_switch else (None, None)
-    parts = build(app, mon, SystemClock(), killer=killer, blocks=blocks, settings=settings,
-                  history_path=dirs.history, options=options)
+    clock = SystemClock()
+    parts = build(app, mon, clock, killer=killer, blocks=blocks, settings=settings,
+                  store=open_history(clock, dirs.history), options=options)
     start(parts, mon)
     return Live(parts, mon, qtbot, dirs, holders, blocks)
 

@@ -486,7 +486,7 @@ def test_ipv6_and_default_port() -> None:
 
 
 def test_open_event_log_from_settings(tmp_path: Path) -> None:
-    from camguard.store.eventlog import open_event_log
+    from camguard.app.outputs import open_event_log
 
     log, problems = open_event_log(FrozenClock(NOW), tmp_path / "e.jsonl", syslog="nope",
                                    stderr=True)

@@ -15,7 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from camguard.cli.keeper import needs_keeper, next_wait
+from camguard.app.guard_local import needs_keeper
+from camguard.cli.keeper import next_wait
 from camguard.core.blocks import ActiveBlock, StepKind, UndoStep
 from camguard.core.models import DeviceKind
 from tests.conftest import need_root

@@ -148,7 +148,7 @@ def test_rules_are_enforced_for_every_account_and_an_admin_may_pause_them(
                                    for e in svc.client.history()["entries"]), 20,
                        "the decision to be recorded")
     entry = next(e for e in svc.client.history()["entries"] if e.get("pid") == h.pid)
-    assert entry["decision"] == "killed" and str(entry["decided_by"]).startswith("rule ")
+    assert (entry["decision"], entry["decided_by"]) == ("killed", "rule:no camera for the kid")
 
     res = camguard_as(sandbox, kid, "pause", "--for", "15m")
     assert res.returncode == 3 and "admin" in res.stderr, res  # no lock set: admins only

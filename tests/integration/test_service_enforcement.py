@@ -71,7 +71,8 @@ def test_a_schedule_allows_inside_its_window_and_ends_the_app_outside(
     assert inside.proc.poll() is None
     [rec] = [r for r in history.sessions() if r.pid == outside.pid]
     assert got[0].rule is not None and got[0].rule.label == "no camera"
-    assert rec.decision == "killed" and rec.decided_by == f"rule {got[0].rule.id}"
+    # The tray's vocabulary and "who decided" format (core.decision): one for both.
+    assert (rec.decision, rec.decided_by) == ("killed", "rule:no camera")
     events = [seen.get(1.0), seen.get(1.0)]
     assert [e.payload["verdict"] for e in events if e is not None] == ["allow", "kill"]
 

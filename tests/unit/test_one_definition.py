@@ -50,3 +50,37 @@ def test_the_service_folders_default_to_the_system_ones(monkeypatch: pytest.Monk
     monkeypatch.setenv(paths.STATE_ENV, str(tmp_path))
     assert paths.service_state_dir() == paths.state_dir() == tmp_path
     assert paths.state_dir_moved()
+
+
+# The long-lived objects: stores, the killer and blocker, the lock, the rules file, the
+# policy, the event outputs and the hook runner. Only the composition root builds them.
+LONG_LIVED = frozenset({"HistoryStore", "Killer", "BlockManager", "JsonBlockStore",
+                        "LockGuard", "RuleFile", "ManagedPolicy", "EventLog",
+                        "JsonLinesFile", "SyslogOutput", "StderrOutput", "HookRunner"})
+# A platform backend's factories build that OS's pieces when app/ asks the façade
+# (platform.current().killer(...)); they are the façade's half of the composition root.
+BACKEND_FACTORIES = re.compile(r"platform/[a-z]+/backend\.py")
+
+
+def built(tree: ast.Module) -> set[str]:
+    """The long-lived classes a module calls, or hands to a dataclass as its factory."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) \
+            else ""
+        names |= {name} & LONG_LIVED
+        names |= {kw.value.id for kw in node.keywords if kw.arg == "default_factory"
+                  and isinstance(kw.value, ast.Name) and kw.value.id in LONG_LIVED}
+    return names
+
+
+def test_only_app_constructs_long_lived_objects() -> None:
+    outside = sorted((name, cls) for name, tree in sources() for cls in built(tree)
+                     if not name.startswith("app/") and not BACKEND_FACTORIES.fullmatch(name))
+    assert outside == []
+    inside = {cls for name, tree in sources() if name.startswith("app/") for cls in built(tree)}
+    assert {"HistoryStore", "BlockManager", "LockGuard", "RuleFile", "ManagedPolicy",
+            "EventLog", "HookRunner"} <= inside  # the check reads the source it means to

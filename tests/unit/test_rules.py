@@ -8,7 +8,15 @@ import zoneinfo
 import pytest
 
 from camguard.core.clock import FrozenClock
-from camguard.core.decision import UsageFacts, consume, decide
+from camguard.core.decision import (
+    Choice,
+    UsageFacts,
+    choice_of,
+    consume,
+    decide,
+    decided_by,
+    evaluate,
+)
 from camguard.core.models import Device, DeviceKind, ProcessRef, Usage
 from camguard.core.rules import (
     AppMatch,
@@ -322,3 +330,47 @@ def test_app_match_is_validated(args: tuple[MatchBy, str, str | None], message: 
 def test_windows_paths_are_absolute_too() -> None:
     assert AppMatch(MatchBy.PATH, "C:\\Program Files\\Zoom\\").rank == 2
     assert AppMatch(MatchBy.EXE, "C:\\Zoom\\zoom.exe", HASH_A).rank == 4
+
+
+# -- the one engine: evaluate, the recorded vocabulary, "who decided" ---------------------------
+class _Source:
+    def __init__(self, rules: list[Rule], mode: Mode = Mode.ASK) -> None:
+        self.rules, self.mode, self.spent = rules, mode, []  # type: list[Rule]
+
+    def current(self) -> tuple[list[Rule], Mode]:
+        return [x for x in self.rules if x not in self.spent], self.mode
+
+    def spend(self, rule: Rule) -> None:
+        self.spent.append(rule)
+
+
+def test_evaluate_hashes_only_for_an_exe_rule_and_spends_a_once_rule() -> None:
+    zoom = ProcessRef(42, 1.0, "zoom", ZOOM, (), "alice")
+    usage = Usage(Device(CAM, "/dev/video0"), zoom)
+    hashed: list[int] = []
+
+    def hasher(p: ProcessRef) -> str:
+        hashed.append(p.pid)
+        return HASH_A
+
+    clock = FrozenClock(at(0, 12))
+    once = r("kill", "once", name(), duration="once")
+    source = _Source([once])
+    assert evaluate(source, usage, clock, TZ, hasher).verdict is Verdict.KILL
+    assert hashed == [] and source.spent == [once]
+    assert evaluate(source, usage, clock, TZ, hasher).verdict is Verdict.ASK
+    d = evaluate(_Source([r("allow", "", exe())]), usage, clock, TZ, hasher)
+    assert d.verdict is Verdict.ALLOW and hashed == [42]
+
+
+def test_one_vocabulary_and_one_who_decided_for_the_tray_and_the_service() -> None:
+    clock = FrozenClock(at(0, 12))
+    kill = decide([r("kill", "no zoom", name())], FACTS, Mode.ASK, clock, TZ)
+    assert (choice_of(kill), decided_by(kill)) == (Choice.KILL, "rule:no zoom")
+    allow = decide([r("allow", "", name())], FACTS, Mode.ASK, clock, TZ)
+    assert allow.rule is not None
+    assert (choice_of(allow), decided_by(allow)) == (Choice.ALLOW_ONCE, f"rule:{allow.rule.id}")
+    policy = decide([r("block-device", "it", origin=Origin.POLICY)], FACTS, Mode.ASK, clock, TZ)
+    assert (choice_of(policy), decided_by(policy)) == (Choice.BLOCK, "rule:it (policy)")
+    ask = decide([], FACTS, Mode.ASK, clock, TZ)
+    assert (choice_of(ask), decided_by(ask)) == (None, "mode:ask")

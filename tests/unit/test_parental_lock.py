@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from camguard.core.clock import FrozenClock
-from camguard.store.lock import (
+from camguard.store.parental_lock import (
     BACKOFF_CAP,
     SALT_BYTES,
     SCRYPT_N,

@@ -1,5 +1,6 @@
 """The tray as a client of the camguard service: its events instead of a Monitor, its kill
-switch instead of the local one (the service watches every account and holds the privileges).
+switch instead of the local one (the service watches every account and holds the privileges),
+and its history instead of the user's database (:func:`service_history`).
 
 :class:`ServiceFeed` has the Monitor's ``add_sink``/``start``/``stop``, so the tray's shell
 takes it in the Monitor's place: a thread reads the service's ``watch`` stream and calls the
@@ -13,11 +14,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Mapping, Set
 from typing import Any
 
-from camguard.cli.remote import event_from_dict, state_from_dict
-from camguard.core.blocks import ActionResult, Outcome
+from camguard.app.guard import GuardError, Reply
+from camguard.app.guard_service import ServiceGuard
+from camguard.app.service_decode import (
+    audit_from_dict,
+    event_from_dict,
+    is_session,
+    record_from_dict,
+    state_from_dict,
+)
+from camguard.core.blocks import ActionResult, BlockOptions, BlockTarget, Outcome
 from camguard.core.clock import Clock
 from camguard.core.models import (
     Degraded,
@@ -32,8 +41,8 @@ from camguard.core.models import (
 from camguard.core.state import UsageKey
 from camguard.core.text import literal
 from camguard.monitor import Sink
-from camguard.service import protocol as P
 from camguard.service.client import ServiceClient, ServiceUnavailable, Watch
+from camguard.ui.history_window import DEFAULT_LIMIT, HistoryPage, HistoryQuery
 
 log = logging.getLogger(__name__)
 
@@ -171,59 +180,77 @@ class ServiceFeed:
                 log.exception("an event sink failed")
 
 
-def _result(answer: Mapping[str, Any]) -> ActionResult:
-    """An ActionResult from a kill, block or unblock answer."""
-    try:
-        outcome = Outcome(str(answer.get("outcome") or ""))
-    except ValueError:
-        outcome = Outcome.DONE if answer.get("ok") is True else Outcome.FAILED
-        if answer.get("code") in (P.DENIED, P.PASSWORD_REQUIRED, P.WRONG_PASSWORD,
-                                  P.LOCKED_OUT):
-            outcome = Outcome.REFUSED
-    parts = answer.get("parts") or []
-    text = "; ".join(f"{p.get('kind')}: {p.get('message')}" for p in parts)
-    message = text or str(answer.get("message") or answer.get("error") or outcome.value)
-    return ActionResult(outcome, literal(message, 2000))
+def _result(reply: Reply) -> ActionResult:
+    """The tray's ActionResult from the Guard's Reply to a kill, block or unblock."""
+    text = "; ".join(f"{p.kind}: {p.message}" for p in reply.parts)
+    return ActionResult(reply.outcome, literal(text or reply.message or reply.outcome.value,
+                                               2000))
 
 
 class ServiceActions:
-    """The tray's kill switch through the service (an :class:`~camguard.ui.ports.ActionsPort`).
+    """The tray's kill switch through the service (an :class:`~camguard.ui.ports.ActionsPort`)
+    over the same :class:`~camguard.app.guard_service.ServiceGuard` the commands use.
     Worker threads; each call is one request (the service may take seconds to end a
     process). The service allows only what the caller's account may do."""
 
-    def __init__(self, client: ServiceClient) -> None:
-        self._client = client
+    def __init__(self, guard: ServiceGuard) -> None:
+        self._guard = guard
         self._blocked: frozenset[DeviceKind] = frozenset()
 
-    def _call(self, op: str, fn: Any) -> ActionResult:
+    def _call(self, op: str, fn: Callable[[], Reply]) -> ActionResult:
         try:
             return _result(fn())
-        except ServiceUnavailable as exc:
-            return ActionResult(Outcome.FAILED, f"{op}: {literal(str(exc), 300)}")
+        except GuardError as exc:
+            outcome = Outcome.REFUSED if exc.outcome == Outcome.REFUSED.value \
+                else Outcome.FAILED
+            return ActionResult(outcome, f"{op}: {literal(str(exc), 300)}")
 
     def kill(self, process: ProcessRef) -> ActionResult:
-        return self._call("kill", lambda: self._client.kill(process.pid, process.create_time))
+        return self._call("kill", lambda: self._guard.kill(process.pid, process.create_time,
+                                                           force=False))
 
     def block_device(self, kind: DeviceKind) -> ActionResult:
-        return self._call("block", lambda: self._client.block(kind.value))
+        return self._call("block", lambda: self._guard.block(
+            BlockTarget(kind.value), None, BlockOptions()))
 
     def unblock_device(self, kind: DeviceKind, password: str | None = None) -> ActionResult:
-        return self._call("unblock", lambda: self._client.unblock(kind.value, password))
+        # The tray asked for the password already (LockGate): it is the answer when the
+        # service asks for one.
+        return self._call("unblock", lambda: self._guard.unblock(BlockTarget(kind.value),
+                                                                 lambda: password))
 
     def blocked(self) -> Set[DeviceKind]:
         try:
-            answer = self._client.blocks()
-        except ServiceUnavailable as exc:
+            blocks = self._guard.blocks()
+        except GuardError as exc:
             # What was last known stays shown: the service being away unblocks nothing.
             log.warning("blocks: %s", exc)
             return self._blocked
         kinds = set()
-        for b in answer.get("blocks") or []:
-            with contextlib.suppress(KeyError, ValueError, TypeError):
-                kinds.add(DeviceKind(b["kind"]))
+        for b in blocks.blocks:
+            with contextlib.suppress(ValueError):
+                kinds.add(DeviceKind(b.kind))
         self._blocked = frozenset(kinds)
         return self._blocked
 
     def lock_is_set(self) -> bool:
         """Whether the service's parental lock is set (unblock then needs its password)."""
-        return self._client.lock_status().get("set") is True
+        return self._guard.lock_status().doc.get("set") is True
+
+
+def service_history(client: ServiceClient, limit: int = DEFAULT_LIMIT) -> HistoryQuery:
+    """The History window's query in service mode: the service's history (what the caller
+    may see), the one copy there is. Raises when the service cannot answer (the window
+    shows why)."""
+
+    def query(since: float | None, until: float | None) -> HistoryPage:
+        answer = client.history(since=since, until=until, limit=limit + 1)
+        if answer.get("ok") is not True:
+            raise ServiceUnavailable(literal(str(answer.get("error")), 300))
+        entries = list(answer.get("entries") or [])
+        sessions = [record_from_dict(e) for e in entries if is_session(e)]
+        audits = [audit_from_dict(e) for e in entries if not is_session(e)]
+        return HistoryPage(tuple(sessions[:limit]), tuple(audits),
+                           len(sessions) > limit or answer.get("truncated") is True)
+
+    return query

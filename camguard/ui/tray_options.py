@@ -1,0 +1,63 @@
+"""What the tray is given beyond detection and the kill switch (:class:`TrayOptions`): the
+settings and rules files, the lock, the self-test, the event log, and in service mode the
+service's kill switch and history. ``camguard tray`` fills it from app/; the shell only
+reads it (no part of the tray opens a store by itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from camguard.core.models import MonitorEvent
+from camguard.store.eventlog import EventLog
+from camguard.store.parental_lock import LockGuard
+from camguard.store.policy import NO_POLICY, PolicyStatus
+from camguard.store.rules import RuleFile
+from camguard.store.ui_settings import UiSettings, UiSettingsFile
+from camguard.ui.history_window import HistoryQuery
+from camguard.ui.ports import ActionsPort, AlertSettings, RulesPort
+from camguard.ui.settings_dialog import AutostartPort, SelftestRun, alert_settings
+
+Say = Callable[[str, str], None]  # (title, message) shown to the person
+
+
+def _no_policy() -> PolicyStatus:
+    return PolicyStatus(NO_POLICY)
+
+
+@dataclass
+class TrayOptions:
+    """What the tray needs beyond detection and the kill switch. ``camguard tray`` passes
+    every part; tests and benchmarks pass what they exercise (the rest stays off)."""
+
+    settings_file: UiSettingsFile = field(default_factory=UiSettingsFile)
+    ui: UiSettings | None = None  # in force at start-up (retention; None: the defaults)
+    problems: tuple[str, ...] = ()  # met while reading settings and policy: shown in the tray
+    policy: Callable[[], PolicyStatus] = _no_policy  # read again each time settings open
+    rule_file: RuleFile | None = None  # the settings window's rules (app/tray.rule_file)
+    autostart: AutostartPort | None = None
+    selftest: SelftestRun | None = None
+    lock: LockGuard | None = None  # the parental lock (None: quit, pause, unblock are free)
+    ask_password: Callable[[], str | None] | None = None  # None: a masked input dialog
+    # Service mode: whether the service's own lock is set (unblock then sends the password).
+    service_lock: Callable[[], bool] | None = None
+    events: EventLog | None = None
+    rules: RulesPort | None = None
+    actions: ActionsPort | None = None  # instead of the local kill switch (service mode)
+    # Service mode: the service's history is the history. The History window shows it and
+    # the tray records no second copy of any session or decision in the user's database.
+    history: HistoryQuery | None = None
+    # Once this process is the running tray (not a second launch), before the first event;
+    # and after the last one (the event log's camguard.started and camguard.stopped).
+    on_start: Callable[[], None] | None = None
+    on_stop: Callable[[], None] | None = None
+    # More monitor sinks, added after the history and before the UI (e.g. the guard that
+    # ends this account's openers of a blocked camera when camguard has no privileges).
+    sinks: list[Callable[[MonitorEvent], None]] = field(default_factory=list)
+
+
+def tray_alert_settings(ui: UiSettings, base: AlertSettings | None = None) -> AlertSettings:
+    """The controller's settings from the UI settings, with the notification channel's
+    popup part (settings_dialog.alert_settings predates it)."""
+    return replace(alert_settings(ui, base), popup=ui.popup)

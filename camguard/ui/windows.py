@@ -1,0 +1,96 @@
+"""The tray's windows opened on request: the history window (over the user's database, or
+the service's history in service mode) and the settings dialog."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from camguard.core.clock import Clock
+from camguard.store.allowlist import AllowList
+from camguard.store.history import HistoryStore
+from camguard.ui.history_window import HistoryWindow, history_query
+from camguard.ui.settings_dialog import SettingsDialog, lock_unlocker, password_prompt
+from camguard.ui.tray_options import Say, TrayOptions
+
+
+class Windows(QObject):
+    """Opens the history window and the settings dialog on request (made on first use)."""
+
+    settings_changed = Signal(object)  # UiSettings now in force
+
+    def __init__(self, clock: Clock, store: HistoryStore | None, options: TrayOptions,
+                 say: Say, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._clock = clock
+        self._store = store
+        self._options = options
+        self._say = say
+        self.history: HistoryWindow | None = None
+        self.settings: SettingsDialog | None = None
+        self._retired: list[SettingsDialog] = []
+
+    @Slot()
+    def show_history(self) -> None:
+        query = self._options.history
+        if query is None and self._store is not None:
+            query = history_query(self._store)
+        if query is None:
+            self._say("History", "The history database could not be opened (see the log), "
+                      "so there is no history to show.")
+            return
+        if self.history is None:
+            self.history = HistoryWindow(query, self._clock)
+        w = self.history
+        if w.isVisible():
+            w.refresh()
+        _raise(w)
+
+    @Slot()
+    def show_settings(self) -> None:
+        """Raise the open dialog, else open a new one over the files as they are now (the
+        managed policy is read again: an administrator may have changed it)."""
+        if self.settings is not None and self.settings.isVisible():
+            _raise(self.settings)
+            return
+        if self.settings is not None:
+            self._retired.append(self.settings)  # its pool may still finish a self-test
+        o = self._options
+        unlock = None
+        if o.lock is not None:
+            unlock = lock_unlocker(o.lock, o.ask_password or password_prompt(None))
+        dlg = SettingsDialog(
+            o.settings_file, self._clock,
+            allowlist=AllowList(self._store.db) if self._store is not None else None,
+            rules=o.rule_file, autostart=o.autostart, policy=o.policy(),
+            selftest=o.selftest, unlock=unlock)
+        dlg.settings_changed.connect(self.settings_changed)
+        self.settings = dlg
+        self._tidy()
+        _raise(dlg)
+
+    def _tidy(self) -> None:
+        for old in list(self._retired):
+            if old.pool.activeThreadCount() == 0:
+                self._retired.remove(old)
+                old.deleteLater()
+
+    def shutdown(self) -> None:
+        """Stop the history query thread and any self-test (when camguard quits)."""
+        if self.history is not None:
+            self.history.hide()
+            self.history.shutdown()
+            self.history.deleteLater()
+            self.history = None
+        for dlg in [*self._retired, *([self.settings] if self.settings else [])]:
+            dlg.hide()
+            dlg.shutdown()
+            dlg.deleteLater()
+        self._retired, self.settings = [], None
+
+
+def _raise(w: Any) -> None:
+    w.showNormal()
+    w.raise_()
+    w.activateWindow()
