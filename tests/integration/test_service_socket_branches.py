@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from camguard.service.client import ServiceClient, ServiceImpostor, ServiceUnavailable, Watch
+from camguard.service import protocol as P
+from camguard.service.client import (
+    ServiceClient,
+    ServiceImpostor,
+    ServiceUnavailable,
+    Watch,
+    _exchange,
+)
 from tests import realenv
 from tests.conftest import Holder
 from tests.service_env import ROOT, SYSTEM_PYTHON, Box, Service
@@ -166,3 +173,20 @@ def test_a_server_of_an_account_without_a_name_is_refused_by_number(sandbox: Box
     with pytest.raises(ServiceImpostor,
                        match=f"the socket is owned by uid {NAMELESS_UID}, not root"):
         ServiceClient(path, timeout=10).hello()
+
+
+def test_a_refusal_sent_before_the_request_was_read_still_reaches_the_caller() -> None:
+    """A busy service answers and closes at once, so the client's send can fail with EPIPE
+    while the answer waits in its socket (seen under load: 'Broken pipe' instead of 'too
+    many clients'); the answer wins."""
+    ours, service = socket.socketpair()
+    with ours:
+        service.sendall(P.encode(P.error(P.BUSY, "too many clients; try again later")))
+        service.close()
+        answer, _lines = _exchange(ours, P.encode({"op": "watch"}))
+    assert answer == {"ok": False, "code": P.BUSY, "error": "too many clients; try again later"}
+    ours, service = socket.socketpair()
+    with ours:
+        service.close()  # nothing waiting: the send error is what the caller gets
+        with pytest.raises(BrokenPipeError, match="Broken pipe"):
+            _exchange(ours, P.encode({"op": "hello"}))
