@@ -110,3 +110,20 @@ def test_an_ordinary_accounts_block_never_shortens_an_admins(
     assert mine["ok"] is True, mine
     blocks = {b["kind"]: b for b in client.blocks()["blocks"]}
     assert blocks["microphone"]["until"] is None and blocks["camera"]["until"] is None
+
+
+def test_rules_listing_pause_needs_an_admin_and_blank_lines_are_skipped(
+        sandbox: Box, accounts: Accounts) -> None:
+    kid = accounts.user()
+    client = Service(sandbox).start().client
+    listing = client.rules()
+    assert listing["ok"] is True and listing["rules"] == [] and listing["policy_error"] is None
+    assert isinstance(listing["mode"], str) and listing["problems"] == []
+    # No lock set: pausing the rules for every account is an admin's decision alone.
+    lines = raw_as(sandbox, kid, b'\n\r\n  \n{"op":"pause","seconds":60}\n{"op":"hello"}\n',
+                   answers=2)
+    paused, hello = (json.loads(line) for line in lines)  # the blank lines got no answer
+    assert paused["ok"] is False and paused["code"] == "denied"
+    assert paused["error"].startswith("pausing the rules for every account needs an admin")
+    assert hello["ok"] is True and hello["caller"]["uid"] == kid.uid
+    assert client.status()["paused"] is False

@@ -61,6 +61,21 @@ def test_a_file_that_is_not_a_socket_is_never_replaced(sandbox: Box) -> None:
     assert sandbox.sock.read_text() == "someone's file"
 
 
+def test_the_sockets_folder_is_made_when_missing(sandbox: Box) -> None:
+    sock = sandbox.root / "run" / "not-yet" / "camguard.sock"
+    args = Service(sandbox).args
+    args[args.index("--socket") + 1] = str(sock)
+    proc = subprocess.Popen(realenv.bound_to_tests([sys.executable, "-m", "camguard",
+                                                    "service", *args]),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+                            cwd=ROOT, env=sandbox.env())
+    sandbox.procs.append(proc)
+    client = ServiceClient(sock, timeout=5)
+    realenv.wait_until(lambda: proc.poll() is None and client.available(), 30,
+                       "the service to answer in the new folder")
+    assert sock.parent.stat().st_mode & 0o777 == 0o755
+
+
 def test_a_socket_left_by_a_killed_service_is_replaced(sandbox: Box) -> None:
     first = Service(sandbox).start()
     first.kill()  # SIGKILL: the socket file stays, nobody answers on it
