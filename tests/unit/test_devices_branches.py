@@ -21,8 +21,9 @@ def test_a_path_two_globs_match_is_listed_once_under_the_first_kind(tmp_path: Pa
 
 
 def test_the_watched_folder_stops_above_a_wildcard_folder(tmp_path: Path) -> None:
-    (tmp_path / "v4l").mkdir()
-    got = watch_dirs({DeviceKind.CAMERA: [f"{tmp_path}/v4l/by-*/video*"],
+    # A folder literally named "by-*" must not be taken for what the wildcard matches.
+    (tmp_path / "v4l" / "by-*" / "sub").mkdir(parents=True)
+    got = watch_dirs({DeviceKind.CAMERA: [f"{tmp_path}/v4l/by-*/sub/video*"],
                       DeviceKind.MICROPHONE: [f"{tmp_path}/gone/snd/pcmC*D*c"]})
     assert got == {f"{tmp_path}/v4l", str(tmp_path)}
 
