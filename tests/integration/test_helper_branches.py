@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -136,3 +137,28 @@ def test_the_command_line_answers_one_json_line_and_audits_the_caller() -> None:
     assert bad.returncode == helper.BAD_ARGS
     assert json.loads(bad.stdout) == {"ok": False, "action": "reboot",
                                       "error": "unknown action"}
+
+
+def test_unbinding_twice_records_the_interface_once(ctx: helper.Context) -> None:
+    uvc = Path(ctx.uvc_driver_dir)
+    uvc.mkdir(parents=True)
+    (uvc / "unbind").touch()
+    iface = Path(ctx.usb_devices_dir) / "1-2:1.0"
+    iface.mkdir(parents=True)
+    (iface / "driver").symlink_to(uvc)
+    for _ in range(2):  # e.g. a block re-applied after the interface was bound by hand
+        assert helper.run(["unbind-usb", "1-2:1.0"], ctx)[0] == helper.OK
+    assert helper.run(["status"], ctx)[1]["usb"] == ["1-2:1.0"]
+
+
+def test_a_proc_without_a_boot_time_means_no_process_to_end(ctx: helper.Context,
+                                                           tmp_path: Path) -> None:
+    """Start times are boot time plus ticks; without btime in /proc/stat none can be
+    checked, so nothing is signalled."""
+    proc = tmp_path / "proc"
+    (proc / "4242").mkdir(parents=True)
+    (proc / "4242" / "stat").write_text("4242 (app) S 1 4242 4242 0 -1 4194304 " +
+                                        " ".join(["0"] * 12) + " 12345 0 0\n")
+    (proc / "stat").write_text("cpu  1 2 3 4\nctxt 5\n")
+    code, out = helper.run(["kill", "4242", "1.0"], replace(ctx, proc_root=str(proc)))
+    assert (code, out["error"]) == (helper.NOT_FOUND, "no such process")
