@@ -154,11 +154,19 @@ def test_unbinding_twice_records_the_interface_once(ctx: helper.Context) -> None
 def test_a_proc_without_a_boot_time_means_no_process_to_end(ctx: helper.Context,
                                                            tmp_path: Path) -> None:
     """Start times are boot time plus ticks; without btime in /proc/stat none can be
-    checked, so nothing is signalled."""
-    proc = tmp_path / "proc"
-    (proc / "4242").mkdir(parents=True)
-    (proc / "4242" / "stat").write_text("4242 (app) S 1 4242 4242 0 -1 4194304 " +
-                                        " ".join(["0"] * 12) + " 12345 0 0\n")
-    (proc / "stat").write_text("cpu  1 2 3 4\nctxt 5\n")
-    code, out = helper.run(["kill", "4242", "1.0"], replace(ctx, proc_root=str(proc)))
-    assert (code, out["error"]) == (helper.NOT_FOUND, "no such process")
+    checked, so the process is treated as gone and nothing is signalled."""
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        proc = tmp_path / "proc"
+        (proc / str(child.pid)).mkdir(parents=True)
+        (proc / str(child.pid) / "stat").write_bytes(
+            Path(f"/proc/{child.pid}/stat").read_bytes())
+        (proc / "stat").write_text("cpu  1 2 3 4\nctxt 5\n")
+        ctime = psutil.Process(child.pid).create_time()
+        code, out = helper.run(["kill", str(child.pid), f"{ctime:.6f}"],
+                               replace(ctx, proc_root=str(proc)))
+        assert (code, out["error"]) == (helper.NOT_FOUND, "no such process")
+        assert child.poll() is None
+    finally:
+        child.kill()
+        child.wait(10)
