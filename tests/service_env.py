@@ -153,10 +153,17 @@ def box() -> Iterator[Box]:
     try:
         yield b
     finally:
+        # SIGTERM first: the service then stops as in production (and coverage.py, which
+        # measures it, writes its data); SIGKILL only for what is still there after that.
         for p in b.procs:
             if p.poll() is None:
+                p.terminate()
+        for p in b.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
                 p.kill()
-            p.wait(10)
+                p.wait(10)
         shutil.rmtree(root, ignore_errors=True)
 
 

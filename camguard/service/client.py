@@ -90,6 +90,24 @@ class _Lines:
             self.buf += chunk
 
 
+def _exchange(sock: socket.socket, request: bytes) -> tuple[dict[str, Any], _Lines]:
+    """Send one request line and read the answer line.
+
+    A service that refuses a connection (busy) answers and closes without reading, so our
+    send can fail (EPIPE, ECONNRESET) with its answer already waiting: read it then, so the
+    caller learns why, instead of a bare "broken pipe".
+    """
+    lines = _Lines(sock)
+    try:
+        sock.sendall(request)
+    except OSError as exc:
+        try:
+            return P.decode_response(lines.read()), lines
+        except (OSError, ValueError, ServiceUnavailable):
+            raise exc from None
+    return P.decode_response(lines.read()), lines
+
+
 class Watch:
     """An open ``watch``: iterate for event dicts; :meth:`close` (or ``with``) to stop."""
 
@@ -148,8 +166,7 @@ class ServiceClient:
         """Send one request; the answer as a dict (``ok`` false included)."""
         sock = self._connect(self.timeout)
         try:
-            sock.sendall(P.encode({"op": op, **fields}))
-            return P.decode_response(_Lines(sock).read())
+            return _exchange(sock, P.encode({"op": op, **fields}))[0]
         except (OSError, ValueError) as exc:
             raise ServiceUnavailable(f"talking to the service at {self.path} failed: {exc}") \
                 from exc
@@ -211,9 +228,7 @@ class ServiceClient:
         """Start watching; raises ServiceUnavailable if the service refuses."""
         sock = self._connect(self.timeout)
         try:
-            sock.sendall(P.encode({"op": "watch"}))
-            lines = _Lines(sock)
-            hello = P.decode_response(lines.read())
+            hello, lines = _exchange(sock, P.encode({"op": "watch"}))
         except (OSError, ValueError) as exc:
             sock.close()
             raise ServiceUnavailable(f"watching through {self.path} failed: {exc}") from exc

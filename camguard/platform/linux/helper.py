@@ -125,6 +125,7 @@ class Context:
     usb_devices_dir: str = USB_DEVICES_DIR
     proc_root: str = "/proc"
     run_udevadm: bool = True
+    udevadm_candidates: tuple[str, ...] = UDEVADM_CANDIDATES  # the first that exists is run
     grace: float = 3.0
     protected_pids: frozenset[int] = frozenset()
     audit: Callable[[str], None] = field(default=lambda _msg: None)
@@ -620,7 +621,7 @@ def act_remove_udev_rule(_args: list[str], ctx: Context) -> dict[str, Any]:
 
 
 def _reload_udev(ctx: Context) -> dict[str, Any]:
-    udevadm = next((p for p in UDEVADM_CANDIDATES if os.path.exists(p)), None)
+    udevadm = next((p for p in ctx.udevadm_candidates if os.path.exists(p)), None)
     if not ctx.run_udevadm:
         return {"reloaded": False, "note": "udev not reloaded (asked not to)"}
     if udevadm is None:

@@ -31,8 +31,10 @@ class InProcessHelper:
 
     def __init__(self, node_globs: Sequence[str], state_file: str = helper.DEFAULT_STATE_FILE,
                  *, rules_dir: str = helper.UDEV_RULES_DIR, run_udevadm: bool = True,
-                 sys_root: str = "/sys") -> None:
+                 sys_root: str = "/sys",
+                 udevadm_candidates: Sequence[str] = helper.UDEVADM_CANDIDATES) -> None:
         self._globs = tuple(node_globs)
+        self._udevadm = tuple(udevadm_candidates)
         self._state_file = state_file
         self._rules_dir = rules_dir
         self._run_udevadm = run_udevadm
@@ -43,6 +45,7 @@ class InProcessHelper:
         ctx = helper.Context(
             caller_uid=os.getuid(), state_file=self._state_file, allowed_nodes=allowed,
             rules_dir=self._rules_dir, run_udevadm=self._run_udevadm,
+            udevadm_candidates=self._udevadm,
             uvc_driver_dir=f"{self._sys}/bus/usb/drivers/uvcvideo",
             usb_devices_dir=f"{self._sys}/bus/usb/devices",
             protected_pids=frozenset(helper._ancestors(os.getpid(), "/proc")),
