@@ -149,8 +149,16 @@ def test_headless_commands_import_no_gui_or_media_stack(command: str, cfg: dict[
 
 
 def test_watch_imports_no_gui_or_media_stack(cfg: dict[str, str]) -> None:
-    code = ("import sys, threading, os, signal;\n"
-            "threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()\n"
+    # SIGTERM once watch has installed its handler (a fixed 1 s timer killed a slow start
+    # under load before the handler existed, so nothing was printed).
+    code = ("import sys, threading, os, signal, time\n"
+            "def stop():\n"
+            "    end = time.monotonic() + 30\n"
+            "    while signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and "
+            "time.monotonic() < end:\n"
+            "        time.sleep(0.01)\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "threading.Thread(target=stop, daemon=True).start()\n"
             "sys.argv=['camguard', 'watch', '--camera-glob', '/nonexistent/v*']\n"
             "from camguard.cli import main\nmain()\n"
             f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules))")
