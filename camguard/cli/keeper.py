@@ -12,7 +12,6 @@ their own timers; a keeper beside them only finds the work already done.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import signal
@@ -20,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from camguard.core.settings import DetectionSettings
 from camguard.platform.clock import SystemClock
 from camguard.store import paths
 from camguard.store.blocks import FILE_NAME as BLOCKS_FILE
+from camguard.store.files import held_by_us
 
 log = logging.getLogger(__name__)
 
@@ -51,23 +51,6 @@ def lock_path() -> Path:
     return paths.private_dir(paths.state_dir()) / "keeper.lock"
 
 
-@contextlib.contextmanager
-def sole_keeper(path: Path) -> Iterator[bool]:
-    """True while this process holds the account's keeper lock; False if another does."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-    try:
-        import fcntl
-
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
-
-
 def next_wait(blocks: Sequence[ActiveBlock], now: float) -> float:
     """Seconds until the next block ends, at most :data:`RECHECK_S`."""
     ends = [b.until - now for b in blocks if b.until is not None]
@@ -76,7 +59,7 @@ def next_wait(blocks: Sequence[ActiveBlock], now: float) -> float:
 
 def cmd_keep_blocks(args: argparse.Namespace) -> int:
     settings = detection_settings(args)
-    with sole_keeper(lock_path()) as sole:
+    with held_by_us(lock_path()) as sole:
         if not sole:
             log.info("another keeper runs for this account")
             return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -19,10 +20,10 @@ from camguard.app.guard_local import needs_keeper
 from camguard.cli.keeper import next_wait
 from camguard.core.blocks import ActiveBlock, StepKind, UndoStep
 from camguard.core.models import DeviceKind
-from tests.conftest import need_root
+from tests.conftest import HOLDER, need_root
 from tests.integration.test_user_block import _block_as
 from tests.realenv import wait_until
-from tests.service_env import Accounts, Box, UserHolder
+from tests.service_env import SYSTEM_PYTHON, Accounts, Box, UserHolder, setpriv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,9 +86,14 @@ def test_without_privileges_the_keeper_guards_the_block_until_it_is_lifted(
     res = _block_as(sandbox, alice, "block", "camera")
     assert res.returncode == 0, res.stdout + res.stderr
     wait_until(lambda: len(keepers(alice.uid)) == 1, 30, "alice's keeper")
-    # No tray runs: the keeper's guard ends alice's app that opens the camera.
-    late = UserHolder(sandbox, alice, [node])
-    wait_until(lambda: late.proc.poll() is not None, 30, "the late opener to be ended")
+    # No tray runs: the keeper's guard ends alice's app that opens the camera (it may be
+    # ended before it even says it opened, so it is not a UserHolder).
+    late = subprocess.Popen([*setpriv(alice), SYSTEM_PYTHON, "-c", HOLDER, str(node)],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            cwd=sandbox.root, env=sandbox.user_env(alice))
+    sandbox.procs.append(late)
+    # Ended by the guard (SIGTERM, SIGKILL after the grace), not by the test.
+    assert late.wait(30) in (-signal.SIGTERM, -signal.SIGKILL)
     assert _block_as(sandbox, alice, "unblock", "camera").returncode == 0
     wait_until(lambda: not keepers(alice.uid), 30, "the keeper to exit after the unblock")
     after = UserHolder(sandbox, alice, [node])  # the camera is alice's again

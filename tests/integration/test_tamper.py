@@ -91,7 +91,14 @@ def test_a_policy_file_changed_between_runs_is_recorded(sandbox: Box) -> None:
     assert svc.stop() == 0
     sandbox.policy.write_text('[settings]\nmode = "notify-only"\n')
     svc = Service(sandbox).start()
-    [change] = [e for e in svc.client.history()["entries"] if e["kind"] == POLICY_CHANGED]
+
+    def changes() -> list[dict[str, object]]:
+        return [e for e in svc.client.history()["entries"] if e["kind"] == POLICY_CHANGED]
+
+    # The service answers as soon as its socket is up; the run (and the change it noticed)
+    # is recorded just after, so wait for it rather than race it.
+    realenv.wait_until(lambda: len(changes()) == 1, 20, "the policy change to be recorded")
+    [change] = changes()
     assert str(sandbox.policy) in change["message"] and "changed since the last run" in \
         change["message"]
     assert svc.stop() == 0
