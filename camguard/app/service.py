@@ -125,12 +125,7 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
     address = o.socket or current().service_transport().default_address()
     server = ServiceServer(address, api, admin_group=o.admin_group, max_clients=o.max_clients,
                            per_uid=o.max_per_user)
-    try:
-        server.start()
-    except (ServiceRunningError, OSError) as exc:
-        history.close()
-        events.close()
-        raise ServiceError(f"cannot serve on {server.path}: {exc}") from None
+    serving = False
     try:
         start = runlog.begin(os.getpid())
         outputs.start_hooks()
@@ -140,10 +135,21 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
         enforcement.start()
         monitor.start()
         blocks.expire_due()
+        # Serve only once watching and recorded: a client that gets an answer may rely on
+        # it (a camera opened between the socket coming up and the monitor starting was
+        # missed until the safety rescan, 30 s later; the run's policy change was not yet
+        # in the history).
+        try:
+            server.start()
+        except (ServiceRunningError, OSError) as exc:
+            stop.why = f"cannot serve on {server.path}: {exc}"
+            raise ServiceError(stop.why) from None
+        serving = True
         _loop(stop.event, heartbeat=o.heartbeat, clock=clock, history=history, runlog=runlog,
               events=events, blocks=blocks)
     finally:
-        server.stop()
+        if serving:
+            server.stop()
         monitor.stop()
         enforcement.stop()
         history.heartbeat()  # sessions still open end here when the next run closes them
