@@ -81,6 +81,9 @@ def test_a_person_kills_the_app_that_turned_on_the_camera(
         holders.append(child)
         realenv.wait_until(lambda: bool(said(rf"alert shown: pid={child.pid}\b")), 30,
                            "the popup naming the child")
+        # Logged once the popup has laid its buttons out, just after "alert shown".
+        realenv.wait_until(lambda: bool(said(r"alert buttons: (.*)")), 10,
+                           "the popup's button positions")
         buttons = said(r"alert buttons: (.*)")
         assert buttons is not None
         where = dict(item.split("=") for item in buttons.group(1).split())
