@@ -86,7 +86,8 @@ manpage: $(STAMP)
 ## Builds the bundle, .deb and .msi, installs the .deb on THIS machine (root), uses it, and
 ## purges it: slow and system-changing, so separate from `make test`.
 packaging-test: system-deps-packaging $(PKG_STAMP)
-	CAMGUARD_PACKAGING=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/packaging \
+	CAMGUARD_PACKAGING=1 $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=900 \
+	    tests/packaging \
 	    $(PYTEST_ARGS)
 
 clean:
