@@ -28,7 +28,7 @@ UNAVAILABLE = "the kill switch is not available on this system yet"
 
 
 class ProcessKiller(Protocol):
-    """camguard.platform.linux.kill.Killer's shape (checks pid *and* start time)."""
+    """The platform killer's shape (platform.base.ProcessKiller): checks pid *and* start time."""
 
     def kill(self, pid: int, create_time: float | None = None, *, force: bool = False
              ) -> ActionResult: ...
