@@ -72,15 +72,40 @@ class InotifyWatcher:
             self._fan.close()
 
     def _rewatch(self) -> None:
-        """(Re)establish watches to match what the globs match now."""
+        """(Re)establish watches to match what the globs match now.
+
+        A folder or node may appear between listing what exists and arming a watch on it
+        (a card's folder and node made together, just after the old folder's watch ended):
+        nothing would ever report it. So after arming, look again, until nothing new shows up.
+        """
         globs = self._source.globs()
-        wanted_nodes = {path for _, path in expand_globs(globs)}
-        wanted_dirs = watch_dirs(globs)
+        problems: dict[str, str] = {}
+        wanted_nodes: set[str] = set()
+        for _ in range(8):
+            wanted_nodes = {path for _, path in expand_globs(globs)}
+            wanted_dirs = watch_dirs(globs)
+            problems = self._arm(wanted_nodes, wanted_dirs)
+            if ({path for _, path in expand_globs(globs)} == wanted_nodes
+                    and watch_dirs(globs) == wanted_dirs):
+                break
+        with self._fan_lock:
+            fan_problems = {} if self._fan is None else self._fan.watch(wanted_nodes)
+        for path, why in fan_problems.items():
+            log.debug("fanotify cannot mark %s (%s): inotify only there", path, why)
+        self._source._reset_counts()
+        self._source._set_unwatchable(problems)
+
+    def _arm(self, wanted_nodes: set[str], wanted_dirs: set[str]) -> dict[str, str]:
+        """Watch exactly these nodes and folders; what could not be watched, and why."""
         problems: dict[str, str] = {}
         for wd, path in list(self._nodes.items()):
             if path not in wanted_nodes:
                 self._rm(wd)
                 del self._nodes[wd]
+        for wd, d in list(self._dirs.items()):
+            if d not in wanted_dirs:  # the watch moved down (or up) the tree
+                self._rm(wd)
+                del self._dirs[wd]
         have = set(self._nodes.values())
         for path in sorted(wanted_nodes - have):
             try:
@@ -93,12 +118,7 @@ class InotifyWatcher:
                 self._dirs[self._ino.add_watch(d, self._dir_mask)] = d
             except OSError as exc:
                 problems[d] = exc.strerror or str(exc)
-        with self._fan_lock:
-            fan_problems = {} if self._fan is None else self._fan.watch(wanted_nodes)
-        for path, why in fan_problems.items():
-            log.debug("fanotify cannot mark %s (%s): inotify only there", path, why)
-        self._source._reset_counts()
-        self._source._set_unwatchable(problems)
+        return problems
 
     def _matches(self, path: str) -> bool:
         return any(fnmatch.fnmatchcase(path, g) for gs in self._source.globs().values()
