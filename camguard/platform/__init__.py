@@ -19,6 +19,11 @@ from camguard.platform.base import Platform, UsageSource
 from camguard.platform.process import ProcessDescriber
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
+    from camguard.platform.macos.forensics import LogReport
+    from camguard.platform.macos.tcc import TccEntry
     from camguard.platform.windows.consent import ConsentEntry
 
 
@@ -56,3 +61,27 @@ def windows_consent_entries(raw: bytes, warnings: list[str] | None = None
     from camguard.platform.windows.consent import entries_from_export
 
     return entries_from_export(raw, warnings)
+
+
+def macos_tcc_entries(path: Path) -> list[TccEntry]:
+    """The camera, microphone and screen-recording answers of a macOS TCC.db, on any OS
+    (read-only SQLite, for ``camguard forensics``). Raises OSError saying why a file cannot
+    be read as one (locked, corrupt, another schema)."""
+    from camguard.platform.macos.tcc import read_tcc
+
+    return read_tcc(path)
+
+
+def macos_log_sessions(lines: Iterable[str | bytes], version: str | None = None) -> LogReport:
+    """The camera and microphone sessions a saved ``log show --style ndjson`` capture
+    attributes, on any OS. ``version``: the macOS that wrote it ("14.5"; None: every known
+    pattern). Raises ValueError for a version that is not one or has no known format."""
+    from camguard.platform.macos.forensics import log_sessions
+    from camguard.platform.macos.logparse import parse_version
+
+    parsed = None
+    if version is not None:
+        parsed = parse_version(version)
+        if parsed is None:
+            raise ValueError(f"not a macOS version: {version!r} (say 14.5)")
+    return log_sessions(lines, parsed)
