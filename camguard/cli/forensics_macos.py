@@ -13,7 +13,7 @@ import io
 import os
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -97,7 +97,7 @@ def _tcc_table(entries: list[dict[str, Any]]) -> None:
     _print_rows(rows)
 
 
-def _print_rows(rows: list[tuple[str, ...]]) -> None:
+def _print_rows(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
@@ -150,9 +150,9 @@ def cmd_macos_log(args: argparse.Namespace) -> int:
               "matched a known pattern): an owner the log does not name stays unknown")
         return EXIT_DONE
     header = ("KIND", "PID", "START (log time)", "STOP (log time)", "CONFIDENCE", "PATTERN")
-    rows = [header] + [(s["kind"], str(s["pid"]), literal(s["start"], 64) or "?",
-                        literal(s["stop"], 64) if s["stop"] is not None else "-",
-                        s["confidence"], s["pattern"]) for s in sessions]
+    rows = [header] + [(s.kind.value, str(s.pid), literal(s.start, 64) or "?",
+                        literal(s.stop, 64) if s.stop is not None else "-",
+                        s.confidence.value, s.pattern.value) for s in report.sessions]
     _print_rows(rows)
     print(f"{report.lines} lines read, {report.matched} matched")
     if report.unattributed_stops:
