@@ -35,7 +35,7 @@ from camguard.platform.clock import SystemClock, local_zone
 from camguard.service.api import ServiceApi
 from camguard.service.enforcement import Enforcement
 from camguard.service.hub import EventHub, Outgoing
-from camguard.service.server import ServiceRunningError, ServiceServer
+from camguard.service.server import ListeningTransport, ServiceRunningError, ServiceServer
 from camguard.store import paths
 from camguard.store.blocks import JsonBlockStore
 from camguard.store.eventlog import EventLog
@@ -123,13 +123,18 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
     hub = EventHub()
     enforcement = Enforcement(rules, killer, blocks, clock, hasher=ExeHasher(),
                               decisions=history, publish=hub.publish, tz=local_zone())
+    transport = current().service_transport()
+    # Windows' named pipe brings its own listener and account numbers (platform/windows).
+    own = transport if isinstance(transport, ListeningTransport) else None
     api = ServiceApi(state=lambda: monitor.state, history=ServiceHistory(history),
                      killer=killer, blocks=blocks, lock=lock, enforcement=enforcement,
                      hub=hub, clock=clock, rules=rules.listing, version=__version__,
-                     admin_group=o.admin_group, users_may_block=rules.users_may_block)
-    address = o.socket or current().service_transport().default_address()
+                     admin_group=o.admin_group, users_may_block=rules.users_may_block,
+                     **({"lookup": own.lookup} if own is not None else {}))
+    address = o.socket or transport.default_address()
     server = ServiceServer(address, api, admin_group=o.admin_group, max_clients=o.max_clients,
-                           per_uid=o.max_per_user)
+                           per_uid=o.max_per_user,
+                           listen=own.listener if own is not None else None)
     serving = False
     try:
         start = runlog.begin(os.getpid())
