@@ -90,11 +90,12 @@ def run_service(options: ServiceOptions, settings: DetectionSettings, stop: Stop
     # (the monitor's, with a camera event) asks for it after this long, not the default
     # 5 ms (bench/service_abuse.py: camera events during a history flood).
     sys.setswitchinterval(0.001)
-    data = paths.private_dir(paths.service_data_dir())
-    state = paths.private_dir(paths.service_state_dir())
+    folders = current().system_paths()  # /var/lib/camguard; %ProgramData%\camguard\...
+    data = paths.private_dir(folders.service_data_dir())
+    state = paths.private_dir(folders.service_state_dir())
     with _only_service(data):
         _run(options, settings, stop, data=data, state=state,
-             config=paths.service_config_dir())
+             config=folders.service_config_dir())
 
 
 @contextlib.contextmanager

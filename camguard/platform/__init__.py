@@ -19,7 +19,7 @@ from camguard.platform.base import Platform, UsageSource
 from camguard.platform.process import ProcessDescriber
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
     from camguard.platform.macos.forensics import LogReport
@@ -85,3 +85,22 @@ def macos_log_sessions(lines: Iterable[str | bytes], version: str | None = None)
         if parsed is None:
             raise ValueError(f"not a macOS version: {version!r} (say 14.5)")
     return log_sessions(lines, parsed)
+
+
+def host_system_service(run: Callable[[], None], request_stop: Callable[[str], None], *,
+                        scm: bool) -> None:
+    """Run the system service: ``run()`` here, or, with ``scm`` (``camguard service
+    --windows-service``, as the MSI registers it), under Windows' Service Control Manager,
+    whose stop and shutdown controls call ``request_stop(reason)``. Raises OSError when
+    ``scm`` is asked for where there is none, or pywin32 is missing."""
+    if not scm:
+        run()
+        return
+    if sys.platform != "win32":
+        raise OSError("--windows-service is for Windows' Service Control Manager only")
+    from camguard.platform.windows.winservice import host
+
+    try:
+        host(run, request_stop)
+    except ImportError as exc:
+        raise OSError(f"the Windows service needs pywin32: {exc}") from None

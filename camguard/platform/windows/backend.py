@@ -69,7 +69,11 @@ class WindowsPlatform:
             why = f"the camera sensor monitor (mfsensorgroup.dll, comtypes) is unavailable: " \
                   f"{_why(exc)}"
         try:
-            reader: Any = ConsentReader(self._registry()).read
+            registry = self._registry()
+            # Elevated (the service: LocalSystem has no user hive of its own): every
+            # logged-on user's HKU\<SID> store and HKLM; else this user's.
+            reader: Any = (ConsentReader.for_service(registry) if self._is_elevated()
+                           else ConsentReader(registry)).read
         except ImportError:
             reader = None
         watch: Any = None
@@ -167,10 +171,12 @@ class WindowsPlatform:
         return None
 
     def policy_source(self, path: Path | None = None) -> PolicySource:
-        from camguard.store.policy import TomlPolicyReader
+        from camguard.store.policy import DEFAULT_POLICY_FILE, TomlPolicyReader
         from camguard.store.policy_registry import WindowsRegistryPolicyReader
 
-        if path is not None:
+        # The command line's default (/etc/camguard/policy.toml) means "the OS's own place":
+        # here the registry; only a file someone names is read as TOML.
+        if path is not None and path != DEFAULT_POLICY_FILE:
             return TomlPolicyReader(path)
         return WindowsRegistryPolicyReader()  # Group Policy and Intune write the registry
 
