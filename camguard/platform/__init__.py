@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from camguard.platform.macos.forensics import LogReport
     from camguard.platform.macos.tcc import TccEntry
+    from camguard.platform.signer import Signer
     from camguard.platform.windows.consent import ConsentEntry
 
 
@@ -104,3 +105,19 @@ def host_system_service(run: Callable[[], None], request_stop: Callable[[str], N
         host(run, request_stop)
     except ImportError as exc:
         raise OSError(f"the Windows service needs pywin32: {exc}") from None
+
+
+def code_signer() -> Callable[[str], Signer | None] | None:
+    """Who signed an executable, on this OS: the macOS Team ID (Security.framework, else
+    codesign) or the Windows Authenticode signer; None where camguard reads no signatures
+    (Linux names packages instead). The call runs the OS's check (up to seconds the first
+    time on Windows): cache by file identity, off the event path."""
+    if sys.platform == "darwin":
+        from camguard.platform.macos.signer import load_signer
+
+        return load_signer().signer
+    if sys.platform == "win32":
+        from camguard.platform.windows.signer import AuthenticodeSigner
+
+        return AuthenticodeSigner().signer
+    return None
