@@ -49,6 +49,22 @@ class NamedPipeTransport:
         return PipeListener(io, admin_sid(admin_group, io.account_sid))
 
     @staticmethod
+    def connect(address: Path, timeout: float | None) -> Any:
+        """The client's checked connection (pipe_client.connect): ServiceUnavailable when
+        nothing serves ``address`` or pywin32 is missing, ServiceImpostor when an account
+        other than LocalSystem (or the caller's own) serves it."""
+        from camguard.platform.windows.pipe_client import connect
+        from camguard.service.client import ServiceUnavailable
+
+        try:
+            from camguard.platform.windows.pipe_win32 import Win32PipeIO
+
+            io = Win32PipeIO(str(address))
+        except ImportError as exc:
+            raise ServiceUnavailable(f"the named pipe needs pywin32: {exc}") from None
+        return connect(io, address, timeout)
+
+    @staticmethod
     def lookup(pid: int) -> Any:
         """service.authorization.Target of a process: its start time and its account's
         number (pipe_server.sid_uid of its token's user SID); None when it cannot be read."""

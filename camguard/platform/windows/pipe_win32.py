@@ -26,6 +26,9 @@ ERROR_PIPE_NOT_CONNECTED = 233
 ERROR_PIPE_CONNECTED = 535
 ERROR_OPERATION_ABORTED = 995
 ERROR_IO_PENDING = 997
+ERROR_PIPE_BUSY = 231
+SECURITY_SQOS_PRESENT = 0x00100000
+SECURITY_IDENTIFICATION = 0x00010000  # SecurityIdentification << 16
 GONE = {ERROR_BROKEN_PIPE, ERROR_NO_DATA, ERROR_PIPE_NOT_CONNECTED, ERROR_OPERATION_ABORTED}
 WAIT_OBJECT_0 = 0
 INFINITE = 0xFFFFFFFF
@@ -113,6 +116,42 @@ class Win32PipeIO:
         except self.pywintypes.error:
             return None
         return str(self.win32security.ConvertSidToStringSid(sid))
+
+    # -- the client's side (pipe_client.py) -------------------------------------------------
+    def open_client(self, timeout: float | None) -> Any:
+        """CreateFile on the pipe (waiting up to ``timeout`` while every instance is busy),
+        identification-level QoS: the server may learn who we are, never act as us."""
+        wf = self.win32file
+        ms = 0xFFFFFFFF if timeout is None else max(1, int(timeout * 1000))
+        flags = (wf.FILE_FLAG_OVERLAPPED | SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION)
+        for _attempt in range(2):
+            try:
+                return wf.CreateFile(self.name, wf.GENERIC_READ | wf.GENERIC_WRITE, 0, None,
+                                     wf.OPEN_EXISTING, flags, None)
+            except self.pywintypes.error as exc:
+                if exc.winerror != ERROR_PIPE_BUSY:
+                    raise OSError(exc.winerror, exc.strerror) from None
+            try:
+                self.win32pipe.WaitNamedPipe(self.name, ms)
+            except self.pywintypes.error as exc:
+                raise OSError(exc.winerror, exc.strerror) from None
+        raise OSError(ERROR_PIPE_BUSY, "every instance of the pipe is busy")
+
+    def server_sid(self, handle: Any) -> str:
+        from camguard.platform.windows.pipe import process_sid
+
+        try:
+            pid = int(self.win32pipe.GetNamedPipeServerProcessId(handle))
+        except self.pywintypes.error as exc:
+            raise OSError(exc.winerror, exc.strerror) from None
+        return process_sid(pid)
+
+    def own_sid(self) -> str:
+        import os
+
+        from camguard.platform.windows.pipe import process_sid
+
+        return process_sid(os.getpid())
 
     def read(self, handle: Any, size: int, timeout: float | None) -> bytes:
         buf = self.win32file.AllocateReadBuffer(size)
