@@ -26,7 +26,7 @@ from camguard.platform.signer import Signer, SignerKind
 VALID, NOT_SIGNED, NOT_SUPPORTED = 0, 2, 5
 STATUS_WORDS = {1: "unknown error", 3: "the file does not match its signature",
                 4: "the certificate is not trusted", 6: "an incompatible signature"}
-ENV = "CAMGUARD_SIGNED_FILE"
+ENV = "CAMGUARD_AUTHENTICODE_TARGET"  # read by the script only
 SCRIPT = ("$s = Get-AuthenticodeSignature -LiteralPath $env:" + ENV + "; "
           "[pscustomobject]@{Status = [int]$s.Status; "
           "Subject = $s.SignerCertificate.Subject; Message = $s.StatusMessage} "
