@@ -1,15 +1,19 @@
 """The Windows kill switch (platform/windows/enforcer.py) under the real BlockManager and the
 real blocks.json store: the registry (FakeWinreg fed by a recorded ConsentStore export), the
 camera devices (FakeDevices, setupapi/cfgmgr32's answers) and the microphone endpoints
-(FakeEndpointVolume) are the Windows boundary; everything above them is camguard's own code.
+(FakeEndpointVolume) are the Windows boundary; everything above them is camguard's own code,
+and holders are real processes ended by the real psutil killer (kill.py).
 Block, timed block and its expiry, undo that never lifts a switch someone else flipped,
 device disable only when elevated, holders ended through the given killer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from camguard.core.blocks import (
@@ -24,6 +28,7 @@ from camguard.core.clock import FrozenClock
 from camguard.core.models import DeviceKind
 from camguard.platform.windows.devnode import GUID_DEVCLASS_IMAGE, is_camera, plan_enable
 from camguard.platform.windows.enforcer import DEVICE_STEP, REGISTRY_STEP, WindowsEnforcer
+from camguard.platform.windows.kill import WindowsKiller
 from camguard.platform.windows.mute import EndpointMute
 from camguard.platform.windows.registry import Registry
 from camguard.platform.windows.switches import CONSENT_KEY, POLICY_KEY, ConsentSwitch
@@ -33,20 +38,31 @@ from tests.fakes import FakeEndpointVolume, FakeWinreg
 DATA = Path(__file__).resolve().parents[1] / "data" / "windows"
 WEBCAM = CONSENT_KEY.format(cap="webcam")
 MIC = CONSENT_KEY.format(cap="microphone")
+DEADLINE = 10.0
 
 
-class FakeKiller:
-    """The killer the enforcer is given (the service's gate, or a user's killer)."""
+class RecordingKiller(WindowsKiller):
+    """The real psutil killer (kill.py runs on Linux too), noting whom it was asked to end."""
 
-    def __init__(self, answers: dict[int, Outcome] | None = None) -> None:
-        self.answers = answers or {}
+    def __init__(self) -> None:
+        super().__init__(wait=DEADLINE)
         self.calls: list[tuple[int, float | None]] = []
 
     def kill(self, pid: int, create_time: float | None = None, *, force: bool = False
              ) -> ActionResult:
         self.calls.append((pid, create_time))
-        outcome = self.answers.get(pid, Outcome.DONE)
-        return ActionResult(outcome, f"{outcome.value} {pid}")
+        return super().kill(pid, create_time, force=force)
+
+
+@pytest.fixture
+def holder() -> Iterator[tuple[subprocess.Popen[bytes], float]]:
+    """A real process holding "the camera": what the sensor monitor would name."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        yield proc, psutil.Process(proc.pid).create_time()
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 class FakeDevices:
@@ -79,9 +95,9 @@ IR_CAM = "USB\\VID_04F2&PID_B6D9&MI_02\\7&2B3C4D5E&0&0002"
 def rig(tmp_path: Path, *, machine: bool = False, devices: FakeDevices | None = None,
         holders: dict[DeviceKind, list[tuple[int, float | None]]] | None = None,
         mics: dict[str, FakeEndpointVolume] | None = None
-        ) -> tuple[BlockManager, Registry, FakeKiller, FrozenClock]:
+        ) -> tuple[BlockManager, Registry, RecordingKiller, FrozenClock]:
     reg = Registry(FakeWinreg.from_reg_file(DATA / "consent_hkcu.reg"))
-    killer = FakeKiller()
+    killer = RecordingKiller()
     clock = FrozenClock()
     enforcer = WindowsEnforcer(
         ConsentSwitch(reg), killer, lambda kind: (holders or {}).get(kind, []),
@@ -91,18 +107,24 @@ def rig(tmp_path: Path, *, machine: bool = False, devices: FakeDevices | None = 
             killer, clock)
 
 
-def test_a_users_camera_block_denies_ends_holders_and_undoes_exactly(tmp_path: Path) -> None:
-    blocks, reg, killer, _clock = rig(tmp_path, holders={DeviceKind.CAMERA: [(4242, 1.5)]})
+def test_a_users_camera_block_denies_ends_holders_and_undoes_exactly(
+        tmp_path: Path, holder: tuple[subprocess.Popen[bytes], float]) -> None:
+    proc, started = holder
+    name = psutil.Process(proc.pid).name()
+    blocks, reg, killer, _clock = rig(tmp_path,
+                                      holders={DeviceKind.CAMERA: [(proc.pid, started)]})
     assert reg.get(WEBCAM, "Value") == ("Allow", 1)
     report = blocks.block(BlockTarget.CAMERA, None)
     assert report.result.ok, report.result
     assert reg.get(WEBCAM, "Value") == ("Deny", 1)
-    assert killer.calls == [(4242, 1.5)]
+    assert killer.calls == [(proc.pid, started)]
+    assert proc.wait(DEADLINE) is not None  # ended for real
     [block], _ = blocks.active()  # read back from blocks.json: the step survives a restart
     [step] = block.steps
     assert (step.kind, step.target) == (StepKind.PLATFORM, f"{REGISTRY_STEP}{WEBCAM}\\Value")
     assert report.result.details == (
-        "camera: Windows now denies the camera to apps (your privacy settings); done 4242",)
+        "camera: Windows now denies the camera to apps (your privacy settings); ended "
+        f"{name} ({proc.pid})",)
     assert blocks.unblock(BlockTarget.CAMERA).result.ok
     assert reg.get(WEBCAM, "Value") == ("Allow", 1)
     assert blocks.active() == ([], [])
@@ -184,14 +206,16 @@ def test_device_disable_refused_without_elevation_and_failure_keeps_the_rest(
     assert "(the rest is switched off)" in report.result.message
 
 
-def test_microphone_block_mutes_and_restores_only_what_it_muted(tmp_path: Path) -> None:
+def test_microphone_block_mutes_and_restores_only_what_it_muted(
+        tmp_path: Path, holder: tuple[subprocess.Popen[bytes], float]) -> None:
+    proc, _started = holder
     mics = {"{0.0.1.00000000}.{a}": FakeEndpointVolume(), "{0.0.1.00000000}.{b}":
             FakeEndpointVolume(muted=True)}
     blocks, reg, killer, _clock = rig(tmp_path, mics=mics,
-                                      holders={DeviceKind.MICROPHONE: [(77, None)]})
+                                      holders={DeviceKind.MICROPHONE: [(proc.pid, None)]})
     assert blocks.block(BlockTarget.MICROPHONE, None).result.ok
     assert [v.muted for v in mics.values()] == [True, True]
-    assert reg.get(MIC, "Value") == ("Deny", 1) and killer.calls == [(77, None)]
+    assert reg.get(MIC, "Value") == ("Deny", 1) and killer.calls == [(proc.pid, None)]
     [block], _ = blocks.active()
     assert {s.kind for s in block.steps} == {StepKind.PLATFORM, StepKind.MIC_MUTE}
     assert blocks.unblock(BlockTarget.MICROPHONE).result.ok
@@ -231,7 +255,7 @@ def test_an_unreadable_registry_record_is_reported(tmp_path: Path, data: str) ->
     from camguard.core.blocks import UndoStep
 
     reg = Registry(FakeWinreg())
-    enforcer = WindowsEnforcer(ConsentSwitch(reg), FakeKiller(), lambda kind: [],
+    enforcer = WindowsEnforcer(ConsentSwitch(reg), RecordingKiller(), lambda kind: [],
                                machine=False)
     result = enforcer.undo(DeviceKind.CAMERA, [UndoStep(StepKind.PLATFORM,
                                                         REGISTRY_STEP + "HKCU\\X\\Value",
