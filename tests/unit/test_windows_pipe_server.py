@@ -55,6 +55,7 @@ class FakePipeIO:
         self.waiting: list[FakeClient] = []
         self.bound: dict[int, FakeClient] = {}
         self.cancelled: set[int] = set()
+        self.reading: set[int] = set()  # handles a server thread has waited to read on
         self.closed: list[int] = []
         self.next = 0
         self.squatted = squatted
@@ -115,6 +116,8 @@ class FakePipeIO:
     def read(self, handle: int, size: int, timeout: float | None) -> bytes:
         client = self.bound[handle]
         with self.cond:
+            self.reading.add(handle)
+            self.cond.notify_all()
             if not self.cond.wait_for(lambda: client.inbox or client.closed
                                       or handle in self.cancelled, timeout):
                 raise TimeoutError("timed out")
@@ -210,7 +213,7 @@ def test_a_watcher_that_hangs_up_frees_its_slot_and_stop_wakes_readers() -> None
             assert io.cond.wait_for(lambda: watcher.handle in io.closed, DEADLINE)
         idle = io.connect(CHILD)  # says nothing: blocked in read until stop
         with io.cond:
-            assert io.cond.wait_for(lambda: idle.handle is not None, DEADLINE)
+            assert io.cond.wait_for(lambda: idle.handle in io.reading, DEADLINE)
     finally:
         started = time.monotonic()
         server.stop()
