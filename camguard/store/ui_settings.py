@@ -38,11 +38,15 @@ FILE_NAME = "settings.json"
 
 # What an alert nobody answers does; the values are store.policy's ``alert_default`` choices.
 ALERT_DEFAULTS = ("allow", "kill", "block")
-# Where alerts go: the popup, the popup and a desktop notification, or the notification only.
+# Where alerts go: camguard's popup or a desktop notification, one or the other. Both at
+# once stacked two windows asking the same question, and a click meant for the popup's
+# "Block camera" landed on the notification over it. An older camguard's
+# "popup+notification" is read as the popup.
 POPUP = "popup"
 POPUP_AND_NOTIFICATION = "popup+notification"
 NOTIFICATION = "notification"
-CHANNELS = (POPUP, POPUP_AND_NOTIFICATION, NOTIFICATION)
+CHANNELS = (POPUP, NOTIFICATION)
+_READ_AS = {POPUP_AND_NOTIFICATION: POPUP}
 MIN_COUNTDOWN, MAX_COUNTDOWN = 5.0, 600.0
 MAX_RETENTION_DAYS = 36500
 
@@ -53,7 +57,7 @@ class UiSettings:
 
     alert_default: str = "allow"
     countdown: float = 30.0
-    notification_channel: str = POPUP_AND_NOTIFICATION
+    notification_channel: str = POPUP
     retention_days: int = 0  # 0: keep the history forever
     camera_globs: tuple[str, ...] = DEFAULT_CAMERA_GLOBS
     mic_globs: tuple[str, ...] = DEFAULT_MIC_GLOBS
@@ -65,7 +69,7 @@ class UiSettings:
 
     @property
     def desktop_notification(self) -> bool:
-        return self.notification_channel != POPUP
+        return self.notification_channel == NOTIFICATION
 
 
 # Each setting's section and key in the file. The managed ones (policy.SETTINGS) use the
@@ -93,8 +97,8 @@ def check(name: str, value: Any) -> Any:
         raise ValueError(f"the countdown must be {MIN_COUNTDOWN:.0f} to "
                          f"{MAX_COUNTDOWN:.0f} seconds, not {literal(repr(value), 40)}")
     if name == "notification_channel":
-        if isinstance(value, str) and value in CHANNELS:
-            return value
+        if isinstance(value, str) and _READ_AS.get(value, value) in CHANNELS:
+            return _READ_AS.get(value, value)
         raise ValueError(f"the notification channel must be one of {', '.join(CHANNELS)}")
     if name == "retention_days":
         if (isinstance(value, int) and not isinstance(value, bool)

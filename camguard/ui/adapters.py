@@ -52,11 +52,11 @@ class Actions:
             return ActionResult(Outcome.FAILED, UNAVAILABLE)
         return self._killer.kill(process.pid, process.create_time)
 
-    def block_device(self, kind: DeviceKind) -> ActionResult:
+    def block_device(self, kind: DeviceKind, duration: float | None = None) -> ActionResult:
         if self._blocks is None:
             return ActionResult(Outcome.FAILED, UNAVAILABLE)
         with self._lock:
-            return self._blocks.block(BlockTarget(kind.value), None).result
+            return self._blocks.block(BlockTarget(kind.value), duration).result
 
     def unblock_device(self, kind: DeviceKind, password: str | None = None) -> ActionResult:
         # ``password`` is for the service; the tray asked for its own lock already.

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from PySide6.QtCore import QElapsedTimer, QEvent, QPoint, QRect, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QEnterEvent, QFont, QGuiApplication
+from PySide6.QtGui import QEnterEvent, QFont, QGuiApplication, QHideEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -105,6 +105,7 @@ class AlertPopup(QWidget):
     decided = Signal(int, str)
     timed_out = Signal(int)
     dismissed = Signal(int)
+    hidden = Signal()  # off the screen (answered, timed out, or no alert left)
 
     def __init__(self, settings: AlertSettings | None = None,
                  anchor: Callable[[], QRect | None] | None = None) -> None:
@@ -324,6 +325,10 @@ class AlertPopup(QWidget):
             self._held_ms = max(0, self._deadline_ms - self._clock.elapsed())
             self._tick.stop()
             self._on_tick()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        self.hidden.emit()
 
     def leaveEvent(self, event: QEvent) -> None:
         super().leaveEvent(event)

@@ -8,6 +8,8 @@ port call runs on a :class:`~camguard.ui.bridge.Worker` thread.
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -31,6 +33,8 @@ from camguard.ui.model import (
     Alert,
     AlertKey,
     AlertView,
+    Feedback,
+    Level,
     LiveUser,
     Snapshot,
     alert_key,
@@ -62,6 +66,7 @@ class AppController(QObject):
     # An alert was answered: Alert, Choice value (or "ignore": dismissed), decided_by.
     alert_decided = Signal(object, str, str)
     message = Signal(str, str)  # title, text: the result of an action, for the user
+    feedback = Signal(object)  # the same as a Feedback (level and sensor): what views show
     history_requested = Signal()
     settings_requested = Signal()
     show_requested = Signal()
@@ -85,6 +90,7 @@ class AppController(QObject):
         self._users: dict[UsageKey, LiveUser] = {}
         self._degraded: dict[str, Degraded] = {}
         self._blocked: set[DeviceKind] = set()
+        self._block_ends: dict[DeviceKind, float] = {}  # timed blocks set from here
         self._alerts: list[Alert] = []
         self._next_id = 1
         self._settled: dict[AlertKey, None] = {}  # answered for this process run: no re-ask
@@ -103,7 +109,7 @@ class AppController(QObject):
         paused = self._paused_until is not None
         return Snapshot(tray_state(users, self._blocked, paused, bool(self._degraded)),
                         users, tuple(self._degraded.values()), frozenset(self._blocked),
-                        self._paused_until)
+                        self._paused_until, tuple(sorted(self._block_ends.items())))
 
     def current_alert(self) -> AlertView | None:
         if not self._alerts:
@@ -132,6 +138,8 @@ class AppController(QObject):
     def _got_blocked(self, kinds: frozenset[DeviceKind]) -> None:
         if kinds != self._blocked:
             self._blocked = set(kinds)
+            for kind in set(self._block_ends) - kinds:
+                del self._block_ends[kind]
             self._changed()
 
     # -- monitor events ----------------------------------------------------------------
@@ -198,20 +206,24 @@ class AppController(QObject):
         self._raise(usage, at)
 
     def _ruled(self, usage: Usage, outcome: RuleOutcome) -> None:
-        """Carry out a rule's allow, kill or block (no alert; the user is told)."""
+        """Carry out a rule's allow, kill or block (no alert; the user is told which app and
+        which rule)."""
         text = literal(outcome.explanation, 500)
         log.info("rule for %s on %s: %s", _app_name(usage), usage.device.kind.value, text)
+        app, kind = _plain_name(usage), usage.device.kind
         if outcome.gate is Gate.ALLOW:
             akey = alert_key(usage)
             self._remember(akey)
             self._mark_allowed(akey)
             self._record(usage, Choice.ALLOW_ONCE, outcome.decided_by)
             if outcome.notify:
-                self.message.emit("camguard (notify only)", f"{_app_name(usage)}: {text}")
+                self.say(f"{app} is using the {kind.value}", _sentence(text), kind=kind)
             return
-        self.message.emit("camguard rule", text)
+        stopped = "closed" if outcome.gate is Gate.KILL else "stopped"
+        self.say(f"{app} was {stopped}: it may not use the {kind.value}", _sentence(text),
+                 Level.WARNING, kind)
         self._apply(usage, Choice.KILL if outcome.gate is Gate.KILL else Choice.BLOCK,
-                    outcome.decided_by)
+                    outcome.decided_by, quiet=True)
 
     def _stopped(self, usage: Usage, at: float) -> None:
         self._users.pop(usage.key, None)
@@ -280,7 +292,7 @@ class AppController(QObject):
     def act_on_user(self, key: UsageKey, decision: str) -> None:
         user = self._users.get(key)
         if user is None:
-            self.message.emit("camguard", "That app already stopped using the device.")
+            self.say("Nothing to do", "That app already stopped using the device.")
             return
         pending = self._pending(alert_key(user.usage))
         if pending is not None:
@@ -289,9 +301,23 @@ class AppController(QObject):
             self._apply(user.usage, Choice(decision), DecidedBy.TRAY)
 
     @Slot(object)
-    def block_kind(self, kind: DeviceKind) -> None:
-        self.workers.submit(lambda: self._actions.block_device(kind),
-                            lambda r: self._block_done(kind, r), self._failed("Block"))
+    def block_kind(self, kind: DeviceKind, seconds: float | None = None) -> None:
+        """Switch ``kind`` off for ``seconds`` (None: until the person unblocks it)."""
+        until = None if seconds is None else self.clock.now() + seconds
+        self.workers.submit(lambda: self._actions.block_device(kind, seconds),
+                            lambda r: self._block_done(kind, r, until=until),
+                            self._failed(f"Could not block the {kind.value}", kind))
+
+    @Slot(object, float)
+    def block_kind_for(self, kind: DeviceKind, seconds: float) -> None:
+        self.block_kind(kind, seconds)
+
+    @Slot()
+    def panic(self) -> None:
+        """Everything off at once, until the person turns it back on."""
+        for kind in (DeviceKind.CAMERA, DeviceKind.MICROPHONE):
+            if kind not in self._blocked:
+                self.block_kind(kind)
 
     @Slot(object)
     def unblock_kind(self, kind: DeviceKind, password: str | None = None) -> None:
@@ -299,11 +325,14 @@ class AppController(QObject):
         def done(result: ActionResult) -> None:
             if result.ok:
                 self._blocked.discard(kind)
+                self._block_ends.pop(kind, None)
                 self._changed()
-            self._report(f"Unblock {kind.value}", result)
+            self._report(result, f"{kind.value.capitalize()} unblocked",
+                         f"Apps can use the {kind.value} again.",
+                         f"Could not unblock the {kind.value}", kind)
 
         self.workers.submit(lambda: self._actions.unblock_device(kind, password), done,
-                            self._failed("Unblock"))
+                            self._failed(f"Could not unblock the {kind.value}", kind))
 
     @Slot(float)
     def pause(self, seconds: float) -> None:
@@ -338,9 +367,13 @@ class AppController(QObject):
         self.quit_requested.emit()
 
     # -- applying decisions ------------------------------------------------------------
-    def _apply(self, usage: Usage, decision: Choice, decided_by: str) -> None:
+    def _apply(self, usage: Usage, decision: Choice, decided_by: str, *,
+               quiet: bool = False) -> None:
+        """Carry out ``decision``; ``quiet``: say only what failed (a rule's own action,
+        already announced with the rule's name)."""
         akey = alert_key(usage)
         name = _app_name(usage)
+        app = _plain_name(usage)
         log.info("decision %s by %s for %s on %s", decision.value, decided_by, name,
                  usage.device.kind.value)
         self._record(usage, decision, decided_by)
@@ -349,32 +382,53 @@ class AppController(QObject):
             self._remember(akey)
         if decision is Choice.ALWAYS_ALLOW:
             if process is None:
-                self._report("Always allow", ActionResult(
-                    Outcome.FAILED, "camguard cannot see that app, so it cannot allow it"))
+                self._report(ActionResult(
+                    Outcome.FAILED, "camguard cannot see that app, so it cannot allow it"),
+                    "", "", "Could not always allow that app", kind)
                 return
 
             def allowed(result: ActionResult) -> None:
                 if result.ok:
                     self._mark_allowed(akey)
-                self._report(f"Always allow {name}", result)
+                self._report(result, f"{app} may always use the {kind.value}",
+                             "camguard will not ask about this program again.",
+                             f"Could not always allow {app}", kind)
 
             self.io.submit(lambda: self._allow.allow(process, kind), allowed,
-                           self._failed("Always allow"))
+                           self._failed(f"Could not always allow {app}", kind))
         elif decision is Choice.KILL:
             if process is None:
-                self._report("Kill", ActionResult(
-                    Outcome.NOT_FOUND, "camguard cannot see that process, so it cannot end it"))
+                self._report(ActionResult(
+                    Outcome.NOT_FOUND, "camguard cannot see that process, so it cannot end it"),
+                    "", "", "Could not close that app", kind)
                 return
-            self.workers.submit(lambda: self._actions.kill(process),
-                                lambda r: self._report(f"Kill {name}", r), self._failed("Kill"))
+            self.workers.submit(
+                lambda: self._actions.kill(process),
+                lambda r: self._report(r, f"{app} was closed",
+                                       f"It no longer has the {kind.value}.",
+                                       f"Could not close {app}", kind, quiet=quiet),
+                self._failed(f"Could not close {app}", kind))
         elif decision is Choice.BLOCK:
-            self.block_kind(kind)
+            self.workers.submit(lambda: self._actions.block_device(kind),
+                                lambda r: self._block_done(kind, r, quiet=quiet),
+                                self._failed(f"Could not block the {kind.value}", kind))
 
-    def _block_done(self, kind: DeviceKind, result: ActionResult) -> None:
+    def _block_done(self, kind: DeviceKind, result: ActionResult, *,
+                    quiet: bool = False, until: float | None = None) -> None:
         if result.ok:
             self._blocked.add(kind)
+            self._block_ends.pop(kind, None)
+            if until is not None:
+                self._block_ends[kind] = until
+                # Lifted on time (the minute's check would be up to a minute late).
+                QTimer.singleShot(max(0, int((until - self.clock.now()) * 1000)) + 500,
+                                  self.refresh_blocks)
             self._changed()
-        self._report(f"Block {kind.value}", result)
+        when = ("until you unblock it" if until is None else
+                "until " + time.strftime("%H:%M", time.localtime(until)))
+        self._report(result, f"{kind.value.capitalize()} blocked",
+                     f"No app can use the {kind.value} {when}.",
+                     f"Could not block the {kind.value}", kind, quiet=quiet)
 
     def _record(self, usage: Usage, decision: Choice, decided_by: str) -> None:
         self.io.submit(lambda: self._history.record_decision(usage, decision.value, decided_by))
@@ -390,18 +444,51 @@ class AppController(QObject):
                 self._users[key] = replace(user, allowed=True)
         self._changed()
 
-    def _report(self, title: str, result: ActionResult) -> None:
-        (log.info if result.ok else log.warning)("%s: %s", title, result.message)
-        self.message.emit(title, result.message)
+    def say(self, title: str, text: str, level: Level = Level.INFO,
+            kind: DeviceKind | None = None) -> None:
+        """Tell the person something (the shell shows it; ``message`` carries the words)."""
+        self.message.emit(title, text)
+        self.feedback.emit(Feedback(title, text, level, kind))
 
-    def _failed(self, title: str) -> Callable[[BaseException], None]:
+    def _report(self, result: ActionResult, ok_title: str, ok_text: str, failed_title: str,
+                kind: DeviceKind | None = None, *, quiet: bool = False) -> None:
+        """An action's result in plain words; a failure says why (the action's own words)
+        and looks like one."""
+        (log.info if result.ok else log.warning)("%s: %s", ok_title if result.ok
+                                                 else failed_title, result.message)
+        if result.ok:
+            if not quiet:
+                self.say(ok_title, ok_text, Level.INFO, kind)
+            return
+        level = Level.WARNING if result.outcome is Outcome.NOT_FOUND else Level.ERROR
+        self.say(failed_title, _sentence(literal(result.message, 500)), level, kind)
+
+    def _failed(self, title: str, kind: DeviceKind | None = None
+                ) -> Callable[[BaseException], None]:
         def failed(exc: BaseException) -> None:
-            self._report(title, ActionResult(Outcome.FAILED, f"internal error: {exc}"))
+            self._report(ActionResult(Outcome.FAILED, f"internal error: {exc}"), "", "",
+                         title, kind)
 
         return failed
 
     def _changed(self) -> None:
         self.changed.emit(self.snapshot())
+
+
+def _plain_name(usage: Usage) -> str:
+    """The app as a person calls it: its name (no pid), or "An app camguard cannot see"."""
+    p = usage.process
+    if p is None:
+        return "An app camguard cannot see"
+    return literal(p.name or os.path.basename(p.exe or "") or f"process {p.pid}", 48)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?", ")")) else text + "."
 
 
 def _app_name(usage: Usage) -> str:

@@ -40,7 +40,6 @@ from camguard.store.ui_settings import (
     MIN_COUNTDOWN,
     NOTIFICATION,
     POPUP,
-    POPUP_AND_NOTIFICATION,
 )
 from camguard.ui.alert import plain_label
 from camguard.ui.history_model import rich_tooltip
@@ -48,8 +47,8 @@ from camguard.ui.history_model import rich_tooltip
 log = logging.getLogger(__name__)
 
 DECISIONS = (("Allow once", "allow"), ("Kill the app", "kill"), ("Block the device", "block"))
-CHANNEL_NAMES = {POPUP: "Popup only", POPUP_AND_NOTIFICATION: "Popup and desktop notification",
-                 NOTIFICATION: "Desktop notification only"}
+CHANNEL_NAMES = {POPUP: "camguard's popup, beside the tray icon",
+                 NOTIFICATION: "A desktop notification"}
 KINDS = (("Camera and microphone", ""), ("Camera", "camera"), ("Microphone", "microphone"))
 MATCHES = (("This program (path and SHA-256)", MatchBy.EXE.value),
            ("Any program at this path (or under it, ending in /)", MatchBy.PATH.value),

@@ -40,6 +40,7 @@ from camguard.ui.alert_routing import AlertRouter, connect_alert_events
 from camguard.ui.assets import icon_path, load_icon
 from camguard.ui.bridge import MonitorBridge
 from camguard.ui.controller import AppController
+from camguard.ui.feedback import FeedbackRouter
 from camguard.ui.gc_guard import GuiThreadCollector
 from camguard.ui.lock_gate import LockGate
 from camguard.ui.notifications import DesktopNotifier
@@ -86,6 +87,7 @@ class TrayApp:
     gate: LockGate | None = None
     router: AlertRouter | None = None
     retention: Retention | None = None
+    feedback: FeedbackRouter | None = None
 
 
 def run_tray(monitor: EventSource, clock: Clock, *, killer: ProcessKiller | None = None,
@@ -155,14 +157,17 @@ def build(app: QApplication, monitor: EventSource, clock: Clock, *,
     popup = AlertPopup(settings, anchor=tray.geometry if tray else None)
     # Always made: the settings window can switch notifications on while camguard runs.
     icon = icon_path("camera")
-    notifier = DesktopNotifier(icon=str(icon) if icon else "",
+    icons = {name: str(path) for name, file in (
+        ("camera", "camera"), ("microphone", "microphone"), ("warning", "degraded"),
+        ("error", "degraded")) if (path := icon_path(file)) is not None}
+    notifier = DesktopNotifier(icon=str(icon) if icon else "", icons=icons,
                                expire_ms=int(settings.countdown * 1000), parent=app)
     parts = TrayApp(app, controller, popup, status, tray, notifier, store, options=o)
     say = tray.show_message if tray is not None else status.show_message
     # Children of the controller: deleting it (tests build many trays) takes them along.
     parts.windows = Windows(clock, store, o, say, parent=controller)
     parts.gate = LockGate(o.lock, o.ask_password or password_prompt(None),
-                          controller.message.emit, controller.io,
+                          controller.say, controller.io,
                           service_lock=o.service_lock, parent=controller)
     ui = o.ui or UiSettings()
     if store is not None and not served:
@@ -236,6 +241,8 @@ def wire(parts: TrayApp) -> None:
         c.changed.connect(view.show_snapshot)
         view.act_requested.connect(c.act_on_user)
         view.block_requested.connect(c.block_kind)
+        view.block_for_requested.connect(c.block_kind_for)
+        view.panic_requested.connect(c.panic)
         view.resume_requested.connect(c.resume)
         view.history_requested.connect(c.request_history)
         view.settings_requested.connect(c.request_settings)
@@ -252,9 +259,10 @@ def wire(parts: TrayApp) -> None:
     if tray is not None:
         tray.show_requested.connect(c.request_show)
     say = tray.show_message if tray is not None else status.show_message
-    c.message.connect(say)
-    if tray is not None:
-        c.message.connect(status.show_message)
+    # Feedback goes to one place at a time and never lands on the popup (ui/feedback.py).
+    parts.feedback = parts.feedback or FeedbackRouter(popup, parts.notifier, tray, status,
+                                                      parent=c)
+    c.feedback.connect(parts.feedback.show)
     c.show_requested.connect(lambda: _show(status))
     # exit(), not quit(): Qt 6's quit() first asks every window to close, and the status
     # window refuses when it is the only way to reach camguard (it minimises instead).

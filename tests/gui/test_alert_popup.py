@@ -116,7 +116,9 @@ def test_kill_ends_the_real_process_off_the_gui_thread(qtbot: QtBot, rig: Rig) -
         click(qtbot, rig, Choice.KILL)
     assert h.proc.wait(10) is not None
     title, text = said.args or ["", ""]
-    assert title.startswith("Kill") and "ended" in text, text
+    assert usage.process is not None
+    assert (title, text) == (f"{usage.process.name} was closed",
+                             "It no longer has the camera."), (title, text)
     assert rig.session(usage).decision == "killed"
 
 

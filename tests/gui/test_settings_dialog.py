@@ -185,7 +185,9 @@ def test_autostart_entry_is_created_and_removed(env: Env,
     d.general.autostart.setChecked(True)
     assert d.save()
     keys = read_entry(env.autostart.path)
-    assert keys is not None and keys["Exec"] == "camguard tray"
+    # The running camguard by absolute path: `camguard` may not be on the login PATH.
+    assert keys is not None and keys["Exec"].endswith(" -m camguard tray")
+    assert keys["Exec"].startswith("/")
     assert keys["X-GNOME-Autostart-enabled"] == "true"
     d.general.autostart.setChecked(False)
     assert d.save()

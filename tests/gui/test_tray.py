@@ -150,7 +150,8 @@ def test_status_window_lists_users_and_acts(qtbot: QtBot, rig: Rig) -> None:
     rig.settle()
     assert status.users.count() == 1
     assert f"(pid {h.pid})" in status.users.item(0).text()
-    assert status.headline.text() == "camguard: CAMERA IN USE"
+    assert usage.process is not None
+    assert status.headline.text() == f"Camera in use by {usage.process.name}"
     with qtbot.waitSignal(rig.controller.message, timeout=15_000):
         status.user_buttons[Choice.KILL].click()
     assert h.proc.wait(10) is not None

@@ -160,7 +160,11 @@ def test_allow_list_first_notify_only_and_rules_while_paused(
     rec = live.session(mic2.pid)
     assert (rec.decision, rec.decided_by) == (Choice.ALLOW_ONCE, "rule:kill python")
     assert mic2.proc.poll() is None and not live.parts.popup.isVisible()
-    assert any("notify-only: rule 'kill python' would have killed it" in m for m in messages)
+    assert any("is using the microphone: Notify-only: rule 'kill python' would have killed "
+               "it" in m for m in messages), messages
+    # The rule's kill named the app and the rule, in plain words.
+    assert any(m.startswith("python") and "was closed: it may not use the microphone: "
+               "Killed by rule 'kill python'" in m for m in messages), messages
 
 
 def test_a_policy_block_rule_switches_the_device_off(
