@@ -63,7 +63,8 @@ def cmd_tray(args: argparse.Namespace) -> int:
     policy = managed_policy(policy_reader(args))
     status = policy.load()
     ui_file = UiSettingsFile(settings_path(args))
-    ui, problems = startup_settings(ui_file, status)
+    ui, problems = startup_settings(ui_file, status,
+                                    parental=tray_parts.parental_lock().is_set())
     start = TrayStart(detection_settings(args, status), ui_file, ui, problems, policy, status,
                       [sys.argv[0] if sys.argv else "camguard"])
     guard = remote.guard(args)
@@ -97,11 +98,12 @@ class TrayStart:
     argv: list[str]
 
 
-def startup_settings(ui_file: UiSettingsFile, status: PolicyStatus
-                     ) -> tuple[UiSettings, list[str]]:
+def startup_settings(ui_file: UiSettingsFile, status: PolicyStatus, *,
+                     parental: bool = False) -> tuple[UiSettings, list[str]]:
     """The UI settings in force (the policy's locked values win) and every problem met:
-    a policy that cannot be read comes first."""
-    ui, problems = settings_in_force(ui_file, status.policy)
+    a policy that cannot be read comes first. ``parental``: a parental lock is set, so an
+    unanswered alert blocks unless someone chose otherwise."""
+    ui, problems = settings_in_force(ui_file, status.policy, parental=parental)
     if status.error:
         problems.insert(0, status.error)
     return ui, problems

@@ -26,11 +26,18 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from camguard.core.rules import Mode
 from camguard.core.settings import DEFAULT_CAMERA_GLOBS, DEFAULT_MIC_GLOBS
 from camguard.core.text import literal
 from camguard.store import paths
 from camguard.store.files import aside_path, exclusive, read_settings, write_private
-from camguard.store.policy import Policy, check_value, effective_settings, load_user_settings
+from camguard.store.policy import (
+    EffectiveSettings,
+    Policy,
+    check_value,
+    effective_settings,
+    load_user_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -219,15 +226,29 @@ class UiSettingsFile:
             yield
 
 
-def settings_in_force(settings_file: UiSettingsFile, policy: Policy
-                      ) -> tuple[UiSettings, list[str]]:
+def answer_default(eff: EffectiveSettings, parental: bool = False) -> str:
+    """What an alert nobody answers does, when nobody chose: "allow" for a laptop owner
+    (killing a call because nobody looked is worse), "block" when a parental lock is set or
+    the mode blocks what is not allowed (the child is the one not answering). A value the
+    user or a policy set is kept as it is."""
+    item = eff.items["alert_default"]
+    if item.source != "default":
+        return str(item.value)
+    return "block" if parental or eff.mode is Mode.BLOCK_ALL else str(item.value)
+
+
+def settings_in_force(settings_file: UiSettingsFile, policy: Policy, *,
+                      parental: bool = False) -> tuple[UiSettings, list[str]]:
     """The user's settings with the managed ones the policy decides replaced (what the tray
-    should use at start-up), and the problems met reading them. Never raises."""
+    should use at start-up), and the problems met reading them. Never raises.
+    ``parental``: a parental lock is set (the safe answer becomes the default)."""
     ui, problems = settings_file.load()
     user, more = load_user_settings(settings_file.path)
     eff = effective_settings(user, policy)
     notes = list(dict.fromkeys([*problems, *more, *eff.problems]))
-    return with_values(ui, {name: eff.value(name) for name in MANAGED}), notes
+    values = {name: eff.value(name) for name in MANAGED}
+    values["alert_default"] = answer_default(eff, parental)
+    return with_values(ui, values), notes
 
 
 def _encode(doc: dict[str, Any]) -> bytes:

@@ -47,6 +47,7 @@ from camguard.store.ui_settings import (
     MANAGED,
     UiSettings,
     UiSettingsFile,
+    answer_default,
     changed_fields,
     check,
     with_values,
@@ -112,8 +113,10 @@ class SettingsDialog(QDialog):
                  allowlist: AllowEditor | None = None, rules: RulesEditor | None = None,
                  autostart: AutostartPort | None = None, policy: PolicyStatus | None = None,
                  selftest: SelftestRun | None = None, unlock: Unlock | None = None,
+                 lock_set: Callable[[], bool] | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._lock_set = lock_set or (lambda: False)
         self._file = settings_file
         self._clock = clock
         self._allowlist = allowlist
@@ -172,7 +175,10 @@ class SettingsDialog(QDialog):
         contents = self._rules.load() if self._rules is not None else RuleFileContents()
         status = self._policy
         self._eff = effective_settings(user, status.policy, contents.rules)
-        self.shown_settings = with_values(ui, {n: self._eff.value(n) for n in MANAGED})
+        # Unchosen, the default answer is the safe one under a parental lock (as the tray).
+        self.shown_settings = with_values(ui, {**{n: self._eff.value(n) for n in MANAGED},
+                                               "alert_default": answer_default(
+                                                   self._eff, self._lock_set())})
         self._show(self.shown_settings)
         if self._allowlist is not None:
             self.allow_page.load(self._allowlist.entries())

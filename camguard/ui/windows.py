@@ -64,7 +64,8 @@ class Windows(QObject):
             o.settings_file, self._clock,
             allowlist=AllowList(self._store.db) if self._store is not None else None,
             rules=o.rule_file, autostart=o.autostart, policy=o.policy(),
-            selftest=o.selftest, unlock=unlock)
+            selftest=o.selftest, unlock=unlock,
+            lock_set=o.lock.is_set if o.lock is not None else None)
         dlg.settings_changed.connect(self.settings_changed)
         self.settings = dlg
         self._tidy()

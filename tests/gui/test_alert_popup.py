@@ -20,7 +20,7 @@ from camguard.store.allowlist import AllowList
 from camguard.store.hashing import sha256_file
 from camguard.ui.alert import LIMITS, WINDOW_TITLE, placement
 from camguard.ui.elided import ElidedLabel
-from camguard.ui.model import TrayState
+from camguard.ui.model import Feedback, Level, TrayState
 from camguard.ui.ports import AlertSettings
 from tests.conftest import need_root
 from tests.gui.conftest import Rig, hostile_ref
@@ -319,3 +319,25 @@ def test_the_popup_never_covers_the_tray_icon() -> None:
     tray = QRect(1000, 600, 24, 24)
     side = QRect(placement(area, size, tray), size)
     assert not side.intersects(tray)
+
+
+def test_feedback_waits_while_the_popup_is_up(qtbot: QtBot, rig: Rig,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing of camguard's lands on its own popup: a result said while an alert is on
+    screen is shown once the popup has gone (and the status window has it at once)."""
+    shown: list[Feedback] = []
+    monkeypatch.setattr(rig.tray, "show_feedback", shown.append)
+    h, usage = rig.holder()
+    rig.start(usage)
+    qtbot.waitUntil(lambda: rig.shown_pid() == h.pid, timeout=10_000)
+    rig.controller.say("Could not block the microphone", "No privileges.", Level.ERROR,
+                       DeviceKind.MICROPHONE)
+    qtbot.wait(50)
+    assert shown == [] and rig.parts.feedback is not None and len(rig.parts.feedback.held) == 1
+    assert rig.parts.status.message_label.text().startswith("Could not block the microphone")
+    click(qtbot, rig, Choice.ALLOW_ONCE)
+    qtbot.waitUntil(lambda: len(shown) == 1, timeout=5000)
+    assert shown[0].level is Level.ERROR
+    # With the popup gone, feedback goes out at once.
+    rig.controller.say("Camera blocked", "No app can use the camera.")
+    assert [f.title for f in shown] == ["Could not block the microphone", "Camera blocked"]
