@@ -17,7 +17,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from camguard import __version__
@@ -66,7 +66,7 @@ def cmd_tray(args: argparse.Namespace) -> int:
     ui, problems = startup_settings(ui_file, status,
                                     parental=tray_parts.parental_lock().is_set())
     start = TrayStart(detection_settings(args, status), ui_file, ui, problems, policy, status,
-                      [sys.argv[0] if sys.argv else "camguard"])
+                      [sys.argv[0] if sys.argv else "camguard"], started_with(args))
     guard = remote.guard(args)
     if not isinstance(guard, ServiceGuard):
         return _standalone(args, start)
@@ -96,6 +96,14 @@ class TrayStart:
     policy: ManagedPolicy
     status: PolicyStatus
     argv: list[str]
+    # --camera-glob / --mic-glob given for this run (the settings window shows them).
+    started_with: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def started_with(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:
+    given = {"camera_globs": getattr(args, "camera_glob", None),
+             "mic_globs": getattr(args, "mic_glob", None)}
+    return {name: tuple(value) for name, value in given.items() if value}
 
 
 def startup_settings(ui_file: UiSettingsFile, status: PolicyStatus, *,
@@ -120,6 +128,7 @@ def tray_options(start: TrayStart) -> TrayOptions:
     autostart = None if isinstance(entry, NullAutostart) else entry
     return TrayOptions(settings_file=start.ui_file, ui=start.ui,
                        problems=tuple(start.problems), policy=start.policy.load,
+                       started_with=dict(start.started_with),
                        rule_file=tray_parts.rule_file(), autostart=autostart,
                        selftest=selftest_runner(start.settings),
                        lock=tray_parts.parental_lock())

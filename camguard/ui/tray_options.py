@@ -34,6 +34,9 @@ class TrayOptions:
     settings_file: UiSettingsFile = field(default_factory=UiSettingsFile)
     ui: UiSettings | None = None  # in force at start-up (retention; None: the defaults)
     problems: tuple[str, ...] = ()  # met while reading settings and policy: shown in the tray
+    # Settings this run was started with on the command line (--camera-glob, --mic-glob):
+    # the settings window shows them in force, and why they cannot be changed there.
+    started_with: dict[str, tuple[str, ...]] = field(default_factory=dict)
     policy: Callable[[], PolicyStatus] = _no_policy  # read again each time settings open
     rule_file: RuleFile | None = None  # the settings window's rules (app/tray.rule_file)
     autostart: AutostartPort | None = None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
+from PySide6.QtWidgets import QLabel, QTableWidget, QTableWidgetItem
 from pytestqt.qtbot import QtBot
 
 from camguard.core.clock import FrozenClock
@@ -379,3 +379,33 @@ def test_a_policy_locking_everything_locks_the_window_settings_too(
     d.alerts.countdown.setValue(99)
     assert d.save() and d.message.text() == "Nothing to save."
     assert json.loads(env.settings.path.read_text()) == UNKNOWN
+
+
+def test_globs_given_on_the_command_line_show_as_in_force(
+        env: Env, make: Callable[..., SettingsDialog], tmp_path: Path) -> None:
+    d = make(started_with={"camera_globs": ("/tmp/cams/video*",)})
+    d.show()
+    d.tabs.setCurrentWidget(d.devices)
+    assert d.devices.camera_globs.values() == ("/tmp/cams/video*",)
+    assert not d.devices.camera_globs.isEnabled() and d.devices.mic_globs.isEnabled()
+    assert "--camera-glob" in d.devices.note.text()
+    d.grab().save(str(tmp_path / "devices.png"))
+    d.alerts.countdown.setValue(44)
+    assert d.save()
+    doc = json.loads(env.settings.path.read_text())
+    assert "camera_globs" not in doc.get("detection", {})  # the option is not written
+
+
+def test_keep_forever_is_a_box_and_the_allow_list_intro_is_whole(
+        env: Env, make: Callable[..., SettingsDialog]) -> None:
+    d = make()
+    r = d.general.retention
+    assert r.forever.isChecked() and not r.days.isEnabled() and r.value() == 0
+    r.forever.setChecked(False)
+    r.days.setValue(30)
+    assert d.save() and UiSettingsFile(env.settings.path).load()[0].retention_days == 30
+    again = make()
+    assert not again.general.retention.forever.isChecked()
+    assert again.general.retention.value() == 30
+    intro = again.allow_page.findChildren(QLabel)[0]
+    assert intro.wordWrap() and intro.text().endswith("is asked about.")
