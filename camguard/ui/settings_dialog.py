@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Protocol
 
 from PySide6.QtCore import QThreadPool, Signal, Slot
@@ -53,6 +54,7 @@ from camguard.store.ui_settings import (
     with_values,
 )
 from camguard.ui.alert import plain_label
+from camguard.ui.parental_page import ParentalPage
 from camguard.ui.ports import AlertSettings
 from camguard.ui.settings_lists import AllowEditor, AllowPage, RulesEditor, RulesPage
 from camguard.ui.settings_pages import (
@@ -116,9 +118,11 @@ class SettingsDialog(QDialog):
                  selftest: SelftestRun | None = None, unlock: Unlock | None = None,
                  lock_set: Callable[[], bool] | None = None,
                  started_with: Mapping[str, tuple[str, ...]] | None = None,
+                 parental: LockGuard | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._lock_set = lock_set or (lambda: False)
+        self._lock_set = lock_set or (parental.is_set if parental is not None
+                                      else (lambda: False))
         self._started_with = dict(started_with or {})
         self._file = settings_file
         self._clock = clock
@@ -151,6 +155,7 @@ class SettingsDialog(QDialog):
                             (self.allow_page, "Allow list"), (self.rules_page, "Rules"),
                             (self.general, "General")):
             self.tabs.addTab(page, title)
+        self.parental = self._parental_page(parental)
         box.addWidget(self.tabs, 1)
         self.message = plain_label()
         self.message.setWordWrap(True)
@@ -209,6 +214,22 @@ class SettingsDialog(QDialog):
         self.devices.mic_globs.set_values(s.mic_globs)
         self.devices.watch_sound_server.setChecked(s.watch_sound_server)
         self.general.retention.setValue(s.retention_days)
+
+    def _parental_page(self, guard: LockGuard | None) -> ParentalPage | None:
+        if guard is None:
+            return None
+        page = ParentalPage(guard, self.pool)
+        page.lock_changed.connect(self._lock_changed)
+        self.tabs.addTab(page, "Parental lock")
+        return page
+
+    def _lock_changed(self, on: bool) -> None:
+        """The lock went on or off: an unchosen default answer follows it at once."""
+        default = answer_default(self._eff, on)
+        if default != self.shown_settings.alert_default:
+            self.shown_settings = replace(self.shown_settings, alert_default=default)
+            select_value(self.alerts.decision, default)
+            self.settings_changed.emit(self.shown_settings)
 
     def lock_reason(self, name: str) -> str | None:
         """Why ``name`` cannot be changed here (None: it can)."""

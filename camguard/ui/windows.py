@@ -65,8 +65,7 @@ class Windows(QObject):
             allowlist=AllowList(self._store.db) if self._store is not None else None,
             rules=o.rule_file, autostart=o.autostart, policy=o.policy(),
             selftest=o.selftest, unlock=unlock,
-            lock_set=o.lock.is_set if o.lock is not None else None,
-            started_with=o.started_with)
+            parental=o.lock, started_with=o.started_with)
         dlg.settings_changed.connect(self.settings_changed)
         self.settings = dlg
         self._tidy()

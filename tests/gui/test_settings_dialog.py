@@ -409,3 +409,39 @@ def test_keep_forever_is_a_box_and_the_allow_list_intro_is_whole(
     assert again.general.retention.value() == 30
     intro = again.allow_page.findChildren(QLabel)[0]
     assert intro.wordWrap() and intro.text().endswith("is asked about.")
+
+
+def test_the_parental_lock_page_sets_changes_and_clears_the_lock(
+        qtbot: QtBot, env: Env, make: Callable[..., SettingsDialog], tmp_path: Path) -> None:
+    guard = LockGuard(tmp_path / "lock.json", env.clock, base=0.0)
+    d = make(parental=guard)
+    page = d.parental
+    assert page is not None and not page.is_set and "lock is off" in page.state.text()
+    assert d.alerts.decision.currentData() == "allow"
+    page.new.setText("abc")
+    page.again.setText("abc")
+    page.set_button.click()
+    assert "at least 4" in page.message.text() and not guard.is_set()
+    page.new.setText("tulip7")
+    page.again.setText("tulip8")
+    page.set_button.click()
+    assert "differ" in page.message.text() and not guard.is_set()
+    page.again.setText("tulip7")
+    with qtbot.waitSignal(d.settings_changed, timeout=10_000) as changed:
+        page.set_button.click()
+    # On at once; an unanswered alert now blocks, and the tray is told so.
+    assert guard.is_set() and guard.check("tulip7").ok
+    assert changed.args and changed.args[0].alert_default == "block"
+    assert d.alerts.decision.currentData() == "block"
+    assert page.is_set and "lock is on" in page.state.text()
+    d.show()
+    d.tabs.setCurrentWidget(page)
+    d.grab().save(str(tmp_path / "parental.png"))
+    page.current.setText("wrong")
+    page.turn_off()
+    qtbot.waitUntil(lambda: not page.busy, timeout=10_000)
+    assert guard.is_set() and page.message.text().startswith("Not changed: wrong password")
+    page.current.setText("tulip7")
+    with qtbot.waitSignal(page.lock_changed, timeout=10_000):
+        page.turn_off()
+    assert not guard.is_set() and d.alerts.decision.currentData() == "allow"
