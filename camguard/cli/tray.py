@@ -31,7 +31,7 @@ from camguard.core.settings import DetectionSettings
 from camguard.core.text import literal
 from camguard.platform.clock import SystemClock
 from camguard.store.policy import EffectiveSettings, ManagedPolicy, PolicyStatus
-from camguard.store.ui_settings import UiSettings, UiSettingsFile, settings_in_force
+from camguard.store.ui_settings import UiSettings, UiSettingsFile, settings_in_force, welcomed
 
 if TYPE_CHECKING:
     from camguard.selftest.report import SelftestReport
@@ -129,6 +129,8 @@ def tray_options(start: TrayStart) -> TrayOptions:
     return TrayOptions(settings_file=start.ui_file, ui=start.ui,
                        problems=tuple(start.problems), policy=start.policy.load,
                        started_with=dict(start.started_with),
+                       first_run=None if welcomed(start.ui_file.path.parent)
+                       else start.ui_file.path.parent,
                        rule_file=tray_parts.rule_file(), autostart=autostart,
                        selftest=selftest_runner(start.settings),
                        lock=tray_parts.parental_lock())

@@ -120,6 +120,20 @@ def default_path() -> Path:
     return paths.config_dir() / FILE_NAME
 
 
+WELCOMED = "welcomed"  # beside settings.json: the first-run window was shown
+
+
+def welcomed(config_dir: Path) -> bool:
+    """Whether the first-run window was shown before (or camguard was set up already: a
+    settings file means someone used camguard before that window existed)."""
+    return (config_dir / WELCOMED).exists() or (config_dir / FILE_NAME).exists()
+
+
+def mark_welcomed(config_dir: Path) -> None:
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / WELCOMED).touch()
+
+
 class UiSettingsFile:
     """Load and save the UI's settings in ``settings.json``. Runs on the caller's thread
     (a file read or an atomic write: milliseconds). Separate processes are serialised by a

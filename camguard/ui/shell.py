@@ -203,6 +203,8 @@ def start(parts: TrayApp, monitor: EventSource) -> None:
         parts.retention.start()
     problems = parts.options.problems if parts.options is not None else ()
     show_problems(parts, problems)
+    if parts.windows is not None and o is not None and o.first_run is not None:
+        parts.windows.show_first_run()
 
 
 def show_problems(parts: TrayApp, problems: Sequence[str]) -> None:
@@ -272,6 +274,7 @@ def wire(parts: TrayApp) -> None:
         c.history_requested.connect(windows.show_history)
         c.settings_requested.connect(windows.show_settings)
         windows.settings_changed.connect(lambda ui: settings_saved(parts, ui))
+        windows.first_run_done.connect(lambda lock_set: set_up(parts, lock_set))
     else:
         c.history_requested.connect(lambda: say("History", "No history window here; run "
                                                 "`camguard history` in a terminal."))
@@ -303,6 +306,16 @@ def settings_saved(parts: TrayApp, ui: UiSettings) -> None:
     if o is not None:
         c.io.submit(lambda: settings_in_force(o.settings_file, o.policy().policy)[1],
                     lambda problems: show_problems(parts, problems))
+
+
+def set_up(parts: TrayApp, lock_set: bool) -> None:
+    """The first-run window saved: the settings in force are read again (a parental lock
+    set there makes an unanswered alert block)."""
+    o = parts.options
+    if o is None:
+        return
+    ui, _problems = settings_in_force(o.settings_file, o.policy().policy, parental=lock_set)
+    settings_saved(parts, ui)
 
 
 def _show(window: StatusWindow) -> None:

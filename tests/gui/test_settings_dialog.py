@@ -29,6 +29,7 @@ from camguard.store.settings import load_detection_settings
 from camguard.store.ui_settings import NOTIFICATION, UiSettings, UiSettingsFile
 from camguard.ui.settings_dialog import SettingsDialog, Unlock, alert_settings, lock_unlocker
 from camguard.ui.settings_lists import SAVED, TO_ADD, TO_REMOVE
+from tests.gui.test_tray_launch import REPO
 
 NOW = 1_800_000_000.0
 TRUE = os.path.realpath("/usr/bin/true")
@@ -436,7 +437,9 @@ def test_the_parental_lock_page_sets_changes_and_clears_the_lock(
     assert page.is_set and "lock is on" in page.state.text()
     d.show()
     d.tabs.setCurrentWidget(page)
-    d.grab().save(str(tmp_path / "parental.png"))
+    shots = REPO / "docs" / "screenshots" if os.environ.get("CAMGUARD_SCREENSHOTS") == "1" \
+        else tmp_path
+    d.grab().save(str(shots / "settings-parental-lock.png"))
     page.current.setText("wrong")
     page.turn_off()
     qtbot.waitUntil(lambda: not page.busy, timeout=10_000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from camguard.ui.bridge import MonitorBridge
 from camguard.ui.model import TrayState
 from tests.conftest import Holder, make_standin
 from tests.gui.conftest import Rig, hostile_ref
+from tests.gui.test_tray_launch import REPO
 
 pytestmark = pytest.mark.real
 
@@ -212,7 +214,9 @@ def test_status_window_idle_says_so_and_never_in_use_and_blocked_at_once(
     assert not status.users.isVisible() and status.empty.isVisible()
     assert "Nothing is using your camera or microphone" in status.empty.text()
     assert status.headline.text() == "No camera or microphone in use"
-    status.grab().save(str(tmp_path / "status-idle.png"))
+    shots = REPO / "docs" / "screenshots" if os.environ.get("CAMGUARD_SCREENSHOTS") == "1" \
+        else tmp_path
+    status.grab().save(str(shots / "status-idle.png"))
     # A microphone blocked (muted) while an app still holds it: blocked, not "in use".
     _h, mic = rig.holder(DeviceKind.MICROPHONE)
     rig.controller._got_blocked(frozenset({DeviceKind.MICROPHONE}))
