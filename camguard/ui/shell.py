@@ -34,6 +34,7 @@ from camguard.ui.adapters import (
     NullAllow,
     NullHistory,
     ProcessKiller,
+    RuleAllower,
 )
 from camguard.ui.alert import AlertPopup
 from camguard.ui.alert_routing import AlertRouter, connect_alert_events
@@ -136,6 +137,9 @@ def build(app: QApplication, monitor: EventSource, clock: Clock, *,
     o = options or TrayOptions()
     settings = settings or AlertSettings()
     history, allow = _history_ports(store, clock)
+    if o.rules is not None and o.rule_file is not None and isinstance(allow, Allower | NullAllow):
+        # One model of trust: "Always allow" writes a rule the rules judge then applies.
+        allow = RuleAllower(allow, o.rule_file, clock)
     served = o.history is not None  # the service's history is the history: no second copy
     if served:
         history = NullHistory("the camguard service keeps the history")
