@@ -201,4 +201,5 @@ def app_name(usage: Usage) -> str:
     p = usage.process
     if p is None:
         return "an unseen process"
-    return f"{literal(p.name or '?', 48)} (pid {p.pid})"
+    return f"{literal(p.name or os.path.basename(p.exe or '') or 'an unnamed app', 48)} " \
+        f"(pid {p.pid})"

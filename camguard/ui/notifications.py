@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 import queue
 import threading
 import time
@@ -54,7 +55,8 @@ def plain_body(alert: Alert) -> list[str]:
         who = "a process camguard cannot see"
     else:
         user = f", user {literal(p.user, 32)}" if p.user else ""
-        who = f"{literal(p.name or '?', 48)} (pid {p.pid}{user})"
+        name = p.name or os.path.basename(p.exe or "") or "an unnamed app"
+        who = f"{literal(name, 48)} (pid {p.pid}{user})"
     lines = [who]
     if p is not None and p.exe:
         lines.append(literal(p.exe, 110))

@@ -72,7 +72,8 @@ def describe_user(user: LiveUser, now: float, blocked: frozenset[DeviceKind] = f
                   ) -> str:
     """One line for a live user: app, pid, device, for how long (already literal)."""
     p = user.usage.process
-    who = UNSEEN_PROCESS_NOTE if p is None else f"{literal(p.name or '?', 40)} (pid {p.pid})"
+    name = "" if p is None else p.name or os.path.basename(p.exe or "") or "an unnamed app"
+    who = UNSEEN_PROCESS_NOTE if p is None else f"{literal(name, 40)} (pid {p.pid})"
     device = user.usage.device
     where = literal(device.name or device.id, 48)
     allowed = ", allowed" if user.allowed else ""
