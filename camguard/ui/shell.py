@@ -207,6 +207,7 @@ def start(parts: TrayApp, monitor: EventSource) -> None:
         parts.retention.start()
     problems = parts.options.problems if parts.options is not None else ()
     show_problems(parts, problems)
+    show_managed(parts)
     if parts.windows is not None and o is not None and o.first_run is not None:
         parts.windows.show_first_run()
 
@@ -310,6 +311,24 @@ def settings_saved(parts: TrayApp, ui: UiSettings) -> None:
     if o is not None:
         c.io.submit(lambda: settings_in_force(o.settings_file, o.policy().policy)[1],
                     lambda problems: show_problems(parts, problems))
+    show_managed(parts)
+
+
+def show_managed(parts: TrayApp) -> None:
+    """The tray menu's "Managed by …" line: a managed policy that locks something, or the
+    parental lock (a small file read each; at start-up and after the settings change)."""
+    o, tray = parts.options, parts.tray
+    if o is None or tray is None:
+        return
+    policy = o.policy().policy
+    lock_on = o.lock is not None and o.lock.is_set()
+    who = [f"Managed by {literal(policy.source, 120)}"] if policy.locked and policy.source \
+        else []
+    if lock_on:
+        who.append("parental lock on")
+    line = " · ".join(who)
+    tray.managed = line[:1].upper() + line[1:]
+    tray.rebuild_menu()
 
 
 def set_up(parts: TrayApp, lock_set: bool) -> None:

@@ -119,6 +119,8 @@ class TrayIcon(QObject):
         self._clock = clock
         self.snapshot = Snapshot(TrayState.IDLE, (), (), frozenset(), None)
         self.tooltip_lines: list[str] = []
+        # Who else decides here: "Managed by policy …" or "Parental lock on" (shell.py).
+        self.managed = ""
         self.icon = QSystemTrayIcon(self)
         self.menu = QMenu()
         self._switch = QMenu("Kill switch", self.menu)
@@ -198,6 +200,8 @@ class TrayIcon(QObject):
         menu.clear()
         head = menu.addAction(_menu_text(headline(snap)))
         head.setEnabled(False)
+        if self.managed:
+            menu.addAction(_menu_text(self.managed)).setEnabled(False)
         for i, user in enumerate(snap.users):
             sub = self._submenu(i)
             sub.setTitle(_menu_text(describe_user(user, now, snap.blocked)))

@@ -103,3 +103,9 @@ def test_the_tray_shows_it_at_the_first_start_and_then_blocks_unanswered_alerts(
     qtbot.waitUntil(lambda: live.controller.settings.default_decision is Choice.BLOCK,
                     timeout=10_000)
     assert welcomed(dirs.config)
+    # The tray menu says who else decides here, under what is live.
+    tray = live.parts.tray
+    if tray is not None:
+        tray.menu.aboutToShow.emit()
+        texts = [a.text() for a in tray.menu.actions()]
+        assert texts[1] == "Parental lock on" and not tray.menu.actions()[1].isEnabled()
