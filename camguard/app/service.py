@@ -28,7 +28,7 @@ from camguard.core.clock import Clock
 from camguard.core.models import MonitorEvent, UsageEvent
 from camguard.core.serialize import event_dict, rfc3339
 from camguard.core.settings import DetectionSettings
-from camguard.platform import current
+from camguard.platform import current, origin_of
 from camguard.platform.base import ProcessKiller
 from camguard.platform.clock import SystemClock, local_zone
 from camguard.service.api import ServiceApi
@@ -117,7 +117,8 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
     rules = ServiceRules(RuleFile(o.rules_file or config / RULES_FILE), policy)
     hub = EventHub()
     enforcement = Enforcement(rules, killer, blocks, clock, hasher=ExeHasher(),
-                              decisions=history, publish=hub.publish, tz=local_zone())
+                              origin_of=origin_of, decisions=history, publish=hub.publish,
+                              tz=local_zone())
     api = ServiceApi(state=lambda: monitor.state, history=ServiceHistory(history),
                      killer=killer, blocks=blocks, lock=lock, enforcement=enforcement,
                      hub=hub, clock=clock, rules=rules.listing, version=__version__,
