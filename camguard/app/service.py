@@ -104,7 +104,7 @@ def _only_service(data: Path) -> Iterator[None]:
 def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Path,
          state: Path, config: Path) -> None:
     clock: Clock = SystemClock()
-    history = HistoryStore(data / "history.sqlite3", clock)
+    history = HistoryStore(data / "history.sqlite3", clock, origin_of=origin_of)
     if history.warning:
         log.warning("%s", history.warning)
     runlog = RunLog(history.db, clock, policy_path=o.policy_file)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from camguard.core.text import json_safe, literal
 
@@ -133,3 +133,22 @@ def origin_from_dict(d: Any) -> ExeOrigin | None:
     detail, why = d.get("detail") or "", d.get("why") or ""
     return ExeOrigin(kind, name, verified, detail if isinstance(detail, str) else "",
                      why if isinstance(why, str) else "")
+
+
+def origin_line(origin: ExeOrigin) -> str:
+    """``from the Debian package firefox-esr (checked)``: where an app comes from, and what
+    checking it found."""
+    if origin.kind is OriginKind.LOCAL:
+        return f"a local file, not from any package (sha256 {literal(origin.detail, 16)}…)"
+    check = {True: "checked", False: "check FAILED", None: "not checkable"}[origin.verified]
+    return f"from the {origin.describe()} ({check})"
+
+
+class OriginLookup(Protocol):
+    """What consumers of origins need (platform.base.OriginResolver is one): ``origin`` may
+    read the whole file the first time; ``cached`` never reads a file (None when it would
+    have to), for the event path."""
+
+    def origin(self, pid: int | None, exe: str) -> ExeOrigin | None: ...
+
+    def cached(self, pid: int | None, exe: str) -> ExeOrigin | None: ...

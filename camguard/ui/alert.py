@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from camguard.core.blocks import format_duration
 from camguard.core.decision import Choice
 from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind
+from camguard.core.origin import origin_line
 from camguard.core.text import literal
 from camguard.ui.assets import app_icon
 from camguard.ui.model import AlertView
@@ -121,10 +122,11 @@ class AlertPopup(QWidget):
         self.device_label = plain_label()
         self.time_label = plain_label()
         self.note_label = plain_label()
+        self.why_label = plain_label(bold=True)  # why an allowed app is asked about again
         self.status_label = plain_label()
         for label in (self.exe_label, self.process_label, self.parents_label,
                       self.cmdline_label, self.device_label, self.time_label, self.note_label,
-                      self.status_label):
+                      self.why_label, self.status_label):
             box.addWidget(label)
         row = QHBoxLayout()
         self.buttons: dict[Choice, QPushButton] = {}
@@ -205,8 +207,11 @@ class AlertPopup(QWidget):
             self.parents_label.setText("")
             self.cmdline_label.setText("")
         else:
-            self.name_label.setText(literal(p.name or "?", LIMITS["name"]))
-            self.exe_label.setText(literal(p.exe or "(executable unknown)", LIMITS["exe"]))
+            origin = alert.origin
+            self.name_label.setText(literal(p.name or "?", LIMITS["name"]) if origin is None
+                                    else origin.label(literal(p.name or "?", LIMITS["name"])))
+            exe = literal(p.exe or "(executable unknown)", LIMITS["exe"])
+            self.exe_label.setText(exe if origin is None else f"{exe}\n{origin_line(origin)}")
             user = literal(p.user, LIMITS["user"]) if p.user else "?"
             self.process_label.setText(f"pid {p.pid}, user {user}")
             chain = " ← ".join(literal(n, LIMITS["parent"]) for n in p.parents[:6])
@@ -218,6 +223,9 @@ class AlertPopup(QWidget):
         self.time_label.setText("since " + time.strftime("%H:%M:%S", time.localtime(alert.at)))
         self.note_label.setText(literal(usage.note, LIMITS["note"]) if usage.note else "")
         self.note_label.setVisible(bool(usage.note))
+        self.why_label.setText(f"Asking again: {literal(alert.why, LIMITS['note'])}"
+                               if alert.why else "")
+        self.why_label.setVisible(bool(alert.why))
         stopped = alert.stopped_at is not None
         # Nothing to kill once an app has stopped; nothing to kill or allow that is unseen.
         self.buttons[Choice.KILL].setEnabled(p is not None and not stopped)
@@ -279,3 +287,4 @@ class AlertPopup(QWidget):
         self.view = None
         self.hide()
         self.decided.emit(view.alert.id, decision.value)
+

@@ -79,4 +79,4 @@ class RuleJudge:
             # Only what the rules did (plain "no rule, ask" is every alert: alert.shown).
             self._events.decided(d, usage)
         return RuleOutcome(_GATES[d.verdict], d.explanation, decided_by(d),
-                           notify=d.would is not None)
+                           notify=d.would is not None, notes=d.notes)
