@@ -53,10 +53,15 @@ class Check:
 
 
 class DpkgIndex:
-    """Path -> owning package over a dpkg admin directory (``/var/lib/dpkg`` or a copy)."""
+    """Path -> owning package over a dpkg admin directory (``/var/lib/dpkg`` or a copy).
 
-    def __init__(self, admin_dir: Path | str = DEFAULT_ADMIN_DIR) -> None:
+    ``root``: where dpkg installed the files, as ``dpkg --root`` (a chroot, a test's
+    throwaway tree): a path under it is looked up as the package lists it.
+    """
+
+    def __init__(self, admin_dir: Path | str = DEFAULT_ADMIN_DIR, root: str = "/") -> None:
         self.admin_dir = Path(admin_dir)
+        self.root = root.rstrip("/")
         self._info = self.admin_dir / "info"
         self._lock = threading.Lock()
         self._stamp: tuple[int, ...] | None = None
@@ -157,6 +162,10 @@ class DpkgIndex:
         """The package owning the file at ``path`` (an absolute, resolved path), or None."""
         if not self.refresh():
             return None
+        if self.root:
+            if not path.startswith(self.root + "/"):
+                return None
+            path = path[len(self.root):]
         for candidate in _aliases(path):
             found = self._owner_of(candidate)
             if found is not None:

@@ -31,9 +31,9 @@ Key = tuple[str, int, int, int, int, int]
 
 
 class LinuxOriginResolver:
-    def __init__(self, admin_dir: Path | str = DEFAULT_ADMIN_DIR, proc_root: str = "/proc"
-                 ) -> None:
-        self.dpkg = DpkgIndex(admin_dir)
+    def __init__(self, admin_dir: Path | str = DEFAULT_ADMIN_DIR, proc_root: str = "/proc",
+                 *, root: str = "/") -> None:
+        self.dpkg = DpkgIndex(admin_dir, root)
         self._proc = proc_root
         self._cache: dict[Key, ExeOrigin] = {}
         self._lock = threading.Lock()
