@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from camguard import __version__
-from camguard.app.detection import build_detection
+from camguard.app.detection import build_detection, warm_origins
 from camguard.app.outputs import EventOutputs, service_outputs
 from camguard.app.service_parts import GatedKiller, SerialBlocks, ServiceRules
 from camguard.core.blocks import BlockManager
@@ -105,6 +105,7 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
          state: Path, config: Path) -> None:
     clock: Clock = SystemClock()
     history = HistoryStore(data / "history.sqlite3", clock, origin_of=origin_of)
+    warm_origins()
     if history.warning:
         log.warning("%s", history.warning)
     runlog = RunLog(history.db, clock, policy_path=o.policy_file)
