@@ -25,10 +25,11 @@ from camguard.app.outputs import EventOutputs, service_outputs
 from camguard.app.service_parts import GatedKiller, SerialBlocks, ServiceRules
 from camguard.core.blocks import BlockManager
 from camguard.core.clock import Clock
-from camguard.core.models import MonitorEvent, UsageEvent
+from camguard.core.models import MonitorEvent, Usage, UsageEvent
+from camguard.core.origin import ExeOrigin
 from camguard.core.serialize import event_dict, rfc3339
 from camguard.core.settings import DetectionSettings
-from camguard.platform import current, origin_of
+from camguard.platform import current, origin_of, origin_resolver
 from camguard.platform.base import ProcessKiller
 from camguard.platform.clock import SystemClock, local_zone
 from camguard.service.api import ServiceApi
@@ -123,7 +124,8 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
     api = ServiceApi(state=lambda: monitor.state, history=ServiceHistory(history),
                      killer=killer, blocks=blocks, lock=lock, enforcement=enforcement,
                      hub=hub, clock=clock, rules=rules.listing, version=__version__,
-                     admin_group=o.admin_group, users_may_block=rules.users_may_block)
+                     admin_group=o.admin_group, users_may_block=rules.users_may_block,
+                     origin=_usage_origin)
     address = o.socket or current().service_transport().default_address()
     server = ServiceServer(address, api, admin_group=o.admin_group, max_clients=o.max_clients,
                            per_uid=o.max_per_user)
@@ -194,9 +196,18 @@ def _announce(events: EventLog, start: StartReport, orphans: int) -> None:
                 version=__version__, camguard_pid=os.getpid(), service=True)
 
 
+def _usage_origin(usage: Usage) -> ExeOrigin | None:
+    p = usage.process
+    return None if p is None else origin_of(p)
+
+
 def _hub_sink(hub: EventHub) -> Any:
     def sink(ev: MonitorEvent) -> None:
-        hub.publish(Outgoing(event_dict(ev), ev.usage if isinstance(ev, UsageEvent) else None))
+        # The monitor's thread: only an origin known without reading the file.
+        p = ev.usage.process if isinstance(ev, UsageEvent) else None
+        origin = None if p is None else origin_resolver().cached(p.pid, p.exe)
+        hub.publish(Outgoing(event_dict(ev, origin),
+                             ev.usage if isinstance(ev, UsageEvent) else None))
 
     return sink
 

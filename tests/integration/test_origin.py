@@ -102,6 +102,30 @@ def test_status_names_a_packaged_binary_and_a_local_copy(
     assert "a local file, not from any package" in human.stdout
 
 
+def test_watch_json_carries_the_origin(devdir: Path, cfg: dict[str, str],
+                                       holders: list[Holder]) -> None:
+    python, package = packaged_python()
+    cam = make_standin(devdir / "video0")
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "camguard", "watch", "--json", "--camera-glob",
+         f"{devdir}/video*", "--mic-glob", f"{devdir}/snd/pcm*c"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, **cfg})
+    try:
+        assert watch.stdout is not None
+        assert json.loads(watch.stdout.readline())["event"] == "degraded"  # it runs
+        holders.append(Holder([cam], exe=python))
+        started = json.loads(watch.stdout.readline())
+        holders[0].close()
+        stopped = json.loads(watch.stdout.readline())
+    finally:
+        watch.kill()
+        watch.communicate(timeout=20)
+    want = {"kind": "deb", "name": package, "verified": True, "detail": None}
+    assert (started["event"], started["pid"], started["origin"]) == \
+        ("started", holders[0].pid, want)
+    assert (stopped["event"], stopped["origin"]) == ("stopped", want)
+
+
 # -- a test package, installed and upgraded by the real dpkg in a throwaway root ----------
 class Root:
     """A dpkg root of our own: ``dpkg --root`` keeps its database in root/var/lib/dpkg."""
