@@ -180,7 +180,7 @@ def _by_origin(entry: AllowEntry, origin: ExeOrigin, shown: str, kind: str) -> A
                             f"{shown} was allowed as part of the {named.describe()}; it now "
                             f"comes from the {origin.describe()}", entry)
     problem = origin.problem()
-    if problem is not None:
-        return AllowVerdict(AllowStatus.BINARY_CHANGED, f"{shown}: {problem}", entry)
+    if problem is not None:  # (the path is on the alert already: the reason is short)
+        return AllowVerdict(AllowStatus.BINARY_CHANGED, problem, entry)
     return AllowVerdict(AllowStatus.ALLOWED, f"{shown} is allowed for the {kind} as part of "
                         f"the {origin.describe()} (its verified updates stay allowed)", entry)

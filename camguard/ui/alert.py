@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from camguard.core.blocks import format_duration
 from camguard.core.decision import Choice
 from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind
-from camguard.core.origin import origin_line
+from camguard.core.origin import OriginKind, origin_line
 from camguard.core.text import literal
 from camguard.ui.assets import app_icon
 from camguard.ui.model import AlertView
@@ -40,8 +40,9 @@ WINDOW_TITLE = "camguard alert"
 WIDTH = 440
 MARGIN = 12
 # Character limits for process-controlled text: enough to recognise, never a wall of text.
+SANDBOXES = (OriginKind.FLATPAK, OriginKind.SNAP, OriginKind.APPIMAGE)
 LIMITS = {"name": 48, "exe": 110, "user": 32, "parent": 32, "device": 80, "cmdline": 160,
-          "note": 160}
+          "note": 160, "why": 300}
 
 
 def plain_label(text: str = "", *, bold: bool = False) -> QLabel:
@@ -123,6 +124,10 @@ class AlertPopup(QWidget):
         self.time_label = plain_label()
         self.note_label = plain_label()
         self.why_label = plain_label(bold=True)  # why an allowed app is asked about again
+        self.why_label.setWordWrap(True)
+        # Wrapped, so its height depends on its width: the layout must ask for it.
+        self.why_label.setSizePolicy(QSizePolicy.Policy.Preferred,
+                                     QSizePolicy.Policy.MinimumExpanding)
         self.status_label = plain_label()
         for label in (self.exe_label, self.process_label, self.parents_label,
                       self.cmdline_label, self.device_label, self.time_label, self.note_label,
@@ -208,8 +213,11 @@ class AlertPopup(QWidget):
             self.cmdline_label.setText("")
         else:
             origin = alert.origin
-            self.name_label.setText(literal(p.name or "?", LIMITS["name"]) if origin is None
-                                    else origin.label(literal(p.name or "?", LIMITS["name"])))
+            name = literal(p.name or "?", LIMITS["name"])
+            # A sandboxed app by its real name ("bwrap (Flatpak org.telegram.desktop)"); a
+            # package's name is on the executable's line below.
+            sandboxed = origin is not None and origin.kind in SANDBOXES
+            self.name_label.setText(origin.label(name) if origin and sandboxed else name)
             exe = literal(p.exe or "(executable unknown)", LIMITS["exe"])
             self.exe_label.setText(exe if origin is None else f"{exe}\n{origin_line(origin)}")
             user = literal(p.user, LIMITS["user"]) if p.user else "?"
@@ -223,7 +231,7 @@ class AlertPopup(QWidget):
         self.time_label.setText("since " + time.strftime("%H:%M:%S", time.localtime(alert.at)))
         self.note_label.setText(literal(usage.note, LIMITS["note"]) if usage.note else "")
         self.note_label.setVisible(bool(usage.note))
-        self.why_label.setText(f"Asking again: {literal(alert.why, LIMITS['note'])}"
+        self.why_label.setText(f"Asking again: {literal(alert.why, LIMITS['why'])}"
                                if alert.why else "")
         self.why_label.setVisible(bool(alert.why))
         stopped = alert.stopped_at is not None
