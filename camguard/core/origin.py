@@ -34,12 +34,11 @@ _WHAT = {OriginKind.DEB: "Debian package", OriginKind.FLATPAK: "Flatpak",
 class ExeOrigin:
     """Where one executable comes from.
 
-    ``name``: the package (deb), app id (flatpak), snap name, the image's file name
-    (appimage) or the executable's path (local). ``verified``: True when the file was checked
+    ``name``: the package (deb), app id (flatpak), snap name, the image's path (appimage)
+    or the executable's path (local). ``verified``: True when the file was checked
     against what its origin recorded (a deb whose md5sum matches dpkg's, a snap binary on its
     read-only image), False when the check failed (``why`` says how), None when there is
-    nothing to check it against. ``detail``: the Flatpak branch, the AppImage's path, or a
-    local file's SHA-256.
+    nothing to check it against. ``detail``: the Flatpak branch or a local file's SHA-256.
     """
 
     kind: OriginKind

@@ -126,6 +126,24 @@ def test_watch_json_carries_the_origin(devdir: Path, cfg: dict[str, str],
     assert (stopped["event"], stopped["origin"]) == ("stopped", want)
 
 
+def test_rules_add_origin_then_explain(cfg: dict[str, str], tmp_path: Path) -> None:
+    python, package = packaged_python()
+    added = run("rules", "add", "--verdict", "allow", "--origin", f"deb:{package}",
+                "--kind", "camera", "--label", "packaged python", env=cfg)
+    assert added.returncode == 0, added.stderr
+    listed = run("rules", "list", env=cfg)
+    assert f"the Debian package {package}" in listed.stdout, listed.stdout
+    said = run("rules", "explain", "--kind", "camera", "--exe", python, "--json", env=cfg)
+    assert json.loads(said.stdout)["verdict"] == "allow", said.stdout
+    copy = tmp_path / "python-copy"
+    shutil.copy2(python, copy)
+    moved = run("rules", "explain", "--kind", "camera", "--exe", str(copy), env=cfg)
+    assert moved.stdout.startswith("ask: no rule matches")  # a copy is not the package
+    for bad in ("local:/usr/bin/x", "rpm:x", "firefox"):
+        refused = run("rules", "add", "--verdict", "allow", "--origin", bad, env=cfg)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr
+
+
 # -- a test package, installed and upgraded by the real dpkg in a throwaway root ----------
 class Root:
     """A dpkg root of our own: ``dpkg --root`` keeps its database in root/var/lib/dpkg."""
