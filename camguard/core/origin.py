@@ -61,6 +61,12 @@ class ExeOrigin:
         return f"{what} {name}"
 
     @property
+    def sandboxed(self) -> bool:
+        """A Flatpak, Snap or AppImage: its process name (``bwrap``, ``AppRun``) says little,
+        its app id or image says what it is."""
+        return self.kind in (OriginKind.FLATPAK, OriginKind.SNAP, OriginKind.APPIMAGE)
+
+    @property
     def trusted(self) -> bool:
         """Whether an origin rule may rely on it: a deb or snap file that verified; a
         Flatpak or AppImage that did not fail (camguard cannot check those: such a rule is

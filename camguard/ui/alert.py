@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from camguard.core.blocks import format_duration
 from camguard.core.decision import Choice
 from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind
-from camguard.core.origin import OriginKind, origin_line
+from camguard.core.origin import origin_line
 from camguard.core.text import literal
 from camguard.ui.assets import app_icon
 from camguard.ui.model import AlertView
@@ -40,7 +40,6 @@ WINDOW_TITLE = "camguard alert"
 WIDTH = 440
 MARGIN = 12
 # Character limits for process-controlled text: enough to recognise, never a wall of text.
-SANDBOXES = (OriginKind.FLATPAK, OriginKind.SNAP, OriginKind.APPIMAGE)
 LIMITS = {"name": 48, "exe": 110, "user": 32, "parent": 32, "device": 80, "cmdline": 160,
           "note": 160, "why": 300}
 
@@ -216,8 +215,8 @@ class AlertPopup(QWidget):
             name = literal(p.name or "?", LIMITS["name"])
             # A sandboxed app by its real name ("bwrap (Flatpak org.telegram.desktop)"); a
             # package's name is on the executable's line below.
-            sandboxed = origin is not None and origin.kind in SANDBOXES
-            self.name_label.setText(origin.label(name) if origin and sandboxed else name)
+            self.name_label.setText(origin.label(name) if origin and origin.sandboxed
+                                    else name)
             exe = literal(p.exe or "(executable unknown)", LIMITS["exe"])
             self.exe_label.setText(exe if origin is None else f"{exe}\n{origin_line(origin)}")
             user = literal(p.user, LIMITS["user"]) if p.user else "?"

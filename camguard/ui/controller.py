@@ -157,6 +157,7 @@ class AppController(QObject):
         allowed = any(u.allowed for u in self._users.values() if alert_key(u.usage) == akey)
         self._users[usage.key] = LiveUser(usage, at, allowed)
         self._changed()
+        self._look_up_origin(usage)
         if akey in self._settled or self._pending(akey) is not None:
             return
         # A pause silences questions, not the rules: a kill or block rule still applies.
@@ -226,6 +227,22 @@ class AppController(QObject):
         self.message.emit("camguard rule", text)
         self._apply(usage, Choice.KILL if outcome.gate is Gate.KILL else Choice.BLOCK,
                     outcome.decided_by)
+
+    def _look_up_origin(self, usage: Usage) -> None:
+        """Where the app comes from, for the status (a sandboxed app by its app id): on the
+        io lane, before the allow check, which then finds it cached."""
+        p, origin_of = usage.process, self._origin_of
+        if p is None or origin_of is None:
+            return
+        key = usage.key
+
+        def known(origin: ExeOrigin | None) -> None:
+            user = self._users.get(key)
+            if origin is not None and user is not None:
+                self._users[key] = replace(user, origin=origin)
+                self._changed()
+
+        self.io.submit(lambda: origin_of(p), known, lambda _e: None)
 
     def _stopped(self, usage: Usage, at: float) -> None:
         self._users.pop(usage.key, None)

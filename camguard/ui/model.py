@@ -31,6 +31,7 @@ class LiveUser:
     since: float
     # The allow list allows this app for this device kind (no alert was shown).
     allowed: bool = False
+    origin: ExeOrigin | None = None  # where its executable comes from, once looked up
 
     @property
     def key(self) -> UsageKey:

@@ -4,6 +4,7 @@ again: real widgets, a real child process, its real origin from this machine's d
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,15 @@ from camguard.platform.linux.origin import LinuxOriginResolver
 from camguard.platform.process import ProcessDescriber
 from camguard.ui.model import Alert, AlertView
 from camguard.ui.ports import AlertSettings
+from camguard.ui.tray import summary_lines
 from tests.conftest import Holder, make_standin
 from tests.gui.conftest import Rig, hostile_ref, make_rig
-from tests.integration.test_origin import PACKAGE, Root, packaged_python
+from tests.integration.test_origin import (
+    PACKAGE,
+    Root,
+    flatpak_style_process,
+    packaged_python,
+)
 
 pytestmark = pytest.mark.real
 
@@ -98,3 +105,38 @@ def test_a_hostile_sandbox_name_is_shown_literally(qtbot: QtBot, rig: Rig) -> No
     assert name.startswith("zoom (Flatpak org.x") and "<b>bold</b>" in name
     assert "\n" not in name and "\u202e" not in name and len(name) < 400
     assert "\x1b" not in rig.popup.exe_label.text()
+
+
+def test_the_status_names_a_sandboxed_app_by_its_app_id(qtbot: QtBot, tmp_path: Path,
+                                                        devdir: Path, holders: list[Holder],
+                                                        alert_settings: AlertSettings) -> None:
+    resolver = LinuxOriginResolver()
+
+    def origin_of(p: ProcessRef) -> ExeOrigin | None:
+        return resolver.origin(p.pid, p.exe)
+
+    rig = make_rig(qtbot, tmp_path, devdir, holders, alert_settings, origin_of=origin_of)
+    try:
+        with flatpak_style_process(tmp_path) as pid:
+            ref = ProcessDescriber().describe(pid)
+            assert ref is not None
+            node = make_standin(devdir / "video-flatpak")
+            usage = Usage(Device(DeviceKind.CAMERA, str(node), "Stand-in camera", str(node),
+                                 "procfs"), ref, via="fd")
+            rig.start(usage)
+            want = f"{ref.name} (Flatpak org.example.Camera (beta)) (pid {pid})"
+            qtbot.waitUntil(lambda: any(want in line for line in _status_lines(rig)),
+                            timeout=10_000)
+            qtbot.waitUntil(lambda: rig.shown_pid() == pid, timeout=10_000)
+            assert rig.popup.name_label.text() == f"{ref.name} (Flatpak org.example.Camera " \
+                "(beta))"
+            assert rig.popup.exe_label.text().endswith(
+                "from the Flatpak org.example.Camera (beta) (not checkable)")
+    finally:
+        rig.popup.show_view(None)
+        rig.controller.workers.shutdown(wait=True)
+        rig.controller.io.shutdown(wait=True)
+
+
+def _status_lines(rig: Rig) -> list[str]:
+    return summary_lines(rig.controller.snapshot(), time.time())

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -22,7 +23,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import psutil
@@ -288,8 +289,11 @@ def test_an_origin_rule_and_an_allow_entry_survive_a_dpkg_upgrade_not_tampering(
     assert verdict is Verdict.ASK and "comes from the local file" in notes[0]
 
 
-def test_a_process_in_a_flatpak_style_sandbox_is_named_by_its_app_id(
-        tmp_path: Path, devdir: Path) -> None:
+@contextlib.contextmanager
+def flatpak_style_process(tmp_path: Path) -> Iterator[int]:
+    """A real Python in its own mount namespace, chrooted into a root that holds a
+    ``/.flatpak-info`` (app org.example.Camera, branch beta), as flatpak's bwrap builds one.
+    Yields its pid."""
     need(IS_ROOT, "a mount namespace with a bind-mounted /usr needs root")
     need_tools(["unshare", "chroot"])
     python, _package = packaged_python()
@@ -314,6 +318,15 @@ def test_a_process_in_a_flatpak_style_sandbox_is_named_by_its_app_id(
                    what="the sandboxed python")
         pid = _child_running(proc.pid, python)
         assert pid is not None
+        yield pid
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        proc.wait(10)
+
+
+def test_a_process_in_a_flatpak_style_sandbox_is_named_by_its_app_id(tmp_path: Path) -> None:
+    with flatpak_style_process(tmp_path) as pid:
         resolver = LinuxOriginResolver()
         ref = ProcessDescriber().describe(pid)
         assert ref is not None
@@ -321,10 +334,6 @@ def test_a_process_in_a_flatpak_style_sandbox_is_named_by_its_app_id(
         assert origin == ExeOrigin(OriginKind.FLATPAK, "org.example.Camera", None, "beta")
         assert origin.label(ref.name) == f"{ref.name} (Flatpak org.example.Camera (beta))"
         assert resolver.cached(pid, ref.exe) == origin  # no file read needed for a sandbox
-    finally:
-        if proc.stdin is not None:
-            proc.stdin.close()
-        proc.wait(10)
 
 
 def _child_running(parent: int, exe: str) -> int | None:
