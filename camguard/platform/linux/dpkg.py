@@ -86,10 +86,6 @@ class DpkgIndex:
             stamp += [st.st_mtime_ns, st.st_ino]
         return tuple(stamp)
 
-    @property
-    def available(self) -> bool:
-        return os.path.isdir(self._info)
-
     def refresh(self) -> bool:
         """Read the database again if dpkg changed it since the last read (two or three
         ``stat`` calls when it did not). Returns whether an index is in place."""
