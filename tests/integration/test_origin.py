@@ -10,7 +10,6 @@
 - A process in its own mount namespace whose root holds a ``/.flatpak-info`` (the way
   flatpak's bwrap builds one) is named by its app id (needs root for the namespace).
 - The event log's records with an origin validate against docs/event.schema.json.
-- A real root service kills by an origin rule, and its status and history carry origins.
 """
 
 from __future__ import annotations
@@ -39,19 +38,12 @@ from camguard.platform.process import ProcessDescriber
 from camguard.store.allowlist import AllowList, AllowStatus
 from camguard.store.db import Database
 from camguard.store.eventlog import EventLog
-from camguard.store.rules import RuleFile
 from camguard.ui.adapters import Allower
 from tests.conftest import IS_ROOT, Holder, make_standin, need, need_tools
 from tests.integration.test_eventlog import SCHEMA_DOC, validate
 from tests.realenv import wait_until
-from tests.service_env import (
-    SYSTEM_PYTHON,
-    Accounts,
-    Box,
-    Service,
-    UserHolder,
-    pids_in_status,
-)
+
+pytestmark = pytest.mark.real
 
 CLOCK = FrozenClock(1_800_000_000.0)
 CLOCK_TZ = datetime.UTC
@@ -372,34 +364,3 @@ def test_event_records_with_an_origin_validate(tmp_path: Path, devdir: Path,
     broken = dict(records[0], origin={"kind": "rpm", "name": "x", "verified": True})
     assert validate(broken, SCHEMA_DOC) != []
 
-
-def test_the_root_service_enforces_an_origin_rule_and_reports_origins(
-        sandbox: Box, accounts: Accounts) -> None:
-    """A real root service: an account's packaged Python is ended by a rule that names its
-    Debian package; another account's use shows its origin in status, and the history
-    records it."""
-    python, package = packaged_python()
-    need(os.path.realpath(SYSTEM_PYTHON) == python, f"{SYSTEM_PYTHON} is not {python}")
-    kid, other = accounts.user(), accounts.user()
-    RuleFile(sandbox.config / "rules.json").save([make_rule(
-        "kill", app=AppMatch(MatchBy.ORIGIN, f"deb:{package}"), kind="camera",
-        user=kid.name, label="no packaged python")])
-    svc = Service(sandbox).start()
-    h = UserHolder(sandbox, kid, [sandbox.node("video0")])
-    assert h.proc.wait(20) is not None  # ended by the origin rule
-    want = {"kind": "deb", "name": package, "verified": True, "detail": None}
-
-    def entry(pid: int) -> dict[str, object] | None:
-        return next((e for e in svc.client.history()["entries"]
-                     if e.get("pid") == pid and e.get("origin") is not None), None)
-
-    wait_until(lambda: entry(h.pid) is not None, 20, "the killed session's origin")
-    killed = entry(h.pid)
-    assert killed is not None
-    assert (killed["decision"], killed["decided_by"], killed["origin"]) == (
-        "killed", "rule:no packaged python", want)
-    o = UserHolder(sandbox, other, [sandbox.node("video1")])
-    wait_until(lambda: o.pid in pids_in_status(svc.client.status()), 20, "the other's use")
-    users = [u for d in svc.client.status()["devices"] for u in d["users"]]
-    assert [u["origin"] for u in users if u["pid"] == o.pid] == [want]
-    assert o.proc.poll() is None  # the rule is the kid's only
