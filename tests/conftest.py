@@ -162,10 +162,13 @@ HOLDER = textwrap.dedent("""
 class Holder:
     """A real child process that opens device nodes, holds them, and closes on request."""
 
-    def __init__(self, paths: Sequence[Path | str], argv0: str | None = None) -> None:
-        cmd = [sys.executable, "-c", HOLDER, *map(str, paths)]
+    def __init__(self, paths: Sequence[Path | str], argv0: str | None = None, *,
+                 exe: str | None = None) -> None:
+        # ``exe``: another Python binary to run it (a packaged one, a copy, a tampered one).
+        exe = exe or sys.executable
+        cmd = [exe, "-c", HOLDER, *map(str, paths)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, executable=sys.executable,
+                                     text=True, executable=exe,
                                      **({"process_group": 0} if argv0 is None else {}))
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

@@ -21,15 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from camguard import __version__
-from camguard.app.detection import build_detection
+from camguard.app.detection import build_detection, warm_origins
 from camguard.app.outputs import EventOutputs, service_outputs
 from camguard.app.service_parts import GatedKiller, SerialBlocks, ServiceRules
 from camguard.core.blocks import BlockManager
 from camguard.core.clock import Clock
-from camguard.core.models import MonitorEvent, UsageEvent
+from camguard.core.models import MonitorEvent, Usage, UsageEvent
+from camguard.core.origin import ExeOrigin
 from camguard.core.serialize import event_dict, rfc3339
 from camguard.core.settings import DetectionSettings
-from camguard.platform import current
+from camguard.platform import current, origin_of, origin_resolver
 from camguard.platform.base import ProcessKiller
 from camguard.platform.clock import SystemClock, local_zone
 from camguard.service.api import ServiceApi
@@ -110,7 +111,8 @@ def _only_service(data: Path) -> Iterator[None]:
 def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Path,
          state: Path, config: Path) -> None:
     clock: Clock = SystemClock()
-    history = HistoryStore(data / "history.sqlite3", clock)
+    history = HistoryStore(data / "history.sqlite3", clock, origin_of=origin_of)
+    warm_origins()
     if history.warning:
         log.warning("%s", history.warning)
     runlog = RunLog(history.db, clock, policy_path=o.policy_file)
@@ -123,7 +125,8 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
     rules = ServiceRules(RuleFile(o.rules_file or config / RULES_FILE), policy)
     hub = EventHub()
     enforcement = Enforcement(rules, killer, blocks, clock, hasher=ExeHasher(),
-                              decisions=history, publish=hub.publish, tz=local_zone())
+                              origin_of=origin_of, decisions=history, publish=hub.publish,
+                              tz=local_zone())
     transport = current().service_transport()
     # Windows' named pipe brings its own listener and account numbers (platform/windows).
     own = transport if isinstance(transport, ListeningTransport) else None
@@ -131,6 +134,7 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
                      killer=killer, blocks=blocks, lock=lock, enforcement=enforcement,
                      hub=hub, clock=clock, rules=rules.listing, version=__version__,
                      admin_group=o.admin_group, users_may_block=rules.users_may_block,
+                     origin=_usage_origin,
                      **({"lookup": own.lookup} if own is not None else {}))
     address = o.socket or transport.default_address()
     server = ServiceServer(address, api, admin_group=o.admin_group, max_clients=o.max_clients,
@@ -203,9 +207,18 @@ def _announce(events: EventLog, start: StartReport, orphans: int) -> None:
                 version=__version__, camguard_pid=os.getpid(), service=True)
 
 
+def _usage_origin(usage: Usage) -> ExeOrigin | None:
+    p = usage.process
+    return None if p is None else origin_of(p)
+
+
 def _hub_sink(hub: EventHub) -> Any:
     def sink(ev: MonitorEvent) -> None:
-        hub.publish(Outgoing(event_dict(ev), ev.usage if isinstance(ev, UsageEvent) else None))
+        # The monitor's thread: only an origin known without reading the file.
+        p = ev.usage.process if isinstance(ev, UsageEvent) else None
+        origin = None if p is None else origin_resolver().cached(p.pid, p.exe)
+        hub.publish(Outgoing(event_dict(ev, origin),
+                             ev.usage if isinstance(ev, UsageEvent) else None))
 
     return sink
 

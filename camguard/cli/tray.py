@@ -137,6 +137,7 @@ def tray_options(start: TrayStart) -> TrayOptions:
 
 
 def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
+    from camguard.platform import origin_of
     from camguard.platform.clock import local_zone
     from camguard.ui.judge import RuleJudge
     from camguard.ui.shell import run_tray
@@ -151,7 +152,7 @@ def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
     rules = options.rule_file or tray_parts.rule_file()
     options.rules = RuleJudge(rules, start.policy.load, clock,
                               settings_path=start.ui_file.path, tz=local_zone(),
-                              events=outputs.log)
+                              events=outputs.log, origin_of=origin_of)
     options.on_start = lambda: _started(outputs, start.status)
     options.on_stop = outputs.stop
     mic = mic_control()

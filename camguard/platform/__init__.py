@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from pathlib import Path
 
+    from camguard.core.models import ProcessRef
+    from camguard.core.origin import ExeOrigin
+    from camguard.platform.base import OriginResolver
     from camguard.platform.macos.forensics import LogReport
     from camguard.platform.macos.tcc import TccEntry
     from camguard.platform.signer import Signer
@@ -46,6 +49,19 @@ def current() -> Platform:
     from camguard.platform.null import NullPlatform
 
     return NullPlatform(sys.platform)
+
+
+@functools.cache
+def origin_resolver() -> OriginResolver:
+    """This process's one origin resolver (it caches dpkg's database and every file it
+    examined), from the platform of this OS."""
+    return current().origin_resolver()
+
+
+def origin_of(process: ProcessRef) -> ExeOrigin | None:
+    """Where ``process``'s executable comes from (core.decision.OriginOf): blocking on the
+    first look at a file (it reads it whole), so off the event path."""
+    return origin_resolver().origin(process.pid, process.exe)
 
 
 def create_sources(settings: DetectionSettings, describer: ProcessDescriber | None = None

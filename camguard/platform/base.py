@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from camguard.core.blocks import ActionResult, Enforcer
 from camguard.core.models import SourceSnapshot
+from camguard.core.origin import ExeOrigin
 from camguard.core.text import literal
 
 if TYPE_CHECKING:
@@ -130,6 +131,27 @@ class DeviceEnforcer(Enforcer, Protocol):
     microphones off and on again."""
 
 
+@runtime_checkable
+class OriginResolver(Protocol):
+    """Where an executable comes from (core.origin.ExeOrigin): on Linux a Debian package
+    (checked against dpkg's md5sum), a Flatpak, Snap or AppImage, else a local file with its
+    SHA-256; room for a Windows signer or a macOS Team ID. Any thread; never raises.
+
+    :meth:`origin` may read the whole file the first time (md5 or SHA-256: most of a second
+    for a 200 MB browser), so it runs off the event path; results are cached by the file's
+    identity. :meth:`cached` answers only what costs no file read (None otherwise), for
+    callers on the event path."""
+
+    def origin(self, pid: int | None, exe: str) -> ExeOrigin | None: ...
+
+    def cached(self, pid: int | None, exe: str) -> ExeOrigin | None: ...
+
+    def warm(self) -> None:
+        """Read what lookups need (dpkg's database) now, e.g. on a background thread at
+        start, rather than at the first lookup."""
+        ...
+
+
 # -- what the selftest asks the OS directly ---------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class ServerFacts:
@@ -203,3 +225,7 @@ class Platform(Protocol):
     def system_paths(self) -> SystemPaths: ...
 
     def probes(self) -> Probes: ...
+
+    def origin_resolver(self) -> OriginResolver:
+        """Where executables come from (keep one: it caches)."""
+        ...

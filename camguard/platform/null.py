@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from camguard.core.blocks import ActionResult, Applied, BlockOptions, Outcome, UndoStep
 from camguard.core.models import DeviceKind
+from camguard.core.origin import ExeOrigin
 from camguard.platform.base import (
     AutostartEntry,
     DeviceEnforcer,
     MicSwitch,
     Notifications,
+    OriginResolver,
     PolicySource,
     Probes,
     ProcessKiller,
@@ -144,6 +146,23 @@ class NullProbes:
         return ServerFacts(False, self.reason)
 
 
+@dataclass(frozen=True)
+class NullOriginResolver:
+    """No way to tell where an executable comes from here: every origin is unknown (None),
+    so origin rules never match and exe rules (path plus SHA-256) still do."""
+
+    reason: str
+
+    def origin(self, pid: int | None, exe: str) -> ExeOrigin | None:
+        return None
+
+    def cached(self, pid: int | None, exe: str) -> ExeOrigin | None:
+        return None
+
+    def warm(self) -> None:
+        return None
+
+
 class NullPlatform:
     """An OS camguard has no backend for yet: it watches nothing and each capability is a
     null object saying so. The managed policy still works where store.policy can read it
@@ -195,3 +214,6 @@ class NullPlatform:
 
     def probes(self) -> Probes:
         return NullProbes(f"looking at the OS directly: {self.reason}")
+
+    def origin_resolver(self) -> OriginResolver:
+        return NullOriginResolver(f"where an app comes from: {self.reason}")

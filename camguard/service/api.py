@@ -21,7 +21,7 @@ from camguard.core.blocks import (
 )
 from camguard.core.clock import Clock
 from camguard.core.models import DeviceKind
-from camguard.core.serialize import rfc3339, state_dict
+from camguard.core.serialize import OriginFor, rfc3339, state_dict
 from camguard.core.state import GuardState
 from camguard.core.text import json_safe
 from camguard.service import protocol as P
@@ -139,7 +139,8 @@ class ServiceApi:
                  hub: EventHub, clock: Clock, rules: Callable[[], dict[str, Any]] | None = None,
                  version: str = "", admin_group: str = "",
                  lookup: Lookup = lookup_process,
-                 users_may_block: Callable[[], bool] = lambda: True) -> None:
+                 users_may_block: Callable[[], bool] = lambda: True,
+                 origin: OriginFor | None = None) -> None:
         self._state = state
         self._history = history
         self._killer = killer
@@ -153,6 +154,7 @@ class ServiceApi:
         self._admin_group = admin_group
         self._lookup = lookup
         self._users_may_block = users_may_block
+        self._origin = origin  # where each user's executable comes from (status)
         self._ops: dict[str, Callable[[Caller, P.Request], dict[str, Any]]] = {
             "hello": self._hello, "status": self._status, "history": self._history_op,
             "kill": self._kill, "block": self._block, "unblock": self._unblock,
@@ -191,7 +193,7 @@ class ServiceApi:
         state = visible_state(caller, self._state())
         paused, until = self._enforcement.paused()
         blocks, _problems = self._blocks.active()
-        return P.ok(**state_dict(state), paused=paused, paused_until=rfc3339(until),
+        return P.ok(**state_dict(state, self._origin), paused=paused, paused_until=rfc3339(until),
                     blocked=[b.kind.value for b in blocks], lock=self._lock.is_set(),
                     caller=caller.to_dict())
 

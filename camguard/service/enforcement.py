@@ -26,6 +26,7 @@ from camguard.core.clock import Clock
 from camguard.core.decision import (
     Decision,
     Hasher,
+    OriginOf,
     RuleSource,
     choice_of,
     decided_by,
@@ -93,6 +94,7 @@ class Enforcement:
 
     def __init__(self, rules: RuleSource, killer: ProcessKiller, blocker: DeviceBlocker,
                  clock: Clock, *, hasher: Hasher | None = None,
+                 origin_of: OriginOf | None = None,
                  decisions: DecisionLog | None = None,
                  publish: Callable[[Outgoing], None] | None = None,
                  tz: _dt.tzinfo | None = None) -> None:
@@ -101,6 +103,7 @@ class Enforcement:
         self._blocker = blocker
         self._clock = clock
         self._hasher = hasher
+        self._origin_of = origin_of
         self._decisions = decisions
         self._publish = publish
         self._tz = tz if tz is not None else SystemLocalTime()
@@ -188,7 +191,8 @@ class Enforcement:
             log.info("enforcement paused: %s not checked against the rules",
                      literal(usage.device.id, 200))
             return None
-        decision = evaluate(self._rules, usage, self._clock, self._tz, self._hasher)
+        decision = evaluate(self._rules, usage, self._clock, self._tz, self._hasher,
+                            origin_of=self._origin_of)
         if session is None and self._decisions is not None:
             # Before acting: once the process is ended, the history forgets the session.
             session = self._decisions.session_for(usage.key)

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from camguard.core.blocks import ActionResult, BlockManager, BlockTarget, Outcome
 from camguard.core.clock import Clock
+from camguard.core.decision import OriginOf
 from camguard.core.models import DeviceKind, MonitorEvent, ProcessRef, Usage, UsageEvent
 from camguard.core.rules import AppMatch, MatchBy, RuleError, Verdict, make_rule
 from camguard.core.state import UsageKey
@@ -133,10 +134,13 @@ class NullHistory:
 class Allower:
     """:class:`~camguard.ui.ports.AllowPort` over the allow list (path plus SHA-256)."""
 
-    def __init__(self, allowlist: AllowList, clock: Clock, hasher: Hasher | None = None) -> None:
+    def __init__(self, allowlist: AllowList, clock: Clock, hasher: Hasher | None = None, *,
+                 origin_of: OriginOf | None = None) -> None:
         self._list = allowlist
         self._clock = clock
         self._hash = hasher or ExeHasher()
+        # Where an executable comes from: an entry for a package's file trusts the package.
+        self._origin_of = origin_of
 
     def check(self, process: ProcessRef, kind: DeviceKind) -> AllowCheck:
         if not process.exe.startswith("/"):
@@ -146,6 +150,12 @@ class Allower:
         verdict = self._list.is_allowed(process.exe, None, kind)
         if verdict.status is AllowStatus.NOT_LISTED:
             return verdict
+        entry = verdict.entry
+        origin = None
+        if entry is not None and entry.origin is not None and self._origin_of is not None:
+            origin = self._origin_of(process)
+            if origin is not None:
+                return self._list.is_allowed(process.exe, None, kind, origin)
         return self._list.is_allowed(process.exe, self._hash(process), kind)
 
     def allow(self, process: ProcessRef, kind: DeviceKind) -> ActionResult:
@@ -157,11 +167,16 @@ class Allower:
         if digest is None:
             return ActionResult(Outcome.FAILED, f"cannot read {shown}, so camguard cannot "
                                 "tell this binary from another one at the same path")
+        origin = None if self._origin_of is None else self._origin_of(process)
         try:
-            self._list.add(process.exe, digest, kind, self._clock.now(),
-                           note="allowed from the tray")
+            entry = self._list.add(process.exe, digest, kind, self._clock.now(),
+                                   note="allowed from the tray", origin=origin)
         except ValueError as exc:
             return ActionResult(Outcome.FAILED, str(exc))
+        if entry.origin is not None and origin is not None:
+            return ActionResult(Outcome.DONE, f"{shown} may use the {kind.value} from now on, "
+                                f"as part of the {origin.describe()} (also after its verified "
+                                "updates)")
         return ActionResult(Outcome.DONE, f"{shown} may use the {kind.value} from now on "
                             "(while its binary stays the same)")
 

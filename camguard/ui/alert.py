@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from camguard.core.blocks import format_duration
 from camguard.core.decision import Choice
 from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind, ProcessRef
+from camguard.core.origin import origin_line
 from camguard.core.text import literal
 from camguard.ui.assets import app_icon
 from camguard.ui.elided import ElidedLabel
@@ -43,7 +44,7 @@ MARGIN = 12
 # Character limits for process-controlled text: enough to recognise, never a wall of text.
 # Each line is elided to its width on screen; the limit bounds what its tooltip shows.
 LIMITS = {"name": 48, "exe": 1000, "user": 32, "parent": 32, "device": 200, "cmdline": 1000,
-          "note": 300}
+          "note": 300, "why": 160}
 
 
 def plain_label(text: str = "", *, bold: bool = False) -> QLabel:
@@ -159,12 +160,15 @@ class AlertPopup(QWidget):
         self.cmdline_label = elided_label()
         self.device_label = elided_label(mode=middle)
         self.time_label = plain_label()
+        self.origin_label = elided_label()  # where the program comes from (its package)
         self.note_label = elided_label()
-        # One more line of plain words, e.g. why camguard asks about this app again.
-        self.why_label = elided_label()
-        self.details = (self.exe_label, self.process_label, self.parents_label,
-                        self.cmdline_label, self.device_label, self.time_label,
-                        self.note_label, self.why_label)
+        # One more line of plain words: why camguard asks about this app again.
+        # Up to three wrapped lines (the popup keeps one size: _fix_size reserves them).
+        self.why_label = plain_label(bold=True)
+        self.why_label.setWordWrap(True)
+        self.details = (self.exe_label, self.origin_label, self.process_label,
+                        self.parents_label, self.cmdline_label, self.device_label,
+                        self.time_label, self.note_label, self.why_label)
         for label in self.details:
             box.addWidget(label)
         # The details take what they need; the rest is space above the countdown and the
@@ -197,7 +201,7 @@ class AlertPopup(QWidget):
             if isinstance(label, ElidedLabel):
                 label.set_full("Xg")
             else:
-                label.setText("Xg")
+                label.setText("Xg\nXg\nXg" if label is self.why_label else "Xg")
         self.position_label.setText("10 of 10")
         self.setFixedSize(WIDTH, max(self.sizeHint().height(), self.minimumSizeHint().height()))
         self.position_label.setText("")
@@ -267,9 +271,15 @@ class AlertPopup(QWidget):
         else:
             # What was known about the app, even when it has ended since: no "?" and no
             # empty lines for what the system no longer tells.
-            self.name_label.set_full(literal(app_name(p), LIMITS["name"]))
+            origin = alert.origin
+            name = literal(app_name(p), LIMITS["name"])
+            # A sandboxed app by its real name ("bwrap (Flatpak org.telegram.desktop)"); a
+            # package's name is on the origin line below.
+            self.name_label.set_full(origin.label(name) if origin and origin.sandboxed
+                                     else name)
             lines[self.exe_label] = (literal(p.exe, LIMITS["exe"]) if p.exe else
                                      "program file not known")
+            lines[self.origin_label] = origin_line(origin) if origin is not None else ""
             who = f"process {p.pid}"
             if p.user:
                 who += f", user {literal(p.user, LIMITS['user'])}"
@@ -282,13 +292,15 @@ class AlertPopup(QWidget):
         lines[self.device_label] = f"{name} ({where})" if name and where != name else (
             name or where)
         lines[self.note_label] = literal(usage.note, LIMITS["note"]) if usage.note else ""
-        lines[self.why_label] = ""
-        for label in (self.exe_label, self.process_label, self.parents_label,
-                      self.cmdline_label, self.device_label, self.note_label,
-                      self.why_label):
+        why = f"Asking again: {literal(alert.why, LIMITS['why'])}" if alert.why else ""
+        for label in (self.exe_label, self.origin_label, self.process_label,
+                      self.parents_label, self.cmdline_label, self.device_label,
+                      self.note_label):
             text = lines.get(label, "")
             label.set_full(text)
             label.setVisible(bool(text))
+        self.why_label.setText(why)
+        self.why_label.setVisible(bool(why))
         self.time_label.setText("since " + time.strftime("%H:%M:%S", time.localtime(alert.at)))
         # Nothing to kill once an app has stopped; nothing to kill or allow that is unseen.
         self.buttons[Choice.KILL].setEnabled(p is not None and not stopped)
@@ -376,3 +388,4 @@ class AlertPopup(QWidget):
         self.view = None
         self.hide()
         self.decided.emit(view.alert.id, decision.value)
+

@@ -13,7 +13,7 @@ from dataclasses import replace
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from camguard.core.clock import Clock
-from camguard.core.decision import Choice, DecidedBy
+from camguard.core.decision import Choice, DecidedBy, OriginOf
 from camguard.core.models import (
     Degraded,
     DeviceKind,
@@ -22,6 +22,7 @@ from camguard.core.models import (
     Usage,
     UsageEvent,
 )
+from camguard.core.origin import ExeOrigin
 from camguard.core.state import UsageKey
 from camguard.core.text import literal
 from camguard.ui.bridge import Worker
@@ -71,7 +72,8 @@ class AppController(QObject, ActionsMixin):
     def __init__(self, clock: Clock, actions: ActionsPort, history: HistoryPort,
                  allow: AllowPort, settings: AlertSettings | None = None, *,
                  rules: RulesPort | None = None, io: Worker | None = None,
-                 workers: Worker | None = None, parent: QObject | None = None) -> None:
+                 workers: Worker | None = None, parent: QObject | None = None,
+                 origin_of: OriginOf | None = None) -> None:
         super().__init__(parent)
         self.clock = clock
         self.settings = settings or AlertSettings()
@@ -79,6 +81,7 @@ class AppController(QObject, ActionsMixin):
         self._history = history
         self._allow = allow
         self._rules = rules
+        self._origin_of = origin_of  # where an alert's app comes from (io lane; None: not shown)
         # Two lanes: quick store calls (allow checks, history) keep their order and are never
         # stuck behind a kill that waits seconds for a process to end.
         self.io = io or Worker("camguard-io", 1, self)
@@ -158,6 +161,7 @@ class AppController(QObject, ActionsMixin):
         allowed = any(u.allowed for u in self._users.values() if alert_key(u.usage) == akey)
         self._users[usage.key] = LiveUser(usage, at, allowed)
         self._changed()
+        self._look_up_origin(usage)
         if akey in self._settled or self._pending(akey) is not None:
             return
         # A pause silences questions, not the rules: a kill or block rule still applies.
@@ -172,18 +176,29 @@ class AppController(QObject, ActionsMixin):
         self._checking.add(akey)
         kind = usage.device.kind
 
-        def check() -> AllowCheck | RuleOutcome | None:
+        def check() -> tuple[AllowCheck | RuleOutcome | None, str, ExeOrigin | None]:
             # The allow list first: an app the user allowed is never judged by the mode.
-            verdict = None if process is None else self._allow.check(process, kind)
-            if (verdict is None or not verdict.allowed) and rules is not None:
-                return rules.judge(usage)
-            return verdict
+            allowed = None if process is None else self._allow.check(process, kind)
+            verdict: AllowCheck | RuleOutcome | None = allowed
+            # Why an app the user trusted is asked about again (a changed binary...).
+            why = "" if allowed is None else str(getattr(allowed, "asks_again", "") or "")
+            if (allowed is None or not allowed.allowed) and rules is not None:
+                ruled = rules.judge(usage)
+                verdict, why = ruled, why or "; ".join(ruled.notes)
+            origin = None
+            asks = verdict is None or (isinstance(verdict, RuleOutcome)
+                                       and verdict.gate is Gate.ASK) \
+                or (not isinstance(verdict, RuleOutcome) and not verdict.allowed)
+            if asks and process is not None and self._origin_of is not None:
+                origin = self._origin_of(process)  # for the alert only
+            return verdict, why, origin
 
-        self.io.submit(check, lambda v: self._checked(usage, at, v),
+        self.io.submit(check, lambda v: self._checked(usage, at, *v),
                        lambda _e: self._checked(usage, at, None))
 
     def _checked(self, usage: Usage, at: float,
-                 verdict: AllowCheck | RuleOutcome | None) -> None:
+                 verdict: AllowCheck | RuleOutcome | None, why: str = "",
+                 origin: ExeOrigin | None = None) -> None:
         akey = alert_key(usage)
         self._checking.discard(akey)
         if isinstance(verdict, RuleOutcome):
@@ -199,7 +214,7 @@ class AppController(QObject, ActionsMixin):
             return
         if self.paused or akey in self._settled or self._pending(akey) is not None:
             return
-        self._raise(usage, at)
+        self._raise(usage, at, why, origin)
 
     def _ruled(self, usage: Usage, outcome: RuleOutcome) -> None:
         """Carry out a rule's allow, kill or block (no alert; the user is told which app and
@@ -221,6 +236,22 @@ class AppController(QObject, ActionsMixin):
         self._apply(usage, Choice.KILL if outcome.gate is Gate.KILL else Choice.BLOCK,
                     outcome.decided_by, quiet=True)
 
+    def _look_up_origin(self, usage: Usage) -> None:
+        """Where the app comes from, for the status (a sandboxed app by its app id): on the
+        io lane, before the allow check, which then finds it cached."""
+        p, origin_of = usage.process, self._origin_of
+        if p is None or origin_of is None:
+            return
+        key = usage.key
+
+        def known(origin: ExeOrigin | None) -> None:
+            user = self._users.get(key)
+            if origin is not None and user is not None:
+                self._users[key] = replace(user, origin=origin)
+                self._changed()
+
+        self.io.submit(lambda: origin_of(p), known, lambda _e: None)
+
     def _stopped(self, usage: Usage, at: float) -> None:
         self._users.pop(usage.key, None)
         akey = alert_key(usage)
@@ -236,11 +267,12 @@ class AppController(QObject, ActionsMixin):
         self._changed()
 
     # -- alerts ------------------------------------------------------------------------
-    def _raise(self, usage: Usage, at: float) -> None:
+    def _raise(self, usage: Usage, at: float, why: str = "",
+               origin: ExeOrigin | None = None) -> None:
         akey = alert_key(usage)
         live = any(alert_key(u.usage) == akey for u in self._users.values())
         stopped_at = None if live else self._last_stop.get(akey, self.clock.now())
-        alert = Alert(self._next_id, usage, at, stopped_at)
+        alert = Alert(self._next_id, usage, at, stopped_at, why, origin)
         self._next_id += 1
         self._alerts.append(alert)
         self.alert_raised.emit(alert)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from camguard.core.models import Degraded, DeviceKind, Usage
+from camguard.core.origin import ExeOrigin
 from camguard.core.state import UsageKey
 
 # One alert per process and device kind: an app opening /dev/video0 and /dev/video1 (or two
@@ -48,6 +49,7 @@ class LiveUser:
     since: float
     # The allow list allows this app for this device kind (no alert was shown).
     allowed: bool = False
+    origin: ExeOrigin | None = None  # where its executable comes from, once looked up
 
     @property
     def key(self) -> UsageKey:
@@ -61,6 +63,10 @@ class Alert:
     at: float
     # Set when the app stopped using the device before anyone answered.
     stopped_at: float | None = None
+    # Why camguard asks again about an app the user allowed ("the file no longer matches
+    # its Debian package firefox-esr"), and where its executable comes from.
+    why: str = ""
+    origin: ExeOrigin | None = None
 
 
 @dataclass(frozen=True, slots=True)

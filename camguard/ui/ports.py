@@ -96,6 +96,9 @@ class RuleOutcome:
     decided_by: str = ""  # for the history: "rule:<label>" or "mode:<mode>"
     # Notify-only mode: nothing is enforced, but the user is told what would have happened.
     notify: bool = False
+    # Rules that nearly matched, and why not ("the file no longer matches its Debian
+    # package firefox-esr"): an alert says why it asks again.
+    notes: tuple[str, ...] = ()
 
 
 class RulesPort(Protocol):

@@ -24,6 +24,7 @@ from camguard.core.decision import DecidedBy
 from camguard.core.models import Degraded, HealthEvent
 from camguard.core.text import literal
 from camguard.monitor import Sink
+from camguard.platform import origin_of
 from camguard.store.allowlist import AllowList
 from camguard.store.history import HistoryStore
 from camguard.store.ui_settings import UiSettings, settings_in_force
@@ -153,7 +154,7 @@ def build(app: QApplication, monitor: EventSource, clock: Clock, *,
     monitor.add_sink(bridge.sink)
     actions = o.actions or Actions(killer, blocks)
     controller = AppController(clock, actions, history, allow, settings, rules=o.rules,
-                               parent=app)
+                               parent=app, origin_of=origin_of)
     bridge.event_received.connect(controller.handle_event)
     has_tray = QSystemTrayIcon.isSystemTrayAvailable()
     tray = TrayIcon(clock, app) if has_tray else None
@@ -229,7 +230,7 @@ def _history_ports(store: HistoryStore | None, clock: Clock
                    ) -> tuple[HistoryPort, AllowPort]:
     if store is None:
         return NullHistory(), NullAllow()
-    return HistoryRecorder(store), Allower(AllowList(store.db), clock)
+    return HistoryRecorder(store), Allower(AllowList(store.db), clock, origin_of=origin_of)
 
 
 def wire(parts: TrayApp) -> None:

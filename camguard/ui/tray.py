@@ -72,8 +72,11 @@ def describe_user(user: LiveUser, now: float, blocked: frozenset[DeviceKind] = f
                   ) -> str:
     """One line for a live user: app, pid, device, for how long (already literal)."""
     p = user.usage.process
-    name = "" if p is None else p.name or os.path.basename(p.exe or "") or "an unnamed app"
-    who = UNSEEN_PROCESS_NOTE if p is None else f"{literal(name, 40)} (pid {p.pid})"
+    name = "" if p is None else literal(
+        p.name or os.path.basename(p.exe or "") or "an unnamed app", 40)
+    if p is not None and user.origin is not None and user.origin.sandboxed:
+        name = user.origin.label(name)  # "bwrap (Flatpak org.telegram.desktop (stable))"
+    who = UNSEEN_PROCESS_NOTE if p is None else f"{name} (pid {p.pid})"
     device = user.usage.device
     where = literal(device.name or device.id, 48)
     allowed = ", allowed" if user.allowed else ""

@@ -22,7 +22,7 @@ SETTINGS = DetectionSettings(camera_globs=("/nonexistent/video*",),
                              mic_globs=("/nonexistent/pcmC*D*c",), watch_sound_server=False)
 NULLS = (null.NullKiller, null.NullEnforcer, null.NullMicSwitch, null.NullPolicySource,
          null.NullAutostart, null.NullNotifications, null.NullServiceTransport,
-         null.NullSystemPaths, null.NullProbes)
+         null.NullSystemPaths, null.NullProbes, null.NullOriginResolver)
 
 
 def capabilities(p: Platform) -> dict[str, tuple[Any, type]]:
@@ -38,6 +38,7 @@ def capabilities(p: Platform) -> dict[str, tuple[Any, type]]:
         "service_transport": (p.service_transport(), base.ServiceTransport),
         "system_paths": (p.system_paths(), base.SystemPaths),
         "probes": (p.probes(), base.Probes),
+        "origin_resolver": (p.origin_resolver(), base.OriginResolver),
     }
 
 
@@ -97,6 +98,9 @@ def test_null_objects_work_and_say_why() -> None:
     assert built["probes"].open_holders(["/dev/null"]) == {}
     facts = built["probes"].sound_server_facts()
     assert not facts.reachable and "no backend" in facts.why
+    assert built["origin_resolver"].origin(1, "/bin/sh") is None
+    assert built["origin_resolver"].cached(None, "/bin/sh") is None
+    built["origin_resolver"].warm()
 
 
 def test_linux_transport_names_the_real_peer() -> None:

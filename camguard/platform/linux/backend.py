@@ -17,6 +17,7 @@ from camguard.platform.base import (
     DeviceEnforcer,
     MicSwitch,
     Notifications,
+    OriginResolver,
     PolicySource,
     Probes,
     ProcessKiller,
@@ -128,6 +129,11 @@ class LinuxPlatform:
 
     def system_paths(self) -> SystemPaths:
         return LinuxSystemPaths()
+
+    def origin_resolver(self) -> OriginResolver:
+        from camguard.platform.linux.origin import LinuxOriginResolver
+
+        return LinuxOriginResolver()
 
     def probes(self) -> Probes:
         return LinuxProbes()

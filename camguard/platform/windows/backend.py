@@ -21,6 +21,7 @@ from camguard.platform.base import (
     DeviceEnforcer,
     MicSwitch,
     Notifications,
+    OriginResolver,
     PolicySource,
     Probes,
     ProcessKiller,
@@ -28,11 +29,13 @@ from camguard.platform.base import (
     SystemPaths,
     UsageSource,
 )
-from camguard.platform.null import NullEnforcer, NullMicSwitch, NullProbes
+from camguard.platform.null import NullEnforcer, NullMicSwitch, NullOriginResolver, NullProbes
 from camguard.platform.process import ProcessDescriber
 from camguard.store import paths
 
 # Why the unfinished capabilities are null objects (one sentence each).
+NO_ORIGIN = ("where an app comes from (its Authenticode signer) is not read on Windows "
+             "yet")
 NO_PROBES = "the selftest's probes are not written for Windows yet"
 
 
@@ -199,6 +202,9 @@ class WindowsPlatform:
 
     def system_paths(self) -> SystemPaths:
         return WindowsSystemPaths()
+
+    def origin_resolver(self) -> OriginResolver:
+        return NullOriginResolver(NO_ORIGIN)
 
     def probes(self) -> Probes:
         return NullProbes(NO_PROBES)
