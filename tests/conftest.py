@@ -20,6 +20,10 @@ import pytest
 from tests import realenv
 
 REQUIRE_REAL = os.environ.get("CAMGUARD_REQUIRE_REAL") == "1"
+# A camguard service installed on the machine that runs the tests (/run/camguard) must not
+# answer the CLI and tray the tests start: by default they find no service. Tests of the
+# service give their own socket (--socket or this variable).
+os.environ["CAMGUARD_SOCKET"] = "/nonexistent/camguard-tests/no-service.sock"
 IS_ROOT = os.geteuid() == 0
 
 
