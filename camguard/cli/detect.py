@@ -51,8 +51,17 @@ def cmd_status(args: argparse.Namespace) -> int:
             print("    idle")
         for usage in users:
             print(f"    {_describe(usage)}")
+        brokered = [u for u in users if u.via == "pipewire"]
+        if brokered and device.path:
+            apps = ", ".join(f"{literal(u.process.name, 64) or '?'} ({u.process.pid})"
+                             if u.process else "an unseen client" for u in brokered)
+            print(f"    held by PipeWire for: {apps}")
     for d in state.degraded:
         print(f"degraded: {d.source}: {literal(d.reason, 300)}")
+    for c in answer.doc.get("coverage", ()):
+        if c.get("state") != "watching":
+            print(f"coverage: {c.get('sensor')} via {c.get('source')}: {c.get('state')}, "
+                  f"{literal(str(c.get('reason', '')), 300)}")
     return 0
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 class DeviceKind(enum.StrEnum):
     CAMERA = "camera"
     MICROPHONE = "microphone"
+    # A screen cast through PipeWire (the ScreenCast portal): who records the screen.
+    SCREEN = "screen"
 
 
 @dataclass(frozen=True, slots=True)
