@@ -5,12 +5,16 @@ the broker never is; a node nobody watches is no use; killing the consumer ends 
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,11 +22,11 @@ from camguard.core.coverage import CoverageState
 from camguard.core.models import DeviceKind, EventType, MonitorEvent, SourceSnapshot, UsageEvent
 from camguard.monitor import Monitor
 from camguard.platform.clock import SystemClock
-from camguard.platform.linux.pipewire import UNREACHABLE, PipeWireSource
+from camguard.platform.linux.pipewire import UNREACHABLE, X11_SCREEN, PipeWireSource
 from camguard.platform.linux.procfs import ProcfsSource
 from camguard.platform.process import ProcessDescriber
 from tests import pwvideo
-from tests.conftest import Holder, make_standin, need, need_tools
+from tests.conftest import Holder, make_standin, need, need_tools, nobody_python
 from tests.realenv import PW_TOOLS, SoundServer, start_pipewire, wait_until
 
 
@@ -212,3 +216,84 @@ def test_a_broker_holding_a_camera_node_is_not_its_user(devdir: Path,
 
     assert holders[0].pid in pids(())
     assert holders[0].pid not in pids((python,))
+
+
+# -- camguard status --json: "coverage" from the real sources --------------------------------
+STATUS = ("import runpy, sys; sys.path[:0] = sys.argv[1:3]; "
+          "sys.argv = ['camguard', *sys.argv[3:]]; "
+          "runpy.run_module('camguard', run_name='__main__')")
+
+
+def status_json(tmp_path: Path, devdir: Path, env: dict[str, str],
+                prefix: list[str] | None = None, paths: list[str] | None = None
+                ) -> dict[str, Any]:
+    base = {"CAMGUARD_CONFIG_DIR": str(tmp_path / "cfg"), "CAMGUARD_DATA_DIR": str(
+        tmp_path / "data"), "CAMGUARD_STATE_DIR": str(tmp_path / "state"),
+        "PULSE_SERVER": f"unix:{tmp_path}/no-such-socket", "XDG_SESSION_TYPE": "wayland",
+        # This look, not a system service that may run on the machine.
+        "CAMGUARD_SOCKET": str(tmp_path / "no-service.sock"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2])}  # this tree's camguard
+    cmd = ([*prefix, "-c", STATUS, *(paths or [])] if prefix
+           else [sys.executable, "-m", "camguard"])
+    out = subprocess.run([*cmd, "status", "--json", "--camera-glob", f"{devdir}/video*",
+                          "--mic-glob", f"{devdir}/snd/pcm*c"], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, **base, **env}, cwd="/", check=False)
+    assert out.returncode == 0, out.stderr
+    doc: dict[str, Any] = json.loads(out.stdout)
+    return doc
+
+
+def coverage(doc: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str]]:
+    return {(c["sensor"], c["source"]): (c["state"], c["reason"]) for c in doc["coverage"]}
+
+
+def test_status_json_names_the_pipewire_consumer_and_covers_every_sensor(
+        gst: None, pipewire: SoundServer, video: list[subprocess.Popen[bytes]],
+        tmp_path: Path, devdir: Path) -> None:
+    remote = pwvideo.remote_of(pipewire)
+    cam, node = pwvideo.start_camera(remote, "fakecam-cli", tmp_path / "cam.log")
+    video.append(cam)
+    consumer = pwvideo.start_consumer(remote, node, tmp_path / "consumer.log")
+    video.append(consumer)
+    source = PipeWireSource(ProcessDescriber(), remote=remote)
+    wait_until(lambda: consumer.pid in users(source.snapshot()), 15, "the consumer linked")
+    doc = status_json(tmp_path, devdir, {"PIPEWIRE_REMOTE": remote})
+    (device,) = [d for d in doc["devices"] if d["id"] == "pipewire:fakecam-cli"]
+    (user,) = device["users"]
+    assert user["pid"] == consumer.pid and user["via"] == "pipewire"
+    assert "→ pipewire → pipewire:fakecam-cli" in user["note"]
+    cov = coverage(doc)
+    assert cov[("camera", "pipewire")][0] == "watching"
+    assert cov[("screen", "pipewire")][0] == "watching"
+    assert cov[("microphone", "pulse")][0] == "blind"  # no sound server at PULSE_SERVER
+    assert {k[0] for k in cov} == {"camera", "microphone", "screen"}
+    assert all(set(c) == {"sensor", "source", "state", "reason"} for c in doc["coverage"])
+
+
+def test_status_json_coverage_when_pipewire_is_gone_and_on_x11(
+        tmp_path: Path, devdir: Path) -> None:
+    need_tools(("pw-dump",))
+    doc = status_json(tmp_path, devdir, {"PIPEWIRE_REMOTE": str(tmp_path / "no-pipewire-0"),
+                                         "XDG_SESSION_TYPE": "x11"})
+    cov = coverage(doc)
+    state, reason = cov[("camera", "pipewire")]
+    assert state == "blind" and reason.startswith(UNREACHABLE)
+    assert cov[("screen", "pipewire")] == ("blind", X11_SCREEN)
+    assert [d["source"] for d in doc["degraded"]] == ["pulse"]  # no PipeWire is not degraded
+
+
+def test_status_json_as_an_ordinary_user_is_partial_for_device_nodes(
+        tmp_path: Path, devdir: Path) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="camguard-cov-"))
+    try:
+        folder.chmod(0o777)
+        run_as_nobody, paths = nobody_python(folder)
+        doc = status_json(folder, devdir, {"PIPEWIRE_REMOTE": str(folder / "none")},
+                          run_as_nobody, paths)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    state, reason = coverage(doc)[("camera", "procfs")]
+    assert state == "partial" and reason.startswith("fanotify unavailable: not root")
+    if os.geteuid() == 0:
+        root = coverage(status_json(tmp_path, devdir, {}))[("camera", "procfs")]
+        assert root[0] == "watching"

@@ -266,7 +266,8 @@ class PipeWireSource:
     def _build(self, objects: pw_graph.Objects, own: tuple[int, ...]) -> SourceSnapshot:
         own_pids = (*own, os.getpid())
         uses = pw_graph.uses(objects, self._describer.describe, self._brokers, own_pids)
-        return SourceSnapshot(self.name, frozenset(pw_graph.devices(objects)),
+        devices = pw_graph.devices(objects, self._describer.describe, self._brokers)
+        return SourceSnapshot(self.name, frozenset(devices),
                               frozenset(u.usage for u in uses))
 
     def _set_reach(self, reachable: bool, why: str) -> None:
@@ -284,7 +285,9 @@ def _split_rounds(buf: str) -> tuple[str, list[object]]:
     decoder = json.JSONDecoder()
     while True:
         start = len(buf) - len(buf.lstrip())
-        if start == len(buf) or not buf.rstrip().endswith("]"):
+        if start == len(buf):
+            return "", rounds
+        if not buf.rstrip().endswith("]"):
             break
         try:
             doc, end = decoder.raw_decode(buf, start)

@@ -134,11 +134,14 @@ def is_screen(props: Mapping[str, Any]) -> bool:
     return any(name.startswith(p) for p in SCREEN_NODE_PREFIXES)
 
 
-def device_of(node_id: int, props: Mapping[str, Any], kind: DeviceKind) -> Device:
-    """The device a source node stands for. A V4L2 node is its /dev/video path, the same
-    device the device-node source reports; any other is ``pipewire:<node.name>``."""
+def device_of(node_id: int, props: Mapping[str, Any], kind: DeviceKind, *,
+              brokered: bool) -> Device:
+    """The device a source node stands for. A V4L2 node the media server made
+    (``brokered``) is its /dev/video path, the same device the device-node source reports;
+    any other is ``pipewire:<node.name>`` (any client may write ``api.v4l2.path`` into the
+    properties of a node it offers)."""
     v4l2 = text(props, "api.v4l2.path")
-    path = v4l2 if v4l2.startswith("/dev/") else None
+    path = v4l2 if brokered and v4l2.startswith("/dev/") else None
     name = (text(props, "node.description") or text(props, "node.nick")
             or text(props, "node.name") or f"node {node_id}")
     api = text(props, "device.api")
@@ -150,7 +153,18 @@ def device_of(node_id: int, props: Mapping[str, Any], kind: DeviceKind) -> Devic
     return Device(kind, ident, name=name, path=path, source="pipewire")
 
 
-def devices(objects: Objects) -> list[Device]:
+def owned_by_broker(objects: Objects, props: Mapping[str, Any], describe: Describe,
+                    broker_exes: Collection[str]) -> bool:
+    """Whether the node's client is the media server itself (by its kernel-given pid)."""
+    client_id = number(props.get("client.id"))
+    owner = props_of(objects.get(client_id)) if client_id is not None else {}
+    pid = pid_value(owner.get("pipewire.sec.pid"))
+    ref = describe(pid) if pid is not None else None
+    return ref is not None and ref.exe in broker_exes
+
+
+def devices(objects: Objects, describe: Describe, broker_exes: Collection[str]
+            ) -> list[Device]:
     out = []
     for oid, obj in objects.items():
         if obj.get("type") != NODE:
@@ -158,7 +172,8 @@ def devices(objects: Objects) -> list[Device]:
         props = props_of(obj)
         kind = source_kind(props)
         if kind is not None:
-            out.append(device_of(oid, props, kind))
+            out.append(device_of(oid, props, kind, brokered=owned_by_broker(
+                objects, props, describe, broker_exes)))
     return out
 
 
@@ -189,7 +204,9 @@ def uses(objects: Objects, describe: Describe, broker_exes: Collection[str],
         client = objects.get(client_id) if client_id is not None else None
         if client_id is not None and client_id == number(src_props.get("client.id")):
             continue  # a client linking its own nodes (a pipeline inside one app)
-        usage = _usage(device_of(src_id, src_props, kind), dst_props, props_of(client),
+        device = device_of(src_id, src_props, kind, brokered=owned_by_broker(
+            objects, src_props, describe, broker_exes))
+        usage = _usage(device, dst_props, props_of(client),
                        describe=describe, broker_exes=broker_exes, own_pids=own_pids)
         if usage is not None:
             out.append(Use(usage, src_id))
