@@ -42,6 +42,9 @@ STOP_TIMEOUT = 1.0
 READ_SLICE = 0.25  # how often the reader checks for stop() while nothing is written
 BACKOFF_START = 0.1
 BACKOFF_CAP = 2.0
+# Never reached (a desktop without PipeWire): ask again this seldom, so an absent PipeWire
+# costs one failed pw-dump (~3 ms of CPU) every 10 s, and a late-starting one is seen in 10 s.
+ABSENT_CAP = 10.0
 # A single pw-dump round is tens of KB; more than this unparsed means we lost the framing.
 MAX_BUFFER = 32 * 1024 * 1024
 STDERR_KEEP = 400
@@ -58,7 +61,8 @@ class PipeWireSource:
     ``ONE_SHOT_TIMEOUT``). :meth:`start` starts ``camguard-pipewire``, which owns the
     ``pw-dump -m`` process, folds each round into the graph, names the linked clients
     through /proc and calls ``wake()`` when the view changed; if pw-dump ends (the daemon
-    went away) it is started again with back-off (0.1 s doubling to 2 s). :meth:`stop`
+    went away) it is started again with back-off (0.1 s doubling to 2 s; to 10 s while
+    PipeWire has never answered). :meth:`stop`
     ends the process and joins within about a second.
     """
 
@@ -184,7 +188,7 @@ class PipeWireSource:
             degraded = Degraded(self.name, reason) if was_connected else None
             self._publish(SourceSnapshot(self.name, degraded=degraded))
             self._stopping.wait(delay)
-            delay = min(delay * 2, BACKOFF_CAP)
+            delay = min(delay * 2, BACKOFF_CAP if was_connected else ABSENT_CAP)
         self._first_look.set()
 
     def _watch(self) -> tuple[bool, str]:
