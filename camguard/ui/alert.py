@@ -34,6 +34,9 @@ from camguard.ui.model import AlertView
 from camguard.ui.ports import AlertSettings
 
 log = logging.getLogger(__name__)
+# The popup's title for each kind of device ("Camera turned on").
+KIND_TITLES = {DeviceKind.CAMERA: "Camera", DeviceKind.MICROPHONE: "Microphone",
+               DeviceKind.SCREEN: "Screen capture"}
 
 WINDOW_TITLE = "camguard alert"
 WIDTH = 440
@@ -191,11 +194,13 @@ class AlertPopup(QWidget):
         alert = view.alert
         usage = alert.usage
         device = usage.device
-        kind = "Camera" if device.kind is DeviceKind.CAMERA else "Microphone"
+        kind = KIND_TITLES.get(device.kind, device.kind.value.capitalize())
         self.title_label.setText(f"{kind} turned on")
         self.position_label.setText(f"{view.position} of {view.total}" if view.total > 1
                                     else "")
         self.buttons[Choice.BLOCK].setText(f"Block {device.kind.value}")
+        # A screen cast has no device to switch off: Kill app is the way to stop it.
+        self.buttons[Choice.BLOCK].setVisible(device.kind is not DeviceKind.SCREEN)
         p = usage.process
         self.icon_label.setPixmap(app_icon(p).pixmap(48, 48))
         if p is None:

@@ -367,6 +367,9 @@ class AppController(QObject):
                 return
             self.workers.submit(lambda: self._actions.kill(process),
                                 lambda r: self._report(f"Kill {name}", r), self._failed("Kill"))
+        elif decision is Choice.BLOCK and kind is DeviceKind.SCREEN:
+            self._report("Block", ActionResult(
+                Outcome.REFUSED, "a screen cast has no device to block: use Kill app"))
         elif decision is Choice.BLOCK:
             self.block_kind(kind)
 

@@ -198,3 +198,19 @@ def test_missing_pw_dump_is_blind_coverage_not_an_error() -> None:
     reasons = {c.sensor: (c.state.value, c.reason) for c in source.coverage()}
     assert reasons["camera"][0] == "blind" and "pw-dump is not installed" in reasons["camera"][1]
     assert sys.platform.startswith("linux")
+
+
+def test_block_device_for_a_screen_cast_ends_the_app_instead() -> None:
+    from camguard.core.clock import FrozenClock
+    from camguard.core.decision import UsageFacts, decide
+    from camguard.core.rules import Mode, Verdict, make_rule
+
+    facts = UsageFacts(DeviceKind.SCREEN, exe="/usr/bin/obs", name="obs", pid=7)
+    rule = make_rule("block-device", label="no recording", created_at=0.0)
+    d = decide([rule], facts, Mode.ASK, FrozenClock(100.0))
+    assert d.verdict is Verdict.KILL and "no device to block" in d.explanation
+    d = decide([], facts, Mode.BLOCK_ALL, FrozenClock(100.0))
+    assert d.verdict is Verdict.KILL
+    cam = decide([rule], UsageFacts(DeviceKind.CAMERA, exe="/usr/bin/obs"), Mode.ASK,
+                  FrozenClock(100.0))
+    assert cam.verdict is Verdict.BLOCK_DEVICE
