@@ -26,8 +26,17 @@ from camguard.platform.linux.pipewire import UNREACHABLE, X11_SCREEN, PipeWireSo
 from camguard.platform.linux.procfs import ProcfsSource
 from camguard.platform.process import ProcessDescriber
 from tests import pwvideo
-from tests.conftest import Holder, make_standin, need, need_tools, nobody_python
-from tests.realenv import PW_TOOLS, SoundServer, start_pipewire, wait_until
+from tests.conftest import (
+    Holder,
+    make_standin,
+    need,
+    need_root,
+    need_tools,
+    nobody_python,
+)
+from tests.realenv import PW_TOOLS, SoundServer, bound_to_tests, start_pipewire, wait_until
+from tests.watching import started as started_event
+from tests.watching import watching
 
 
 @pytest.fixture
@@ -297,3 +306,86 @@ def test_status_json_as_an_ordinary_user_is_partial_for_device_nodes(
     if os.geteuid() == 0:
         root = coverage(status_json(tmp_path, devdir, {}))[("camera", "procfs")]
         assert root[0] == "watching"
+
+
+def test_a_v4l2_node_of_the_broker_is_its_dev_video_and_status_says_held_for(
+        gst: None, pipewire: SoundServer, video: list[subprocess.Popen[bytes]],
+        sources: list[PipeWireSource], tmp_path: Path) -> None:
+    """The media server's V4L2 node names its /dev/video path (the device procfs reports);
+    here the "media server" is a copy of gst-launch at its own path, listed as the broker,
+    offering a node with api.v4l2.path, as PipeWire's V4L2 monitor does."""
+    from camguard.cli.detect import held_line
+
+    broker = tmp_path / "fake-media-server"
+    shutil.copy2(shutil.which("gst-launch-1.0") or "gst-launch-1.0", broker)
+    remote = pwvideo.remote_of(pipewire)
+    node_path = f"/dev/video-camguard-{os.getpid()}"
+    cam = subprocess.Popen(
+        bound_to_tests([str(broker), "-q", "videotestsrc", "is-live=true", "!",
+                        "video/x-raw,format=YUY2,width=320,height=240,framerate=15/1", "!",
+                        "pipewiresink", "mode=provide",
+                        "stream-properties=props,media.class=Video/Source,node.name=v4l2cam,"
+                        f"api.v4l2.path={node_path},device.api=v4l2"]),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PIPEWIRE_REMOTE": remote}, start_new_session=True)
+    video.append(cam)
+    wait_until(lambda: pwvideo.node_id(remote, "v4l2cam") is not None, 20, "the V4L2 node")
+    node = pwvideo.node_id(remote, "v4l2cam")
+    assert node is not None
+    source = PipeWireSource(ProcessDescriber(), remote=remote, broker_exes=(str(broker),))
+    source.start(lambda: None)
+    sources.append(source)
+    consumer = pwvideo.start_consumer(remote, node, tmp_path / "consumer.log")
+    video.append(consumer)
+    wait_until(lambda: consumer.pid in users(source.snapshot()), 15, "the consumer named")
+    (usage,) = source.snapshot().usages
+    assert usage.device.id == node_path and usage.device.path == node_path
+    assert usage.note.startswith(f"gst-launch-1.0 → pipewire → {node_path}")
+    assert held_line(usage.device, [usage]) == \
+        f"held by PipeWire for: gst-launch-1.0 ({consumer.pid})"
+    # The same node offered by an ordinary client is not believed to be /dev/video.
+    plain = PipeWireSource(ProcessDescriber(), remote=remote)
+    assert {d.id for d in plain.snapshot().devices} >= {"pipewire:v4l2cam"}
+
+
+BLINK = """
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)   # a probe: open, query, close
+os.close(fd)
+print("blinked", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_brokers_brief_probe_of_a_camera_node_is_no_use_as_root(devdir: Path) -> None:
+    """As root fanotify reports even a 0.1 ms open; the media server's probe of a camera is
+    still no use (the apps it links are), while anyone else's brief open is one."""
+    need_root()
+    from camguard.platform.linux.fanotify import open_reader
+
+    fan = open_reader()
+    need(fan is not None, "fanotify with FAN_REPORT_FID (root, Linux >= 5.1)")
+    assert fan is not None
+    fan.close()
+    cam = make_standin(devdir / "video0")
+    python = os.path.realpath(sys.executable)
+    src = ProcfsSource([f"{devdir}/video*"], [], describer=ProcessDescriber(),
+                       camera_brokers=(python,))
+    with watching([src]) as (monitor, rec):
+        wait_until(lambda: monitor.state.devices != (), 5, "the first look")
+        broker = subprocess.Popen([sys.executable, "-c", BLINK, str(cam)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        other = None
+        try:
+            assert broker.stdout is not None and broker.stdout.readline() == "blinked\n"
+            # Someone else's probe afterwards: once it is reported, the broker's (earlier)
+            # one had every chance to be.
+            other = subprocess.Popen(["/bin/sh", "-c", f"exec 3<{cam}; exec 3<&-; sleep 30"])
+            rec.wait_for(started_event(other.pid, str(cam)))
+            assert not [e for e in rec.usage_events()
+                        if e.usage.process and e.usage.process.pid == broker.pid]
+        finally:
+            for child in (broker, other):
+                if child is not None:
+                    child.kill()
+                    child.wait()
