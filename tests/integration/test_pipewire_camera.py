@@ -389,3 +389,30 @@ def test_a_brokers_brief_probe_of_a_camera_node_is_no_use_as_root(devdir: Path) 
                 if child is not None:
                     child.kill()
                     child.wait()
+
+
+def test_pw_dump_dies_with_camguard(pipewire: SoundServer, tmp_path: Path) -> None:
+    """A camguard killed with SIGKILL leaves no pw-dump behind, even on an idle graph."""
+    need_tools(("pw-dump", "setpriv"))
+    remote = pwvideo.remote_of(pipewire)
+    script = ("import sys, time; sys.path.insert(0, sys.argv[1]);"
+              "from camguard.platform.linux.pipewire import PipeWireSource;"
+              "from camguard.platform.process import ProcessDescriber;"
+              "s = PipeWireSource(ProcessDescriber(), remote=sys.argv[2]); s.start(lambda: None);"
+              "print('started', flush=True); time.sleep(600)")
+    child = subprocess.Popen([sys.executable, "-c", script,
+                              str(Path(__file__).resolve().parents[2]), remote],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "started\n"
+        import psutil
+
+        (dump,) = [p for p in psutil.Process(child.pid).children() if p.name() == "pw-dump"]
+        child.kill()
+        child.wait()
+        wait_until(lambda: not dump.is_running() or dump.status() == psutil.STATUS_ZOMBIE, 10,
+                   "pw-dump to end with its parent")
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

@@ -196,7 +196,8 @@ class PipeWireSource:
         exe = shutil.which(self._pw_dump)
         if exe is None:
             return False, f"{UNREACHABLE}: pw-dump is not installed (pipewire-bin)"
-        proc = subprocess.Popen([exe, "-m", "-N", *self._remote_args()],
+        proc = subprocess.Popen([*_bound_to_this_thread(), exe, "-m", "-N",
+                                 *self._remote_args()],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
         with self._lock:
@@ -303,6 +304,16 @@ def _split_rounds(buf: str) -> tuple[str, list[object]]:
         rounds.append(doc)
         buf = buf[end:]
     return buf, rounds
+
+
+def _bound_to_this_thread() -> list[str]:
+    """``setpriv --pdeathsig KILL --``: the kernel ends pw-dump when the thread that
+    started it ends (stop(), or camguard killed with SIGKILL), which an idle graph, with
+    nothing to write and so no SIGPIPE, would otherwise never do. Not preexec_fn: that is
+    unsafe in a threaded program. Without setpriv (util-linux), pw-dump still ends at its
+    next write."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
 def _tail(data: bytes) -> str:
