@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -416,3 +417,48 @@ def test_pw_dump_dies_with_camguard(pipewire: SoundServer, tmp_path: Path) -> No
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_watch_json_names_the_app_and_camguard_kill_ends_its_session(
+        gst: None, pipewire: SoundServer, video: list[subprocess.Popen[bytes]],
+        tmp_path: Path, devdir: Path) -> None:
+    """`camguard watch --json` and `camguard kill` as a user runs them: the PipeWire client
+    is the user in the events and the one the kill switch ends."""
+    remote = pwvideo.remote_of(pipewire)
+    cam, node = pwvideo.start_camera(remote, "fakecam-watch", tmp_path / "cam.log")
+    video.append(cam)
+    env = {**os.environ, "CAMGUARD_CONFIG_DIR": str(tmp_path / "cfg"),
+           "CAMGUARD_DATA_DIR": str(tmp_path / "data"),
+           "CAMGUARD_STATE_DIR": str(tmp_path / "state"),
+           "CAMGUARD_SOCKET": str(tmp_path / "no-service.sock"),
+           "PULSE_SERVER": f"unix:{tmp_path}/no-such-socket", "PIPEWIRE_REMOTE": remote,
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    watch = subprocess.Popen([sys.executable, "-m", "camguard", "watch", "--json",
+                              "--camera-glob", f"{devdir}/video*"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert watch.stdout is not None
+        first = json.loads(watch.stdout.readline())  # the pulse source degrades: running
+        assert first["event"] == "degraded" and first["source"] == "pulse"
+        consumer = pwvideo.start_consumer(remote, node, tmp_path / "consumer.log")
+        video.append(consumer)
+        started_line = json.loads(watch.stdout.readline())
+        assert (started_line["event"], started_line["pid"]) == ("started", consumer.pid)
+        assert started_line["kind"] == "camera" and started_line["via"] == "pipewire"
+        assert started_line["device"] == "pipewire:fakecam-watch"
+        assert started_line["note"].startswith("gst-launch-1.0 → pipewire →")
+        killed = subprocess.run([sys.executable, "-m", "camguard", "kill", str(consumer.pid),
+                                 "--create-time", str(started_line["create_time"])],
+                                capture_output=True, text=True, timeout=60, env=env,
+                                check=False)
+        assert killed.returncode == 0, killed.stderr
+        stopped_line = json.loads(watch.stdout.readline())
+        assert (stopped_line["event"], stopped_line["pid"]) == ("stopped", consumer.pid)
+        consumer.wait(10)
+        watch.send_signal(signal.SIGINT)
+        _rest, err = watch.communicate(timeout=20)
+        assert watch.returncode == 0 and "Traceback" not in err
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
