@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from camguard.core.models import DeviceKind, SourceSnapshot
 from tests.realenv import SoundServer, bound_to_tests, wait_until
 
 GST_TOOLS = ("gst-launch-1.0", "gst-inspect-1.0", "pw-dump")
@@ -94,3 +95,8 @@ def end(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.kill()
     proc.wait(10)
+
+
+def users(snap: SourceSnapshot, kind: DeviceKind = DeviceKind.CAMERA) -> dict[int | None, str]:
+    return {None if u.process is None else u.process.pid: u.note
+            for u in snap.usages if u.device.kind is kind}
