@@ -86,9 +86,23 @@ def start_camera(remote: str, node_name: str, log: Path, *, role: str | None = N
     return proc, found[0]
 
 
-def start_consumer(remote: str, node: int, log: Path) -> subprocess.Popen[bytes]:
-    return _spawn(remote, ["pipewiresrc", f"path={node}", "!", "video/x-raw,format=YUY2", "!",
-                           "fakesink"], log)
+def start_consumer(remote: str, node: int, log: Path, fmt: str = "YUY2"
+                   ) -> subprocess.Popen[bytes]:
+    """A client linked to ``node`` (a format the camera does not offer, e.g. RGB: linked,
+    but the link fails negotiation and carries no frames)."""
+    return _spawn(remote, ["pipewiresrc", f"path={node}", "!", f"video/x-raw,format={fmt}",
+                           "!", "fakesink"], log)
+
+
+def link_states(remote: str, node: int) -> list[str]:
+    """The states of the links from ``node``."""
+    out = []
+    for obj in dump(remote):
+        info = obj.get("info")
+        if (obj.get("type") == "PipeWire:Interface:Link" and isinstance(info, dict)
+                and info.get("output-node-id") == node):
+            out.append(str(info.get("state")))
+    return out
 
 
 def end(proc: subprocess.Popen[bytes]) -> None:

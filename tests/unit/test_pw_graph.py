@@ -1,6 +1,6 @@
 """pw_graph: pw-dump rounds folded into a graph, and the uses in it, against malformed and
 hostile objects (a client controls its own properties). The describer is the real one,
-over this test's own process and its parent."""
+over this test's own process and a sleeping child."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def client(oid: int, **props: Any) -> dict[str, Any]:
     return {"id": oid, "type": pw_graph.CLIENT, "info": {"props": props}}
 
 
-def link(oid: int, out: int, inp: int, state: str = "active") -> dict[str, Any]:
+def link(oid: int, out: int, inp: int, state: object = "active") -> dict[str, Any]:
     return {"id": oid, "type": pw_graph.LINK,
             "info": {"output-node-id": out, "input-node-id": inp, "state": state,
                      "props": {}}}
@@ -85,8 +85,11 @@ def test_no_link_no_use_and_a_removed_link_ends_it() -> None:
     assert uses(objects) == []
 
 
-@pytest.mark.parametrize("state", ["error", "unlinked"])
-def test_a_dead_link_is_no_use(state: str) -> None:
+@pytest.mark.parametrize("state", ["error", "unlinked", "init", "negotiating", "allocating",
+                                   "paused", None, 3])
+def test_a_link_without_frames_is_no_use(state: object) -> None:
+    """Only an active link carries frames: a client still negotiating (a probe of formats)
+    or paused does not use the camera."""
     assert uses(graph([CAMERA, BROKER, APP, STREAM, link(60, 40, 51, state)])) == []
 
 

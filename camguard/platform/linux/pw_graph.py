@@ -16,7 +16,9 @@ A use is a **link** from a video source node to a node of another client:
   ``pipewire.access.portal.app_id`` is the app the portal granted the camera to.
 
 A node that is merely open (the broker's probe, or its own hold on /dev/video while no one
-watches) has no link from it, so it is no use: only a linked client is.
+watches) has no link from it, so it is no use; nor is a link that carries no frames (a
+client negotiating formats, or paused): only a client whose link is active uses the
+camera.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ QUOTE_LIMIT = 64
 # wlr, GNOME Shell/mutter, KDE KWin), matched as prefixes, case-insensitively.
 SCREEN_NODE_PREFIXES = ("xdpw_stream", "gnome-shell-screencast", "mutter-screencast",
                         "screen-cast", "kwin_wayland", "plasma.screencast", "screencast")
-# Link states that carry no frames and never will (pw_link_state_as_string).
-DEAD_LINK_STATES = frozenset({"error", "unlinked"})
+# The link state in which frames flow (pw_link_state_as_string). Before it (init,
+# negotiating, allocating) a client is still probing formats, and "paused" carries nothing:
+# like a corked recording stream, not a use; "error" and "unlinked" never will.
+FLOWING = "active"
 _DIGITS = re.compile(r"[0-9]{1,10}")
 
 Describe = Callable[[int], ProcessRef | None]
@@ -187,7 +191,7 @@ def uses(objects: Objects, describe: Describe, broker_exes: Collection[str],
         if obj.get("type") != LINK:
             continue
         info = _info(obj)
-        if text(info, "state") in DEAD_LINK_STATES:
+        if text(info, "state") != FLOWING:
             continue
         src_id, dst_id = number(info.get("output-node-id")), number(info.get("input-node-id"))
         if src_id is None or dst_id is None:

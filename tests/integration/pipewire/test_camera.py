@@ -311,3 +311,23 @@ def test_pw_dump_dies_with_camguard(pipewire: SoundServer, tmp_path: Path) -> No
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_a_linked_client_that_gets_no_frames_is_no_use(
+        gst: None, pipewire: SoundServer, video: list[subprocess.Popen[bytes]],
+        sources: list[PipeWireSource], tmp_path: Path) -> None:
+    """A client asking for a format the camera does not offer stays linked, in "error",
+    and gets no frames (a probe of formats): nothing is raised. A good client after it is."""
+    remote = pwvideo.remote_of(pipewire)
+    source = started(remote, sources)
+    cam, node = pwvideo.start_camera(remote, "fakecam-probe", tmp_path / "cam.log")
+    video.append(cam)
+    prober = pwvideo.start_consumer(remote, node, tmp_path / "prober.log", fmt="RGB")
+    video.append(prober)
+    wait_until(lambda: "error" in pwvideo.link_states(remote, node), 15,
+               "the prober's link failing negotiation")
+    assert prober.poll() is None  # still connected and linked
+    consumer = pwvideo.start_consumer(remote, node, tmp_path / "consumer.log")
+    video.append(consumer)
+    wait_until(lambda: consumer.pid in users(source.snapshot()), 15, "the real consumer")
+    assert prober.pid not in users(source.snapshot())
