@@ -11,6 +11,8 @@ class DeviceKind(enum.StrEnum):
     MICROPHONE = "microphone"
     # A screen cast through PipeWire (the ScreenCast portal): who records the screen.
     SCREEN = "screen"
+    # An app holding a started GeoClue client: who asks where the machine is.
+    LOCATION = "location"
 
 
 @dataclass(frozen=True, slots=True)

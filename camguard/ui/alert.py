@@ -36,7 +36,9 @@ from camguard.ui.ports import AlertSettings
 log = logging.getLogger(__name__)
 # The popup's title for each kind of device ("Camera turned on").
 KIND_TITLES = {DeviceKind.CAMERA: "Camera", DeviceKind.MICROPHONE: "Microphone",
-               DeviceKind.SCREEN: "Screen capture"}
+               DeviceKind.SCREEN: "Screen capture", DeviceKind.LOCATION: "Location"}
+# Kinds with no device to switch off: Kill app is the way to stop them.
+NO_DEVICE_KINDS = frozenset({DeviceKind.SCREEN, DeviceKind.LOCATION})
 
 WINDOW_TITLE = "camguard alert"
 WIDTH = 440
@@ -199,8 +201,7 @@ class AlertPopup(QWidget):
         self.position_label.setText(f"{view.position} of {view.total}" if view.total > 1
                                     else "")
         self.buttons[Choice.BLOCK].setText(f"Block {device.kind.value}")
-        # A screen cast has no device to switch off: Kill app is the way to stop it.
-        self.buttons[Choice.BLOCK].setVisible(device.kind is not DeviceKind.SCREEN)
+        self.buttons[Choice.BLOCK].setVisible(device.kind not in NO_DEVICE_KINDS)
         p = usage.process
         self.icon_label.setPixmap(app_icon(p).pixmap(48, 48))
         if p is None:

@@ -367,9 +367,9 @@ class AppController(QObject):
                 return
             self.workers.submit(lambda: self._actions.kill(process),
                                 lambda r: self._report(f"Kill {name}", r), self._failed("Kill"))
-        elif decision is Choice.BLOCK and kind is DeviceKind.SCREEN:
+        elif decision is Choice.BLOCK and kind in (DeviceKind.SCREEN, DeviceKind.LOCATION):
             self._report("Block", ActionResult(
-                Outcome.REFUSED, "a screen cast has no device to block: use Kill app"))
+                Outcome.REFUSED, f"{kind.value} has no device to block: use Kill app"))
         elif decision is Choice.BLOCK:
             self.block_kind(kind)
 

@@ -231,15 +231,17 @@ def test_no_popup_while_paused_but_the_tray_still_shows_the_camera(qtbot: QtBot,
     assert h.proc.poll() is None
 
 
-def test_a_screen_cast_popup_says_screen_capture_and_offers_no_block(qtbot: QtBot, rig: Rig
-                                                                     ) -> None:
+@pytest.mark.parametrize(("kind", "device_id", "title"), [
+    (DeviceKind.SCREEN, "pipewire:xdpw_stream", "Screen capture turned on"),
+    (DeviceKind.LOCATION, "geoclue", "Location turned on")])
+def test_a_screen_cast_or_location_popup_says_so_and_offers_no_block(
+        qtbot: QtBot, rig: Rig, kind: DeviceKind, device_id: str, title: str) -> None:
     h, cam_usage = rig.holder()
-    screen = Device(DeviceKind.SCREEN, "pipewire:xdpw_stream", "Screen (screen cast)", None,
-                    "pipewire")
-    usage = Usage(screen, cam_usage.process, note="obs → pipewire → pipewire:xdpw_stream",
+    device = Device(kind, device_id, "no device node", None, "pipewire")
+    usage = Usage(device, cam_usage.process, note="obs → pipewire → pipewire:xdpw_stream",
                   via="pipewire")
     rig.start(usage)
     qtbot.waitUntil(lambda: rig.shown_pid() == h.pid, timeout=10_000)
-    assert rig.popup.title_label.text() == "Screen capture turned on"
+    assert rig.popup.title_label.text() == title
     assert not rig.popup.buttons[Choice.BLOCK].isVisible()
     assert rig.popup.buttons[Choice.KILL].isVisible()

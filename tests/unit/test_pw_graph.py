@@ -212,6 +212,9 @@ def test_block_device_for_a_screen_cast_ends_the_app_instead() -> None:
     rule = make_rule("block-device", label="no recording", created_at=0.0)
     d = decide([rule], facts, Mode.ASK, FrozenClock(100.0))
     assert d.verdict is Verdict.KILL and "no device to block" in d.explanation
+    located = decide([rule], UsageFacts(DeviceKind.LOCATION, exe="/usr/bin/maps"), Mode.ASK,
+                     FrozenClock(100.0))
+    assert located.verdict is Verdict.KILL
     d = decide([], facts, Mode.BLOCK_ALL, FrozenClock(100.0))
     assert d.verdict is Verdict.KILL
     cam = decide([rule], UsageFacts(DeviceKind.CAMERA, exe="/usr/bin/obs"), Mode.ASK,

@@ -53,6 +53,11 @@ class LinuxPlatform:
             sources.append(PulseSource(describer=describer,
                                        server_exes=settings.sound_server_exes))
             sources.append(PipeWireSource(describer, broker_exes=settings.sound_server_exes))
+        # Location: GeoClue on the system bus (named as root, InUse only otherwise); inert
+        # where there is no system bus or no GeoClue.
+        from camguard.platform.linux.geoclue import GeoClueSource
+
+        sources.append(GeoClueSource(describer))
         return sources
 
     def killer(self, sound_server_exes: Collection[str], *, escalate: bool = True
