@@ -70,7 +70,7 @@ def test_status_json_names_the_pipewire_consumer_and_covers_every_sensor(
     assert cov[("camera", "pipewire")][0] == "watching"
     assert cov[("screen", "pipewire")][0] == "watching"
     assert cov[("microphone", "pulse")][0] == "blind"  # no sound server at PULSE_SERVER
-    assert {k[0] for k in cov} == {"camera", "microphone", "screen"}
+    assert {k[0] for k in cov} == {"camera", "microphone", "screen", "location"}
     assert all(set(c) == {"sensor", "source", "state", "reason"} for c in doc["coverage"])
 
 
