@@ -56,10 +56,6 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"    {held}")
     for d in state.degraded:
         print(f"degraded: {d.source}: {literal(d.reason, 300)}")
-    for c in answer.doc.get("coverage", ()):
-        if c.get("state") != "watching":
-            print(f"coverage: {c.get('sensor')} via {c.get('source')}: {c.get('state')}, "
-                  f"{literal(str(c.get('reason', '')), 300)}")
     return 0
 
 
