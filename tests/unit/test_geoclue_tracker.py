@@ -9,7 +9,7 @@ import os
 import pytest
 
 from camguard.core.models import DeviceKind
-from camguard.platform.linux.geoclue import CLIENT_IFACE, MANAGER_PATH, PROPS_IFACE, Tracker
+from camguard.platform.linux.geoclue_track import CLIENT_IFACE, MANAGER_PATH, PROPS_IFACE, Tracker
 from camguard.platform.process import ProcessDescriber
 
 APP, OTHER = ":1.7", ":1.9"
