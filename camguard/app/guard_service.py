@@ -36,8 +36,10 @@ from camguard.core.blocks import BlockOptions, BlockTarget, Outcome, StepKind
 from camguard.core.rules import Origin, RuleError
 from camguard.core.rules_json import rule_from_json
 from camguard.core.text import literal
+from camguard.platform import current
 from camguard.service import protocol as P
 from camguard.service.client import (
+    ConnectingTransport,
     ServiceClient,
     ServiceImpostor,
     ServiceUnavailable,
@@ -50,8 +52,11 @@ def open_guard(socket: Path | None, local: Callable[[], Guard]) -> Guard:
     """The service's Guard when one answers (``socket``, else the default socket), else
     ``local()``. A ``socket`` that does not answer is an error, not a silent fallback, and
     so is an impostor at the default socket."""
+    transport = current().service_transport()
+    # Windows: the named pipe, its server checked to be LocalSystem (platform/windows).
+    connect = transport.connect if isinstance(transport, ConnectingTransport) else None
     if socket is not None:
-        client = ServiceClient(socket)
+        client = ServiceClient(socket, connect=connect)
         try:
             hello = client.hello()
         except ServiceUnavailable as exc:
@@ -59,10 +64,14 @@ def open_guard(socket: Path | None, local: Callable[[], Guard]) -> Guard:
         if hello.get("ok") is not True:
             raise GuardError(f"{socket} did not answer like a camguard service")
         return ServiceGuard(client)
-    path = default_socket()
-    if not path.exists():
-        return local()
-    client = ServiceClient(path)
+    if connect is not None:
+        override = os.environ.get("CAMGUARD_SOCKET")
+        path = Path(override) if override else transport.default_address()
+    else:
+        path = default_socket()
+        if not path.exists():
+            return local()
+    client = ServiceClient(path, connect=connect)
     try:
         if client.hello().get("ok") is True:
             return ServiceGuard(client)

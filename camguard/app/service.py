@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from camguard.platform.clock import SystemClock, local_zone
 from camguard.service.api import ServiceApi
 from camguard.service.enforcement import Enforcement
 from camguard.service.hub import EventHub, Outgoing
-from camguard.service.server import ServiceRunningError, ServiceServer
+from camguard.service.server import ListeningTransport, ServiceRunningError, ServiceServer
 from camguard.store import paths
 from camguard.store.blocks import JsonBlockStore
 from camguard.store.eventlog import EventLog
@@ -85,11 +86,16 @@ class Stop:
 
 def run_service(options: ServiceOptions, settings: DetectionSettings, stop: Stop) -> None:
     """Build the service in its folders and run it until ``stop`` is requested."""
-    data = paths.private_dir(paths.service_data_dir())
-    state = paths.private_dir(paths.service_state_dir())
+    # Request threads build answers in Python; a thread waiting for the interpreter lock
+    # (the monitor's, with a camera event) asks for it after this long, not the default
+    # 5 ms (bench/service_abuse.py: camera events during a history flood).
+    sys.setswitchinterval(0.001)
+    folders = current().system_paths()  # /var/lib/camguard; %ProgramData%\camguard\...
+    data = paths.private_dir(folders.service_data_dir())
+    state = paths.private_dir(folders.service_state_dir())
     with _only_service(data):
         _run(options, settings, stop, data=data, state=state,
-             config=paths.service_config_dir())
+             config=folders.service_config_dir())
 
 
 @contextlib.contextmanager
@@ -118,13 +124,18 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
     hub = EventHub()
     enforcement = Enforcement(rules, killer, blocks, clock, hasher=ExeHasher(),
                               decisions=history, publish=hub.publish, tz=local_zone())
+    transport = current().service_transport()
+    # Windows' named pipe brings its own listener and account numbers (platform/windows).
+    own = transport if isinstance(transport, ListeningTransport) else None
     api = ServiceApi(state=lambda: monitor.state, history=ServiceHistory(history),
                      killer=killer, blocks=blocks, lock=lock, enforcement=enforcement,
                      hub=hub, clock=clock, rules=rules.listing, version=__version__,
-                     admin_group=o.admin_group, users_may_block=rules.users_may_block)
-    address = o.socket or current().service_transport().default_address()
+                     admin_group=o.admin_group, users_may_block=rules.users_may_block,
+                     **({"lookup": own.lookup} if own is not None else {}))
+    address = o.socket or transport.default_address()
     server = ServiceServer(address, api, admin_group=o.admin_group, max_clients=o.max_clients,
-                           per_uid=o.max_per_user)
+                           per_uid=o.max_per_user,
+                           listen=own.listener if own is not None else None)
     serving = False
     try:
         start = runlog.begin(os.getpid())

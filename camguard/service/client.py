@@ -16,11 +16,13 @@ serving process (SO_PEERCRED) are checked; anything else raises :class:`ServiceI
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from camguard.service import protocol as P
 from camguard.service.authorization import peer_credentials
@@ -28,6 +30,8 @@ from camguard.service.authorization import peer_credentials
 DEFAULT_SOCKET = Path("/run/camguard/camguard.sock")
 # Answers can be large (a long history); a line past this is a broken or hostile server.
 MAX_ANSWER = 256 << 20
+
+log = logging.getLogger(__name__)
 
 
 def default_socket() -> Path:
@@ -139,19 +143,37 @@ class Watch:
         self.close()
 
 
+# A platform's own way to reach the service (Windows' named pipe): a connected, socket-like
+# object (sendall, recv, settimeout, shutdown, close) whose server it has checked, as
+# check_server does for the socket; ServiceUnavailable (or ServiceImpostor) when it cannot.
+Connect = Callable[[Path, float | None], Any]
+
+
+@runtime_checkable
+class ConnectingTransport(Protocol):
+    """A platform transport with its own way to reach the service (Windows' named pipe)."""
+
+    def default_address(self) -> Path: ...
+
+    def connect(self, address: Path, timeout: float | None) -> Any: ...
+
+
 class ServiceClient:
     """Talks to the service at ``path`` (see the module's note on whom it trusts)."""
 
-    def __init__(self, path: Path | None = None, *, timeout: float = 60.0) -> None:
+    def __init__(self, path: Path | None = None, *, timeout: float = 60.0,
+                 connect: Connect | None = None) -> None:
         self.path = path if path is not None else default_socket()
         self.timeout = timeout
+        self._platform_connect = connect
 
     # -- plumbing ----------------------------------------------------------------------------
     def _connect(self, timeout: float | None) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
+        if self._platform_connect is not None:
+            conn: socket.socket = self._platform_connect(self.path, timeout)
+            return conn
+        sock = self._connect_when_room(timeout)
         try:
-            sock.connect(str(self.path))
             check_server(self.path, sock)
         except OSError as exc:
             sock.close()
@@ -161,6 +183,35 @@ class ServiceClient:
             sock.close()
             raise
         return sock
+
+    def _connect_when_room(self, timeout: float | None) -> socket.socket:
+        """Connect, waiting (up to ``timeout``) while the service's listen queue is full.
+
+        A Unix socket with a timeout is non-blocking underneath, and connect(2) on one whose
+        listener's backlog is full fails at once with EAGAIN (unix(7)) instead of waiting: a
+        burst of connections from another account would otherwise make this one fail.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.005
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            try:
+                sock.connect(str(self.path))
+            except BlockingIOError as exc:
+                sock.close()
+                if deadline is not None and time.monotonic() + pause > deadline:
+                    raise ServiceUnavailable(f"the camguard service at {self.path} is too "
+                                             "busy to take a connection") from exc
+                log.debug("the service's listen queue is full; trying again")
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
+                continue
+            except OSError as exc:
+                sock.close()
+                raise ServiceUnavailable(f"no camguard service at {self.path}: "
+                                         f"{exc.strerror or exc}") from exc
+            return sock
 
     def request(self, op: str, **fields: Any) -> dict[str, Any]:
         """Send one request; the answer as a dict (``ok`` false included)."""

@@ -11,6 +11,7 @@ socket is mode 0666 so every account can connect: what each may do is decided pe
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import select
@@ -18,12 +19,13 @@ import socket
 import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from camguard.service import protocol as P
 from camguard.service.api import ServiceApi
-from camguard.service.authorization import Caller, identify
+from camguard.service.authorization import Caller, Target, identify
 from camguard.service.quota import (
     DEFAULT_ADMIN_RESERVE,
     DEFAULT_MAX_CLIENTS,
@@ -31,6 +33,7 @@ from camguard.service.quota import (
     Quotas,
     RefusalLog,
     Slot,
+    Turns,
 )
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,34 @@ log = logging.getLogger(__name__)
 IDLE_TIMEOUT = 120.0
 SEND_TIMEOUT = 5.0
 _POLL = 0.25
+# Requests whose answers are built in turns (quota.Turns): they can be large.
+_HEAVY = frozenset({"history"})
+
+
+class Listener(Protocol):
+    """Where clients connect (the Unix socket here; a platform may bring its own, such as
+    Windows' named pipe). ``accept`` waits about ``_POLL`` s and gives the connection with
+    its kernel-given caller, or None when none came or the caller could not be told (the
+    connection is then closed); OSError when accepting failed. A connection has ``recv``,
+    ``sendall``, ``settimeout``, ``shutdown`` and ``close`` like a socket, and may have
+    ``peer_gone()`` where select() does not work on it."""
+
+    def accept(self) -> tuple[Any, Caller] | None: ...
+
+    def close(self) -> None: ...
+
+
+Listen = Callable[[Path, str], Listener]
+
+
+@runtime_checkable
+class ListeningTransport(Protocol):
+    """A platform transport that brings its own listener (Windows' named pipe) and its own
+    way to tell whose a process is (authorization.lookup_process reads Unix uids)."""
+
+    def listener(self, address: Path, admin_group: str) -> Listener: ...
+
+    def lookup(self, pid: int) -> Target | None: ...
 
 
 class ServiceRunningError(RuntimeError):
@@ -55,24 +86,27 @@ class ServiceServer:
     def __init__(self, path: Path, api: ServiceApi, *, admin_group: str,
                  max_clients: int = DEFAULT_MAX_CLIENTS, per_uid: int = DEFAULT_PER_UID,
                  admin_reserve: int = DEFAULT_ADMIN_RESERVE, max_line: int = P.MAX_LINE,
-                 idle_timeout: float = IDLE_TIMEOUT, send_timeout: float = SEND_TIMEOUT) -> None:
+                 idle_timeout: float = IDLE_TIMEOUT, send_timeout: float = SEND_TIMEOUT,
+                 listen: Listen | None = None) -> None:
         self.path = path
+        self._listen: Listen = listen or UnixListener
         self._api = api
         self._admin_group = admin_group
         self._quotas = Quotas(max_clients, per_uid=per_uid, admin_reserve=admin_reserve)
+        self._turns = Turns()
         self._refusals = RefusalLog(time.monotonic)
         self._max_line = max_line
         self._idle = idle_timeout
         self._send_timeout = send_timeout
         self._stopping = threading.Event()
-        self._listener: socket.socket | None = None
+        self._listener: Listener | None = None
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
 
     # -- lifetime ----------------------------------------------------------------------------
     def start(self) -> None:
-        self._listener = _bind(self.path)
+        self._listener = self._listen(self.path, self._admin_group)
         self._thread = threading.Thread(target=self._accept_loop, name="camguard-accept",
                                         daemon=True)
         self._thread.start()
@@ -84,8 +118,6 @@ class ServiceServer:
             self._thread.join(5.0)
         if self._listener is not None:
             self._listener.close()
-            with contextlib.suppress(OSError):
-                self.path.unlink()
         with self._lock:
             conns = list(self._conns)
         for conn in conns:  # wakes their threads; each closes its own socket
@@ -94,25 +126,19 @@ class ServiceServer:
 
     def _accept_loop(self) -> None:
         assert self._listener is not None  # noqa: S101 - set by start()
-        self._listener.settimeout(_POLL)
         while not self._stopping.is_set():
             self._refusals.flush()
             try:
-                conn, _addr = self._listener.accept()
-            except TimeoutError:
-                continue
+                got = self._listener.accept()
             except OSError as exc:
                 if self._stopping.is_set():
                     return
                 log.warning("accept failed: %s", exc)  # EMFILE and the like: retry shortly
                 self._stopping.wait(_POLL)
                 continue
-            try:
-                caller = identify(conn, self._admin_group)
-            except OSError as exc:
-                log.debug("cannot tell who connected: %s", exc)
-                conn.close()
+            if got is None:
                 continue
+            conn, caller = got
             slot = self._quotas.acquire(caller.uid, caller.admin)
             if isinstance(slot, str):
                 self._refuse_busy(conn, caller, slot)
@@ -186,7 +212,11 @@ class ServiceServer:
             if request.op == "watch":
                 self._watch(conn, caller, slot)
                 return
-            self._send(conn, self._api.handle(caller, request))
+            if request.op in _HEAVY:
+                answer = functools.partial(_encoded, self._api.handle, caller, request)
+                self._send_bytes(conn, self._turns.run(caller.uid, answer))
+            else:
+                self._send(conn, self._api.handle(caller, request))
 
     def _too_long(self, conn: socket.socket, caller: Caller) -> None:
         self._refusals.refused(caller.uid, f"a request line longer than {self._max_line} "
@@ -219,7 +249,9 @@ class ServiceServer:
             self._api.unsubscribe(sub)
 
     def _send(self, conn: socket.socket, obj: Any) -> None:
-        data = P.encode(obj)
+        self._send_bytes(conn, P.encode(obj))
+
+    def _send_bytes(self, conn: socket.socket, data: bytes) -> None:
         try:
             # A client that does not read must not hold this thread forever.
             conn.settimeout(self._send_timeout)
@@ -229,15 +261,50 @@ class ServiceServer:
             raise _Gone from exc
 
 
-def _peer_gone(conn: socket.socket) -> bool:
+def _encoded(handle: Callable[[Caller, P.Request], Any], caller: Caller,
+             request: P.Request) -> bytes:
+    return P.encode(handle(caller, request))
+
+
+def _peer_gone(conn: Any) -> bool:
     """True when the client closed its end (input during a watch is read and ignored)."""
+    own = getattr(conn, "peer_gone", None)
+    if own is not None:  # a connection select() cannot wait on (a Windows pipe)
+        return bool(own())
     try:
         readable, _, _ = select.select([conn], [], [], 0)
         if not readable:
             return False
-        return conn.recv(4096) == b""
+        return bool(conn.recv(4096) == b"")
     except OSError:
         return True
+
+
+class UnixListener:
+    """The Unix socket at ``path`` (0666), each caller named by SO_PEERCRED."""
+
+    def __init__(self, path: Path, admin_group: str) -> None:
+        self.path = path
+        self.admin_group = admin_group
+        self.sock = _bind(path)
+        self.sock.settimeout(_POLL)
+
+    def accept(self) -> tuple[socket.socket, Caller] | None:
+        try:
+            conn, _addr = self.sock.accept()
+        except TimeoutError:
+            return None
+        try:
+            return conn, identify(conn, self.admin_group)
+        except OSError as exc:
+            log.debug("cannot tell who connected: %s", exc)
+            conn.close()
+            return None
+
+    def close(self) -> None:
+        self.sock.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
 
 
 def _bind(path: Path) -> socket.socket:
@@ -266,7 +333,9 @@ def _bind(path: Path) -> socket.socket:
         sock.bind(str(path))
         # Everyone may connect; the kernel tells us who did, and each request is checked.
         os.chmod(path, 0o666)  # noqa: S103 - authorization is per request (SO_PEERCRED)
-        sock.listen(64)
+        # The kernel's largest queue (somaxconn): a burst from one account must not fill it
+        # before the accept loop can refuse that account (its quota is checked on accept).
+        sock.listen(socket.SOMAXCONN)
     except BaseException:
         sock.close()
         raise

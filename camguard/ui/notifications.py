@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 import queue
 import threading
 import time
@@ -24,7 +25,7 @@ from PySide6.QtCore import QObject, Signal
 from camguard.core.decision import Choice
 from camguard.core.models import DeviceKind
 from camguard.core.text import literal
-from camguard.ui.model import Alert
+from camguard.ui.model import Alert, Feedback, Level
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ CALL_TIMEOUT = 3.0
 # Action keys we send -> decisions. "default" (a click on the notification body) shows the
 # popup or status window instead of deciding anything.
 ACTIONS = {"allow": Choice.ALLOW_ONCE, "kill": Choice.KILL, "block": Choice.BLOCK}
-URGENCY_CRITICAL = 2
+URGENCY_LOW, URGENCY_NORMAL, URGENCY_CRITICAL = 0, 1, 2
+FEEDBACK_EXPIRE_MS = 8000
 # A bus that accepts the connection but never answers (jeepney waits 10 s for Hello) must
 # not swallow alerts: after this long without a daemon, alerts take the fallback.
 CONNECT_GRACE = 5.0
@@ -57,7 +59,8 @@ def plain_body(alert: Alert) -> list[str]:
         who = "a process camguard cannot see"
     else:
         user = f", user {literal(p.user, 32)}" if p.user else ""
-        who = f"{literal(p.name or '?', 48)} (pid {p.pid}{user})"
+        name = p.name or os.path.basename(p.exe or "") or "an unnamed app"
+        who = f"{literal(name, 48)} (pid {p.pid}{user})"
     lines = [who]
     if p is not None and p.exe:
         lines.append(literal(p.exe, 110))
@@ -77,14 +80,20 @@ class DesktopNotifier(QObject):
     decided = Signal(int, str)  # alert id, Choice value
     details_requested = Signal(int)  # alert id ("default" action: a click on the body)
     fallback_requested = Signal(str, str)  # title, plain text: show it some other way
+    feedback_fallback = Signal(object)  # a Feedback that found no daemon: show it elsewhere
     ready = Signal(bool)  # True: a daemon answered; False: falling back
     sent = Signal(int, int)  # alert id, notification id (tests and logs)
+    feedback_sent = Signal(int)  # notification id of a feedback (tests and logs)
 
     def __init__(self, bus: str = "SESSION", *, icon: str = "", expire_ms: int = -1,
-                 parent: QObject | None = None) -> None:
+                 icons: dict[str, str] | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._bus = bus
         self._icon = icon
+        # Per sensor ("camera", "microphone") and per failure ("warning", "error"): a
+        # microphone alert never wears the camera, a failure never the "info" look.
+        self._icons = dict(icons or {})
+        self._feedback_id = 0  # the last feedback notification: the next one replaces it
         self._expire_ms = expire_ms
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -114,14 +123,26 @@ class DesktopNotifier(QObject):
         else:
             self._queue.put(("notify", alert))
 
+    def say(self, feedback: Feedback) -> None:
+        """Tell the person something (no buttons; it goes away by itself)."""
+        waited = time.monotonic() - self._started_at
+        if self._thread is None or self.available is False or (
+                self.available is None and waited > CONNECT_GRACE):
+            self.feedback_fallback.emit(feedback)
+        else:
+            self._queue.put(("say", feedback))
+
     def withdraw(self, alert_id: int) -> None:
         if self._thread is not None and self.available is not False:
             self._queue.put(("close", alert_id))
 
     def stop(self, timeout: float = 3.0) -> None:
+        """Withdraw every notification still on screen (their buttons would answer nobody
+        once camguard has quit), then end the thread."""
         self._stopping.set()
         thread, self._thread = self._thread, None
         if thread is not None:
+            self._queue.put(("close-all", None))
             self._queue.put(None)
             thread.join(timeout)
 
@@ -143,6 +164,8 @@ class DesktopNotifier(QObject):
                 return
             if item is not None and item[0] == "notify":
                 self._fallback(item[1])
+            elif item is not None and item[0] == "say" and not self._stopping.is_set():
+                self.feedback_fallback.emit(item[1])
 
     def _run(self) -> None:
         try:
@@ -189,6 +212,16 @@ class DesktopNotifier(QObject):
     def _command(self, router: Any, server: Any, item: tuple[str, Any]) -> None:
         call = new_method_call
         what, arg = item
+        if what == "close-all":
+            nids = [*self._ids, *([self._feedback_id] if self._feedback_id else [])]
+            self._ids.clear()
+            self._feedback_id = 0
+            for nid in nids:
+                self._call(router, call(server, "CloseNotification", "u", (nid,)))
+            return
+        if what == "say":
+            self._say(router, server, arg)
+            return
         if what == "close":
             for nid, alert_id in list(self._ids.items()):
                 if alert_id == arg:
@@ -207,9 +240,10 @@ class DesktopNotifier(QObject):
         body = "\n".join(html.escape(line, quote=False) for line in plain_body(alert))
         hints = {"urgency": ("y", URGENCY_CRITICAL), "category": ("s", "device"),
                  "desktop-entry": ("s", "camguard")}
+        icon = self._icons.get(alert.usage.device.kind.value, self._icon)
         reply = self._call(router, call(
             server, "Notify", "susssasa{sv}i",
-            ("camguard", 0, self._icon, _summary(alert), body, actions, hints,
+            ("camguard", 0, icon, _summary(alert), body, actions, hints,
              self._expire_ms)))
         if reply is None:
             self._fallback(alert)
@@ -218,6 +252,31 @@ class DesktopNotifier(QObject):
         self._ids[nid] = alert.id
         if not self._stopping.is_set():
             self.sent.emit(alert.id, nid)
+
+    def _say(self, router: Any, server: Any, fb: Feedback) -> None:
+        """One feedback notification, replacing the previous one: a burst of results is
+        one line that changes, not a stack over the screen."""
+        if self._stopping.is_set():
+            return
+        if fb.level is Level.INFO:
+            icon = self._icons.get(fb.kind.value if fb.kind else "", self._icon)
+        else:
+            icon = self._icons.get(fb.level.value, self._icon)
+        urgency = {Level.INFO: URGENCY_LOW, Level.WARNING: URGENCY_NORMAL,
+                   Level.ERROR: URGENCY_CRITICAL}[fb.level]
+        hints = {"urgency": ("y", urgency), "desktop-entry": ("s", "camguard"),
+                 "category": ("s", "device.error" if fb.level is Level.ERROR else "device")}
+        reply = self._call(router, new_method_call(
+            server, "Notify", "susssasa{sv}i",
+            ("camguard", self._feedback_id, icon, fb.title,
+             html.escape(fb.text, quote=False), [], hints, FEEDBACK_EXPIRE_MS)))
+        if reply is None:
+            if not self._stopping.is_set():
+                self.feedback_fallback.emit(fb)
+            return
+        self._feedback_id = int(reply.body[0])
+        if not self._stopping.is_set():
+            self.feedback_sent.emit(self._feedback_id)
 
     def _call(self, router: Any, msg: Any) -> Any:
         try:
@@ -252,4 +311,7 @@ class DesktopNotifier(QObject):
             elif key in ACTIONS:
                 self.decided.emit(alert_id, ACTIONS[key].value)
         elif member == "NotificationClosed" and msg.body:
-            self._ids.pop(int(msg.body[0]), None)
+            nid = int(msg.body[0])
+            self._ids.pop(nid, None)
+            if nid == self._feedback_id:
+                self._feedback_id = 0
