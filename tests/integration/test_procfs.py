@@ -103,14 +103,51 @@ def test_folder_created_after_watch_starts(tmp_path: Path, holders: list[Holder]
 
 
 def test_node_removed_while_held_stays_in_use(devdir: Path, holders: list[Holder]) -> None:
+    """A hot-unplug unlinks the node; the holder keeps a "(deleted)" fd and still uses it
+    until it closes (reporting "stopped" at the unplug would hide a live capture)."""
     cam = make_standin(devdir / "video0")
-    with watching([source(devdir)]) as (_monitor, rec):
+    with watching([source(devdir)]) as (monitor, rec):
         h = Holder([cam])
         holders.append(h)
-        rec.wait_for(started(h.pid))
+        rec.wait_for(started(h.pid, str(cam)))
         cam.unlink()  # hot-unplug: the holder keeps a "(deleted)" fd
+        # The look that saw the node gone (devices and usages come from the same look): the
+        # device is listed only through its usage now, as "(removed)".
+        def unplugged() -> bool:
+            return str(cam) not in {d.id for d in monitor.state.devices if d.name != "(removed)"}
+
+        wait_until(unplugged, 10, "a look after the unlink")
+        state = monitor.state
+        assert pids_of(state.usages, str(cam)) == {h.pid}
+        assert [d.name for d in state.devices if d.id == str(cam)] == ["(removed)"]
+        assert not any(stopped(h.pid)(e) for e in rec.events)
         h.close()
-        rec.wait_for(stopped(h.pid))
+        ev = rec.wait_for(stopped(h.pid, str(cam)))
+        assert ev.usage.device.name == "(removed)"  # type: ignore[attr-defined]
+
+
+def test_deleted_fd_counts_only_for_the_node_that_was_watched(devdir: Path,
+                                                              holders: list[Holder]) -> None:
+    """The "(deleted)" fd is matched by the inode a look saw at that path, not by its name."""
+    cam = make_standin(devdir / "video0")
+    src = source(devdir)
+    first = Holder([cam])
+    holders.append(first)
+    assert pids_of(src.snapshot().usages, str(cam)) == {first.pid}
+    cam.unlink()
+    make_standin(cam)  # another node at the same path, never seen by a look ...
+    other = Holder([cam])
+    holders.append(other)
+    cam.unlink()  # ... and gone too: its fd reads the same "<path> (deleted)"
+    assert Path(f"/proc/{other.pid}/fd/3").exists()
+    links = {os.readlink(f"/proc/{h.pid}/fd/{fd}") for h in (first, other)
+             for fd in os.listdir(f"/proc/{h.pid}/fd")}
+    assert f"{cam} (deleted)" in links
+    assert pids_of(src.snapshot().usages, str(cam)) == {first.pid}
+    first.close()
+    assert pids_of(src.snapshot().usages, str(cam)) == set()
+    # Nobody holds the watched node now: it is forgotten, and the look stays cheap.
+    assert pids_of(src.snapshot().usages, str(cam)) == set()
 
 
 def test_sound_server_holding_raw_capture_is_not_an_app(devdir: Path, holders: list[Holder]
