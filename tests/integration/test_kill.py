@@ -154,8 +154,11 @@ def test_a_vanished_pid_is_not_found() -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    # The CLI itself, not a camguard service the machine may run (which would answer for
+    # an account that is not root, with its own refusals).
+    env = {**os.environ, "CAMGUARD_SOCKET": "/nonexistent/camguard.sock"}
     return subprocess.run([sys.executable, "-m", "camguard", *args], capture_output=True,
-                          text=True, timeout=60, cwd=REPO, check=False)
+                          text=True, timeout=60, cwd=REPO, check=False, env=env)
 
 
 def test_cli_exit_codes(devdir: Path, holders: list[Holder]) -> None:
