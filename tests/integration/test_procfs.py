@@ -6,12 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind
+from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind, SourceSnapshot
 from camguard.platform.linux.fdscan import scan_holders
 from camguard.platform.linux.procfs import ProcfsSource
 from camguard.platform.process import ProcessDescriber
@@ -341,13 +340,21 @@ def test_idle_rescans_skip_proc_only_while_nothing_is_held(
 
     monkeypatch.setattr(fdscan.Scanner, "pids", counting)
     cam = make_standin(devdir / "video0")
-    with watching([source(devdir)], rescan_interval=0.05) as (monitor, rec):
-        first = len(scans)
+    src = source(devdir)
+    looks: list[int] = []
+    look = src.snapshot
+
+    def counted() -> SourceSnapshot:
+        looks.append(1)
+        return look()
+
+    src.snapshot = counted  # type: ignore[method-assign]
+    with watching([src], rescan_interval=0.05) as (monitor, rec):
         wait_until(lambda: monitor.state.devices != (), 5, "the first look")
-        # Ten rescan periods with nothing held: no full scan.
-        # Asserting that nothing happens needs a span of time: ten rescan periods.
-        deadline = time.monotonic() + 0.5
-        wait_until(lambda: time.monotonic() > deadline, 2, "ten idle periods")
+        first, after = len(scans), len(looks)
+        # Ten periodic looks (rescans) with nothing held: not one of them scans /proc.
+        # (The eleventh has begun, so the ten before it have finished.)
+        wait_until(lambda: len(looks) >= after + 11, 10, "ten idle rescans")
         assert len(scans) == first
         h = Holder([cam])
         holders.append(h)
