@@ -73,7 +73,8 @@ class LogWatch:
                         return t, line
                 return None
             if not self.cond.wait_for(lambda: hit() is not None, timeout):
-                raise TimeoutError(pattern)
+                tail = "\n".join(line for _, line in self.lines[after:][-30:])
+                raise TimeoutError(f"{pattern} not logged; the tray's log since:\n{tail}")
             found = hit()
             assert found is not None
             return found
@@ -178,6 +179,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     make_node(devdir / "video0")
     env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
     env.update(xs.env)
+    # The tray's own monitor, not a camguard service this machine may run.
+    env["CAMGUARD_SOCKET"] = str(root / "no-service.sock")
     for what in ("config", "data", "state"):
         (root / what).mkdir()
         env[f"CAMGUARD_{what.upper()}_DIR"] = str(root / what)
