@@ -64,7 +64,11 @@ def run_all(modes: list[str], runs: int) -> None:
         shutil.rmtree(RESULTS / mode, ignore_errors=True)
     for n in range(1, runs + 1):
         for mode in modes:
+            before = os.getloadavg()
             run_one(mode, n)
+            # The machine's load around the run (other work on it shows in every figure).
+            (RESULTS / mode / f"run-{n}-load.json").write_text(json.dumps(
+                {"loadavg_1_5_15_before": before, "loadavg_1_5_15_after": os.getloadavg()}))
 
 
 def load(mode: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -157,6 +161,13 @@ def render_mode(mode: str) -> str:
         f"| measure | median of {len(runs)} | each run | target | |",
         "|---|---|---|---|---|",
     ]
+    loads = [RESULTS / mode / f"run-{n}-load.json" for n in range(1, len(runs) + 1)]
+    if all(p.exists() for p in loads):
+        avg = [json.loads(p.read_text()) for p in loads]
+        lines.insert(1, "Load average (1 min) before and after each run: " + ", ".join(
+            f"{a['loadavg_1_5_15_before'][0]:.1f}-{a['loadavg_1_5_15_after'][0]:.1f}"
+            for a in avg) + ".")
+        lines.insert(1, "")
     for what, unit, pick, target, ok in MEASURES:
         values = [pick(d, t) for d, t in runs]
         numbers = [v for v in values if isinstance(v, (int, float))]
