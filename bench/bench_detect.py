@@ -242,7 +242,10 @@ def proc_cpu_rss(pid: int) -> tuple[float, int]:
 def bench_idle(devdir: Path, seconds: float) -> dict[str, float]:
     """``camguard watch`` as a user leaves it running: cameras watched and a live sound
     server subscribed (a real PulseAudio), nothing happening."""
-    env = {**os.environ, "CAMGUARD_CONFIG_DIR": str(devdir / "cfg")}
+    # Its own monitor, not a camguard service this machine may run.
+    env = {**os.environ, "CAMGUARD_CONFIG_DIR": str(devdir / "cfg"),
+           "CAMGUARD_DATA_DIR": str(devdir / "data"), "CAMGUARD_STATE_DIR": str(devdir / "state"),
+           "CAMGUARD_SOCKET": str(devdir / "no-service.sock")}
     srv = None
     try:
         from tests import realenv

@@ -44,9 +44,46 @@ def _pkaction_ok() -> bool:
                           capture_output=True, check=False).returncode == 0
 
 
+# A private /dev (optional): what processes here need, plus stand-in device nodes (the null
+# driver's 1:3) at the installed helper's own paths, /dev/videoN and /dev/snd/pcmC0D0c.
+DEV_NODES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
+             "urandom": (1, 9), "tty": (5, 0)}
+
+
+def _private_dev(standins: list[str]) -> None:
+    _tmpfs("/dev")
+    for name, (major, minor) in DEV_NODES.items():
+        os.mknod(f"/dev/{name}", 0o666 | 0o020000, os.makedev(major, minor))
+        os.chmod(f"/dev/{name}", 0o666)  # noqa: S103 - as devtmpfs has them
+    os.mkdir("/dev/shm", 0o1777)
+    for fd, name in enumerate(("stdin", "stdout", "stderr")):
+        os.symlink(f"/proc/self/fd/{fd}", f"/dev/{name}")
+    os.symlink("/proc/self/fd", "/dev/fd")
+    os.mkdir("/dev/snd", 0o755)
+    for name in standins:
+        os.mknod(f"/dev/{name}", 0o666 | 0o020000, os.makedev(1, 3))
+        os.chmod(f"/dev/{name}", 0o666)  # noqa: S103 - a camera any seat user may open
+
+
+def _started(spec: dict[str, Any]) -> subprocess.Popen[str]:
+    """A process that runs during the calls; it prints one line once it is ready."""
+    proc = subprocess.Popen(spec["argv"], env=spec["env"], cwd="/", text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line != spec["ready"]:
+        raise RuntimeError(f"{spec['argv'][:3]} did not start: {line!r}")
+    return proc
+
+
 def main(cfg: dict[str, Any]) -> dict[str, Any]:
     for path in ("/run/dbus", ACTIONS, RULES, "/usr/libexec"):
         _tmpfs(path)
+    if "dev" in cfg:
+        _private_dev(cfg["dev"])
+        # The installed helper keeps what it changed in /var/lib/camguard.
+        _tmpfs("/var/lib")
+        os.mkdir("/var/lib/polkit-1", 0o700)
     shutil.copy(cfg["policy"], os.path.join(ACTIONS, "org.camguard.helper.policy"))
     with open(os.path.join(RULES, "50-camguard.rules"), "w", encoding="ascii") as f:
         f.write(cfg["rule"])
@@ -61,12 +98,16 @@ def main(cfg: dict[str, Any]) -> dict[str, Any]:
         daemons.append(subprocess.Popen([POLKITD, "--no-debug"], stdout=log, stderr=log))
         _wait(_pkaction_ok, 20, "polkitd to know the camguard action")
         answers = []
+        daemons += [_started(spec) for spec in cfg.get("background", [])]
+        pids = {f"{{bg{i}}}": str(d.pid) for i, d in enumerate(daemons[2:])}
         for call in cfg["calls"]:
-            proc = subprocess.run(call["argv"], capture_output=True, text=True, timeout=60,
+            argv = [pids.get(a, a) for a in call["argv"]]  # "{bg0}": that process's pid
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=120,
                                   check=False, env=call["env"], cwd="/")
             answers.append({"rc": proc.returncode, "stdout": proc.stdout,
                             "stderr": proc.stderr})
-        return {"answers": answers}
+        return {"answers": answers,
+                "background": [d.poll() for d in daemons[2:]]}
     finally:
         for d in reversed(daemons):
             d.send_signal(signal.SIGTERM)

@@ -153,8 +153,14 @@ class ActionsMixin:
             self._changed()
         when = ("until you unblock it" if until is None else
                 "until " + time.strftime("%H:%M", time.localtime(until)))
-        self._report(result, f"{kind.value.capitalize()} blocked",
-                     f"No app can use the {kind.value} {when}.",
+        # Without root or the helper only this account's apps are kept off: say so.
+        said = "; ".join((result.message, *result.details))
+        at = said.find("other accounts are not covered")
+        caveat = said[at:].split("; ")[0].rstrip(".") if at >= 0 else ""
+        ok_text = (f"Your apps cannot use the {kind.value} {when}. "
+                   f"{caveat[0].upper()}{caveat[1:]}." if caveat else
+                   f"No app can use the {kind.value} {when}.")
+        self._report(result, f"{kind.value.capitalize()} blocked", ok_text,
                      f"Could not block the {kind.value}", kind, quiet=quiet)
 
     def say(self, title: str, text: str, level: Level = Level.INFO,

@@ -160,7 +160,10 @@ def hostile_ref(name: str, exe: str = "/usr/bin/true") -> ProcessRef:
 
 def make_rig(qtbot: QtBot, tmp_path: Path, devdir: Path, holders: list[Holder],
              settings: AlertSettings, *, notifier: DesktopNotifier | None = None,
-             origin_of: OriginOf | None = None) -> Rig:
+             origin_of: OriginOf | None = None, privileged: bool = IS_ROOT) -> Rig:
+    """``privileged``: the block runs the helper's code in-process (root); otherwise the
+    blocker has no helper, as an account without the installed helper has (it ends this
+    account's holders and guards the camera from the tray, platform/linux/user_block.py)."""
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance()
@@ -170,14 +173,12 @@ def make_rig(qtbot: QtBot, tmp_path: Path, devdir: Path, holders: list[Holder],
     recorder = HistoryRecorder(store)
     cams, mics = (str(devdir / "video*"),), (str(devdir / "snd" / "pcmC*D*c"),)
     killer = Killer()
-    blocks = None
-    if IS_ROOT:
-        helper = InProcessHelper((*cams, *mics), str(tmp_path / "helper" / "nodes.json"),
-                                 rules_dir=str(tmp_path / "rules.d"), run_udevadm=False,
-                                 sys_root=str(tmp_path / "sys"))
-        blocks = BlockManager(clock, JsonBlockStore(tmp_path / "state" / "blocks.json"),
-                              LinuxBlocker(cams, mics, killer=killer, helper=helper, mic=None,
-                                           rules_dir=str(tmp_path / "rules.d")))
+    helper = InProcessHelper((*cams, *mics), str(tmp_path / "helper" / "nodes.json"),
+                             rules_dir=str(tmp_path / "rules.d"), run_udevadm=False,
+                             sys_root=str(tmp_path / "sys")) if privileged else None
+    blocks = BlockManager(clock, JsonBlockStore(tmp_path / "state" / "blocks.json"),
+                          LinuxBlocker(cams, mics, killer=killer, helper=helper, mic=None,
+                                       rules_dir=str(tmp_path / "rules.d")))
     controller = AppController(clock, Actions(killer, blocks), recorder,
                                Allower(AllowList(store.db), clock, origin_of=origin_of),
                                settings, origin_of=origin_of)
@@ -219,9 +220,16 @@ def alert_settings() -> AlertSettings:
 
 
 @pytest.fixture
-def rig(qtbot: QtBot, tmp_path: Path, devdir: Path, holders: list[Holder],
-        alert_settings: AlertSettings) -> Iterator[Rig]:
-    r = make_rig(qtbot, tmp_path, devdir, holders, alert_settings)
+def privileged() -> bool:
+    """Whether the rig blocks with the helper's code (root); parametrize it to False for the
+    path of an account without the installed helper."""
+    return IS_ROOT
+
+
+@pytest.fixture
+def rig(qtbot: QtBot, tmp_path: Path, devdir: Path, holders: list[Holder], *,
+        alert_settings: AlertSettings, privileged: bool) -> Iterator[Rig]:
+    r = make_rig(qtbot, tmp_path, devdir, holders, alert_settings, privileged=privileged)
     yield r
     r.popup.show_view(None)
     if r.parts.notifier is not None:

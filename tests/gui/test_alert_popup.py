@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import time
@@ -142,6 +143,38 @@ def test_block_switches_the_device_off(qtbot: QtBot, rig: Rig) -> None:
         qtbot.waitUntil(lambda: DeviceKind.CAMERA not in rig.controller.snapshot().blocked,
                         timeout=20_000)
     assert stat.S_IMODE(os.stat(node).st_mode) == 0o666
+
+
+@pytest.mark.parametrize("privileged", [False])
+def test_block_without_the_helper_ends_this_accounts_holder(qtbot: QtBot, rig: Rig) -> None:
+    """The path of an account without the installed helper (the production blocker with no
+    helper): the node's mode is left alone, this account's holder is ended, the camera is
+    listed as blocked (the tray guards it), and unblocking lifts it."""
+    h, usage = rig.holder()
+    node = usage.device.id
+    mode = stat.S_IMODE(os.stat(node).st_mode)
+    rig.start(usage)
+    qtbot.waitUntil(lambda: rig.shown_pid() == h.pid, timeout=10_000)
+    with qtbot.waitSignal(rig.controller.message, timeout=20_000) as said:
+        click(qtbot, rig, Choice.BLOCK)
+    try:
+        assert h.proc.wait(10) is not None  # this account's holder was ended
+        title, text = said.args
+        assert title == "Camera blocked"
+        # Only this account's apps are kept off, and the words say so.
+        assert text.startswith("Your apps cannot use the camera until you unblock it. ")
+        assert "Other accounts are not covered" in text and "privileged helper" in text
+        qtbot.waitUntil(lambda: DeviceKind.CAMERA in rig.controller.snapshot().blocked,
+                        timeout=20_000)
+        assert stat.S_IMODE(os.stat(node).st_mode) == mode  # no privileges: mode unchanged
+        # What the block saved to undo: only the account guard (nothing at the OS level).
+        saved = json.loads((rig.devdir.parent / "state" / "blocks.json").read_text())
+        assert '"user-guard"' in json.dumps(saved) and '"node"' not in json.dumps(saved)
+        assert rig.session(usage).decision == "blocked"
+    finally:
+        rig.controller.unblock_kind(DeviceKind.CAMERA)
+        qtbot.waitUntil(lambda: DeviceKind.CAMERA not in rig.controller.snapshot().blocked,
+                        timeout=20_000)
 
 
 @pytest.mark.parametrize("alert_settings", [

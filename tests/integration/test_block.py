@@ -27,7 +27,7 @@ from camguard.platform.linux.helper_runner import InProcessHelper
 from camguard.platform.linux.kill import Killer
 from camguard.store.blocks import JsonBlockStore
 from tests import realenv
-from tests.conftest import Holder, make_standin, need_root, need_tools
+from tests.conftest import Holder, make_standin, need, need_root, need_tools
 from tests.sound_holder import impostor, pipewire_holding
 
 REPO = Path(__file__).resolve().parents[2]
@@ -315,8 +315,8 @@ def test_cli_panic_mutes_and_closes_everything(cli_env: dict[str, str], devdir: 
 def test_cli_as_an_ordinary_user_without_the_helper(reachable: Path) -> None:
     from tests.integration.test_kill import run_as_nobody
 
-    if Path("/usr/libexec/camguard/camguard-helper").exists():
-        pytest.skip("the helper is installed here: pkexec would ask for a password")
+    need(not Path("/usr/libexec/camguard/camguard-helper").exists(),
+         "a machine without the helper installed (pkexec would ask for a password)")
     cam = make_standin(reachable / "video0")
     state = Path(tempfile.mkdtemp(prefix="camguard-state-", dir="/tmp"))
     try:

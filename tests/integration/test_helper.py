@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from camguard.core.settings import DEFAULT_SOUND_SERVER_EXES
 from camguard.platform.linux import block, helper, helper_runner
 from tests import realenv
-from tests.conftest import Holder, make_standin, need_root
+from tests.conftest import Holder, make_standin, need, need_root
 
 REPO = Path(__file__).resolve().parents[2]
 HELPER_SCRIPT = REPO / "camguard" / "platform" / "linux" / "helper.py"
@@ -354,8 +354,7 @@ def _script(argv: list[str], prefix: list[str] | None = None,
 ])
 def test_real_script_rejects(argv: list[str], code: int, error: str) -> None:
     need_root()
-    if Path("/dev/video999").exists():
-        pytest.skip("a real /dev/video999 exists")
+    need(not Path("/dev/video999").exists(), "no real /dev/video999 (the test's missing node)")
     rc, out, stderr = _script([SYSTEM_PYTHON, "-I", str(HELPER_SCRIPT), *argv],
                               env={"PKEXEC_UID": "1234", "PATH": "/usr/bin:/bin"})
     assert (rc, out["ok"], out["error"]) == (code, False, error)

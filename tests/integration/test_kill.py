@@ -16,7 +16,7 @@ from camguard.core.blocks import Outcome
 from camguard.platform.linux.fdscan import scan_holders
 from camguard.platform.linux.kill import Killer
 from tests import realenv
-from tests.conftest import Holder, make_standin, need_root, need_tools
+from tests.conftest import Holder, make_standin, need, need_root, need_tools
 from tests.sound_holder import impostor
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,8 +109,7 @@ def test_protected_processes_are_refused(who: object, why: str) -> None:
 
 def test_kernel_threads_are_refused() -> None:
     kthreads = [p for p in psutil.process_iter(["ppid"]) if p.info["ppid"] == 2]
-    if not kthreads:
-        pytest.skip("no kernel threads visible (pid namespace)")
+    need(bool(kthreads), "no kernel threads visible (pid namespace)")
     assert Killer().kill(kthreads[0].pid).outcome is Outcome.REFUSED
 
 
@@ -154,8 +153,11 @@ def test_a_vanished_pid_is_not_found() -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    # The CLI itself, not a camguard service the machine may run (which would answer for
+    # an account that is not root, with its own refusals).
+    env = {**os.environ, "CAMGUARD_SOCKET": "/nonexistent/camguard.sock"}
     return subprocess.run([sys.executable, "-m", "camguard", *args], capture_output=True,
-                          text=True, timeout=60, cwd=REPO, check=False)
+                          text=True, timeout=60, cwd=REPO, check=False, env=env)
 
 
 def test_cli_exit_codes(devdir: Path, holders: list[Holder]) -> None:
@@ -200,8 +202,10 @@ def test_another_users_process_needs_the_helper(devdir: Path, holders: list[Hold
     node = make_standin(devdir / "video0")
     h = Holder([node])
     holders.append(h)
-    if Path("/usr/libexec/camguard/camguard-helper").exists():
-        pytest.skip("the helper is installed here: pkexec would ask for a password")
+    # With the helper installed pkexec would ask for a password; that path is
+    # tests/integration/test_helper_polkit.py's, in a private polkit scene.
+    need(not Path("/usr/libexec/camguard/camguard-helper").exists(),
+         "a machine without the helper installed (pkexec would ask for a password)")
     r = run_as_nobody("kill", str(h.pid))
     assert r.returncode == 3, r.stdout + r.stderr
     assert "belongs to root" in r.stderr and "privileged helper" in r.stderr

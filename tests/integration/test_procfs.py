@@ -6,12 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind
+from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind, SourceSnapshot
 from camguard.platform.linux.fdscan import scan_holders
 from camguard.platform.linux.procfs import ProcfsSource
 from camguard.platform.process import ProcessDescriber
@@ -103,14 +102,51 @@ def test_folder_created_after_watch_starts(tmp_path: Path, holders: list[Holder]
 
 
 def test_node_removed_while_held_stays_in_use(devdir: Path, holders: list[Holder]) -> None:
+    """A hot-unplug unlinks the node; the holder keeps a "(deleted)" fd and still uses it
+    until it closes (reporting "stopped" at the unplug would hide a live capture)."""
     cam = make_standin(devdir / "video0")
-    with watching([source(devdir)]) as (_monitor, rec):
+    with watching([source(devdir)]) as (monitor, rec):
         h = Holder([cam])
         holders.append(h)
-        rec.wait_for(started(h.pid))
+        rec.wait_for(started(h.pid, str(cam)))
         cam.unlink()  # hot-unplug: the holder keeps a "(deleted)" fd
+        # The look that saw the node gone (devices and usages come from the same look): the
+        # device is listed only through its usage now, as "(removed)".
+        def unplugged() -> bool:
+            return str(cam) not in {d.id for d in monitor.state.devices if d.name != "(removed)"}
+
+        wait_until(unplugged, 10, "a look after the unlink")
+        state = monitor.state
+        assert pids_of(state.usages, str(cam)) == {h.pid}
+        assert [d.name for d in state.devices if d.id == str(cam)] == ["(removed)"]
+        assert not any(stopped(h.pid)(e) for e in rec.events)
         h.close()
-        rec.wait_for(stopped(h.pid))
+        ev = rec.wait_for(stopped(h.pid, str(cam)))
+        assert ev.usage.device.name == "(removed)"  # type: ignore[attr-defined]
+
+
+def test_deleted_fd_counts_only_for_the_node_that_was_watched(devdir: Path,
+                                                              holders: list[Holder]) -> None:
+    """The "(deleted)" fd is matched by the inode a look saw at that path, not by its name."""
+    cam = make_standin(devdir / "video0")
+    src = source(devdir)
+    first = Holder([cam])
+    holders.append(first)
+    assert pids_of(src.snapshot().usages, str(cam)) == {first.pid}
+    cam.unlink()
+    make_standin(cam)  # another node at the same path, never seen by a look ...
+    other = Holder([cam])
+    holders.append(other)
+    cam.unlink()  # ... and gone too: its fd reads the same "<path> (deleted)"
+    assert Path(f"/proc/{other.pid}/fd/3").exists()
+    links = {os.readlink(f"/proc/{h.pid}/fd/{fd}") for h in (first, other)
+             for fd in os.listdir(f"/proc/{h.pid}/fd")}
+    assert f"{cam} (deleted)" in links
+    assert pids_of(src.snapshot().usages, str(cam)) == {first.pid}
+    first.close()
+    assert pids_of(src.snapshot().usages, str(cam)) == set()
+    # Nobody holds the watched node now: it is forgotten, and the look stays cheap.
+    assert pids_of(src.snapshot().usages, str(cam)) == set()
 
 
 def test_sound_server_holding_raw_capture_is_not_an_app(devdir: Path, holders: list[Holder]
@@ -295,25 +331,33 @@ def test_idle_rescans_skip_proc_only_while_nothing_is_held(
     node (a fork-shared fd can close silently) or an unwatched one."""
     from camguard.platform.linux import fdscan
 
-    scans = []
-    real = fdscan.Scanner.pids
+    scans = []  # fd tables read (listing /proc for the hidden holders' fd counts is not one)
+    real = fdscan.Scanner.scan
 
-    def counting(self: fdscan.Scanner) -> list[int]:
-        scans.append(1)
-        return real(self)
+    def counting(self: fdscan.Scanner, pid: int, into: fdscan.Pairs) -> None:
+        scans.append(pid)
+        real(self, pid, into)
 
-    monkeypatch.setattr(fdscan.Scanner, "pids", counting)
+    monkeypatch.setattr(fdscan.Scanner, "scan", counting)
     cam = make_standin(devdir / "video0")
-    with watching([source(devdir)], rescan_interval=0.05) as (monitor, rec):
-        first = len(scans)
+    src = source(devdir)
+    looks: list[int] = []
+    look = src.snapshot
+
+    def counted() -> SourceSnapshot:
+        looks.append(1)
+        return look()
+
+    src.snapshot = counted  # type: ignore[method-assign]
+    with watching([src], rescan_interval=0.05) as (monitor, rec):
         wait_until(lambda: monitor.state.devices != (), 5, "the first look")
-        # Ten rescan periods with nothing held: no full scan.
-        # Asserting that nothing happens needs a span of time: ten rescan periods.
-        deadline = time.monotonic() + 0.5
-        wait_until(lambda: time.monotonic() > deadline, 2, "ten idle periods")
+        first, after = len(scans), len(looks)
+        # Ten periodic looks (rescans) with nothing held: not one of them scans /proc.
+        # (The eleventh has begun, so the ten before it have finished.)
+        wait_until(lambda: len(looks) >= after + 11, 10, "ten idle rescans")
         assert len(scans) == first
         h = Holder([cam])
         holders.append(h)
         rec.wait_for(started(h.pid))
-        held = len(scans)
-        wait_until(lambda: len(scans) > held + 3, 5, "rescans while a node is held")
+        held = scans.count(1)  # every full scan reads init's fd table (or tries to)
+        wait_until(lambda: scans.count(1) > held + 3, 5, "full rescans while a node is held")

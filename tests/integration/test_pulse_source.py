@@ -282,6 +282,7 @@ def test_server_death_is_degraded_and_recovery_detects_again(
         fresh_sound_server: SoundServer, procs: list[subprocess.Popen[str]]) -> None:
     srv = fresh_sound_server
     assert srv.restart is not None
+    before = set(threading.enumerate())  # other tests' threads are not this test's business
     events: list[MonitorEvent] = []
     monitor = Monitor([PulseSource(ProcessDescriber(), server=srv.server)], SystemClock())
     monitor.add_sink(events.append)
@@ -308,7 +309,8 @@ def test_server_death_is_degraded_and_recovery_detects_again(
         assert healthy == [False, True]  # one degraded, one recovered: no flapping
     finally:
         monitor.stop()
-    assert not [t for t in threading.enumerate() if t.name.startswith("camguard-")]
+    assert not [t for t in set(threading.enumerate()) - before
+                if t.name.startswith("camguard-")]
 
 
 def started_stopped(events: list[MonitorEvent]) -> list[tuple[EventType, int | None]]:

@@ -21,7 +21,7 @@ from tests.realenv import bound_to_tests
 ME = os.getpid()
 ME_EXE = os.path.realpath(f"/proc/{ME}/exe")
 # A real second process as the app (its exe is not the broker's: /usr/bin/sleep).
-APP_PROC = subprocess.Popen(bound_to_tests(["sleep", "600"]))
+APP_PROC = subprocess.Popen(bound_to_tests(["sleep", "infinity"]))  # the whole run long
 atexit.register(APP_PROC.kill)
 APP_PID = APP_PROC.pid
 

@@ -151,7 +151,7 @@ def test_failed_migration_rolls_back_whole_step(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "x.sqlite3", isolation_level=None)
     broken = (*MIGRATIONS, Migration(LATEST_VERSION + 1, "broken",
                                      ("CREATE TABLE extra (x)", "THIS IS NOT SQL")))
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(sqlite3.OperationalError, match="syntax error"):
         migrate(conn, broken)
     assert schema_version(conn) == LATEST_VERSION
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'extra'"

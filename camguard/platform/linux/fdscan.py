@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import stat
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 # fd targets under /dev that are never cameras or microphones: skip the stat() for them.
 _BORING_DEV = ("/dev/null", "/dev/zero", "/dev/pts/", "/dev/tty", "/dev/urandom",
@@ -21,6 +21,9 @@ _DELETED = " (deleted)"
 Pairs = dict[str, set[tuple[int, int]]]
 # Opens and closes per node since the last look, and whether anything structural happened.
 Pending = tuple[dict[str, int], dict[str, int], bool]
+# What makes a node that very node even after it is unlinked: (st_dev, st_ino, st_rdev).
+# st_dev and st_rdev alone would not tell two nodes of one device (or two stand-ins) apart.
+Identity = tuple[int, int, int]
 
 
 class Scanner:
@@ -29,9 +32,15 @@ class Scanner:
     FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
     def __init__(self, paths: Collection[str], proc_root: str,
-                 alias_rdevs: Collection[int] = ()) -> None:
+                 alias_rdevs: Collection[int] = (),
+                 removed: Mapping[str, Collection[Identity]] | None = None) -> None:
         self.targets = frozenset(paths)
         self.deleted = {p + _DELETED: p for p in self.targets}
+        # Nodes unlinked since a look saw them (a hot-unplug): an fd a process still holds
+        # reads "<path> (deleted)" and is a use of that node if it is that very inode.
+        self.removed = {p: frozenset(ids) for p, ids in (removed or {}).items()
+                        if p not in self.targets}
+        self.gone = {p + _DELETED: p for p in self.removed}
         self.proc_root = proc_root
         self.alias_rdevs = frozenset(alias_rdevs)
         self.hidden = 0
@@ -94,13 +103,17 @@ class Scanner:
             # Set operations run in C: most processes hold nothing of interest, and for them
             # this is the whole cost after the readlinks themselves.
             if (self.targets.isdisjoint(links) and self.deleted.keys().isdisjoint(links)
-                    and not self.alias_rdevs):
+                    and self.gone.keys().isdisjoint(links) and not self.alias_rdevs):
                 return
             for fd, target in zip(fds, links, strict=True):
                 if target in self.targets:
                     into.setdefault(target, set()).add((pid, int(fd)))
                 elif target in self.deleted:  # held across a hot-unplug: still in use
                     into.setdefault(self.deleted[target], set()).add((pid, int(fd)))
+                elif target in self.gone:  # unlinked while held, and no node there now
+                    path = self.gone[target]
+                    if _identity_of(dfd, fd) in self.removed[path]:
+                        into.setdefault(path, set()).add((pid, int(fd)))
                 elif (self.alias_rdevs and target.startswith("/dev/")
                       and not target.startswith(_BORING_DEV)):
                     # Only under /dev: a stat() per regular file would double the scan.
@@ -140,6 +153,24 @@ def _readlinks(dfd: int, fds: list[str]) -> list[str]:
             except OSError:
                 links.append("")
         return links
+
+
+def identity(path: str) -> Identity | None:
+    """The identity of the node at ``path`` now (None if there is none)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_rdev)
+
+
+def _identity_of(dfd: int, fd: str) -> Identity | None:
+    """The identity of the file behind an fd (stat follows the /proc magic link)."""
+    try:
+        st = os.stat(fd, dir_fd=dfd)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_rdev)
 
 
 def _alias_of(dfd: int, fd: str, rdevs: Collection[int]) -> str | None:

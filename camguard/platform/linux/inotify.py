@@ -40,6 +40,10 @@ class InotifyWatcher:
         self._dir_mask = f.CREATE | f.DELETE | f.MOVED_TO | f.MOVED_FROM
         self._nodes: dict[int, str] = {}
         self._dirs: dict[int, str] = {}
+        # Nodes unlinked while a process held them (a hot-unplug): the kernel keeps the
+        # watch on the inode until its last close (then IN_IGNORED), which is how that
+        # holder's close is seen; the path now names another node, or none.
+        self._unlinked: dict[int, str] = {}
         # Root only (None otherwise): the same nodes through fanotify, which names the opener.
         self._fan = open_reader()
         # fanotify is read by this thread and, through pump(), by the monitor thread.
@@ -128,6 +132,32 @@ class InotifyWatcher:
         with contextlib.suppress(OSError):
             self._ino.rm_watch(wd)  # may be gone already (IN_IGNORED raced us)
 
+    def _on_node(self, wd: int, node: str, mask: int) -> bool:
+        """Count an open or close of a watched node; True if the watches must be redone."""
+        f = self._f
+        if mask & f.OPEN:
+            self._source._count(node, +1)
+        if mask & (f.CLOSE_WRITE | f.CLOSE_NOWRITE):
+            self._source._count(node, -1)
+        if mask & f.IGNORED:  # the kernel dropped the watch: forget it
+            del self._nodes[wd]
+        if mask & (f.DELETE_SELF | f.IGNORED | f.ATTRIB):
+            self._source._mark_structural()
+            return bool(mask & (f.DELETE_SELF | f.IGNORED))
+        return False
+
+    def _on_unlinked(self, wd: int, mask: int) -> bool:
+        """The last holder of an unlinked node closed it (then the watch ends): True if a
+        close was counted."""
+        f = self._f
+        path = self._unlinked[wd]
+        if mask & f.IGNORED:
+            del self._unlinked[wd]
+        if mask & (f.CLOSE_WRITE | f.CLOSE_NOWRITE):
+            self._source._count(path, -1)
+            return True
+        return False
+
     def _run(self) -> None:
         f = self._f
         poller = self._poller
@@ -157,15 +187,12 @@ class InotifyWatcher:
                     self._source._reset_counts(lost=True)
                     rewatch = True
                     continue
+                if ev.wd in self._unlinked:
+                    changed = self._on_unlinked(ev.wd, ev.mask) or changed
+                    continue
                 node = self._nodes.get(ev.wd)
                 if node is not None:
-                    if ev.mask & f.OPEN:
-                        self._source._count(node, +1)
-                    if ev.mask & (f.CLOSE_WRITE | f.CLOSE_NOWRITE):
-                        self._source._count(node, -1)
-                    if ev.mask & (f.DELETE_SELF | f.IGNORED | f.ATTRIB):
-                        self._source._mark_structural()
-                        rewatch = rewatch or bool(ev.mask & (f.DELETE_SELF | f.IGNORED))
+                    rewatch = self._on_node(ev.wd, node, ev.mask) or rewatch
                     changed = True
                 elif ev.wd in self._dirs:
                     if ev.mask & f.IGNORED:
@@ -175,7 +202,9 @@ class InotifyWatcher:
                         # Hot-plug of a node we care about (ignore the ttys, pts, ...).
                         rewatch = changed = True
             if rewatch:
-                self._nodes = {wd: p for wd, p in self._nodes.items() if os.path.exists(p)}
+                for wd, p in list(self._nodes.items()):
+                    if not os.path.exists(p):
+                        self._unlinked[wd] = self._nodes.pop(wd)
                 self._rewatch()
             if changed or fan_events:
                 self._wake()

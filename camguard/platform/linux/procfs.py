@@ -31,10 +31,12 @@ from camguard.platform.linux.devices import DeviceTable, expand_globs
 from camguard.platform.linux.episodes import SessionSplitter
 from camguard.platform.linux.fanotify import FanEvent, OpenLog
 from camguard.platform.linux.fdscan import (
+    Identity,
     Pairs,
     Pending,
     ProcUnreadableError,
     Scanner,
+    identity,
 )
 from camguard.platform.linux.hidden import REFRESH as HIDDEN_REFRESH
 from camguard.platform.linux.hidden import HiddenHolders
@@ -98,6 +100,10 @@ class ProcfsSource:
         self._last_paths: set[str] = set()
         self._fd_counts: dict[int, int] = {}
         self._readable_pids: set[int] = set()  # processes whose fd table we can read
+        # The identity of each node at the last look, and of nodes unlinked since (a
+        # hot-unplug): a process holding one still uses it, through a "(deleted)" fd.
+        self._identities: dict[str, Identity] = {}
+        self._removed: dict[str, set[Identity]] = {}
         # Root only: fanotify names openers (a hint for the scan), and where each use ends:
         # a brief use no scan could see, and a close then reopen (two sessions, not one).
         self._open_log = OpenLog(describer.describe)
@@ -110,6 +116,7 @@ class ProcfsSource:
         by_path = {d.path: d for d in devices if d.path}
         alias = {rdev: path for path, rdev in self._table.rdevs(by_path).items()
                  if os.major(rdev) in (V4L2_MAJOR, ALSA_MAJOR)}
+        self._note_removed(by_path)
         pending = self._take_pending()
         with self._lock:
             lost, self._events_lost = self._events_lost, False
@@ -126,7 +133,7 @@ class ProcfsSource:
             return SourceSnapshot(self.name, frozenset(devices), degraded=self._degraded(0),
                                   recheck_in=HIDDEN_REFRESH)
         scanned = time.monotonic()
-        scanner = Scanner(by_path, self._proc_root, alias.keys())
+        scanner = Scanner(by_path, self._proc_root, alias.keys(), self._removed)
         opens, closes, structural = pending
         watcher = self._watcher
         if (self._pairs is not None and not (episodes or opens or closes or structural)
@@ -144,6 +151,8 @@ class ProcfsSource:
                 self._pairs = None
                 return SourceSnapshot(self.name, frozenset(devices),
                                       degraded=Degraded(self.name, str(exc)))
+            if full:  # forget unlinked nodes nobody holds any more
+                self._removed = {p: ids for p, ids in self._removed.items() if holders.get(p)}
         new, gone = _changes(self._pairs or {}, holders)
         self._pairs = holders
         self._last_paths = set(by_path)
@@ -170,6 +179,14 @@ class ProcfsSource:
             recheck = RECHECK  # the next phase (a use ends, a brief one shows) comes soon
         return SourceSnapshot(self.name, frozenset(devices), frozenset(usages),
                               degraded=self._degraded(scanner.hidden), recheck_in=recheck)
+
+    def _note_removed(self, by_path: dict[str, Device]) -> None:
+        """Remember the identity of every node, and of each one gone since the last look."""
+        now = {path: ident for path in by_path if (ident := identity(path)) is not None}
+        for path, ident in self._identities.items():
+            if now.get(path) != ident:
+                self._removed.setdefault(path, set()).add(ident)
+        self._identities = now
 
     def _held(self, holders: Pairs, alias: dict[int, str], by_path: dict[str, Device]
               ) -> dict[tuple[int, str], tuple[Usage, int]]:
