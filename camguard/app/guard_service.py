@@ -5,6 +5,7 @@ the objects app/guard.py defines, so the printers cannot tell the sides apart; a
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -33,8 +34,9 @@ from camguard.app.service_decode import (
     timestamp,
 )
 from camguard.core.blocks import BlockOptions, BlockTarget, Outcome, StepKind
-from camguard.core.rules import Origin, RuleError
-from camguard.core.rules_json import rule_from_json
+from camguard.core.models import Usage
+from camguard.core.rules import Origin, RuleError, durable
+from camguard.core.rules_json import rule_from_json, rules_to_json
 from camguard.core.text import literal
 from camguard.service import protocol as P
 from camguard.service.client import (
@@ -43,6 +45,7 @@ from camguard.service.client import (
     ServiceUnavailable,
     default_socket,
 )
+from camguard.store.rules import RuleFileContents
 
 
 # -- choosing the side, once -----------------------------------------------------------------
@@ -236,6 +239,22 @@ class ServiceGuard:
         current = ask() if not _root() else None
         answer = self._call(lambda: self.client.lock_clear(current))
         return answer_reply({**answer, "message": "the parental lock is off"})
+
+    def decide(self, usage: Usage, decision: str, decided_by: str) -> dict[str, Any]:
+        """Record a person's answer about ``usage`` on the service's session of it; the
+        service's answer (``ok`` false when refused)."""
+        p = usage.process
+        return self._call(lambda: self.client.decide(
+            usage.device.kind.value, usage.device.id, None if p is None else p.pid,
+            None if p is None else p.create_time, decision=decision, decided_by=decided_by))
+
+    def send_own_rules(self, contents: RuleFileContents) -> dict[str, Any]:
+        """Hand the service this account's rules (the rules file's, durable ones): it
+        enforces them on this account's processes only (service/accounts.py). The mode
+        stays the service's."""
+        text = json.dumps(rules_to_json(durable(contents.rules)), ensure_ascii=False,
+                          separators=(",", ":"))
+        return self._call(lambda: self.client.user_rules(text))
 
     def rules(self) -> RulesInForce | None:
         answer = self._call(self.client.rules)

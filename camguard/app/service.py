@@ -31,8 +31,9 @@ from camguard.core.settings import DetectionSettings
 from camguard.platform import current
 from camguard.platform.base import ProcessKiller
 from camguard.platform.clock import SystemClock, local_zone
+from camguard.service.accounts import AccountRules
 from camguard.service.api import ServiceApi
-from camguard.service.enforcement import Enforcement
+from camguard.service.enforcement import Accounts, Enforcement
 from camguard.service.hub import EventHub, Outgoing
 from camguard.service.server import ServiceRunningError, ServiceServer
 from camguard.store import paths
@@ -116,12 +117,17 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
     lock = LockGuard(data / "lock.json", clock, base=o.lock_backoff)
     rules = ServiceRules(RuleFile(o.rules_file or config / RULES_FILE), policy)
     hub = EventHub()
+    # Each account's own rules, as its tray sends them (never read from its files).
+    own_rules = AccountRules()
     enforcement = Enforcement(rules, killer, blocks, clock, hasher=ExeHasher(),
-                              decisions=history, publish=hub.publish, tz=local_zone())
+                              decisions=history, publish=hub.publish, tz=local_zone(),
+                              accounts=Accounts(own_rules, lambda: monitor.state,
+                                                rules.users_may_block))
     api = ServiceApi(state=lambda: monitor.state, history=ServiceHistory(history),
                      killer=killer, blocks=blocks, lock=lock, enforcement=enforcement,
                      hub=hub, clock=clock, rules=rules.listing, version=__version__,
-                     admin_group=o.admin_group, users_may_block=rules.users_may_block)
+                     admin_group=o.admin_group, users_may_block=rules.users_may_block,
+                     sessions=history, accounts=own_rules)
     address = o.socket or current().service_transport().default_address()
     server = ServiceServer(address, api, admin_group=o.admin_group, max_clients=o.max_clients,
                            per_uid=o.max_per_user)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping, Set
+from collections.abc import Callable, Iterable, Mapping, Set
+from pathlib import Path
 from typing import Any
 
 from camguard.app.guard import GuardError, Reply
@@ -38,10 +39,12 @@ from camguard.core.models import (
     Usage,
     UsageEvent,
 )
+from camguard.core.rules import Mode, Rule
 from camguard.core.state import UsageKey
 from camguard.core.text import literal
 from camguard.monitor import Sink
 from camguard.service.client import ServiceClient, ServiceUnavailable, Watch
+from camguard.store.rules import RuleFile
 from camguard.ui.history_window import DEFAULT_LIMIT, HistoryPage, HistoryQuery
 
 log = logging.getLogger(__name__)
@@ -53,9 +56,10 @@ RETRY_MAX = 5.0
 class ServiceFeed:
     """Usage and health events from the service, on a thread of its own."""
 
-    def __init__(self, client: ServiceClient, clock: Clock, *, retry_max: float = RETRY_MAX
-                 ) -> None:
+    def __init__(self, client: ServiceClient, clock: Clock, *, retry_max: float = RETRY_MAX,
+                 on_connect: Callable[[], None] | None = None) -> None:
         self._client = client
+        self._on_connect = on_connect  # each time a watch stream opens (send own rules)
         self._clock = clock
         self._retry_max = retry_max
         self._sinks: list[Sink] = []
@@ -117,6 +121,11 @@ class ServiceFeed:
                 raise ServiceUnavailable(str(answer.get("error", "status refused")))
             self._sync(answer)
             self._health(None)
+            if self._on_connect is not None:
+                try:
+                    self._on_connect()
+                except Exception:
+                    log.exception("after connecting to the service")
             self.connected.set()
             for doc in watch:
                 if doc.get("ok") is False:
@@ -236,6 +245,56 @@ class ServiceActions:
     def lock_is_set(self) -> bool:
         """Whether the service's parental lock is set (unblock then needs its password)."""
         return self._guard.lock_status().doc.get("set") is True
+
+
+class ServiceDecisions:
+    """The tray's :class:`~camguard.ui.ports.HistoryPort` in service mode: a person's
+    answer to an alert is recorded on the service's session of that usage (``decide``),
+    in the one history there is. The service records only what the caller may (its own
+    sessions; an admin any) and never over a rule's decision."""
+
+    def __init__(self, guard: ServiceGuard) -> None:
+        self._guard = guard
+
+    def record_decision(self, usage: Usage, decision: str, decided_by: str) -> None:
+        try:
+            answer = self._guard.decide(usage, decision, decided_by)
+        except GuardError as exc:
+            log.warning("the service did not record %s by %s: %s", decision, decided_by,
+                        literal(str(exc), 300))
+            return
+        if answer.get("ok") is not True:
+            log.warning("the service did not record %s by %s: %s", decision, decided_by,
+                        literal(str(answer.get("error")), 300))
+
+
+class ServiceRuleFile(RuleFile):
+    """The rules file the settings window edits, in service mode: each save also hands the
+    rules to the service (on a thread of its own: the window never waits for the socket),
+    which enforces them on this account's processes. :meth:`send` is what the feed calls
+    each time it connects."""
+
+    def __init__(self, guard: ServiceGuard, path: Path | None = None) -> None:
+        super().__init__(path)
+        self._guard = guard
+
+    def save(self, rules: Iterable[Rule], mode: Mode | None = None,
+             now: float | None = None) -> None:
+        super().save(rules, mode, now)
+        threading.Thread(target=self.send, name="camguard-send-rules", daemon=True).start()
+
+    def send(self) -> None:
+        contents = self.load()
+        try:
+            answer = self._guard.send_own_rules(contents)
+        except GuardError as exc:
+            log.warning("could not hand your rules to the service: %s", literal(str(exc), 300))
+            return
+        if answer.get("ok") is not True:
+            log.warning("the service did not take your rules: %s",
+                        literal(str(answer.get("error")), 300))
+        for problem in answer.get("problems") or []:
+            log.warning("the service left out a rule: %s", literal(str(problem), 300))
 
 
 def service_history(client: ServiceClient, limit: int = DEFAULT_LIMIT) -> HistoryQuery:

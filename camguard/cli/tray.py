@@ -69,7 +69,13 @@ def cmd_tray(args: argparse.Namespace) -> int:
     guard = remote.guard(args)
     if not isinstance(guard, ServiceGuard):
         return _standalone(args, start)
-    from camguard.app.service_feed import ServiceActions, ServiceFeed, service_history
+    from camguard.app.service_feed import (
+        ServiceActions,
+        ServiceDecisions,
+        ServiceFeed,
+        ServiceRuleFile,
+        service_history,
+    )
 
     client = guard.client
     log.info("a camguard service answers at %s: the tray is its client", client.path)
@@ -78,8 +84,13 @@ def cmd_tray(args: argparse.Namespace) -> int:
     options.actions = service
     options.service_lock = service.lock_is_set
     options.history = service_history(client)  # the one history; the tray keeps no copy
+    options.decisions = ServiceDecisions(guard)  # answers to alerts, recorded there
+    # The service enforces this account's rules on its processes: sent on every connect
+    # and every save in the settings window (never read by root from this account's files).
+    rules = ServiceRuleFile(guard, tray_parts.rule_file().path)
+    options.rule_file = rules
     clock = SystemClock()
-    return run_tray(ServiceFeed(client, clock), clock, argv=start.argv,
+    return run_tray(ServiceFeed(client, clock, on_connect=rules.send), clock, argv=start.argv,
                     settings=tray_alert_settings(ui), options=options,
                     open_store=lambda: tray_parts.open_history(clock))  # the allow list
 

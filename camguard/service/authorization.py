@@ -251,3 +251,25 @@ def unblock_kinds(caller: Caller, blocks: Sequence[ActiveBlock],
     if caller.admin or unlocked:
         return set(kinds)
     return {b.kind for b in blocks if b.kind in kinds and b.owner == caller.uid}
+
+
+# -- a person's answer to an alert (``decide``) ------------------------------------------------
+def decide_refusal(caller: Caller, session_user: str | None, found: bool,
+                   decided_before: str | None, people: Collection[str]) -> str | None:
+    """Why ``caller`` may not record a decision on a session, or None.
+
+    Only the account whose process the session is (by the user name recorded with it, as
+    ``history`` goes by) or an admin may; an ordinary account is told the same whether the
+    session does not exist or belongs to someone else, so it learns nothing of other
+    accounts' sessions. A decision a rule or the mode made (``decided_before`` outside
+    ``people``, the values people and the countdown record) is never replaced: the history
+    keeps what the administrator's rules did.
+    """
+    if not caller.admin and (not found or not caller.owns(session_user)):
+        return "no session of yours matches that usage (kind, device, pid and start time)"
+    if not found:
+        return "no session matches that usage"
+    if decided_before is not None and decided_before not in people:
+        return f"that session was decided by {decided_before}; a later answer does not replace it"
+    return None
+

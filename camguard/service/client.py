@@ -224,6 +224,15 @@ class ServiceClient:
     def lock_clear(self, current: str | None = None) -> dict[str, Any]:
         return self.request("lock-clear", current=current)
 
+    def decide(self, kind: str, device: str, pid: int | None, create_time: float | None, *,
+               decision: str, decided_by: str) -> dict[str, Any]:
+        return self.request("decide", kind=kind, device=device, pid=pid,
+                            create_time=create_time, decision=decision, decided_by=decided_by)
+
+    def user_rules(self, rules: str) -> dict[str, Any]:
+        """Send this account's own rules (a rules document as JSON text)."""
+        return self.request("user-rules", rules=rules)
+
     def watch(self) -> Watch:
         """Start watching; raises ServiceUnavailable if the service refuses."""
         sock = self._connect(self.timeout)

@@ -136,7 +136,7 @@ def build(app: QApplication, monitor: EventSource, clock: Clock, *,
     history, allow = _history_ports(store, clock)
     served = o.history is not None  # the service's history is the history: no second copy
     if served:
-        history = NullHistory("the camguard service keeps the history")
+        history = o.decisions or NullHistory("the camguard service keeps the history")
     elif isinstance(history, HistoryRecorder):
         monitor.add_sink(history)  # before the UI sink: the session exists when it is shown
     if o.events is not None:

@@ -17,8 +17,14 @@ from pytestqt.qtbot import QtBot
 
 from camguard.app.guard_service import ServiceGuard
 from camguard.app.service_decode import is_session, record_from_dict
-from camguard.app.service_feed import SOURCE, ServiceActions, ServiceFeed, service_history
-from camguard.core.decision import Choice
+from camguard.app.service_feed import (
+    SOURCE,
+    ServiceActions,
+    ServiceDecisions,
+    ServiceFeed,
+    service_history,
+)
+from camguard.core.decision import Choice, DecidedBy
 from camguard.core.models import DeviceKind
 from camguard.platform.clock import SystemClock
 from camguard.service.client import ServiceClient
@@ -140,6 +146,42 @@ def test_in_service_mode_the_services_history_is_the_one_history(
     assert shown == listed  # the same rows, each once
     assert len({row[0] for row in shown}) == len(shown)
     assert live.store.sessions() == []  # and no second copy in the user's database
+
+
+def test_an_answer_to_an_alert_is_recorded_in_the_services_history(
+        qtbot: QtBot, dirs: Dirs, holders: list[Holder], lives: list[Live], sandbox: Box
+        ) -> None:
+    svc = Service(sandbox).start()
+    client = ServiceClient(sandbox.sock, timeout=30.0)
+    guard = ServiceGuard(client)
+    actions = ServiceActions(guard)
+    live = launch(qtbot, dirs, holders,
+                  TrayOptions(actions=actions, service_lock=actions.lock_is_set,
+                              history=service_history(client),
+                              decisions=ServiceDecisions(guard)),
+                  monitor=ServiceFeed(client, SystemClock(), retry_max=0.5),
+                  local_kill_switch=False)
+    lives.append(live)
+    h = Holder([sandbox.node("video0")])
+    holders.append(h)
+    live.wait_user(h.pid)
+    qtbot.waitUntil(lambda: live.controller.current_alert() is not None, timeout=20_000)
+    alert = live.controller.current_alert()
+    assert alert is not None
+    live.parts.popup.decided.emit(alert.alert.id, Choice.ALLOW_ONCE.value)  # "Allow once"
+
+    def recorded() -> tuple[object, object]:
+        [e] = [e for e in svc.client.history()["entries"] if e.get("pid") == h.pid]
+        return e["decision"], e["decided_by"]
+
+    realenv.wait_until(lambda: recorded() == ("allowed-once", DecidedBy.POPUP.value), 20,
+                       "the answer in the service's history")
+    live.parts.controller.request_history()  # and the History window shows it, once
+    assert live.parts.windows is not None and live.parts.windows.history is not None
+    window = live.parts.windows.history
+    qtbot.waitUntil(lambda: [(r.pid, r.decision) for r in window.visible_records()]
+                    == [(h.pid, "allowed-once")], timeout=20_000)
+    assert live.store.sessions() == []  # no second copy in the user's database
 
 
 def test_camguard_tray_with_socket_is_the_services_client(
