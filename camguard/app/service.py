@@ -23,13 +23,12 @@ from camguard import __version__
 from camguard.app.detection import build_detection
 from camguard.app.outputs import EventOutputs, service_outputs
 from camguard.app.service_parts import GatedKiller, SerialBlocks, ServiceRules
-from camguard.core.blocks import BlockManager
+from camguard.core.blocks import BlockManager, ProcessKiller
 from camguard.core.clock import Clock
 from camguard.core.models import MonitorEvent, UsageEvent
 from camguard.core.serialize import event_dict, rfc3339
 from camguard.core.settings import DetectionSettings
 from camguard.platform import current
-from camguard.platform.base import ProcessKiller
 from camguard.platform.clock import SystemClock, local_zone
 from camguard.service.accounts import AccountRules
 from camguard.service.api import ServiceApi

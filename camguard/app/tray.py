@@ -12,11 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from camguard.core.blocks import BlockManager
+from camguard.core.blocks import BlockManager, ProcessKiller
 from camguard.core.clock import Clock
 from camguard.core.settings import DetectionSettings
 from camguard.platform import current
-from camguard.platform.base import ProcessKiller
 from camguard.platform.clock import SystemClock
 from camguard.store.db import default_path
 from camguard.store.history import HistoryStore

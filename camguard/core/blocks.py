@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from camguard.core.clock import Clock
 from camguard.core.models import DeviceKind
@@ -52,6 +52,18 @@ class ActionResult:
     @property
     def ok(self) -> bool:
         return self.outcome is Outcome.DONE
+
+
+@runtime_checkable
+class ProcessKiller(Protocol):
+    """Ends a process by ``(pid, create_time)``, never a reused pid. Any thread; blocks up to
+    a few seconds while the process exits. Never raises: the result says what happened.
+
+    The one killer shape: each platform's killer (the façade's, platform/base.py), the
+    service's gated killer and the tray's actions take and give this."""
+
+    def kill(self, pid: int, create_time: float | None = None, *, force: bool = False
+             ) -> ActionResult: ...
 
 
 class BlockTarget(enum.StrEnum):

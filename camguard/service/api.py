@@ -18,6 +18,7 @@ from camguard.core.blocks import (
     BlockReport,
     BlockTarget,
     Outcome,
+    ProcessKiller,
 )
 from camguard.core.clock import Clock
 from camguard.core.decision import Choice, DecidedBy
@@ -42,7 +43,7 @@ from camguard.service.authorization import (
     unblock_refusal,
     visible_state,
 )
-from camguard.service.enforcement import EndCheck, ProcessKiller
+from camguard.service.enforcement import EndCheck
 from camguard.service.hub import EventHub, Outgoing, Subscription
 
 log = logging.getLogger(__name__)

@@ -28,6 +28,7 @@ from camguard.core.blocks import (
     BlockReport,
     BlockTarget,
     Outcome,
+    ProcessKiller,
 )
 from camguard.core.clock import Clock
 from camguard.core.decision import (
@@ -58,11 +59,6 @@ from camguard.service.hub import Outgoing
 log = logging.getLogger(__name__)
 
 NO_OPTIONS = BlockOptions()
-
-
-class ProcessKiller(Protocol):
-    def kill(self, pid: int, create_time: float | None = None, *, force: bool = False
-             ) -> ActionResult: ...
 
 
 # Asked for each holder a block finds: why it may not be ended (None: end it).

@@ -18,7 +18,7 @@ from typing import Protocol
 from PySide6.QtCore import QSocketNotifier, QTimer
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
-from camguard.core.blocks import BlockManager
+from camguard.core.blocks import BlockManager, ProcessKiller
 from camguard.core.clock import Clock
 from camguard.core.decision import DecidedBy
 from camguard.core.models import Degraded, HealthEvent
@@ -33,7 +33,6 @@ from camguard.ui.adapters import (
     HistoryRecorder,
     NullAllow,
     NullHistory,
-    ProcessKiller,
 )
 from camguard.ui.alert import AlertPopup
 from camguard.ui.alert_routing import AlertRouter, connect_alert_events

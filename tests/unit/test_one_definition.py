@@ -84,3 +84,10 @@ def test_only_app_constructs_long_lived_objects() -> None:
     inside = {cls for name, tree in sources() if name.startswith("app/") for cls in built(tree)}
     assert {"HistoryStore", "BlockManager", "LockGuard", "RuleFile", "ManagedPolicy",
             "EventLog", "HookRunner"} <= inside  # the check reads the source it means to
+
+
+def test_one_process_killer_protocol() -> None:
+    """The platform's killer, the service's and the tray's are one shape, defined in core."""
+    where = {name for name, tree in sources() for node in ast.walk(tree)
+             if isinstance(node, ast.ClassDef) and node.name == "ProcessKiller"}
+    assert where == {"core/blocks.py"}
