@@ -38,6 +38,7 @@ from camguard.core.models import Usage
 from camguard.core.rules import Origin, RuleError, durable
 from camguard.core.rules_json import rule_from_json, rules_to_json
 from camguard.core.text import literal
+from camguard.platform import current
 from camguard.service import protocol as P
 from camguard.service.client import (
     ServiceClient,
@@ -49,12 +50,19 @@ from camguard.store.rules import RuleFileContents
 
 
 # -- choosing the side, once -----------------------------------------------------------------
+def service_client(path: Path | None = None, *, timeout: float = 60.0) -> ServiceClient:
+    """A client of the service at ``path`` (None: the default socket) that tells who serves
+    it through this platform's transport (SO_PEERCRED on Linux)."""
+    return ServiceClient(path, peer=current().service_transport().peer_credentials,
+                         timeout=timeout)
+
+
 def open_guard(socket: Path | None, local: Callable[[], Guard]) -> Guard:
     """The service's Guard when one answers (``socket``, else the default socket), else
     ``local()``. A ``socket`` that does not answer is an error, not a silent fallback, and
     so is an impostor at the default socket."""
     if socket is not None:
-        client = ServiceClient(socket)
+        client = service_client(socket)
         try:
             hello = client.hello()
         except ServiceUnavailable as exc:
@@ -65,7 +73,7 @@ def open_guard(socket: Path | None, local: Callable[[], Guard]) -> Guard:
     path = default_socket()
     if not path.exists():
         return local()
-    client = ServiceClient(path)
+    client = service_client(path)
     try:
         if client.hello().get("ok") is True:
             return ServiceGuard(client)

@@ -127,9 +127,10 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
                      hub=hub, clock=clock, rules=rules.listing, version=__version__,
                      admin_group=o.admin_group, users_may_block=rules.users_may_block,
                      sessions=history, accounts=own_rules)
-    address = o.socket or current().service_transport().default_address()
-    server = ServiceServer(address, api, admin_group=o.admin_group, max_clients=o.max_clients,
-                           per_uid=o.max_per_user)
+    transport = current().service_transport()
+    server = ServiceServer(o.socket or transport.default_address(), api,
+                           admin_group=o.admin_group, peer=transport.peer_credentials,
+                           max_clients=o.max_clients, per_uid=o.max_per_user)
     serving = False
     try:
         start = runlog.begin(os.getpid())

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from camguard.service import protocol as P
-from camguard.service.authorization import peer_credentials
+from camguard.service.authorization import PeerCredentials
 
 DEFAULT_SOCKET = Path("/run/camguard/camguard.sock")
 # Answers can be large (a long history); a line past this is a broken or hostile server.
@@ -58,12 +58,13 @@ def trusted_uids() -> frozenset[int]:
     return frozenset({0, os.geteuid()})
 
 
-def check_server(path: Path, sock: socket.socket) -> None:
+def check_server(path: Path, sock: socket.socket, peer: PeerCredentials) -> None:
     """Raise :class:`ServiceImpostor` unless root (or this account) owns ``path`` and
-    serves on ``sock``; the message says who does instead."""
+    serves on ``sock`` (``peer``: the platform transport's kernel-given identity); the
+    message says who does instead."""
     trusted = trusted_uids()
     owner = os.lstat(path).st_uid
-    server = peer_credentials(sock)[1]
+    server = peer(sock)[1]
     for what, uid in (("the socket is owned by", owner), ("it is served by", server)):
         if uid not in trusted:
             raise ServiceImpostor(f"{path} is not the camguard service: {what} "
@@ -142,8 +143,12 @@ class Watch:
 class ServiceClient:
     """Talks to the service at ``path`` (see the module's note on whom it trusts)."""
 
-    def __init__(self, path: Path | None = None, *, timeout: float = 60.0) -> None:
+    def __init__(self, path: Path | None = None, *, peer: PeerCredentials,
+                 timeout: float = 60.0) -> None:
+        """``peer``: how the platform's transport tells who serves a socket
+        (app/guard_service.service_client passes it)."""
         self.path = path if path is not None else default_socket()
+        self.peer = peer
         self.timeout = timeout
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -152,7 +157,7 @@ class ServiceClient:
         sock.settimeout(timeout)
         try:
             sock.connect(str(self.path))
-            check_server(self.path, sock)
+            check_server(self.path, sock, self.peer)
         except OSError as exc:
             sock.close()
             raise ServiceUnavailable(f"no camguard service at {self.path}: "

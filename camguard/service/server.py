@@ -23,7 +23,7 @@ from typing import Any
 
 from camguard.service import protocol as P
 from camguard.service.api import ServiceApi
-from camguard.service.authorization import Caller, identify
+from camguard.service.authorization import Caller, PeerCredentials, identify
 from camguard.service.quota import (
     DEFAULT_ADMIN_RESERVE,
     DEFAULT_MAX_CLIENTS,
@@ -52,13 +52,14 @@ class _Gone(Exception):
 class ServiceServer:
     """Listens on ``path``; :meth:`start` returns once it accepts, :meth:`stop` ends all."""
 
-    def __init__(self, path: Path, api: ServiceApi, *, admin_group: str,
+    def __init__(self, path: Path, api: ServiceApi, *, admin_group: str, peer: PeerCredentials,
                  max_clients: int = DEFAULT_MAX_CLIENTS, per_uid: int = DEFAULT_PER_UID,
                  admin_reserve: int = DEFAULT_ADMIN_RESERVE, max_line: int = P.MAX_LINE,
                  idle_timeout: float = IDLE_TIMEOUT, send_timeout: float = SEND_TIMEOUT) -> None:
         self.path = path
         self._api = api
         self._admin_group = admin_group
+        self._peer = peer  # the platform transport's kernel-given identity
         self._quotas = Quotas(max_clients, per_uid=per_uid, admin_reserve=admin_reserve)
         self._refusals = RefusalLog(time.monotonic)
         self._max_line = max_line
@@ -108,7 +109,7 @@ class ServiceServer:
                 self._stopping.wait(_POLL)
                 continue
             try:
-                caller = identify(conn, self._admin_group)
+                caller = identify(conn, self._admin_group, self._peer)
             except OSError as exc:
                 log.debug("cannot tell who connected: %s", exc)
                 conn.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from camguard.app.guard_service import ServiceGuard
+from camguard.app.guard_service import ServiceGuard, service_client
 from camguard.app.service_decode import is_session, record_from_dict
 from camguard.app.service_feed import (
     SOURCE,
@@ -27,7 +27,6 @@ from camguard.app.service_feed import (
 from camguard.core.decision import Choice, DecidedBy
 from camguard.core.models import DeviceKind
 from camguard.platform.clock import SystemClock
-from camguard.service.client import ServiceClient
 from camguard.ui.tray_options import TrayOptions
 from tests import realenv
 from tests.conftest import Holder
@@ -58,7 +57,7 @@ def test_the_tray_shows_the_services_events_and_acts_through_it(
     svc = Service(sandbox).start()
     early = Holder([sandbox.node("video0")])  # in use before the tray starts
     holders.append(early)
-    client = ServiceClient(sandbox.sock, timeout=30.0)
+    client = service_client(sandbox.sock, timeout=30.0)
     feed = ServiceFeed(client, SystemClock(), retry_max=0.5)
     actions = ServiceActions(ServiceGuard(client))
     live = launch(qtbot, dirs, holders,
@@ -109,7 +108,7 @@ def test_in_service_mode_the_services_history_is_the_one_history(
         qtbot: QtBot, dirs: Dirs, holders: list[Holder], lives: list[Live], sandbox: Box
         ) -> None:
     svc = Service(sandbox).start()
-    client = ServiceClient(sandbox.sock, timeout=30.0)
+    client = service_client(sandbox.sock, timeout=30.0)
     actions = ServiceActions(ServiceGuard(client))
     live = launch(qtbot, dirs, holders,
                   TrayOptions(actions=actions, service_lock=actions.lock_is_set,
@@ -152,7 +151,7 @@ def test_an_answer_to_an_alert_is_recorded_in_the_services_history(
         qtbot: QtBot, dirs: Dirs, holders: list[Holder], lives: list[Live], sandbox: Box
         ) -> None:
     svc = Service(sandbox).start()
-    client = ServiceClient(sandbox.sock, timeout=30.0)
+    client = service_client(sandbox.sock, timeout=30.0)
     guard = ServiceGuard(client)
     actions = ServiceActions(guard)
     live = launch(qtbot, dirs, holders,

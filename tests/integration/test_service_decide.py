@@ -42,10 +42,10 @@ from pathlib import Path
 from camguard.app.guard_service import ServiceGuard
 from camguard.app.service_feed import ServiceDecisions, ServiceRuleFile
 from camguard.core.models import Device, DeviceKind, ProcessRef, Usage
-from camguard.service.client import ServiceClient
+from camguard.app.guard_service import service_client
 
 sock, what, arg = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-guard = ServiceGuard(ServiceClient(Path(sock)))
+guard = ServiceGuard(service_client(Path(sock)))
 if what == "decide":
     usage = Usage(Device(DeviceKind(arg["kind"]), arg["device"]),
                   ProcessRef(arg["pid"], arg["create_time"], "", "", (), "", ()))
@@ -288,8 +288,8 @@ def test_the_rules_window_saves_and_sends(sandbox: Box, accounts: Accounts) -> N
         from camguard.app.guard_service import ServiceGuard
         from camguard.app.service_feed import ServiceRuleFile
         from camguard.core.rules import make_rule
-        from camguard.service.client import ServiceClient
-        f = ServiceRuleFile(ServiceGuard(ServiceClient(Path(sys.argv[1]))),
+        from camguard.app.guard_service import service_client
+        f = ServiceRuleFile(ServiceGuard(service_client(Path(sys.argv[1]))),
                             Path(sys.argv[2]))
         f.save([make_rule("kill", kind="camera", label="saved")])
         for t in threading.enumerate():

@@ -91,3 +91,12 @@ def test_one_process_killer_protocol() -> None:
     where = {name for name, tree in sources() for node in ast.walk(tree)
              if isinstance(node, ast.ClassDef) and node.name == "ProcessKiller"}
     assert where == {"core/blocks.py"}
+
+
+def test_peer_identity_is_read_only_by_the_platforms_transport() -> None:
+    """The service is handed the platform's ServiceTransport.peer_credentials (app/); it
+    never reads SO_PEERCRED (or another OS's peer identity) itself."""
+    where = {name for name, tree in sources() for node in ast.walk(tree)
+             if isinstance(node, ast.Attribute) and node.attr in ("SO_PEERCRED",
+                                                                  "LOCAL_PEERCRED")}
+    assert where and all(name.startswith("platform/") for name in where), where
