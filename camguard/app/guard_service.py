@@ -6,6 +6,7 @@ the objects app/guard.py defines, so the printers cannot tell the sides apart; a
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -47,6 +48,8 @@ from camguard.service.client import (
     default_socket,
 )
 from camguard.store.rules import RuleFileContents
+
+log = logging.getLogger(__name__)
 
 
 # -- choosing the side, once -----------------------------------------------------------------
@@ -131,10 +134,18 @@ class _Stream:
             raise GuardError(str(exc)) from None
 
     def __iter__(self) -> Iterator[WatchItem]:
+        """Each line the service sends; one that does not parse is logged and carries no
+        event (the stream goes on). GuardError when the service ends the watch."""
         for doc in self._watch:
             if doc.get("ok") is False:
                 raise GuardError(str(doc.get("error")), str(doc.get("code") or "error"))
-            yield WatchItem(event_from_dict(doc), doc)
+            try:
+                event = event_from_dict(doc)
+            except (KeyError, ValueError, TypeError) as exc:
+                log.warning("ignored an event from the service that does not parse: %s",
+                            literal(str(exc), 300))
+                event = None
+            yield WatchItem(event, doc)
 
     def close(self) -> None:
         self._watch.close()

@@ -7,6 +7,10 @@ takes it in the Monitor's place: a thread reads the service's ``watch`` stream a
 sinks with the same core events a Monitor would. It first learns who uses a device already
 (``status``), and after a lost connection it reconnects and reports what changed meanwhile,
 so the tray never shows a user that is gone or misses one that came.
+
+Everything here rides on :class:`~camguard.app.guard_service.ServiceGuard`, the same
+requests and the same reading of the answers as the commands (``camguard watch``,
+``status``, ``history``): one client side of the service.
 """
 
 from __future__ import annotations
@@ -14,19 +18,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Set
+from collections.abc import Callable, Iterable, Set
 from pathlib import Path
-from typing import Any
 
-from camguard.app.guard import GuardError, Reply
+from camguard.app.guard import GuardError, Reply, Watching, WatchItem
 from camguard.app.guard_service import ServiceGuard
-from camguard.app.service_decode import (
-    audit_from_dict,
-    event_from_dict,
-    is_session,
-    record_from_dict,
-    state_from_dict,
-)
+from camguard.app.service_decode import audit_from_dict
 from camguard.core.blocks import ActionResult, BlockOptions, BlockTarget, Outcome
 from camguard.core.clock import Clock
 from camguard.core.models import (
@@ -40,10 +37,9 @@ from camguard.core.models import (
     UsageEvent,
 )
 from camguard.core.rules import Mode, Rule
-from camguard.core.state import UsageKey
+from camguard.core.state import GuardState, UsageKey
 from camguard.core.text import literal
 from camguard.monitor import Sink
-from camguard.service.client import ServiceClient, ServiceUnavailable, Watch
 from camguard.store.rules import RuleFile
 from camguard.ui.history_window import DEFAULT_LIMIT, HistoryPage, HistoryQuery
 
@@ -56,9 +52,9 @@ RETRY_MAX = 5.0
 class ServiceFeed:
     """Usage and health events from the service, on a thread of its own."""
 
-    def __init__(self, client: ServiceClient, clock: Clock, *, retry_max: float = RETRY_MAX,
+    def __init__(self, guard: ServiceGuard, clock: Clock, *, retry_max: float = RETRY_MAX,
                  on_connect: Callable[[], None] | None = None) -> None:
-        self._client = client
+        self._guard = guard
         self._on_connect = on_connect  # each time a watch stream opens (send own rules)
         self._clock = clock
         self._retry_max = retry_max
@@ -66,7 +62,7 @@ class ServiceFeed:
         self._live: dict[UsageKey, tuple[Usage, float]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._watch: Watch | None = None
+        self._watch: Watching | None = None
         self._lock = threading.Lock()
         self._down: str | None = None  # why the service cannot be reached (None: it can)
         self.connected = threading.Event()  # set while a watch stream is open (tests)
@@ -96,8 +92,8 @@ class ServiceFeed:
             try:
                 self._session()
                 wait = 0.2
-            except ServiceUnavailable as exc:
-                self._health(str(exc))
+            except GuardError as exc:
+                self._health(literal(str(exc), 300))
             except Exception:  # a bug must not end the feed for good
                 log.exception("reading the service's events failed")
                 self._health("internal error reading the service's events (see the log)")
@@ -109,17 +105,14 @@ class ServiceFeed:
     def _session(self) -> None:
         # Subscribe first, then ask who is live: nothing can fall between the two (an event
         # also in the answer is recognised below and not reported twice).
-        watch = self._client.watch()
+        watch = self._guard.watch()
         with self._lock:
             if self._stop.is_set():
                 watch.close()
                 return
             self._watch = watch
         try:
-            answer = self._client.status()
-            if answer.get("ok") is not True:
-                raise ServiceUnavailable(str(answer.get("error", "status refused")))
-            self._sync(answer)
+            self._sync(self._guard.status().state)
             self._health(None)
             if self._on_connect is not None:
                 try:
@@ -127,19 +120,16 @@ class ServiceFeed:
                 except Exception:
                     log.exception("after connecting to the service")
             self.connected.set()
-            for doc in watch:
-                if doc.get("ok") is False:
-                    raise ServiceUnavailable(literal(str(doc.get("error")), 300))
-                self._handle(doc)
+            for item in watch:
+                self._handle(item)
             if not self._stop.is_set():
-                raise ServiceUnavailable("the service closed the event stream")
+                raise GuardError("the service closed the event stream")
         finally:
             with self._lock:
                 self._watch = None
             watch.close()
 
-    def _sync(self, answer: Mapping[str, Any]) -> None:
-        state = state_from_dict(answer)
+    def _sync(self, state: GuardState) -> None:
         now = self._clock.now()
         current = {u.key: u for u in state.usages}
         for key in [k for k in self._live if k not in current]:
@@ -151,12 +141,8 @@ class ServiceFeed:
                 self._live[key] = (usage, since)
                 self._emit(UsageEvent(EventType.STARTED, usage, since))
 
-    def _handle(self, doc: Mapping[str, Any]) -> None:
-        try:
-            ev = event_from_dict(doc)
-        except (KeyError, ValueError, TypeError) as exc:
-            log.warning("ignored an event from the service that does not parse: %s", exc)
-            return
+    def _handle(self, item: WatchItem) -> None:
+        ev, doc = item.event, item.doc
         if ev is None:
             if doc.get("event") == "decision":
                 log.info("service rule: %s (%s)", literal(str(doc.get("explanation")), 300),
@@ -297,19 +283,14 @@ class ServiceRuleFile(RuleFile):
             log.warning("the service left out a rule: %s", literal(str(problem), 300))
 
 
-def service_history(client: ServiceClient, limit: int = DEFAULT_LIMIT) -> HistoryQuery:
+def service_history(guard: ServiceGuard, limit: int = DEFAULT_LIMIT) -> HistoryQuery:
     """The History window's query in service mode: the service's history (what the caller
-    may see), the one copy there is. Raises when the service cannot answer (the window
-    shows why)."""
+    may see), the one copy there is, read as ``camguard history`` reads it. Raises
+    GuardError when the service cannot answer (the window shows why)."""
 
     def query(since: float | None, until: float | None) -> HistoryPage:
-        answer = client.history(since=since, until=until, limit=limit + 1)
-        if answer.get("ok") is not True:
-            raise ServiceUnavailable(literal(str(answer.get("error")), 300))
-        entries = list(answer.get("entries") or [])
-        sessions = [record_from_dict(e) for e in entries if is_session(e)]
-        audits = [audit_from_dict(e) for e in entries if not is_session(e)]
-        return HistoryPage(tuple(sessions[:limit]), tuple(audits),
-                           len(sessions) > limit or answer.get("truncated") is True)
+        got = guard.history({"since": since, "until": until}, limit + 1)
+        return HistoryPage(tuple(got.records[:limit]), tuple(map(audit_from_dict, got.gaps)),
+                           len(got.records) > limit or bool(got.warnings))
 
     return query

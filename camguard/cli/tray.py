@@ -77,20 +77,19 @@ def cmd_tray(args: argparse.Namespace) -> int:
         service_history,
     )
 
-    client = guard.client
-    log.info("a camguard service answers at %s: the tray is its client", client.path)
+    log.info("a camguard service answers at %s: the tray is its client", guard.client.path)
     service = ServiceActions(guard)
     options = tray_options(start)
     options.actions = service
     options.service_lock = service.lock_is_set
-    options.history = service_history(client)  # the one history; the tray keeps no copy
+    options.history = service_history(guard)  # the one history; the tray keeps no copy
     options.decisions = ServiceDecisions(guard)  # answers to alerts, recorded there
     # The service enforces this account's rules on its processes: sent on every connect
     # and every save in the settings window (never read by root from this account's files).
     rules = ServiceRuleFile(guard, tray_parts.rule_file().path)
     options.rule_file = rules
     clock = SystemClock()
-    return run_tray(ServiceFeed(client, clock, on_connect=rules.send), clock, argv=start.argv,
+    return run_tray(ServiceFeed(guard, clock, on_connect=rules.send), clock, argv=start.argv,
                     settings=tray_alert_settings(ui), options=options,
                     open_store=lambda: tray_parts.open_history(clock))  # the allow list
 

@@ -58,11 +58,11 @@ def test_the_tray_shows_the_services_events_and_acts_through_it(
     early = Holder([sandbox.node("video0")])  # in use before the tray starts
     holders.append(early)
     client = service_client(sandbox.sock, timeout=30.0)
-    feed = ServiceFeed(client, SystemClock(), retry_max=0.5)
+    feed = ServiceFeed(ServiceGuard(client), SystemClock(), retry_max=0.5)
     actions = ServiceActions(ServiceGuard(client))
     live = launch(qtbot, dirs, holders,
                   TrayOptions(actions=actions, service_lock=actions.lock_is_set,
-                              history=service_history(client)),
+                              history=service_history(ServiceGuard(client))),
                   monitor=feed, local_kill_switch=False)
     lives.append(live)
     c = live.controller
@@ -112,8 +112,8 @@ def test_in_service_mode_the_services_history_is_the_one_history(
     actions = ServiceActions(ServiceGuard(client))
     live = launch(qtbot, dirs, holders,
                   TrayOptions(actions=actions, service_lock=actions.lock_is_set,
-                              history=service_history(client)),
-                  monitor=ServiceFeed(client, SystemClock(), retry_max=0.5),
+                              history=service_history(ServiceGuard(client))),
+                  monitor=ServiceFeed(ServiceGuard(client), SystemClock(), retry_max=0.5),
                   local_kill_switch=False)
     lives.append(live)
     used = [Holder([sandbox.node(f"video{i}")]) for i in range(2)]
@@ -156,9 +156,9 @@ def test_an_answer_to_an_alert_is_recorded_in_the_services_history(
     actions = ServiceActions(guard)
     live = launch(qtbot, dirs, holders,
                   TrayOptions(actions=actions, service_lock=actions.lock_is_set,
-                              history=service_history(client),
+                              history=service_history(ServiceGuard(client)),
                               decisions=ServiceDecisions(guard)),
-                  monitor=ServiceFeed(client, SystemClock(), retry_max=0.5),
+                  monitor=ServiceFeed(ServiceGuard(client), SystemClock(), retry_max=0.5),
                   local_kill_switch=False)
     lives.append(live)
     h = Holder([sandbox.node("video0")])
