@@ -21,13 +21,13 @@ import logging
 import os
 import stat
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from camguard.core.blocks import (
     ActionResult,
     Applied,
     BlockOptions,
-    NodeState,
     Outcome,
     StepKind,
     UndoStep,
@@ -241,7 +241,7 @@ class LinuxBlocker:
         if code != helper.OK:
             t.results.append(ActionResult(outcome_of(code), f"{shown}: {_error(reply)}"))
             return
-        t.steps.append(UndoStep(StepKind.NODE, node, _node_state(reply.get("saved"))))
+        t.steps.append(UndoStep(StepKind.NODE, node, saved_text(reply.get("saved"))))
         t.notes.append(f"{shown} closed")
         for holder in reply.get("holders") or []:
             try:
@@ -371,21 +371,55 @@ def _looks_blocked(path: str) -> bool:
     return stat.S_IMODE(st.st_mode) == 0 and st.st_uid == 0 and st.st_gid == 0
 
 
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    """A device node's access as it was before camguard blocked it, restored exactly."""
+
+    mode: int  # permission bits only (stat.S_IMODE)
+    uid: int
+    gid: int
+    acl: bytes | None  # raw "system.posix_acl_access" xattr, None when the node had none
+
+
 def _node_state(raw: Any) -> NodeState | None:
     if not isinstance(raw, dict):
         return None
     try:
         acl = raw.get("acl")
-        return NodeState(mode=int(raw["mode"]), uid=int(raw["uid"]), gid=int(raw["gid"]),
+        mode, uid, gid = (raw[k] for k in ("mode", "uid", "gid"))
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                   for v in (mode, uid, gid)):
+            return None
+        return NodeState(mode=mode & 0o7777, uid=uid, gid=gid,
                          acl=None if acl is None else bytes.fromhex(str(acl)))
     except (KeyError, TypeError, ValueError):
         return None
 
 
+def saved_text(raw: Any) -> str | None:
+    """A node's state as the helper reported it, as the step's saved text (the shape the
+    blocks file has always held: mode, uid, gid as numbers, the ACL as hex)."""
+    s = _node_state(raw)
+    if s is None:
+        return None
+    return json.dumps({"mode": s.mode, "uid": s.uid, "gid": s.gid,
+                       "acl": None if s.acl is None else s.acl.hex()}, sort_keys=True)
+
+
+def node_state(step: UndoStep) -> NodeState | None:
+    """What a node step saved, or None (another step, nothing saved, or unreadable)."""
+    if step.kind is not StepKind.NODE or step.saved is None:
+        return None
+    try:
+        return _node_state(json.loads(step.saved))
+    except ValueError:
+        return None
+
+
 def _manual(step: UndoStep) -> str:
     """How a person restores a node by hand, from what camguard recorded."""
-    s = step.saved
-    if step.kind is not StepKind.NODE or s is None:
+    s = node_state(step)
+    if s is None:
         return ""
     acl = "; it also had an ACL (setfacl)" if s.acl else ""
     return (f" (by hand: chown {s.uid}:{s.gid} {literal(step.target, 200)} && "
