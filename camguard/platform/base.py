@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -83,15 +83,58 @@ class AutostartEntry(Protocol):
     def set(self, enabled: bool) -> None: ...
 
 
+class NotificationEvents(Protocol):
+    """What a notification channel reports, from its own thread (the tray turns each into
+    a Qt signal: camguard.ui.notifications). ``key`` is the caller's name for one."""
+
+    def ready(self, ok: bool, why: str) -> None:
+        """Whether notifications can be shown (False: every one goes some other way)."""
+        ...
+
+    def sent(self, key: int, nid: int) -> None: ...
+
+    def failed(self, key: int) -> None:
+        """This one could not be shown: show it some other way."""
+        ...
+
+    def action(self, key: int, action: str) -> None:
+        """The person chose one of its actions ("default": clicked the body)."""
+        ...
+
+
+@runtime_checkable
+class NotificationChannel(Protocol):
+    """Sends desktop notifications with actions. The caller's thread only queues."""
+
+    capabilities: tuple[str, ...]
+    unique_name: str  # this connection's name where the channel has one (D-Bus)
+
+    def start(self) -> None: ...
+
+    def send(self, key: int, summary: str, lines: Sequence[str],
+             actions: Sequence[tuple[str, str]]) -> None:
+        """``lines``: plain text (the channel escapes what its daemon reads as markup);
+        ``actions``: (name, label) pairs."""
+        ...
+
+    def withdraw(self, key: int) -> None: ...
+
+    def stop(self, timeout: float = 3.0) -> None: ...
+
+
 @runtime_checkable
 class Notifications(Protocol):
-    """Where desktop notifications go. Today a description only: the tray sends them
-    (camguard.ui.notifications, Qt and D-Bus) until they move behind the platform."""
+    """Where desktop notifications go, and the channel that sends them. A platform without
+    them hands out a channel that says so at once (every notification then takes the
+    tray's own balloon)."""
 
     @property
     def available(self) -> bool: ...
 
     def describe(self) -> str: ...
+
+    def channel(self, events: NotificationEvents, *, bus: str = "SESSION", icon: str = "",
+                expire_ms: int = -1) -> NotificationChannel: ...
 
 
 @runtime_checkable

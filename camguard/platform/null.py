@@ -17,6 +17,8 @@ from camguard.platform.base import (
     AutostartEntry,
     DeviceEnforcer,
     MicSwitch,
+    NotificationChannel,
+    NotificationEvents,
     Notifications,
     PolicySource,
     Probes,
@@ -100,6 +102,36 @@ class NullNotifications:
 
     def describe(self) -> str:
         return self.reason
+
+    def channel(self, events: NotificationEvents, *, bus: str = "SESSION", icon: str = "",
+                expire_ms: int = -1) -> NotificationChannel:
+        return NullChannel(events, self.reason)
+
+
+class NullChannel:
+    """No notifications here: says so when started, and hands every one back at once."""
+
+    def __init__(self, events: NotificationEvents, reason: str) -> None:
+        self._events = events
+        self.reason = reason
+        self.capabilities: tuple[str, ...] = ()
+        self.unique_name = ""
+        self._stopped = False
+
+    def start(self) -> None:
+        if not self._stopped:
+            self._events.ready(False, self.reason)
+
+    def send(self, key: int, summary: str, lines: Sequence[str],
+             actions: Sequence[tuple[str, str]]) -> None:
+        if not self._stopped:
+            self._events.failed(key)
+
+    def withdraw(self, key: int) -> None:
+        pass
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self._stopped = True
 
 
 @dataclass(frozen=True)

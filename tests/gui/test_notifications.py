@@ -22,8 +22,9 @@ from pytestqt.qtbot import QtBot
 
 from camguard.core.decision import Choice
 from camguard.core.models import Device, DeviceKind, Usage
+from camguard.platform.linux.notify import NAME, PATH
 from camguard.ui.model import Alert
-from camguard.ui.notifications import NAME, PATH, DesktopNotifier
+from camguard.ui.notifications import DesktopNotifier
 from camguard.ui.ports import AlertSettings
 from tests import realenv
 from tests.conftest import Holder, need_tools

@@ -17,6 +17,7 @@ from camguard.core.settings import DetectionSettings
 from camguard.platform import base, null
 from camguard.platform.base import Platform
 from camguard.platform.process import ProcessDescriber
+from tests import realenv
 
 SETTINGS = DetectionSettings(camera_globs=("/nonexistent/video*",),
                              mic_globs=("/nonexistent/pcmC*D*c",), watch_sound_server=False)
@@ -122,3 +123,42 @@ def test_a_command_on_a_platform_without_a_backend_says_why(
     assert "ending a process: camguard has no backend for plan9 yet" in capsys.readouterr().err
     assert main(["block", "camera"]) == 1
     assert "the kill switch: camguard has no backend for plan9 yet" in capsys.readouterr().err
+
+
+class _Reports:
+    """A NotificationEvents that keeps what a channel reported."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[Any, ...]] = []
+
+    def ready(self, ok: bool, why: str) -> None:
+        self.got.append(("ready", ok, why))
+
+    def sent(self, key: int, nid: int) -> None:
+        self.got.append(("sent", key))
+
+    def failed(self, key: int) -> None:
+        self.got.append(("failed", key))
+
+    def action(self, key: int, action: str) -> None:
+        self.got.append(("action", key, action))
+
+
+def test_every_platform_hands_out_a_notification_channel(platform: Platform) -> None:
+    reports = _Reports()
+    channel = platform.notifications().channel(reports, bus="unix:path=/nonexistent/bus")
+    assert isinstance(channel, base.NotificationChannel)
+    if isinstance(channel, null.NullChannel):
+        channel.start()
+        channel.send(7, "Camera turned on", ["zoom"], [("allow", "Allow once")])
+        channel.stop()
+        channel.send(8, "Camera turned on", ["zoom"], [])  # after stop: nothing more
+        assert [r[:2] for r in reports.got] == [("ready", False), ("failed", 7)]
+        assert "no backend" in reports.got[0][2]
+    else:  # Linux: D-Bus; without a bus it says so, and hands the notification back
+        channel.send(7, "Camera turned on", ["zoom"], [])
+        channel.start()
+        realenv.wait_until(lambda: len(reports.got) == 2, 10, "the channel's reports")
+        channel.stop()
+        assert [r[:2] for r in reports.got] == [("ready", False), ("failed", 7)]
+        assert "no session bus" in reports.got[0][2]

@@ -20,6 +20,8 @@ from camguard.platform.base import (
     AutostartEntry,
     DeviceEnforcer,
     MicSwitch,
+    NotificationChannel,
+    NotificationEvents,
     Notifications,
     PolicySource,
     Probes,
@@ -28,7 +30,7 @@ from camguard.platform.base import (
     SystemPaths,
     UsageSource,
 )
-from camguard.platform.null import NullEnforcer, NullMicSwitch, NullProbes
+from camguard.platform.null import NullChannel, NullEnforcer, NullMicSwitch, NullProbes
 from camguard.platform.process import ProcessDescriber
 from camguard.store import paths
 
@@ -171,6 +173,11 @@ class TrayBalloons:
 
     def describe(self) -> str:
         return "Windows toasts through the tray icon's balloon messages"
+
+    def channel(self, events: NotificationEvents, *, bus: str = "SESSION", icon: str = "",
+                expire_ms: int = -1) -> NotificationChannel:
+        # The balloon is the tray's own fallback: hand every notification to it.
+        return NullChannel(events, self.describe())
 
 
 class WindowsSystemPaths:
