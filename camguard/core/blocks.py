@@ -160,7 +160,7 @@ class UndoStep:
     kind: StepKind
     target: str = ""
     # What the device looked like before the block, as JSON object text only the
-    # platform reads (Linux: a node's mode, owner and ACL, platform/linux/block.py);
+    # platform reads (Linux: a node's mode, owner and ACL, platform/linux/node_state.py);
     # kept with the block for as long as it lasts. None: nothing saved.
     saved: str | None = None
     # Opaque, JSON-encodable text a platform part needs to undo its step (e.g. mic volumes).

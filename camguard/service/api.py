@@ -1,15 +1,15 @@
 """The service's operations: what each request does, for whom, and behind which checks.
 
 Everything the service reaches (monitor state, history, kill switch, lock, rules) comes in
-through the small interfaces below, so this module knows no store or platform code; the
-``service`` command wires the real objects (camguard.cli.service).
+through the small interfaces of service/ports.py, so this module knows no store or
+platform code; app/service.py wires the real objects.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from camguard.core.blocks import (
     ActionResult,
@@ -43,95 +43,25 @@ from camguard.service.authorization import (
     unblock_refusal,
     visible_state,
 )
-from camguard.service.enforcement import EndCheck
 from camguard.service.hub import EventHub, Outgoing, Subscription
+from camguard.service.ports import (
+    Blocks,
+    HistoryView,
+    Lock,
+    LockAnswer,
+    Pausable,
+    SessionBook,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_HISTORY = 10_000
-NO_OPTIONS = BlockOptions()
 # A person's answer is recorded on a session that started at most this long ago.
 DECIDE_WINDOW = 24 * 3600.0
 _CHOICES = frozenset(c.value for c in Choice)
 # Who may be named by a ``decide``: people and the countdown. The service's own rules
 # record their decisions themselves; nobody may write "rule:..." into the history.
 _PEOPLE = frozenset(d.value for d in DecidedBy)
-
-
-class HistoryView(Protocol):
-    def entries(self, filters: Mapping[str, Any], users: frozenset[str] | None,
-                limit: int) -> list[dict[str, Any]]:
-        """Sessions (and gaps) newest first; ``users`` None: every account's.
-        Raises ValueError for a filter it cannot use."""
-        ...
-
-
-class FoundSession(Protocol):
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def user(self) -> str | None: ...
-
-    @property
-    def decided_by(self) -> str | None: ...
-
-
-class SessionBook(Protocol):
-    """The service's sessions, to record a person's decision on one (HistoryStore)."""
-
-    def find_session(self, key: UsageKey, since: float) -> FoundSession | None:
-        """The newest session of the usage ``key`` that started at ``since`` or later."""
-        ...
-
-    def record_decision(self, session_id: int, decision: str | None,
-                        decided_by: str | None) -> bool: ...
-
-
-class Blocks(Protocol):
-    def block(self, target: BlockTarget, duration: float | None,
-              options: BlockOptions = NO_OPTIONS, *, owner: int | None = None,
-              may_end: EndCheck | None = None) -> BlockReport: ...
-
-    def unblock(self, target: BlockTarget) -> BlockReport: ...
-
-    def active(self) -> tuple[list[ActiveBlock], list[str]]: ...
-
-    def expire_due(self) -> BlockReport: ...
-
-
-class LockAnswer(Protocol):
-    @property
-    def status(self) -> str: ...  # "ok", "wrong" or "locked-out"
-
-    @property
-    def retry_after(self) -> float: ...
-
-    @property
-    def message(self) -> str: ...
-
-
-class Lock(Protocol):
-    def is_set(self) -> bool: ...
-
-    # ``who``: the caller's uid; wrong guesses back off per account (store.parental_lock).
-    def status(self, who: int | None = None) -> dict[str, Any]: ...
-
-    def check(self, password: str | None, who: int | None = None) -> LockAnswer: ...
-
-    def set_password(self, new: str, current: str | None = None, *, force: bool = False,
-                     who: int | None = None) -> LockAnswer: ...
-
-    def clear(self, current: str | None, *, force: bool = False, who: int | None = None
-              ) -> LockAnswer: ...
-
-
-class Pausable(Protocol):
-    def pause(self, seconds: float | None) -> float | None: ...
-
-    def resume(self) -> None: ...
-
-    def paused(self) -> tuple[bool, float | None]: ...
 
 
 _CODES = {Outcome.FAILED: P.FAILED, Outcome.REFUSED: P.DENIED, Outcome.NOT_FOUND: P.NOT_FOUND}

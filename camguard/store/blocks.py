@@ -151,7 +151,7 @@ def _step(item: Any) -> UndoStep:
     saved_raw = item.get("saved")
     saved = None
     if saved_raw is not None:
-        # What the platform saved is its own to read (platform/linux/block.node_state);
+        # What the platform saved is its own to read (platform/linux/node_state.py);
         # here only its shape: a small object of plain values.
         if not isinstance(saved_raw, dict) or len(saved_raw) > MAX_SAVED_FIELDS or not all(
                 isinstance(v, str | int | float | bool) or v is None

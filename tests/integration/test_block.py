@@ -21,10 +21,11 @@ import pytest
 from camguard.core.blocks import BlockManager, BlockTarget, Outcome, StepKind
 from camguard.core.clock import FrozenClock
 from camguard.platform.clock import SystemClock
-from camguard.platform.linux.block import LinuxBlocker, load_mic_switch, node_state
+from camguard.platform.linux.block import LinuxBlocker, load_mic_switch
 from camguard.platform.linux.fdscan import scan_holders
 from camguard.platform.linux.helper_runner import InProcessHelper
 from camguard.platform.linux.kill import Killer
+from camguard.platform.linux.node_state import node_state
 from camguard.store.blocks import JsonBlockStore
 from tests import realenv
 from tests.conftest import Holder, make_standin, need_root, need_tools

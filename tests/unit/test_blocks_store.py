@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from camguard.core.blocks import ActiveBlock, BlockOptions, StepKind, UndoStep
 from camguard.core.models import DeviceKind
-from camguard.platform.linux.block import NodeState, node_state, saved_text
+from camguard.platform.linux.node_state import NodeState, node_state, saved_text
 from camguard.store.blocks import JsonBlockStore, decode, encode
 
 BLOCKS = [

@@ -21,7 +21,6 @@ import logging
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from camguard.core.blocks import (
@@ -37,6 +36,7 @@ from camguard.core.models import DeviceKind
 from camguard.core.text import literal
 from camguard.platform.linux import helper
 from camguard.platform.linux.kill import HelperCaller
+from camguard.platform.linux.node_state import manual_restore, saved_text
 from camguard.platform.linux.user_block import end_own_holders
 
 log = logging.getLogger(__name__)
@@ -295,7 +295,7 @@ class LinuxBlocker:
                 continue  # nothing was changed at the OS level: the guard just stops
             if self._helper is None:
                 t.results.append(ActionResult(Outcome.REFUSED, f"restoring {kind.value} "
-                                              + NO_HELPER + _manual(step)))
+                                              + NO_HELPER + manual_restore(step)))
                 continue
             action = {StepKind.NODE: "unblock-node", StepKind.USB: "bind-usb",
                       StepKind.UDEV_RULE: "remove-udev-rule"}[step.kind]
@@ -311,7 +311,7 @@ class LinuxBlocker:
                 # it by hand, from what camguard recorded.
                 t.results.append(ActionResult(
                     Outcome.FAILED if code == helper.NOT_FOUND else outcome_of(code),
-                    f"{shown}: {_error(reply)}{_manual(step)}"))
+                    f"{shown}: {_error(reply)}{manual_restore(step)}"))
         return _summary(t, "on")
 
     def _unmute(self, step: UndoStep, t: _Tally) -> None:
@@ -369,61 +369,6 @@ def _looks_blocked(path: str) -> bool:
     except OSError:
         return False
     return stat.S_IMODE(st.st_mode) == 0 and st.st_uid == 0 and st.st_gid == 0
-
-
-@dataclass(frozen=True, slots=True)
-class NodeState:
-    """A device node's access as it was before camguard blocked it, restored exactly."""
-
-    mode: int  # permission bits only (stat.S_IMODE)
-    uid: int
-    gid: int
-    acl: bytes | None  # raw "system.posix_acl_access" xattr, None when the node had none
-
-
-def _node_state(raw: Any) -> NodeState | None:
-    if not isinstance(raw, dict):
-        return None
-    try:
-        acl = raw.get("acl")
-        mode, uid, gid = (raw[k] for k in ("mode", "uid", "gid"))
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                   for v in (mode, uid, gid)):
-            return None
-        return NodeState(mode=mode & 0o7777, uid=uid, gid=gid,
-                         acl=None if acl is None else bytes.fromhex(str(acl)))
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def saved_text(raw: Any) -> str | None:
-    """A node's state as the helper reported it, as the step's saved text (the shape the
-    blocks file has always held: mode, uid, gid as numbers, the ACL as hex)."""
-    s = _node_state(raw)
-    if s is None:
-        return None
-    return json.dumps({"mode": s.mode, "uid": s.uid, "gid": s.gid,
-                       "acl": None if s.acl is None else s.acl.hex()}, sort_keys=True)
-
-
-def node_state(step: UndoStep) -> NodeState | None:
-    """What a node step saved, or None (another step, nothing saved, or unreadable)."""
-    if step.kind is not StepKind.NODE or step.saved is None:
-        return None
-    try:
-        return _node_state(json.loads(step.saved))
-    except ValueError:
-        return None
-
-
-def _manual(step: UndoStep) -> str:
-    """How a person restores a node by hand, from what camguard recorded."""
-    s = node_state(step)
-    if s is None:
-        return ""
-    acl = "; it also had an ACL (setfacl)" if s.acl else ""
-    return (f" (by hand: chown {s.uid}:{s.gid} {literal(step.target, 200)} && "
-            f"chmod {s.mode:04o} {literal(step.target, 200)}{acl})")
 
 
 def _error(reply: dict[str, Any]) -> str:
