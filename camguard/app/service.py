@@ -30,6 +30,7 @@ from camguard.core.serialize import event_dict, rfc3339
 from camguard.core.settings import DetectionSettings
 from camguard.platform import current
 from camguard.platform.clock import SystemClock, local_zone
+from camguard.platform.process import RunningBinary
 from camguard.service.accounts import AccountRules
 from camguard.service.api import ServiceApi
 from camguard.service.enforcement import Accounts, Enforcement
@@ -104,7 +105,9 @@ def _only_service(data: Path) -> Iterator[None]:
 def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Path,
          state: Path, config: Path) -> None:
     clock: Clock = SystemClock()
-    history = HistoryStore(data / "history.sqlite3", clock)
+    # Binaries are hashed through each process's own link, never a path its owner chose.
+    binary = RunningBinary()
+    history = HistoryStore(data / "history.sqlite3", clock, hasher=ExeHasher(source=binary))
     if history.warning:
         log.warning("%s", history.warning)
     runlog = RunLog(history.db, clock, policy_path=o.policy_file)
@@ -118,7 +121,7 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
     hub = EventHub()
     # Each account's own rules, as its tray sends them (never read from its files).
     own_rules = AccountRules()
-    enforcement = Enforcement(rules, killer, blocks, clock, hasher=ExeHasher(),
+    enforcement = Enforcement(rules, killer, blocks, clock, hasher=ExeHasher(source=binary),
                               decisions=history, publish=hub.publish, tz=local_zone(),
                               accounts=Accounts(own_rules, lambda: monitor.state,
                                                 rules.users_may_block))
