@@ -18,14 +18,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Set
+from collections.abc import Callable, Iterable, Mapping, Set
 from pathlib import Path
+from typing import Any
 
 from camguard.app.guard import GuardError, Reply, Watching, WatchItem
 from camguard.app.guard_service import ServiceGuard
 from camguard.app.service_decode import audit_from_dict
 from camguard.core.blocks import ActionResult, BlockOptions, BlockTarget, Outcome
 from camguard.core.clock import Clock
+from camguard.core.decision import DecidedBy
 from camguard.core.models import (
     Degraded,
     DeviceKind,
@@ -42,8 +44,10 @@ from camguard.core.text import literal
 from camguard.monitor import Sink
 from camguard.store.rules import RuleFile
 from camguard.ui.history_window import DEFAULT_LIMIT, HistoryPage, HistoryQuery
+from camguard.ui.ports import Gate, RuleOutcome
 
 log = logging.getLogger(__name__)
+_PEOPLE = frozenset(d.value for d in DecidedBy)
 
 SOURCE = "service"  # the degraded source shown while the service cannot be reached
 RETRY_MAX = 5.0
@@ -53,8 +57,10 @@ class ServiceFeed:
     """Usage and health events from the service, on a thread of its own."""
 
     def __init__(self, guard: ServiceGuard, clock: Clock, *, retry_max: float = RETRY_MAX,
-                 on_connect: Callable[[], None] | None = None) -> None:
+                 on_connect: Callable[[], None] | None = None,
+                 verdicts: ServiceVerdicts | None = None) -> None:
         self._guard = guard
+        self._verdicts = verdicts  # the service's decisions, for the tray's rules port
         self._on_connect = on_connect  # each time a watch stream opens (send own rules)
         self._clock = clock
         self._retry_max = retry_max
@@ -139,11 +145,15 @@ class ServiceFeed:
             if key not in self._live:
                 since = state.first_seen.get(key, now)
                 self._live[key] = (usage, since)
+                if self._verdicts is not None:
+                    self._verdicts.settled(key)  # decided before this tray connected
                 self._emit(UsageEvent(EventType.STARTED, usage, since))
 
     def _handle(self, item: WatchItem) -> None:
         ev, doc = item.event, item.doc
         if ev is None:
+            if doc.get("event") == "decision" and self._verdicts is not None:
+                self._verdicts.heard(doc)
             if doc.get("event") == "decision":
                 log.info("service rule: %s (%s)", literal(str(doc.get("explanation")), 300),
                          doc.get("outcome") or "no action")
@@ -233,6 +243,57 @@ class ServiceActions:
         return self._guard.lock_status().doc.get("set") is True
 
 
+# How long the tray waits for the service's decision about a usage before asking the person
+# itself: the service announces it once it acted (ending a process waits up to ~8 s).
+DECISION_WAIT = 10.0
+_GATES = {"allow": Gate.ALLOW, "ask": Gate.ASK, "kill": Gate.KILL, "block-device": Gate.BLOCK}
+_MAX_HEARD = 512
+
+
+class ServiceVerdicts:
+    """The tray's :class:`~camguard.ui.ports.RulesPort` in service mode: the service decides
+    each usage (the administrator's rules and this account's own, core.decision) and acts;
+    the tray waits for that decision (the ``decision`` events of its watch stream) instead
+    of deciding a second time. A rule's allow, kill or block is then only told to the
+    person (``done``: the service acted and recorded it); "ask" raises the alert."""
+
+    def __init__(self, wait: float = DECISION_WAIT) -> None:
+        self._wait = wait
+        self._heard: dict[UsageKey, Mapping[str, Any] | None] = {}
+        self._cond = threading.Condition()
+
+    def heard(self, doc: Mapping[str, Any]) -> None:
+        """A decision event from the service (the feed's thread)."""
+        pid = doc.get("pid")
+        key: UsageKey = (str(doc.get("kind")), str(doc.get("device")), pid,
+                         doc.get("create_time") if pid is not None else None)
+        self._keep(key, doc)
+
+    def settled(self, key: UsageKey) -> None:
+        """A usage the service decided before the tray was connected: no event will come."""
+        self._keep(key, None)
+
+    def _keep(self, key: UsageKey, doc: Mapping[str, Any] | None) -> None:
+        with self._cond:
+            self._heard[key] = doc
+            while len(self._heard) > _MAX_HEARD:
+                self._heard.pop(next(iter(self._heard)))
+            self._cond.notify_all()
+
+    def judge(self, usage: Usage) -> RuleOutcome:
+        with self._cond:
+            self._cond.wait_for(lambda: usage.key in self._heard, self._wait)
+            doc = self._heard.get(usage.key)
+        if doc is None:
+            return RuleOutcome(Gate.ASK, "the service did not decide; asking")
+        gate = _GATES.get(str(doc.get("verdict")), Gate.ASK)
+        label = doc.get("rule_label") or doc.get("rule_id")
+        by = f"rule:{label}" if label else f"mode:{doc.get('mode')}"
+        return RuleOutcome(gate, literal(str(doc.get("explanation") or gate.value), 500), by,
+                           notify=doc.get("would") is not None,
+                           done=gate in (Gate.KILL, Gate.BLOCK))
+
+
 class ServiceDecisions:
     """The tray's :class:`~camguard.ui.ports.HistoryPort` in service mode: a person's
     answer to an alert is recorded on the service's session of that usage (``decide``),
@@ -243,6 +304,8 @@ class ServiceDecisions:
         self._guard = guard
 
     def record_decision(self, usage: Usage, decision: str, decided_by: str) -> None:
+        if decided_by not in _PEOPLE:
+            return  # a rule's or the mode's: the service decided and recorded it itself
         try:
             answer = self._guard.decide(usage, decision, decided_by)
         except GuardError as exc:

@@ -74,6 +74,7 @@ def cmd_tray(args: argparse.Namespace) -> int:
         ServiceDecisions,
         ServiceFeed,
         ServiceRuleFile,
+        ServiceVerdicts,
         service_history,
     )
 
@@ -88,8 +89,13 @@ def cmd_tray(args: argparse.Namespace) -> int:
     # and every save in the settings window (never read by root from this account's files).
     rules = ServiceRuleFile(guard, tray_parts.rule_file().path)
     options.rule_file = rules
+    # The service decides each usage and acts; the tray waits for its decision and asks
+    # the person only when the service says "ask" (never acting on a rule a second time).
+    verdicts = ServiceVerdicts()
+    options.rules = verdicts
     clock = SystemClock()
-    return run_tray(ServiceFeed(guard, clock, on_connect=rules.send), clock, argv=start.argv,
+    feed = ServiceFeed(guard, clock, on_connect=rules.send, verdicts=verdicts)
+    return run_tray(feed, clock, argv=start.argv,
                     settings=tray_alert_settings(ui), options=options,
                     open_store=lambda: tray_parts.open_history(clock))  # the allow list
 

@@ -182,8 +182,7 @@ class Enforcement:
     def __call__(self, ev: MonitorEvent) -> None:
         if isinstance(ev, UsageEvent) and ev.type is EventType.STARTED:
             if self.paused_at(ev.at):  # judged by when the usage started, not when seen
-                log.info("enforcement paused: %s not checked against the rules",
-                         literal(ev.usage.device.id, 200))
+                self._unchecked(ev.usage)
                 return
             # The history sink ran before this one on the monitor thread: the session is
             # open now, and may be closed (and forgotten) by the time the worker acts.
@@ -214,8 +213,7 @@ class Enforcement:
         ``session``: its history session (looked up when not given)."""
         paused, _until = self.paused()
         if paused:
-            log.info("enforcement paused: %s not checked against the rules",
-                     literal(usage.device.id, 200))
+            self._unchecked(usage)
             return None
         owner, own = self._own_rules(usage)
         decision = evaluate(self._rules, usage, self._clock, self._tz, self._hasher,
@@ -230,6 +228,14 @@ class Enforcement:
         self._record(session, decision)
         self._announce(usage, decision, result)
         return decision, result
+
+    def _unchecked(self, usage: Usage) -> None:
+        """Paused: not checked against the rules, and watchers (the account's tray) are told
+        so at once: the person is asked, as when no rule matches."""
+        log.info("enforcement paused: %s not checked against the rules",
+                 literal(usage.device.id, 200))
+        self._announce(usage, Decision(Verdict.ASK, None, "the rules are paused: not "
+                                       "checked; asking"), None)
 
     def _own_rules(self, usage: Usage) -> tuple[int | None, Sequence[Rule]]:
         """(the uid whose process ``usage`` is, that account's rules) when it has any."""

@@ -210,6 +210,8 @@ class AppController(QObject):
                 self.message.emit("camguard (notify only)", f"{_app_name(usage)}: {text}")
             return
         self.message.emit("camguard rule", text)
+        if outcome.done:
+            return  # the service ended it or blocked the device itself, and recorded it
         self._apply(usage, Choice.KILL if outcome.gate is Gate.KILL else Choice.BLOCK,
                     outcome.decided_by)
 
