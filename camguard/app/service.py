@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -86,6 +87,10 @@ class Stop:
 
 def run_service(options: ServiceOptions, settings: DetectionSettings, stop: Stop) -> None:
     """Build the service in its folders and run it until ``stop`` is requested."""
+    # Request threads build answers in Python; a thread waiting for the interpreter lock
+    # (the monitor's, with a camera event) asks for it after this long, not the default
+    # 5 ms (bench/service_abuse.py: camera events during a history flood).
+    sys.setswitchinterval(0.001)
     data = paths.private_dir(paths.service_data_dir())
     state = paths.private_dir(paths.service_state_dir())
     with _only_service(data):

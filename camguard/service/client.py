@@ -16,8 +16,10 @@ serving process (SO_PEERCRED) are checked; anything else raises :class:`ServiceI
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,8 @@ from camguard.service.authorization import PeerCredentials
 DEFAULT_SOCKET = Path("/run/camguard/camguard.sock")
 # Answers can be large (a long history); a line past this is a broken or hostile server.
 MAX_ANSWER = 256 << 20
+
+log = logging.getLogger(__name__)
 
 
 def default_socket() -> Path:
@@ -153,10 +157,8 @@ class ServiceClient:
 
     # -- plumbing ----------------------------------------------------------------------------
     def _connect(self, timeout: float | None) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
+        sock = self._connect_when_room(timeout)
         try:
-            sock.connect(str(self.path))
             check_server(self.path, sock, self.peer)
         except OSError as exc:
             sock.close()
@@ -166,6 +168,35 @@ class ServiceClient:
             sock.close()
             raise
         return sock
+
+    def _connect_when_room(self, timeout: float | None) -> socket.socket:
+        """Connect, waiting (up to ``timeout``) while the service's listen queue is full.
+
+        A Unix socket with a timeout is non-blocking underneath, and connect(2) on one whose
+        listener's backlog is full fails at once with EAGAIN (unix(7)) instead of waiting: a
+        burst of connections from another account would otherwise make this one fail.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.005
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            try:
+                sock.connect(str(self.path))
+            except BlockingIOError as exc:
+                sock.close()
+                if deadline is not None and time.monotonic() + pause > deadline:
+                    raise ServiceUnavailable(f"the camguard service at {self.path} is too "
+                                             "busy to take a connection") from exc
+                log.debug("the service's listen queue is full; trying again")
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
+                continue
+            except OSError as exc:
+                sock.close()
+                raise ServiceUnavailable(f"no camguard service at {self.path}: "
+                                         f"{exc.strerror or exc}") from exc
+            return sock
 
     def request(self, op: str, **fields: Any) -> dict[str, Any]:
         """Send one request; the answer as a dict (``ok`` false included)."""

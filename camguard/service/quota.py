@@ -149,3 +149,31 @@ class RefusalLog:
         for uid, n, why in due:
             log.warning("refused %d more connections from uid %d in the last minute: %s",
                         n, uid, why)
+
+
+class Turns:
+    """Takes turns at expensive requests (``history``): one at a time per account, and at
+    most ``lanes`` at once for everyone. A reader builds and encodes a large answer in
+    Python, holding the interpreter lock; thirty of one account's at once would starve the
+    monitor's thread of it and delay camera events (bench/service_abuse.py). Waiting for a
+    turn holds no lock the monitor needs."""
+
+    def __init__(self, lanes: int = 2) -> None:
+        self._lanes = threading.BoundedSemaphore(lanes)
+        self._per_uid: dict[int, tuple[threading.Lock, int]] = {}
+        self._lock = threading.Lock()
+
+    def run(self, uid: int, work: Callable[[], bytes]) -> bytes:
+        with self._lock:
+            mine, users = self._per_uid.get(uid, (threading.Lock(), 0))
+            self._per_uid[uid] = (mine, users + 1)
+        try:
+            with mine, self._lanes:
+                return work()
+        finally:
+            with self._lock:
+                lock, users = self._per_uid[uid]
+                if users == 1:
+                    del self._per_uid[uid]
+                else:
+                    self._per_uid[uid] = (lock, users - 1)

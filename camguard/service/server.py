@@ -11,6 +11,7 @@ socket is mode 0666 so every account can connect: what each may do is decided pe
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import select
@@ -18,6 +19,7 @@ import socket
 import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from camguard.service.quota import (
     Quotas,
     RefusalLog,
     Slot,
+    Turns,
 )
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 IDLE_TIMEOUT = 120.0
 SEND_TIMEOUT = 5.0
 _POLL = 0.25
+# Requests whose answers are built in turns (quota.Turns): they can be large.
+_HEAVY = frozenset({"history"})
 
 
 class ServiceRunningError(RuntimeError):
@@ -61,6 +66,7 @@ class ServiceServer:
         self._admin_group = admin_group
         self._peer = peer  # the platform transport's kernel-given identity
         self._quotas = Quotas(max_clients, per_uid=per_uid, admin_reserve=admin_reserve)
+        self._turns = Turns()
         self._refusals = RefusalLog(time.monotonic)
         self._max_line = max_line
         self._idle = idle_timeout
@@ -187,7 +193,11 @@ class ServiceServer:
             if request.op == "watch":
                 self._watch(conn, caller, slot)
                 return
-            self._send(conn, self._api.handle(caller, request))
+            if request.op in _HEAVY:
+                answer = functools.partial(_encoded, self._api.handle, caller, request)
+                self._send_bytes(conn, self._turns.run(caller.uid, answer))
+            else:
+                self._send(conn, self._api.handle(caller, request))
 
     def _too_long(self, conn: socket.socket, caller: Caller) -> None:
         self._refusals.refused(caller.uid, f"a request line longer than {self._max_line} "
@@ -220,7 +230,9 @@ class ServiceServer:
             self._api.unsubscribe(sub)
 
     def _send(self, conn: socket.socket, obj: Any) -> None:
-        data = P.encode(obj)
+        self._send_bytes(conn, P.encode(obj))
+
+    def _send_bytes(self, conn: socket.socket, data: bytes) -> None:
         try:
             # A client that does not read must not hold this thread forever.
             conn.settimeout(self._send_timeout)
@@ -228,6 +240,11 @@ class ServiceServer:
             conn.settimeout(self._idle)
         except OSError as exc:  # TimeoutError, EPIPE, ECONNRESET
             raise _Gone from exc
+
+
+def _encoded(handle: Callable[[Caller, P.Request], Any], caller: Caller,
+             request: P.Request) -> bytes:
+    return P.encode(handle(caller, request))
 
 
 def _peer_gone(conn: socket.socket) -> bool:
@@ -267,7 +284,9 @@ def _bind(path: Path) -> socket.socket:
         sock.bind(str(path))
         # Everyone may connect; the kernel tells us who did, and each request is checked.
         os.chmod(path, 0o666)  # noqa: S103 - authorization is per request (SO_PEERCRED)
-        sock.listen(64)
+        # The kernel's largest queue (somaxconn): a burst from one account must not fill it
+        # before the accept loop can refuse that account (its quota is checked on accept).
+        sock.listen(socket.SOMAXCONN)
     except BaseException:
         sock.close()
         raise

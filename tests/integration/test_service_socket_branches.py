@@ -205,3 +205,52 @@ def test_a_refusal_sent_before_the_request_was_read_still_reaches_the_caller() -
         service.close()  # nothing waiting: the send error is what the caller gets
         with pytest.raises(BrokenPipeError, match="Broken pipe"):
             _exchange(ours, P.encode({"op": "hello"}))
+
+
+def test_a_full_listen_queue_makes_the_client_wait_not_fail(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A burst of another account's connections fills the service's listen queue; connect(2)
+    on a Unix socket with a timeout then fails at once with EAGAIN. The client waits for room
+    (bench/service_abuse.py found `status` failing during a 500-connection burst)."""
+    path = tmp_path / "queue.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(0)
+    queued: list[socket.socket] = []
+    while True:  # fill the queue: the next connect is refused with EAGAIN
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.setblocking(False)
+        try:
+            s.connect(str(path))
+        except BlockingIOError:
+            s.close()
+            break
+        queued.append(s)
+    answers: list[dict[str, object]] = []
+    errors: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            answers.append(service_client(path, timeout=30).hello())
+        except BaseException as exc:
+            errors.append(exc)
+
+    with caplog.at_level("DEBUG", logger="camguard.service.client"):
+        client = threading.Thread(target=ask)
+        client.start()
+        realenv.wait_until(lambda: errors or any("listen queue is full" in r.getMessage()
+                                                 for r in caplog.records),
+                           20, "the client to meet the full queue")
+        assert not errors, errors
+        for s in queued:  # room again: the service takes the queued connections
+            conn, _ = listener.accept()
+            conn.close()
+            s.close()
+        conn, _ = listener.accept()  # the client's
+        with conn:
+            assert conn.makefile("rb").readline() == P.encode({"op": "hello"})
+            conn.sendall(P.encode({"ok": True, "hello": "camguard"}))
+            client.join(30)
+    listener.close()
+    assert not errors, errors
+    assert answers == [{"ok": True, "hello": "camguard"}]

@@ -99,3 +99,37 @@ def test_the_refusal_log_forgets_an_account_quiet_for_two_periods(
     messages = [r.getMessage() for r in caplog.records]
     assert messages == ["refused a connection from uid 1001: busy",
                         "refused a connection from uid 1001: busy again"]
+
+
+def test_heavy_requests_take_turns_per_account_and_share_two_lanes() -> None:
+    import threading
+
+    from camguard.service.quota import Turns
+
+    turns = Turns(lanes=2)
+    inside: list[int] = []
+    peak: dict[str, int] = {"all": 0, "same": 0}
+    lock = threading.Lock()
+    gate = threading.Event()
+
+    def work(uid: int) -> bytes:
+        with lock:
+            inside.append(uid)
+            peak["all"] = max(peak["all"], len(inside))
+            peak["same"] = max(peak["same"], inside.count(uid))
+        gate.wait(30)
+        with lock:
+            inside.remove(uid)
+        return b"x"
+
+    threads = [threading.Thread(target=turns.run, args=(uid, lambda u=uid: work(u)))
+               for uid in (1000, 1000, 1000, 1001, 1002)]
+    for t in threads:
+        t.start()
+    from tests.realenv import wait_until
+    wait_until(lambda: len(inside) == 2, 20, "two lanes to fill")
+    gate.set()
+    for t in threads:
+        t.join(30)
+    assert peak == {"all": 2, "same": 1}
+    assert turns._per_uid == {}  # nothing kept for accounts that left
