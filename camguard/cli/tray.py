@@ -73,7 +73,6 @@ def cmd_tray(args: argparse.Namespace) -> int:
         ServiceActions,
         ServiceDecisions,
         ServiceFeed,
-        ServiceRuleFile,
         ServiceVerdicts,
         service_history,
     )
@@ -87,7 +86,7 @@ def cmd_tray(args: argparse.Namespace) -> int:
     options.decisions = ServiceDecisions(guard)  # answers to alerts, recorded there
     # The service enforces this account's rules on its processes: sent on every connect
     # and every save in the settings window (never read by root from this account's files).
-    rules = ServiceRuleFile(guard, tray_parts.rule_file().path)
+    rules = tray_parts.service_rule_file(guard)
     options.rule_file = rules
     # The service decides each usage and acts; the tray waits for its decision and asks
     # the person only when the service says "ask" (never acting on a rule a second time).
