@@ -89,6 +89,7 @@ def main() -> int:
     if not args.render:
         run("bench_detect.py")
         run("bench_tray.py")
+        run("origin.py")  # its own table: docs/benchmarks.md, "Where an app comes from"
     print(render())
     return 0
 

@@ -20,6 +20,10 @@ import pytest
 from tests import realenv
 
 REQUIRE_REAL = os.environ.get("CAMGUARD_REQUIRE_REAL") == "1"
+# A camguard service installed on the machine that runs the tests (/run/camguard) must not
+# answer the CLI and tray the tests start: by default they find no service. Tests of the
+# service give their own socket (--socket or this variable).
+os.environ["CAMGUARD_SOCKET"] = "/nonexistent/camguard-tests/no-service.sock"
 IS_ROOT = os.geteuid() == 0
 
 
@@ -162,10 +166,13 @@ HOLDER = textwrap.dedent("""
 class Holder:
     """A real child process that opens device nodes, holds them, and closes on request."""
 
-    def __init__(self, paths: Sequence[Path | str], argv0: str | None = None) -> None:
-        cmd = [sys.executable, "-c", HOLDER, *map(str, paths)]
+    def __init__(self, paths: Sequence[Path | str], argv0: str | None = None, *,
+                 exe: str | None = None) -> None:
+        # ``exe``: another Python binary to run it (a packaged one, a copy, a tampered one).
+        exe = exe or sys.executable
+        cmd = [exe, "-c", HOLDER, *map(str, paths)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, executable=sys.executable,
+                                     text=True, executable=exe,
                                      **({"process_group": 0} if argv0 is None else {}))
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

@@ -256,9 +256,10 @@ def _start_x_clients(xs: XSession, runtime: Path, display: str, bus: str, *, tra
         wait_until(lambda: _ok(["xdotool", "search", "--class", "trayer"],
                                {**os.environ, "DISPLAY": display}), 15, "the trayer window")
     if notifications:
-        # Bottom-right, away from the tray corner where camguard's own popup appears.
+        # dunst's own default place, the top right: the tray's corner under a top panel,
+        # where camguard's popup also goes (the end-to-end test checks they never overlap).
         conf = runtime / "dunstrc"
-        conf.write_text("[global]\norigin = bottom-right\noffset = 10x10\n")
+        conf.write_text("[global]\norigin = top-right\noffset = 10x50\n")
         xs.spawn("dunst", ["dunst", "-conf", str(conf)], env=xs.env)
         wait_until(lambda: _ok(
             ["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.Notifications",

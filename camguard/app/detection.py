@@ -31,6 +31,17 @@ class Detection:
         return merge(source.snapshot() for source in self.sources)
 
 
+def warm_origins() -> None:
+    """Read what origin lookups need (dpkg's database: ~0.1-0.5 s) on a background thread
+    now, so the first app's origin is not waiting for it (the tray and the service)."""
+    import threading
+
+    from camguard.platform import origin_resolver
+
+    threading.Thread(target=origin_resolver().warm, name="camguard-origin-warm",
+                     daemon=True).start()
+
+
 def build_detection(settings: DetectionSettings) -> Detection:
     describer = ProcessDescriber()
     return Detection(settings, create_sources(settings, describer), SystemClock(), describer)

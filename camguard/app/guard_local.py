@@ -41,7 +41,8 @@ from camguard.core.blocks import (
     BlockTarget,
     Outcome,
 )
-from camguard.core.models import MonitorEvent
+from camguard.core.models import MonitorEvent, ProcessRef, Usage, UsageEvent
+from camguard.core.origin import ExeOrigin
 from camguard.core.serialize import event_dict, rfc3339, state_dict
 from camguard.core.settings import DetectionSettings
 from camguard.core.text import json_safe, literal
@@ -113,13 +114,25 @@ class _LocalWatch:
                 continue
             if ev is None:
                 return
-            yield WatchItem(ev, event_dict(ev))
+            # Looked up here, on the reader's thread, never on the monitor's.
+            p = ev.usage.process if isinstance(ev, UsageEvent) else None
+            yield WatchItem(ev, event_dict(ev, None if p is None else _origin_of(p)))
 
     def close(self) -> None:
         if not self._stop.is_set():
             self._stop.set()
             self._events.put(None)
             self._monitor.stop()
+
+
+def _origin_of(process: ProcessRef) -> ExeOrigin | None:
+    from camguard.platform import origin_of  # lazily: only status and watch need it
+
+    return origin_of(process)
+
+
+def _usage_origin(usage: Usage) -> ExeOrigin | None:
+    return None if usage.process is None else _origin_of(usage.process)
 
 
 def _checked(answer: LockCheck) -> Reply:
@@ -149,7 +162,7 @@ class LocalGuard:
 
     def status(self) -> Status:
         state = with_since(with_live_history(build_detection(self._settings).look_once()))
-        return Status(state, state_dict(state))
+        return Status(state, state_dict(state, _usage_origin))
 
     def watch(self) -> Watching:
         return _LocalWatch(build_detection(self._settings).monitor())

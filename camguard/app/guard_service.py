@@ -42,6 +42,7 @@ from camguard.core.text import literal
 from camguard.platform import current
 from camguard.service import protocol as P
 from camguard.service.client import (
+    ConnectingTransport,
     ServiceClient,
     ServiceImpostor,
     ServiceUnavailable,
@@ -55,15 +56,21 @@ log = logging.getLogger(__name__)
 # -- choosing the side, once -----------------------------------------------------------------
 def service_client(path: Path | None = None, *, timeout: float = 60.0) -> ServiceClient:
     """A client of the service at ``path`` (None: the default socket) that tells who serves
-    it through this platform's transport (SO_PEERCRED on Linux)."""
-    return ServiceClient(path, peer=current().service_transport().peer_credentials,
-                         timeout=timeout)
+    it through this platform's transport (SO_PEERCRED on Linux; Windows' named pipe checks
+    its server itself)."""
+    transport = current().service_transport()
+    connect = transport.connect if isinstance(transport, ConnectingTransport) else None
+    return ServiceClient(path, peer=transport.peer_credentials, timeout=timeout,
+                         connect=connect)
 
 
 def open_guard(socket: Path | None, local: Callable[[], Guard]) -> Guard:
     """The service's Guard when one answers (``socket``, else the default socket), else
     ``local()``. A ``socket`` that does not answer is an error, not a silent fallback, and
     so is an impostor at the default socket."""
+    transport = current().service_transport()
+    # Windows: the named pipe, its server checked to be LocalSystem (platform/windows).
+    connect = transport.connect if isinstance(transport, ConnectingTransport) else None
     if socket is not None:
         client = service_client(socket)
         try:
@@ -73,9 +80,13 @@ def open_guard(socket: Path | None, local: Callable[[], Guard]) -> Guard:
         if hello.get("ok") is not True:
             raise GuardError(f"{socket} did not answer like a camguard service")
         return ServiceGuard(client)
-    path = default_socket()
-    if not path.exists():
-        return local()
+    if connect is not None:
+        override = os.environ.get("CAMGUARD_SOCKET")
+        path = Path(override) if override else transport.default_address()
+    else:
+        path = default_socket()
+        if not path.exists():
+            return local()
     client = service_client(path)
     try:
         if client.hello().get("ok") is True:

@@ -156,4 +156,6 @@ def open_event_log(clock: Clock, path: Path | None = None, *, syslog: str = "",
             problems.append(f"syslog disabled: {exc}")
     if stderr:
         outputs.append(StderrOutput())
-    return EventLog(clock, outputs), problems
+    from camguard.platform import origin_resolver  # lazily: not at the CLI's import time
+
+    return EventLog(clock, outputs, origins=origin_resolver()), problems

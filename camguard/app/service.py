@@ -21,22 +21,23 @@ from pathlib import Path
 from typing import Any
 
 from camguard import __version__
-from camguard.app.detection import build_detection
+from camguard.app.detection import build_detection, warm_origins
 from camguard.app.outputs import EventOutputs, service_outputs
 from camguard.app.service_parts import GatedKiller, SerialBlocks, ServiceRules
 from camguard.core.blocks import BlockManager, ProcessKiller
 from camguard.core.clock import Clock
-from camguard.core.models import MonitorEvent, UsageEvent
+from camguard.core.models import MonitorEvent, Usage, UsageEvent
+from camguard.core.origin import ExeOrigin
 from camguard.core.serialize import event_dict, rfc3339
 from camguard.core.settings import DetectionSettings
-from camguard.platform import current
+from camguard.platform import current, origin_of, origin_resolver
 from camguard.platform.clock import SystemClock, local_zone
 from camguard.platform.process import RunningBinary
 from camguard.service.accounts import AccountRules
 from camguard.service.api import ServiceApi
 from camguard.service.enforcement import Accounts, Enforcement
 from camguard.service.hub import EventHub, Outgoing
-from camguard.service.server import ServiceRunningError, ServiceServer
+from camguard.service.server import ListeningTransport, ServiceRunningError, ServiceServer
 from camguard.store import paths
 from camguard.store.blocks import JsonBlockStore
 from camguard.store.eventlog import EventLog
@@ -91,11 +92,12 @@ def run_service(options: ServiceOptions, settings: DetectionSettings, stop: Stop
     # (the monitor's, with a camera event) asks for it after this long, not the default
     # 5 ms (bench/service_abuse.py: camera events during a history flood).
     sys.setswitchinterval(0.001)
-    data = paths.private_dir(paths.service_data_dir())
-    state = paths.private_dir(paths.service_state_dir())
+    folders = current().system_paths()  # /var/lib/camguard; %ProgramData%\camguard\...
+    data = paths.private_dir(folders.service_data_dir())
+    state = paths.private_dir(folders.service_state_dir())
     with _only_service(data):
         _run(options, settings, stop, data=data, state=state,
-             config=paths.service_config_dir())
+             config=folders.service_config_dir())
 
 
 @contextlib.contextmanager
@@ -112,7 +114,9 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
     clock: Clock = SystemClock()
     # Binaries are hashed through each process's own link, never a path its owner chose.
     binary = RunningBinary()
-    history = HistoryStore(data / "history.sqlite3", clock, hasher=ExeHasher(source=binary))
+    history = HistoryStore(data / "history.sqlite3", clock, hasher=ExeHasher(source=binary),
+                           origin_of=origin_of)
+    warm_origins()
     if history.warning:
         log.warning("%s", history.warning)
     runlog = RunLog(history.db, clock, policy_path=o.policy_file)
@@ -124,21 +128,27 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
     lock = LockGuard(data / "lock.json", clock, base=o.lock_backoff)
     rules = ServiceRules(RuleFile(o.rules_file or config / RULES_FILE), policy)
     hub = EventHub()
+    transport = current().service_transport()
+    # Windows' named pipe brings its own listener and account numbers (platform/windows).
+    own = transport if isinstance(transport, ListeningTransport) else None
     # Each account's own rules, as its tray sends them (never read from its files).
     own_rules = AccountRules()
+    accounts = Accounts(own_rules, lambda: monitor.state, rules.users_may_block,
+                        **({"lookup": own.lookup} if own is not None else {}))
     enforcement = Enforcement(rules, killer, blocks, clock, hasher=ExeHasher(source=binary),
-                              decisions=history, publish=hub.publish, tz=local_zone(),
-                              accounts=Accounts(own_rules, lambda: monitor.state,
-                                                rules.users_may_block))
+                              origin_of=origin_of, decisions=history, publish=hub.publish,
+                              tz=local_zone(), accounts=accounts)
     api = ServiceApi(state=lambda: monitor.state, history=ServiceHistory(history),
                      killer=killer, blocks=blocks, lock=lock, enforcement=enforcement,
                      hub=hub, clock=clock, rules=rules.listing, version=__version__,
                      admin_group=o.admin_group, users_may_block=rules.users_may_block,
-                     sessions=history, accounts=own_rules)
-    transport = current().service_transport()
-    server = ServiceServer(o.socket or transport.default_address(), api,
-                           admin_group=o.admin_group, peer=transport.peer_credentials,
-                           max_clients=o.max_clients, per_uid=o.max_per_user)
+                     origin=_usage_origin, sessions=history, accounts=own_rules,
+                     **({"lookup": own.lookup} if own is not None else {}))
+    address = o.socket or transport.default_address()
+    server = ServiceServer(address, api, admin_group=o.admin_group,
+                           peer=transport.peer_credentials, max_clients=o.max_clients,
+                           per_uid=o.max_per_user,
+                           listen=own.listener if own is not None else None)
     serving = False
     try:
         start = runlog.begin(os.getpid())
@@ -206,9 +216,18 @@ def _announce(events: EventLog, start: StartReport, orphans: int) -> None:
                 version=__version__, camguard_pid=os.getpid(), service=True)
 
 
+def _usage_origin(usage: Usage) -> ExeOrigin | None:
+    p = usage.process
+    return None if p is None else origin_of(p)
+
+
 def _hub_sink(hub: EventHub) -> Any:
     def sink(ev: MonitorEvent) -> None:
-        hub.publish(Outgoing(event_dict(ev), ev.usage if isinstance(ev, UsageEvent) else None))
+        # The monitor's thread: only an origin known without reading the file.
+        p = ev.usage.process if isinstance(ev, UsageEvent) else None
+        origin = None if p is None else origin_resolver().cached(p.pid, p.exe)
+        hub.publish(Outgoing(event_dict(ev, origin),
+                             ev.usage if isinstance(ev, UsageEvent) else None))
 
     return sink
 

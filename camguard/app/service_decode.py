@@ -19,6 +19,7 @@ from camguard.core.models import (
     Usage,
     UsageEvent,
 )
+from camguard.core.origin import origin_from_dict
 from camguard.core.state import GuardState
 from camguard.store.history import SessionRecord
 from camguard.store.tamper import AuditRecord
@@ -78,7 +79,8 @@ def record_from_dict(d: Mapping[str, Any]) -> SessionRecord:
         start=timestamp(d.get("start")) or 0.0, end=timestamp(d.get("end")),
         duration=d.get("duration_s"),
         decision=d.get("decision"), decided_by=d.get("decided_by"), note=d.get("note") or "",
-        end_reason=d.get("end_reason"), via=d.get("via") or "")
+        end_reason=d.get("end_reason"), via=d.get("via") or "",
+        origin=origin_from_dict(d.get("origin")))
 
 
 def is_session(entry: Mapping[str, Any]) -> bool:

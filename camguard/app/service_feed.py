@@ -214,9 +214,9 @@ class ServiceActions:
         return self._call("kill", lambda: self._guard.kill(process.pid, process.create_time,
                                                            force=False))
 
-    def block_device(self, kind: DeviceKind) -> ActionResult:
+    def block_device(self, kind: DeviceKind, duration: float | None = None) -> ActionResult:
         return self._call("block", lambda: self._guard.block(
-            BlockTarget(kind.value), None, BlockOptions()))
+            BlockTarget(kind.value), duration, BlockOptions()))
 
     def unblock_device(self, kind: DeviceKind, password: str | None = None) -> ActionResult:
         # The tray asked for the password already (LockGate): it is the answer when the

@@ -35,7 +35,11 @@ def open_history(clock: Clock, path: Path | None = None) -> HistoryStore | None:
     """The user's history database (``path`` None: the data folder's), orphaned sessions of
     an earlier run closed; None when it cannot be opened (the tray runs without history)."""
     try:
-        store = HistoryStore(path or default_path(), clock)
+        from camguard.app.detection import warm_origins
+        from camguard.platform import origin_of
+
+        store = HistoryStore(path or default_path(), clock, origin_of=origin_of)
+        warm_origins()
     except Exception:
         # The store moves a damaged file aside by itself; this is for the unforeseen.
         log.exception("the history database cannot be opened; running without history")

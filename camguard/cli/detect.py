@@ -11,6 +11,7 @@ from camguard.app.guard import GuardError
 from camguard.cli import remote
 from camguard.cli.common import detection_settings
 from camguard.core.models import HealthEvent, MonitorEvent, Usage
+from camguard.core.origin import ExeOrigin, origin_from_dict, origin_line
 from camguard.core.serialize import device_dict, rfc3339
 from camguard.core.text import json_text, literal
 
@@ -43,6 +44,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     if not state.devices:
         print("no cameras or microphones found")
+    origins = _origins(answer.doc)
     for device in state.devices:
         label = f" ({literal(device.name, 80)})" if device.name else ""
         print(f"{device.kind.value:<10}  {literal(device.id, 200)}{label}")
@@ -50,7 +52,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         if not users:
             print("    idle")
         for usage in users:
-            print(f"    {_describe(usage)}")
+            origin = None if usage.process is None else origins.get(usage.process.pid)
+            print(f"    {_describe(usage)}" + (f"\n      {origin_line(origin)}" if origin
+                                               else ""))
     for d in state.degraded:
         print(f"degraded: {d.source}: {literal(d.reason, 300)}")
     return 0
@@ -99,6 +103,17 @@ def cmd_watch(args: argparse.Namespace) -> int:
     finally:
         watching.close()
     return 0
+
+
+def _origins(doc: Any) -> dict[int, ExeOrigin]:
+    """pid -> where its executable comes from, as the status answer says."""
+    out: dict[int, ExeOrigin] = {}
+    for device in doc.get("devices") or () if isinstance(doc, dict) else ():
+        for user in device.get("users") or () if isinstance(device, dict) else ():
+            origin = origin_from_dict(user.get("origin")) if isinstance(user, dict) else None
+            if origin is not None and isinstance(user.get("pid"), int):
+                out[user["pid"]] = origin
+    return out
 
 
 def _describe(usage: Usage) -> str:

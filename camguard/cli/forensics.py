@@ -1,6 +1,7 @@
 """``camguard forensics``: decode OS artifacts that record camera and microphone use, on any
-OS (no Qt, no OS modules). Today: ``windows-consent``, ``reg export`` files of the Windows
-ConsentStore, a known forensic artifact for incident responders.
+OS (no Qt, no OS modules): ``windows-consent``, ``reg export`` files of the Windows
+ConsentStore, a known forensic artifact for incident responders; ``macos-tcc`` and
+``macos-log`` (cli/forensics_macos.py), a Mac's permission databases and unified log.
 
 A file that is not a complete export (truncated, hostile, not a .reg) is reported on one
 line with its name and the line at fault, and contributes nothing; the other files are still
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from camguard.cli import forensics_macos
 from camguard.cli.common import EXIT_DONE, EXIT_FAILED
 from camguard.core.text import json_text, literal
 from camguard.platform import windows_consent_entries
@@ -42,6 +44,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    "text exactly as stored (the table doubles backslashes so that control "
                    "characters in hostile names show as \\xNN)")
     w.set_defaults(func=cmd_windows_consent)
+    forensics_macos.register(fsub, common)
 
 
 def read_bounded(path: Path) -> bytes:

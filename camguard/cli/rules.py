@@ -72,6 +72,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                         help="add a rule")
     app = q.add_mutually_exclusive_group()
     app.add_argument("--exe", metavar="PATH", help="this binary (its path and SHA-256)")
+    app.add_argument("--origin", metavar="KIND:NAME",
+                     help="any binary from this checked origin: deb:firefox-esr (a file of "
+                     "that Debian package whose md5sum still matches: holds across its "
+                     "updates), flatpak:APP_ID, snap:NAME, appimage:/path/App.AppImage")
     app.add_argument("--path", metavar="PATH",
                      help="any binary at PATH (or under it, when it ends in /)")
     app.add_argument("--name", metavar="NAME", help="processes with this name (weakest)")
@@ -230,6 +234,8 @@ def _app(args: argparse.Namespace) -> AppMatch:
                            "--sha256 HEX, or use --path to match any binary there",
                            EXIT_BAD_ARGS)
         return AppMatch(MatchBy.EXE, exe, digest)
+    if getattr(args, "origin", None):
+        return AppMatch(MatchBy.ORIGIN, args.origin)
     if args.path:
         return AppMatch(MatchBy.PATH, args.path)
     if args.name:
@@ -409,8 +415,11 @@ def cmd_mode(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     ctx = load_context(args)
     exe = os.path.abspath(args.exe) if args.exe else ""
+    origin = None
+    if exe:
+        origin = current().origin_resolver().origin(None, exe)
     facts = UsageFacts(DeviceKind(args.kind), exe, sha256_file(exe) if exe else None,
-                       args.name, args.user)
+                       args.name, args.user, origin=origin)
     d = decide(ctx.settings.rules, facts, ctx.settings.mode, SystemClock(), local_zone())
     if args.json:
         print(json_text(decision_dict(d), indent=2))

@@ -58,6 +58,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    "included (default: 8)")
     p.add_argument("--lock-backoff", type=_positive, default=1.0, metavar="SECONDS",
                    help="first wait after a wrong lock password; doubles, up to 5 minutes")
+    p.add_argument("--windows-service", action="store_true",
+                   help="started by Windows' Service Control Manager (the MSI registers "
+                   "the service with this)")
     p.set_defaults(func=cmd_service)
 
     p = sub.add_parser("lock", parents=[common], help="the parental lock: a password that "

@@ -12,10 +12,11 @@ from dataclasses import replace
 from camguard.app.service import ServiceError, ServiceOptions, Stop
 from camguard.app.service import run_service as run
 from camguard.cli.common import CliError, detection_settings
+from camguard.platform import host_system_service
 
 
 def run_service(args: argparse.Namespace) -> int:
-    if os.geteuid() != 0:
+    if hasattr(os, "geteuid") and os.geteuid() != 0:  # Windows: the SCM runs it as SYSTEM
         print("camguard: warning: the service is not running as root: it sees only its own "
               "account's processes and cannot block devices", file=sys.stderr)
     settings = replace(detection_settings(args), watch_sound_server=False)
@@ -29,10 +30,12 @@ def run_service(args: argparse.Namespace) -> int:
     def on_signal(signum: int, _frame: object) -> None:
         stop.request(f"stopped by {signal.Signals(signum).name}")
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    scm = bool(getattr(args, "windows_service", False))
+    if not scm:  # under the SCM, its stop and shutdown controls stop the service
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
     try:
-        run(options, settings, stop)
-    except ServiceError as exc:
+        host_system_service(lambda: run(options, settings, stop), stop.request, scm=scm)
+    except (ServiceError, OSError) as exc:
         raise CliError(str(exc)) from None
     return 0

@@ -17,7 +17,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from camguard import __version__
@@ -31,7 +31,7 @@ from camguard.core.settings import DetectionSettings
 from camguard.core.text import literal
 from camguard.platform.clock import SystemClock
 from camguard.store.policy import EffectiveSettings, ManagedPolicy, PolicyStatus
-from camguard.store.ui_settings import UiSettings, UiSettingsFile, settings_in_force
+from camguard.store.ui_settings import UiSettings, UiSettingsFile, settings_in_force, welcomed
 
 if TYPE_CHECKING:
     from camguard.selftest.report import SelftestReport
@@ -63,9 +63,10 @@ def cmd_tray(args: argparse.Namespace) -> int:
     policy = managed_policy(policy_reader(args))
     status = policy.load()
     ui_file = UiSettingsFile(settings_path(args))
-    ui, problems = startup_settings(ui_file, status)
+    ui, problems = startup_settings(ui_file, status,
+                                    parental=tray_parts.parental_lock().is_set())
     start = TrayStart(detection_settings(args, status), ui_file, ui, problems, policy, status,
-                      [sys.argv[0] if sys.argv else "camguard"])
+                      [sys.argv[0] if sys.argv else "camguard"], started_with(args))
     guard = remote.guard(args)
     if not isinstance(guard, ServiceGuard):
         return _standalone(args, start)
@@ -110,13 +111,22 @@ class TrayStart:
     policy: ManagedPolicy
     status: PolicyStatus
     argv: list[str]
+    # --camera-glob / --mic-glob given for this run (the settings window shows them).
+    started_with: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-def startup_settings(ui_file: UiSettingsFile, status: PolicyStatus
-                     ) -> tuple[UiSettings, list[str]]:
+def started_with(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:
+    given = {"camera_globs": getattr(args, "camera_glob", None),
+             "mic_globs": getattr(args, "mic_glob", None)}
+    return {name: tuple(value) for name, value in given.items() if value}
+
+
+def startup_settings(ui_file: UiSettingsFile, status: PolicyStatus, *,
+                     parental: bool = False) -> tuple[UiSettings, list[str]]:
     """The UI settings in force (the policy's locked values win) and every problem met:
-    a policy that cannot be read comes first."""
-    ui, problems = settings_in_force(ui_file, status.policy)
+    a policy that cannot be read comes first. ``parental``: a parental lock is set, so an
+    unanswered alert blocks unless someone chose otherwise."""
+    ui, problems = settings_in_force(ui_file, status.policy, parental=parental)
     if status.error:
         problems.insert(0, status.error)
     return ui, problems
@@ -133,12 +143,16 @@ def tray_options(start: TrayStart) -> TrayOptions:
     autostart = None if isinstance(entry, NullAutostart) else entry
     return TrayOptions(settings_file=start.ui_file, ui=start.ui,
                        problems=tuple(start.problems), policy=start.policy.load,
+                       started_with=dict(start.started_with),
+                       first_run=None if welcomed(start.ui_file.path.parent)
+                       else start.ui_file.path.parent,
                        rule_file=tray_parts.rule_file(), autostart=autostart,
                        selftest=selftest_runner(start.settings),
                        lock=tray_parts.parental_lock())
 
 
 def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
+    from camguard.platform import origin_of
     from camguard.platform.clock import local_zone
     from camguard.ui.judge import RuleJudge
     from camguard.ui.shell import run_tray
@@ -153,7 +167,7 @@ def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
     rules = options.rule_file or tray_parts.rule_file()
     options.rules = RuleJudge(rules, start.policy.load, clock,
                               settings_path=start.ui_file.path, tz=local_zone(),
-                              events=outputs.log)
+                              events=outputs.log, origin_of=origin_of)
     options.on_start = lambda: _started(outputs, start.status)
     options.on_stop = outputs.stop
     mic = mic_control()

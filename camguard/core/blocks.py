@@ -153,6 +153,11 @@ class StepKind(enum.StrEnum):
     # Without privileges: camguard ends this account's processes that open the device while
     # the block lasts (target: the uid). Nothing at the OS level to undo.
     USER_GUARD = "user-guard"
+    # A step in the vocabulary of the platform that made it (a Windows registry value, a
+    # disabled device): ``target`` names it, prefixed by that platform's step name (e.g.
+    # ``windows-registry:HKCU\\...\\Value``); ``data`` holds what its undo needs. Only that
+    # platform's enforcer reads it.
+    PLATFORM = "platform"
 
 
 @dataclass(frozen=True, slots=True)

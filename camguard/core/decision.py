@@ -2,7 +2,8 @@
 
 Which rule wins:
 
-1. specificity, compared field by field: the app (exe path + SHA-256 > exact path > folder
+1. specificity, compared field by field: the app (exe path + SHA-256 = a checked origin,
+   such as a Debian package whose md5sum still matches, > exact path > folder
    > process name > any app), then the user (named > any), then the device kind (named >
    any), then the time window (windowed > always);
 2. severity at equal specificity: block-device > kill > ask > allow (deny beats allow);
@@ -30,6 +31,7 @@ from typing import Protocol
 
 from camguard.core.clock import Clock
 from camguard.core.models import DeviceKind, ProcessRef, Usage
+from camguard.core.origin import ExeOrigin
 from camguard.core.rules import AppMatch, Duration, MatchBy, Mode, Origin, Rule, Verdict
 from camguard.core.text import literal
 
@@ -49,13 +51,15 @@ class UsageFacts:
     name: str = ""
     user: str = ""
     pid: int | None = None
+    origin: ExeOrigin | None = None  # where the binary comes from; None: unknown
 
     @classmethod
-    def from_usage(cls, usage: Usage, sha256: str | None = None) -> UsageFacts:
+    def from_usage(cls, usage: Usage, sha256: str | None = None,
+                   origin: ExeOrigin | None = None) -> UsageFacts:
         p = usage.process
         if p is None:  # a process camguard cannot see: only "any app" rules can match it
             return cls(usage.device.kind)
-        return cls(usage.device.kind, p.exe, sha256, p.name, p.user, p.pid)
+        return cls(usage.device.kind, p.exe, sha256, p.name, p.user, p.pid, origin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,9 @@ def _app_matches(app: AppMatch, facts: UsageFacts) -> bool:
         return True
     if app.by is MatchBy.NAME:
         return bool(facts.name) and facts.name == app.value
+    if app.by is MatchBy.ORIGIN:
+        o = facts.origin
+        return o is not None and o.key == app.value and o.trusted
     if not facts.exe:
         return False
     if app.by is MatchBy.PATH:
@@ -89,7 +96,22 @@ def matches(rule: Rule, facts: UsageFacts, weekday: int, minute: int) -> bool:
             and _app_matches(rule.app, facts))
 
 
+def _origin_miss(rule: Rule, facts: UsageFacts) -> str | None:
+    named, now = rule.app.origin, facts.origin
+    if named is None or now is None:
+        return None
+    if now.key == named.key:
+        problem = now.problem()
+        return None if problem is None else f"rule '{rule.name}' not applied: {problem}"
+    if now.name.rpartition("/")[2] == named.name and now.kind is not named.kind:
+        return (f"rule '{rule.name}' not applied: this {literal(named.name, 200)} comes from "
+                f"the {now.describe()}, not the {named.describe()} the rule trusts")
+    return None
+
+
 def _near_miss(rule: Rule, facts: UsageFacts) -> str | None:
+    if rule.app.by is MatchBy.ORIGIN:
+        return _origin_miss(rule, facts)
     if rule.app.by is not MatchBy.EXE or facts.exe != rule.app.value:
         return None
     if facts.sha256 is None:
@@ -228,13 +250,15 @@ class RuleSource(Protocol):
 
 
 Hasher = Callable[[ProcessRef], "str | None"]
+OriginOf = Callable[[ProcessRef], "ExeOrigin | None"]
 
 
 def evaluate(source: RuleSource, usage: Usage, clock: Clock, tz: _dt.tzinfo,
-             hasher: Hasher | None = None, *, account: Sequence[Rule] = ()) -> Decision:
+             hasher: Hasher | None = None, *, origin_of: OriginOf | None = None,
+             account: Sequence[Rule] = ()) -> Decision:
     """Decide one usage from the rules in force now; a "once" rule that decides is spent.
     The binary is hashed only when a rule names one (hashing a browser takes most of a
-    second).
+    second), and its origin looked up only when a rule names an origin.
 
     ``account``: the rules of the account whose process this is, kept apart from
     ``source`` (the service: its rules are the administrator's, an account's are pushed by
@@ -242,10 +266,14 @@ def evaluate(source: RuleSource, usage: Usage, clock: Clock, tz: _dt.tzinfo,
     rules, mode = source.current()
     p = usage.process
     sha = None
+    origin = None
     if p is not None and hasher is not None and p.exe.startswith("/") \
             and any(r.app.by is MatchBy.EXE for r in (*rules, *account)):
         sha = hasher(p)
-    facts = UsageFacts.from_usage(usage, sha)
+    if p is not None and origin_of is not None and p.exe.startswith("/") \
+            and any(r.app.by is MatchBy.ORIGIN for r in (*rules, *account)):
+        origin = origin_of(p)
+    facts = UsageFacts.from_usage(usage, sha, origin)
     decision = decide(rules, facts, mode, clock, tz)
     if decision.rule is not None and decision.rule.duration is Duration.ONCE:
         source.spend(decision.rule)

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from camguard.core.models import DeviceKind
+from camguard.core.origin import ExeOrigin, parse_origin_key
 from camguard.core.text import literal
 
 
@@ -55,6 +56,9 @@ class Mode(enum.StrEnum):
 
 class MatchBy(enum.StrEnum):
     EXE = "exe"  # one binary: its path and its SHA-256
+    # Where the binary comes from, checked: "deb:firefox-esr" (a file dpkg installed whose
+    # md5sum still matches), "flatpak:org.telegram.desktop", "snap:zoom-client".
+    ORIGIN = "origin"
     PATH = "path"  # any binary at this path (or under this folder, when it ends in '/')
     NAME = "name"  # the process name (chosen by the process itself: the weakest match)
     ANY = "any"
@@ -88,6 +92,11 @@ class AppMatch:
             return
         if not self.value or len(self.value) > MAX_TEXT or "\x00" in self.value:
             raise RuleError(f"empty or overlong {self.by.value} to match")
+        if self.by is MatchBy.ORIGIN:
+            try:
+                parse_origin_key(self.value)
+            except ValueError as exc:
+                raise RuleError(str(exc)) from None
         if self.by in (MatchBy.EXE, MatchBy.PATH) and not is_absolute(self.value):
             raise RuleError(f"not an absolute path: {literal(self.value, 200)}")
         if self.by is MatchBy.EXE:
@@ -100,13 +109,25 @@ class AppMatch:
     def rank(self) -> int:
         if self.by is MatchBy.PATH:
             return 2 if self.value.endswith(("/", "\\")) else 3
-        return {MatchBy.EXE: 4, MatchBy.NAME: 1, MatchBy.ANY: 0}[self.by]
+        # An origin is as specific as one binary: both are checked against a record.
+        return {MatchBy.EXE: 4, MatchBy.ORIGIN: 4, MatchBy.NAME: 1, MatchBy.ANY: 0}[self.by]
+
+    @property
+    def origin(self) -> ExeOrigin | None:
+        """The origin an ORIGIN match names (None for the other matches)."""
+        if self.by is not MatchBy.ORIGIN:
+            return None
+        kind, name = parse_origin_key(self.value)
+        return ExeOrigin(kind, name)
 
     def describe(self) -> str:
         if self.by is MatchBy.ANY:
             return "any app"
         if self.by is MatchBy.EXE:
             return f"{literal(self.value, 200)} (sha256 {(self.sha256 or '')[:12]}…)"
+        if self.by is MatchBy.ORIGIN:
+            origin = self.origin
+            return f"the {origin.describe()}" if origin else literal(self.value, 200)
         if self.by is MatchBy.PATH:
             where = "under" if self.rank == 2 else "at"
             return f"any binary {where} {literal(self.value, 200)}"

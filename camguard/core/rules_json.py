@@ -27,6 +27,8 @@ def rule_to_json(rule: Rule) -> dict[str, Any]:
     app: dict[str, Any] = {"match": rule.app.by.value}
     if rule.app.by is MatchBy.NAME:
         app["name"] = json_safe(rule.app.value)
+    elif rule.app.by is MatchBy.ORIGIN:
+        app["origin"] = json_safe(rule.app.value)
     elif rule.app.by is not MatchBy.ANY:
         app["path"] = json_safe(rule.app.value)
     if rule.app.sha256 is not None:
@@ -47,7 +49,7 @@ def rule_to_json(rule: Rule) -> dict[str, Any]:
 _RULE_KEYS = frozenset({"id", "label", "verdict", "app", "device", "user", "window", "duration",
                         "created_at"})
 _APP_KEYS = {MatchBy.ANY: set(), MatchBy.EXE: {"path", "sha256"}, MatchBy.PATH: {"path"},
-             MatchBy.NAME: {"name"}}
+             MatchBy.NAME: {"name"}, MatchBy.ORIGIN: {"origin"}}
 
 
 def rule_from_json(obj: Any, origin: Origin = Origin.USER) -> Rule:
@@ -69,11 +71,12 @@ def rule_from_json(obj: Any, origin: Origin = Origin.USER) -> Rule:
         by = MatchBy(str(app_doc.get("match")))
     except ValueError:
         raise RuleError(f"unknown app match {literal(str(app_doc.get('match')), 40)!r} "
-                        "(use exe, path, name or any)") from None
+                        "(use exe, origin, path, name or any)") from None
     extra = set(app_doc) - {"match"} - _APP_KEYS[by]
     if extra:
         raise RuleError(f"app match {by.value!r} takes no {', '.join(sorted(extra))}")
-    value = _opt_str(app_doc, "name" if by is MatchBy.NAME else "path") or ""
+    field = {MatchBy.NAME: "name", MatchBy.ORIGIN: "origin"}.get(by, "path")
+    value = _opt_str(app_doc, field) or ""
     sha = _opt_str(app_doc, "sha256")
     app = AppMatch(by, value, sha.lower() if sha else None)
     created = obj.get("created_at", None)

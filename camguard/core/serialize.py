@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable
 from typing import Any
 
 from camguard.core.models import Degraded, Device, HealthEvent, MonitorEvent, ProcessRef, Usage
+from camguard.core.origin import ExeOrigin, origin_dict
 from camguard.core.state import GuardState
 from camguard.core.text import json_safe
 
@@ -38,11 +40,17 @@ def process_dict(p: ProcessRef | None) -> dict[str, Any]:
     }
 
 
-def user_dict(u: Usage, since: float | None) -> dict[str, Any]:
+# Where a usage's executable comes from (None: unknown, or not looked up).
+OriginFor = Callable[[Usage], "ExeOrigin | None"]
+
+
+def user_dict(u: Usage, since: float | None, origin: ExeOrigin | None = None
+              ) -> dict[str, Any]:
     out = process_dict(u.process)
     out["since"] = rfc3339(since)
     out["via"] = u.via
     out["note"] = json_safe(u.note) if u.note else None
+    out["origin"] = origin_dict(origin)
     return out
 
 
@@ -50,16 +58,18 @@ def degraded_dict(d: Degraded) -> dict[str, Any]:
     return {"source": d.source, "reason": json_safe(d.reason)}
 
 
-def state_dict(state: GuardState) -> dict[str, Any]:
+def state_dict(state: GuardState, origin: OriginFor | None = None) -> dict[str, Any]:
     devices = []
     for d in state.devices:
         entry = device_dict(d)
-        entry["users"] = [user_dict(u, state.first_seen.get(u.key)) for u in state.users_of(d)]
+        entry["users"] = [user_dict(u, state.first_seen.get(u.key),
+                                    None if origin is None else origin(u))
+                          for u in state.users_of(d)]
         devices.append(entry)
     return {"devices": devices, "degraded": [degraded_dict(d) for d in state.degraded]}
 
 
-def event_dict(ev: MonitorEvent) -> dict[str, Any]:
+def event_dict(ev: MonitorEvent, origin: ExeOrigin | None = None) -> dict[str, Any]:
     if isinstance(ev, HealthEvent):
         return {
             "event": "degraded" if ev.degraded else "recovered",
@@ -78,6 +88,7 @@ def event_dict(ev: MonitorEvent) -> dict[str, Any]:
     out.update(process_dict(u.process))
     out["via"] = u.via
     out["note"] = json_safe(u.note) if u.note else None
+    out["origin"] = origin_dict(origin)
     if ev.since is not None:
         out["since"] = rfc3339(ev.since)
         out["duration_s"] = round(max(0.0, ev.at - ev.since), 3)

@@ -19,6 +19,15 @@ from camguard.platform.base import Platform, UsageSource
 from camguard.platform.process import ProcessDescriber
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from pathlib import Path
+
+    from camguard.core.models import ProcessRef
+    from camguard.core.origin import ExeOrigin
+    from camguard.platform.base import OriginResolver
+    from camguard.platform.macos.forensics import LogReport
+    from camguard.platform.macos.tcc import TccEntry
+    from camguard.platform.signer import Signer
     from camguard.platform.windows.consent import ConsentEntry
 
 
@@ -42,6 +51,19 @@ def current() -> Platform:
     return NullPlatform(sys.platform)
 
 
+@functools.cache
+def origin_resolver() -> OriginResolver:
+    """This process's one origin resolver (it caches dpkg's database and every file it
+    examined), from the platform of this OS."""
+    return current().origin_resolver()
+
+
+def origin_of(process: ProcessRef) -> ExeOrigin | None:
+    """Where ``process``'s executable comes from (core.decision.OriginOf): blocking on the
+    first look at a file (it reads it whole), so off the event path."""
+    return origin_resolver().origin(process.pid, process.exe)
+
+
 def create_sources(settings: DetectionSettings, describer: ProcessDescriber | None = None
                    ) -> list[UsageSource]:
     """The usage sources for this OS (an empty list where camguard has no backend yet)."""
@@ -56,3 +78,62 @@ def windows_consent_entries(raw: bytes, warnings: list[str] | None = None
     from camguard.platform.windows.consent import entries_from_export
 
     return entries_from_export(raw, warnings)
+
+
+def macos_tcc_entries(path: Path) -> list[TccEntry]:
+    """The camera, microphone and screen-recording answers of a macOS TCC.db, on any OS
+    (read-only SQLite, for ``camguard forensics``). Raises OSError saying why a file cannot
+    be read as one (locked, corrupt, another schema)."""
+    from camguard.platform.macos.tcc import read_tcc
+
+    return read_tcc(path)
+
+
+def macos_log_sessions(lines: Iterable[str | bytes], version: str | None = None) -> LogReport:
+    """The camera and microphone sessions a saved ``log show --style ndjson`` capture
+    attributes, on any OS. ``version``: the macOS that wrote it ("14.5"; None: every known
+    pattern). Raises ValueError for a version that is not one or has no known format."""
+    from camguard.platform.macos.forensics import log_sessions
+    from camguard.platform.macos.logparse import parse_version
+
+    parsed = None
+    if version is not None:
+        parsed = parse_version(version)
+        if parsed is None:
+            raise ValueError(f"not a macOS version: {version!r} (say 14.5)")
+    return log_sessions(lines, parsed)
+
+
+def host_system_service(run: Callable[[], None], request_stop: Callable[[str], None], *,
+                        scm: bool) -> None:
+    """Run the system service: ``run()`` here, or, with ``scm`` (``camguard service
+    --windows-service``, as the MSI registers it), under Windows' Service Control Manager,
+    whose stop and shutdown controls call ``request_stop(reason)``. Raises OSError when
+    ``scm`` is asked for where there is none, or pywin32 is missing."""
+    if not scm:
+        run()
+        return
+    if sys.platform != "win32":
+        raise OSError("--windows-service is for Windows' Service Control Manager only")
+    from camguard.platform.windows.winservice import host
+
+    try:
+        host(run, request_stop)
+    except ImportError as exc:
+        raise OSError(f"the Windows service needs pywin32: {exc}") from None
+
+
+def code_signer() -> Callable[[str], Signer | None] | None:
+    """Who signed an executable, on this OS: the macOS Team ID (Security.framework, else
+    codesign) or the Windows Authenticode signer; None where camguard reads no signatures
+    (Linux names packages instead). The call runs the OS's check (up to seconds the first
+    time on Windows): cache by file identity, off the event path."""
+    if sys.platform == "darwin":
+        from camguard.platform.macos.signer import load_signer
+
+        return load_signer().signer
+    if sys.platform == "win32":
+        from camguard.platform.windows.signer import AuthenticodeSigner
+
+        return AuthenticodeSigner().signer
+    return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -17,6 +17,7 @@ from camguard.core.blocks import ActionResult, Enforcer
 # name it as one of the façade's capabilities, from here.
 from camguard.core.blocks import ProcessKiller as ProcessKiller  # noqa: PLC0414
 from camguard.core.models import SourceSnapshot
+from camguard.core.origin import ExeOrigin
 from camguard.core.text import literal
 
 if TYPE_CHECKING:
@@ -83,58 +84,15 @@ class AutostartEntry(Protocol):
     def set(self, enabled: bool) -> None: ...
 
 
-class NotificationEvents(Protocol):
-    """What a notification channel reports, from its own thread (the tray turns each into
-    a Qt signal: camguard.ui.notifications). ``key`` is the caller's name for one."""
-
-    def ready(self, ok: bool, why: str) -> None:
-        """Whether notifications can be shown (False: every one goes some other way)."""
-        ...
-
-    def sent(self, key: int, nid: int) -> None: ...
-
-    def failed(self, key: int) -> None:
-        """This one could not be shown: show it some other way."""
-        ...
-
-    def action(self, key: int, action: str) -> None:
-        """The person chose one of its actions ("default": clicked the body)."""
-        ...
-
-
-@runtime_checkable
-class NotificationChannel(Protocol):
-    """Sends desktop notifications with actions. The caller's thread only queues."""
-
-    capabilities: tuple[str, ...]
-    unique_name: str  # this connection's name where the channel has one (D-Bus)
-
-    def start(self) -> None: ...
-
-    def send(self, key: int, summary: str, lines: Sequence[str],
-             actions: Sequence[tuple[str, str]]) -> None:
-        """``lines``: plain text (the channel escapes what its daemon reads as markup);
-        ``actions``: (name, label) pairs."""
-        ...
-
-    def withdraw(self, key: int) -> None: ...
-
-    def stop(self, timeout: float = 3.0) -> None: ...
-
-
 @runtime_checkable
 class Notifications(Protocol):
-    """Where desktop notifications go, and the channel that sends them. A platform without
-    them hands out a channel that says so at once (every notification then takes the
-    tray's own balloon)."""
+    """Where desktop notifications go. Today a description only: the tray sends them
+    (camguard.ui.notifications, Qt and D-Bus) until they move behind the platform."""
 
     @property
     def available(self) -> bool: ...
 
     def describe(self) -> str: ...
-
-    def channel(self, events: NotificationEvents, *, bus: str = "SESSION", icon: str = "",
-                expire_ms: int = -1) -> NotificationChannel: ...
 
 
 @runtime_checkable
@@ -166,6 +124,27 @@ class SystemPaths(Protocol):
 class DeviceEnforcer(Enforcer, Protocol):
     """core.blocks.Enforcer, checkable at run time: switches cameras (device level) and
     microphones off and on again."""
+
+
+@runtime_checkable
+class OriginResolver(Protocol):
+    """Where an executable comes from (core.origin.ExeOrigin): on Linux a Debian package
+    (checked against dpkg's md5sum), a Flatpak, Snap or AppImage, else a local file with its
+    SHA-256; room for a Windows signer or a macOS Team ID. Any thread; never raises.
+
+    :meth:`origin` may read the whole file the first time (md5 or SHA-256: most of a second
+    for a 200 MB browser), so it runs off the event path; results are cached by the file's
+    identity. :meth:`cached` answers only what costs no file read (None otherwise), for
+    callers on the event path."""
+
+    def origin(self, pid: int | None, exe: str) -> ExeOrigin | None: ...
+
+    def cached(self, pid: int | None, exe: str) -> ExeOrigin | None: ...
+
+    def warm(self) -> None:
+        """Read what lookups need (dpkg's database) now, e.g. on a background thread at
+        start, rather than at the first lookup."""
+        ...
 
 
 # -- what the selftest asks the OS directly ---------------------------------------------------
@@ -241,3 +220,7 @@ class Platform(Protocol):
     def system_paths(self) -> SystemPaths: ...
 
     def probes(self) -> Probes: ...
+
+    def origin_resolver(self) -> OriginResolver:
+        """Where executables come from (keep one: it caches)."""
+        ...

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from camguard.core.blocks import ActionResult, Applied, BlockOptions, Outcome, UndoStep
 from camguard.core.models import DeviceKind
+from camguard.core.origin import ExeOrigin
 from camguard.platform.base import (
     AutostartEntry,
     DeviceEnforcer,
     MicSwitch,
-    NotificationChannel,
-    NotificationEvents,
     Notifications,
+    OriginResolver,
     PolicySource,
     Probes,
     ProcessKiller,
@@ -103,36 +103,6 @@ class NullNotifications:
     def describe(self) -> str:
         return self.reason
 
-    def channel(self, events: NotificationEvents, *, bus: str = "SESSION", icon: str = "",
-                expire_ms: int = -1) -> NotificationChannel:
-        return NullChannel(events, self.reason)
-
-
-class NullChannel:
-    """No notifications here: says so when started, and hands every one back at once."""
-
-    def __init__(self, events: NotificationEvents, reason: str) -> None:
-        self._events = events
-        self.reason = reason
-        self.capabilities: tuple[str, ...] = ()
-        self.unique_name = ""
-        self._stopped = False
-
-    def start(self) -> None:
-        if not self._stopped:
-            self._events.ready(False, self.reason)
-
-    def send(self, key: int, summary: str, lines: Sequence[str],
-             actions: Sequence[tuple[str, str]]) -> None:
-        if not self._stopped:
-            self._events.failed(key)
-
-    def withdraw(self, key: int) -> None:
-        pass
-
-    def stop(self, timeout: float = 3.0) -> None:
-        self._stopped = True
-
 
 @dataclass(frozen=True)
 class NullServiceTransport:
@@ -174,6 +144,23 @@ class NullProbes:
 
     def sound_server_facts(self, server: str | None = None) -> ServerFacts:
         return ServerFacts(False, self.reason)
+
+
+@dataclass(frozen=True)
+class NullOriginResolver:
+    """No way to tell where an executable comes from here: every origin is unknown (None),
+    so origin rules never match and exe rules (path plus SHA-256) still do."""
+
+    reason: str
+
+    def origin(self, pid: int | None, exe: str) -> ExeOrigin | None:
+        return None
+
+    def cached(self, pid: int | None, exe: str) -> ExeOrigin | None:
+        return None
+
+    def warm(self) -> None:
+        return None
 
 
 class NullPlatform:
@@ -227,3 +214,6 @@ class NullPlatform:
 
     def probes(self) -> Probes:
         return NullProbes(f"looking at the OS directly: {self.reason}")
+
+    def origin_resolver(self) -> OriginResolver:
+        return NullOriginResolver(f"where an app comes from: {self.reason}")

@@ -23,7 +23,7 @@ from camguard.core.blocks import (
 from camguard.core.clock import Clock
 from camguard.core.decision import Choice, DecidedBy
 from camguard.core.models import DeviceKind
-from camguard.core.serialize import rfc3339, state_dict
+from camguard.core.serialize import OriginFor, rfc3339, state_dict
 from camguard.core.state import GuardState, UsageKey
 from camguard.core.text import json_safe
 from camguard.service import protocol as P
@@ -98,6 +98,7 @@ class ServiceApi:
                  version: str = "", admin_group: str = "",
                  lookup: Lookup = lookup_process,
                  users_may_block: Callable[[], bool] = lambda: True,
+                 origin: OriginFor | None = None,
                  sessions: SessionBook | None = None,
                  accounts: AccountRules | None = None) -> None:
         self._state = state
@@ -113,6 +114,7 @@ class ServiceApi:
         self._admin_group = admin_group
         self._lookup = lookup
         self._users_may_block = users_may_block
+        self._origin = origin  # where each user's executable comes from (status)
         self._sessions = sessions
         self._accounts = accounts
         self._ops: dict[str, Callable[[Caller, P.Request], dict[str, Any]]] = {
@@ -154,7 +156,7 @@ class ServiceApi:
         state = visible_state(caller, self._state())
         paused, until = self._enforcement.paused()
         blocks, _problems = self._blocks.active()
-        return P.ok(**state_dict(state), paused=paused, paused_until=rfc3339(until),
+        return P.ok(**state_dict(state, self._origin), paused=paused, paused_until=rfc3339(until),
                     blocked=[b.kind.value for b in blocks], lock=self._lock.is_set(),
                     caller=caller.to_dict())
 

@@ -20,9 +20,9 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from camguard.service import protocol as P
 from camguard.service.authorization import PeerCredentials
@@ -144,19 +144,41 @@ class Watch:
         self.close()
 
 
+# A platform's own way to reach the service (Windows' named pipe): a connected, socket-like
+# object (sendall, recv, settimeout, shutdown, close) whose server it has checked, as
+# check_server does for the socket; ServiceUnavailable (or ServiceImpostor) when it cannot.
+Connect = Callable[[Path, float | None], Any]
+
+
+@runtime_checkable
+class ConnectingTransport(Protocol):
+    """A platform transport with its own way to reach the service (Windows' named pipe)."""
+
+    def default_address(self) -> Path: ...
+
+    def connect(self, address: Path, timeout: float | None) -> Any: ...
+
+
 class ServiceClient:
     """Talks to the service at ``path`` (see the module's note on whom it trusts)."""
 
-    def __init__(self, path: Path | None = None, *, peer: PeerCredentials,
-                 timeout: float = 60.0) -> None:
-        """``peer``: how the platform's transport tells who serves a socket
-        (app/guard_service.service_client passes it)."""
+    def __init__(self, path: Path | None = None, *, peer: PeerCredentials | None = None,
+                 timeout: float = 60.0, connect: Connect | None = None) -> None:
+        """``peer``: how the platform's transport tells who serves a socket; ``connect``:
+        the platform's own way to reach the service instead (Windows' named pipe, whose
+        server it checks itself). app/guard_service.service_client passes both."""
         self.path = path if path is not None else default_socket()
         self.peer = peer
         self.timeout = timeout
+        self._platform_connect = connect
 
     # -- plumbing ----------------------------------------------------------------------------
     def _connect(self, timeout: float | None) -> socket.socket:
+        if self._platform_connect is not None:
+            conn: socket.socket = self._platform_connect(self.path, timeout)
+            return conn
+        if self.peer is None:  # never a socket whose server nobody checked
+            raise ServiceUnavailable(f"cannot tell who serves {self.path} on this platform")
         sock = self._connect_when_room(timeout)
         try:
             check_server(self.path, sock, self.peer)

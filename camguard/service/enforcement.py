@@ -34,6 +34,7 @@ from camguard.core.clock import Clock
 from camguard.core.decision import (
     Decision,
     Hasher,
+    OriginOf,
     RuleSource,
     choice_of,
     decided_by,
@@ -121,6 +122,7 @@ class Enforcement:
 
     def __init__(self, rules: RuleSource, killer: ProcessKiller, blocker: DeviceBlocker,
                  clock: Clock, *, hasher: Hasher | None = None,
+                 origin_of: OriginOf | None = None,
                  decisions: DecisionLog | None = None,
                  publish: Callable[[Outgoing], None] | None = None,
                  tz: _dt.tzinfo | None = None, accounts: Accounts | None = None) -> None:
@@ -130,6 +132,7 @@ class Enforcement:
         self._blocker = blocker
         self._clock = clock
         self._hasher = hasher
+        self._origin_of = origin_of
         self._decisions = decisions
         self._publish = publish
         self._tz = tz if tz is not None else SystemLocalTime()
@@ -217,7 +220,7 @@ class Enforcement:
             return None
         owner, own = self._own_rules(usage)
         decision = evaluate(self._rules, usage, self._clock, self._tz, self._hasher,
-                            account=own)
+                            origin_of=self._origin_of, account=own)
         if session is None and self._decisions is not None:
             # Before acting: once the process is ended, the history forgets the session.
             session = self._decisions.session_for(usage.key)

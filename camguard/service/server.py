@@ -21,11 +21,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from camguard.service import protocol as P
 from camguard.service.api import ServiceApi
-from camguard.service.authorization import Caller, PeerCredentials, identify
+from camguard.service.authorization import Caller, PeerCredentials, Target, identify
 from camguard.service.quota import (
     DEFAULT_ADMIN_RESERVE,
     DEFAULT_MAX_CLIENTS,
@@ -46,6 +46,32 @@ _POLL = 0.25
 _HEAVY = frozenset({"history"})
 
 
+class Listener(Protocol):
+    """Where clients connect (the Unix socket here; a platform may bring its own, such as
+    Windows' named pipe). ``accept`` waits about ``_POLL`` s and gives the connection with
+    its kernel-given caller, or None when none came or the caller could not be told (the
+    connection is then closed); OSError when accepting failed. A connection has ``recv``,
+    ``sendall``, ``settimeout``, ``shutdown`` and ``close`` like a socket, and may have
+    ``peer_gone()`` where select() does not work on it."""
+
+    def accept(self) -> tuple[Any, Caller] | None: ...
+
+    def close(self) -> None: ...
+
+
+Listen = Callable[[Path, str], Listener]
+
+
+@runtime_checkable
+class ListeningTransport(Protocol):
+    """A platform transport that brings its own listener (Windows' named pipe) and its own
+    way to tell whose a process is (authorization.lookup_process reads Unix uids)."""
+
+    def listener(self, address: Path, admin_group: str) -> Listener: ...
+
+    def lookup(self, pid: int) -> Target | None: ...
+
+
 class ServiceRunningError(RuntimeError):
     """Another service already answers on the socket path."""
 
@@ -57,14 +83,23 @@ class _Gone(Exception):
 class ServiceServer:
     """Listens on ``path``; :meth:`start` returns once it accepts, :meth:`stop` ends all."""
 
-    def __init__(self, path: Path, api: ServiceApi, *, admin_group: str, peer: PeerCredentials,
+    def __init__(self, path: Path, api: ServiceApi, *, admin_group: str,
+                 peer: PeerCredentials | None = None,
                  max_clients: int = DEFAULT_MAX_CLIENTS, per_uid: int = DEFAULT_PER_UID,
                  admin_reserve: int = DEFAULT_ADMIN_RESERVE, max_line: int = P.MAX_LINE,
-                 idle_timeout: float = IDLE_TIMEOUT, send_timeout: float = SEND_TIMEOUT) -> None:
+                 idle_timeout: float = IDLE_TIMEOUT, send_timeout: float = SEND_TIMEOUT,
+                 listen: Listen | None = None) -> None:
         self.path = path
+        # The Unix socket names each caller through the platform transport's ``peer``
+        # (app/service.py hands it in); a platform's own listener names them itself.
+        if listen is None:
+            if peer is None:
+                raise ValueError("a Unix socket server needs the transport's peer identity")
+            unix_peer = peer
+            listen = lambda at, group: UnixListener(at, group, unix_peer)  # noqa: E731
+        self._listen: Listen = listen
         self._api = api
         self._admin_group = admin_group
-        self._peer = peer  # the platform transport's kernel-given identity
         self._quotas = Quotas(max_clients, per_uid=per_uid, admin_reserve=admin_reserve)
         self._turns = Turns()
         self._refusals = RefusalLog(time.monotonic)
@@ -72,14 +107,14 @@ class ServiceServer:
         self._idle = idle_timeout
         self._send_timeout = send_timeout
         self._stopping = threading.Event()
-        self._listener: socket.socket | None = None
+        self._listener: Listener | None = None
         self._thread: threading.Thread | None = None
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
 
     # -- lifetime ----------------------------------------------------------------------------
     def start(self) -> None:
-        self._listener = _bind(self.path)
+        self._listener = self._listen(self.path, self._admin_group)
         self._thread = threading.Thread(target=self._accept_loop, name="camguard-accept",
                                         daemon=True)
         self._thread.start()
@@ -91,8 +126,6 @@ class ServiceServer:
             self._thread.join(5.0)
         if self._listener is not None:
             self._listener.close()
-            with contextlib.suppress(OSError):
-                self.path.unlink()
         with self._lock:
             conns = list(self._conns)
         for conn in conns:  # wakes their threads; each closes its own socket
@@ -101,25 +134,19 @@ class ServiceServer:
 
     def _accept_loop(self) -> None:
         assert self._listener is not None  # noqa: S101 - set by start()
-        self._listener.settimeout(_POLL)
         while not self._stopping.is_set():
             self._refusals.flush()
             try:
-                conn, _addr = self._listener.accept()
-            except TimeoutError:
-                continue
+                got = self._listener.accept()
             except OSError as exc:
                 if self._stopping.is_set():
                     return
                 log.warning("accept failed: %s", exc)  # EMFILE and the like: retry shortly
                 self._stopping.wait(_POLL)
                 continue
-            try:
-                caller = identify(conn, self._admin_group, self._peer)
-            except OSError as exc:
-                log.debug("cannot tell who connected: %s", exc)
-                conn.close()
+            if got is None:
                 continue
+            conn, caller = got
             slot = self._quotas.acquire(caller.uid, caller.admin)
             if isinstance(slot, str):
                 self._refuse_busy(conn, caller, slot)
@@ -247,15 +274,47 @@ def _encoded(handle: Callable[[Caller, P.Request], Any], caller: Caller,
     return P.encode(handle(caller, request))
 
 
-def _peer_gone(conn: socket.socket) -> bool:
+def _peer_gone(conn: Any) -> bool:
     """True when the client closed its end (input during a watch is read and ignored)."""
+    own = getattr(conn, "peer_gone", None)
+    if own is not None:  # a connection select() cannot wait on (a Windows pipe)
+        return bool(own())
     try:
         readable, _, _ = select.select([conn], [], [], 0)
         if not readable:
             return False
-        return conn.recv(4096) == b""
+        return bool(conn.recv(4096) == b"")
     except OSError:
         return True
+
+
+class UnixListener:
+    """The Unix socket at ``path`` (0666), each caller named by the kernel through the
+    platform transport's ``peer`` (SO_PEERCRED on Linux)."""
+
+    def __init__(self, path: Path, admin_group: str, peer: PeerCredentials) -> None:
+        self.path = path
+        self.admin_group = admin_group
+        self.peer = peer
+        self.sock = _bind(path)
+        self.sock.settimeout(_POLL)
+
+    def accept(self) -> tuple[socket.socket, Caller] | None:
+        try:
+            conn, _addr = self.sock.accept()
+        except TimeoutError:
+            return None
+        try:
+            return conn, identify(conn, self.admin_group, self.peer)
+        except OSError as exc:
+            log.debug("cannot tell who connected: %s", exc)
+            conn.close()
+            return None
+
+    def close(self) -> None:
+        self.sock.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
 
 
 def _bind(path: Path) -> socket.socket:

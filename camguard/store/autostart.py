@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from camguard.store.files import write_private
 log = logging.getLogger(__name__)
 
 FILE_NAME = "camguard.desktop"
-DEFAULT_COMMAND = ("camguard", "tray")
+DEFAULT_COMMAND = ("camguard", "tray")  # a package's entry: camguard is on PATH there
 MARKER = "# Written by camguard (Settings, Start at login). Turn it off there."
 
 # Desktop Entry spec, "The Exec key": an argument holding one of these must be quoted, and
@@ -49,6 +50,24 @@ def quote_exec(argv: Sequence[str]) -> str:
         parts.append(word)
     # The value is then a "string": its own backslashes are escaped once more.
     return " ".join(parts).replace("\\", "\\\\")
+
+
+def running_command(executable: str | None = None, frozen: bool | None = None
+                    ) -> tuple[str, ...]:
+    """The tray command of *this* camguard, by absolute path.
+
+    ``camguard tray`` in an entry works only where camguard is on the login session's PATH
+    (a package); a ``make run`` checkout, a venv or ``pip install --user`` put it elsewhere
+    or nowhere, and the desktop then fails silently at every login. The interpreter that
+    runs camguard now (``sys.executable -m camguard``; the bundle itself when frozen) starts
+    the same camguard from any login shell.
+    """
+    exe = executable if executable is not None else sys.executable
+    is_frozen = bool(getattr(sys, "frozen", False)) if frozen is None else frozen
+    if not exe:
+        return DEFAULT_COMMAND
+    exe = os.path.abspath(exe)
+    return (exe, "tray") if is_frozen else (exe, "-m", "camguard", "tray")
 
 
 def desktop_entry(argv: Sequence[str] = DEFAULT_COMMAND) -> str:
@@ -109,9 +128,9 @@ class Autostart:
     """
 
     def __init__(self, env: Mapping[str, str] | None = None,
-                 command: Sequence[str] = DEFAULT_COMMAND) -> None:
+                 command: Sequence[str] | None = None) -> None:
         self._env = os.environ if env is None else env
-        self.command = tuple(command)
+        self.command = tuple(command) if command is not None else running_command()
         quote_exec(self.command)  # refuse a command that cannot be written, now
 
     @property

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from camguard.core.clock import Clock
 from camguard.core.decision import Decision
 from camguard.core.models import EventType, HealthEvent, MonitorEvent, Usage
+from camguard.core.origin import ExeOrigin, OriginLookup, origin_dict
 from camguard.core.rules_json import decision_dict
 from camguard.core.serialize import rfc3339
 from camguard.core.text import json_safe, json_text, literal
@@ -229,9 +230,12 @@ class EventLog:
     any thread may call :meth:`emit`; records are written in the order they were made."""
 
     def __init__(self, clock: Clock, outputs: list[Output], host: str | None = None,
-                 user: str | None = None) -> None:
+                 user: str | None = None, origins: OriginLookup | None = None) -> None:
         self.clock = clock
         self.outputs = outputs
+        # Where executables come from: device.* events (the monitor's thread) carry it when
+        # it is known without reading a file; decision and alert events look it up.
+        self.origins = origins
         self.host = host if host is not None else socket.gethostname()
         self.user = user if user is not None else _current_user()
         self._listeners: list[Listener] = []
@@ -281,7 +285,7 @@ class EventLog:
                 self.emit("source.recovered", at=ev.at, source=ev.source)
             return
         u, p = ev.usage, ev.usage.process
-        fields = usage_fields(u)
+        fields = self.fields_of(u, wait=False)
         who = "a process camguard cannot see" if p is None else \
             f"{literal(p.name, 64) or '?'} (pid {p.pid})"
         what = f"{u.device.kind.value} {literal(u.device.id, 200)}"
@@ -294,8 +298,20 @@ class EventLog:
 
     def decided(self, decision: Decision, usage: Usage) -> dict[str, Any]:
         """A ``decision.made`` event: what the rules said about a usage, and why."""
-        return self.emit("decision.made", decision.explanation, **usage_fields(usage),
+        return self.emit("decision.made", decision.explanation, **self.fields_of(usage),
                          **decision_dict(decision))
+
+    def origin_of(self, usage: Usage, *, wait: bool = True) -> ExeOrigin | None:
+        """Where the usage's executable comes from; with ``wait=False`` only what is known
+        without reading the file (the monitor's thread must not hash a browser)."""
+        p = usage.process
+        if p is None or self.origins is None or not p.exe:
+            return None
+        return (self.origins.origin if wait else self.origins.cached)(p.pid, p.exe)
+
+    def fields_of(self, usage: Usage, *, wait: bool = True) -> dict[str, Any]:
+        """:func:`usage_fields` with the executable's origin."""
+        return usage_fields(usage, self.origin_of(usage, wait=wait))
 
     def policy_status(self, status: PolicyStatus) -> dict[str, Any]:
         """``policy.error`` (loud) or ``policy.loaded`` for the result of a policy load."""
@@ -343,7 +359,7 @@ class EventLog:
         return str(records[-1].get("ts")), str(runs[-1].get("ts"))
 
 
-def usage_fields(u: Usage) -> dict[str, Any]:
+def usage_fields(u: Usage, origin: ExeOrigin | None = None) -> dict[str, Any]:
     """The device and process fields of device, alert and decision events."""
     p = u.process
     return {
@@ -356,6 +372,7 @@ def usage_fields(u: Usage) -> dict[str, Any]:
         "cmdline": None if p is None else list(p.cmdline),
         "process_user": None if p is None else p.user,
         "parents": None if p is None else list(p.parents),
+        "origin": origin_dict(origin),
     }
 
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterable
 from typing import IO, Any
 
+from camguard.core.origin import origin_dict
 from camguard.core.serialize import rfc3339
 from camguard.core.text import json_safe
 from camguard.store.history import SessionRecord
@@ -39,6 +40,7 @@ def session_dict(rec: SessionRecord) -> dict[str, Any]:
         "note": json_safe(rec.note) if rec.note else None,
         "end_reason": _opt(rec.end_reason),
         "via": rec.via,
+        "origin": origin_dict(rec.origin),
     }
 
 

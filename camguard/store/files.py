@@ -54,15 +54,40 @@ def aside_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.corrupt-{os.getpid()}")
 
 
+# O_CLOEXEC and O_NOFOLLOW do not exist on Windows (its handles are not inherited by default,
+# and a lock file there is never a symlink camguard follows into another file's lock).
+_LOCK_FLAGS = (os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+               | getattr(os, "O_BINARY", 0))
+
+
+def _win_lock(fd: int, *, wait: bool, locking: Any = None) -> bool:
+    """Lock the first byte of ``fd`` (Windows: msvcrt.locking, released when the fd is
+    closed). ``wait``: until it is ours (LK_LOCK gives up after 10 s, so retry); else one
+    try. True when held. NEVER RUN on Windows: tested on Linux with a Fake msvcrt."""
+    if locking is None:
+        import msvcrt  # type: ignore[import-not-found, unused-ignore]
+
+        locking = msvcrt
+    while True:
+        try:
+            locking.locking(fd, locking.LK_LOCK if wait else locking.LK_NBLCK, 1)
+            return True
+        except OSError:  # EDEADLOCK after LK_LOCK's ten tries, EACCES for LK_NBLCK
+            if not wait:
+                return False
+
+
 @contextlib.contextmanager
 def exclusive(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``<path>.lock`` across processes (the tray, the CLI and the
     service may rewrite the same file at once). The lock file is 0600 in a 0700 folder."""
     paths.private_dir(path.parent)
     lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    fd = os.open(lock_path, _LOCK_FLAGS, 0o600)
     try:
-        if sys.platform != "win32":
+        if sys.platform == "win32":
+            _win_lock(fd, wait=True)
+        else:
             import fcntl
 
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -74,12 +99,11 @@ def exclusive(path: Path) -> Iterator[None]:
 @contextlib.contextmanager
 def held_by_us(lock_path: Path) -> Iterator[bool]:
     """Try to take an exclusive lock on ``lock_path`` (0600) without waiting: True while we
-    hold it, False when another process does. Where there is no flock (Windows), True."""
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0),
-                 0o600)
+    hold it, False when another process does (on Windows through msvcrt.locking)."""
+    fd = os.open(lock_path, _LOCK_FLAGS, 0o600)
     try:
         if sys.platform == "win32":
-            yield True
+            yield _win_lock(fd, wait=False)
             return
         import fcntl
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from camguard.core.clock import Clock
+from camguard.core.decision import OriginOf
 from camguard.core.models import (
     Device,
     DeviceKind,
@@ -26,6 +27,7 @@ from camguard.core.models import (
     Usage,
     UsageEvent,
 )
+from camguard.core.origin import ExeOrigin, origin_dict, origin_from_dict
 from camguard.core.state import UsageKey
 from camguard.store.db import Database, from_db, to_db
 from camguard.store.hashing import BackgroundHasher, ExeHasher, Hasher
@@ -67,6 +69,7 @@ class SessionRecord:
     note: str
     end_reason: str | None
     via: str = ""
+    origin: ExeOrigin | None = None  # where its executable comes from (None: not known)
 
     @property
     def is_open(self) -> bool:
@@ -134,7 +137,17 @@ def _record(row: Sequence[Any]) -> SessionRecord | None:
         user=from_db(row[10]), cmdline=_from_json_list(row[11]),
         parents=_from_json_list(row[12]), start=float(row[13]), end=row[14],
         duration=row[15], decision=from_db(row[16]), decided_by=from_db(row[17]),
-        note=from_db(row[18]) or "", end_reason=from_db(row[19]))
+        note=from_db(row[18]) or "", end_reason=from_db(row[19]),
+        origin=_origin(row[20]) if len(row) > 20 else None)
+
+
+def _origin(text: Any) -> ExeOrigin | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return origin_from_dict(json.loads(text))
+    except (ValueError, RecursionError):
+        return None
 
 
 class HistoryStore:
@@ -150,7 +163,7 @@ class HistoryStore:
 
     def __init__(self, path: Path | None, clock: Clock, *,
                  hasher: Hasher | None = None, hash_exes: bool = True,
-                 db: Database | None = None) -> None:
+                 db: Database | None = None, origin_of: OriginOf | None = None) -> None:
         self.db = db if db is not None else Database(path, clock)
         #: Where history queries run: never waits for (nor holds up) a write.
         self.reads = ReadView(self.db)
@@ -159,6 +172,10 @@ class HistoryStore:
         # usage key -> (database generation, session id) of sessions this store opened.
         self._open: dict[UsageKey, tuple[int, int]] = {}
         self._hashes = BackgroundHasher(hasher or ExeHasher()) if hash_exes else None
+        # Where each session's executable comes from, on its own thread (a first look at a
+        # package's file reads it whole to check it against dpkg's md5sum).
+        self._origins = BackgroundHasher(_origin_text(origin_of)) \
+            if hash_exes and origin_of is not None else None
         # The previous run's last sign of life, read before this run writes its own.
         self._previous_beat = self.last_heartbeat()
 
@@ -170,11 +187,15 @@ class HistoryStore:
     def close(self) -> None:
         if self._hashes is not None:
             self._hashes.stop()
+        if self._origins is not None:
+            self._origins.stop()
         self.reads.close()
         self.db.close()
 
     def wait_for_hashes(self, timeout: float | None = None) -> bool:
-        return True if self._hashes is None else self._hashes.wait(timeout)
+        """Wait until every executable's hash (and origin) is stored."""
+        done = True if self._hashes is None else self._hashes.wait(timeout)
+        return done and (True if self._origins is None else self._origins.wait(timeout))
 
     # -- writing -----------------------------------------------------------------------
     def open_session(self, usage: Usage, at: float) -> int:
@@ -205,6 +226,9 @@ class HistoryStore:
             generation = self.db.generation
             self._hashes.submit(p, lambda digest: self._set_sha256(generation, session_id,
                                                                    digest))
+        if self._origins is not None and p is not None and p.exe:
+            generation = self.db.generation
+            self._origins.submit(p, lambda text: self._set_origin(generation, session_id, text))
         return session_id
 
     def close_session(self, session_id: int, at: float, reason: str | None = None) -> bool:
@@ -348,11 +372,25 @@ class HistoryStore:
         return [r for r in map(_record, rows) if r is not None]
 
     # -- internals ---------------------------------------------------------------------
+    def _set_origin(self, generation: int, session_id: int, text: str | None) -> None:
+        if text is None or generation != self.db.generation:
+            return
+        self.db.write(lambda c: c.execute(
+            "UPDATE sessions SET origin = ? WHERE id = ?", (text, session_id)))
+
     def _set_sha256(self, generation: int, session_id: int, digest: str | None) -> None:
         if digest is None or generation != self.db.generation:
             return  # unreadable exe (stays NULL), or the session went with a damaged file
         self.db.write(lambda c: c.execute(
             "UPDATE sessions SET exe_sha256 = ? WHERE id = ?", (digest, session_id)))
+
+
+def _origin_text(origin_of: OriginOf | None) -> Hasher:
+    def text(process: ProcessRef) -> str | None:
+        found = None if origin_of is None else origin_of(process)
+        return None if found is None else json.dumps(origin_dict(found), ensure_ascii=True)
+
+    return text
 
 
 def _beat(conn: sqlite3.Connection, at: float) -> None:

@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 COLUMNS = ("id, device_kind, device_id, device_name, via, app_name, exe, exe_sha256, pid, "
            "create_time, user, cmdline, parents, started_at, ended_at, duration_s, decision, "
-           "decided_by, note, end_reason")
+           "decided_by, note, end_reason, origin")
 
 
 def _escape_like(text: str) -> str:

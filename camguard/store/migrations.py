@@ -91,6 +91,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         # newest first: this index finds them without reading anyone else's.
         "CREATE INDEX sessions_by_user ON sessions (user, started_at)",
     )),
+    Migration(5, "where each session's app comes from, and what an allow-list entry trusts", (
+        # JSON (core.origin.origin_dict): {"kind": "deb", "name": "firefox-esr", ...}.
+        "ALTER TABLE sessions ADD COLUMN origin TEXT",
+        # "deb:firefox-esr" when the entry trusts a package (its updates keep the entry).
+        "ALTER TABLE allowlist ADD COLUMN origin TEXT",
+    )),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -26,11 +26,18 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from camguard.core.rules import Mode
 from camguard.core.settings import DEFAULT_CAMERA_GLOBS, DEFAULT_MIC_GLOBS
 from camguard.core.text import literal
 from camguard.store import paths
 from camguard.store.files import aside_path, exclusive, read_settings, write_private
-from camguard.store.policy import Policy, check_value, effective_settings, load_user_settings
+from camguard.store.policy import (
+    EffectiveSettings,
+    Policy,
+    check_value,
+    effective_settings,
+    load_user_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +45,15 @@ FILE_NAME = "settings.json"
 
 # What an alert nobody answers does; the values are store.policy's ``alert_default`` choices.
 ALERT_DEFAULTS = ("allow", "kill", "block")
-# Where alerts go: the popup, the popup and a desktop notification, or the notification only.
+# Where alerts go: camguard's popup or a desktop notification, one or the other. Both at
+# once stacked two windows asking the same question, and a click meant for the popup's
+# "Block camera" landed on the notification over it. An older camguard's
+# "popup+notification" is read as the popup.
 POPUP = "popup"
 POPUP_AND_NOTIFICATION = "popup+notification"
 NOTIFICATION = "notification"
-CHANNELS = (POPUP, POPUP_AND_NOTIFICATION, NOTIFICATION)
+CHANNELS = (POPUP, NOTIFICATION)
+_READ_AS = {POPUP_AND_NOTIFICATION: POPUP}
 MIN_COUNTDOWN, MAX_COUNTDOWN = 5.0, 600.0
 MAX_RETENTION_DAYS = 36500
 
@@ -53,7 +64,7 @@ class UiSettings:
 
     alert_default: str = "allow"
     countdown: float = 30.0
-    notification_channel: str = POPUP_AND_NOTIFICATION
+    notification_channel: str = POPUP
     retention_days: int = 0  # 0: keep the history forever
     camera_globs: tuple[str, ...] = DEFAULT_CAMERA_GLOBS
     mic_globs: tuple[str, ...] = DEFAULT_MIC_GLOBS
@@ -65,7 +76,7 @@ class UiSettings:
 
     @property
     def desktop_notification(self) -> bool:
-        return self.notification_channel != POPUP
+        return self.notification_channel == NOTIFICATION
 
 
 # Each setting's section and key in the file. The managed ones (policy.SETTINGS) use the
@@ -93,8 +104,8 @@ def check(name: str, value: Any) -> Any:
         raise ValueError(f"the countdown must be {MIN_COUNTDOWN:.0f} to "
                          f"{MAX_COUNTDOWN:.0f} seconds, not {literal(repr(value), 40)}")
     if name == "notification_channel":
-        if isinstance(value, str) and value in CHANNELS:
-            return value
+        if isinstance(value, str) and _READ_AS.get(value, value) in CHANNELS:
+            return _READ_AS.get(value, value)
         raise ValueError(f"the notification channel must be one of {', '.join(CHANNELS)}")
     if name == "retention_days":
         if (isinstance(value, int) and not isinstance(value, bool)
@@ -107,6 +118,20 @@ def check(name: str, value: Any) -> Any:
 
 def default_path() -> Path:
     return paths.config_dir() / FILE_NAME
+
+
+WELCOMED = "welcomed"  # beside settings.json: the first-run window was shown
+
+
+def welcomed(config_dir: Path) -> bool:
+    """Whether the first-run window was shown before (or camguard was set up already: a
+    settings file means someone used camguard before that window existed)."""
+    return (config_dir / WELCOMED).exists() or (config_dir / FILE_NAME).exists()
+
+
+def mark_welcomed(config_dir: Path) -> None:
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / WELCOMED).touch()
 
 
 class UiSettingsFile:
@@ -215,15 +240,29 @@ class UiSettingsFile:
             yield
 
 
-def settings_in_force(settings_file: UiSettingsFile, policy: Policy
-                      ) -> tuple[UiSettings, list[str]]:
+def answer_default(eff: EffectiveSettings, parental: bool = False) -> str:
+    """What an alert nobody answers does, when nobody chose: "allow" for a laptop owner
+    (killing a call because nobody looked is worse), "block" when a parental lock is set or
+    the mode blocks what is not allowed (the child is the one not answering). A value the
+    user or a policy set is kept as it is."""
+    item = eff.items["alert_default"]
+    if item.source != "default":
+        return str(item.value)
+    return "block" if parental or eff.mode is Mode.BLOCK_ALL else str(item.value)
+
+
+def settings_in_force(settings_file: UiSettingsFile, policy: Policy, *,
+                      parental: bool = False) -> tuple[UiSettings, list[str]]:
     """The user's settings with the managed ones the policy decides replaced (what the tray
-    should use at start-up), and the problems met reading them. Never raises."""
+    should use at start-up), and the problems met reading them. Never raises.
+    ``parental``: a parental lock is set (the safe answer becomes the default)."""
     ui, problems = settings_file.load()
     user, more = load_user_settings(settings_file.path)
     eff = effective_settings(user, policy)
     notes = list(dict.fromkeys([*problems, *more, *eff.problems]))
-    return with_values(ui, {name: eff.value(name) for name in MANAGED}), notes
+    values = {name: eff.value(name) for name in MANAGED}
+    values["alert_default"] = answer_default(eff, parental)
+    return with_values(ui, values), notes
 
 
 def _encode(doc: dict[str, Any]) -> bytes:

@@ -7,6 +7,7 @@ failures into :class:`~camguard.core.blocks.ActionResult` values instead of rais
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Set
 
@@ -18,12 +19,15 @@ from camguard.core.blocks import (
     ProcessKiller,
 )
 from camguard.core.clock import Clock
+from camguard.core.decision import OriginOf
 from camguard.core.models import DeviceKind, MonitorEvent, ProcessRef, Usage, UsageEvent
+from camguard.core.rules import AppMatch, MatchBy, RuleError, Verdict, make_rule
 from camguard.core.state import UsageKey
 from camguard.core.text import literal
 from camguard.store.allowlist import AllowList, AllowStatus
 from camguard.store.hashing import ExeHasher, Hasher
 from camguard.store.history import HistoryStore
+from camguard.store.rules import RuleFile
 from camguard.ui.ports import AllowAnswer, AllowCheck
 
 log = logging.getLogger(__name__)
@@ -50,11 +54,11 @@ class Actions:
             return ActionResult(Outcome.FAILED, UNAVAILABLE)
         return self._killer.kill(process.pid, process.create_time)
 
-    def block_device(self, kind: DeviceKind) -> ActionResult:
+    def block_device(self, kind: DeviceKind, duration: float | None = None) -> ActionResult:
         if self._blocks is None:
             return ActionResult(Outcome.FAILED, UNAVAILABLE)
         with self._lock:
-            return self._blocks.block(BlockTarget(kind.value), None).result
+            return self._blocks.block(BlockTarget(kind.value), duration).result
 
     def unblock_device(self, kind: DeviceKind, password: str | None = None) -> ActionResult:
         # ``password`` is for the service; the tray asked for its own lock already.
@@ -128,10 +132,13 @@ class NullHistory:
 class Allower:
     """:class:`~camguard.ui.ports.AllowPort` over the allow list (path plus SHA-256)."""
 
-    def __init__(self, allowlist: AllowList, clock: Clock, hasher: Hasher | None = None) -> None:
+    def __init__(self, allowlist: AllowList, clock: Clock, hasher: Hasher | None = None, *,
+                 origin_of: OriginOf | None = None) -> None:
         self._list = allowlist
         self._clock = clock
         self._hash = hasher or ExeHasher()
+        # Where an executable comes from: an entry for a package's file trusts the package.
+        self._origin_of = origin_of
 
     def check(self, process: ProcessRef, kind: DeviceKind) -> AllowCheck:
         if not process.exe.startswith("/"):
@@ -141,6 +148,12 @@ class Allower:
         verdict = self._list.is_allowed(process.exe, None, kind)
         if verdict.status is AllowStatus.NOT_LISTED:
             return verdict
+        entry = verdict.entry
+        origin = None
+        if entry is not None and entry.origin is not None and self._origin_of is not None:
+            origin = self._origin_of(process)
+            if origin is not None:
+                return self._list.is_allowed(process.exe, None, kind, origin)
         return self._list.is_allowed(process.exe, self._hash(process), kind)
 
     def allow(self, process: ProcessRef, kind: DeviceKind) -> ActionResult:
@@ -152,13 +165,59 @@ class Allower:
         if digest is None:
             return ActionResult(Outcome.FAILED, f"cannot read {shown}, so camguard cannot "
                                 "tell this binary from another one at the same path")
+        origin = None if self._origin_of is None else self._origin_of(process)
         try:
-            self._list.add(process.exe, digest, kind, self._clock.now(),
-                           note="allowed from the tray")
+            entry = self._list.add(process.exe, digest, kind, self._clock.now(),
+                                   note="allowed from the tray", origin=origin)
         except ValueError as exc:
             return ActionResult(Outcome.FAILED, str(exc))
+        if entry.origin is not None and origin is not None:
+            return ActionResult(Outcome.DONE, f"{shown} may use the {kind.value} from now on, "
+                                f"as part of the {origin.describe()} (also after its verified "
+                                "updates)")
         return ActionResult(Outcome.DONE, f"{shown} may use the {kind.value} from now on "
                             "(while its binary stays the same)")
+
+
+class RuleAllower:
+    """"Always allow" as a rule: one model of trust. The rules file gets an allow rule for
+    this binary (its path and SHA-256) and device, so the Rules page, ``camguard rules
+    list`` and ``rules explain`` say what the tray does; entries an older camguard put in
+    the allow list still allow (``check`` asks it)."""
+
+    def __init__(self, legacy: Allower | NullAllow, rules: RuleFile, clock: Clock,
+                 hasher: Hasher | None = None) -> None:
+        self._legacy = legacy
+        self._rules = rules
+        self._clock = clock
+        self._hash = hasher or ExeHasher()
+
+    def check(self, process: ProcessRef, kind: DeviceKind) -> AllowCheck:
+        return self._legacy.check(process, kind)
+
+    def allow(self, process: ProcessRef, kind: DeviceKind) -> ActionResult:
+        shown = literal(process.exe, 200)
+        if not process.exe.startswith("/"):
+            return ActionResult(Outcome.FAILED, "the executable is unknown, so it cannot be "
+                                "allowed")
+        digest = self._hash(process)
+        if digest is None:
+            return ActionResult(Outcome.FAILED, f"cannot read {shown}, so camguard cannot "
+                                "tell this binary from another one at the same path")
+        name = process.name or os.path.basename(process.exe)
+        try:
+            rule = make_rule(Verdict.ALLOW, app=AppMatch(MatchBy.EXE, process.exe, digest),
+                             kind=kind, created_at=self._clock.now(),
+                             label=f"always allow {name}"[:200])
+            with self._rules.locked():
+                contents = self._rules.load()
+                if all(r.id != rule.id for r in contents.rules):
+                    self._rules.save([*contents.rules, rule], contents.mode,
+                                     self._clock.now())
+        except (RuleError, OSError, ValueError) as exc:
+            return ActionResult(Outcome.FAILED, f"the rule could not be saved: {exc}")
+        return ActionResult(Outcome.DONE, f"rule '{rule.name}': {shown} may use the "
+                            f"{kind.value} (while its binary stays the same)")
 
 
 class NullAllow:

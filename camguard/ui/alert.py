@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QElapsedTimer, QRect, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QFont, QGuiApplication
+from PySide6.QtCore import QElapsedTimer, QEvent, QPoint, QRect, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QEnterEvent, QFont, QGuiApplication, QHideEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -27,20 +28,23 @@ from PySide6.QtWidgets import (
 
 from camguard.core.blocks import format_duration
 from camguard.core.decision import Choice
-from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind
+from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind, ProcessRef
+from camguard.core.origin import origin_line
 from camguard.core.text import literal
 from camguard.ui.assets import app_icon
+from camguard.ui.elided import ElidedLabel
 from camguard.ui.model import AlertView
 from camguard.ui.ports import AlertSettings
 
 log = logging.getLogger(__name__)
 
 WINDOW_TITLE = "camguard alert"
-WIDTH = 440
+WIDTH = 520
 MARGIN = 12
 # Character limits for process-controlled text: enough to recognise, never a wall of text.
-LIMITS = {"name": 48, "exe": 110, "user": 32, "parent": 32, "device": 80, "cmdline": 160,
-          "note": 160}
+# Each line is elided to its width on screen; the limit bounds what its tooltip shows.
+LIMITS = {"name": 48, "exe": 1000, "user": 32, "parent": 32, "device": 200, "cmdline": 1000,
+          "note": 300, "why": 160}
 
 
 def plain_label(text: str = "", *, bold: bool = False) -> QLabel:
@@ -58,6 +62,39 @@ def plain_label(text: str = "", *, bold: bool = False) -> QLabel:
     return label
 
 
+def elided_label(*, bold: bool = False,
+                 mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight) -> ElidedLabel:
+    """A one-line plain label that ends in an ellipsis, at a character, when too long."""
+    label = ElidedLabel(mode)
+    if bold:
+        font = QFont(label.font())
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        label.setFont(font)
+    return label
+
+
+def app_name(p: ProcessRef) -> str:
+    """The name a person knows the app by: its process name, else its program file's."""
+    return p.name or os.path.basename(p.exe or "") or f"process {p.pid}"
+
+
+def placement(area: QRect, size: QSize, tray: QRect | None) -> QPoint:
+    """Where the popup goes: the right edge of the free area, on the tray's side (top or
+    bottom), past the tray icon when the free area still includes it (a panel that reserves
+    no space), so a click meant for the tray icon always reaches it."""
+    x = area.right() - size.width() - MARGIN + 1
+    if tray is not None and tray.center().y() < area.center().y():
+        y = max(area.top(), tray.bottom() + 1) + MARGIN
+    elif tray is not None:
+        y = min(area.bottom(), tray.top() - 1) - size.height() - MARGIN + 1
+    else:
+        y = area.bottom() - size.height() - MARGIN + 1
+    if tray is not None and QRect(QPoint(x, y), size).intersects(tray):
+        x = tray.left() - size.width() - MARGIN  # a tray at the left or right edge
+    return QPoint(max(area.left(), x), max(area.top(), y))
+
+
 class AlertPopup(QWidget):
     """Shows the controller's current alert; emits the user's answer.
 
@@ -69,6 +106,7 @@ class AlertPopup(QWidget):
     decided = Signal(int, str)
     timed_out = Signal(int)
     dismissed = Signal(int)
+    hidden = Signal()  # off the screen (answered, timed out, or no alert left)
 
     def __init__(self, settings: AlertSettings | None = None,
                  anchor: Callable[[], QRect | None] | None = None) -> None:
@@ -85,6 +123,7 @@ class AlertPopup(QWidget):
         self.view: AlertView | None = None
         self._clock = QElapsedTimer()
         self._deadline_ms = 0
+        self._held_ms: int | None = None  # the time left, while the pointer is over us
         self._tick = QTimer(self)
         self._tick.setInterval(250)
         self._tick.timeout.connect(self._on_tick)
@@ -106,7 +145,7 @@ class AlertPopup(QWidget):
         head.addWidget(self.icon_label)
         titles = QVBoxLayout()
         self.title_label = plain_label(bold=True)
-        self.name_label = plain_label(bold=True)
+        self.name_label = elided_label(bold=True)
         titles.addWidget(self.title_label)
         titles.addWidget(self.name_label)
         head.addLayout(titles, 1)
@@ -114,18 +153,29 @@ class AlertPopup(QWidget):
         self.position_label.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         head.addWidget(self.position_label, 0, Qt.AlignmentFlag.AlignTop)
         box.addLayout(head)
-        self.exe_label = plain_label()
-        self.process_label = plain_label()  # pid and user
-        self.parents_label = plain_label()
-        self.cmdline_label = plain_label()
-        self.device_label = plain_label()
+        middle = Qt.TextElideMode.ElideMiddle  # paths: the start and the file name matter
+        self.exe_label = elided_label(mode=middle)
+        self.process_label = elided_label()  # pid and user
+        self.parents_label = elided_label()
+        self.cmdline_label = elided_label()
+        self.device_label = elided_label(mode=middle)
         self.time_label = plain_label()
-        self.note_label = plain_label()
-        self.status_label = plain_label()
-        for label in (self.exe_label, self.process_label, self.parents_label,
-                      self.cmdline_label, self.device_label, self.time_label, self.note_label,
-                      self.status_label):
+        self.origin_label = elided_label()  # where the program comes from (its package)
+        self.note_label = elided_label()
+        # One more line of plain words: why camguard asks about this app again.
+        # Up to three wrapped lines (the popup keeps one size: _fix_size reserves them).
+        self.why_label = plain_label(bold=True)
+        self.why_label.setWordWrap(True)
+        self.details = (self.exe_label, self.origin_label, self.process_label,
+                        self.parents_label, self.cmdline_label, self.device_label,
+                        self.time_label, self.note_label, self.why_label)
+        for label in self.details:
             box.addWidget(label)
+        # The details take what they need; the rest is space above the countdown and the
+        # buttons, which stay where they are from one alert to the next.
+        box.addStretch(1)
+        self.status_label = plain_label()
+        box.addWidget(self.status_label)
         row = QHBoxLayout()
         self.buttons: dict[Choice, QPushButton] = {}
         for decision, text in ((Choice.ALLOW_ONCE, "Allow once"),
@@ -136,9 +186,25 @@ class AlertPopup(QWidget):
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             button.setAutoDefault(False)
             button.clicked.connect(lambda _=False, d=decision: self._answer(d))
+            # Four equal buttons: "Block microphone" does not push the others aside.
+            button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
             self.buttons[decision] = button
-            row.addWidget(button)
+            row.addWidget(button, 1)
         box.addLayout(row)
+        self._fix_size()
+
+    def _fix_size(self) -> None:
+        """One size for every alert, measured with every line filled: the buttons never
+        move under a pointer that is about to click one."""
+        for label in self.details:
+            label.setVisible(True)
+            if isinstance(label, ElidedLabel):
+                label.set_full("Xg")
+            else:
+                label.setText("Xg\nXg\nXg" if label is self.why_label else "Xg")
+        self.position_label.setText("10 of 10")
+        self.setFixedSize(WIDTH, max(self.sizeHint().height(), self.minimumSizeHint().height()))
+        self.position_label.setText("")
 
     def warm_up(self) -> None:
         """Pay Qt's first-show costs at start-up instead of when a camera turns on.
@@ -172,7 +238,6 @@ class AlertPopup(QWidget):
             self._start_countdown(self.settings.stopped_linger)
         self._on_tick()
         if not self.isVisible():
-            self.adjustSize()
             self._place()
             self.show()
             self.raise_()
@@ -191,6 +256,7 @@ class AlertPopup(QWidget):
         alert = view.alert
         usage = alert.usage
         device = usage.device
+        stopped = alert.stopped_at is not None
         kind = "Camera" if device.kind is DeviceKind.CAMERA else "Microphone"
         self.title_label.setText(f"{kind} turned on")
         self.position_label.setText(f"{view.position} of {view.total}" if view.total > 1
@@ -198,53 +264,93 @@ class AlertPopup(QWidget):
         self.buttons[Choice.BLOCK].setText(f"Block {device.kind.value}")
         p = usage.process
         self.icon_label.setPixmap(app_icon(p).pixmap(48, 48))
+        lines: dict[ElidedLabel, str] = {}
         if p is None:
-            self.name_label.setText(UNSEEN_PROCESS_NOTE)
-            self.exe_label.setText("")
-            self.process_label.setText("run camguard with more privileges to name it")
-            self.parents_label.setText("")
-            self.cmdline_label.setText("")
+            self.name_label.set_full(UNSEEN_PROCESS_NOTE)
+            lines[self.process_label] = "run camguard with more privileges to name it"
         else:
-            self.name_label.setText(literal(p.name or "?", LIMITS["name"]))
-            self.exe_label.setText(literal(p.exe or "(executable unknown)", LIMITS["exe"]))
-            user = literal(p.user, LIMITS["user"]) if p.user else "?"
-            self.process_label.setText(f"pid {p.pid}, user {user}")
-            chain = " ← ".join(literal(n, LIMITS["parent"]) for n in p.parents[:6])
-            self.parents_label.setText(f"started by {chain}" if chain else "")
-            self.cmdline_label.setText(literal(" ".join(p.cmdline), LIMITS["cmdline"]))
+            # What was known about the app, even when it has ended since: no "?" and no
+            # empty lines for what the system no longer tells.
+            origin = alert.origin
+            name = literal(app_name(p), LIMITS["name"])
+            # A sandboxed app by its real name ("bwrap (Flatpak org.telegram.desktop)"); a
+            # package's name is on the origin line below.
+            self.name_label.set_full(origin.label(name) if origin and origin.sandboxed
+                                     else name)
+            lines[self.exe_label] = (literal(p.exe, LIMITS["exe"]) if p.exe else
+                                     "program file not known")
+            lines[self.origin_label] = origin_line(origin) if origin is not None else ""
+            who = f"process {p.pid}"
+            if p.user:
+                who += f", user {literal(p.user, LIMITS['user'])}"
+            lines[self.process_label] = who + (" · ended" if stopped else "")
+            chain = " ← ".join(literal(n, LIMITS["parent"]) for n in p.parents[:6] if n)
+            lines[self.parents_label] = f"started by {chain}" if chain else ""
+            lines[self.cmdline_label] = literal(" ".join(p.cmdline), LIMITS["cmdline"])
         name = literal(device.name, LIMITS["device"]) if device.name else ""
         where = literal(device.path or device.id, LIMITS["device"])
-        self.device_label.setText(f"{name} ({where})" if name else where)
+        lines[self.device_label] = f"{name} ({where})" if name and where != name else (
+            name or where)
+        lines[self.note_label] = literal(usage.note, LIMITS["note"]) if usage.note else ""
+        why = f"Asking again: {literal(alert.why, LIMITS['why'])}" if alert.why else ""
+        for label in (self.exe_label, self.origin_label, self.process_label,
+                      self.parents_label, self.cmdline_label, self.device_label,
+                      self.note_label):
+            text = lines.get(label, "")
+            label.set_full(text)
+            label.setVisible(bool(text))
+        self.why_label.setText(why)
+        self.why_label.setVisible(bool(why))
         self.time_label.setText("since " + time.strftime("%H:%M:%S", time.localtime(alert.at)))
-        self.note_label.setText(literal(usage.note, LIMITS["note"]) if usage.note else "")
-        self.note_label.setVisible(bool(usage.note))
-        stopped = alert.stopped_at is not None
         # Nothing to kill once an app has stopped; nothing to kill or allow that is unseen.
         self.buttons[Choice.KILL].setEnabled(p is not None and not stopped)
         self.buttons[Choice.ALWAYS_ALLOW].setEnabled(p is not None)
+        for decision, button in self.buttons.items():
+            button.setDefault(decision is self.settings.default_decision and not stopped)
 
     def _place(self) -> None:
-        """Bottom-right of the screen, or top-right when the tray sits at the top."""
+        """In the tray's corner of the screen, beside the tray icon and never over it."""
         screen = QGuiApplication.primaryScreen()
         if screen is None:
             return
-        area = screen.availableGeometry()
         tray = self._anchor() if self._anchor is not None else None
-        x = area.right() - self.width() - MARGIN
-        if tray is not None and tray.isValid() and tray.center().y() < area.center().y():
-            y = area.top() + MARGIN
-        else:
-            y = area.bottom() - self.height() - MARGIN
-        self.move(max(area.left(), x), max(area.top(), y))
+        self.move(placement(screen.availableGeometry(), self.size(),
+                            tray if tray is not None and tray.isValid() else None))
 
     # -- countdown ---------------------------------------------------------------------
     def _start_countdown(self, seconds: float) -> None:
         self._clock.start()
         self._deadline_ms = max(0, int(seconds * 1000))
+        self._held_ms = None
         self._tick.start()
 
     def remaining(self) -> float:
+        if self._held_ms is not None:
+            return self._held_ms / 1000
         return max(0.0, (self._deadline_ms - self._clock.elapsed()) / 1000)
+
+    # The pointer over the popup holds the countdown: someone is reading it, or reaching
+    # for a button, and the default must not land a moment before their click.
+    def enterEvent(self, event: QEnterEvent) -> None:
+        super().enterEvent(event)
+        if self.view is not None and self._held_ms is None:
+            self._held_ms = max(0, self._deadline_ms - self._clock.elapsed())
+            self._tick.stop()
+            self._on_tick()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        self.hidden.emit()
+
+    def leaveEvent(self, event: QEvent) -> None:
+        super().leaveEvent(event)
+        held, self._held_ms = self._held_ms, None
+        if held is not None:
+            self._clock.start()
+            self._deadline_ms = held
+            if self.view is not None:
+                self._tick.start()
+                self._on_tick()
 
     @Slot()
     def _on_tick(self) -> None:
@@ -260,6 +366,9 @@ class AlertPopup(QWidget):
         else:
             default = self.buttons[self.settings.default_decision].text()
             self.status_label.setText(f"{default} in {math.ceil(left)} s")
+        if self._held_ms is not None:
+            self.status_label.setText(self.status_label.text() + " (paused)")
+            return
         if left > 0:
             self._tick.setInterval(min(250, max(1, int(left * 1000))))
             return
@@ -279,3 +388,4 @@ class AlertPopup(QWidget):
         self.view = None
         self.hide()
         self.decided.emit(view.alert.id, decision.value)
+

@@ -7,7 +7,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from camguard.core.decision import Choice
 from camguard.core.text import literal
-from camguard.store.eventlog import EventLog, usage_fields
+from camguard.store.eventlog import EventLog
 from camguard.ui.alert import AlertPopup
 from camguard.ui.controller import AppController
 from camguard.ui.model import Alert, AlertView
@@ -80,7 +80,7 @@ def connect_alert_events(controller: AppController, events: EventLog) -> None:
         who = "an unseen process" if p is None else f"{literal(p.name, 64)} (pid {p.pid})"
         io.submit(lambda: events.emit(
             "alert.shown", f"asking about {who} using the {alert.usage.device.kind.value}",
-            alert_id=alert.id, **usage_fields(alert.usage)))
+            alert_id=alert.id, **events.fields_of(alert.usage)))
 
     def decided(alert: Alert, decision: str, by: str) -> None:
         choice = _CHOICES.get(decision, decision)
@@ -88,7 +88,7 @@ def connect_alert_events(controller: AppController, events: EventLog) -> None:
         io.submit(lambda: events.emit(
             "alert.decided", f"alert {alert.id}: {choice} ({who})", alert_id=alert.id,
             choice=choice, by=who, duration="always" if choice == "allow" else "once",
-            **usage_fields(alert.usage)))
+            **events.fields_of(alert.usage)))
 
     controller.alert_raised.connect(shown)
     controller.alert_decided.connect(decided)

@@ -8,14 +8,12 @@ port call runs on a :class:`~camguard.ui.bridge.Worker` thread.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import replace
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from camguard.core.blocks import ActionResult, Outcome
 from camguard.core.clock import Clock
-from camguard.core.decision import Choice, DecidedBy
+from camguard.core.decision import Choice, DecidedBy, OriginOf
 from camguard.core.models import (
     Degraded,
     DeviceKind,
@@ -24,13 +22,16 @@ from camguard.core.models import (
     Usage,
     UsageEvent,
 )
+from camguard.core.origin import ExeOrigin
 from camguard.core.state import UsageKey
 from camguard.core.text import literal
 from camguard.ui.bridge import Worker
+from camguard.ui.controller_actions import ActionsMixin, app_name, plain_name, sentence
 from camguard.ui.model import (
     Alert,
     AlertKey,
     AlertView,
+    Level,
     LiveUser,
     Snapshot,
     alert_key,
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 _MAX_REMEMBERED = 4096
 
 
-class AppController(QObject):
+class AppController(QObject, ActionsMixin):
     """State and decisions. All slots run on the GUI thread and return at once."""
 
     changed = Signal(object)  # Snapshot
@@ -62,6 +63,7 @@ class AppController(QObject):
     # An alert was answered: Alert, Choice value (or "ignore": dismissed), decided_by.
     alert_decided = Signal(object, str, str)
     message = Signal(str, str)  # title, text: the result of an action, for the user
+    feedback = Signal(object)  # the same as a Feedback (level and sensor): what views show
     history_requested = Signal()
     settings_requested = Signal()
     show_requested = Signal()
@@ -70,7 +72,8 @@ class AppController(QObject):
     def __init__(self, clock: Clock, actions: ActionsPort, history: HistoryPort,
                  allow: AllowPort, settings: AlertSettings | None = None, *,
                  rules: RulesPort | None = None, io: Worker | None = None,
-                 workers: Worker | None = None, parent: QObject | None = None) -> None:
+                 workers: Worker | None = None, parent: QObject | None = None,
+                 origin_of: OriginOf | None = None) -> None:
         super().__init__(parent)
         self.clock = clock
         self.settings = settings or AlertSettings()
@@ -78,6 +81,7 @@ class AppController(QObject):
         self._history = history
         self._allow = allow
         self._rules = rules
+        self._origin_of = origin_of  # where an alert's app comes from (io lane; None: not shown)
         # Two lanes: quick store calls (allow checks, history) keep their order and are never
         # stuck behind a kill that waits seconds for a process to end.
         self.io = io or Worker("camguard-io", 1, self)
@@ -85,6 +89,7 @@ class AppController(QObject):
         self._users: dict[UsageKey, LiveUser] = {}
         self._degraded: dict[str, Degraded] = {}
         self._blocked: set[DeviceKind] = set()
+        self._block_ends: dict[DeviceKind, float] = {}  # timed blocks set from here
         self._alerts: list[Alert] = []
         self._next_id = 1
         self._settled: dict[AlertKey, None] = {}  # answered for this process run: no re-ask
@@ -103,7 +108,7 @@ class AppController(QObject):
         paused = self._paused_until is not None
         return Snapshot(tray_state(users, self._blocked, paused, bool(self._degraded)),
                         users, tuple(self._degraded.values()), frozenset(self._blocked),
-                        self._paused_until)
+                        self._paused_until, tuple(sorted(self._block_ends.items())))
 
     def current_alert(self) -> AlertView | None:
         if not self._alerts:
@@ -132,6 +137,8 @@ class AppController(QObject):
     def _got_blocked(self, kinds: frozenset[DeviceKind]) -> None:
         if kinds != self._blocked:
             self._blocked = set(kinds)
+            for kind in set(self._block_ends) - kinds:
+                del self._block_ends[kind]
             self._changed()
 
     # -- monitor events ----------------------------------------------------------------
@@ -154,6 +161,7 @@ class AppController(QObject):
         allowed = any(u.allowed for u in self._users.values() if alert_key(u.usage) == akey)
         self._users[usage.key] = LiveUser(usage, at, allowed)
         self._changed()
+        self._look_up_origin(usage)
         if akey in self._settled or self._pending(akey) is not None:
             return
         # A pause silences questions, not the rules: a kill or block rule still applies.
@@ -168,18 +176,29 @@ class AppController(QObject):
         self._checking.add(akey)
         kind = usage.device.kind
 
-        def check() -> AllowCheck | RuleOutcome | None:
+        def check() -> tuple[AllowCheck | RuleOutcome | None, str, ExeOrigin | None]:
             # The allow list first: an app the user allowed is never judged by the mode.
-            verdict = None if process is None else self._allow.check(process, kind)
-            if (verdict is None or not verdict.allowed) and rules is not None:
-                return rules.judge(usage)
-            return verdict
+            allowed = None if process is None else self._allow.check(process, kind)
+            verdict: AllowCheck | RuleOutcome | None = allowed
+            # Why an app the user trusted is asked about again (a changed binary...).
+            why = "" if allowed is None else str(getattr(allowed, "asks_again", "") or "")
+            if (allowed is None or not allowed.allowed) and rules is not None:
+                ruled = rules.judge(usage)
+                verdict, why = ruled, why or "; ".join(ruled.notes)
+            origin = None
+            asks = verdict is None or (isinstance(verdict, RuleOutcome)
+                                       and verdict.gate is Gate.ASK) \
+                or (not isinstance(verdict, RuleOutcome) and not verdict.allowed)
+            if asks and process is not None and self._origin_of is not None:
+                origin = self._origin_of(process)  # for the alert only
+            return verdict, why, origin
 
-        self.io.submit(check, lambda v: self._checked(usage, at, v),
+        self.io.submit(check, lambda v: self._checked(usage, at, *v),
                        lambda _e: self._checked(usage, at, None))
 
     def _checked(self, usage: Usage, at: float,
-                 verdict: AllowCheck | RuleOutcome | None) -> None:
+                 verdict: AllowCheck | RuleOutcome | None, why: str = "",
+                 origin: ExeOrigin | None = None) -> None:
         akey = alert_key(usage)
         self._checking.discard(akey)
         if isinstance(verdict, RuleOutcome):
@@ -195,25 +214,45 @@ class AppController(QObject):
             return
         if self.paused or akey in self._settled or self._pending(akey) is not None:
             return
-        self._raise(usage, at)
+        self._raise(usage, at, why, origin)
 
     def _ruled(self, usage: Usage, outcome: RuleOutcome) -> None:
-        """Carry out a rule's allow, kill or block (no alert; the user is told)."""
+        """Carry out a rule's allow, kill or block (no alert; the user is told which app and
+        which rule)."""
         text = literal(outcome.explanation, 500)
-        log.info("rule for %s on %s: %s", _app_name(usage), usage.device.kind.value, text)
+        log.info("rule for %s on %s: %s", app_name(usage), usage.device.kind.value, text)
+        app, kind = plain_name(usage), usage.device.kind
         if outcome.gate is Gate.ALLOW:
             akey = alert_key(usage)
             self._remember(akey)
             self._mark_allowed(akey)
             self._record(usage, Choice.ALLOW_ONCE, outcome.decided_by)
             if outcome.notify:
-                self.message.emit("camguard (notify only)", f"{_app_name(usage)}: {text}")
+                self.say(f"{app} is using the {kind.value}", sentence(text), kind=kind)
             return
-        self.message.emit("camguard rule", text)
+        stopped = "closed" if outcome.gate is Gate.KILL else "stopped"
+        self.say(f"{app} was {stopped}: it may not use the {kind.value}", sentence(text),
+                 Level.WARNING, kind)
         if outcome.done:
             return  # the service ended it or blocked the device itself, and recorded it
         self._apply(usage, Choice.KILL if outcome.gate is Gate.KILL else Choice.BLOCK,
-                    outcome.decided_by)
+                    outcome.decided_by, quiet=True)
+
+    def _look_up_origin(self, usage: Usage) -> None:
+        """Where the app comes from, for the status (a sandboxed app by its app id): on the
+        io lane, before the allow check, which then finds it cached."""
+        p, origin_of = usage.process, self._origin_of
+        if p is None or origin_of is None:
+            return
+        key = usage.key
+
+        def known(origin: ExeOrigin | None) -> None:
+            user = self._users.get(key)
+            if origin is not None and user is not None:
+                self._users[key] = replace(user, origin=origin)
+                self._changed()
+
+        self.io.submit(lambda: origin_of(p), known, lambda _e: None)
 
     def _stopped(self, usage: Usage, at: float) -> None:
         self._users.pop(usage.key, None)
@@ -230,11 +269,12 @@ class AppController(QObject):
         self._changed()
 
     # -- alerts ------------------------------------------------------------------------
-    def _raise(self, usage: Usage, at: float) -> None:
+    def _raise(self, usage: Usage, at: float, why: str = "",
+               origin: ExeOrigin | None = None) -> None:
         akey = alert_key(usage)
         live = any(alert_key(u.usage) == akey for u in self._users.values())
         stopped_at = None if live else self._last_stop.get(akey, self.clock.now())
-        alert = Alert(self._next_id, usage, at, stopped_at)
+        alert = Alert(self._next_id, usage, at, stopped_at, why, origin)
         self._next_id += 1
         self._alerts.append(alert)
         self.alert_raised.emit(alert)
@@ -282,30 +322,13 @@ class AppController(QObject):
     def act_on_user(self, key: UsageKey, decision: str) -> None:
         user = self._users.get(key)
         if user is None:
-            self.message.emit("camguard", "That app already stopped using the device.")
+            self.say("Nothing to do", "That app already stopped using the device.")
             return
         pending = self._pending(alert_key(user.usage))
         if pending is not None:
             self.decide(pending.id, decision, DecidedBy.TRAY)
         else:
             self._apply(user.usage, Choice(decision), DecidedBy.TRAY)
-
-    @Slot(object)
-    def block_kind(self, kind: DeviceKind) -> None:
-        self.workers.submit(lambda: self._actions.block_device(kind),
-                            lambda r: self._block_done(kind, r), self._failed("Block"))
-
-    @Slot(object)
-    def unblock_kind(self, kind: DeviceKind, password: str | None = None) -> None:
-        """Switch ``kind`` back on (the shell asks for the parental lock first)."""
-        def done(result: ActionResult) -> None:
-            if result.ok:
-                self._blocked.discard(kind)
-                self._changed()
-            self._report(f"Unblock {kind.value}", result)
-
-        self.workers.submit(lambda: self._actions.unblock_device(kind, password), done,
-                            self._failed("Unblock"))
 
     @Slot(float)
     def pause(self, seconds: float) -> None:
@@ -339,45 +362,6 @@ class AppController(QObject):
     def request_quit(self) -> None:
         self.quit_requested.emit()
 
-    # -- applying decisions ------------------------------------------------------------
-    def _apply(self, usage: Usage, decision: Choice, decided_by: str) -> None:
-        akey = alert_key(usage)
-        name = _app_name(usage)
-        log.info("decision %s by %s for %s on %s", decision.value, decided_by, name,
-                 usage.device.kind.value)
-        self._record(usage, decision, decided_by)
-        process, kind = usage.process, usage.device.kind
-        if decision in (Choice.ALLOW_ONCE, Choice.ALWAYS_ALLOW):
-            self._remember(akey)
-        if decision is Choice.ALWAYS_ALLOW:
-            if process is None:
-                self._report("Always allow", ActionResult(
-                    Outcome.FAILED, "camguard cannot see that app, so it cannot allow it"))
-                return
-
-            def allowed(result: ActionResult) -> None:
-                if result.ok:
-                    self._mark_allowed(akey)
-                self._report(f"Always allow {name}", result)
-
-            self.io.submit(lambda: self._allow.allow(process, kind), allowed,
-                           self._failed("Always allow"))
-        elif decision is Choice.KILL:
-            if process is None:
-                self._report("Kill", ActionResult(
-                    Outcome.NOT_FOUND, "camguard cannot see that process, so it cannot end it"))
-                return
-            self.workers.submit(lambda: self._actions.kill(process),
-                                lambda r: self._report(f"Kill {name}", r), self._failed("Kill"))
-        elif decision is Choice.BLOCK:
-            self.block_kind(kind)
-
-    def _block_done(self, kind: DeviceKind, result: ActionResult) -> None:
-        if result.ok:
-            self._blocked.add(kind)
-            self._changed()
-        self._report(f"Block {kind.value}", result)
-
     def _record(self, usage: Usage, decision: Choice, decided_by: str) -> None:
         self.io.submit(lambda: self._history.record_decision(usage, decision.value, decided_by))
 
@@ -392,22 +376,5 @@ class AppController(QObject):
                 self._users[key] = replace(user, allowed=True)
         self._changed()
 
-    def _report(self, title: str, result: ActionResult) -> None:
-        (log.info if result.ok else log.warning)("%s: %s", title, result.message)
-        self.message.emit(title, result.message)
-
-    def _failed(self, title: str) -> Callable[[BaseException], None]:
-        def failed(exc: BaseException) -> None:
-            self._report(title, ActionResult(Outcome.FAILED, f"internal error: {exc}"))
-
-        return failed
-
     def _changed(self) -> None:
         self.changed.emit(self.snapshot())
-
-
-def _app_name(usage: Usage) -> str:
-    p = usage.process
-    if p is None:
-        return "an unseen process"
-    return f"{literal(p.name or '?', 48)} (pid {p.pid})"

@@ -26,6 +26,7 @@ from PySide6.QtCore import (
 )
 
 from camguard.core.models import DeviceKind
+from camguard.core.origin import origin_line
 from camguard.core.text import literal
 from camguard.core.timefmt import session_length
 from camguard.store.history import SessionRecord
@@ -144,7 +145,11 @@ def _display(row: _Row, col: Column) -> str:
         shown = session_length(row.duration)
         return f"{shown} (open)" if r.end is None else shown
     if col is Column.APP:
-        return _opt(r.name, LIMITS["name"]) if r.pid is not None else "(unseen process)"
+        if r.pid is None:
+            return "(unseen process)"
+        name = _opt(r.name, LIMITS["name"])
+        # A sandboxed app by its real name: "bwrap (Flatpak org.telegram.desktop)".
+        return name if r.origin is None else r.origin.label(name)
     cells: dict[Column, Callable[[], str]] = {
         Column.START: lambda: local_time(r.start),
         Column.KIND: lambda: r.kind.value,
@@ -251,6 +256,8 @@ def details_text(rec: SessionRecord) -> str:
         lines.append(f"app: {literal(rec.name or '?')} (pid {rec.pid})")
         lines.append(f"executable: {literal(rec.exe or '?')}")
         lines.append(f"sha256: {rec.exe_sha256 or 'not known'}")
+        if rec.origin is not None:
+            lines.append(f"comes from: {origin_line(rec.origin)}")
         lines.append(f"user: {literal(rec.user or '?')}")
         lines.append("command line: " + " ".join(literal(a) for a in rec.cmdline))
         if rec.parents:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from camguard.core.clock import Clock
-from camguard.core.decision import Decision, decided_by, evaluate
+from camguard.core.decision import Decision, OriginOf, decided_by, evaluate
 from camguard.core.models import Usage
 from camguard.core.rules import Mode, Rule, Verdict
 from camguard.store.eventlog import EventLog
@@ -36,13 +36,15 @@ class RuleJudge:
 
     def __init__(self, rules: RuleFile, policy: Callable[[], PolicyStatus], clock: Clock, *,
                  settings_path: Path, tz: _dt.tzinfo = _dt.UTC,
-                 hasher: Hasher | None = None, events: EventLog | None = None) -> None:
+                 hasher: Hasher | None = None, events: EventLog | None = None,
+                 origin_of: OriginOf | None = None) -> None:
         self._rules = rules
         self._policy = policy
         self._clock = clock
         self._settings = settings_path
         self._tz = tz
         self._hash = hasher or ExeHasher()
+        self._origin_of = origin_of
         self._events = events
         self._spent: set[str] = set()
         self._lock = threading.Lock()
@@ -65,7 +67,7 @@ class RuleJudge:
 
     def decision(self, usage: Usage) -> Decision:
         """What core.decision decides for ``usage`` now (a "once" rule it uses is spent)."""
-        d = evaluate(self, usage, self._clock, self._tz, self._hash)
+        d = evaluate(self, usage, self._clock, self._tz, self._hash, origin_of=self._origin_of)
         for note in d.notes:
             log.warning("%s", note)
         return d
@@ -77,4 +79,4 @@ class RuleJudge:
             # Only what the rules did (plain "no rule, ask" is every alert: alert.shown).
             self._events.decided(d, usage)
         return RuleOutcome(_GATES[d.verdict], d.explanation, decided_by(d),
-                           notify=d.would is not None)
+                           notify=d.would is not None, notes=d.notes)

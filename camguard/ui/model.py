@@ -7,11 +7,30 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from camguard.core.models import Degraded, DeviceKind, Usage
+from camguard.core.origin import ExeOrigin
 from camguard.core.state import UsageKey
 
 # One alert per process and device kind: an app opening /dev/video0 and /dev/video1 (or two
 # capture streams) is one question. A process nobody can see is keyed by its device.
 AlertKey = tuple[str, object, object]
+
+
+class Level(enum.StrEnum):
+    """How a piece of feedback should look: a failure never wears the "info" icon."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """What camguard tells the person after something happened, in plain words."""
+
+    title: str
+    text: str
+    level: Level = Level.INFO
+    kind: DeviceKind | None = None  # the sensor it is about (its icon), if one
 
 
 class TrayState(enum.StrEnum):
@@ -30,6 +49,7 @@ class LiveUser:
     since: float
     # The allow list allows this app for this device kind (no alert was shown).
     allowed: bool = False
+    origin: ExeOrigin | None = None  # where its executable comes from, once looked up
 
     @property
     def key(self) -> UsageKey:
@@ -43,6 +63,10 @@ class Alert:
     at: float
     # Set when the app stopped using the device before anyone answered.
     stopped_at: float | None = None
+    # Why camguard asks again about an app the user allowed ("the file no longer matches
+    # its Debian package firefox-esr"), and where its executable comes from.
+    why: str = ""
+    origin: ExeOrigin | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,16 +85,23 @@ class Snapshot:
     degraded: tuple[Degraded, ...]
     blocked: frozenset[DeviceKind]
     paused_until: float | None  # wall time
+    # When each block ends, where camguard knows it (wall time; absent: until unblocked).
+    block_ends: tuple[tuple[DeviceKind, float], ...] = ()
 
     @property
     def is_degraded(self) -> bool:
         return bool(self.degraded)
 
+    def block_end(self, kind: DeviceKind) -> float | None:
+        return next((at for k, at in self.block_ends if k is kind), None)
+
 
 def tray_state(users: Iterable[LiveUser], blocked: Iterable[DeviceKind], paused: bool,
                degraded: bool) -> TrayState:
-    """Live devices first (the user must see a live camera even while alerts are paused)."""
-    kinds = {u.usage.device.kind for u in users}
+    """Live devices first (the user must see a live camera even while alerts are paused).
+    A blocked device is not "in use": an app holding a muted microphone hears silence."""
+    blocked = set(blocked)
+    kinds = {u.usage.device.kind for u in users} - blocked
     if {DeviceKind.CAMERA, DeviceKind.MICROPHONE} <= kinds:
         return TrayState.BOTH
     if DeviceKind.CAMERA in kinds:
@@ -79,7 +110,7 @@ def tray_state(users: Iterable[LiveUser], blocked: Iterable[DeviceKind], paused:
         return TrayState.MICROPHONE
     if paused:
         return TrayState.PAUSED
-    if any(True for _ in blocked):
+    if blocked:
         return TrayState.BLOCKED
     return TrayState.DEGRADED if degraded else TrayState.IDLE
 

@@ -30,8 +30,9 @@ class AlertSettings:
     default_decision: Choice = Choice.ALLOW_ONCE
     # Seconds an alert for an app that already stopped stays up, saying so, before it goes.
     stopped_linger: float = 8.0
-    # Also send a desktop notification (second channel; Wayland cannot place the popup).
-    notifications: bool = True
+    # Send the alert as a desktop notification. One surface at a time: the settings turn
+    # this on only with the popup off (store.ui_settings.CHANNELS).
+    notifications: bool = False
     # Show the alert popup. Off ("notification only"): the notification offers the same
     # answers and the countdown still applies the default when nobody answers.
     popup: bool = True
@@ -62,8 +63,9 @@ class ActionsPort(Protocol):
         """End ``process``, refusing if its pid now names another process (create time)."""
         ...
 
-    def block_device(self, kind: DeviceKind) -> ActionResult:
-        """Switch every ``kind`` device off until :meth:`unblock_device`."""
+    def block_device(self, kind: DeviceKind, duration: float | None = None) -> ActionResult:
+        """Switch every ``kind`` device off for ``duration`` seconds (None: until
+        :meth:`unblock_device`)."""
         ...
 
     def unblock_device(self, kind: DeviceKind, password: str | None = None) -> ActionResult:
@@ -97,6 +99,9 @@ class RuleOutcome:
     # Already carried out elsewhere (the service acted on its rules): the tray only tells
     # the person, and neither acts again nor records it a second time.
     done: bool = False
+    # Rules that nearly matched, and why not ("the file no longer matches its Debian
+    # package firefox-esr"): an alert says why it asks again.
+    notes: tuple[str, ...] = ()
 
 
 class RulesPort(Protocol):

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Protocol
 
 from PySide6.QtCore import QThreadPool, Signal, Slot
@@ -47,14 +48,17 @@ from camguard.store.ui_settings import (
     MANAGED,
     UiSettings,
     UiSettingsFile,
+    answer_default,
     changed_fields,
     check,
     with_values,
 )
 from camguard.ui.alert import plain_label
+from camguard.ui.parental_page import ParentalPage
 from camguard.ui.ports import AlertSettings
 from camguard.ui.settings_lists import AllowEditor, AllowPage, RulesEditor, RulesPage
 from camguard.ui.settings_pages import (
+    DEVICES_NOTE,
     AlertsPage,
     DevicesPage,
     GeneralPage,
@@ -112,8 +116,14 @@ class SettingsDialog(QDialog):
                  allowlist: AllowEditor | None = None, rules: RulesEditor | None = None,
                  autostart: AutostartPort | None = None, policy: PolicyStatus | None = None,
                  selftest: SelftestRun | None = None, unlock: Unlock | None = None,
+                 lock_set: Callable[[], bool] | None = None,
+                 started_with: Mapping[str, tuple[str, ...]] | None = None,
+                 parental: LockGuard | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._lock_set = lock_set or (parental.is_set if parental is not None
+                                      else (lambda: False))
+        self._started_with = dict(started_with or {})
         self._file = settings_file
         self._clock = clock
         self._allowlist = allowlist
@@ -145,6 +155,7 @@ class SettingsDialog(QDialog):
                             (self.allow_page, "Allow list"), (self.rules_page, "Rules"),
                             (self.general, "General")):
             self.tabs.addTab(page, title)
+        self.parental = self._parental_page(parental)
         box.addWidget(self.tabs, 1)
         self.message = plain_label()
         self.message.setWordWrap(True)
@@ -172,7 +183,14 @@ class SettingsDialog(QDialog):
         contents = self._rules.load() if self._rules is not None else RuleFileContents()
         status = self._policy
         self._eff = effective_settings(user, status.policy, contents.rules)
-        self.shown_settings = with_values(ui, {n: self._eff.value(n) for n in MANAGED})
+        # Unchosen, the default answer is the safe one under a parental lock (as the tray);
+        # what this run was started with on the command line is what is in force.
+        started = {n: v for n, v in self._started_with.items()
+                   if not self._eff.items[n].locked}
+        self.shown_settings = with_values(ui, {**{n: self._eff.value(n) for n in MANAGED},
+                                               "alert_default": answer_default(
+                                                   self._eff, self._lock_set()),
+                                               **started})
         self._show(self.shown_settings)
         if self._allowlist is not None:
             self.allow_page.load(self._allowlist.entries())
@@ -197,6 +215,22 @@ class SettingsDialog(QDialog):
         self.devices.watch_sound_server.setChecked(s.watch_sound_server)
         self.general.retention.setValue(s.retention_days)
 
+    def _parental_page(self, guard: LockGuard | None) -> ParentalPage | None:
+        if guard is None:
+            return None
+        page = ParentalPage(guard, self.pool)
+        page.lock_changed.connect(self._lock_changed)
+        self.tabs.addTab(page, "Parental lock")
+        return page
+
+    def _lock_changed(self, on: bool) -> None:
+        """The lock went on or off: an unchosen default answer follows it at once."""
+        default = answer_default(self._eff, on)
+        if default != self.shown_settings.alert_default:
+            self.shown_settings = replace(self.shown_settings, alert_default=default)
+            select_value(self.alerts.decision, default)
+            self.settings_changed.emit(self.shown_settings)
+
     def lock_reason(self, name: str) -> str | None:
         """Why ``name`` cannot be changed here (None: it can)."""
         status = self._policy
@@ -204,7 +238,12 @@ class SettingsDialog(QDialog):
             return ("The managed policy cannot be read, so nothing it might lock can be "
                     f"changed: {status.error}")
         if name in self._eff.items:
-            return self._eff.refusal(name)
+            refusal = self._eff.refusal(name)
+            if refusal is None and name in self._started_with:
+                option = "--" + name.replace("_globs", "-glob")
+                return (f"camguard was started with {option} for this run: that is what it "
+                        "watches now. Start it without the option to use this setting.")
+            return refusal
         if status.policy.is_locked(name):
             return f"locked by {status.policy.source}; ask your administrator"
         return None
@@ -233,6 +272,11 @@ class SettingsDialog(QDialog):
                     w.setToolTip("")
                 else:
                     lock(w, why)
+        started = [n for n in ("camera_globs", "mic_globs") if n in self._started_with
+                   and not self._eff.items[n].locked]
+        self.devices.note.setText(
+            (self.lock_reason(started[0]) or "") + "\n" + DEVICES_NOTE if started
+            else DEVICES_NOTE)
         why = self.lock_reason(RULES)
         for page in (self.rules_page, self.allow_page):
             page.message.setText("" if why is None else literal(why, 500))

@@ -79,8 +79,10 @@ class AllowPage(QWidget):
         self._rows: dict[tuple[str, DeviceKind], AllowRow] = {}
         self.hashing = 0
         box = QVBoxLayout(self)
-        box.addWidget(plain_label("Programs allowed without an alert. Each entry allows one "
-                                  "binary: a changed file at the same path is asked about."))
+        intro = plain_label("Programs allowed without an alert. Each entry allows one "
+                            "binary: a changed file at the same path is asked about.")
+        intro.setWordWrap(True)  # whole, at any window width
+        box.addWidget(intro)
         self.table = make_table(("Program", "Device", "SHA-256", "State"))
         box.addWidget(self.table, 1)
         row = QHBoxLayout()

@@ -40,7 +40,6 @@ from camguard.store.ui_settings import (
     MIN_COUNTDOWN,
     NOTIFICATION,
     POPUP,
-    POPUP_AND_NOTIFICATION,
 )
 from camguard.ui.alert import plain_label
 from camguard.ui.history_model import rich_tooltip
@@ -48,13 +47,14 @@ from camguard.ui.history_model import rich_tooltip
 log = logging.getLogger(__name__)
 
 DECISIONS = (("Allow once", "allow"), ("Kill the app", "kill"), ("Block the device", "block"))
-CHANNEL_NAMES = {POPUP: "Popup only", POPUP_AND_NOTIFICATION: "Popup and desktop notification",
-                 NOTIFICATION: "Desktop notification only"}
+CHANNEL_NAMES = {POPUP: "camguard's popup, beside the tray icon",
+                 NOTIFICATION: "A desktop notification"}
 KINDS = (("Camera and microphone", ""), ("Camera", "camera"), ("Microphone", "microphone"))
 MATCHES = (("This program (path and SHA-256)", MatchBy.EXE.value),
            ("Any program at this path (or under it, ending in /)", MatchBy.PATH.value),
            ("Processes with this name (weakest)", MatchBy.NAME.value),
            ("Any app", MatchBy.ANY.value))
+DEVICES_NOTE = "Device changes apply the next time camguard starts."
 # Only durable rules are written to the rules file (see core.rules.Duration.durable).
 DURATIONS = (Duration.ALWAYS.value, Duration.MIN15.value, Duration.HOUR.value)
 
@@ -217,7 +217,37 @@ class DevicesPage(QWidget):
         self.watch_sound_server = QCheckBox(
             "Watch the sound server (PulseAudio, PipeWire) for recording apps")
         form.addRow(self.watch_sound_server)
-        form.addRow(plain_label("Device changes apply the next time camguard starts."))
+        self.note = plain_label(DEVICES_NOTE)
+        self.note.setWordWrap(True)
+        form.addRow(self.note)
+
+
+class RetentionEditor(QWidget):
+    """How long the history is kept: a "forever" box, else a number of days. ``value()`` is
+    the setting (0: forever), as the spin box that said "Keep forever" at 0 had it."""
+
+    def __init__(self, days: int = 90) -> None:
+        super().__init__()
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.forever = QCheckBox("Keep forever")
+        self.days = QSpinBox()
+        self.days.setRange(1, MAX_RETENTION_DAYS)
+        self.days.setValue(days)
+        self.days.setPrefix("or keep ")
+        self.days.setSuffix(" days")
+        row.addWidget(self.forever)
+        row.addWidget(self.days, 1)
+        self.forever.toggled.connect(lambda on: self.days.setEnabled(not on))
+
+    def value(self) -> int:
+        return 0 if self.forever.isChecked() else self.days.value()
+
+    def setValue(self, days: int) -> None:  # the QSpinBox name it replaces
+        self.forever.setChecked(days == 0)
+        self.days.setEnabled(days != 0)
+        if days:
+            self.days.setValue(days)
 
 
 class GeneralPage(QWidget):
@@ -227,11 +257,8 @@ class GeneralPage(QWidget):
         form = QFormLayout()
         self.autostart = QCheckBox("Start camguard when I log in")
         form.addRow(self.autostart)
-        self.retention = QSpinBox()
-        self.retention.setRange(0, MAX_RETENTION_DAYS)
-        self.retention.setSuffix(" days")
-        self.retention.setSpecialValueText("Keep forever")
-        form.addRow("Keep the history for", self.retention)
+        self.retention = RetentionEditor()
+        form.addRow("History", self.retention)
         box.addLayout(form)
         self.selftest_button = QPushButton("Run self-test")
         self.selftest_button.setToolTip(rich_tooltip(

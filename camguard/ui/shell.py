@@ -24,6 +24,7 @@ from camguard.core.decision import DecidedBy
 from camguard.core.models import Degraded, HealthEvent
 from camguard.core.text import literal
 from camguard.monitor import Sink
+from camguard.platform import origin_of
 from camguard.store.allowlist import AllowList
 from camguard.store.history import HistoryStore
 from camguard.store.ui_settings import UiSettings, settings_in_force
@@ -33,12 +34,14 @@ from camguard.ui.adapters import (
     HistoryRecorder,
     NullAllow,
     NullHistory,
+    RuleAllower,
 )
 from camguard.ui.alert import AlertPopup
 from camguard.ui.alert_routing import AlertRouter, connect_alert_events
 from camguard.ui.assets import icon_path, load_icon
 from camguard.ui.bridge import MonitorBridge
 from camguard.ui.controller import AppController
+from camguard.ui.feedback import FeedbackRouter
 from camguard.ui.gc_guard import GuiThreadCollector
 from camguard.ui.lock_gate import LockGate
 from camguard.ui.notifications import DesktopNotifier
@@ -85,6 +88,7 @@ class TrayApp:
     gate: LockGate | None = None
     router: AlertRouter | None = None
     retention: Retention | None = None
+    feedback: FeedbackRouter | None = None
 
 
 def run_tray(monitor: EventSource, clock: Clock, *, killer: ProcessKiller | None = None,
@@ -133,6 +137,9 @@ def build(app: QApplication, monitor: EventSource, clock: Clock, *,
     o = options or TrayOptions()
     settings = settings or AlertSettings()
     history, allow = _history_ports(store, clock)
+    if o.rules is not None and o.rule_file is not None and isinstance(allow, Allower | NullAllow):
+        # One model of trust: "Always allow" writes a rule the rules judge then applies.
+        allow = RuleAllower(allow, o.rule_file, clock)
     served = o.history is not None  # the service's history is the history: no second copy
     if served:
         history = o.decisions or NullHistory("the camguard service keeps the history")
@@ -146,7 +153,7 @@ def build(app: QApplication, monitor: EventSource, clock: Clock, *,
     monitor.add_sink(bridge.sink)
     actions = o.actions or Actions(killer, blocks)
     controller = AppController(clock, actions, history, allow, settings, rules=o.rules,
-                               parent=app)
+                               parent=app, origin_of=origin_of)
     bridge.event_received.connect(controller.handle_event)
     has_tray = QSystemTrayIcon.isSystemTrayAvailable()
     tray = TrayIcon(clock, app) if has_tray else None
@@ -154,14 +161,17 @@ def build(app: QApplication, monitor: EventSource, clock: Clock, *,
     popup = AlertPopup(settings, anchor=tray.geometry if tray else None)
     # Always made: the settings window can switch notifications on while camguard runs.
     icon = icon_path("camera")
-    notifier = DesktopNotifier(icon=str(icon) if icon else "",
+    icons = {name: str(path) for name, file in (
+        ("camera", "camera"), ("microphone", "microphone"), ("warning", "degraded"),
+        ("error", "degraded")) if (path := icon_path(file)) is not None}
+    notifier = DesktopNotifier(icon=str(icon) if icon else "", icons=icons,
                                expire_ms=int(settings.countdown * 1000), parent=app)
     parts = TrayApp(app, controller, popup, status, tray, notifier, store, options=o)
     say = tray.show_message if tray is not None else status.show_message
     # Children of the controller: deleting it (tests build many trays) takes them along.
     parts.windows = Windows(clock, store, o, say, parent=controller)
     parts.gate = LockGate(o.lock, o.ask_password or password_prompt(None),
-                          controller.message.emit, controller.io,
+                          controller.say, controller.io,
                           service_lock=o.service_lock, parent=controller)
     ui = o.ui or UiSettings()
     if store is not None and not served:
@@ -197,6 +207,9 @@ def start(parts: TrayApp, monitor: EventSource) -> None:
         parts.retention.start()
     problems = parts.options.problems if parts.options is not None else ()
     show_problems(parts, problems)
+    show_managed(parts)
+    if parts.windows is not None and o is not None and o.first_run is not None:
+        parts.windows.show_first_run()
 
 
 def show_problems(parts: TrayApp, problems: Sequence[str]) -> None:
@@ -216,7 +229,7 @@ def _history_ports(store: HistoryStore | None, clock: Clock
                    ) -> tuple[HistoryPort, AllowPort]:
     if store is None:
         return NullHistory(), NullAllow()
-    return HistoryRecorder(store), Allower(AllowList(store.db), clock)
+    return HistoryRecorder(store), Allower(AllowList(store.db), clock, origin_of=origin_of)
 
 
 def wire(parts: TrayApp) -> None:
@@ -235,6 +248,8 @@ def wire(parts: TrayApp) -> None:
         c.changed.connect(view.show_snapshot)
         view.act_requested.connect(c.act_on_user)
         view.block_requested.connect(c.block_kind)
+        view.block_for_requested.connect(c.block_kind_for)
+        view.panic_requested.connect(c.panic)
         view.resume_requested.connect(c.resume)
         view.history_requested.connect(c.request_history)
         view.settings_requested.connect(c.request_settings)
@@ -251,9 +266,10 @@ def wire(parts: TrayApp) -> None:
     if tray is not None:
         tray.show_requested.connect(c.request_show)
     say = tray.show_message if tray is not None else status.show_message
-    c.message.connect(say)
-    if tray is not None:
-        c.message.connect(status.show_message)
+    # Feedback goes to one place at a time and never lands on the popup (ui/feedback.py).
+    parts.feedback = parts.feedback or FeedbackRouter(popup, parts.notifier, tray, status,
+                                                      parent=c)
+    c.feedback.connect(parts.feedback.show)
     c.show_requested.connect(lambda: _show(status))
     # exit(), not quit(): Qt 6's quit() first asks every window to close, and the status
     # window refuses when it is the only way to reach camguard (it minimises instead).
@@ -263,6 +279,7 @@ def wire(parts: TrayApp) -> None:
         c.history_requested.connect(windows.show_history)
         c.settings_requested.connect(windows.show_settings)
         windows.settings_changed.connect(lambda ui: settings_saved(parts, ui))
+        windows.first_run_done.connect(lambda lock_set: set_up(parts, lock_set))
     else:
         c.history_requested.connect(lambda: say("History", "No history window here; run "
                                                 "`camguard history` in a terminal."))
@@ -294,6 +311,34 @@ def settings_saved(parts: TrayApp, ui: UiSettings) -> None:
     if o is not None:
         c.io.submit(lambda: settings_in_force(o.settings_file, o.policy().policy)[1],
                     lambda problems: show_problems(parts, problems))
+    show_managed(parts)
+
+
+def show_managed(parts: TrayApp) -> None:
+    """The tray menu's "Managed by …" line: a managed policy that locks something, or the
+    parental lock (a small file read each; at start-up and after the settings change)."""
+    o, tray = parts.options, parts.tray
+    if o is None or tray is None:
+        return
+    policy = o.policy().policy
+    lock_on = o.lock is not None and o.lock.is_set()
+    who = [f"Managed by {literal(policy.source, 120)}"] if policy.locked and policy.source \
+        else []
+    if lock_on:
+        who.append("parental lock on")
+    line = " · ".join(who)
+    tray.managed = line[:1].upper() + line[1:]
+    tray.rebuild_menu()
+
+
+def set_up(parts: TrayApp, lock_set: bool) -> None:
+    """The first-run window saved: the settings in force are read again (a parental lock
+    set there makes an unanswered alert block)."""
+    o = parts.options
+    if o is None:
+        return
+    ui, _problems = settings_in_force(o.settings_file, o.policy().policy, parental=lock_set)
+    settings_saved(parts, ui)
 
 
 def _show(window: StatusWindow) -> None:

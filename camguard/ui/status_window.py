@@ -22,10 +22,20 @@ from camguard.core.clock import Clock
 from camguard.core.decision import Choice
 from camguard.core.models import DeviceKind
 from camguard.ui.alert import plain_label
-from camguard.ui.model import Snapshot, TrayState
-from camguard.ui.tray import PAUSES, describe_user, summary_lines
+from camguard.ui.model import Feedback, Snapshot, TrayState
+from camguard.ui.tray import PANIC, PAUSES, describe_user, summary_lines
 
 _KEY_ROLE = Qt.ItemDataRole.UserRole
+MESSAGE_MS = 20_000
+
+
+def empty_text(snap: Snapshot) -> str:
+    """What the user list says when nothing is using a device."""
+    if snap.blocked:
+        return ("Nothing is using your camera or microphone.\n"
+                "Blocked devices stay off until you unblock them below.")
+    return ("Nothing is using your camera or microphone.\n"
+            "camguard will tell you the moment an app turns one on.")
 
 
 class StatusWindow(QWidget):
@@ -34,6 +44,8 @@ class StatusWindow(QWidget):
 
     act_requested = Signal(object, str)
     block_requested = Signal(object)
+    block_for_requested = Signal(object, float)
+    panic_requested = Signal()
     unblock_requested = Signal(object)
     pause_requested = Signal(float)
     resume_requested = Signal()
@@ -53,6 +65,12 @@ class StatusWindow(QWidget):
         box.addWidget(self.headline)
         self.users = QListWidget()  # item text is plain text: no markup is interpreted
         box.addWidget(self.users, 1)
+        # Idle: a sentence where the list would be, not an empty white box.
+        self.empty = plain_label()
+        self.empty.setWordWrap(True)
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty.setMinimumHeight(96)
+        box.addWidget(self.empty, 1)
         row = QHBoxLayout()
         self.user_buttons: dict[Choice, QPushButton] = {}
         for decision, text in ((Choice.KILL, "Kill app"), (Choice.BLOCK, "Block device"),
@@ -68,6 +86,11 @@ class StatusWindow(QWidget):
         self.message_label = plain_label()
         self.message_label.setWordWrap(True)
         box.addWidget(self.message_label)
+        # The last action's result is news, not state: it goes after a while.
+        self._message_clear = QTimer(self)
+        self._message_clear.setSingleShot(True)
+        self._message_clear.setInterval(MESSAGE_MS)
+        self._message_clear.timeout.connect(self.message_label.clear)
         self._add_global_buttons(box)
         self.users.currentItemChanged.connect(lambda *_: self._update_buttons())
         self._refresh = QTimer(self)
@@ -83,6 +106,10 @@ class StatusWindow(QWidget):
             button.clicked.connect(lambda _=False, k=kind: self._toggle_block(k))
             self.block_buttons[kind] = button
             row.addWidget(button)
+        self.panic_button = QPushButton("Panic: both off now")
+        self.panic_button.setToolTip(PANIC)
+        self.panic_button.clicked.connect(lambda _=False: self.panic_requested.emit())
+        row.addWidget(self.panic_button)
         box.addLayout(row)
         row = QHBoxLayout()
         self.pause_buttons = []
@@ -115,7 +142,13 @@ class StatusWindow(QWidget):
 
     @Slot(str, str)
     def show_message(self, title: str, text: str) -> None:
-        self.message_label.setText(f"{title}: {text}")
+        self.message_label.setText(f"{title}: {text}" if text else title)
+        self._message_clear.start()
+
+    @Slot(object)
+    def show_feedback(self, fb: Feedback) -> None:
+        self.message_label.setText(f"{fb.title}. {fb.text}" if fb.text else fb.title)
+        self._message_clear.start()
 
     @Slot()
     def _render(self) -> None:
@@ -124,10 +157,16 @@ class StatusWindow(QWidget):
         lines = summary_lines(snap, now)
         self.headline.setText(lines[0])
         self.details.setText("\n".join(lines[1 + len(snap.users):]))
+        self.details.setVisible(len(lines) > 1 + len(snap.users))
+        self.users.setVisible(bool(snap.users))
+        self.empty.setVisible(not snap.users)
+        self.empty.setText(empty_text(snap))
+        for button in self.user_buttons.values():
+            button.setVisible(bool(snap.users))
         selected = self._selected_key()
         self.users.clear()
         for user in snap.users:
-            item = QListWidgetItem(describe_user(user, now))
+            item = QListWidgetItem(describe_user(user, now, snap.blocked))
             item.setData(_KEY_ROLE, user.key)
             self.users.addItem(item)
             if user.key == selected:
@@ -137,6 +176,8 @@ class StatusWindow(QWidget):
         for kind, button in self.block_buttons.items():
             button.setText(f"Unblock {kind.value}" if kind in snap.blocked
                            else f"Block {kind.value}")
+        self.panic_button.setEnabled(not {DeviceKind.CAMERA, DeviceKind.MICROPHONE}
+                                     <= snap.blocked)
         paused = snap.paused_until is not None
         for button in self.pause_buttons:
             button.setVisible(not paused)

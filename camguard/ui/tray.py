@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 import time
 
 from PySide6.QtCore import QObject, QRect, QTimer, Signal, Slot
@@ -22,41 +23,72 @@ from camguard.core.decision import Choice
 from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind
 from camguard.core.text import literal
 from camguard.ui.assets import state_icon
-from camguard.ui.model import LiveUser, Snapshot, TrayState
+from camguard.ui.model import Feedback, Level, LiveUser, Snapshot, TrayState
 
 log = logging.getLogger(__name__)
 
 PAUSES = (("Pause alerts for 15 min", 15 * 60.0), ("Pause alerts for 1 h", 3600.0))
-_HEADLINES = {
-    TrayState.IDLE: "camguard: no camera or microphone in use",
-    TrayState.CAMERA: "camguard: CAMERA IN USE",
-    TrayState.MICROPHONE: "camguard: MICROPHONE IN USE",
-    TrayState.BOTH: "camguard: CAMERA AND MICROPHONE IN USE",
-    TrayState.BLOCKED: "camguard: blocked",
-    TrayState.PAUSED: "camguard: alerts paused",
-    TrayState.DEGRADED: "camguard: not fully working",
-}
+# How long a block from the tray lasts (None: until the person unblocks it).
+BLOCK_TIMES: tuple[tuple[str, float | None], ...] = (
+    ("for 15 min", 15 * 60.0), ("for 1 h", 3600.0), ("until I unblock it", None))
+PANIC = "Panic: turn camera and microphone off now"
+_KINDS = (DeviceKind.CAMERA, DeviceKind.MICROPHONE)
 
 
-def describe_user(user: LiveUser, now: float) -> str:
+def headline(snap: Snapshot) -> str:
+    """What is live, in one line: what is in use and by whom, what is blocked and until
+    when, whether alerts are paused. A blocked device is never also "in use"."""
+    live: dict[DeviceKind, list[str]] = {}
+    for u in snap.users:
+        kind = u.usage.device.kind
+        if kind not in snap.blocked:
+            p = u.usage.process
+            name = "an app camguard cannot see" if p is None else literal(
+                p.name or os.path.basename(p.exe or "") or f"process {p.pid}", 32)
+            if name not in live.setdefault(kind, []):
+                live[kind].append(name)
+    parts = []
+    if live:
+        kinds = " and ".join(k.value for k in _KINDS if k in live)
+        names = [n for k in _KINDS for n in live.get(k, [])]
+        who = names[0] if len(set(names)) == 1 else f"{len(set(names))} apps"
+        parts.append(f"{kinds.capitalize()} in use by {who}")
+    for kind in _KINDS:
+        if kind in snap.blocked:
+            end = snap.block_end(kind)
+            until = f" until {_clock_time(end)}" if end is not None else ""
+            parts.append(f"{kind.value} blocked{until}")
+    if snap.paused_until is not None:
+        parts.append(f"alerts paused until {_clock_time(snap.paused_until)}")
+    if not parts:
+        parts.append("no camera or microphone in use")
+    if snap.degraded and not live:
+        parts.append("not fully working")
+    line = " · ".join(parts)
+    return line[0].upper() + line[1:]
+
+
+def describe_user(user: LiveUser, now: float, blocked: frozenset[DeviceKind] = frozenset()
+                  ) -> str:
     """One line for a live user: app, pid, device, for how long (already literal)."""
     p = user.usage.process
-    who = UNSEEN_PROCESS_NOTE if p is None else f"{literal(p.name or '?', 40)} (pid {p.pid})"
+    name = "" if p is None else literal(
+        p.name or os.path.basename(p.exe or "") or "an unnamed app", 40)
+    if p is not None and user.origin is not None and user.origin.sandboxed:
+        name = user.origin.label(name)  # "bwrap (Flatpak org.telegram.desktop (stable))"
+    who = UNSEEN_PROCESS_NOTE if p is None else f"{name} (pid {p.pid})"
     device = user.usage.device
     where = literal(device.name or device.id, 48)
     allowed = ", allowed" if user.allowed else ""
+    cut_off = ", blocked" if device.kind in blocked else ""
     return (f"{who}: {device.kind.value} {where}, "
-            f"{format_duration(max(0.0, now - user.since))}{allowed}")
+            f"{format_duration(max(0.0, now - user.since))}{allowed}{cut_off}")
 
 
 def summary_lines(snap: Snapshot, now: float) -> list[str]:
-    """The status in plain lines (tooltip, status window)."""
-    lines = [_HEADLINES[snap.state]]
-    lines += [describe_user(u, now) for u in snap.users]
-    if snap.paused_until is not None and snap.state is not TrayState.PAUSED:
-        lines.append("alerts paused until " + _clock_time(snap.paused_until))
-    for kind in sorted(snap.blocked):
-        lines.append(f"{kind.value} blocked")
+    """The status in plain lines (tooltip, status window): the headline, then each user."""
+    lines = [headline(snap)]
+    lines += [describe_user(u, now, snap.blocked) for u in snap.users]
     for d in snap.degraded:
         lines.append(f"degraded: {d.source}: {literal(d.reason, 160)}")
     return lines
@@ -74,7 +106,9 @@ class TrayIcon(QObject):
     """The system tray entry. ``state`` and ``tooltip_lines`` are what it shows now."""
 
     act_requested = Signal(object, str)  # usage key, Choice value
-    block_requested = Signal(object)  # DeviceKind
+    block_requested = Signal(object)  # DeviceKind, until unblocked
+    block_for_requested = Signal(object, float)  # DeviceKind, seconds
+    panic_requested = Signal()
     unblock_requested = Signal(object)  # DeviceKind
     pause_requested = Signal(float)  # seconds
     resume_requested = Signal()
@@ -88,6 +122,8 @@ class TrayIcon(QObject):
         self._clock = clock
         self.snapshot = Snapshot(TrayState.IDLE, (), (), frozenset(), None)
         self.tooltip_lines: list[str] = []
+        # Who else decides here: "Managed by policy …" or "Parental lock on" (shell.py).
+        self.managed = ""
         self.icon = QSystemTrayIcon(self)
         self.menu = QMenu()
         self._switch = QMenu("Kill switch", self.menu)
@@ -144,6 +180,15 @@ class TrayIcon(QObject):
         # text; the values come from the controller, already through literal().
         self.icon.showMessage(title, text, QSystemTrayIcon.MessageIcon.Information, 8000)
 
+    @Slot(object)
+    def show_feedback(self, fb: Feedback) -> None:
+        """Feedback in the tray's own balloon (no notification daemon): a failure shows
+        the warning or error icon, not the information one."""
+        icon = {Level.INFO: QSystemTrayIcon.MessageIcon.Information,
+                Level.WARNING: QSystemTrayIcon.MessageIcon.Warning,
+                Level.ERROR: QSystemTrayIcon.MessageIcon.Critical}[fb.level]
+        self.icon.showMessage(fb.title, fb.text, icon, 8000)
+
     @Slot()
     def _render(self) -> None:
         self.tooltip_lines = summary_lines(self.snapshot, self._clock.now())
@@ -156,11 +201,13 @@ class TrayIcon(QObject):
         now = self._clock.now()
         menu = self.menu
         menu.clear()
-        head = menu.addAction(_menu_text(_HEADLINES[snap.state]))
+        head = menu.addAction(_menu_text(headline(snap)))
         head.setEnabled(False)
+        if self.managed:
+            menu.addAction(_menu_text(self.managed)).setEnabled(False)
         for i, user in enumerate(snap.users):
             sub = self._submenu(i)
-            sub.setTitle(_menu_text(describe_user(user, now)))
+            sub.setTitle(_menu_text(describe_user(user, now, snap.blocked)))
             menu.addMenu(sub)
             self._user_actions(sub, user)
         for d in snap.degraded:
@@ -170,11 +217,23 @@ class TrayIcon(QObject):
         switch = self._switch
         switch.clear()
         menu.addMenu(switch)
-        for kind in (DeviceKind.CAMERA, DeviceKind.MICROPHONE):
+        for kind in _KINDS:
             if kind in snap.blocked:
-                self._add(switch, f"Unblock {kind.value}", self.unblock_requested.emit, kind)
-            else:
-                self._add(switch, f"Block {kind.value}", self.block_requested.emit, kind)
+                end = snap.block_end(kind)
+                until = f" (blocked until {_clock_time(end)})" if end is not None else ""
+                self._add(switch, f"Unblock {kind.value}{until}", self.unblock_requested.emit,
+                          kind)
+                continue
+            for text, seconds in BLOCK_TIMES:
+                if seconds is None:
+                    self._add(switch, f"Block {kind.value} {text}", self.block_requested.emit,
+                              kind)
+                else:
+                    self._add(switch, f"Block {kind.value} {text}",
+                              self.block_for_requested.emit, kind, seconds)
+            switch.addSeparator()
+        if not set(_KINDS) <= snap.blocked:
+            self._add(menu, PANIC, self.panic_requested.emit)
         if snap.paused_until is not None:
             self._add(menu, f"Resume alerts (paused until {_clock_time(snap.paused_until)})",
                       self.resume_requested.emit)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from camguard.core.models import MonitorEvent
 from camguard.store.eventlog import EventLog
@@ -34,6 +35,12 @@ class TrayOptions:
     settings_file: UiSettingsFile = field(default_factory=UiSettingsFile)
     ui: UiSettings | None = None  # in force at start-up (retention; None: the defaults)
     problems: tuple[str, ...] = ()  # met while reading settings and policy: shown in the tray
+    # Settings this run was started with on the command line (--camera-glob, --mic-glob):
+    # the settings window shows them in force, and why they cannot be changed there.
+    started_with: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The first start: the config folder the first-run window marks once it is done
+    # (None: camguard was set up before; the window is not shown).
+    first_run: Path | None = None
     policy: Callable[[], PolicyStatus] = _no_policy  # read again each time settings open
     rule_file: RuleFile | None = None  # the settings window's rules (app/tray.rule_file)
     autostart: AutostartPort | None = None

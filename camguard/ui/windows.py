@@ -10,6 +10,8 @@ from PySide6.QtCore import QObject, Signal, Slot
 from camguard.core.clock import Clock
 from camguard.store.allowlist import AllowList
 from camguard.store.history import HistoryStore
+from camguard.store.ui_settings import UiSettings
+from camguard.ui.first_run import FirstRunWindow
 from camguard.ui.history_window import HistoryWindow, history_query
 from camguard.ui.settings_dialog import SettingsDialog, lock_unlocker, password_prompt
 from camguard.ui.tray_options import Say, TrayOptions
@@ -19,6 +21,7 @@ class Windows(QObject):
     """Opens the history window and the settings dialog on request (made on first use)."""
 
     settings_changed = Signal(object)  # UiSettings now in force
+    first_run_done = Signal(bool)  # the first-run window saved; a parental lock is set
 
     def __init__(self, clock: Clock, store: HistoryStore | None, options: TrayOptions,
                  say: Say, parent: QObject | None = None) -> None:
@@ -29,6 +32,7 @@ class Windows(QObject):
         self._say = say
         self.history: HistoryWindow | None = None
         self.settings: SettingsDialog | None = None
+        self.first_run: FirstRunWindow | None = None
         self._retired: list[SettingsDialog] = []
 
     @Slot()
@@ -64,11 +68,35 @@ class Windows(QObject):
             o.settings_file, self._clock,
             allowlist=AllowList(self._store.db) if self._store is not None else None,
             rules=o.rule_file, autostart=o.autostart, policy=o.policy(),
-            selftest=o.selftest, unlock=unlock)
+            selftest=o.selftest, unlock=unlock,
+            parental=o.lock, started_with=o.started_with)
         dlg.settings_changed.connect(self.settings_changed)
         self.settings = dlg
         self._tidy()
         _raise(dlg)
+
+    @Slot()
+    def show_first_run(self) -> None:
+        """The first-run window, when this is camguard's first start here."""
+        o = self._options
+        if o.first_run is None:
+            return
+        ui = o.ui or UiSettings()
+        cams = o.started_with.get("camera_globs", ui.camera_globs)
+        mics = o.started_with.get("mic_globs", ui.mic_globs)
+        watching = [f"cameras: {', '.join(cams) or 'none'}",
+                    "microphones: " + ("the sound server (PulseAudio or PipeWire) and "
+                                       if ui.watch_sound_server else "")
+                    + (", ".join(mics) or "no device nodes")]
+        eff = o.policy()
+        mode_locked = None
+        if eff.policy.is_locked("mode"):
+            mode_locked = f"Chosen by {eff.policy.source}."
+        w = FirstRunWindow(o.first_run, watching, rules=o.rule_file, autostart=o.autostart,
+                           lock=o.lock, mode_locked=mode_locked)
+        w.finished_setup.connect(self.first_run_done)
+        self.first_run = w
+        _raise(w)
 
     def _tidy(self) -> None:
         for old in list(self._retired):
@@ -88,6 +116,10 @@ class Windows(QObject):
             dlg.shutdown()
             dlg.deleteLater()
         self._retired, self.settings = [], None
+        if self.first_run is not None:
+            self.first_run.hide()
+            self.first_run.deleteLater()
+            self.first_run = None
 
 
 def _raise(w: Any) -> None:

@@ -74,6 +74,10 @@ condition C.Policy.Syslog SYSLOG
 condition C.Policy.SyslogFacility SYSLOGFACILITY
 msibuild "$MSI" -q "UPDATE \`Property\` SET \`Value\` = '$SECURE' \
   WHERE \`Property\` = 'SecureCustomProperties'"
+#  * ServiceInstall/@Vital: wixl drops msidbServiceInstallErrorControlVital (0x8000), so a
+#    service that cannot be installed would not fail the install (1 = SERVICE_ERROR_NORMAL).
+msibuild "$MSI" -q "UPDATE \`ServiceInstall\` SET \`ErrorControl\` = 32769 \
+  WHERE \`ServiceInstall\` = 'SI.camguard'"
 
 "$PYTHON" "$HERE/check_msi.py" "$MSI" --payload "$STAGE/payload" --version "$MSI_VERSION"
 echo "build_msi: $MSI ($(du -h "$MSI" | cut -f1))"

@@ -9,9 +9,12 @@
   Linux stand-in payload). Expect to fix small things the first time it runs.
 
   camguard/platform/windows (the Windows backend: sensor monitor, Core Audio sessions,
-  ConsentStore) has never run on Windows; see packaging/README.md "Windows: what never ran".
-  The MSI installs no Windows service yet. pywin32, comtypes and pycaw come with the package
-  (win32 markers in pyproject.toml).
+  ConsentStore, kill switch, named pipe, the service host) has never run on Windows; see
+  camguard/platform/windows/README.md. The MSI registers the camguard service (manual start,
+  LocalSystem: `camguard.exe service --windows-service --admin-group S-1-5-32-544`); WiX 3
+  sets its Vital bit itself (wixl does not: build_msi.sh patches it). pywin32, comtypes and
+  pycaw come with the package (win32 markers in pyproject.toml); the spec lists the pywin32
+  modules the service needs as hidden imports.
 
   Needs: 64-bit Python 3.11 (python.org or `winget install Python.Python.3.11`), the WiX
   Toolset 3.14 (heat.exe, candle.exe, light.exe on PATH or in $env:WIX\bin), and for signing

@@ -11,6 +11,10 @@ camguard's own reader (camguard/store/policy_registry.py) as the registry Window
 hold after ``msiexec /i ... LOCKED=... MODE=...``; every value must come out as the
 setting it was meant to be, with no problem reported.
 
+ServiceInstall and ServiceControl must register camguard/platform/windows/winservice.py's
+SERVICE (manual start, LocalSystem, stopped before upgrade and uninstall, then removed), with
+arguments camguard's own command line reads as ``camguard service --windows-service``.
+
 Usage: check_msi.py MSI [--payload DIR] [--version X.Y.Z]   (exit 1 and a list on failure)
 """
 
@@ -28,6 +32,11 @@ UPGRADE_CODE = "{24FD2514-B197-4BAA-8CB1-7A460559EAA2}"
 RUN_KEY = "Software\\Microsoft\\Windows\\CurrentVersion\\Run"
 POLICY_KEY = "Software\\Policies\\camguard"
 HKLM = "2"
+SERVICE_OWN_PROCESS = 0x10
+SERVICE_DEMAND_START = 3
+SERVICE_ERROR_NORMAL = 1
+MSIDB_SERVICE_VITAL = 0x8000  # ServiceInstall/@Vital: a failed install of it fails the MSI
+MSI_STOP_ON_INSTALL, MSI_STOP_ON_UNINSTALL, MSI_DELETE_ON_UNINSTALL = 0x2, 0x20, 0x80
 COMPONENT_64BIT = 256
 COMPONENT_REGISTRY_KEYPATH = 4
 # property -> (registry value name, sample value for the round trip through camguard's reader)
@@ -147,7 +156,8 @@ class Checker:
                   f"MajorUpgrade rows missing: {upgrades}")
         sequence = {r["Action"] for r in table(self.msi, "InstallExecuteSequence")}
         for action in ("RemoveExistingProducts", "RemoveRegistryValues", "RemoveFiles",
-                       "WriteRegistryValues", "InstallFiles", "CreateShortcuts"):
+                       "WriteRegistryValues", "InstallFiles", "CreateShortcuts",
+                       "StopServices", "DeleteServices", "InstallServices"):
             self.want(action in sequence, f"InstallExecuteSequence lacks {action}")
 
     def dir_path(self, directory: str) -> str:
@@ -179,12 +189,47 @@ class Checker:
         self.want(not wrong, f"{len(wrong)} files with the wrong size: {wrong[:5]}")
 
 
+def service_rows(msi: Path) -> list[str]:
+    """The ServiceInstall and ServiceControl rows against camguard's own definition
+    (camguard/platform/windows/winservice.SERVICE), and the arguments the SCM will pass
+    against camguard's own command line: they must start ``camguard service`` as the
+    Windows service."""
+    sys.path.insert(0, str(REPO))
+    from camguard.cli import build_parser
+    from camguard.platform.windows.winservice import SERVICE
+
+    problems = []
+    installs = table(msi, "ServiceInstall")
+    want = {"Name": SERVICE.name, "DisplayName": SERVICE.display_name,
+            "ServiceType": str(SERVICE_OWN_PROCESS), "StartType": str(SERVICE_DEMAND_START),
+            "ErrorControl": str(SERVICE_ERROR_NORMAL | MSIDB_SERVICE_VITAL),
+            "StartName": SERVICE.account, "Arguments": SERVICE.arguments,
+            "Component_": "C.Exe", "Description": SERVICE.description}
+    if len(installs) != 1:
+        return [f"want one ServiceInstall row, found {len(installs)}"]
+    got = {k: installs[0].get(k) for k in want}
+    if got != want:
+        problems.append(f"ServiceInstall row {got}, want {want}")
+    controls = table(msi, "ServiceControl")
+    event = MSI_STOP_ON_INSTALL | MSI_STOP_ON_UNINSTALL | MSI_DELETE_ON_UNINSTALL
+    if [(c["Name"], c["Event"], c["Wait"], c["Component_"]) for c in controls] != [
+            (SERVICE.name, str(event), "1", "C.Exe")]:
+        problems.append(f"ServiceControl rows {controls}: want stop on install and uninstall, "
+                        "delete on uninstall, waiting")
+    args = build_parser().parse_args(SERVICE.arguments.split())
+    if not (args.command == "service" and args.windows_service
+            and args.admin_group == "S-1-5-32-544"):
+        problems.append(f"camguard does not read {SERVICE.arguments!r} as the Windows service")
+    return problems
+
+
 def check(msi: Path, payload: Path | None, version: str | None) -> list[str]:
     c = Checker(msi)
     c.summary_and_properties(version)
     c.directories_and_components()
     c.registry()
     c.files_and_install()
+    c.problems += service_rows(msi)
     if payload is not None:
         c.payload(payload)
     return c.problems
@@ -231,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"check_msi: {p}", file=sys.stderr)
     if not problems:
         print(f"check_msi: {args.msi}: File, Registry, Property, Component, Directory, "
-              "Shortcut, Upgrade and Media tables as expected")
+              "Shortcut, Upgrade, Media, ServiceInstall and ServiceControl tables as "
+              "expected")
     return 1 if problems else 0
 
 

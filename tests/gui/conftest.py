@@ -25,6 +25,7 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from camguard.core.blocks import BlockManager
+from camguard.core.decision import OriginOf
 from camguard.core.models import (
     Device,
     DeviceKind,
@@ -158,7 +159,8 @@ def hostile_ref(name: str, exe: str = "/usr/bin/true") -> ProcessRef:
 
 
 def make_rig(qtbot: QtBot, tmp_path: Path, devdir: Path, holders: list[Holder],
-             settings: AlertSettings, *, notifier: DesktopNotifier | None = None) -> Rig:
+             settings: AlertSettings, *, notifier: DesktopNotifier | None = None,
+             origin_of: OriginOf | None = None) -> Rig:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance()
@@ -177,7 +179,8 @@ def make_rig(qtbot: QtBot, tmp_path: Path, devdir: Path, holders: list[Holder],
                               LinuxBlocker(cams, mics, killer=killer, helper=helper, mic=None,
                                            rules_dir=str(tmp_path / "rules.d")))
     controller = AppController(clock, Actions(killer, blocks), recorder,
-                               Allower(AllowList(store.db), clock), settings)
+                               Allower(AllowList(store.db), clock, origin_of=origin_of),
+                               settings, origin_of=origin_of)
     tray = TrayIcon(clock)
     status = StatusWindow(clock)
     popup = AlertPopup(settings)

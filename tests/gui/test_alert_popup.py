@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import os
 import stat
+import time
+from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QLabel
+from PySide6.QtCore import QEvent, QPointF, QRect, QSize, Qt
+from PySide6.QtGui import QEnterEvent, QGuiApplication
+from PySide6.QtWidgets import QApplication, QLabel
 from pytestqt.qtbot import QtBot
 
 from camguard.core.decision import Choice
-from camguard.core.models import Device, DeviceKind, Usage
+from camguard.core.models import Device, DeviceKind, ProcessRef, Usage
 from camguard.core.text import literal
 from camguard.store.allowlist import AllowList
 from camguard.store.hashing import sha256_file
-from camguard.ui.alert import LIMITS, WINDOW_TITLE
-from camguard.ui.model import TrayState
+from camguard.ui.alert import LIMITS, WINDOW_TITLE, placement
+from camguard.ui.elided import ElidedLabel
+from camguard.ui.model import Feedback, Level, TrayState
 from camguard.ui.ports import AlertSettings
 from tests.conftest import need_root
 from tests.gui.conftest import Rig, hostile_ref
@@ -41,10 +44,10 @@ def test_popup_names_the_app_and_never_takes_focus(qtbot: QtBot, rig: Rig) -> No
     p = usage.process
     assert p is not None
     assert popup.windowTitle() == WINDOW_TITLE
-    assert popup.name_label.text() == literal(p.name, LIMITS["name"])
-    assert popup.exe_label.text() == literal(p.exe, LIMITS["exe"])
-    assert popup.process_label.text() == f"pid {h.pid}, user {literal(p.user, 32)}"
-    assert usage.device.id in popup.device_label.text()
+    assert popup.name_label.full_text() == literal(p.name, LIMITS["name"])
+    assert popup.exe_label.full_text() == literal(p.exe, LIMITS["exe"])
+    assert popup.process_label.full_text() == f"process {h.pid}, user {literal(p.user, 32)}"
+    assert usage.device.id in popup.device_label.full_text()
     assert popup.title_label.text() == "Camera turned on"
     assert popup.buttons[Choice.BLOCK].text() == "Block camera"
     flags = popup.windowFlags()
@@ -113,7 +116,9 @@ def test_kill_ends_the_real_process_off_the_gui_thread(qtbot: QtBot, rig: Rig) -
         click(qtbot, rig, Choice.KILL)
     assert h.proc.wait(10) is not None
     title, text = said.args or ["", ""]
-    assert title.startswith("Kill") and "ended" in text, text
+    assert usage.process is not None
+    assert (title, text) == (f"{usage.process.name} was closed",
+                             "It no longer has the camera."), (title, text)
     assert rig.session(usage).decision == "killed"
 
 
@@ -177,20 +182,26 @@ HOSTILE = [
 
 @pytest.mark.parametrize("name", HOSTILE, ids=["markup", "controls", "64k", "surrogates"])
 def test_hostile_text_is_shown_literally(qtbot: QtBot, rig: Rig, name: str) -> None:
+    size_before = rig.popup.size()
     usage = Usage(Device(DeviceKind.CAMERA, "/dev/video<i>9</i>", name, "/dev/video<i>9</i>"),
                   hostile_ref(name, exe="/tmp/" + name[:200]), note=name)
     rig.start(usage)
     qtbot.waitUntil(rig.popup.isVisible, timeout=10_000)
     popup = rig.popup
-    assert popup.name_label.text() == literal(name, LIMITS["name"])
-    assert popup.exe_label.text() == literal("/tmp/" + name[:200], LIMITS["exe"])
-    assert popup.note_label.text() == literal(name, LIMITS["note"])
-    assert literal(name, LIMITS["device"]) in popup.device_label.text()
+    assert popup.name_label.full_text() == literal(name, LIMITS["name"])
+    assert popup.exe_label.full_text() == literal("/tmp/" + name[:200], LIMITS["exe"])
+    assert popup.note_label.full_text() == literal(name, LIMITS["note"])
+    assert literal(name, LIMITS["device"]) in popup.device_label.full_text()
     for label in popup.findChildren(QLabel):
         if label is not popup.icon_label:
             assert label.textFormat() == Qt.TextFormat.PlainText
         assert len(label.text()) < 400
         assert "\n" not in label.text() and "\x1b" not in label.text()
+        if isinstance(label, ElidedLabel) and label.is_elided():
+            # Cut at a character, with an ellipsis; the whole text (escaped) in the tooltip.
+            assert label.text().endswith("…") or "…" in label.text()
+            assert label.toolTip().startswith("<qt>") and "<b>" not in label.toolTip()
+    assert popup.size() == size_before  # the buttons are where they were
     # The tray says the same, as escaped text in a tooltip Qt renders as rich text.
     tip = rig.tray.icon.toolTip()
     assert "<b>" not in tip and "<img" not in tip and "\x1b" not in tip
@@ -229,3 +240,104 @@ def test_no_popup_while_paused_but_the_tray_still_shows_the_camera(qtbot: QtBot,
     rig.controller.resume()
     assert not rig.controller.paused
     assert h.proc.poll() is None
+
+
+def test_one_size_for_every_alert_and_an_ended_app_says_so(qtbot: QtBot, rig: Rig,
+                                                           tmp_path: Path) -> None:
+    """A long command line ends in an ellipsis at a character (a wide glyph is never cut in
+    half), the buttons stay where they were, and an app that has ended shows what was known
+    and "ended", not "?" and empty lines."""
+    popup = rig.popup
+    size = popup.size()
+    wide = "漢字" * 200  # wide glyphs: a clip by pixels would halve one
+    long_ref = ProcessRef(pid=os.getpid(), create_time=0.0, name="zoom",
+                          exe="/opt/zoom/" + "very-long-folder/" * 12 + "zoom",
+                          cmdline=("/opt/zoom/zoom", "--url=" + wide), user="alice",
+                          parents=("gnome-shell", "systemd"))
+    rig.start(Usage(Device(DeviceKind.CAMERA, "/dev/video7", "Integrated Camera",
+                           "/dev/video7"), long_ref))
+    qtbot.waitUntil(popup.isVisible, timeout=10_000)
+    first = {d: b.geometry() for d, b in popup.buttons.items()}
+    cmd = popup.cmdline_label
+    assert cmd.is_elided() and cmd.text().endswith("…")
+    assert cmd.text()[:-1] in cmd.full_text()  # whole characters, then the ellipsis
+    assert popup.fontMetrics().horizontalAdvance(cmd.text()) <= cmd.contentsRect().width()
+    assert "/opt/zoom/" in popup.exe_label.text() and popup.exe_label.text().endswith("zoom")
+    popup.grab().save(str(tmp_path / "alert-long.png"))
+    popup.buttons[Choice.ALLOW_ONCE].click()
+    # A process described after it ended: a pid and a create time, nothing else.
+    ended = ProcessRef(pid=4242, create_time=1.0)
+    now = time.time()
+    rig.start(Usage(Device(DeviceKind.MICROPHONE, "alsa:pcmC0D0c", "Built-in Microphone"),
+                    ended), at=now)
+    rig.stop(Usage(Device(DeviceKind.MICROPHONE, "alsa:pcmC0D0c", "Built-in Microphone"),
+                   ended), now, now + 0.4)
+    qtbot.waitUntil(lambda: popup.view is not None and popup.view.alert.usage.process == ended,
+                    timeout=10_000)
+    assert popup.size() == size
+    assert {d: b.geometry() for d, b in popup.buttons.items()} == first
+    assert popup.name_label.text() == "process 4242"
+    assert popup.process_label.text() == "process 4242 · ended"
+    assert popup.exe_label.text() == "program file not known"
+    assert not popup.parents_label.isVisible() and not popup.cmdline_label.isVisible()
+    shown = [label.text() for label in popup.findChildren(QLabel) if label.isVisible()]
+    assert all("?" not in t for t in shown), shown
+    assert popup.title_label.text() == "Microphone turned on"
+    for button in popup.buttons.values():  # "Block microphone" fits its button
+        assert button.sizeHint().width() <= button.width() + 2, button.text()
+    popup.grab().save(str(tmp_path / "alert-ended.png"))
+
+
+def test_the_pointer_over_the_popup_holds_the_countdown(qtbot: QtBot, rig: Rig) -> None:
+    h, usage = rig.holder()
+    rig.start(usage)
+    qtbot.waitUntil(lambda: rig.shown_pid() == h.pid, timeout=10_000)
+    popup = rig.popup
+    where = QPointF(10, 10)
+    QApplication.sendEvent(popup, QEnterEvent(where, where, where))
+    held = popup.remaining()
+    assert popup.status_label.text().endswith("(paused)")
+    qtbot.wait(1200)
+    assert popup.remaining() == held  # not a second less
+    QApplication.sendEvent(popup, QEvent(QEvent.Type.Leave))
+    qtbot.waitUntil(lambda: popup.remaining() < held, timeout=5000)
+    assert not popup.status_label.text().endswith("(paused)")
+
+
+def test_the_popup_never_covers_the_tray_icon() -> None:
+    area = QRect(0, 0, 1024, 768)
+    size = QSize(440, 260)
+    # A panel at the top that reserves no space (trayer): below the icon, at the right.
+    tray = QRect(1000, 4, 24, 24)
+    top = QRect(placement(area, size, tray), size)
+    assert not top.intersects(tray) and top.top() > tray.bottom() and area.contains(top)
+    # At the bottom, with the free area above the panel.
+    tray = QRect(990, 740, 24, 24)
+    bottom = QRect(placement(QRect(0, 0, 1024, 736), size, tray), size)
+    assert not bottom.intersects(tray) and bottom.bottom() < tray.top()
+    # A panel on the right edge: the popup goes left of it.
+    tray = QRect(1000, 600, 24, 24)
+    side = QRect(placement(area, size, tray), size)
+    assert not side.intersects(tray)
+
+
+def test_feedback_waits_while_the_popup_is_up(qtbot: QtBot, rig: Rig,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing of camguard's lands on its own popup: a result said while an alert is on
+    screen is shown once the popup has gone (and the status window has it at once)."""
+    shown: list[Feedback] = []
+    monkeypatch.setattr(rig.tray, "show_feedback", shown.append)
+    h, usage = rig.holder()
+    rig.start(usage)
+    qtbot.waitUntil(lambda: rig.shown_pid() == h.pid, timeout=10_000)
+    rig.controller.say("Could not block the microphone", "No privileges.", Level.ERROR,
+                       DeviceKind.MICROPHONE)
+    qtbot.wait(50)
+    assert shown == [] and rig.parts.feedback is not None and len(rig.parts.feedback.held) == 1
+    assert rig.parts.status.message_label.text().startswith("Could not block the microphone")
+    click(qtbot, rig, Choice.ALLOW_ONCE)
+    qtbot.waitUntil(lambda: len(shown) == 1, timeout=5000)
+    assert shown[0].level is Level.ERROR
+    # With the popup gone, feedback goes out at once.
+    rig.controller.say("Camera blocked", "No app can use the camera.")
+    assert [f.title for f in shown] == ["Could not block the microphone", "Camera blocked"]

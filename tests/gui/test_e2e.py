@@ -37,6 +37,27 @@ def shoot(env: dict[str, str], out: Path, crop: str | None = None) -> Path:
     return out
 
 
+Rect = tuple[int, int, int, int]  # x, y, width, height
+
+
+def window_rect(env: dict[str, str], wid: str) -> Rect:
+    geo = subprocess.run(["xdotool", "getwindowgeometry", "--shell", wid], env=env,
+                         capture_output=True, text=True, timeout=10, check=False).stdout
+    g = dict(line.split("=", 1) for line in geo.split())
+    return int(g["X"]), int(g["Y"]), int(g["WIDTH"]), int(g["HEIGHT"])
+
+
+def overlap(a: Rect, b: Rect) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and \
+        b[1] < a[1] + a[3]
+
+
+def notification_rects(env: dict[str, str]) -> list[Rect]:
+    """dunst's visible notification windows (it maps one window for the stack)."""
+    return [r for wid in xdotool(env, "search", "--onlyvisible", "--class", "dunst")
+            if (r := window_rect(env, wid))[2] > 1 and r[3] > 1]
+
+
 def tray_icon_center(env: dict[str, str]) -> tuple[int, int] | None:
     """The embedded tray icon: the small window of class "camguard" docked in trayer's panel
     (its WM_NAME is not searchable by name with xdotool, its class is)."""
@@ -89,13 +110,21 @@ def test_a_person_kills_the_app_that_turned_on_the_camera(
         where = dict(item.split("=") for item in buttons.group(1).split())
         realenv.wait_until(lambda: bool(xdotool(env, "search", "--onlyvisible", "--name",
                                                 "camguard alert")), 10, "the popup window")
-        shoot(env, shots / "alert.png", "460x260+564+0")
-        shoot(env, shots / "tray-camera.png", "200x40+824+0")
-
+        (popup_wid,) = xdotool(env, "search", "--onlyvisible", "--name", "camguard alert")
+        popup = window_rect(env, popup_wid)
+        # One alert surface: no notification on the popup, the tray icon left uncovered.
+        assert not any(overlap(popup, n) for n in notification_rects(env))
+        assert not overlap(popup, (icon_x - 8, icon_y - 8, 16, 16)), (popup, icon)
+        shoot(env, shots / "alert.png",
+              f"{popup[2] + 24}x{popup[1] + popup[3] + 12}+{1024 - popup[2] - 24}+0")
         kill_x, kill_y = where["killed"].split(",")
         subprocess.run(["xdotool", "mousemove", kill_x, kill_y, "click", "1"], env=env,
                        check=True, timeout=10)
         assert child.proc.wait(30) is not None  # "Kill app" really ended it
+        # The result comes as a notification once the popup is gone, never on top of it.
+        realenv.wait_until(lambda: bool(notification_rects(env)), 20, "the feedback")
+        assert not xdotool(env, "search", "--onlyvisible", "--name", "camguard alert")
+        shoot(env, tmp_path / "feedback.png", "420x160+604+0")
 
         def decided() -> list[dict[str, object]]:
             out = subprocess.run([sys.executable, "-m", "camguard", "history", "--json"],
@@ -119,7 +148,7 @@ def test_a_person_kills_the_app_that_turned_on_the_camera(
         subprocess.run(["xdotool", "mousemove", str(icon_x), str(icon_y), "click", "3"],
                        env=env, check=True, timeout=10)
         realenv.wait_until(lambda: bool(visible() - before), 10, "the tray menu")
-        shoot(env, shots / "tray-menu.png", "400x240+624+0")
+        shoot(env, shots / "tray-menu.png", "480x300+544+0")
         subprocess.run(["xdotool", "key", "Up", "Up", "Up", "Return"], env=env, check=True,
                        timeout=10)
         realenv.wait_until(lambda: bool(xdotool(env, "search", "--onlyvisible", "--name",

@@ -22,9 +22,9 @@ from pytestqt.qtbot import QtBot
 
 from camguard.core.decision import Choice
 from camguard.core.models import Device, DeviceKind, Usage
-from camguard.platform.linux.notify import NAME, PATH
-from camguard.ui.model import Alert
-from camguard.ui.notifications import DesktopNotifier
+from camguard.ui.assets import icon_path
+from camguard.ui.model import Alert, Feedback, Level
+from camguard.ui.notifications import NAME, PATH, DesktopNotifier
 from camguard.ui.ports import AlertSettings
 from tests import realenv
 from tests.conftest import Holder, need_tools
@@ -222,3 +222,34 @@ def test_a_bus_without_a_notification_daemon_falls_back(qtbot: QtBot, tmp_path: 
     finally:
         notifier.stop()
         bus.stop()
+
+
+def test_icons_per_sensor_failures_look_like_failures_and_quitting_withdraws(
+        qtbot: QtBot, dunst: Dunst, tmp_path: Path) -> None:
+    icons = {name: str(icon_path(file)) for name, file in (
+        ("camera", "camera"), ("microphone", "microphone"), ("error", "degraded"),
+        ("warning", "degraded"))}
+    notifier = DesktopNotifier(dunst.xs.bus, expire_ms=60_000, icons=icons)
+    with qtbot.waitSignal(notifier.ready, timeout=10_000):
+        notifier.start()
+    mic = Usage(Device(DeviceKind.MICROPHONE, "pulse:mic", "Built-in Microphone"),
+                hostile_ref("recorder"))
+    with qtbot.waitSignal(notifier.sent, timeout=10_000):
+        notifier.notify(alert(mic, 11))
+    with qtbot.waitSignal(notifier.feedback_sent, timeout=10_000) as first:
+        notifier.say(Feedback("zoom was closed", "It no longer has the camera.",
+                              kind=DeviceKind.CAMERA))
+    # The next result replaces the last one: one feedback bubble, not a stack.
+    with qtbot.waitSignal(notifier.feedback_sent, timeout=10_000) as second:
+        notifier.say(Feedback("Could not block the camera", "No privileges.", Level.ERROR,
+                              DeviceKind.CAMERA))
+    assert first.args == second.args
+    realenv.wait_until(lambda: int(dunst.ctl("count", "displayed")) == 2, 10, "two shown")
+    notifier.stop()  # camguard quits: nothing of it stays on screen with dead buttons
+    realenv.wait_until(lambda: int(dunst.ctl("count", "displayed")) == 0, 10, "withdrawn")
+    history = json.loads(dunst.ctl("history"))
+    shown = {n["summary"]["data"]: n for group in history["data"] for n in group}
+    assert shown["Microphone turned on"]["icon_path"]["data"] == icons["microphone"]
+    failed = shown["Could not block the camera"]
+    assert failed["icon_path"]["data"] == icons["error"]
+    assert failed["category"]["data"] == "device.error"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from PySide6.QtWidgets import QTableWidget, QTableWidgetItem
+from PySide6.QtWidgets import QLabel, QTableWidget, QTableWidgetItem
 from pytestqt.qtbot import QtBot
 
 from camguard.core.clock import FrozenClock
@@ -29,6 +29,7 @@ from camguard.store.settings import load_detection_settings
 from camguard.store.ui_settings import NOTIFICATION, UiSettings, UiSettingsFile
 from camguard.ui.settings_dialog import SettingsDialog, Unlock, alert_settings, lock_unlocker
 from camguard.ui.settings_lists import SAVED, TO_ADD, TO_REMOVE
+from tests.gui.test_tray_launch import REPO
 
 NOW = 1_800_000_000.0
 TRUE = os.path.realpath("/usr/bin/true")
@@ -185,7 +186,9 @@ def test_autostart_entry_is_created_and_removed(env: Env,
     d.general.autostart.setChecked(True)
     assert d.save()
     keys = read_entry(env.autostart.path)
-    assert keys is not None and keys["Exec"] == "camguard tray"
+    # The running camguard by absolute path: `camguard` may not be on the login PATH.
+    assert keys is not None and keys["Exec"].endswith(" -m camguard tray")
+    assert keys["Exec"].startswith("/")
     assert keys["X-GNOME-Autostart-enabled"] == "true"
     d.general.autostart.setChecked(False)
     assert d.save()
@@ -377,3 +380,71 @@ def test_a_policy_locking_everything_locks_the_window_settings_too(
     d.alerts.countdown.setValue(99)
     assert d.save() and d.message.text() == "Nothing to save."
     assert json.loads(env.settings.path.read_text()) == UNKNOWN
+
+
+def test_globs_given_on_the_command_line_show_as_in_force(
+        env: Env, make: Callable[..., SettingsDialog], tmp_path: Path) -> None:
+    d = make(started_with={"camera_globs": ("/tmp/cams/video*",)})
+    d.show()
+    d.tabs.setCurrentWidget(d.devices)
+    assert d.devices.camera_globs.values() == ("/tmp/cams/video*",)
+    assert not d.devices.camera_globs.isEnabled() and d.devices.mic_globs.isEnabled()
+    assert "--camera-glob" in d.devices.note.text()
+    d.grab().save(str(tmp_path / "devices.png"))
+    d.alerts.countdown.setValue(44)
+    assert d.save()
+    doc = json.loads(env.settings.path.read_text())
+    assert "camera_globs" not in doc.get("detection", {})  # the option is not written
+
+
+def test_keep_forever_is_a_box_and_the_allow_list_intro_is_whole(
+        env: Env, make: Callable[..., SettingsDialog]) -> None:
+    d = make()
+    r = d.general.retention
+    assert r.forever.isChecked() and not r.days.isEnabled() and r.value() == 0
+    r.forever.setChecked(False)
+    r.days.setValue(30)
+    assert d.save() and UiSettingsFile(env.settings.path).load()[0].retention_days == 30
+    again = make()
+    assert not again.general.retention.forever.isChecked()
+    assert again.general.retention.value() == 30
+    intro = again.allow_page.findChildren(QLabel)[0]
+    assert intro.wordWrap() and intro.text().endswith("is asked about.")
+
+
+def test_the_parental_lock_page_sets_changes_and_clears_the_lock(
+        qtbot: QtBot, env: Env, make: Callable[..., SettingsDialog], tmp_path: Path) -> None:
+    guard = LockGuard(tmp_path / "lock.json", env.clock, base=0.0)
+    d = make(parental=guard)
+    page = d.parental
+    assert page is not None and not page.is_set and "lock is off" in page.state.text()
+    assert d.alerts.decision.currentData() == "allow"
+    page.new.setText("abc")
+    page.again.setText("abc")
+    page.set_button.click()
+    assert "at least 4" in page.message.text() and not guard.is_set()
+    page.new.setText("tulip7")
+    page.again.setText("tulip8")
+    page.set_button.click()
+    assert "differ" in page.message.text() and not guard.is_set()
+    page.again.setText("tulip7")
+    with qtbot.waitSignal(d.settings_changed, timeout=10_000) as changed:
+        page.set_button.click()
+    # On at once; an unanswered alert now blocks, and the tray is told so.
+    assert guard.is_set() and guard.check("tulip7").ok
+    assert changed.args and changed.args[0].alert_default == "block"
+    assert d.alerts.decision.currentData() == "block"
+    assert page.is_set and "lock is on" in page.state.text()
+    d.show()
+    d.tabs.setCurrentWidget(page)
+    shots = REPO / "docs" / "screenshots" if os.environ.get("CAMGUARD_SCREENSHOTS") == "1" \
+        else tmp_path
+    d.grab().save(str(shots / "settings-parental-lock.png"))
+    page.current.setText("wrong")
+    page.turn_off()
+    qtbot.waitUntil(lambda: not page.busy, timeout=10_000)
+    assert guard.is_set() and page.message.text().startswith("Not changed: wrong password")
+    page.current.setText("tulip7")
+    with qtbot.waitSignal(page.lock_changed, timeout=10_000):
+        page.turn_off()
+    assert not guard.is_set() and d.alerts.decision.currentData() == "allow"

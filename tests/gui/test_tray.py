@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from PySide6.QtGui import QAction, QImage
 from PySide6.QtWidgets import QMenu
 from pytestqt.qtbot import QtBot
 
+from camguard.core.blocks import ActionResult, Outcome
 from camguard.core.decision import Choice
 from camguard.core.models import (
     Degraded,
@@ -28,6 +30,7 @@ from camguard.ui.bridge import MonitorBridge
 from camguard.ui.model import TrayState
 from tests.conftest import Holder, make_standin
 from tests.gui.conftest import Rig, hostile_ref
+from tests.gui.test_tray_launch import REPO
 
 pytestmark = pytest.mark.real
 
@@ -150,7 +153,8 @@ def test_status_window_lists_users_and_acts(qtbot: QtBot, rig: Rig) -> None:
     rig.settle()
     assert status.users.count() == 1
     assert f"(pid {h.pid})" in status.users.item(0).text()
-    assert status.headline.text() == "camguard: CAMERA IN USE"
+    assert usage.process is not None
+    assert status.headline.text() == f"Camera in use by {usage.process.name}"
     with qtbot.waitSignal(rig.controller.message, timeout=15_000):
         status.user_buttons[Choice.KILL].click()
     assert h.proc.wait(10) is not None
@@ -200,3 +204,61 @@ def test_rebuilding_the_menu_keeps_no_old_submenus(qtbot: QtBot, rig: Rig) -> No
     kept = opened(tray.menu).findChildren(QMenu)
     # One "Kill switch" submenu and one per live user, whatever happened before.
     assert len(kept) == 2, [m.title() for m in kept]
+
+
+def test_status_window_idle_says_so_and_never_in_use_and_blocked_at_once(
+        qtbot: QtBot, rig: Rig, tmp_path: Path) -> None:
+    status = rig.parts.status
+    status.resize(520, 360)
+    status.show()
+    assert not status.users.isVisible() and status.empty.isVisible()
+    assert "Nothing is using your camera or microphone" in status.empty.text()
+    assert status.headline.text() == "No camera or microphone in use"
+    shots = REPO / "docs" / "screenshots" if os.environ.get("CAMGUARD_SCREENSHOTS") == "1" \
+        else tmp_path
+    status.grab().save(str(shots / "status-idle.png"))
+    # A microphone blocked (muted) while an app still holds it: blocked, not "in use".
+    _h, mic = rig.holder(DeviceKind.MICROPHONE)
+    rig.controller._got_blocked(frozenset({DeviceKind.MICROPHONE}))
+    rig.start(mic)
+    rig.settle()
+    head = status.headline.text()
+    assert head == "Microphone blocked" and "in use" not in head.lower(), head
+    assert rig.tray.state is TrayState.BLOCKED
+    assert status.users.item(0).text().endswith(", blocked")
+    status.grab().save(str(tmp_path / "status-blocked.png"))
+    # The last action's result is news: it goes after a while.
+    status._message_clear.setInterval(50)
+    status.show_message("Camera blocked", "No app can use the camera.")
+    assert status.message_label.text()
+    qtbot.waitUntil(lambda: status.message_label.text() == "", timeout=5000)
+
+
+def test_menu_header_timed_blocks_and_panic(qtbot: QtBot, rig: Rig) -> None:
+    tray = rig.tray
+    _h, usage = rig.holder()
+    rig.controller.pause(3600)
+    rig.start(usage)
+    rig.settle()
+    assert usage.process is not None
+    head = opened(tray.menu).actions()[0]
+    assert not head.isEnabled()
+    assert head.text().startswith(f"Camera in use by {usage.process.name} · alerts paused "
+                                  "until ")
+    switch = next(a.menu() for a in tray.menu.actions() if a.text() == "Kill switch")
+    texts = [a.text() for a in opened(switch).actions() if a.text()]
+    assert texts == ["Block camera for 15 min", "Block camera for 1 h",
+                     "Block camera until I unblock it", "Block microphone for 15 min",
+                     "Block microphone for 1 h", "Block microphone until I unblock it"]
+    with qtbot.waitSignal(tray.block_for_requested, timeout=2000) as asked:
+        actions(switch)["Block camera for 15 min"].trigger()
+    assert asked.args == [DeviceKind.CAMERA, 900.0]
+    with qtbot.waitSignal(tray.panic_requested, timeout=2000):
+        actions(tray.menu)["Panic: turn camera and microphone off now"].trigger()
+    # A timed block shows its end in the header and the switch.
+    rig.controller._block_done(DeviceKind.CAMERA, ActionResult(Outcome.DONE, "blocked"),
+                               until=time.time() + 900)
+    end = time.strftime("%H:%M", time.localtime(time.time() + 900))
+    assert f"Camera blocked until {end}" in opened(tray.menu).actions()[0].text() or \
+        f"camera blocked until {end}" in opened(tray.menu).actions()[0].text()
+    assert f"Unblock camera (blocked until {end})" in actions(switch)

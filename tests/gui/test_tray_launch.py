@@ -35,6 +35,9 @@ def tray_env(tmp_path: Path, session_env: dict[str, str]) -> dict[str, str]:
     env.update(session_env)
     for what in ("config", "data", "state"):
         env[f"CAMGUARD_{what.upper()}_DIR"] = str(tmp_path / what)
+    # The tray on its own: a camguard service running on this machine (another test's, or
+    # the real one) would make it that service's client.
+    env["CAMGUARD_SOCKET"] = str(tmp_path / "no-service.sock")
     (tmp_path / "config").mkdir(exist_ok=True)
     (tmp_path / "config" / "settings.json").write_text(
         json.dumps({"detection": {"watch_sound_server": False}}))

@@ -39,8 +39,8 @@ def path_rule(verdict: str, kind: str, label: str) -> Rule:
 
 
 def tray(qtbot: QtBot, dirs: Dirs, holders: list[Holder], lives: list[Live], *,
-         settings: dict[str, Any] | None = None, policy: str | None = None
-         ) -> tuple[Live, EventOutputs]:
+         settings: dict[str, Any] | None = None, policy: str | None = None,
+         rule_file: RuleFile | None = None) -> tuple[Live, EventOutputs]:
     """The tray as cli/tray.py puts it together alone: the event log and hook from the
     settings, the rules judge over the rules file and the policy."""
     settings_path = dirs.config / "settings.json"
@@ -55,7 +55,8 @@ def tray(qtbot: QtBot, dirs: Dirs, holders: list[Holder], lives: list[Live], *,
     judge = RuleJudge(RuleFile(), managed.load, clock, settings_path=settings_path,
                       tz=local_zone(), events=outputs.log)
     options = TrayOptions(policy=managed.load, events=outputs.log, rules=judge,
-                          on_start=lambda: outputs.start("test"), on_stop=outputs.stop)
+                          rule_file=rule_file, on_start=lambda: outputs.start("test"),
+                          on_stop=outputs.stop)
     live = launch(qtbot, dirs, holders, options)
     lives.append(live)
     return live, outputs
@@ -160,7 +161,11 @@ def test_allow_list_first_notify_only_and_rules_while_paused(
     rec = live.session(mic2.pid)
     assert (rec.decision, rec.decided_by) == (Choice.ALLOW_ONCE, "rule:kill python")
     assert mic2.proc.poll() is None and not live.parts.popup.isVisible()
-    assert any("notify-only: rule 'kill python' would have killed it" in m for m in messages)
+    assert any("is using the microphone: Notify-only: rule 'kill python' would have killed "
+               "it" in m for m in messages), messages
+    # The rule's kill named the app and the rule, in plain words.
+    assert any(m.startswith("python") and "was closed: it may not use the microphone: "
+               "Killed by rule 'kill python'" in m for m in messages), messages
 
 
 def test_a_policy_block_rule_switches_the_device_off(
@@ -179,3 +184,29 @@ def test_a_policy_block_rule_switches_the_device_off(
     c.unblock_kind(DeviceKind.CAMERA)
     qtbot.waitUntil(lambda: DeviceKind.CAMERA not in c.snapshot().blocked, timeout=30_000)
     assert node_mode(node) != 0
+
+
+def test_always_allow_is_a_rule_the_rules_and_the_tray_agree_on(
+        qtbot: QtBot, dirs: Dirs, holders: list[Holder], lives: list[Live]) -> None:
+    """One model of trust: "Always allow" in the popup writes an allow rule for the binary,
+    so the rules file (and `camguard rules list` / `rules explain`) says what the tray does."""
+    rules = RuleFile()
+    live, _ = tray(qtbot, dirs, holders, lives, rule_file=rules)
+    popup = live.parts.popup
+    first = live.hold()
+    qtbot.waitUntil(lambda: popup.isVisible() and popup.view is not None
+                    and popup.view.alert.usage.process is not None
+                    and popup.view.alert.usage.process.pid == first.pid, timeout=20_000)
+    qtbot.mouseClick(popup.buttons[Choice.ALWAYS_ALLOW], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(rules.load().rules), timeout=20_000)
+    [rule] = rules.load().rules
+    assert rule.verdict.value == "allow" and rule.kind is DeviceKind.CAMERA
+    assert (rule.app.by, rule.app.value, rule.app.sha256) == (MatchBy.EXE, EXE,
+                                                              sha256_file(EXE))
+    assert rule.label.startswith("always allow python")
+    assert AllowList(live.store.db).entries() == []  # no second, separate list
+    # The next process of the same binary: no question, decided by that rule.
+    second = live.hold()
+    rec = live.session(second.pid)
+    assert (rec.decision, rec.decided_by) == (Choice.ALLOW_ONCE, f"rule:{rule.label}")
+    assert second.proc.poll() is None and not popup.isVisible()

@@ -68,7 +68,11 @@ def test_the_check_catches_a_broken_msi(artifacts: Artifacts, tmp_path: Path) ->
             "'C.Policy.AlertDefault'",
             # LOCKED no longer reaches the elevated install
             "UPDATE `Property` SET `Value` = 'WIX_UPGRADE_DETECTED' WHERE `Property` = "
-            "'SecureCustomProperties'"):
+            "'SecureCustomProperties'",
+            # the service run by a user account, and no longer removed on uninstall
+            "UPDATE `ServiceInstall` SET `StartName` = '.\\someone' WHERE `ServiceInstall` "
+            "= 'SI.camguard'",
+            "UPDATE `ServiceControl` SET `Event` = 2 WHERE `ServiceControl` = 'SC.camguard'"):
         subprocess.run(["msibuild", str(broken), "-q", sql], check=True, timeout=60)
     payload = tmp_path / "payload"
     shutil.copytree(artifacts.msi_payload, payload, symlinks=True, copy_function=link_or_copy)
@@ -80,5 +84,7 @@ def test_the_check_catches_a_broken_msi(artifacts: Artifacts, tmp_path: Path) ->
     for expected in ("component C.Policy.Mode condition ''",
                      "policy value alert_default is not [ALERTDEFAULT]",
                      "LOCKED is not in SecureCustomProperties",
-                     "1 payload files not in the MSI: ['_internal/extra.dll']"):
+                     "1 payload files not in the MSI: ['_internal/extra.dll']",
+                     r"'StartName': '.\\someone'",
+                     "ServiceControl rows [{'ServiceControl': 'SC.camguard'"):
         assert expected in proc.stderr, proc.stderr

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from camguard.store.autostart import Autostart, quote_exec, read_entry
+from camguard.store.autostart import Autostart, quote_exec, read_entry, running_command
 
 
 def env(tmp_path: Path) -> dict[str, str]:
@@ -62,7 +64,7 @@ def test_enable_writes_a_valid_entry_and_disable_removes_it(tmp_path: Path) -> N
     assert stat.S_IMODE(auto.path.stat().st_mode) == 0o600
     lines = auto.path.read_text(encoding="utf-8").splitlines()
     assert lines[1] == "[Desktop Entry]"
-    for line in ("Type=Application", "Name=camguard", "Exec=camguard tray",
+    for line in ("Type=Application", "Name=camguard",
                  "X-GNOME-Autostart-enabled=true", "Terminal=false"):
         assert line in lines
     for line in lines[2:]:  # every line after the group header is Key=Value
@@ -92,7 +94,9 @@ def test_a_system_entry_is_hidden_not_ignored(tmp_path: Path) -> None:
     assert system.exists()  # never touched
     auto.enable()
     keys = read_entry(auto.path)
-    assert auto.is_enabled() and keys is not None and keys["Exec"] == "camguard tray"
+    assert auto.is_enabled() and keys is not None
+    assert unquote_exec(keys["Exec"]) == [os.path.abspath(sys.executable), "-m", "camguard",
+                                          "tray"]
     assert "Hidden" not in keys
     # The first system folder in XDG_CONFIG_DIRS wins: a disabled entry there hides b's.
     first = tmp_path / "system-a" / "autostart" / "camguard.desktop"
@@ -126,3 +130,25 @@ def test_exec_quoting_round_trips(argv: tuple[str, ...], tmp_path: Path) -> None
 def test_unwritable_commands_are_refused(argv: tuple[str, ...], tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"empty command|cannot start at login"):
         Autostart(env(tmp_path), command=argv)
+
+
+def test_the_entry_starts_this_camguard_from_a_bare_login_environment(tmp_path: Path) -> None:
+    """A venv or `make run` camguard is not on the login session's PATH: the entry names the
+    running interpreter by absolute path, and that command runs camguard from an environment
+    with nothing but a system PATH and a HOME (what a desktop's autostart gives it)."""
+    auto = Autostart(env(tmp_path))
+    auto.enable()
+    keys = read_entry(auto.path)
+    assert keys is not None
+    argv = unquote_exec(keys["Exec"])
+    assert os.path.isabs(argv[0]) and argv[-1] == "tray"
+    bare = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home")}
+    repo = str(Path(__file__).resolve().parents[2])
+    if os.environ.get("PYTHONPATH"):  # a worktree run: the worktree's camguard, as tested
+        bare["PYTHONPATH"] = repo
+    out = subprocess.run([*argv[:-1], "--version"], env=bare, capture_output=True, text=True,
+                         timeout=120, check=False, cwd="/")
+    assert out.returncode == 0 and out.stdout.startswith("camguard "), out.stderr
+    # A frozen bundle is its own program: the bundle and the subcommand.
+    assert running_command("/opt/camguard/camguard", frozen=True) == (
+        "/opt/camguard/camguard", "tray")

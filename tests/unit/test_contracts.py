@@ -17,13 +17,12 @@ from camguard.core.settings import DetectionSettings
 from camguard.platform import base, null
 from camguard.platform.base import Platform
 from camguard.platform.process import ProcessDescriber
-from tests import realenv
 
 SETTINGS = DetectionSettings(camera_globs=("/nonexistent/video*",),
                              mic_globs=("/nonexistent/pcmC*D*c",), watch_sound_server=False)
 NULLS = (null.NullKiller, null.NullEnforcer, null.NullMicSwitch, null.NullPolicySource,
          null.NullAutostart, null.NullNotifications, null.NullServiceTransport,
-         null.NullSystemPaths, null.NullProbes)
+         null.NullSystemPaths, null.NullProbes, null.NullOriginResolver)
 
 
 def capabilities(p: Platform) -> dict[str, tuple[Any, type]]:
@@ -39,6 +38,7 @@ def capabilities(p: Platform) -> dict[str, tuple[Any, type]]:
         "service_transport": (p.service_transport(), base.ServiceTransport),
         "system_paths": (p.system_paths(), base.SystemPaths),
         "probes": (p.probes(), base.Probes),
+        "origin_resolver": (p.origin_resolver(), base.OriginResolver),
     }
 
 
@@ -98,6 +98,9 @@ def test_null_objects_work_and_say_why() -> None:
     assert built["probes"].open_holders(["/dev/null"]) == {}
     facts = built["probes"].sound_server_facts()
     assert not facts.reachable and "no backend" in facts.why
+    assert built["origin_resolver"].origin(1, "/bin/sh") is None
+    assert built["origin_resolver"].cached(None, "/bin/sh") is None
+    built["origin_resolver"].warm()
 
 
 def test_linux_transport_names_the_real_peer() -> None:
@@ -123,42 +126,3 @@ def test_a_command_on_a_platform_without_a_backend_says_why(
     assert "ending a process: camguard has no backend for plan9 yet" in capsys.readouterr().err
     assert main(["block", "camera"]) == 1
     assert "the kill switch: camguard has no backend for plan9 yet" in capsys.readouterr().err
-
-
-class _Reports:
-    """A NotificationEvents that keeps what a channel reported."""
-
-    def __init__(self) -> None:
-        self.got: list[tuple[Any, ...]] = []
-
-    def ready(self, ok: bool, why: str) -> None:
-        self.got.append(("ready", ok, why))
-
-    def sent(self, key: int, nid: int) -> None:
-        self.got.append(("sent", key))
-
-    def failed(self, key: int) -> None:
-        self.got.append(("failed", key))
-
-    def action(self, key: int, action: str) -> None:
-        self.got.append(("action", key, action))
-
-
-def test_every_platform_hands_out_a_notification_channel(platform: Platform) -> None:
-    reports = _Reports()
-    channel = platform.notifications().channel(reports, bus="unix:path=/nonexistent/bus")
-    assert isinstance(channel, base.NotificationChannel)
-    if isinstance(channel, null.NullChannel):
-        channel.start()
-        channel.send(7, "Camera turned on", ["zoom"], [("allow", "Allow once")])
-        channel.stop()
-        channel.send(8, "Camera turned on", ["zoom"], [])  # after stop: nothing more
-        assert [r[:2] for r in reports.got] == [("ready", False), ("failed", 7)]
-        assert "no backend" in reports.got[0][2]
-    else:  # Linux: D-Bus; without a bus it says so, and hands the notification back
-        channel.send(7, "Camera turned on", ["zoom"], [])
-        channel.start()
-        realenv.wait_until(lambda: len(reports.got) == 2, 10, "the channel's reports")
-        channel.stop()
-        assert [r[:2] for r in reports.got] == [("ready", False), ("failed", 7)]
-        assert "no session bus" in reports.got[0][2]

@@ -58,7 +58,7 @@ def test_every_windows_capability_is_provided_or_a_null_object(windows: Any) -> 
             assert reason and "\n" not in reason and ". " not in reason, (name, reason)
     nulls = sorted(n for n, (obj, _p) in built.items() if isinstance(obj, NULLS))
     # What is not finished, said plainly (packaging/README.md lists the same).
-    assert nulls == ["enforcer", "mic_switch", "probes"]
+    assert nulls == ["mic_switch", "origin_resolver", "probes"]
     assert built["autostart"][0].is_enabled() is False  # the HKCU Run key, in FakeWinreg
     assert str(built["service_transport"][0].default_address()) == "\\\\.\\pipe\\camguard"
     with pytest.raises(OSError, match="a named pipe has no socket peer"):
@@ -87,3 +87,32 @@ def test_windows_system_paths_move_with_the_variables(windows: Any,
     assert got.service_data_dir().parent.name == "camguard"
     monkeypatch.setenv("CAMGUARD_DATA_DIR", str(tmp_path))
     assert got.service_data_dir() == tmp_path
+
+
+def test_elevated_windows_denies_by_machine_policy_and_reads_every_users_store(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service (elevated, LocalSystem) flips HKLM's policy and reads each logged-on
+    user's ConsentStore; a user's camguard flips and reads its own (HKCU)."""
+    from camguard.core.models import DeviceKind
+    from camguard.platform.windows.backend import WindowsPlatform
+    from camguard.platform.windows.consent_reader import ConsentReader
+    from camguard.platform.windows.enforcer import WindowsEnforcer
+
+    monkeypatch.setitem(sys.modules, "comtypes", fake_comtypes())
+    seen: list[tuple[str, ...]] = []
+    real_read = ConsentReader.read
+
+    def read(self: ConsentReader) -> Any:
+        seen.append(tuple(self.roots))
+        return real_read(self)
+
+    monkeypatch.setattr(ConsentReader, "read", read)
+    for elevated, policy in ((True, True), (False, False)):
+        plat = WindowsPlatform(FakeWinreg(), elevated=elevated)
+        enforcer = plat.enforcer(SETTINGS, plat.killer(()))
+        assert isinstance(enforcer, WindowsEnforcer) and enforcer.machine is policy
+        assert enforcer.devices is None  # no cfgmgr32 here: the privacy switches remain
+        [camera] = plat.usage_sources(SETTINGS, ProcessDescriber())[:1]
+        camera.snapshot()  # the fallback reads the ConsentStore
+        assert enforcer.holders(DeviceKind.CAMERA) == []
+    assert seen[0] == ("HKLM",) and seen[-1] == ("HKCU", "HKLM")  # no user hives in HKU here

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from camguard.store.policy import Policy, load_user_settings
+from camguard.store.policy import NO_POLICY, Policy, load_user_settings
 from camguard.store.settings import load_detection_settings
 from camguard.store.ui_settings import (
     NOTIFICATION,
@@ -184,3 +184,18 @@ def test_settings_in_force_apply_the_policy(tmp_path: Path) -> None:
     assert settings.alert_default == "kill"  # locked: the policy's value
     assert settings.camera_globs == ("/dev/v*",)  # a default the policy sets
     assert settings.mic_globs == ("/dev/snd/x*",) and settings.countdown == 15.0  # the user's
+
+
+def test_an_unchosen_default_answer_is_the_safe_one_under_a_parental_lock(tmp_path: Path
+                                                                          ) -> None:
+    f = UiSettingsFile(tmp_path / "settings.json")
+    assert settings_in_force(f, NO_POLICY)[0].alert_default == "allow"  # a laptop owner
+    assert settings_in_force(f, NO_POLICY, parental=True)[0].alert_default == "block"
+    # The mode that blocks whatever is not allowed: nobody answering blocks too.
+    f.path.write_text('{"settings": {"mode": "block-all-not-allowed"}}')
+    assert settings_in_force(f, NO_POLICY)[0].alert_default == "block"
+    # What someone chose stays chosen, lock or not.
+    f.save({"alert_default": "allow"})
+    assert settings_in_force(f, NO_POLICY, parental=True)[0].alert_default == "allow"
+    policy = Policy("policy", {"alert_default": "kill"}, frozenset({"alert_default"}))
+    assert settings_in_force(f, policy, parental=True)[0].alert_default == "kill"

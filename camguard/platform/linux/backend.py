@@ -17,9 +17,8 @@ from camguard.platform.base import (
     AutostartEntry,
     DeviceEnforcer,
     MicSwitch,
-    NotificationChannel,
-    NotificationEvents,
     Notifications,
+    OriginResolver,
     PolicySource,
     Probes,
     ProcessKiller,
@@ -28,14 +27,13 @@ from camguard.platform.base import (
     SystemPaths,
     UsageSource,
 )
-from camguard.platform.null import NullChannel, NullMicSwitch
+from camguard.platform.null import NullMicSwitch
 from camguard.platform.process import ProcessDescriber
 from camguard.store import paths
 
 HELPER_NODES = "helper-nodes.json"
-
-
 _UCRED = struct.Struct("3i")  # struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+
 
 class LinuxPlatform:
     name = "linux"
@@ -134,13 +132,18 @@ class LinuxPlatform:
     def system_paths(self) -> SystemPaths:
         return LinuxSystemPaths()
 
+    def origin_resolver(self) -> OriginResolver:
+        from camguard.platform.linux.origin import LinuxOriginResolver
+
+        return LinuxOriginResolver()
+
     def probes(self) -> Probes:
         return LinuxProbes()
 
 
 class FreedesktopNotifications:
-    """org.freedesktop.Notifications on the session bus (platform/linux/notify.py; the
-    tray turns what it reports into its alerts' answers, camguard.ui.notifications)."""
+    """org.freedesktop.Notifications on the session bus (the tray speaks it, through
+    camguard.ui.notifications)."""
 
     @property
     def available(self) -> bool:
@@ -152,14 +155,6 @@ class FreedesktopNotifications:
         where = "a session bus" if self.available else "no session bus (the tray falls back " \
             "to its own balloon)"
         return f"org.freedesktop.Notifications on {where}"
-
-    def channel(self, events: NotificationEvents, *, bus: str = "SESSION", icon: str = "",
-                expire_ms: int = -1) -> NotificationChannel:
-        try:
-            from camguard.platform.linux.notify import DBusNotifications
-        except ImportError as exc:  # jeepney missing
-            return NullChannel(events, f"desktop notifications need jeepney ({exc})")
-        return DBusNotifications(events, bus=bus, icon=icon, expire_ms=expire_ms)
 
 
 class UnixSocketTransport:

@@ -25,6 +25,7 @@ from camguard.platform.base import (
     DeviceEnforcer,
     MicSwitch,
     Notifications,
+    OriginResolver,
     PolicySource,
     Probes,
     ProcessKiller,
@@ -43,11 +44,12 @@ from camguard.platform.macos.system import (
     MacSocketTransport,
     MacSystemPaths,
 )
-from camguard.platform.null import NullMicSwitch
+from camguard.platform.null import NullMicSwitch, NullOriginResolver
 from camguard.platform.process import ProcessDescriber
 
 log = logging.getLogger(__name__)
 
+NO_ORIGIN = "where an app comes from (its Team ID) is not read on macOS yet"
 PYOBJC = ("pyobjc-framework-CoreAudio, pyobjc-framework-CoreMediaIO and "
           "pyobjc-framework-AVFoundation")
 
@@ -143,6 +145,9 @@ class MacPlatform:
 
     def system_paths(self) -> SystemPaths:
         return MacSystemPaths()
+
+    def origin_resolver(self) -> OriginResolver:
+        return NullOriginResolver(NO_ORIGIN)
 
     def probes(self) -> Probes:
         return MacProbes()

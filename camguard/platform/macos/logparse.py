@@ -156,8 +156,10 @@ def parse_line(line: str | bytes, plan: LogPlan) -> list[OwnerEvidence]:
         return []
     try:
         event = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
-        return []  # "Filtering the log data using ..." and other non-JSON lines
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # "Filtering the log data using ..." and other non-JSON lines; nesting deeper than
+        # the parser's stack (a crafted capture) is no log line either.
+        return []
     if not isinstance(event, dict):
         return []
     message = event.get("eventMessage")

@@ -15,8 +15,6 @@ import psutil
 
 from camguard.core.blocks import ActionResult, Outcome
 from camguard.core.text import literal
-from camguard.platform.base import NotificationChannel, NotificationEvents
-from camguard.platform.null import NullChannel
 from camguard.store import paths
 from camguard.store.files import write_private
 
@@ -202,8 +200,3 @@ class MacNotifications:
 
     def describe(self) -> str:
         return "camguard's own alert window (Notification Center banners vanish by themselves)"
-
-    def channel(self, events: NotificationEvents, *, bus: str = "SESSION", icon: str = "",
-                expire_ms: int = -1) -> NotificationChannel:
-        # No banner: the alert popup, and the tray's own message as the second channel.
-        return NullChannel(events, self.describe())

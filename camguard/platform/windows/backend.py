@@ -20,9 +20,8 @@ from camguard.platform.base import (
     AutostartEntry,
     DeviceEnforcer,
     MicSwitch,
-    NotificationChannel,
-    NotificationEvents,
     Notifications,
+    OriginResolver,
     PolicySource,
     Probes,
     ProcessKiller,
@@ -30,13 +29,13 @@ from camguard.platform.base import (
     SystemPaths,
     UsageSource,
 )
-from camguard.platform.null import NullChannel, NullEnforcer, NullMicSwitch, NullProbes
+from camguard.platform.null import NullEnforcer, NullMicSwitch, NullOriginResolver, NullProbes
 from camguard.platform.process import ProcessDescriber
 from camguard.store import paths
 
 # Why the unfinished capabilities are null objects (one sentence each).
-NO_ENFORCER = ("the Windows kill switch (ConsentStore Deny, switches.py) is not wired yet: "
-               "core.blocks has no registry undo step")
+NO_ORIGIN = ("where an app comes from (its Authenticode signer) is not read on Windows "
+             "yet")
 NO_PROBES = "the selftest's probes are not written for Windows yet"
 
 
@@ -47,8 +46,9 @@ def _why(exc: BaseException) -> str:
 class WindowsPlatform:
     name = "win32"
 
-    def __init__(self, winreg: Any = None) -> None:
+    def __init__(self, winreg: Any = None, *, elevated: bool | None = None) -> None:
         self._winreg = winreg  # the tests give tests.fakes.FakeWinreg
+        self._elevated = elevated  # None: ask Windows (IsUserAnAdmin)
 
     def _registry(self) -> Any:
         from camguard.platform.windows.registry import Registry, load_winreg
@@ -72,7 +72,11 @@ class WindowsPlatform:
             why = f"the camera sensor monitor (mfsensorgroup.dll, comtypes) is unavailable: " \
                   f"{_why(exc)}"
         try:
-            reader: Any = ConsentReader(self._registry()).read
+            registry = self._registry()
+            # Elevated (the service: LocalSystem has no user hive of its own): every
+            # logged-on user's HKU\<SID> store and HKLM; else this user's.
+            reader: Any = (ConsentReader.for_service(registry) if self._is_elevated()
+                           else ConsentReader(registry)).read
         except ImportError:
             reader = None
         watch: Any = None
@@ -117,16 +121,65 @@ class WindowsPlatform:
     def enforcer(self, settings: DetectionSettings, killer: ProcessKiller, *,
                  mic_control: Any = None, mute: bool = True, state_file: Path | None = None,
                  escalate: bool = True) -> DeviceEnforcer:
-        return NullEnforcer(NO_ENFORCER)
+        """enforcer.WindowsEnforcer: an elevated camguard (the service, or run as
+        administrator) flips the machine policy and may disable camera devices; anyone else
+        flips their own ConsentStore switch."""
+        from camguard.platform.windows.enforcer import WindowsEnforcer
+        from camguard.platform.windows.switches import ConsentSwitch
+
+        try:
+            registry = self._registry()
+        except ImportError as exc:
+            return NullEnforcer(f"the Windows kill switch needs winreg: {_why(exc)}")
+        elevated = self._is_elevated()
+        devices: Any = None
+        if elevated:
+            try:
+                from camguard.platform.windows.devnode import CfgMgrDevices
+
+                devices = CfgMgrDevices()
+            except (OSError, AttributeError):  # no setupapi/cfgmgr32: the switches remain
+                devices = None
+        mic = self.mic_switch() if mute else None
+        return WindowsEnforcer(ConsentSwitch(registry), killer, self._holders(settings),
+                               machine=elevated, devices=devices,
+                               mic=None if isinstance(mic, NullMicSwitch) else mic)
+
+    def _is_elevated(self) -> bool:
+        """An administrator's elevated token or LocalSystem (shell32 IsUserAnAdmin)."""
+        if self._elevated is not None:
+            return self._elevated
+        try:
+            import ctypes
+
+            return bool(ctypes.windll.shell32.IsUserAnAdmin())  # type: ignore[attr-defined, unused-ignore]
+        except (AttributeError, OSError):
+            return False
+
+    def _holders(self, settings: DetectionSettings) -> Any:
+        """(pid, create_time) of each process using a device of a kind now: one look of this
+        platform's own usage sources (the camera's takes up to a second)."""
+
+        def holders(kind: Any) -> list[tuple[int, float | None]]:
+            out: list[tuple[int, float | None]] = []
+            for source in self.usage_sources(settings, ProcessDescriber()):
+                snap = source.snapshot()
+                out += [(u.process.pid, u.process.create_time) for u in snap.usages
+                        if u.device.kind is kind and u.process is not None]
+            return out
+
+        return holders
 
     def mic_control(self) -> Any:
         return None
 
     def policy_source(self, path: Path | None = None) -> PolicySource:
-        from camguard.store.policy import TomlPolicyReader
+        from camguard.store.policy import DEFAULT_POLICY_FILE, TomlPolicyReader
         from camguard.store.policy_registry import WindowsRegistryPolicyReader
 
-        if path is not None:
+        # The command line's default (/etc/camguard/policy.toml) means "the OS's own place":
+        # here the registry; only a file someone names is read as TOML.
+        if path is not None and path != DEFAULT_POLICY_FILE:
             return TomlPolicyReader(path)
         return WindowsRegistryPolicyReader()  # Group Policy and Intune write the registry
 
@@ -149,6 +202,9 @@ class WindowsPlatform:
 
     def system_paths(self) -> SystemPaths:
         return WindowsSystemPaths()
+
+    def origin_resolver(self) -> OriginResolver:
+        return NullOriginResolver(NO_ORIGIN)
 
     def probes(self) -> Probes:
         return NullProbes(NO_PROBES)
@@ -173,11 +229,6 @@ class TrayBalloons:
 
     def describe(self) -> str:
         return "Windows toasts through the tray icon's balloon messages"
-
-    def channel(self, events: NotificationEvents, *, bus: str = "SESSION", icon: str = "",
-                expire_ms: int = -1) -> NotificationChannel:
-        # The balloon is the tray's own fallback: hand every notification to it.
-        return NullChannel(events, self.describe())
 
 
 class WindowsSystemPaths:

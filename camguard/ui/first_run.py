@@ -1,0 +1,166 @@
+"""The first-run window: what camguard does, what it watches here, how it should answer, start
+at login, and (for a child's account) a parental lock. Shown once, at the first start.
+
+Everything it sets is also in Settings later; nothing here is required: "Start" with the
+defaults is a working camguard (ask each time, start at login).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QDialog,
+    QFormLayout,
+    QGroupBox,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from camguard.core.rules import Mode
+from camguard.core.text import literal
+from camguard.store.parental_lock import LockGuard
+from camguard.store.ui_settings import mark_welcomed
+from camguard.ui.alert import plain_label
+from camguard.ui.settings_dialog import AutostartPort
+from camguard.ui.settings_lists import RulesEditor
+
+TITLE = "Welcome to camguard"
+MODES = ((Mode.ASK, "Ask me which apps may use them (recommended)"),
+         (Mode.BLOCK_ALL, "Block every app I have not allowed"),
+         (Mode.NOTIFY_ONLY, "Only tell me; never close or block anything"))
+
+
+class FirstRunWindow(QDialog):
+    """``finished_setup(lock_set)``: saved; the tray then reads its settings again."""
+
+    finished_setup = Signal(bool)
+
+    def __init__(self, config_dir: Path, watching: Sequence[str], *,
+                 rules: RulesEditor | None = None, autostart: AutostartPort | None = None,
+                 lock: LockGuard | None = None, mode_locked: str | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._dir = config_dir
+        self._rules = rules
+        self._autostart = autostart
+        self._lock = lock
+        self.setWindowTitle(TITLE)
+        self.setMinimumWidth(560)
+        box = QVBoxLayout(self)
+        head = plain_label("camguard is watching your camera and microphone", bold=True)
+        box.addWidget(head)
+        intro = plain_label(
+            "The moment any app turns one of them on, camguard names the app beside the tray "
+            "icon and lets you allow it, close it, or switch the device off. Every use is "
+            "kept in the History window.")
+        intro.setWordWrap(True)
+        box.addWidget(intro)
+        seen = plain_label("On this computer it watches:\n" + "\n".join(
+            "• " + literal(line, 200) for line in watching))
+        seen.setWordWrap(True)
+        box.addWidget(seen)
+        self.modes = QButtonGroup(self)
+        group = QGroupBox("When an app turns the camera or microphone on")
+        inner = QVBoxLayout(group)
+        for mode, text in MODES:
+            button = QRadioButton(text)
+            button.setProperty("mode", mode.value)
+            button.setChecked(mode is Mode.ASK)
+            button.setEnabled(mode_locked is None and rules is not None)
+            self.modes.addButton(button)
+            inner.addWidget(button)
+        if mode_locked is not None:
+            inner.addWidget(plain_label(literal(mode_locked, 200)))
+        box.addWidget(group)
+        self.autostart = QCheckBox("Start camguard when I log in")
+        self.autostart.setChecked(autostart is not None)
+        self.autostart.setVisible(autostart is not None)
+        box.addWidget(self.autostart)
+        self._offer_lock = lock is not None and not lock.is_set()
+        self.parental, self.password, self.again = self._lock_box()
+        box.addWidget(self.parental)
+        self.parental.setVisible(self._offer_lock)  # once in the window, not as a window
+        self.message = plain_label()
+        self.message.setWordWrap(True)
+        box.addWidget(self.message)
+        self.start_button = QPushButton("Start")
+        self.start_button.setDefault(True)
+        self.start_button.clicked.connect(lambda _=False: self.finish())
+        box.addWidget(self.start_button)
+
+    def _lock_box(self) -> tuple[QGroupBox, QLineEdit, QLineEdit]:
+        group = QGroupBox("A child uses this account: set a parental lock")
+        group.setCheckable(True)
+        group.setChecked(False)
+        form = QFormLayout(group)
+        what = plain_label("Quitting camguard, pausing it and unblocking a device will need "
+                           "this password; an alert nobody answers blocks.")
+        what.setWordWrap(True)
+        form.addRow(what)
+        password = self._secret("At least 4 characters")
+        again = self._secret("The same again")
+        form.addRow("Password", password)
+        form.addRow("Again", again)
+        return group, password, again
+
+    @staticmethod
+    def _secret(hint: str) -> QLineEdit:
+        field = QLineEdit()
+        field.setEchoMode(QLineEdit.EchoMode.Password)
+        field.setPlaceholderText(hint)
+        return field
+
+    def chosen_mode(self) -> Mode:
+        button = self.modes.checkedButton()
+        return Mode(str(button.property("mode"))) if button is not None else Mode.ASK
+
+    def finish(self) -> bool:
+        """Save what was chosen (file writes and one scrypt: tens of milliseconds)."""
+        want_lock = self._offer_lock and self.parental.isChecked()
+        if want_lock:
+            if len(self.password.text()) < 4:
+                self.message.setText("Choose a password of at least 4 characters, or untick "
+                                     "the parental lock.")
+                return False
+            if self.password.text() != self.again.text():
+                self.message.setText("The two passwords differ; type them again.")
+                return False
+        problems = self._save(want_lock)
+        if problems:
+            self.message.setText("\n".join(problems))
+            return False
+        mark_welcomed(self._dir)
+        self.finished_setup.emit(self._lock is not None and self._lock.is_set())
+        self.accept()
+        return True
+
+    def _save(self, want_lock: bool) -> list[str]:
+        problems: list[str] = []
+        steps: list[tuple[str, Callable[[], object]]] = []
+        mode = self.chosen_mode()
+        rules = self._rules
+        if rules is not None and mode is not Mode.ASK:
+            def save_mode() -> None:
+                with rules.locked():
+                    rules.save(rules.load().rules, mode)
+            steps.append(("the mode", save_mode))
+        auto = self._autostart
+        if auto is not None:
+            steps.append(("start at login", lambda: auto.set(self.autostart.isChecked())))
+        lock = self._lock
+        if lock is not None and want_lock:
+            steps.append(("the parental lock", lambda: lock.set_password(self.password.text())))
+        for what, step in steps:
+            try:
+                step()
+            except (OSError, ValueError) as exc:
+                problems.append(f"Could not save {what}: {literal(str(exc), 300)}")
+        return problems

@@ -1,0 +1,120 @@
+"""The settings window's "Parental lock" page: turn the lock on, change its password, turn it
+off, and say in plain words what it does.
+
+A password change takes effect at once (it is not one of the settings Save writes): the lock
+is its own file (store.parental_lock), and a parent who set it expects it on before the
+window closes. The scrypt check (about 50 ms) and the file lock run on the dialog's pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QThreadPool, Signal
+from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
+
+from camguard.store.parental_lock import LockCheck, LockGuard
+from camguard.ui.alert import plain_label
+from camguard.ui.settings_pages import run_in_pool
+
+OFF_TEXT = ("The parental lock is off. Anyone using this account can quit camguard, pause "
+            "its alerts and unblock the camera or microphone.")
+ON_TEXT = ("The parental lock is on. Quitting camguard, pausing alerts, unblocking a device "
+           "and changing settings need the password. An alert nobody answers blocks the "
+           "device (unless another answer is chosen on the Alerts page).")
+SCHEDULES = ("Times of day: add a rule with a time window on the Rules page, e.g. block the "
+             "camera mon-fri 20:00-07:00.")
+
+
+class ParentalPage(QWidget):
+    """Shows whether the lock is set and changes it. ``lock_changed(bool)``: now set."""
+
+    lock_changed = Signal(bool)
+
+    def __init__(self, guard: LockGuard, pool: QThreadPool) -> None:
+        super().__init__()
+        self._guard = guard
+        self._pool = pool
+        self.busy = False
+        box = QVBoxLayout(self)
+        self.state = plain_label()
+        self.state.setWordWrap(True)
+        box.addWidget(self.state)
+        form = QFormLayout()
+        self.current = self._password("The password now")
+        self.new = self._password("At least 4 characters")
+        self.again = self._password("The same again")
+        form.addRow("Current password", self.current)
+        form.addRow("New password", self.new)
+        form.addRow("New password again", self.again)
+        box.addLayout(form)
+        row = QHBoxLayout()
+        self.set_button = QPushButton()
+        self.off_button = QPushButton("Turn the lock off")
+        row.addWidget(self.set_button)
+        row.addWidget(self.off_button)
+        row.addStretch(1)
+        box.addLayout(row)
+        self.message = plain_label()
+        self.message.setWordWrap(True)
+        box.addWidget(self.message)
+        schedules = plain_label(SCHEDULES)
+        schedules.setWordWrap(True)
+        box.addWidget(schedules)
+        box.addStretch(1)
+        self.set_button.clicked.connect(lambda _=False: self.set_password())
+        self.off_button.clicked.connect(lambda _=False: self.turn_off())
+        self.is_set = False
+        self.refresh()
+
+    @staticmethod
+    def _password(hint: str) -> QLineEdit:
+        field = QLineEdit()
+        field.setEchoMode(QLineEdit.EchoMode.Password)
+        field.setPlaceholderText(hint)
+        return field
+
+    def refresh(self) -> None:
+        self.is_set = self._guard.is_set()
+        self.state.setText(ON_TEXT if self.is_set else OFF_TEXT)
+        self.current.setEnabled(self.is_set)
+        self.off_button.setVisible(self.is_set)
+        self.set_button.setText("Change the password" if self.is_set else "Turn the lock on")
+
+    def set_password(self) -> None:
+        new, again = self.new.text(), self.again.text()
+        if len(new) < 4:
+            self.message.setText("Choose a password of at least 4 characters.")
+            return
+        if new != again:
+            self.message.setText("The two new passwords differ; type them again.")
+            return
+        current = self.current.text() if self.is_set else None
+        self._run(lambda: self._guard.set_password(new, current),
+                  "The parental lock is on." if not self.is_set else "Password changed.")
+
+    def turn_off(self) -> None:
+        current = self.current.text()
+        self._run(lambda: self._guard.clear(current), "The parental lock is off.")
+
+    def _run(self, change: Callable[[], LockCheck], done_text: str) -> None:
+        if self.busy:
+            return
+        self.busy = True
+        self.message.setText("One moment…")
+
+        def done(answer: LockCheck) -> None:
+            self.busy = False
+            for field in (self.current, self.new, self.again):
+                field.clear()
+            self.message.setText(done_text if answer.ok else
+                                 f"Not changed: {answer.message or 'the lock refused'}")
+            self.refresh()
+            if answer.ok:
+                self.lock_changed.emit(self.is_set)
+
+        def failed(exc: BaseException) -> None:
+            self.busy = False
+            self.message.setText(f"Not changed: {exc}")
+
+        run_in_pool(self._pool, self, lambda _say: change(), done, failed=failed)
