@@ -59,9 +59,9 @@ def service_client(path: Path | None = None, *, timeout: float = 60.0) -> Servic
     it through this platform's transport (SO_PEERCRED on Linux; Windows' named pipe checks
     its server itself)."""
     transport = current().service_transport()
-    connect = transport.connect if isinstance(transport, ConnectingTransport) else None
-    return ServiceClient(path, peer=transport.peer_credentials, timeout=timeout,
-                         connect=connect)
+    if isinstance(transport, ConnectingTransport):
+        return ServiceClient(path, timeout=timeout, connect=transport.connect)
+    return ServiceClient(path, peer=transport.peer_credentials, timeout=timeout)
 
 
 def open_guard(socket: Path | None, local: Callable[[], Guard]) -> Guard:
