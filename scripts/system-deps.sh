@@ -11,6 +11,7 @@ RUNTIME=(python3-venv libportaudio2 libasound2-plugins
          libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1
          libegl1 libgl1 libfontconfig1 libdbus-1-3 fonts-dejavu-core acl)
 TEST=(pulseaudio pulseaudio-utils pipewire pipewire-bin pipewire-pulse wireplumber sox dbus
+      gstreamer1.0-tools gstreamer1.0-pipewire gstreamer1.0-plugins-base
       xvfb xauth x11-utils imagemagick trayer dunst libnotify-bin xdotool util-linux psmisc
       lsof procps pkexec polkitd)
 # pkexec and polkitd are also in TEST: tests/polkit_env.py runs the real pkexec against a private

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from camguard.core.coverage import Coverage
+from camguard.core.models import SourceSnapshot
 from camguard.core.settings import DetectionSettings
 from camguard.core.state import GuardState, merge
 from camguard.monitor import Monitor
 from camguard.platform import create_sources
-from camguard.platform.base import UsageSource
+from camguard.platform.base import CoverageReporter, UsageSource
 from camguard.platform.clock import SystemClock
 from camguard.platform.process import ProcessDescriber
 
@@ -21,6 +23,8 @@ class Detection:
     sources: list[UsageSource]
     clock: SystemClock
     describer: ProcessDescriber
+    # Each source's snapshot from the last look_once(), for coverage().
+    last: dict[str, SourceSnapshot] = field(default_factory=dict)
 
     def monitor(self) -> Monitor:
         return Monitor(self.sources, self.clock, settle=self.settings.settle,
@@ -28,7 +32,16 @@ class Detection:
 
     def look_once(self) -> GuardState:
         """One look through every source, without starting any watcher (``status``)."""
-        return merge(source.snapshot() for source in self.sources)
+        self.last = {source.name: source.snapshot() for source in self.sources}
+        return merge(self.last.values())
+
+    def coverage(self) -> list[Coverage]:
+        """What each source can see (after :meth:`look_once`: from what it saw)."""
+        out: list[Coverage] = []
+        for source in self.sources:
+            if isinstance(source, CoverageReporter):
+                out.extend(source.coverage(self.last.get(source.name)))
+        return out
 
 
 def warm_origins() -> None:

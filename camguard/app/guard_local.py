@@ -41,6 +41,7 @@ from camguard.core.blocks import (
     BlockTarget,
     Outcome,
 )
+from camguard.core.coverage import coverage_list
 from camguard.core.models import MonitorEvent, ProcessRef, Usage, UsageEvent
 from camguard.core.origin import ExeOrigin
 from camguard.core.serialize import event_dict, rfc3339, state_dict
@@ -161,8 +162,11 @@ class LocalGuard:
         return build_block_manager(self._settings)
 
     def status(self) -> Status:
-        state = with_since(with_live_history(build_detection(self._settings).look_once()))
-        return Status(state, state_dict(state, _usage_origin))
+        detection = build_detection(self._settings)
+        state = with_since(with_live_history(detection.look_once()))
+        doc = state_dict(state, _usage_origin)
+        doc["coverage"] = coverage_list(detection.coverage())
+        return Status(state, doc)
 
     def watch(self) -> Watching:
         return _LocalWatch(build_detection(self._settings).monitor())

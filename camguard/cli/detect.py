@@ -10,7 +10,7 @@ from camguard.app import build_detection
 from camguard.app.guard import GuardError
 from camguard.cli import remote
 from camguard.cli.common import detection_settings
-from camguard.core.models import HealthEvent, MonitorEvent, Usage
+from camguard.core.models import Device, HealthEvent, MonitorEvent, Usage
 from camguard.core.origin import ExeOrigin, origin_from_dict, origin_line
 from camguard.core.serialize import device_dict, rfc3339
 from camguard.core.text import json_text, literal
@@ -55,6 +55,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             origin = None if usage.process is None else origins.get(usage.process.pid)
             print(f"    {_describe(usage)}" + (f"\n      {origin_line(origin)}" if origin
                                                else ""))
+        held = held_line(device, users)
+        if held:
+            print(f"    {held}")
     for d in state.degraded:
         print(f"degraded: {d.source}: {literal(d.reason, 300)}")
     return 0
@@ -125,6 +128,17 @@ def _describe(usage: Usage) -> str:
     user = f", user {literal(p.user, 64)}" if p.user else ""
     exe = f"  {literal(p.exe, 200)}" if p.exe else ""
     return f"{literal(p.name, 64) or '?'} (pid {p.pid}{user}){exe}{note}"
+
+
+def held_line(device: Device, users: list[Usage]) -> str:
+    """For a device node PipeWire holds on behalf of apps: "held by PipeWire for: ..." (the
+    media server's own fd is no use of its own; the apps linked to its node are)."""
+    brokered = [u for u in users if u.via == "pipewire"]
+    if not brokered or not device.path:
+        return ""
+    apps = ", ".join(f"{literal(u.process.name, 64) or '?'} ({u.process.pid})"
+                     if u.process else "an unseen client" for u in brokered)
+    return f"held by PipeWire for: {apps}"
 
 
 def _event_line(ev: MonitorEvent) -> str:

@@ -34,7 +34,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                        help="past camera and microphone sessions, newest first")
     p.add_argument("--since", metavar="WHEN", help=f"sessions active since WHEN: {_WHEN_HELP}")
     p.add_argument("--until", metavar="WHEN", help="sessions that started before WHEN")
-    p.add_argument("--kind", choices=["camera", "microphone"], help="one kind of device")
+    p.add_argument("--kind", choices=["camera", "microphone", "screen", "location"],
+                   help="one kind of device")
     p.add_argument("--app", metavar="NAME",
                    help="one app: its name, its executable's file name or full path")
     p.add_argument("--device", metavar="ID", help="one device: its id or name")

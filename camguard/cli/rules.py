@@ -81,7 +81,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     app.add_argument("--name", metavar="NAME", help="processes with this name (weakest)")
     q.add_argument("--sha256", metavar="HEX", help="with --exe: the hash to require "
                    "(default: the hash of the file now)")
-    q.add_argument("--kind", default="any", choices=["camera", "microphone", "any"])
+    q.add_argument("--kind", default="any",
+                   choices=["camera", "microphone", "screen", "location", "any"])
     q.add_argument("--verdict", required=True, type=choice_of(Verdict),
                    metavar=metavar_of(Verdict))
     q.add_argument("--duration", default="always", type=choice_of(Duration),
@@ -113,7 +114,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     q.set_defaults(func=cmd_mode)
     q = rsub.add_parser("explain", parents=[*parents, js],
                         help="what camguard would decide for an app right now")
-    q.add_argument("--kind", required=True, choices=["camera", "microphone"])
+    q.add_argument("--kind", required=True, choices=["camera", "microphone", "screen", "location"])
     q.add_argument("--exe", metavar="PATH", default="")
     q.add_argument("--name", metavar="NAME", default="")
     q.add_argument("--user", metavar="USER", default="")

@@ -174,6 +174,12 @@ def decide(rules: Iterable[Rule], facts: UsageFacts, mode: Mode, clock: Clock,
         verdict = Verdict.BLOCK_DEVICE if mode is Mode.BLOCK_ALL else Verdict.ASK
         said = (f"no rule allows it; {kind} blocked (mode {mode.value})"
                 if verdict is Verdict.BLOCK_DEVICE else f"no rule matches; asking (mode {mode})")
+    if verdict is Verdict.BLOCK_DEVICE and facts.kind in (DeviceKind.SCREEN,
+                                                          DeviceKind.LOCATION):
+        # A screen cast or a location client has no device node to switch off: ending the
+        # app is the block.
+        verdict = Verdict.KILL
+        said += f"; {kind} has no device to block, so the app is ended"
     if mode is Mode.NOTIFY_ONLY:
         if verdict is Verdict.ALLOW:
             return Decision(verdict, best, said, mode, None, notes)

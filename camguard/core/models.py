@@ -9,6 +9,10 @@ from dataclasses import dataclass, field
 class DeviceKind(enum.StrEnum):
     CAMERA = "camera"
     MICROPHONE = "microphone"
+    # A screen cast through PipeWire (the ScreenCast portal): who records the screen.
+    SCREEN = "screen"
+    # An app holding a started GeoClue client: who asks where the machine is.
+    LOCATION = "location"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from camguard.core.blocks import ActionResult, Enforcer
 # The one killer shape is core's (the service and the tray take it too); the backends
 # name it as one of the façade's capabilities, from here.
 from camguard.core.blocks import ProcessKiller as ProcessKiller  # noqa: PLC0414
+from camguard.core.coverage import Coverage
 from camguard.core.models import SourceSnapshot
 from camguard.core.origin import ExeOrigin
 from camguard.core.text import literal
@@ -48,6 +49,15 @@ class UsageSource(Protocol):
     def start(self, wake: Wake) -> None: ...
 
     def stop(self) -> None: ...
+
+
+@runtime_checkable
+class CoverageReporter(Protocol):
+    """A usage source that says which sensors it watches, fully, partly or not at all, and
+    why (``status --json``'s "coverage"). ``last``: its latest snapshot, if any. The
+    caller's thread; at most one short look of its own (a source never asked yet)."""
+
+    def coverage(self, last: SourceSnapshot | None) -> list[Coverage]: ...
 
 
 # -- the capabilities a platform provides (or a null object from platform/null.py) -----------

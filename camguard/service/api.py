@@ -374,7 +374,7 @@ def _lock_response(answer: LockAnswer, what: str, *, asked: bool = True) -> dict
 def _decide_problem(kind: str, decision: str, by: str) -> str | None:
     """What is wrong with a ``decide``'s words, or None: each from its vocabulary."""
     if kind not in {k.value for k in DeviceKind}:
-        return "decide.kind must be camera or microphone"
+        return f"decide.kind must be one of {', '.join(k.value for k in DeviceKind)}"
     if decision not in _CHOICES:
         return f"decide.decision must be one of {', '.join(sorted(_CHOICES))}"
     if by not in _PEOPLE:

@@ -37,6 +37,11 @@ from camguard.ui.model import AlertView
 from camguard.ui.ports import AlertSettings
 
 log = logging.getLogger(__name__)
+# The popup's title for each kind of device ("Camera turned on").
+KIND_TITLES = {DeviceKind.CAMERA: "Camera", DeviceKind.MICROPHONE: "Microphone",
+               DeviceKind.SCREEN: "Screen capture", DeviceKind.LOCATION: "Location"}
+# Kinds with no device to switch off: Kill app is the way to stop them.
+NO_DEVICE_KINDS = frozenset({DeviceKind.SCREEN, DeviceKind.LOCATION})
 
 WINDOW_TITLE = "camguard alert"
 WIDTH = 520
@@ -257,11 +262,12 @@ class AlertPopup(QWidget):
         usage = alert.usage
         device = usage.device
         stopped = alert.stopped_at is not None
-        kind = "Camera" if device.kind is DeviceKind.CAMERA else "Microphone"
+        kind = KIND_TITLES.get(device.kind, device.kind.value.capitalize())
         self.title_label.setText(f"{kind} turned on")
         self.position_label.setText(f"{view.position} of {view.total}" if view.total > 1
                                     else "")
         self.buttons[Choice.BLOCK].setText(f"Block {device.kind.value}")
+        self.buttons[Choice.BLOCK].setVisible(device.kind not in NO_DEVICE_KINDS)
         p = usage.process
         self.icon_label.setPixmap(app_icon(p).pixmap(48, 48))
         lines: dict[ElidedLabel, str] = {}

@@ -131,6 +131,10 @@ class ActionsMixin:
                                        f"It no longer has the {kind.value}.",
                                        f"Could not close {app}", kind, quiet=quiet),
                 self._failed(f"Could not close {app}", kind))
+        elif decision is Choice.BLOCK and kind in (DeviceKind.SCREEN, DeviceKind.LOCATION):
+            self._report(ActionResult(
+                Outcome.REFUSED, f"{kind.value} has no device to block: use Kill app"),
+                "", "", f"Could not block the {kind.value}", kind)
         elif decision is Choice.BLOCK:
             self.workers.submit(lambda: self._actions.block_device(kind),
                                 lambda r: self._block_done(kind, r, quiet=quiet),

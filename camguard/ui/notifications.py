@@ -44,6 +44,10 @@ CONNECT_GRACE = 5.0
 
 def _summary(alert: Alert) -> str:
     kind = alert.usage.device.kind
+    if kind is DeviceKind.SCREEN:
+        return "Screen capture turned on"
+    if kind is DeviceKind.LOCATION:
+        return "Location requested"
     return "Camera turned on" if kind is DeviceKind.CAMERA else "Microphone turned on"
 
 

@@ -114,7 +114,8 @@ class AllowPage(QWidget):
         """Hash ``path`` off the GUI thread and list it "to add" for the chosen kind(s)."""
         real = os.path.realpath(path)
         value = self.kind.currentData() if kind is None else kind
-        kinds = [DeviceKind(value)] if value else list(DeviceKind)
+        # "" is the "camera and microphone" choice: screen and location are asked separately.
+        kinds = [DeviceKind(value)] if value else [DeviceKind.CAMERA, DeviceKind.MICROPHONE]
         self.hashing += 1
         self.message.setText(f"Reading {literal(real, 200)}…")
 

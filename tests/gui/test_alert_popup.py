@@ -242,6 +242,24 @@ def test_no_popup_while_paused_but_the_tray_still_shows_the_camera(qtbot: QtBot,
     assert h.proc.poll() is None
 
 
+@pytest.mark.parametrize("case", [
+    (DeviceKind.SCREEN, "pipewire:xdpw_stream", "Screen capture turned on"),
+    (DeviceKind.LOCATION, "geoclue", "Location turned on")])
+def test_a_screen_cast_or_location_popup_says_so_and_offers_no_block(
+        qtbot: QtBot, rig: Rig, case: tuple[DeviceKind, str, str], tmp_path: Path) -> None:
+    kind, device_id, title = case
+    h, cam_usage = rig.holder()
+    device = Device(kind, device_id, "no device node", None, "pipewire")
+    usage = Usage(device, cam_usage.process, note="obs → pipewire → pipewire:xdpw_stream",
+                  via="pipewire")
+    rig.start(usage)
+    qtbot.waitUntil(lambda: rig.shown_pid() == h.pid, timeout=10_000)
+    assert rig.popup.title_label.text() == title
+    assert not rig.popup.buttons[Choice.BLOCK].isVisible()
+    assert rig.popup.buttons[Choice.KILL].isVisible()
+    rig.popup.grab().save(str(tmp_path / f"alert-{kind.value}.png"))
+
+
 def test_one_size_for_every_alert_and_an_ended_app_says_so(qtbot: QtBot, rig: Rig,
                                                            tmp_path: Path) -> None:
     """A long command line ends in an ellipsis at a character (a wide glyph is never cut in

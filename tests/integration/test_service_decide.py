@@ -160,7 +160,7 @@ def test_decide_takes_only_the_one_vocabulary_and_bounded_fields(
     for bad, why in [({"decided_by": "rule:homework (policy)"}, "decided_by must be one of"),
                      ({"decision": "muted"}, "decision must be one of"),
                      ({"decision": "<b>x</b>" * 20}, "longer than 64"),
-                     ({"kind": "screen"}, "kind must be camera or microphone"),
+                     ({"kind": "toaster"}, "kind must be one of camera, microphone"),
                      ({"pid": 0}, "at least 1"), ({"uid": 0}, "knows who you are"),
                      ({"create_time": float("inf")}, "")]:
         line = json.dumps({**base, **bad}).replace("Infinity", "1e999")

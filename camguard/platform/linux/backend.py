@@ -42,14 +42,25 @@ class LinuxPlatform:
                       ) -> list[UsageSource]:
         from camguard.platform.linux.procfs import ProcfsSource
 
+        # With PipeWire watched, the media server holding /dev/video is a broker: the apps
+        # linked to its camera node are the users (pipewire.py), it never is one itself.
+        brokers = settings.sound_server_exes if settings.watch_sound_server else ()
         sources: list[UsageSource] = [
             ProcfsSource(settings.camera_globs, settings.mic_globs,
-                         sound_server_exes=settings.sound_server_exes, describer=describer)]
+                         sound_server_exes=settings.sound_server_exes, describer=describer,
+                         camera_brokers=brokers)]
         if settings.watch_sound_server:
+            from camguard.platform.linux.pipewire import PipeWireSource
             from camguard.platform.linux.pulse import PulseSource
 
             sources.append(PulseSource(describer=describer,
                                        server_exes=settings.sound_server_exes))
+            sources.append(PipeWireSource(describer, broker_exes=settings.sound_server_exes))
+        # Location: GeoClue on the system bus (named as root, InUse only otherwise); inert
+        # where there is no system bus or no GeoClue.
+        from camguard.platform.linux.geoclue import GeoClueSource
+
+        sources.append(GeoClueSource(describer))
         return sources
 
     def killer(self, sound_server_exes: Collection[str], *, escalate: bool = True

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Collection, Iterable
 
+from camguard.core.coverage import Coverage
 from camguard.core.models import (
     UNSEEN_PROCESS_NOTE,
     Degraded,
@@ -25,6 +26,7 @@ from camguard.core.models import (
     Usage,
 )
 from camguard.platform.base import Wake
+from camguard.platform.linux.coverage import procfs_coverage
 from camguard.platform.linux.devices import DeviceTable, expand_globs
 from camguard.platform.linux.episodes import SessionSplitter
 from camguard.platform.linux.fanotify import FanEvent, OpenLog
@@ -69,6 +71,7 @@ class ProcfsSource:
         *,
         describer: ProcessDescriber,
         sound_server_exes: Collection[str] = (),
+        camera_brokers: Collection[str] = (),
         proc_root: str = "/proc",
         sys_root: str = "/sys",
     ) -> None:
@@ -76,6 +79,8 @@ class ProcfsSource:
                        DeviceKind.MICROPHONE: tuple(mic_globs)}
         self._describer = describer
         self._sound_servers = frozenset(sound_server_exes)
+        # Media servers that hold a camera for the apps the PipeWire source names.
+        self._camera_brokers = frozenset(camera_brokers)
         self._proc_root = proc_root
         self._table = DeviceTable(sys_root=sys_root, proc_root=proc_root)
         self._lock = threading.Lock()
@@ -96,7 +101,8 @@ class ProcfsSource:
         # Root only: fanotify names openers (a hint for the scan), and where each use ends:
         # a brief use no scan could see, and a close then reopen (two sessions, not one).
         self._open_log = OpenLog(describer.describe)
-        self._split = SessionSplitter(self._open_log, self._sound_servers)
+        self._split = SessionSplitter(self._open_log, self._sound_servers,
+                                      self._camera_brokers)
 
     # -- UsageSource ---------------------------------------------------------------------
     def snapshot(self) -> SourceSnapshot:
@@ -181,6 +187,8 @@ class ProcfsSource:
                     continue  # exited between the scan and now
                 if device.kind is DeviceKind.MICROPHONE and ref.exe in self._sound_servers:
                     continue  # the sound server holds it for apps that pulse.py names
+                if device.kind is DeviceKind.CAMERA and ref.exe in self._camera_brokers:
+                    continue  # PipeWire holds it for apps that pipewire.py names
                 files = sum(1 for p, _ in pairs if p == pid)
                 held[(pid, path)] = (Usage(device, ref, via="fd"), files)
         return held
@@ -291,6 +299,11 @@ class ProcfsSource:
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
+
+    def coverage(self, last: SourceSnapshot | None) -> list[Coverage]:
+        watcher = self._watcher
+        return procfs_coverage(self.name, self._globs, last, fanotify_active=(
+            None if watcher is None else watcher.fanotify_active))
 
     # -- helpers -------------------------------------------------------------------------
     def globs(self) -> dict[DeviceKind, tuple[str, ...]]:

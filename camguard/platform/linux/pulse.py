@@ -14,9 +14,11 @@ import threading
 import time
 from typing import Any
 
+from camguard.core.coverage import Coverage
 from camguard.core.models import Degraded, SourceSnapshot
 from camguard.core.settings import DEFAULT_SOUND_SERVER_EXES
 from camguard.platform.base import Wake
+from camguard.platform.linux.coverage import pulse_coverage
 from camguard.platform.linux.pulse_conn import close_quietly, connect, context_error, load_pulsectl
 from camguard.platform.linux.pulse_props import (
     INVALID_INDEX,
@@ -199,6 +201,9 @@ class PulseSource:
         with self._lock:
             self._thread = None
             self._wake = None
+
+    def coverage(self, last: SourceSnapshot | None) -> list[Coverage]:
+        return pulse_coverage(self.name, last)
 
     # -- one-shot ------------------------------------------------------------------------
     def _one_shot(self) -> SourceSnapshot:
