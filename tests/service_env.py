@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from camguard.app.guard_service import service_client
 from camguard.service.client import ServiceClient
 from tests import realenv
 from tests.conftest import HOLDER, make_standin, need_root, need_tools
@@ -260,7 +261,7 @@ class Service:
                                         *self.args]),
                 stdout=out, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=self.box.env())
         self.box.procs.append(self.proc)
-        client = ServiceClient(self.box.sock, timeout=5.0)
+        client = service_client(self.box.sock, timeout=5.0)
 
         def up() -> bool:
             assert self.proc is not None
@@ -273,7 +274,7 @@ class Service:
 
     @property
     def client(self) -> ServiceClient:
-        return ServiceClient(self.box.sock, timeout=30.0)
+        return service_client(self.box.sock, timeout=30.0)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

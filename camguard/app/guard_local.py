@@ -4,6 +4,7 @@ local parental lock. Answers in the same objects as the service's Guard (app/gua
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -75,11 +76,19 @@ def block_doc(b: ActiveBlock, now: float) -> dict[str, Any]:
         "until": rfc3339(b.until),
         "seconds_left": None if left is None else round(left, 3),
         "how": [{"kind": s.kind.value, "target": json_safe(s.target),
-                 "saved": None if s.saved is None else {
-                     "mode": f"{s.saved.mode:04o}", "uid": s.saved.uid, "gid": s.saved.gid,
-                     "acl": None if s.saved.acl is None else s.saved.acl.hex()}}
-                for s in b.steps],
+                 "saved": _saved_doc(s.saved)} for s in b.steps],
     }
+
+
+def _saved_doc(saved: str | None) -> dict[str, Any] | None:
+    """What a step saved, as the platform wrote it (permission bits shown in octal)."""
+    if saved is None:
+        return None
+    doc = json.loads(saved)
+    mode = doc.get("mode")
+    if isinstance(mode, int) and not isinstance(mode, bool):
+        doc["mode"] = f"{mode:04o}"
+    return {k: json_safe(v) if isinstance(v, str) else v for k, v in doc.items()}
 
 
 class _LocalWatch:

@@ -5,6 +5,8 @@ the objects app/guard.py defines, so the printers cannot tell the sides apart; a
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -33,8 +35,9 @@ from camguard.app.service_decode import (
     timestamp,
 )
 from camguard.core.blocks import BlockOptions, BlockTarget, Outcome, StepKind
-from camguard.core.rules import Origin, RuleError
-from camguard.core.rules_json import rule_from_json
+from camguard.core.models import Usage
+from camguard.core.rules import Origin, RuleError, durable
+from camguard.core.rules_json import rule_from_json, rules_to_json
 from camguard.core.text import literal
 from camguard.platform import current
 from camguard.service import protocol as P
@@ -45,9 +48,22 @@ from camguard.service.client import (
     ServiceUnavailable,
     default_socket,
 )
+from camguard.store.rules import RuleFileContents
+
+log = logging.getLogger(__name__)
 
 
 # -- choosing the side, once -----------------------------------------------------------------
+def service_client(path: Path | None = None, *, timeout: float = 60.0) -> ServiceClient:
+    """A client of the service at ``path`` (None: the default socket) that tells who serves
+    it through this platform's transport (SO_PEERCRED on Linux; Windows' named pipe checks
+    its server itself)."""
+    transport = current().service_transport()
+    if isinstance(transport, ConnectingTransport):
+        return ServiceClient(path, timeout=timeout, connect=transport.connect)
+    return ServiceClient(path, peer=transport.peer_credentials, timeout=timeout)
+
+
 def open_guard(socket: Path | None, local: Callable[[], Guard]) -> Guard:
     """The service's Guard when one answers (``socket``, else the default socket), else
     ``local()``. A ``socket`` that does not answer is an error, not a silent fallback, and
@@ -56,7 +72,7 @@ def open_guard(socket: Path | None, local: Callable[[], Guard]) -> Guard:
     # Windows: the named pipe, its server checked to be LocalSystem (platform/windows).
     connect = transport.connect if isinstance(transport, ConnectingTransport) else None
     if socket is not None:
-        client = ServiceClient(socket, connect=connect)
+        client = service_client(socket)
         try:
             hello = client.hello()
         except ServiceUnavailable as exc:
@@ -71,7 +87,7 @@ def open_guard(socket: Path | None, local: Callable[[], Guard]) -> Guard:
         path = default_socket()
         if not path.exists():
             return local()
-    client = ServiceClient(path, connect=connect)
+    client = service_client(path)
     try:
         if client.hello().get("ok") is True:
             return ServiceGuard(client)
@@ -129,10 +145,18 @@ class _Stream:
             raise GuardError(str(exc)) from None
 
     def __iter__(self) -> Iterator[WatchItem]:
+        """Each line the service sends; one that does not parse is logged and carries no
+        event (the stream goes on). GuardError when the service ends the watch."""
         for doc in self._watch:
             if doc.get("ok") is False:
                 raise GuardError(str(doc.get("error")), str(doc.get("code") or "error"))
-            yield WatchItem(event_from_dict(doc), doc)
+            try:
+                event = event_from_dict(doc)
+            except (KeyError, ValueError, TypeError) as exc:
+                log.warning("ignored an event from the service that does not parse: %s",
+                            literal(str(exc), 300))
+                event = None
+            yield WatchItem(event, doc)
 
     def close(self) -> None:
         self._watch.close()
@@ -245,6 +269,22 @@ class ServiceGuard:
         current = ask() if not _root() else None
         answer = self._call(lambda: self.client.lock_clear(current))
         return answer_reply({**answer, "message": "the parental lock is off"})
+
+    def decide(self, usage: Usage, decision: str, decided_by: str) -> dict[str, Any]:
+        """Record a person's answer about ``usage`` on the service's session of it; the
+        service's answer (``ok`` false when refused)."""
+        p = usage.process
+        return self._call(lambda: self.client.decide(
+            usage.device.kind.value, usage.device.id, None if p is None else p.pid,
+            None if p is None else p.create_time, decision=decision, decided_by=decided_by))
+
+    def send_own_rules(self, contents: RuleFileContents) -> dict[str, Any]:
+        """Hand the service this account's rules (the rules file's, durable ones): it
+        enforces them on this account's processes only (service/accounts.py). The mode
+        stays the service's."""
+        text = json.dumps(rules_to_json(durable(contents.rules)), ensure_ascii=False,
+                          separators=(",", ":"))
+        return self._call(lambda: self.client.user_rules(text))
 
     def rules(self) -> RulesInForce | None:
         answer = self._call(self.client.rules)

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from camguard.core.blocks import BlockManager
+from camguard.core.blocks import BlockManager, ProcessKiller
 from camguard.core.settings import DetectionSettings
 from camguard.platform import current
-from camguard.platform.base import ProcessKiller
 from camguard.platform.clock import SystemClock
 from camguard.store.blocks import JsonBlockStore
 

@@ -24,17 +24,18 @@ from camguard import __version__
 from camguard.app.detection import build_detection, warm_origins
 from camguard.app.outputs import EventOutputs, service_outputs
 from camguard.app.service_parts import GatedKiller, SerialBlocks, ServiceRules
-from camguard.core.blocks import BlockManager
+from camguard.core.blocks import BlockManager, ProcessKiller
 from camguard.core.clock import Clock
 from camguard.core.models import MonitorEvent, Usage, UsageEvent
 from camguard.core.origin import ExeOrigin
 from camguard.core.serialize import event_dict, rfc3339
 from camguard.core.settings import DetectionSettings
 from camguard.platform import current, origin_of, origin_resolver
-from camguard.platform.base import ProcessKiller
 from camguard.platform.clock import SystemClock, local_zone
+from camguard.platform.process import RunningBinary
+from camguard.service.accounts import AccountRules
 from camguard.service.api import ServiceApi
-from camguard.service.enforcement import Enforcement
+from camguard.service.enforcement import Accounts, Enforcement
 from camguard.service.hub import EventHub, Outgoing
 from camguard.service.server import ListeningTransport, ServiceRunningError, ServiceServer
 from camguard.store import paths
@@ -111,7 +112,10 @@ def _only_service(data: Path) -> Iterator[None]:
 def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Path,
          state: Path, config: Path) -> None:
     clock: Clock = SystemClock()
-    history = HistoryStore(data / "history.sqlite3", clock, origin_of=origin_of)
+    # Binaries are hashed through each process's own link, never a path its owner chose.
+    binary = RunningBinary()
+    history = HistoryStore(data / "history.sqlite3", clock, hasher=ExeHasher(source=binary),
+                           origin_of=origin_of)
     warm_origins()
     if history.warning:
         log.warning("%s", history.warning)
@@ -124,20 +128,25 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
     lock = LockGuard(data / "lock.json", clock, base=o.lock_backoff)
     rules = ServiceRules(RuleFile(o.rules_file or config / RULES_FILE), policy)
     hub = EventHub()
-    enforcement = Enforcement(rules, killer, blocks, clock, hasher=ExeHasher(),
-                              origin_of=origin_of, decisions=history, publish=hub.publish,
-                              tz=local_zone())
     transport = current().service_transport()
     # Windows' named pipe brings its own listener and account numbers (platform/windows).
     own = transport if isinstance(transport, ListeningTransport) else None
+    # Each account's own rules, as its tray sends them (never read from its files).
+    own_rules = AccountRules()
+    accounts = Accounts(own_rules, lambda: monitor.state, rules.users_may_block,
+                        **({"lookup": own.lookup} if own is not None else {}))
+    enforcement = Enforcement(rules, killer, blocks, clock, hasher=ExeHasher(source=binary),
+                              origin_of=origin_of, decisions=history, publish=hub.publish,
+                              tz=local_zone(), accounts=accounts)
     api = ServiceApi(state=lambda: monitor.state, history=ServiceHistory(history),
                      killer=killer, blocks=blocks, lock=lock, enforcement=enforcement,
                      hub=hub, clock=clock, rules=rules.listing, version=__version__,
                      admin_group=o.admin_group, users_may_block=rules.users_may_block,
-                     origin=_usage_origin,
+                     origin=_usage_origin, sessions=history, accounts=own_rules,
                      **({"lookup": own.lookup} if own is not None else {}))
     address = o.socket or transport.default_address()
-    server = ServiceServer(address, api, admin_group=o.admin_group, max_clients=o.max_clients,
+    server = ServiceServer(address, api, admin_group=o.admin_group,
+                           peer=transport.peer_credentials, max_clients=o.max_clients,
                            per_uid=o.max_per_user,
                            listen=own.listener if own is not None else None)
     serving = False

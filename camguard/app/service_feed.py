@@ -7,6 +7,10 @@ takes it in the Monitor's place: a thread reads the service's ``watch`` stream a
 sinks with the same core events a Monitor would. It first learns who uses a device already
 (``status``), and after a lost connection it reconnects and reports what changed meanwhile,
 so the tray never shows a user that is gone or misses one that came.
+
+Everything here rides on :class:`~camguard.app.guard_service.ServiceGuard`, the same
+requests and the same reading of the answers as the commands (``camguard watch``,
+``status``, ``history``): one client side of the service.
 """
 
 from __future__ import annotations
@@ -14,20 +18,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping, Set
+from collections.abc import Callable, Iterable, Mapping, Set
+from pathlib import Path
 from typing import Any
 
-from camguard.app.guard import GuardError, Reply
+from camguard.app.guard import GuardError, Reply, Watching, WatchItem
 from camguard.app.guard_service import ServiceGuard
-from camguard.app.service_decode import (
-    audit_from_dict,
-    event_from_dict,
-    is_session,
-    record_from_dict,
-    state_from_dict,
-)
+from camguard.app.service_decode import audit_from_dict
 from camguard.core.blocks import ActionResult, BlockOptions, BlockTarget, Outcome
 from camguard.core.clock import Clock
+from camguard.core.decision import DecidedBy
 from camguard.core.models import (
     Degraded,
     DeviceKind,
@@ -38,13 +38,16 @@ from camguard.core.models import (
     Usage,
     UsageEvent,
 )
-from camguard.core.state import UsageKey
+from camguard.core.rules import Mode, Rule
+from camguard.core.state import GuardState, UsageKey
 from camguard.core.text import literal
 from camguard.monitor import Sink
-from camguard.service.client import ServiceClient, ServiceUnavailable, Watch
+from camguard.store.rules import RuleFile
 from camguard.ui.history_window import DEFAULT_LIMIT, HistoryPage, HistoryQuery
+from camguard.ui.ports import Gate, RuleOutcome
 
 log = logging.getLogger(__name__)
+_PEOPLE = frozenset(d.value for d in DecidedBy)
 
 SOURCE = "service"  # the degraded source shown while the service cannot be reached
 RETRY_MAX = 5.0
@@ -53,16 +56,19 @@ RETRY_MAX = 5.0
 class ServiceFeed:
     """Usage and health events from the service, on a thread of its own."""
 
-    def __init__(self, client: ServiceClient, clock: Clock, *, retry_max: float = RETRY_MAX
-                 ) -> None:
-        self._client = client
+    def __init__(self, guard: ServiceGuard, clock: Clock, *, retry_max: float = RETRY_MAX,
+                 on_connect: Callable[[], None] | None = None,
+                 verdicts: ServiceVerdicts | None = None) -> None:
+        self._guard = guard
+        self._verdicts = verdicts  # the service's decisions, for the tray's rules port
+        self._on_connect = on_connect  # each time a watch stream opens (send own rules)
         self._clock = clock
         self._retry_max = retry_max
         self._sinks: list[Sink] = []
         self._live: dict[UsageKey, tuple[Usage, float]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._watch: Watch | None = None
+        self._watch: Watching | None = None
         self._lock = threading.Lock()
         self._down: str | None = None  # why the service cannot be reached (None: it can)
         self.connected = threading.Event()  # set while a watch stream is open (tests)
@@ -92,8 +98,8 @@ class ServiceFeed:
             try:
                 self._session()
                 wait = 0.2
-            except ServiceUnavailable as exc:
-                self._health(str(exc))
+            except GuardError as exc:
+                self._health(literal(str(exc), 300))
             except Exception:  # a bug must not end the feed for good
                 log.exception("reading the service's events failed")
                 self._health("internal error reading the service's events (see the log)")
@@ -105,32 +111,31 @@ class ServiceFeed:
     def _session(self) -> None:
         # Subscribe first, then ask who is live: nothing can fall between the two (an event
         # also in the answer is recognised below and not reported twice).
-        watch = self._client.watch()
+        watch = self._guard.watch()
         with self._lock:
             if self._stop.is_set():
                 watch.close()
                 return
             self._watch = watch
         try:
-            answer = self._client.status()
-            if answer.get("ok") is not True:
-                raise ServiceUnavailable(str(answer.get("error", "status refused")))
-            self._sync(answer)
+            self._sync(self._guard.status().state)
             self._health(None)
+            if self._on_connect is not None:
+                try:
+                    self._on_connect()
+                except Exception:
+                    log.exception("after connecting to the service")
             self.connected.set()
-            for doc in watch:
-                if doc.get("ok") is False:
-                    raise ServiceUnavailable(literal(str(doc.get("error")), 300))
-                self._handle(doc)
+            for item in watch:
+                self._handle(item)
             if not self._stop.is_set():
-                raise ServiceUnavailable("the service closed the event stream")
+                raise GuardError("the service closed the event stream")
         finally:
             with self._lock:
                 self._watch = None
             watch.close()
 
-    def _sync(self, answer: Mapping[str, Any]) -> None:
-        state = state_from_dict(answer)
+    def _sync(self, state: GuardState) -> None:
         now = self._clock.now()
         current = {u.key: u for u in state.usages}
         for key in [k for k in self._live if k not in current]:
@@ -140,15 +145,15 @@ class ServiceFeed:
             if key not in self._live:
                 since = state.first_seen.get(key, now)
                 self._live[key] = (usage, since)
+                if self._verdicts is not None:
+                    self._verdicts.settled(key)  # decided before this tray connected
                 self._emit(UsageEvent(EventType.STARTED, usage, since))
 
-    def _handle(self, doc: Mapping[str, Any]) -> None:
-        try:
-            ev = event_from_dict(doc)
-        except (KeyError, ValueError, TypeError) as exc:
-            log.warning("ignored an event from the service that does not parse: %s", exc)
-            return
+    def _handle(self, item: WatchItem) -> None:
+        ev, doc = item.event, item.doc
         if ev is None:
+            if doc.get("event") == "decision" and self._verdicts is not None:
+                self._verdicts.heard(doc)
             if doc.get("event") == "decision":
                 log.info("service rule: %s (%s)", literal(str(doc.get("explanation")), 300),
                          doc.get("outcome") or "no action")
@@ -238,19 +243,117 @@ class ServiceActions:
         return self._guard.lock_status().doc.get("set") is True
 
 
-def service_history(client: ServiceClient, limit: int = DEFAULT_LIMIT) -> HistoryQuery:
+# How long the tray waits for the service's decision about a usage before asking the person
+# itself: the service announces it once it acted (ending a process waits up to ~8 s).
+DECISION_WAIT = 10.0
+_GATES = {"allow": Gate.ALLOW, "ask": Gate.ASK, "kill": Gate.KILL, "block-device": Gate.BLOCK}
+_MAX_HEARD = 512
+
+
+class ServiceVerdicts:
+    """The tray's :class:`~camguard.ui.ports.RulesPort` in service mode: the service decides
+    each usage (the administrator's rules and this account's own, core.decision) and acts;
+    the tray waits for that decision (the ``decision`` events of its watch stream) instead
+    of deciding a second time. A rule's allow, kill or block is then only told to the
+    person (``done``: the service acted and recorded it); "ask" raises the alert."""
+
+    def __init__(self, wait: float = DECISION_WAIT) -> None:
+        self._wait = wait
+        self._heard: dict[UsageKey, Mapping[str, Any] | None] = {}
+        self._cond = threading.Condition()
+
+    def heard(self, doc: Mapping[str, Any]) -> None:
+        """A decision event from the service (the feed's thread)."""
+        pid = doc.get("pid")
+        key: UsageKey = (str(doc.get("kind")), str(doc.get("device")), pid,
+                         doc.get("create_time") if pid is not None else None)
+        self._keep(key, doc)
+
+    def settled(self, key: UsageKey) -> None:
+        """A usage the service decided before the tray was connected: no event will come."""
+        self._keep(key, None)
+
+    def _keep(self, key: UsageKey, doc: Mapping[str, Any] | None) -> None:
+        with self._cond:
+            self._heard[key] = doc
+            while len(self._heard) > _MAX_HEARD:
+                self._heard.pop(next(iter(self._heard)))
+            self._cond.notify_all()
+
+    def judge(self, usage: Usage) -> RuleOutcome:
+        with self._cond:
+            self._cond.wait_for(lambda: usage.key in self._heard, self._wait)
+            doc = self._heard.get(usage.key)
+        if doc is None:
+            return RuleOutcome(Gate.ASK, "the service did not decide; asking")
+        gate = _GATES.get(str(doc.get("verdict")), Gate.ASK)
+        label = doc.get("rule_label") or doc.get("rule_id")
+        by = f"rule:{label}" if label else f"mode:{doc.get('mode')}"
+        return RuleOutcome(gate, literal(str(doc.get("explanation") or gate.value), 500), by,
+                           notify=doc.get("would") is not None,
+                           done=gate in (Gate.KILL, Gate.BLOCK))
+
+
+class ServiceDecisions:
+    """The tray's :class:`~camguard.ui.ports.HistoryPort` in service mode: a person's
+    answer to an alert is recorded on the service's session of that usage (``decide``),
+    in the one history there is. The service records only what the caller may (its own
+    sessions; an admin any) and never over a rule's decision."""
+
+    def __init__(self, guard: ServiceGuard) -> None:
+        self._guard = guard
+
+    def record_decision(self, usage: Usage, decision: str, decided_by: str) -> None:
+        if decided_by not in _PEOPLE:
+            return  # a rule's or the mode's: the service decided and recorded it itself
+        try:
+            answer = self._guard.decide(usage, decision, decided_by)
+        except GuardError as exc:
+            log.warning("the service did not record %s by %s: %s", decision, decided_by,
+                        literal(str(exc), 300))
+            return
+        if answer.get("ok") is not True:
+            log.warning("the service did not record %s by %s: %s", decision, decided_by,
+                        literal(str(answer.get("error")), 300))
+
+
+class ServiceRuleFile(RuleFile):
+    """The rules file the settings window edits, in service mode: each save also hands the
+    rules to the service (on a thread of its own: the window never waits for the socket),
+    which enforces them on this account's processes. :meth:`send` is what the feed calls
+    each time it connects."""
+
+    def __init__(self, guard: ServiceGuard, path: Path | None = None) -> None:
+        super().__init__(path)
+        self._guard = guard
+
+    def save(self, rules: Iterable[Rule], mode: Mode | None = None,
+             now: float | None = None) -> None:
+        super().save(rules, mode, now)
+        threading.Thread(target=self.send, name="camguard-send-rules", daemon=True).start()
+
+    def send(self) -> None:
+        contents = self.load()
+        try:
+            answer = self._guard.send_own_rules(contents)
+        except GuardError as exc:
+            log.warning("could not hand your rules to the service: %s", literal(str(exc), 300))
+            return
+        if answer.get("ok") is not True:
+            log.warning("the service did not take your rules: %s",
+                        literal(str(answer.get("error")), 300))
+        for problem in answer.get("problems") or []:
+            log.warning("the service left out a rule: %s", literal(str(problem), 300))
+
+
+def service_history(guard: ServiceGuard, limit: int = DEFAULT_LIMIT) -> HistoryQuery:
     """The History window's query in service mode: the service's history (what the caller
-    may see), the one copy there is. Raises when the service cannot answer (the window
-    shows why)."""
+    may see), the one copy there is, read as ``camguard history`` reads it. Raises
+    GuardError when the service cannot answer (the window shows why)."""
 
     def query(since: float | None, until: float | None) -> HistoryPage:
-        answer = client.history(since=since, until=until, limit=limit + 1)
-        if answer.get("ok") is not True:
-            raise ServiceUnavailable(literal(str(answer.get("error")), 300))
-        entries = list(answer.get("entries") or [])
-        sessions = [record_from_dict(e) for e in entries if is_session(e)]
-        audits = [audit_from_dict(e) for e in entries if not is_session(e)]
-        return HistoryPage(tuple(sessions[:limit]), tuple(audits),
-                           len(sessions) > limit or answer.get("truncated") is True)
+        got = guard.history({"since": since, "until": until}, limit + 1)
+        return HistoryPage(tuple(got.records[:limit]), tuple(map(audit_from_dict, got.gaps)),
+                           len(got.records) > limit or bool(got.warnings))
 
     return query

@@ -15,13 +15,12 @@ from camguard.core.blocks import (
     BlockReport,
     BlockTarget,
     Outcome,
+    ProcessKiller,
 )
 from camguard.core.rules import Mode, Rule
 from camguard.core.rules_json import rule_to_json
 from camguard.core.text import json_safe
-from camguard.platform.base import ProcessKiller
-from camguard.service.api import EndCheck
-from camguard.service.enforcement import NO_OPTIONS
+from camguard.service.enforcement import NO_OPTIONS, EndCheck
 from camguard.store.policy import ManagedPolicy, effective_settings
 from camguard.store.rules import RuleFile
 

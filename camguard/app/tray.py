@@ -12,11 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from camguard.core.blocks import BlockManager
+from camguard.core.blocks import BlockManager, ProcessKiller
 from camguard.core.clock import Clock
 from camguard.core.settings import DetectionSettings
 from camguard.platform import current
-from camguard.platform.base import ProcessKiller
 from camguard.platform.clock import SystemClock
 from camguard.store.db import default_path
 from camguard.store.history import HistoryStore
@@ -25,6 +24,8 @@ from camguard.store.parental_lock import default_path as lock_path
 from camguard.store.rules import RuleFile
 
 if TYPE_CHECKING:
+    from camguard.app.guard_service import ServiceGuard
+    from camguard.app.service_feed import ServiceRuleFile
     from camguard.platform.guard import UserGuard
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,14 @@ def open_history(clock: Clock, path: Path | None = None) -> HistoryStore | None:
 def rule_file() -> RuleFile:
     """The user's rules.json (the settings window and ``camguard rules`` edit it)."""
     return RuleFile()
+
+
+def service_rule_file(guard: ServiceGuard) -> ServiceRuleFile:
+    """The user's rules.json in service mode: each save also hands the rules to the
+    service, which enforces them on this account's processes (app/service_feed.py)."""
+    from camguard.app.service_feed import ServiceRuleFile
+
+    return ServiceRuleFile(guard, rule_file().path)
 
 
 def parental_lock() -> LockGuard:

@@ -138,6 +138,7 @@ class Context:
     file: RuleFile
     contents: RuleFileContents
     settings: EffectiveSettings
+    args: argparse.Namespace | None = None  # where a service may answer (--socket)
 
 
 def load_context(args: argparse.Namespace, *, quiet: bool = False) -> Context:
@@ -154,7 +155,7 @@ def load_context(args: argparse.Namespace, *, quiet: bool = False) -> Context:
             print(f"camguard: error: {status.error}", file=sys.stderr)
         for p in [*eff.problems, *contents.problems, *problems]:
             print(f"camguard: warning: {literal(p, 500)}", file=sys.stderr)
-    return Context(status, rule_file, contents, eff)
+    return Context(status, rule_file, contents, eff, args)
 
 
 def check_may_change(ctx: Context, name: str) -> None:
@@ -281,6 +282,28 @@ def _save(ctx: Context, rules: list[Rule], mode: Mode | None, now: float) -> Non
         ctx.file.save(rules, mode, now)
     except OSError as exc:
         raise CliError(f"cannot write {ctx.file.path}: {exc}", EXIT_FAILED) from None
+    _send_to_service(ctx)
+
+
+def _send_to_service(ctx: Context) -> None:
+    """While a service runs, it enforces this account's rules on its processes: hand it
+    the file as saved (a warning, not a failure, when it cannot take them)."""
+    from camguard.app.guard_service import ServiceGuard
+
+    if ctx.args is None:
+        return
+    try:
+        guard = remote.guard(ctx.args)
+        if not isinstance(guard, ServiceGuard):
+            return
+        answer = guard.send_own_rules(ctx.file.load())
+    except (CliError, GuardError) as exc:
+        print(f"camguard: warning: your rules were saved but not handed to the service: "
+              f"{literal(str(exc), 300)}", file=sys.stderr)
+        return
+    if answer.get("ok") is not True:
+        print(f"camguard: warning: the service did not take your rules: "
+              f"{literal(str(answer.get('error')), 300)}", file=sys.stderr)
 
 
 def _find(rules: list[Rule], key: str) -> list[Rule]:

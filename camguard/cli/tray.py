@@ -70,17 +70,32 @@ def cmd_tray(args: argparse.Namespace) -> int:
     guard = remote.guard(args)
     if not isinstance(guard, ServiceGuard):
         return _standalone(args, start)
-    from camguard.app.service_feed import ServiceActions, ServiceFeed, service_history
+    from camguard.app.service_feed import (
+        ServiceActions,
+        ServiceDecisions,
+        ServiceFeed,
+        ServiceVerdicts,
+        service_history,
+    )
 
-    client = guard.client
-    log.info("a camguard service answers at %s: the tray is its client", client.path)
+    log.info("a camguard service answers at %s: the tray is its client", guard.client.path)
     service = ServiceActions(guard)
     options = tray_options(start)
     options.actions = service
     options.service_lock = service.lock_is_set
-    options.history = service_history(client)  # the one history; the tray keeps no copy
+    options.history = service_history(guard)  # the one history; the tray keeps no copy
+    options.decisions = ServiceDecisions(guard)  # answers to alerts, recorded there
+    # The service enforces this account's rules on its processes: sent on every connect
+    # and every save in the settings window (never read by root from this account's files).
+    rules = tray_parts.service_rule_file(guard)
+    options.rule_file = rules
+    # The service decides each usage and acts; the tray waits for its decision and asks
+    # the person only when the service says "ask" (never acting on a rule a second time).
+    verdicts = ServiceVerdicts()
+    options.rules = verdicts
     clock = SystemClock()
-    return run_tray(ServiceFeed(client, clock), clock, argv=start.argv,
+    feed = ServiceFeed(guard, clock, on_connect=rules.send, verdicts=verdicts)
+    return run_tray(feed, clock, argv=start.argv,
                     settings=tray_alert_settings(ui), options=options,
                     open_store=lambda: tray_parts.open_history(clock))  # the allow list
 

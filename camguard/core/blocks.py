@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from camguard.core.clock import Clock
 from camguard.core.models import DeviceKind
@@ -52,6 +52,18 @@ class ActionResult:
     @property
     def ok(self) -> bool:
         return self.outcome is Outcome.DONE
+
+
+@runtime_checkable
+class ProcessKiller(Protocol):
+    """Ends a process by ``(pid, create_time)``, never a reused pid. Any thread; blocks up to
+    a few seconds while the process exits. Never raises: the result says what happened.
+
+    The one killer shape: each platform's killer (the façade's, platform/base.py), the
+    service's gated killer and the tray's actions take and give this."""
+
+    def kill(self, pid: int, create_time: float | None = None, *, force: bool = False
+             ) -> ActionResult: ...
 
 
 class BlockTarget(enum.StrEnum):
@@ -131,9 +143,12 @@ def format_duration(seconds: float) -> str:
 
 # -- what was done, so it can be undone --------------------------------------------------
 class StepKind(enum.StrEnum):
-    NODE = "node"  # a device node's permissions were taken away (target: its path)
-    USB = "usb"  # a USB interface was unbound from its driver (target: interface id)
-    UDEV_RULE = "udev-rule"  # the persistent udev rule was installed
+    """What one step of a block did; each platform's enforcer says what its steps mean
+    (the values are written to the blocks file, so they never change)."""
+
+    NODE = "node"  # a device's access was taken away (target: its path)
+    USB = "usb"  # a USB interface was detached from its driver (target: interface id)
+    UDEV_RULE = "udev-rule"  # the persistent rule keeping new devices closed was installed
     MIC_MUTE = "mic-mute"  # the sound server's sources were muted (data: how to undo)
     # Without privileges: camguard ends this account's processes that open the device while
     # the block lasts (target: the uid). Nothing at the OS level to undo.
@@ -146,29 +161,22 @@ class StepKind(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class NodeState:
-    """A device node's access as it was before camguard blocked it, restored exactly."""
-
-    mode: int  # permission bits only (stat.S_IMODE)
-    uid: int
-    gid: int
-    acl: bytes | None  # raw "system.posix_acl_access" xattr, None when the node had none
-
-
-@dataclass(frozen=True, slots=True)
 class UndoStep:
     kind: StepKind
     target: str = ""
-    saved: NodeState | None = None
+    # What the device looked like before the block, as JSON object text only the
+    # platform reads (Linux: a node's mode, owner and ACL, platform/linux/node_state.py);
+    # kept with the block for as long as it lasts. None: nothing saved.
+    saved: str | None = None
     # Opaque, JSON-encodable text a platform part needs to undo its step (e.g. mic volumes).
     data: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class BlockOptions:
-    # Also unbind the USB interface from its driver (the node disappears; root only).
+    # Also detach the USB interface from its driver (the device disappears; admins only).
     unbind_usb: bool = False
-    # Also install the udev rule that keeps new camera nodes closed (replug, reboot).
+    # Also keep new camera devices closed across replug and reboot (the platform's rule).
     persistent: bool = False
 
 

@@ -260,22 +260,45 @@ OriginOf = Callable[[ProcessRef], "ExeOrigin | None"]
 
 
 def evaluate(source: RuleSource, usage: Usage, clock: Clock, tz: _dt.tzinfo,
-             hasher: Hasher | None = None, *, origin_of: OriginOf | None = None
-             ) -> Decision:
+             hasher: Hasher | None = None, *, origin_of: OriginOf | None = None,
+             account: Sequence[Rule] = ()) -> Decision:
     """Decide one usage from the rules in force now; a "once" rule that decides is spent.
     The binary is hashed only when a rule names one (hashing a browser takes most of a
-    second), and its origin looked up only when a rule names an origin."""
+    second), and its origin looked up only when a rule names an origin.
+
+    ``account``: the rules of the account whose process this is, kept apart from
+    ``source`` (the service: its rules are the administrator's, an account's are pushed by
+    that account's tray); they decide only as :func:`stricter_or_asked` allows."""
     rules, mode = source.current()
     p = usage.process
     sha = None
     origin = None
     if p is not None and hasher is not None and p.exe.startswith("/") \
-            and any(r.app.by is MatchBy.EXE for r in rules):
+            and any(r.app.by is MatchBy.EXE for r in (*rules, *account)):
         sha = hasher(p)
     if p is not None and origin_of is not None and p.exe.startswith("/") \
-            and any(r.app.by is MatchBy.ORIGIN for r in rules):
+            and any(r.app.by is MatchBy.ORIGIN for r in (*rules, *account)):
         origin = origin_of(p)
-    decision = decide(rules, UsageFacts.from_usage(usage, sha, origin), mode, clock, tz)
+    facts = UsageFacts.from_usage(usage, sha, origin)
+    decision = decide(rules, facts, mode, clock, tz)
     if decision.rule is not None and decision.rule.duration is Duration.ONCE:
         source.spend(decision.rule)
+    if account:
+        decision = stricter_or_asked(decision, decide(account, facts, Mode.ASK, clock, tz))
     return decision
+
+
+def stricter_or_asked(base: Decision, mine: Decision) -> Decision:
+    """An account's own rules next to the administrator's decision ``base``: the account's
+    winning rule decides where ``base`` would only ask the person (no rule matched and the
+    mode asks: a rule is an answer given in advance), or where it is stricter; never where
+    it is more lenient than an administrator's rule, the mode's block-all or notify-only's
+    "would have" (a person may always be stricter about their own programs)."""
+    if mine.rule is None:
+        return base
+    asked = base.rule is None and base.verdict is Verdict.ASK
+    if asked or _SEVERITY[mine.verdict] > _SEVERITY[base.verdict]:
+        return Decision(mine.verdict, mine.rule, mine.explanation, base.mode, None,
+                        base.notes + mine.notes)
+    return Decision(base.verdict, base.rule, base.explanation, base.mode, base.would,
+                    base.notes + mine.notes)

@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from camguard.core.blocks import ActionResult, Enforcer
+
+# The one killer shape is core's (the service and the tray take it too); the backends
+# name it as one of the façade's capabilities, from here.
+from camguard.core.blocks import ProcessKiller as ProcessKiller  # noqa: PLC0414
 from camguard.core.coverage import Coverage
 from camguard.core.models import SourceSnapshot
 from camguard.core.origin import ExeOrigin
@@ -57,15 +61,6 @@ class CoverageReporter(Protocol):
 
 
 # -- the capabilities a platform provides (or a null object from platform/null.py) -----------
-@runtime_checkable
-class ProcessKiller(Protocol):
-    """Ends a process by ``(pid, create_time)``, never a reused pid. Any thread; blocks up to
-    a few seconds while the process exits. Never raises: the result says what happened."""
-
-    def kill(self, pid: int, create_time: float | None = None, *, force: bool = False
-             ) -> ActionResult: ...
-
-
 @runtime_checkable
 class MicSwitch(Protocol):
     """Mutes every microphone at the sound server and restores exactly what it changed.

@@ -7,6 +7,7 @@ device files (``open_files()`` keeps regular files only), so finding holders is 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 import psutil
@@ -105,3 +106,29 @@ def _parents(proc: psutil.Process) -> tuple[str, ...]:
     except (psutil.Error, OSError):
         pass
     return tuple(names)
+
+
+# create_time is ticks/CLK_TCK + btime on Linux; half a tick tells two processes apart.
+_CTIME_TOLERANCE = 0.005
+
+
+class RunningBinary:
+    """The binary a process runs, read through the kernel's link to it (``/proc/PID/exe``
+    where there is a /proc), never through its path: the process's owner may have pointed
+    that path elsewhere since it started (a symlink to a file only root may read), and the
+    root service must not read what it names (store.hashing.BinarySource)."""
+
+    def __init__(self, proc_root: str = "/proc") -> None:
+        self._root = proc_root
+        self._linked = os.path.exists(os.path.join(proc_root, "self", "exe"))
+
+    def path(self, process: ProcessRef) -> str:
+        return os.path.join(self._root, str(process.pid), "exe") if self._linked \
+            else process.exe
+
+    def same(self, process: ProcessRef) -> bool:
+        try:
+            started = psutil.Process(process.pid).create_time()
+        except (psutil.Error, OSError, ValueError):
+            return False
+        return abs(started - process.create_time) <= _CTIME_TOLERANCE

@@ -1,15 +1,15 @@
 """The service's operations: what each request does, for whom, and behind which checks.
 
 Everything the service reaches (monitor state, history, kill switch, lock, rules) comes in
-through the small interfaces below, so this module knows no store or platform code; the
-``service`` command wires the real objects (camguard.cli.service).
+through the small interfaces of service/ports.py, so this module knows no store or
+platform code; app/service.py wires the real objects.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from camguard.core.blocks import (
     ActionResult,
@@ -18,13 +18,16 @@ from camguard.core.blocks import (
     BlockReport,
     BlockTarget,
     Outcome,
+    ProcessKiller,
 )
 from camguard.core.clock import Clock
+from camguard.core.decision import Choice, DecidedBy
 from camguard.core.models import DeviceKind
 from camguard.core.serialize import OriginFor, rfc3339, state_dict
-from camguard.core.state import GuardState
+from camguard.core.state import GuardState, UsageKey
 from camguard.core.text import json_safe
 from camguard.service import protocol as P
+from camguard.service.accounts import AccountRules, AccountRulesError, parse_rules
 from camguard.service.authorization import (
     Caller,
     Lookup,
@@ -32,6 +35,7 @@ from camguard.service.authorization import (
     block_owner,
     block_refusal,
     can_see,
+    decide_refusal,
     history_users,
     kill_permission,
     lookup_process,
@@ -39,71 +43,25 @@ from camguard.service.authorization import (
     unblock_refusal,
     visible_state,
 )
-from camguard.service.enforcement import ProcessKiller
 from camguard.service.hub import EventHub, Outgoing, Subscription
+from camguard.service.ports import (
+    Blocks,
+    HistoryView,
+    Lock,
+    LockAnswer,
+    Pausable,
+    SessionBook,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_HISTORY = 10_000
-NO_OPTIONS = BlockOptions()
-
-
-class HistoryView(Protocol):
-    def entries(self, filters: Mapping[str, Any], users: frozenset[str] | None,
-                limit: int) -> list[dict[str, Any]]:
-        """Sessions (and gaps) newest first; ``users`` None: every account's.
-        Raises ValueError for a filter it cannot use."""
-        ...
-
-
-# Asked for each holder a block finds: why it may not be ended (None: end it).
-EndCheck = Callable[[int, float], "str | None"]
-
-
-class Blocks(Protocol):
-    def block(self, target: BlockTarget, duration: float | None,
-              options: BlockOptions = NO_OPTIONS, *, owner: int | None = None,
-              may_end: EndCheck | None = None) -> BlockReport: ...
-
-    def unblock(self, target: BlockTarget) -> BlockReport: ...
-
-    def active(self) -> tuple[list[ActiveBlock], list[str]]: ...
-
-    def expire_due(self) -> BlockReport: ...
-
-
-class LockAnswer(Protocol):
-    @property
-    def status(self) -> str: ...  # "ok", "wrong" or "locked-out"
-
-    @property
-    def retry_after(self) -> float: ...
-
-    @property
-    def message(self) -> str: ...
-
-
-class Lock(Protocol):
-    def is_set(self) -> bool: ...
-
-    # ``who``: the caller's uid; wrong guesses back off per account (store.parental_lock).
-    def status(self, who: int | None = None) -> dict[str, Any]: ...
-
-    def check(self, password: str | None, who: int | None = None) -> LockAnswer: ...
-
-    def set_password(self, new: str, current: str | None = None, *, force: bool = False,
-                     who: int | None = None) -> LockAnswer: ...
-
-    def clear(self, current: str | None, *, force: bool = False, who: int | None = None
-              ) -> LockAnswer: ...
-
-
-class Pausable(Protocol):
-    def pause(self, seconds: float | None) -> float | None: ...
-
-    def resume(self) -> None: ...
-
-    def paused(self) -> tuple[bool, float | None]: ...
+# A person's answer is recorded on a session that started at most this long ago.
+DECIDE_WINDOW = 24 * 3600.0
+_CHOICES = frozenset(c.value for c in Choice)
+# Who may be named by a ``decide``: people and the countdown. The service's own rules
+# record their decisions themselves; nobody may write "rule:..." into the history.
+_PEOPLE = frozenset(d.value for d in DecidedBy)
 
 
 _CODES = {Outcome.FAILED: P.FAILED, Outcome.REFUSED: P.DENIED, Outcome.NOT_FOUND: P.NOT_FOUND}
@@ -140,7 +98,9 @@ class ServiceApi:
                  version: str = "", admin_group: str = "",
                  lookup: Lookup = lookup_process,
                  users_may_block: Callable[[], bool] = lambda: True,
-                 origin: OriginFor | None = None) -> None:
+                 origin: OriginFor | None = None,
+                 sessions: SessionBook | None = None,
+                 accounts: AccountRules | None = None) -> None:
         self._state = state
         self._history = history
         self._killer = killer
@@ -155,12 +115,15 @@ class ServiceApi:
         self._lookup = lookup
         self._users_may_block = users_may_block
         self._origin = origin  # where each user's executable comes from (status)
+        self._sessions = sessions
+        self._accounts = accounts
         self._ops: dict[str, Callable[[Caller, P.Request], dict[str, Any]]] = {
             "hello": self._hello, "status": self._status, "history": self._history_op,
             "kill": self._kill, "block": self._block, "unblock": self._unblock,
             "blocks": self._blocks_op, "pause": self._pause, "resume": self._resume,
             "rules": self._rules_op, "lock-status": self._lock_status,
             "lock-set": self._lock_set, "lock-clear": self._lock_clear,
+            "decide": self._decide, "user-rules": self._user_rules,
         }
 
     def handle(self, caller: Caller, request: P.Request) -> dict[str, Any]:
@@ -231,6 +194,45 @@ class ServiceApi:
 
     def _lock_status(self, caller: Caller, _req: P.Request) -> dict[str, Any]:
         return P.ok(**self._lock.status(who=caller.uid))
+
+    # -- a person's answers and rules -------------------------------------------------------
+    def _decide(self, caller: Caller, req: P.Request) -> dict[str, Any]:
+        """Record a person's answer to an alert on the service's session of that usage."""
+        if self._sessions is None:
+            return P.error(P.UNAVAILABLE, "this service keeps no history")
+        kind, decision, by = req.get("kind"), req.get("decision"), req.get("decided_by")
+        bad = _decide_problem(kind, decision, by)
+        if bad is not None:
+            return P.error(P.BAD_REQUEST, bad)
+        pid, ctime = req.get("pid"), req.get("create_time")
+        key: UsageKey = (kind, req.get("device"), pid, None if pid is None else ctime)
+        found = self._sessions.find_session(key, self._clock.now() - DECIDE_WINDOW)
+        why = decide_refusal(caller, None if found is None else found.user, found is not None,
+                             None if found is None else found.decided_by, _PEOPLE)
+        if why is not None or found is None:
+            code = P.NOT_FOUND if caller.admin and found is None else P.DENIED
+            log.info("uid %d may not record %s: %s", caller.uid, decision, why)
+            return P.error(code, why or "no session", outcome="refused")
+        if not self._sessions.record_decision(found.id, decision, by):
+            return P.error(P.NOT_FOUND, "that session is no longer in the history")
+        log.info("uid %d recorded %s by %s on session %d", caller.uid, decision, by, found.id)
+        return P.ok(session=found.id, decision=decision, decided_by=by)
+
+    def _user_rules(self, caller: Caller, req: P.Request) -> dict[str, Any]:
+        """Keep the caller's own rules (service/accounts.py): they decide only about its
+        own processes."""
+        if self._accounts is None:
+            return P.error(P.UNAVAILABLE, "this service enforces no rules")
+        try:
+            rules, problems = parse_rules(req.get("rules"), self._clock.now())
+        except AccountRulesError as exc:
+            return P.error(P.BAD_REQUEST, json_safe(str(exc)))
+        try:
+            self._accounts.set(caller.uid, rules)
+        except AccountRulesError as exc:
+            return P.error(P.BUSY, str(exc))
+        log.info("uid %d sent %d rule(s) of its own", caller.uid, len(rules))
+        return P.ok(kept=len(rules), problems=[json_safe(p) for p in problems[:20]])
 
     # -- acting ----------------------------------------------------------------------------
     def _kill(self, caller: Caller, req: P.Request) -> dict[str, Any]:
@@ -367,6 +369,18 @@ def _lock_response(answer: LockAnswer, what: str, *, asked: bool = True) -> dict
         return P.error(P.PASSWORD_REQUIRED, f"{what} needs the parental-lock password",
                        retry_after=retry)
     return P.error(P.WRONG_PASSWORD, f"{what}: {answer.message}", retry_after=retry)
+
+
+def _decide_problem(kind: str, decision: str, by: str) -> str | None:
+    """What is wrong with a ``decide``'s words, or None: each from its vocabulary."""
+    if kind not in {k.value for k in DeviceKind}:
+        return f"decide.kind must be one of {', '.join(k.value for k in DeviceKind)}"
+    if decision not in _CHOICES:
+        return f"decide.decision must be one of {', '.join(sorted(_CHOICES))}"
+    if by not in _PEOPLE:
+        return (f"decide.decided_by must be one of {', '.join(sorted(_PEOPLE))} (rules "
+                "record their own decisions)")
+    return None
 
 
 def _target(req: P.Request) -> BlockTarget | dict[str, Any]:

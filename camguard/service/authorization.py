@@ -1,7 +1,8 @@
 """Who is asking, and what they may see and do: kernel-given identity, per request.
 
-The caller is whoever the kernel says connected (``SO_PEERCRED``, socket(7): the pid, uid
-and gid of the peer at ``connect`` time); nothing a request says about itself is trusted.
+The caller is whoever the kernel says connected (the platform's transport reads it:
+``SO_PEERCRED`` on Linux, socket(7): the pid, uid and gid of the peer at ``connect`` time);
+nothing a request says about itself is trusted.
 A user sees and controls their own sessions: usages whose process belongs to them (its
 real uid, which is what ``ProcessRef.user`` names). Members of the admin group, and root,
 see and control every account's sessions and history. A usage whose process camguard
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
@@ -29,7 +29,9 @@ from camguard.core.models import DeviceKind, ProcessRef, Usage
 from camguard.core.state import GuardState
 
 DEFAULT_ADMIN_GROUP = "camguard-admins"
-_UCRED = struct.Struct("3i")  # struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+# The kernel-given (pid, uid, gid) of a connected socket's peer: the platform's transport
+# (platform.base.ServiceTransport.peer_credentials), handed in by the composition root.
+PeerCredentials = Callable[[socket.socket], tuple[int, int, int]]
 # create_time is ticks/CLK_TCK + btime on Linux; half a tick tells two processes apart.
 CTIME_TOLERANCE = 0.005
 
@@ -57,13 +59,6 @@ class Caller:
         return {"uid": self.uid, "gid": self.gid, "user": self.name, "admin": self.admin}
 
 
-def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
-    """(pid, uid, gid) of the process at the other end of a connected Unix socket."""
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-    pid, uid, gid = _UCRED.unpack(raw)
-    return pid, uid, gid
-
-
 def user_name(uid: int) -> str:
     import pwd  # Unix only: imported here so that camguard.cli imports everywhere
 
@@ -88,8 +83,9 @@ def is_admin(uid: int, admin_group: str) -> bool:
     return wanted in os.getgrouplist(entry.pw_name, entry.pw_gid)
 
 
-def identify(sock: socket.socket, admin_group: str) -> Caller:
-    pid, uid, gid = peer_credentials(sock)
+def identify(sock: socket.socket, admin_group: str, peer: PeerCredentials) -> Caller:
+    """Who is at the other end of ``sock``, as the kernel says (``peer``)."""
+    pid, uid, gid = peer(sock)
     return Caller(uid, gid, pid, user_name(uid), is_admin(uid, admin_group))
 
 
@@ -251,3 +247,25 @@ def unblock_kinds(caller: Caller, blocks: Sequence[ActiveBlock],
     if caller.admin or unlocked:
         return set(kinds)
     return {b.kind for b in blocks if b.kind in kinds and b.owner == caller.uid}
+
+
+# -- a person's answer to an alert (``decide``) ------------------------------------------------
+def decide_refusal(caller: Caller, session_user: str | None, found: bool,
+                   decided_before: str | None, people: Collection[str]) -> str | None:
+    """Why ``caller`` may not record a decision on a session, or None.
+
+    Only the account whose process the session is (by the user name recorded with it, as
+    ``history`` goes by) or an admin may; an ordinary account is told the same whether the
+    session does not exist or belongs to someone else, so it learns nothing of other
+    accounts' sessions. A decision a rule or the mode made (``decided_before`` outside
+    ``people``, the values people and the countdown record) is never replaced: the history
+    keeps what the administrator's rules did.
+    """
+    if not caller.admin and (not found or not caller.owns(session_user)):
+        return "no session of yours matches that usage (kind, device, pid and start time)"
+    if not found:
+        return "no session matches that usage"
+    if decided_before is not None and decided_before not in people:
+        return f"that session was decided by {decided_before}; a later answer does not replace it"
+    return None
+

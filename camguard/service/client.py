@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from camguard.service import protocol as P
-from camguard.service.authorization import peer_credentials
+from camguard.service.authorization import PeerCredentials
 
 DEFAULT_SOCKET = Path("/run/camguard/camguard.sock")
 # Answers can be large (a long history); a line past this is a broken or hostile server.
@@ -62,12 +62,13 @@ def trusted_uids() -> frozenset[int]:
     return frozenset({0, os.geteuid()})
 
 
-def check_server(path: Path, sock: socket.socket) -> None:
+def check_server(path: Path, sock: socket.socket, peer: PeerCredentials) -> None:
     """Raise :class:`ServiceImpostor` unless root (or this account) owns ``path`` and
-    serves on ``sock``; the message says who does instead."""
+    serves on ``sock`` (``peer``: the platform transport's kernel-given identity); the
+    message says who does instead."""
     trusted = trusted_uids()
     owner = os.lstat(path).st_uid
-    server = peer_credentials(sock)[1]
+    server = peer(sock)[1]
     for what, uid in (("the socket is owned by", owner), ("it is served by", server)):
         if uid not in trusted:
             raise ServiceImpostor(f"{path} is not the camguard service: {what} "
@@ -161,9 +162,13 @@ class ConnectingTransport(Protocol):
 class ServiceClient:
     """Talks to the service at ``path`` (see the module's note on whom it trusts)."""
 
-    def __init__(self, path: Path | None = None, *, timeout: float = 60.0,
-                 connect: Connect | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, peer: PeerCredentials | None = None,
+                 timeout: float = 60.0, connect: Connect | None = None) -> None:
+        """``peer``: how the platform's transport tells who serves a socket; ``connect``:
+        the platform's own way to reach the service instead (Windows' named pipe, whose
+        server it checks itself). app/guard_service.service_client passes both."""
         self.path = path if path is not None else default_socket()
+        self.peer = peer
         self.timeout = timeout
         self._platform_connect = connect
 
@@ -172,9 +177,11 @@ class ServiceClient:
         if self._platform_connect is not None:
             conn: socket.socket = self._platform_connect(self.path, timeout)
             return conn
+        if self.peer is None:  # never a socket whose server nobody checked
+            raise ServiceUnavailable(f"cannot tell who serves {self.path} on this platform")
         sock = self._connect_when_room(timeout)
         try:
-            check_server(self.path, sock)
+            check_server(self.path, sock, self.peer)
         except OSError as exc:
             sock.close()
             raise ServiceUnavailable(f"no camguard service at {self.path}: "
@@ -274,6 +281,15 @@ class ServiceClient:
 
     def lock_clear(self, current: str | None = None) -> dict[str, Any]:
         return self.request("lock-clear", current=current)
+
+    def decide(self, kind: str, device: str, pid: int | None, create_time: float | None, *,
+               decision: str, decided_by: str) -> dict[str, Any]:
+        return self.request("decide", kind=kind, device=device, pid=pid,
+                            create_time=create_time, decision=decision, decided_by=decided_by)
+
+    def user_rules(self, rules: str) -> dict[str, Any]:
+        """Send this account's own rules (a rules document as JSON text)."""
+        return self.request("user-rules", rules=rules)
 
     def watch(self) -> Watch:
         """Start watching; raises ServiceUnavailable if the service refuses."""

@@ -1,5 +1,11 @@
-"""Rules enforced for every account: each new usage is decided (core.decision.decide) and a kill
-or block-device verdict is carried out, on a worker thread so the monitor never waits.
+"""Rules enforced for every account: each new usage is decided (core.decision.evaluate) and a
+kill or block-device verdict is carried out, on a worker thread so the monitor never waits.
+
+The administrator's rules (the managed policy's, the service's file) decide for everyone;
+an account's own rules (service/accounts.py, pushed by its tray) decide only about that
+account's processes and only as core.decision.stricter_or_asked allows, and a
+block-device verdict of theirs is an ordinary account's block (authorization.py): refused
+while another account holds the device, when the program of theirs is ended instead.
 
 Nobody sits at the service to answer an "ask": such a usage is left alone and the decision
 is published to watch clients (the tray asks its user and can then request a kill).
@@ -12,7 +18,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from camguard.core.blocks import (
@@ -21,6 +28,7 @@ from camguard.core.blocks import (
     BlockReport,
     BlockTarget,
     Outcome,
+    ProcessKiller,
 )
 from camguard.core.clock import Clock
 from camguard.core.decision import (
@@ -33,11 +41,20 @@ from camguard.core.decision import (
     evaluate,
 )
 from camguard.core.models import EventType, MonitorEvent, Usage, UsageEvent
-from camguard.core.rules import Verdict
+from camguard.core.rules import Rule, Verdict
 from camguard.core.rules_json import decision_dict
 from camguard.core.serialize import process_dict, rfc3339
-from camguard.core.state import UsageKey
+from camguard.core.state import GuardState, UsageKey
 from camguard.core.text import json_safe, literal
+from camguard.service.accounts import AccountRules
+from camguard.service.authorization import (
+    CTIME_TOLERANCE,
+    Caller,
+    Lookup,
+    block_end_refusal,
+    block_refusal,
+    lookup_process,
+)
 from camguard.service.hub import Outgoing
 
 log = logging.getLogger(__name__)
@@ -45,14 +62,25 @@ log = logging.getLogger(__name__)
 NO_OPTIONS = BlockOptions()
 
 
-class ProcessKiller(Protocol):
-    def kill(self, pid: int, create_time: float | None = None, *, force: bool = False
-             ) -> ActionResult: ...
+# Asked for each holder a block finds: why it may not be ended (None: end it).
+EndCheck = Callable[[int, float], "str | None"]
 
 
 class DeviceBlocker(Protocol):
     def block(self, target: BlockTarget, duration: float | None,
-              options: BlockOptions = NO_OPTIONS) -> BlockReport: ...
+              options: BlockOptions = NO_OPTIONS, *, owner: int | None = None,
+              may_end: EndCheck | None = None) -> BlockReport: ...
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """What deciding by an account's own rules needs: the rules, whose process a usage is
+    (its real uid), who holds what now, and whether the policy lets accounts block."""
+
+    rules: AccountRules
+    state: Callable[[], GuardState]
+    users_may_block: Callable[[], bool] = lambda: True
+    lookup: Lookup = lookup_process
 
 
 class DecisionLog(Protocol):
@@ -97,8 +125,9 @@ class Enforcement:
                  origin_of: OriginOf | None = None,
                  decisions: DecisionLog | None = None,
                  publish: Callable[[Outgoing], None] | None = None,
-                 tz: _dt.tzinfo | None = None) -> None:
+                 tz: _dt.tzinfo | None = None, accounts: Accounts | None = None) -> None:
         self._rules = rules
+        self._accounts = accounts
         self._killer = killer
         self._blocker = blocker
         self._clock = clock
@@ -156,8 +185,7 @@ class Enforcement:
     def __call__(self, ev: MonitorEvent) -> None:
         if isinstance(ev, UsageEvent) and ev.type is EventType.STARTED:
             if self.paused_at(ev.at):  # judged by when the usage started, not when seen
-                log.info("enforcement paused: %s not checked against the rules",
-                         literal(ev.usage.device.id, 200))
+                self._unchecked(ev.usage)
                 return
             # The history sink ran before this one on the monitor thread: the session is
             # open now, and may be closed (and forgotten) by the time the worker acts.
@@ -188,18 +216,72 @@ class Enforcement:
         ``session``: its history session (looked up when not given)."""
         paused, _until = self.paused()
         if paused:
-            log.info("enforcement paused: %s not checked against the rules",
-                     literal(usage.device.id, 200))
+            self._unchecked(usage)
             return None
+        owner, own = self._own_rules(usage)
         decision = evaluate(self._rules, usage, self._clock, self._tz, self._hasher,
-                            origin_of=self._origin_of)
+                            origin_of=self._origin_of, account=own)
         if session is None and self._decisions is not None:
             # Before acting: once the process is ended, the history forgets the session.
             session = self._decisions.session_for(usage.key)
-        result = self._act(usage, decision)
+        if owner is not None and any(r is decision.rule for r in own):
+            result = self._act_for(owner, usage, decision)
+        else:
+            result = self._act(usage, decision)
         self._record(session, decision)
         self._announce(usage, decision, result)
         return decision, result
+
+    def _unchecked(self, usage: Usage) -> None:
+        """Paused: not checked against the rules, and watchers (the account's tray) are told
+        so at once: the person is asked, as when no rule matches."""
+        log.info("enforcement paused: %s not checked against the rules",
+                 literal(usage.device.id, 200))
+        self._announce(usage, Decision(Verdict.ASK, None, "the rules are paused: not "
+                                       "checked; asking"), None)
+
+    def _own_rules(self, usage: Usage) -> tuple[int | None, Sequence[Rule]]:
+        """(the uid whose process ``usage`` is, that account's rules) when it has any."""
+        p = usage.process
+        if self._accounts is None or p is None or not self._accounts.rules.any():
+            return None, ()
+        target = self._accounts.lookup(p.pid)
+        if target is None or abs(target.create_time - p.create_time) > CTIME_TOLERANCE:
+            return None, ()  # gone (or its pid reused): nobody's rules decide about it
+        own = self._accounts.rules.of(target.uid)
+        # Kept by the uid the kernel gave when they were sent: only that uid's own.
+        return (target.uid, own) if own else (None, ())
+
+    def _act_for(self, uid: int, usage: Usage, decision: Decision) -> ActionResult | None:
+        """An account's own rule decided: a kill ends its own program (the only one its
+        rules decide about); a block is that account's block, authorised as if it had asked
+        for it (authorization.block_refusal) and ending only its programs; a refused block
+        ends the program instead."""
+        if decision.verdict is not Verdict.BLOCK_DEVICE:
+            return self._act(usage, decision)
+        p = usage.process
+        if self._accounts is None or p is None:  # not so: _own_rules found its owner
+            return self._act(usage, decision)
+        caller = Caller(uid, -1, 0, p.user, admin=False)
+        target = BlockTarget(usage.device.kind.value)
+        why = block_refusal(caller, target.kinds, NO_OPTIONS, self._accounts.state().usages,
+                            users_may_block=self._accounts.users_may_block(),
+                            admin_group="the admin group")
+        if why is not None:
+            ended = self._killer.kill(p.pid, p.create_time)
+            result = ActionResult(ended.outcome, f"the block by {literal(p.user, 100)}'s rule "
+                                  f"was refused ({why}); {ended.message}")
+        else:
+            lookup = self._accounts.lookup
+
+            def may_end(pid: int, create_time: float) -> str | None:
+                return block_end_refusal(caller, pid, create_time, lookup)
+
+            result = self._blocker.block(target, None, NO_OPTIONS, owner=uid,
+                                         may_end=may_end).result
+        log.info("rule verdict %s (uid %d's own rule) for %s: %s", decision.verdict.value,
+                 uid, literal(usage.device.id, 200), literal(result.message, 500))
+        return result
 
     def _act(self, usage: Usage, decision: Decision) -> ActionResult | None:
         p = usage.process

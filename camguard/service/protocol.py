@@ -63,6 +63,12 @@ _DURATION = Field(("num", "null"), hi=MAX_DURATION, above=True,
 _BOOL = Field(("bool",))
 _PASSWORD = Field(("str", "null"), max_chars=1024)
 
+# An account's own rules (``user-rules``) travel as one JSON text, the rules file's shape
+# (core.rules_json), inside the request line: at most this many characters and rules.
+MAX_RULES_TEXT = 60_000
+MAX_ACCOUNT_RULES = 256
+_WORD = Field(("str",), required=True, max_chars=64)
+
 OPS: dict[str, dict[str, Field]] = {
     "hello": {},
     "status": {},
@@ -83,6 +89,12 @@ OPS: dict[str, dict[str, Field]] = {
     "lock-set": {"password": Field(("str",), required=True, max_chars=1024),
                  "current": _PASSWORD},
     "lock-clear": {"current": _PASSWORD},
+    # A person's answer to an alert about one usage (its kind, device and process: the
+    # usage's key), recorded on the service's session of it.
+    "decide": {"kind": _WORD, "device": Field(("str",), required=True),
+               "pid": Field(("int", "null"), lo=1, hi=MAX_PID), "create_time": _TIME,
+               "decision": _WORD, "decided_by": _WORD},
+    "user-rules": {"rules": Field(("str",), required=True, max_chars=MAX_RULES_TEXT)},
 }
 
 

@@ -25,7 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from camguard.service import protocol as P
 from camguard.service.api import ServiceApi
-from camguard.service.authorization import Caller, Target, identify
+from camguard.service.authorization import Caller, PeerCredentials, Target, identify
 from camguard.service.quota import (
     DEFAULT_ADMIN_RESERVE,
     DEFAULT_MAX_CLIENTS,
@@ -84,12 +84,20 @@ class ServiceServer:
     """Listens on ``path``; :meth:`start` returns once it accepts, :meth:`stop` ends all."""
 
     def __init__(self, path: Path, api: ServiceApi, *, admin_group: str,
+                 peer: PeerCredentials | None = None,
                  max_clients: int = DEFAULT_MAX_CLIENTS, per_uid: int = DEFAULT_PER_UID,
                  admin_reserve: int = DEFAULT_ADMIN_RESERVE, max_line: int = P.MAX_LINE,
                  idle_timeout: float = IDLE_TIMEOUT, send_timeout: float = SEND_TIMEOUT,
                  listen: Listen | None = None) -> None:
         self.path = path
-        self._listen: Listen = listen or UnixListener
+        # The Unix socket names each caller through the platform transport's ``peer``
+        # (app/service.py hands it in); a platform's own listener names them itself.
+        if listen is None:
+            if peer is None:
+                raise ValueError("a Unix socket server needs the transport's peer identity")
+            unix_peer = peer
+            listen = lambda at, group: UnixListener(at, group, unix_peer)  # noqa: E731
+        self._listen: Listen = listen
         self._api = api
         self._admin_group = admin_group
         self._quotas = Quotas(max_clients, per_uid=per_uid, admin_reserve=admin_reserve)
@@ -281,11 +289,13 @@ def _peer_gone(conn: Any) -> bool:
 
 
 class UnixListener:
-    """The Unix socket at ``path`` (0666), each caller named by SO_PEERCRED."""
+    """The Unix socket at ``path`` (0666), each caller named by the kernel through the
+    platform transport's ``peer`` (SO_PEERCRED on Linux)."""
 
-    def __init__(self, path: Path, admin_group: str) -> None:
+    def __init__(self, path: Path, admin_group: str, peer: PeerCredentials) -> None:
         self.path = path
         self.admin_group = admin_group
+        self.peer = peer
         self.sock = _bind(path)
         self.sock.settimeout(_POLL)
 
@@ -295,7 +305,7 @@ class UnixListener:
         except TimeoutError:
             return None
         try:
-            return conn, identify(conn, self.admin_group)
+            return conn, identify(conn, self.admin_group, self.peer)
         except OSError as exc:
             log.debug("cannot tell who connected: %s", exc)
             conn.close()

@@ -20,7 +20,6 @@ from camguard.core.blocks import (
     MAX_TIMESTAMP,
     ActiveBlock,
     BlockOptions,
-    NodeState,
     StepKind,
     UndoStep,
 )
@@ -32,6 +31,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 FILE_NAME = "blocks.json"
+MAX_SAVED_FIELDS = 32  # a step's saved state: a handful of plain values
 
 
 class BlockFileError(ValueError):
@@ -107,10 +107,8 @@ def _block_dict(b: ActiveBlock) -> dict[str, Any]:
 
 
 def _step_dict(s: UndoStep) -> dict[str, Any]:
-    saved = None
-    if s.saved is not None:
-        saved = {"mode": s.saved.mode, "uid": s.saved.uid, "gid": s.saved.gid,
-                 "acl": None if s.saved.acl is None else s.saved.acl.hex()}
+    # The platform's saved state is JSON object text: kept in the file as that object.
+    saved = None if s.saved is None else json.loads(s.saved)
     return {"kind": s.kind.value, "target": s.target, "saved": saved, "data": s.data}
 
 
@@ -153,14 +151,13 @@ def _step(item: Any) -> UndoStep:
     saved_raw = item.get("saved")
     saved = None
     if saved_raw is not None:
-        if not isinstance(saved_raw, dict):
-            raise BlockFileError("'saved' must be an object")
-        acl = saved_raw.get("acl")
-        if acl is not None and not isinstance(acl, str):
-            raise BlockFileError("'acl' must be hex text")
-        saved = NodeState(mode=_int(saved_raw["mode"]) & 0o7777, uid=_int(saved_raw["uid"]),
-                          gid=_int(saved_raw["gid"]),
-                          acl=None if acl is None else bytes.fromhex(acl))
+        # What the platform saved is its own to read (platform/linux/node_state.py);
+        # here only its shape: a small object of plain values.
+        if not isinstance(saved_raw, dict) or len(saved_raw) > MAX_SAVED_FIELDS or not all(
+                isinstance(v, str | int | float | bool) or v is None
+                for v in saved_raw.values()):
+            raise BlockFileError("'saved' must be a small object of plain values")
+        saved = json.dumps(saved_raw, sort_keys=True)
     return UndoStep(StepKind(item["kind"]), target, saved, data)
 
 

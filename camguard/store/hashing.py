@@ -14,6 +14,7 @@ import queue
 import stat
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 from camguard.core.models import ProcessRef
 
@@ -29,14 +30,24 @@ Hasher = Callable[[ProcessRef], str | None]
 Deliver = Callable[[str | None], None]
 
 
+class BinarySource(Protocol):
+    """Where to read the binary a process runs (platform.process.RunningBinary: through
+    the kernel's link to it, never through a path its owner may have pointed elsewhere),
+    and whether the process is still the one meant once the hash is done."""
+
+    def path(self, process: ProcessRef) -> str: ...
+
+    def same(self, process: ProcessRef) -> bool: ...
+
+
 def sha256_file(path: str, limit: int = MAX_HASH_BYTES) -> str | None:
     """Hex SHA-256 of the regular file at ``path``; None if missing, unreadable or too big."""
     digest, _key = _hash_with_key(path, limit, None)
     return digest
 
 
-def _hash_with_key(path: str, limit: int, cache: dict[tuple[object, ...], str] | None
-                   ) -> tuple[str | None, tuple[object, ...] | None]:
+def _hash_with_key(path: str, limit: int, cache: dict[tuple[object, ...], str] | None,
+                   *, named: bool = True) -> tuple[str | None, tuple[object, ...] | None]:
     try:
         # O_NONBLOCK: a path swapped for a FIFO must not hang the hashing thread.
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -46,7 +57,10 @@ def _hash_with_key(path: str, limit: int, cache: dict[tuple[object, ...], str] |
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
             return None, None
-        key = (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        # A file read through a process's link is known by its identity alone (every
+        # process of one binary has its own link).
+        key = ((path,) if named else ()) + (st.st_dev, st.st_ino, st.st_size,
+                                            st.st_mtime_ns, st.st_ctime_ns)
         if cache is not None and key in cache:
             return cache[key], key
         h = hashlib.sha256()
@@ -70,22 +84,31 @@ class ExeHasher:
     the same path is hashed again. Thread-safe. Never raises.
     """
 
-    def __init__(self, limit: int = MAX_HASH_BYTES) -> None:
+    def __init__(self, limit: int = MAX_HASH_BYTES, *, source: BinarySource | None = None
+                 ) -> None:
+        """``source``: read the binary through it (the root service: see BinarySource);
+        None: the process's exe path, as the user's own camguard may."""
         self._limit = limit
+        self._source = source
         self._cache: dict[tuple[object, ...], str] = {}
         self._lock = threading.Lock()
 
     def __call__(self, process: ProcessRef) -> str | None:
         if not process.exe:
             return None
+        source = self._source
+        path = process.exe if source is None else source.path(process)
         # One lock over the whole hash: hashing is rare (once per binary) and runs on one
         # background thread, so serialising it costs nothing and keeps the cache simple.
         with self._lock:
-            digest, key = _hash_with_key(process.exe, self._limit, self._cache)
+            digest, key = _hash_with_key(path, self._limit, self._cache,
+                                         named=source is None)
             if digest is not None and key is not None and key not in self._cache:
                 if len(self._cache) >= _CACHE_SIZE:
                     self._cache.clear()
                 self._cache[key] = digest
+        if source is not None and not source.same(process):
+            return None  # it exited and its pid may name another process's binary now
         return digest
 
 

@@ -285,6 +285,24 @@ class HistoryStore:
         # A session opened before a damaged database was replaced no longer exists.
         return entry[1] if entry is not None and entry[0] == self.db.generation else None
 
+    def find_session(self, key: UsageKey, since: float) -> SessionRecord | None:
+        """The newest session of the usage ``key`` (kind, device, pid, create time) that
+        started at ``since`` or later, open or closed (a person may answer after the app
+        stopped); None when there is none."""
+        kind, device, pid, create_time = key
+        open_id = self.session_for(key)
+        args: tuple[object, ...]
+        if open_id is not None:
+            where, args = "id = ?", (open_id,)
+        else:
+            where = ("started_at >= ? AND device_kind = ? AND device_id = ? AND pid IS ?"
+                     " AND create_time IS ?")
+            args = (since, kind, to_db(clip(device)), pid, create_time)
+        row = self.db.read(lambda c: c.execute(
+            f"SELECT {COLUMNS} FROM sessions WHERE {where}"  # noqa: S608 - constant text
+            " ORDER BY started_at DESC LIMIT 1", args).fetchone())
+        return None if row is None else _record(row)
+
     def heartbeat(self, at: float | None = None) -> None:
         """Note that camguard was alive at ``at``: orphans are closed at the last heartbeat."""
         when = self._clock.now() if at is None else at

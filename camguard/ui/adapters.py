@@ -10,9 +10,14 @@ import logging
 import os
 import threading
 from collections.abc import Set
-from typing import Protocol
 
-from camguard.core.blocks import ActionResult, BlockManager, BlockTarget, Outcome
+from camguard.core.blocks import (
+    ActionResult,
+    BlockManager,
+    BlockTarget,
+    Outcome,
+    ProcessKiller,
+)
 from camguard.core.clock import Clock
 from camguard.core.decision import OriginOf
 from camguard.core.models import DeviceKind, MonitorEvent, ProcessRef, Usage, UsageEvent
@@ -29,13 +34,6 @@ log = logging.getLogger(__name__)
 
 _MAX_REMEMBERED = 4096
 UNAVAILABLE = "the kill switch is not available on this system yet"
-
-
-class ProcessKiller(Protocol):
-    """The platform killer's shape (platform.base.ProcessKiller): checks pid *and* start time."""
-
-    def kill(self, pid: int, create_time: float | None = None, *, force: bool = False
-             ) -> ActionResult: ...
 
 
 class Actions:

@@ -233,6 +233,8 @@ class AppController(QObject, ActionsMixin):
         stopped = "closed" if outcome.gate is Gate.KILL else "stopped"
         self.say(f"{app} was {stopped}: it may not use the {kind.value}", sentence(text),
                  Level.WARNING, kind)
+        if outcome.done:
+            return  # the service ended it or blocked the device itself, and recorded it
         self._apply(usage, Choice.KILL if outcome.gate is Gate.KILL else Choice.BLOCK,
                     outcome.decided_by, quiet=True)
 

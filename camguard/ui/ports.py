@@ -96,6 +96,9 @@ class RuleOutcome:
     decided_by: str = ""  # for the history: "rule:<label>" or "mode:<mode>"
     # Notify-only mode: nothing is enforced, but the user is told what would have happened.
     notify: bool = False
+    # Already carried out elsewhere (the service acted on its rules): the tray only tells
+    # the person, and neither acts again nor records it a second time.
+    done: bool = False
     # Rules that nearly matched, and why not ("the file no longer matches its Debian
     # package firefox-esr"): an alert says why it asks again.
     notes: tuple[str, ...] = ()

@@ -18,7 +18,7 @@ from typing import Protocol
 from PySide6.QtCore import QSocketNotifier, QTimer
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
-from camguard.core.blocks import BlockManager
+from camguard.core.blocks import BlockManager, ProcessKiller
 from camguard.core.clock import Clock
 from camguard.core.decision import DecidedBy
 from camguard.core.models import Degraded, HealthEvent
@@ -34,7 +34,6 @@ from camguard.ui.adapters import (
     HistoryRecorder,
     NullAllow,
     NullHistory,
-    ProcessKiller,
     RuleAllower,
 )
 from camguard.ui.alert import AlertPopup
@@ -143,7 +142,7 @@ def build(app: QApplication, monitor: EventSource, clock: Clock, *,
         allow = RuleAllower(allow, o.rule_file, clock)
     served = o.history is not None  # the service's history is the history: no second copy
     if served:
-        history = NullHistory("the camguard service keeps the history")
+        history = o.decisions or NullHistory("the camguard service keeps the history")
     elif isinstance(history, HistoryRecorder):
         monitor.add_sink(history)  # before the UI sink: the session exists when it is shown
     if o.events is not None:

@@ -17,7 +17,7 @@ from camguard.store.policy import NO_POLICY, PolicyStatus
 from camguard.store.rules import RuleFile
 from camguard.store.ui_settings import UiSettings, UiSettingsFile
 from camguard.ui.history_window import HistoryQuery
-from camguard.ui.ports import ActionsPort, AlertSettings, RulesPort
+from camguard.ui.ports import ActionsPort, AlertSettings, HistoryPort, RulesPort
 from camguard.ui.settings_dialog import AutostartPort, SelftestRun, alert_settings
 
 Say = Callable[[str, str], None]  # (title, message) shown to the person
@@ -55,6 +55,9 @@ class TrayOptions:
     # Service mode: the service's history is the history. The History window shows it and
     # the tray records no second copy of any session or decision in the user's database.
     history: HistoryQuery | None = None
+    # Service mode: where the person's answers to alerts are recorded (the service's
+    # session of that usage; app/service_feed.ServiceDecisions).
+    decisions: HistoryPort | None = None
     # Once this process is the running tray (not a second launch), before the first event;
     # and after the last one (the event log's camguard.started and camguard.stopped).
     on_start: Callable[[], None] | None = None

@@ -15,13 +15,21 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from camguard.app.guard_service import ServiceGuard
+from camguard.app.guard_service import ServiceGuard, service_client
 from camguard.app.service_decode import is_session, record_from_dict
-from camguard.app.service_feed import SOURCE, ServiceActions, ServiceFeed, service_history
-from camguard.core.decision import Choice
+from camguard.app.service_feed import (
+    SOURCE,
+    ServiceActions,
+    ServiceDecisions,
+    ServiceFeed,
+    ServiceRuleFile,
+    ServiceVerdicts,
+    service_history,
+)
+from camguard.core.decision import Choice, DecidedBy
 from camguard.core.models import DeviceKind
+from camguard.core.rules import make_rule
 from camguard.platform.clock import SystemClock
-from camguard.service.client import ServiceClient
 from camguard.ui.tray_options import TrayOptions
 from tests import realenv
 from tests.conftest import Holder
@@ -52,12 +60,12 @@ def test_the_tray_shows_the_services_events_and_acts_through_it(
     svc = Service(sandbox).start()
     early = Holder([sandbox.node("video0")])  # in use before the tray starts
     holders.append(early)
-    client = ServiceClient(sandbox.sock, timeout=30.0)
-    feed = ServiceFeed(client, SystemClock(), retry_max=0.5)
+    client = service_client(sandbox.sock, timeout=30.0)
+    feed = ServiceFeed(ServiceGuard(client), SystemClock(), retry_max=0.5)
     actions = ServiceActions(ServiceGuard(client))
     live = launch(qtbot, dirs, holders,
                   TrayOptions(actions=actions, service_lock=actions.lock_is_set,
-                              history=service_history(client)),
+                              history=service_history(ServiceGuard(client))),
                   monitor=feed, local_kill_switch=False)
     lives.append(live)
     c = live.controller
@@ -103,12 +111,12 @@ def test_in_service_mode_the_services_history_is_the_one_history(
         qtbot: QtBot, dirs: Dirs, holders: list[Holder], lives: list[Live], sandbox: Box
         ) -> None:
     svc = Service(sandbox).start()
-    client = ServiceClient(sandbox.sock, timeout=30.0)
+    client = service_client(sandbox.sock, timeout=30.0)
     actions = ServiceActions(ServiceGuard(client))
     live = launch(qtbot, dirs, holders,
                   TrayOptions(actions=actions, service_lock=actions.lock_is_set,
-                              history=service_history(client)),
-                  monitor=ServiceFeed(client, SystemClock(), retry_max=0.5),
+                              history=service_history(ServiceGuard(client))),
+                  monitor=ServiceFeed(ServiceGuard(client), SystemClock(), retry_max=0.5),
                   local_kill_switch=False)
     lives.append(live)
     used = [Holder([sandbox.node(f"video{i}")]) for i in range(2)]
@@ -140,6 +148,100 @@ def test_in_service_mode_the_services_history_is_the_one_history(
     assert shown == listed  # the same rows, each once
     assert len({row[0] for row in shown}) == len(shown)
     assert live.store.sessions() == []  # and no second copy in the user's database
+
+
+def test_an_answer_to_an_alert_is_recorded_in_the_services_history(
+        qtbot: QtBot, dirs: Dirs, holders: list[Holder], lives: list[Live], sandbox: Box
+        ) -> None:
+    svc = Service(sandbox).start()
+    client = service_client(sandbox.sock, timeout=30.0)
+    guard = ServiceGuard(client)
+    actions = ServiceActions(guard)
+    live = launch(qtbot, dirs, holders,
+                  TrayOptions(actions=actions, service_lock=actions.lock_is_set,
+                              history=service_history(ServiceGuard(client)),
+                              decisions=ServiceDecisions(guard)),
+                  monitor=ServiceFeed(ServiceGuard(client), SystemClock(), retry_max=0.5),
+                  local_kill_switch=False)
+    lives.append(live)
+    h = Holder([sandbox.node("video0")])
+    holders.append(h)
+    live.wait_user(h.pid)
+    qtbot.waitUntil(lambda: live.controller.current_alert() is not None, timeout=20_000)
+    alert = live.controller.current_alert()
+    assert alert is not None
+    live.parts.popup.decided.emit(alert.alert.id, Choice.ALLOW_ONCE.value)  # "Allow once"
+
+    def recorded() -> tuple[object, object]:
+        [e] = [e for e in svc.client.history()["entries"] if e.get("pid") == h.pid]
+        return e["decision"], e["decided_by"]
+
+    realenv.wait_until(lambda: recorded() == ("allowed-once", DecidedBy.POPUP.value), 20,
+                       "the answer in the service's history")
+    live.parts.controller.request_history()  # and the History window shows it, once
+    assert live.parts.windows is not None and live.parts.windows.history is not None
+    window = live.parts.windows.history
+    qtbot.waitUntil(lambda: [(r.pid, r.decision) for r in window.visible_records()]
+                    == [(h.pid, "allowed-once")], timeout=20_000)
+    assert live.store.sessions() == []  # no second copy in the user's database
+
+
+def test_the_service_decides_by_the_accounts_rules_and_the_tray_asks_only_for_ask(
+        qtbot: QtBot, dirs: Dirs, holders: list[Holder], lives: list[Live], sandbox: Box
+        ) -> None:
+    """In service mode the tray's own rules are handed to the service, which decides and
+    acts; the tray raises no alert for what a rule decided, does not act a second time,
+    and asks the person when the service says "ask"."""
+    svc = Service(sandbox).start()
+    client = service_client(sandbox.sock, timeout=30.0)
+    guard = ServiceGuard(client)
+    actions = ServiceActions(guard)
+    rule_file = ServiceRuleFile(guard, dirs.config / "rules.json")
+    rule_file.save([make_rule("allow", kind="camera", label="cam ok"),
+                    make_rule("kill", kind="microphone", label="no mic")])
+    verdicts = ServiceVerdicts()
+    live = launch(qtbot, dirs, holders,
+                  TrayOptions(actions=actions, service_lock=actions.lock_is_set,
+                              history=service_history(guard),
+                              decisions=ServiceDecisions(guard), rules=verdicts,
+                              rule_file=rule_file),
+                  monitor=ServiceFeed(guard, SystemClock(), retry_max=0.5,
+                                      on_connect=rule_file.send, verdicts=verdicts),
+                  local_kill_switch=False)
+    lives.append(live)
+    raised: list[object] = []
+    live.controller.alert_raised.connect(raised.append)
+    realenv.wait_until(lambda: "sent 2 rule(s) of its own" in svc.log.read_text(), 20,
+                       "the tray's rules at the service")
+
+    def decision(pid: int) -> tuple[object, object]:
+        got = [e for e in svc.client.history()["entries"] if e.get("pid") == pid]
+        return (got[0]["decision"], got[0]["decided_by"]) if got else (None, None)
+
+    cam = Holder([sandbox.node("video0")])
+    holders.append(cam)
+    live.wait_user(cam.pid)
+    qtbot.waitUntil(lambda: any(u.allowed for u in live.controller.snapshot().users
+                                if u.usage.process and u.usage.process.pid == cam.pid),
+                    timeout=20_000)  # allowed by the rule, as the service decided
+    assert decision(cam.pid) == ("allowed-once", "rule:cam ok")
+
+    mic = Holder([sandbox.node("snd/pcmC0D0c")])
+    holders.append(mic)
+    qtbot.waitUntil(lambda: mic.proc.poll() is not None, timeout=20_000)  # the service
+    realenv.wait_until(lambda: decision(mic.pid) == ("killed", "rule:no mic"), 20,
+                       "the kill in the service's history")
+    live.settle()
+    assert raised == []  # nobody was asked about what a rule decided
+    assert f"asks to end pid {mic.pid}" not in svc.log.read_text()  # the tray did not act
+
+    rule_file.save([])  # no rules: the service says "ask", and the tray asks
+    realenv.wait_until(lambda: "sent 0 rule(s) of its own" in svc.log.read_text(), 20,
+                       "the empty rules at the service")
+    other = Holder([sandbox.node("video1")])
+    holders.append(other)
+    qtbot.waitUntil(lambda: len(raised) == 1, timeout=20_000)
+    assert decision(other.pid) == (None, None)
 
 
 def test_camguard_tray_with_socket_is_the_services_client(

@@ -25,6 +25,7 @@ from camguard.platform.linux.block import LinuxBlocker, load_mic_switch
 from camguard.platform.linux.fdscan import scan_holders
 from camguard.platform.linux.helper_runner import InProcessHelper
 from camguard.platform.linux.kill import Killer
+from camguard.platform.linux.node_state import node_state
 from camguard.store.blocks import JsonBlockStore
 from tests import realenv
 from tests.conftest import Holder, make_standin, need, need_root, need_tools
@@ -114,8 +115,9 @@ def test_camera_block_denies_new_openers_ends_holders_and_unblock_restores_exact
     assert as_nobody_open(node) == "denied"
     blocks, _ = manager.active()
     [step] = blocks[0].steps
-    assert step.kind is StepKind.NODE and step.saved is not None
-    assert (step.saved.mode, step.saved.uid, step.saved.gid, step.saved.acl) == before
+    saved = node_state(step)
+    assert step.kind is StepKind.NODE and saved is not None
+    assert (saved.mode, saved.uid, saved.gid, saved.acl) == before
 
     report = manager.unblock(BlockTarget.CAMERA)
     assert report.result.outcome is Outcome.DONE, report.result.message

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from camguard.service.client import ServiceClient, ServiceImpostor
+from camguard.app.guard_service import service_client
+from camguard.service.client import ServiceImpostor
 from tests.service_env import SYSTEM_PYTHON, Account, Accounts, Box, setpriv
 
 pytestmark = pytest.mark.real
@@ -69,7 +70,7 @@ def test_a_user_owned_socket_is_refused_whatever_camguard_socket_says(
             f"{mallory.uid} ({mallory.name}), not root" in res.stderr, res.stderr
     # Root is not fooled either.
     with pytest.raises(ServiceImpostor, match="not the camguard service"):
-        ServiceClient(fake, timeout=10).hello()
+        service_client(fake, timeout=10).hello()
 
 
 def test_a_root_owned_socket_served_by_another_account_is_refused(

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from camguard.app.guard_service import service_client
 from camguard.service import protocol as P
 from camguard.service.client import (
-    ServiceClient,
     ServiceImpostor,
     ServiceUnavailable,
     Watch,
@@ -70,7 +70,7 @@ def test_the_sockets_folder_is_made_when_missing(sandbox: Box) -> None:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
                             cwd=ROOT, env=sandbox.env())
     sandbox.procs.append(proc)
-    client = ServiceClient(sock, timeout=5)
+    client = service_client(sock, timeout=5)
     realenv.wait_until(lambda: proc.poll() is None and client.available(), 30,
                        "the service to answer in the new folder")
     assert sock.parent.stat().st_mode & 0o777 == 0o755
@@ -155,12 +155,12 @@ def test_a_broken_answer_or_a_closed_connection_is_unavailable(
     path, answers = own_server
     answers.append(b"this is not JSON\n")
     with pytest.raises(ServiceUnavailable, match=f"talking to the service at {path} failed"):
-        ServiceClient(path, timeout=10).hello()
+        service_client(path, timeout=10).hello()
     with pytest.raises(ServiceUnavailable, match="the service closed the connection"):
-        ServiceClient(path, timeout=10).hello()  # nothing queued: closed unanswered
+        service_client(path, timeout=10).hello()  # nothing queued: closed unanswered
     answers.append(b'{"ok": false, "error": "no"}\n')
     with pytest.raises(ServiceUnavailable, match="no"):
-        ServiceClient(path, timeout=10).watch()
+        service_client(path, timeout=10).watch()
 
 
 SERVER = """
@@ -187,7 +187,7 @@ def test_a_server_of_an_account_without_a_name_is_refused_by_number(sandbox: Box
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
     with pytest.raises(ServiceImpostor,
                        match=f"the socket is owned by uid {NAMELESS_UID}, not root"):
-        ServiceClient(path, timeout=10).hello()
+        service_client(path, timeout=10).hello()
 
 
 def test_a_refusal_sent_before_the_request_was_read_still_reaches_the_caller() -> None:
@@ -231,7 +231,7 @@ def test_a_full_listen_queue_makes_the_client_wait_not_fail(
 
     def ask() -> None:
         try:
-            answers.append(ServiceClient(path, timeout=30).hello())
+            answers.append(service_client(path, timeout=30).hello())
         except BaseException as exc:
             errors.append(exc)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,7 +15,6 @@ from camguard.core.blocks import (
     BlockManager,
     BlockOptions,
     BlockTarget,
-    NodeState,
     Outcome,
     StepKind,
     UndoStep,
@@ -25,6 +25,9 @@ from camguard.core.blocks import (
 from camguard.core.clock import FrozenClock
 from camguard.core.models import DeviceKind
 from camguard.store.blocks import JsonBlockStore
+
+# What the fake enforcer saved on its first apply (the node as it was).
+ORIGINAL = json.dumps({"gid": 44, "mode": 0o660, "uid": 0})  # sorted, as the store keeps it
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -80,7 +83,7 @@ class FakeEnforcer:
         # A second apply reports the node's state as it is now (blocked): the manager must
         # keep the first, original one.
         step = UndoStep(StepKind.NODE, f"/dev/{kind.value}0",
-                        NodeState(self.mode, 0, 44, None))
+                        json.dumps({"gid": 44, "mode": self.mode, "uid": 0}))
         self.mode = 0
         return Applied((step,), ActionResult(Outcome.DONE, "off"))
 
@@ -133,7 +136,7 @@ def test_expiry_survives_a_restart(tmp_path: Path) -> None:
     second, enforcer = _manager(tmp_path, clock)
     second.expire_due()
     assert [k for k, _ in enforcer.undone] == [DeviceKind.CAMERA]
-    assert enforcer.undone[0][1][0].saved == NodeState(0o660, 0, 44, None)
+    assert enforcer.undone[0][1][0].saved == ORIGINAL
     blocks, _ = second.active()
     assert [b.kind for b in blocks] == [DeviceKind.MICROPHONE]
     assert blocks[0].until == FrozenClock().now() + 3600
@@ -150,7 +153,7 @@ def test_reblock_keeps_original_state_and_replaces_end(tmp_path: Path) -> None:
     assert len(blocks) == 1
     assert blocks[0].until is None
     assert blocks[0].since == FrozenClock().now()
-    assert [s.saved for s in blocks[0].steps] == [NodeState(0o660, 0, 44, None)]
+    assert [s.saved for s in blocks[0].steps] == [ORIGINAL]
     assert enforcer.applied == [DeviceKind.CAMERA, DeviceKind.CAMERA]
 
 

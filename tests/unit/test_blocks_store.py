@@ -12,19 +12,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from camguard.core.blocks import ActiveBlock, BlockOptions, NodeState, StepKind, UndoStep
+from camguard.core.blocks import ActiveBlock, BlockOptions, StepKind, UndoStep
 from camguard.core.models import DeviceKind
+from camguard.platform.linux.node_state import NodeState, node_state, saved_text
 from camguard.store.blocks import JsonBlockStore, decode, encode
 
 BLOCKS = [
     ActiveBlock(DeviceKind.CAMERA, 1_700_000_000.5, 1_700_000_900.5, (
-        UndoStep(StepKind.NODE, "/dev/video0", NodeState(0o660, 0, 44, b"\x02\x00\x00\x00\x01")),
+        UndoStep(StepKind.NODE, "/dev/video0",
+                 saved_text({"mode": 0o660, "uid": 0, "gid": 44, "acl": "0200000001"})),
         UndoStep(StepKind.USB, "1-2:1.0"),
         UndoStep(StepKind.UDEV_RULE, "/etc/udev/rules.d/72-camguard-block.rules"),
     ), BlockOptions(unbind_usb=True, persistent=True)),
     ActiveBlock(DeviceKind.MICROPHONE, 1_700_000_000.0, None, (
         UndoStep(StepKind.MIC_MUTE, data='{"all_off": true}'),
-        UndoStep(StepKind.NODE, "/dev/snd/pcmC0D0c", NodeState(0o660, 0, 29, None)),
+        UndoStep(StepKind.NODE, "/dev/snd/pcmC0D0c",
+                 saved_text({"mode": 0o660, "uid": 0, "gid": 29, "acl": None})),
     )),
 ]
 
@@ -49,7 +52,9 @@ def test_missing_file_is_empty(tmp_path: Path) -> None:
     b'{"version": 1, "blocks": [{"kind": "camera", "since": "x", "until": null}]}',
     b'{"version": 1, "blocks": [{"kind": "camera", "since": 1, "until": NaN}]}',
     b'{"version": 1, "blocks": [{"kind": "camera", "since": 1, "steps": [{"kind": "node",'
-    b' "saved": {"mode": -1, "uid": 0, "gid": 0}}]}]}',
+    b' "saved": {"mode": [1], "uid": 0, "gid": 0}}]}]}',
+    b'{"version": 1, "blocks": [{"kind": "camera", "since": 1, "steps": [{"kind": "node",'
+    b' "saved": [420, 0, 0]}]}]}',
     b'{"version": 1, "blocks": [{"kind": "camera", "since": 1}, {"kind": "camera", "since": 2}]}',
 ])
 def test_corrupt_file_is_moved_aside(tmp_path: Path, content: bytes) -> None:
@@ -92,3 +97,28 @@ def test_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         finally:
             os.close(fd)
+
+
+def test_what_a_node_step_saved_is_the_linux_backends_to_read(tmp_path: Path) -> None:
+    """The store keeps a step's saved state as the platform wrote it; platform/linux reads
+    it back (core knows no node modes or ACLs), and a state it cannot use is no state."""
+    [cam, _mic] = BLOCKS
+    assert node_state(cam.steps[0]) == NodeState(0o660, 0, 44, b"\x02\x00\x00\x00\x01")
+    assert node_state(cam.steps[1]) is None  # not a node step
+    path = tmp_path / "blocks.json"
+    path.write_bytes(b'{"version": 1, "blocks": [{"kind": "camera", "since": 1, "steps": '
+                     b'[{"kind": "node", "target": "/dev/video0", '
+                     b'"saved": {"mode": -1, "uid": 0, "gid": 0}}]}]}')
+    [[block], problems] = JsonBlockStore(path).load()
+    assert problems == [] and node_state(block.steps[0]) is None
+    assert saved_text({"mode": True, "uid": 0, "gid": 0}) is None
+    assert saved_text("0660") is None
+
+
+def test_blocks_json_shows_what_a_step_saved_with_octal_permissions() -> None:
+    from camguard.app.guard_local import block_doc
+
+    doc = block_doc(BLOCKS[0], 1_700_000_000.5)
+    assert doc["how"][0]["saved"] == {"mode": "0660", "uid": 0, "gid": 44,
+                                      "acl": "0200000001"}
+    assert doc["how"][1]["saved"] is None

@@ -56,7 +56,8 @@ def test_the_service_folders_default_to_the_system_ones(monkeypatch: pytest.Monk
 # policy, the event outputs and the hook runner. Only the composition root builds them.
 LONG_LIVED = frozenset({"HistoryStore", "Killer", "BlockManager", "JsonBlockStore",
                         "LockGuard", "RuleFile", "ManagedPolicy", "EventLog",
-                        "JsonLinesFile", "SyslogOutput", "StderrOutput", "HookRunner"})
+                        "JsonLinesFile", "SyslogOutput", "StderrOutput", "HookRunner",
+                        "ServiceRuleFile", "AccountRules"})
 # A platform backend's factories build that OS's pieces when app/ asks the façade
 # (platform.current().killer(...)); they are the façade's half of the composition root.
 BACKEND_FACTORIES = re.compile(r"platform/[a-z]+/backend\.py")
@@ -82,5 +83,22 @@ def test_only_app_constructs_long_lived_objects() -> None:
                      if not name.startswith("app/") and not BACKEND_FACTORIES.fullmatch(name))
     assert outside == []
     inside = {cls for name, tree in sources() if name.startswith("app/") for cls in built(tree)}
+    # The check reads the source it means to:
     assert {"HistoryStore", "BlockManager", "LockGuard", "RuleFile", "ManagedPolicy",
-            "EventLog", "HookRunner"} <= inside  # the check reads the source it means to
+            "EventLog", "HookRunner", "ServiceRuleFile", "AccountRules"} <= inside
+
+
+def test_one_process_killer_protocol() -> None:
+    """The platform's killer, the service's and the tray's are one shape, defined in core."""
+    where = {name for name, tree in sources() for node in ast.walk(tree)
+             if isinstance(node, ast.ClassDef) and node.name == "ProcessKiller"}
+    assert where == {"core/blocks.py"}
+
+
+def test_peer_identity_is_read_only_by_the_platforms_transport() -> None:
+    """The service is handed the platform's ServiceTransport.peer_credentials (app/); it
+    never reads SO_PEERCRED (or another OS's peer identity) itself."""
+    where = {name for name, tree in sources() for node in ast.walk(tree)
+             if isinstance(node, ast.Attribute) and node.attr in ("SO_PEERCRED",
+                                                                  "LOCAL_PEERCRED")}
+    assert where and all(name.startswith("platform/") for name in where), where

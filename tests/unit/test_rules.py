@@ -374,3 +374,34 @@ def test_one_vocabulary_and_one_who_decided_for_the_tray_and_the_service() -> No
     assert (choice_of(policy), decided_by(policy)) == (Choice.BLOCK, "rule:it (policy)")
     ask = decide([], FACTS, Mode.ASK, clock, TZ)
     assert (choice_of(ask), decided_by(ask)) == (None, "mode:ask")
+
+
+@pytest.mark.parametrize(("admins", "mode", "mine", "verdict", "label"), [
+    # Where the administrator's side would only ask, the account's rule is its answer.
+    ([], Mode.ASK, [r("allow", "mine", name())], Verdict.ALLOW, "mine"),
+    ([], Mode.ASK, [r("kill", "mine", name())], Verdict.KILL, "mine"),
+    # Stricter than an administrator's rule: the account's wins.
+    ([r("allow", "theirs", name())], Mode.ASK, [r("kill", "mine", name())], Verdict.KILL,
+     "mine"),
+    # More lenient than an administrator's rule, or than block-all: never.
+    ([r("kill", "theirs", name())], Mode.ASK, [r("allow", "mine", exe())], Verdict.KILL,
+     "theirs"),
+    ([], Mode.BLOCK_ALL, [r("allow", "mine", exe())], Verdict.BLOCK_DEVICE, None),
+    ([r("ask", "theirs", name())], Mode.ASK, [r("allow", "mine", name())], Verdict.ASK,
+     "theirs"),
+    # Notify-only reports; a person may still end their own program.
+    ([], Mode.NOTIFY_ONLY, [r("kill", "mine", name())], Verdict.KILL, "mine"),
+    ([], Mode.NOTIFY_ONLY, [r("allow", "mine", name())], Verdict.ALLOW, None),
+    # Rules of the account that do not match change nothing.
+    ([], Mode.ASK, [r("kill", "mine", name("skype"))], Verdict.ASK, None),
+])
+def test_an_accounts_own_rules_are_only_ever_its_answer_or_stricter(
+        admins: list[Rule], mode: Mode, mine: list[Rule], verdict: Verdict,
+        label: str | None) -> None:
+    usage = Usage(Device(CAM, "/dev/video0"), ProcessRef(42, 1.0, "zoom", ZOOM, (), "alice"))
+    d = evaluate(_Source(admins, mode), usage, FrozenClock(at(0, 12)), TZ,
+                 lambda _p: HASH_A, account=mine)
+    assert d.verdict is verdict
+    assert (None if d.rule is None else d.rule.label) == label
+    if label == "mine":
+        assert decided_by(d) == "rule:mine" and d.mode is mode

@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import pytest
 
+from camguard.platform import current
 from camguard.service import protocol as P
 from camguard.service.api import ServiceApi
 from camguard.service.authorization import Caller
@@ -56,6 +57,7 @@ def test_a_watcher_gets_only_what_its_filter_accepts_and_unsubscribing_twice_is_
 
 def test_a_server_stopped_before_it_started_does_nothing(tmp_path: Path) -> None:
     sock = tmp_path / "camguard.sock"
-    server = ServiceServer(sock, api(), admin_group="nobody-here")
+    server = ServiceServer(sock, api(), admin_group="nobody-here",
+                           peer=current().service_transport().peer_credentials)
     server.stop()
     assert not sock.exists()

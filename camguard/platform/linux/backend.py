@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from camguard.platform.process import ProcessDescriber
 from camguard.store import paths
 
 HELPER_NODES = "helper-nodes.json"
+_UCRED = struct.Struct("3i")  # struct ucred { pid_t pid; uid_t uid; gid_t gid; }
 
 
 class LinuxPlatform:
@@ -175,9 +177,9 @@ class UnixSocketTransport:
         return default_socket()
 
     def peer_credentials(self, sock: socket.socket) -> tuple[int, int, int]:
-        from camguard.service.authorization import peer_credentials
-
-        return peer_credentials(sock)
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+        pid, uid, gid = _UCRED.unpack(raw)
+        return pid, uid, gid
 
 
 class LinuxSystemPaths:

@@ -27,7 +27,6 @@ from camguard.core.blocks import (
     ActionResult,
     Applied,
     BlockOptions,
-    NodeState,
     Outcome,
     StepKind,
     UndoStep,
@@ -37,6 +36,7 @@ from camguard.core.models import DeviceKind
 from camguard.core.text import literal
 from camguard.platform.linux import helper
 from camguard.platform.linux.kill import HelperCaller
+from camguard.platform.linux.node_state import manual_restore, saved_text
 from camguard.platform.linux.user_block import end_own_holders
 
 log = logging.getLogger(__name__)
@@ -241,7 +241,7 @@ class LinuxBlocker:
         if code != helper.OK:
             t.results.append(ActionResult(outcome_of(code), f"{shown}: {_error(reply)}"))
             return
-        t.steps.append(UndoStep(StepKind.NODE, node, _node_state(reply.get("saved"))))
+        t.steps.append(UndoStep(StepKind.NODE, node, saved_text(reply.get("saved"))))
         t.notes.append(f"{shown} closed")
         for holder in reply.get("holders") or []:
             try:
@@ -295,7 +295,7 @@ class LinuxBlocker:
                 continue  # nothing was changed at the OS level: the guard just stops
             if self._helper is None:
                 t.results.append(ActionResult(Outcome.REFUSED, f"restoring {kind.value} "
-                                              + NO_HELPER + _manual(step)))
+                                              + NO_HELPER + manual_restore(step)))
                 continue
             action = {StepKind.NODE: "unblock-node", StepKind.USB: "bind-usb",
                       StepKind.UDEV_RULE: "remove-udev-rule"}[step.kind]
@@ -311,7 +311,7 @@ class LinuxBlocker:
                 # it by hand, from what camguard recorded.
                 t.results.append(ActionResult(
                     Outcome.FAILED if code == helper.NOT_FOUND else outcome_of(code),
-                    f"{shown}: {_error(reply)}{_manual(step)}"))
+                    f"{shown}: {_error(reply)}{manual_restore(step)}"))
         return _summary(t, "on")
 
     def _unmute(self, step: UndoStep, t: _Tally) -> None:
@@ -369,27 +369,6 @@ def _looks_blocked(path: str) -> bool:
     except OSError:
         return False
     return stat.S_IMODE(st.st_mode) == 0 and st.st_uid == 0 and st.st_gid == 0
-
-
-def _node_state(raw: Any) -> NodeState | None:
-    if not isinstance(raw, dict):
-        return None
-    try:
-        acl = raw.get("acl")
-        return NodeState(mode=int(raw["mode"]), uid=int(raw["uid"]), gid=int(raw["gid"]),
-                         acl=None if acl is None else bytes.fromhex(str(acl)))
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def _manual(step: UndoStep) -> str:
-    """How a person restores a node by hand, from what camguard recorded."""
-    s = step.saved
-    if step.kind is not StepKind.NODE or s is None:
-        return ""
-    acl = "; it also had an ACL (setfacl)" if s.acl else ""
-    return (f" (by hand: chown {s.uid}:{s.gid} {literal(step.target, 200)} && "
-            f"chmod {s.mode:04o} {literal(step.target, 200)}{acl})")
 
 
 def _error(reply: dict[str, Any]) -> str:
