@@ -38,12 +38,12 @@ from camguard.core.rules_json import rule_from_json
 from camguard.core.text import literal
 from camguard.platform import current
 from camguard.service import protocol as P
+from camguard.service.authorization import peer_credentials
 from camguard.service.client import (
     ConnectingTransport,
     ServiceClient,
     ServiceImpostor,
     ServiceUnavailable,
-    default_socket,
 )
 
 
@@ -55,8 +55,11 @@ def open_guard(socket: Path | None, local: Callable[[], Guard]) -> Guard:
     transport = current().service_transport()
     # Windows: the named pipe, its server checked to be LocalSystem (platform/windows).
     connect = transport.connect if isinstance(transport, ConnectingTransport) else None
+    # A Unix socket's server is named by the platform (SO_PEERCRED; macOS: LOCAL_PEERCRED);
+    # a platform connect (the pipe) checks its server itself.
+    credentials = peer_credentials if connect is not None else transport.peer_credentials
     if socket is not None:
-        client = ServiceClient(socket, connect=connect)
+        client = ServiceClient(socket, connect=connect, credentials=credentials)
         try:
             hello = client.hello()
         except ServiceUnavailable as exc:
@@ -68,10 +71,11 @@ def open_guard(socket: Path | None, local: Callable[[], Guard]) -> Guard:
         override = os.environ.get("CAMGUARD_SOCKET")
         path = Path(override) if override else transport.default_address()
     else:
-        path = default_socket()
+        # CAMGUARD_SOCKET, else this OS's socket (/run/camguard/...; macOS /var/run/...).
+        path = transport.default_address()
         if not path.exists():
             return local()
-    client = ServiceClient(path, connect=connect)
+    client = ServiceClient(path, connect=connect, credentials=credentials)
     try:
         if client.hello().get("ok") is True:
             return ServiceGuard(client)

@@ -11,6 +11,7 @@ same); its rules in its config folder (/etc/camguard, read-only to the service).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -36,7 +37,12 @@ from camguard.platform.clock import SystemClock, local_zone
 from camguard.service.api import ServiceApi
 from camguard.service.enforcement import Enforcement
 from camguard.service.hub import EventHub, Outgoing
-from camguard.service.server import ListeningTransport, ServiceRunningError, ServiceServer
+from camguard.service.server import (
+    ListeningTransport,
+    ServiceRunningError,
+    ServiceServer,
+    UnixListener,
+)
 from camguard.store import paths
 from camguard.store.blocks import JsonBlockStore
 from camguard.store.eventlog import EventLog
@@ -139,7 +145,8 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
     address = o.socket or transport.default_address()
     server = ServiceServer(address, api, admin_group=o.admin_group, max_clients=o.max_clients,
                            per_uid=o.max_per_user,
-                           listen=own.listener if own is not None else None)
+                           listen=own.listener if own is not None else functools.partial(
+                               UnixListener, credentials=transport.peer_credentials))
     serving = False
     try:
         start = runlog.begin(os.getpid())

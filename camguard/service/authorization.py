@@ -88,8 +88,14 @@ def is_admin(uid: int, admin_group: str) -> bool:
     return wanted in os.getgrouplist(entry.pw_name, entry.pw_gid)
 
 
-def identify(sock: socket.socket, admin_group: str) -> Caller:
-    pid, uid, gid = peer_credentials(sock)
+# How a connected Unix socket names its peer: (pid, uid, gid). SO_PEERCRED on Linux; the
+# platform's ServiceTransport.peer_credentials elsewhere (macOS: LOCAL_PEERCRED/PEERPID).
+PeerCredentials = Callable[[socket.socket], tuple[int, int, int]]
+
+
+def identify(sock: socket.socket, admin_group: str,
+             credentials: PeerCredentials = peer_credentials) -> Caller:
+    pid, uid, gid = credentials(sock)
     return Caller(uid, gid, pid, user_name(uid), is_admin(uid, admin_group))
 
 

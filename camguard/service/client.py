@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from camguard.service import protocol as P
-from camguard.service.authorization import peer_credentials
+from camguard.service.authorization import PeerCredentials, peer_credentials
 
 DEFAULT_SOCKET = Path("/run/camguard/camguard.sock")
 # Answers can be large (a long history); a line past this is a broken or hostile server.
@@ -62,12 +62,14 @@ def trusted_uids() -> frozenset[int]:
     return frozenset({0, os.geteuid()})
 
 
-def check_server(path: Path, sock: socket.socket) -> None:
+def check_server(path: Path, sock: socket.socket,
+                 credentials: PeerCredentials = peer_credentials) -> None:
     """Raise :class:`ServiceImpostor` unless root (or this account) owns ``path`` and
-    serves on ``sock``; the message says who does instead."""
+    serves on ``sock`` (named by ``credentials``: SO_PEERCRED, or the platform transport's);
+    the message says who does instead."""
     trusted = trusted_uids()
     owner = os.lstat(path).st_uid
-    server = peer_credentials(sock)[1]
+    server = credentials(sock)[1]
     for what, uid in (("the socket is owned by", owner), ("it is served by", server)):
         if uid not in trusted:
             raise ServiceImpostor(f"{path} is not the camguard service: {what} "
@@ -162,10 +164,12 @@ class ServiceClient:
     """Talks to the service at ``path`` (see the module's note on whom it trusts)."""
 
     def __init__(self, path: Path | None = None, *, timeout: float = 60.0,
-                 connect: Connect | None = None) -> None:
+                 connect: Connect | None = None,
+                 credentials: PeerCredentials = peer_credentials) -> None:
         self.path = path if path is not None else default_socket()
         self.timeout = timeout
         self._platform_connect = connect
+        self._credentials = credentials  # who serves a Unix socket (macOS: LOCAL_PEERCRED)
 
     # -- plumbing ----------------------------------------------------------------------------
     def _connect(self, timeout: float | None) -> socket.socket:
@@ -174,7 +178,7 @@ class ServiceClient:
             return conn
         sock = self._connect_when_room(timeout)
         try:
-            check_server(self.path, sock)
+            check_server(self.path, sock, self._credentials)
         except OSError as exc:
             sock.close()
             raise ServiceUnavailable(f"no camguard service at {self.path}: "

@@ -25,7 +25,13 @@ from typing import Any, Protocol, runtime_checkable
 
 from camguard.service import protocol as P
 from camguard.service.api import ServiceApi
-from camguard.service.authorization import Caller, Target, identify
+from camguard.service.authorization import (
+    Caller,
+    PeerCredentials,
+    Target,
+    identify,
+    peer_credentials,
+)
 from camguard.service.quota import (
     DEFAULT_ADMIN_RESERVE,
     DEFAULT_MAX_CLIENTS,
@@ -281,11 +287,14 @@ def _peer_gone(conn: Any) -> bool:
 
 
 class UnixListener:
-    """The Unix socket at ``path`` (0666), each caller named by SO_PEERCRED."""
+    """The Unix socket at ``path`` (0666), each caller named by the kernel: SO_PEERCRED, or
+    ``credentials`` (the platform transport's: LOCAL_PEERCRED on macOS)."""
 
-    def __init__(self, path: Path, admin_group: str) -> None:
+    def __init__(self, path: Path, admin_group: str,
+                 credentials: PeerCredentials = peer_credentials) -> None:
         self.path = path
         self.admin_group = admin_group
+        self._credentials = credentials
         self.sock = _bind(path)
         self.sock.settimeout(_POLL)
 
@@ -295,7 +304,7 @@ class UnixListener:
         except TimeoutError:
             return None
         try:
-            return conn, identify(conn, self.admin_group)
+            return conn, identify(conn, self.admin_group, self._credentials)
         except OSError as exc:
             log.debug("cannot tell who connected: %s", exc)
             conn.close()
