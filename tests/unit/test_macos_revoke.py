@@ -91,25 +91,26 @@ def fake_tccutil(tmp_path: Path) -> tuple[str, Path]:
 
 def test_reset_runs_the_tool_with_an_argv_list(fake_tccutil: tuple[str, Path]) -> None:
     tool, out = fake_tccutil
-    result = TccRevoker(tool=tool).revoke(DeviceKind.CAMERA, "us.zoom.xos")
+    result = TccRevoker(tool=tool, euid=501).revoke(DeviceKind.CAMERA, "us.zoom.xos")
     assert result.outcome is Outcome.DONE
     assert out.read_text() == "reset\x00Camera\x00us.zoom.xos\n"
     assert UNDO in result.message  # every reset says it cannot be undone
-    mic = TccRevoker(tool=tool).revoke(DeviceKind.MICROPHONE, "us.zoom.xos")
+    mic = TccRevoker(tool=tool, euid=501).revoke(DeviceKind.MICROPHONE, "us.zoom.xos")
     assert mic.ok and out.read_text().splitlines()[1] == "reset\x00Microphone\x00us.zoom.xos"
 
 
 def test_a_failed_reset_says_what_tccutil_said_literally(fake_tccutil: tuple[str, Path]
                                                          ) -> None:
     tool, _out = fake_tccutil
-    result = TccRevoker(tool=tool).revoke(DeviceKind.CAMERA, "org.example.fails")
+    result = TccRevoker(tool=tool, euid=501).revoke(DeviceKind.CAMERA, "org.example.fails")
     assert result.outcome is Outcome.FAILED
     assert "No such bundle identifier" in result.message
     assert "\x1b" not in result.message  # a control character is shown, not sent
 
 
 def test_a_missing_tool_is_a_failure_not_a_crash(tmp_path: Path) -> None:
-    result = TccRevoker(tool=str(tmp_path / "no-tccutil")).revoke(DeviceKind.CAMERA, "a.b")
+    revoker = TccRevoker(tool=str(tmp_path / "no-tccutil"), euid=501)
+    result = revoker.revoke(DeviceKind.CAMERA, "a.b")
     assert result.outcome is Outcome.FAILED and "cannot run tccutil" in result.message
 
 
@@ -119,7 +120,7 @@ def test_holders_are_reset_once_per_app_and_bare_tools_are_named(
     zoom = make_app(tmp_path, "zoom.us", "us.zoom.xos")
     holders = [Holder(10, str(zoom), "zoom.us"), Holder(11, str(zoom), "zoom.us"),
                Holder(12, "/opt/homebrew/bin/ffmpeg", "ffmpeg")]
-    results = TccRevoker(tool=tool).revoke_holders(DeviceKind.CAMERA, holders)
+    results = TccRevoker(tool=tool, euid=501).revoke_holders(DeviceKind.CAMERA, holders)
     assert out.read_text().count("us.zoom.xos") == 1
     assert [r.outcome for r in results] == [Outcome.DONE, Outcome.NOT_FOUND]
     assert "ffmpeg (pid 12) is not in an app bundle" in results[1].message
@@ -146,7 +147,7 @@ def test_a_persistent_camera_block_resets_the_users_grants_and_says_what_it_cann
         asked.append(kind)
         return [Holder(10, str(zoom), "zoom.us")]
 
-    enforcer = MacEnforcer(None, TccRevoker(run), holders)
+    enforcer = MacEnforcer(None, TccRevoker(run, euid=501), holders)
     plain = enforcer.apply(DeviceKind.CAMERA, BlockOptions())
     assert run.calls == [] and asked == []  # only when asked for (--persistent)
     assert plain.result.outcome is Outcome.FAILED
@@ -164,6 +165,15 @@ def test_a_persistent_camera_block_resets_the_users_grants_and_says_what_it_cann
 
 def test_a_persistent_block_with_nobody_on_the_camera_resets_nothing() -> None:
     run = FakeRun()
-    applied = MacEnforcer(None, TccRevoker(run), lambda _kind: []).apply(
+    applied = MacEnforcer(None, TccRevoker(run, euid=501), lambda _kind: []).apply(
         DeviceKind.CAMERA, BlockOptions(persistent=True))
     assert run.calls == [] and "no app uses the camera" in applied.result.details[0]
+
+
+def test_the_root_service_refuses_rather_than_reset_roots_own_answers(tmp_path: Path) -> None:
+    run = FakeRun()
+    zoom = make_app(tmp_path, "zoom.us", "us.zoom.xos")
+    [result] = TccRevoker(run, euid=0).revoke_holders(
+        DeviceKind.CAMERA, [Holder(10, str(zoom), "zoom.us")])
+    assert result.outcome is Outcome.REFUSED and "per account" in result.message
+    assert run.calls == []

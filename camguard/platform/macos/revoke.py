@@ -12,11 +12,14 @@ What it is and is not:
   ``Contents/Info.plist``); a bare command-line tool has none and is named as such.
 
 The argv is a list, never a shell string; the bundle id is checked to be one (reverse-DNS
-characters, not starting with ``-``) before it is passed. NOT RUN ON macOS.
+characters, not starting with ``-``) before it is passed. Only from the person's own
+account: TCC keeps each account's answers apart, so the root service refuses (it would reset
+root's). NOT RUN ON macOS.
 """
 
 from __future__ import annotations
 
+import os
 import plistlib
 import re
 import subprocess
@@ -34,6 +37,9 @@ TIMEOUT = 10.0
 SERVICES = {DeviceKind.CAMERA: "Camera", DeviceKind.MICROPHONE: "Microphone"}
 _BUNDLE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,254}")
 MAX_PLIST = 1 << 20
+ROOT_REFUSAL = ("the service (root) cannot reset a person's camera permission: macOS keeps it "
+                "per account; block with --persistent from that account (camguard block "
+                "camera --persistent, or the tray)")
 UNDO = "cannot be undone: the app asks for permission again the next time it starts the"
 
 
@@ -104,10 +110,11 @@ class TccRevoker:
 
     def __init__(self, run: Run = subprocess.run,
                  bundle_of: Callable[[str], str | None] = bundle_id_of,
-                 tool: str = TCCUTIL) -> None:
+                 tool: str = TCCUTIL, euid: int | None = None) -> None:
         self._run = run
         self._bundle_of = bundle_of
         self._tool = tool
+        self._euid = os.geteuid() if euid is None else euid
 
     def revoke(self, kind: DeviceKind, bundle_id: str) -> ActionResult:
         try:
@@ -133,6 +140,10 @@ class TccRevoker:
                        ) -> list[ActionResult]:
         """Reset the permission of each app among ``holders`` (once per bundle id); a holder
         without a bundle id is named, never guessed."""
+        if self._euid == 0 and holders:
+            # TCC keeps camera answers per account (~/Library/Application Support/com.apple.
+            # TCC/TCC.db); root's tccutil would reset root's, not the person's.
+            return [ActionResult(Outcome.REFUSED, ROOT_REFUSAL)]
         out: list[ActionResult] = []
         seen: set[str] = set()
         for h in holders:
