@@ -143,3 +143,23 @@ def test_open_guard_finds_the_macos_socket_and_checks_its_server(
         assert isinstance(guard, guard_service.ServiceGuard)
     finally:
         server.stop()
+
+
+def test_xucred_layout_written_out_byte_by_byte() -> None:
+    """The decoder against bytes written by hand from <sys/ucred.h> (XNU: u_int cr_version,
+    uid_t cr_uid, short cr_ngroups, 2 bytes of padding, gid_t cr_groups[16]; 76 bytes,
+    little-endian on arm64 and x86_64), not through the decoder's own struct format."""
+    raw = bytes.fromhex(
+        "00000000"  # cr_version 0 (XUCRED_VERSION)
+        "f5010000"  # cr_uid 501
+        "0300"  # cr_ngroups 3
+        "aaaa"  # padding: whatever the kernel left there is ignored
+        "14000000" "0c000000" "3d000000"  # staff (20), everyone (12), localaccounts (61)
+        + "00000000" * 13)
+    assert len(raw) == 76
+    from camguard.platform.macos.system import decode_xucred
+
+    assert decode_xucred(raw) == (501, 20)
+    transport = MacSocketTransport()
+    sock = FakePeerSocket(raw, bytes.fromhex("e1100000"))  # LOCAL_PEERPID: pid_t 4321
+    assert transport.peer_credentials(sock) == (4321, 501, 20)  # type: ignore[arg-type]
