@@ -46,7 +46,6 @@ from camguard.service.client import (
     ServiceClient,
     ServiceImpostor,
     ServiceUnavailable,
-    default_socket,
 )
 from camguard.store.rules import RuleFileContents
 
@@ -84,7 +83,8 @@ def open_guard(socket: Path | None, local: Callable[[], Guard]) -> Guard:
         override = os.environ.get("CAMGUARD_SOCKET")
         path = Path(override) if override else transport.default_address()
     else:
-        path = default_socket()
+        # CAMGUARD_SOCKET, else this OS's socket (/run/camguard/...; macOS /var/run/...).
+        path = transport.default_address()
         if not path.exists():
             return local()
     client = service_client(path)

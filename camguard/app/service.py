@@ -37,7 +37,11 @@ from camguard.service.accounts import AccountRules
 from camguard.service.api import ServiceApi
 from camguard.service.enforcement import Accounts, Enforcement
 from camguard.service.hub import EventHub, Outgoing
-from camguard.service.server import ListeningTransport, ServiceRunningError, ServiceServer
+from camguard.service.server import (
+    ListeningTransport,
+    ServiceRunningError,
+    ServiceServer,
+)
 from camguard.store import paths
 from camguard.store.blocks import JsonBlockStore
 from camguard.store.eventlog import EventLog

@@ -33,11 +33,15 @@ else
   echo "build_pkg.sh: CAMGUARD_CODESIGN_IDENTITY unset: the app is NOT signed" >&2
 fi
 
-# 3. The payload: the app, and the LaunchAgent (root:wheel 0644, as launchd requires).
+# 3. The payload: the app, the tray's LaunchAgent and the service's LaunchDaemon (root:wheel
+#    0644, as launchd requires; --ownership recommended makes them root's). The daemon is
+#    off (Disabled) until an administrator runs `launchctl enable system/org.camguard.service`.
 ROOT=build/pkgroot
-rm -rf "$ROOT" && mkdir -p "$ROOT/Applications" "$ROOT/Library/LaunchAgents"
+rm -rf "$ROOT" && mkdir -p "$ROOT/Applications" "$ROOT/Library/LaunchAgents" \
+  "$ROOT/Library/LaunchDaemons"
 ditto "$APP" "$ROOT/Applications/camguard.app"
 install -m 0644 "$HERE/org.camguard.agent.plist" "$ROOT/Library/LaunchAgents/"
+install -m 0644 "$HERE/org.camguard.service.plist" "$ROOT/Library/LaunchDaemons/"
 pkgbuild --root "$ROOT" --install-location / --identifier org.camguard.pkg \
   --version "$VERSION" --ownership recommended build/camguard-component.pkg
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import psutil
 
-from camguard.core.models import SourceSnapshot
+from camguard.core.models import DeviceKind, SourceSnapshot
 from camguard.core.settings import DetectionSettings
 from camguard.platform.base import (
     AutostartEntry,
@@ -123,7 +123,18 @@ class MacPlatform:
     def enforcer(self, settings: DetectionSettings, killer: ProcessKiller, *,
                  mic_control: Any = None, mute: bool = True, state_file: Path | None = None,
                  escalate: bool = True) -> DeviceEnforcer:
-        return MacEnforcer(self._mute())
+        from camguard.platform.macos.revoke import Holder, TccRevoker
+
+        def holders(kind: DeviceKind) -> list[Holder]:
+            """Who uses ``kind`` now: one look of this platform's usage source."""
+            out = []
+            for source in self.usage_sources(settings, ProcessDescriber()):
+                out += [Holder(u.process.pid, u.process.exe, u.process.name)
+                        for u in source.snapshot().usages
+                        if u.device.kind is kind and u.process is not None]
+            return out
+
+        return MacEnforcer(self._mute(), TccRevoker(), holders)
 
     def mic_control(self) -> Any:
         return None

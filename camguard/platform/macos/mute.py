@@ -10,7 +10,7 @@ ids change when a device is unplugged and plugged in again. NOT RUN ON macOS.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from camguard.core.blocks import (
     ActionResult,
@@ -24,6 +24,7 @@ from camguard.core.blocks import (
 from camguard.core.models import DeviceKind
 from camguard.core.text import literal
 from camguard.platform.macos import hal
+from camguard.platform.macos.revoke import Holder, TccRevoker
 
 MAX_DATA = 64 * 1024
 NO_CAMERA_SWITCH = ("macOS lets no third-party app switch a camera off at device level; end "
@@ -103,15 +104,32 @@ class MacMicSwitch:
 
 class MacEnforcer:
     """platform.base.DeviceEnforcer for macOS: microphones are muted through CoreAudio;
-    cameras cannot be switched off at device level, which the result says."""
+    cameras cannot be switched off at device level, which the result says. With
+    ``BlockOptions.persistent`` (the Linux "keep it closed after replug/reboot" option) a
+    camera block also resets the camera permission of each app using the camera now
+    (revoke.TccRevoker: ``tccutil reset Camera <bundle id>``), so it must ask again; that
+    reset leaves no undo step, since nothing can restore the answer it forgot."""
 
-    def __init__(self, mic: MacMicSwitch | None) -> None:
+    def __init__(self, mic: MacMicSwitch | None, revoker: TccRevoker | None = None,
+                 holders: Callable[[DeviceKind], Sequence[Holder]] | None = None) -> None:
         self._mic = mic
+        self._revoker = revoker
+        self._holders = holders
+
+    def _camera(self, options: BlockOptions) -> Applied:
+        if not options.persistent or self._revoker is None or self._holders is None:
+            return Applied((), ActionResult(Outcome.FAILED, NO_CAMERA_SWITCH))
+        results = self._revoker.revoke_holders(DeviceKind.CAMERA,
+                                               self._holders(DeviceKind.CAMERA))
+        said = tuple(r.message for r in results) or (
+            "no app uses the camera now: no permission to reset",)
+        # The block itself still failed: the camera stays on for whoever has it open.
+        return Applied((), ActionResult(Outcome.FAILED, NO_CAMERA_SWITCH, said))
 
     def apply(self, kind: DeviceKind, options: BlockOptions,
               already: Sequence[UndoStep] = ()) -> Applied:
         if kind is DeviceKind.CAMERA:
-            return Applied((), ActionResult(Outcome.FAILED, NO_CAMERA_SWITCH))
+            return self._camera(options)
         if self._mic is None:
             return Applied((), ActionResult(Outcome.FAILED, "muting microphones needs "
                                             "pyobjc-framework-CoreAudio, which is not installed"))

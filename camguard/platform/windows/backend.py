@@ -14,6 +14,7 @@ from typing import Any
 import platformdirs
 import psutil
 
+from camguard.core.models import DeviceKind
 from camguard.core.settings import DetectionSettings
 from camguard.core.text import literal
 from camguard.platform.base import (
@@ -87,9 +88,18 @@ class WindowsPlatform:
                 watch = ConsentWatcher.load()
             except (ImportError, OSError):
                 watch = None  # the fallback re-reads the store every 2 s instead
-        sources: list[UsageSource] = [CameraSource(feed, describer, unavailable=why,
-                                                   consent=reader, processes=_exes,
-                                                   watch=watch)]
+        # The service (elevated, watch_sound_server off): Core Audio shows LocalSystem none
+        # of the people's capture sessions; the ConsentStore names some, late (coverage.py).
+        service_mic = not settings.watch_sound_server and self._is_elevated()
+        sources: list[UsageSource] = [CameraSource(
+            feed, describer, unavailable=why, consent=reader, processes=_exes, watch=watch,
+            fallback_kinds=frozenset({DeviceKind.CAMERA}) if service_mic
+            else frozenset(DeviceKind))]
+        if service_mic:
+            from camguard.platform.windows.coverage import ServiceMicSource
+
+            sources.append(ServiceMicSource(reader, _exes if reader is not None else None,
+                                            describer))
         if settings.watch_sound_server:
             try:
                 import pycaw.pycaw  # type: ignore[import-not-found, import-untyped, unused-ignore]  # noqa: F401

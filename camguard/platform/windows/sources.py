@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from camguard.core.coverage import Coverage
 from camguard.core.models import UNSEEN_PROCESS_NOTE as UNSEEN
 from camguard.core.models import Degraded, Device, DeviceKind, SourceSnapshot, Usage
 from camguard.core.text import literal
@@ -69,8 +70,12 @@ class CameraSource:
                  unavailable: str = "",
                  consent: Callable[[], list[ConsentEntry]] | None = None,
                  processes: Callable[[], list[tuple[int, str]]] | None = None,
-                 watch: ConsentWatch | None = None) -> None:
+                 watch: ConsentWatch | None = None,
+                 fallback_kinds: frozenset[DeviceKind] = frozenset(DeviceKind)) -> None:
         self.feed = feed
+        # What the ConsentStore fallback reports (the service's microphone has its own
+        # source, coverage.ServiceMicSource).
+        self.fallback_kinds = fallback_kinds
         self.watch = watch  # wakes the fallback when the ConsentStore changes
         self._watcher: threading.Thread | None = None
         self.describer = describer
@@ -140,6 +145,13 @@ class CameraSource:
             users = self._state.users()
         return self._build(users)
 
+    def coverage(self, last: SourceSnapshot | None) -> list[Coverage]:
+        from camguard.platform.windows.coverage import camera_coverage
+
+        return camera_coverage(self.name, feed=self.feed is not None, failed=self._failed,
+                               unavailable=self.unavailable, last=last,
+                               consent=self.consent is not None and self.processes is not None)
+
     def _build(self, users: list[DeviceUse]) -> SourceSnapshot:
         devices, usages = set(), set()
         for use in users:
@@ -162,6 +174,8 @@ class CameraSource:
                 self.name, f"{degraded.reason}; the ConsentStore: {literal(str(exc), 200)}"))
         devices, usages = set(), set()
         for kind, pid, _exe in found:
+            if kind not in self.fallback_kinds:
+                continue
             dev = Device(kind, f"consentstore:{kind}", f"{kind} (ConsentStore)", source=self.name)
             devices.add(dev)
             ref = self.describer.describe(pid)
@@ -187,6 +201,12 @@ class MicSource:
 
     def stop(self) -> None:
         """Nothing runs between snapshots."""
+
+    def coverage(self, last: SourceSnapshot | None) -> list[Coverage]:
+        from camguard.platform.windows.coverage import mic_coverage
+
+        return mic_coverage(self.name, available=self.poll is not None,
+                            unavailable=self.unavailable, last=last)
 
     def snapshot(self) -> SourceSnapshot:
         if self.poll is None:
