@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from PySide6.QtCore import Qt, QTimer, Slot
-from PySide6.QtGui import QCloseEvent, QGuiApplication, QHideEvent, QShowEvent
+from PySide6.QtCore import QSize, Qt, QTimer, Slot
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QHideEvent, QIcon, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -50,6 +50,7 @@ _CARD_STYLE = {
     Live.IDLE: "background: #e6f4ea; border: 1px solid #2e8b57;",
     Live.UNSEEN: "background: #fff3cd; border: 2px dashed #b00020;",
 }
+_UNKNOWN_STYLE = "background: #eef1f5; border: 1px solid #7a8699;"
 
 
 class SensorCard(QFrame):
@@ -61,7 +62,6 @@ class SensorCard(QFrame):
         grid = QGridLayout(self)
         grid.setContentsMargins(8, 6, 8, 6)
         self.icon = QLabel()
-        self.icon.setPixmap(load_icon(view.kind.value).pixmap(32, 32))
         self.title = plain_label(view.title, bold=True)
         self.state = plain_label()
         self.state.setWordWrap(True)
@@ -82,8 +82,14 @@ class SensorCard(QFrame):
         self.view = view
         self.state.setText(view.headline)
         self.detail.setText(view.detail)
+        # In colour only while in use: a blocked or unused sensor's icon is greyed.
+        mode = QIcon.Mode.Normal if view.live is Live.IN_USE else QIcon.Mode.Disabled
+        self.icon.setPixmap(load_icon(view.kind.value).pixmap(QSize(32, 32), mode))
+        style = _CARD_STYLE[view.live]
+        if view.live is Live.IDLE and view.coverage is None:
+            style = _UNKNOWN_STYLE  # not known to be watched: not the reassuring green
         self.setToolTip(rich_tooltip(f"{view.title}: {view.headline}\n{view.detail}"))
-        self.setStyleSheet(f"QFrame#card {{ {_CARD_STYLE[view.live]} border-radius: 6px; }}")
+        self.setStyleSheet(f"QFrame#card {{ {style} border-radius: 6px; }}")
 
 
 class MainWindow(QWidget):
@@ -261,8 +267,7 @@ class MainWindow(QWidget):
             table.hide()
             self.coverage_note.setText(
                 "Not reported: the camguard service watches this computer and does not yet "
-                "tell the tray what it can see. `camguard status --json` run as root lists "
-                "it." if self._coverage_fn is None else "Looking…")
+                "tell the tray what it can see." if self._coverage_fn is None else "Looking…")
             return
         rows = coverage_rows(self.coverage)
         table.setRowCount(len(rows))

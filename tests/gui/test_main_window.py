@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
-from camguard.app.detection import Detection
+from camguard.app.detection import Detection, build_detection
 from camguard.app.tray import own_sessions
 from camguard.core.coverage import Coverage, CoverageState
 from camguard.core.models import Device, DeviceKind, Usage
@@ -28,8 +28,15 @@ from camguard.ui.model import TrayState
 from camguard.ui.sensors import Live, coverage_rows, sensor_views
 from camguard.ui.timeline import tooltip_text
 from camguard.ui.tray import headline
+from camguard.ui.tray_options import TrayOptions
+from tests.conftest import Holder
 from tests.gui.conftest import DESCRIBER, Rig, hostile_ref
 from tests.gui.test_tray_launch import REPO
+from tests.gui.wiring_rig import Dirs, dirs, launch, lives
+from tests.gui.wiring_rig import Live as Live_
+from tests.gui.wiring_rig import detection as wiring_detection
+
+__all__ = ["dirs", "lives"]  # fixtures
 
 pytestmark = pytest.mark.real
 
@@ -143,7 +150,7 @@ def test_blocked_sensor_and_service_without_coverage(qtbot: QtBot, rig: Rig,
         assert "not reported" in w.cards[DeviceKind.LOCATION].detail.text()
         qtbot.waitUntil(lambda: not w.loading, timeout=20_000)
         assert "Nothing used" in w.timeline.empty_text
-        w.grab().save(str(tmp_path / "main-blocked.png"))
+        w.grab().save(str(shots(tmp_path) / "main-window-blocked.png"))
     finally:
         w.shutdown()
 
@@ -216,3 +223,26 @@ def test_history_filters_sensors_and_hides_own_checks(qtbot: QtBot, rig: Rig) ->
     w.kind_filter.setCurrentIndex(kinds.index("screen"))
     assert [r.kind for r in w.visible_records()] == [DeviceKind.SCREEN]
     w.shutdown()
+
+
+def test_open_camguard_shows_the_main_window_over_the_running_monitor(
+        qtbot: QtBot, dirs: Dirs, holders: list[Holder], lives: list[Live_]) -> None:
+    """As ``camguard tray`` wires it: the detection's coverage (from the running monitor's
+    looks) in TrayOptions, "Open camguard" showing the main window with the status panel."""
+    found = build_detection(wiring_detection(dirs))
+    live = launch(qtbot, dirs, holders, TrayOptions(coverage=found.coverage),
+                  monitor=found.monitor())
+    lives.append(live)
+    main = live.parts.main
+    assert main is not None and live.parts.status.window() is main
+    h = live.hold()
+    live.wait_user(h.pid)
+    live.controller.request_show()
+    qtbot.waitUntil(lambda: main.isVisible() and main.coverage is not None, timeout=20_000)
+    assert main.cards[DeviceKind.CAMERA].view.live is Live.IN_USE
+    assert any(c.sensor == "camera" and c.source == "procfs" for c in main.coverage)
+    qtbot.waitUntil(lambda: any(b.record.pid == h.pid for b in main.timeline.bars),
+                    timeout=20_000)
+    h.close()
+    live.wait_user(h.pid, present=False)
+    assert main.cards[DeviceKind.CAMERA].view.live is not Live.IN_USE
