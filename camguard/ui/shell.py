@@ -121,7 +121,7 @@ def run_tray(monitor: EventSource, clock: Clock, *, killer: ProcessKiller | None
     parts.cleanups.append(instance.close)
     parts.cleanups.append(quit_on_signals(app))
     start(parts, monitor)
-    log.info("tray ready: %s", "tray icon" if parts.tray else "status window (no tray host)")
+    log.info("tray ready: %s", "tray icon" if parts.tray else "main window (no tray host)")
     try:
         app.exec()
     finally:
