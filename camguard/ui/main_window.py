@@ -89,6 +89,7 @@ class SensorCard(QFrame):
         if view.live is Live.IDLE and view.coverage is None:
             style = _UNKNOWN_STYLE  # not known to be watched: not the reassuring green
         self.setToolTip(rich_tooltip(f"{view.title}: {view.headline}\n{view.detail}"))
+        self.setAccessibleName(f"{view.title}: {view.headline}")  # screen readers
         self.setStyleSheet(f"QFrame#card {{ {style} border-radius: 6px; }}")
 
 

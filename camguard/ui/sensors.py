@@ -132,16 +132,18 @@ def sensor_views(snap: Snapshot, coverage: Sequence[Coverage] | None) -> list[Se
 
 def coverage_rows(coverage: Sequence[Coverage]) -> list[tuple[str, str, str, str]]:
     """The coverage panel's rows: sensor, source, state, reason (literal, plain words),
-    in the sensors' order."""
-    order = {k.value: i for i, k in enumerate(SENSORS)}
+    in the sensors' order; a sensor no source reports on gets a row saying so."""
+    def row(c: Coverage, title: str) -> tuple[str, str, str, str]:
+        return (title, SOURCE_WORDS.get(c.source, literal(c.source, 40)),
+                STATE_WORDS.get(c.state, str(c.state)), literal(c.reason, 400))
+
     rows = []
-    for c in sorted(coverage, key=lambda c: (order.get(c.sensor, 99), c.sensor, c.source)):
-        title = TITLES.get(DeviceKind(c.sensor)) if c.sensor in order else literal(c.sensor, 40)
-        rows.append((title or c.sensor, SOURCE_WORDS.get(c.source, literal(c.source, 40)),
-                     STATE_WORDS.get(c.state, str(c.state)), literal(c.reason, 400)))
     for kind in SENSORS:
-        if not any(c.sensor == kind.value for c in coverage):
-            rows.insert(sum(1 for c in coverage if order.get(c.sensor, 99) < order[kind.value]),
-                        (TITLES[kind], "none", "blind",
+        mine = sorted((c for c in coverage if c.sensor == kind.value), key=lambda c: c.source)
+        rows += [row(c, TITLES[kind]) for c in mine]
+        if not mine:
+            rows.append((TITLES[kind], "none", "blind",
                          f"nothing on this computer lets camguard watch the {kind.value}"))
+    known = {k.value for k in SENSORS}
+    rows += [row(c, literal(c.sensor, 40)) for c in coverage if c.sensor not in known]
     return rows
