@@ -27,8 +27,9 @@ from PySide6.QtWidgets import (
 )
 
 from camguard.core.clock import Clock
-from camguard.core.coverage import Coverage
+from camguard.core.coverage import Coverage, CoverageState
 from camguard.core.text import literal
+from camguard.store.tamper import GAP
 from camguard.ui.alert import plain_label
 from camguard.ui.assets import load_icon
 from camguard.ui.bridge import Worker
@@ -51,6 +52,7 @@ _CARD_STYLE = {
     Live.UNSEEN: "background: #fff3cd; border: 2px dashed #b00020;",
 }
 _UNKNOWN_STYLE = "background: #eef1f5; border: 1px solid #7a8699;"
+_PARTIAL_STYLE = "background: #eef5e6; border: 2px solid #c79a00;"
 
 
 class SensorCard(QFrame):
@@ -88,6 +90,8 @@ class SensorCard(QFrame):
         style = _CARD_STYLE[view.live]
         if view.live is Live.IDLE and view.coverage is None:
             style = _UNKNOWN_STYLE  # not known to be watched: not the reassuring green
+        elif view.live is Live.IDLE and view.coverage is CoverageState.PARTIAL:
+            style = _PARTIAL_STYLE
         self.setToolTip(rich_tooltip(f"{view.title}: {view.headline}\n{view.detail}"))
         self.setAccessibleName(f"{view.title}: {view.headline}")  # screen readers
         self.setStyleSheet(f"QFrame#card {{ {style} border-radius: 6px; }}")
@@ -228,11 +232,14 @@ class MainWindow(QWidget):
             return
         self.loading = False
         span = self.span_choice.currentText().lower()
+        gaps = [(a.start, a.end) for a in page.audits if a.type == GAP]
         self.timeline.set_sessions(page.sessions, since, until,
                                    f"Nothing used the camera, microphone, screen or "
-                                   f"location in the {span}.")
+                                   f"location in the {span}.", gaps)
         count = len(page.sessions)
         note = f"{count} session(s) in the {span}. History… shows each one."
+        if gaps:
+            note += f" camguard was not running {len(gaps)} time(s) (grey)."
         if page.truncated:
             note += " Only the newest were loaded."
         self.timeline_note.setText(note)

@@ -84,6 +84,9 @@ class TimelineWidget(QWidget):
         self.bars: list[Bar] = []
         self.empty_text = "Loading…"
         self.blind: set[DeviceKind] = set()  # lanes camguard cannot see: hatched, said
+        # When camguard was not watching at all (the history's gaps): hatched over every
+        # lane, so a quiet stretch is not read as "nothing happened".
+        self.gaps: list[tuple[float, float]] = []
         self.setMouseTracking(True)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setMinimumWidth(360)
@@ -99,9 +102,11 @@ class TimelineWidget(QWidget):
         self.update()
 
     def set_sessions(self, records: Sequence[SessionRecord], since: float, until: float,
-                     empty_text: str) -> None:
+                     empty_text: str, gaps: Sequence[tuple[float, float | None]] = ()) -> None:
         self.since, self.until = since, max(until, since + 1)
         self.bars = bars(records, since, self.until)
+        self.gaps = [(max(a, since), min(b if b is not None else self.until, self.until))
+                     for a, b in gaps if (b is None or b > since) and a < self.until]
         self.empty_text = empty_text
         self.update()
 
@@ -117,6 +122,10 @@ class TimelineWidget(QWidget):
         lane = self._lane_rect(SENSORS.index(bar.kind))
         x0, x1 = self._x(bar.start), self._x(bar.end)
         return QRectF(x0, lane.top() + 5, max(MIN_BAR, x1 - x0), lane.height() - 10)
+
+    def gap_at(self, x: float) -> tuple[float, float] | None:
+        return next(((a, b) for a, b in self.gaps if self._x(a) - 1 <= x <= self._x(b) + 1),
+                    None)
 
     def bars_at(self, pos: QPoint) -> list[Bar]:
         return [b for b in self.bars if self.bar_rect(b).adjusted(-2, 0, 2, 0).contains(pos)]
@@ -160,6 +169,15 @@ class TimelineWidget(QWidget):
             p.setPen(text)
             p.drawText(QRectF(left, axis_y + 2, w, AXIS_H - 4),
                        int(Qt.AlignmentFlag.AlignCenter), label)
+        for start, end in self.gaps:
+            x0, x1 = self._x(start), self._x(end)
+            rect = QRectF(x0, 0, max(2.0, x1 - x0), axis_y)
+            p.fillRect(rect, QColor(128, 128, 128, 60))
+            p.fillRect(rect, QBrush(QColor("#707070"), Qt.BrushStyle.FDiagPattern))
+            if rect.width() > 90:
+                p.setPen(text)
+                p.drawText(rect, int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap),
+                           "camguard was not running")
         for bar in self.bars:
             rect = self.bar_rect(bar)
             colour = QColor(COLOURS[bar.kind])
@@ -173,7 +191,7 @@ class TimelineWidget(QWidget):
                 p.drawText(rect.adjusted(4, 0, -4, 0),
                            int(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft),
                            shown)
-        if not self.bars and len(self.blind) < len(SENSORS):
+        if not self.bars and not self.gaps and len(self.blind) < len(SENSORS):
             p.setPen(text)
             p.drawText(QRectF(LABEL_W, 0, self.width() - LABEL_W - 8, axis_y),
                        int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap),
@@ -183,8 +201,11 @@ class TimelineWidget(QWidget):
     def event(self, e: QEvent) -> bool:
         if e.type() == QEvent.Type.ToolTip and isinstance(e, QHelpEvent):
             hit = self.bars_at(e.pos())
+            gap = self.gap_at(e.pos().x())
             if hit:
                 QToolTip.showText(e.globalPos(), rich_tooltip(tooltip_text(hit)), self)
+            elif gap is not None:
+                QToolTip.showText(e.globalPos(), rich_tooltip(gap_text(*gap)), self)
             else:
                 QToolTip.hideText()
                 e.ignore()
@@ -205,3 +226,9 @@ def tooltip_text(hit: Sequence[Bar], limit: int = 8) -> str:
     if len(hit) > limit:
         lines.append(f"… and {len(hit) - limit} more (see History)")
     return "\n".join(lines)
+
+
+def gap_text(start: float, end: float) -> str:
+    fmt = "%a %H:%M"
+    return (f"camguard was not running from {time.strftime(fmt, time.localtime(start))} "
+            f"to {time.strftime(fmt, time.localtime(end))}: any use then is not known")

@@ -15,6 +15,7 @@ from pytestqt.qtbot import QtBot
 
 from camguard.app.detection import Detection, build_detection
 from camguard.app.tray import own_sessions
+from camguard.core.clock import FrozenClock
 from camguard.core.coverage import Coverage, CoverageState
 from camguard.core.models import Device, DeviceKind, Usage
 from camguard.core.settings import DetectionSettings
@@ -22,11 +23,12 @@ from camguard.platform.clock import SystemClock
 from camguard.platform.linux.geoclue import GeoClueSource
 from camguard.platform.linux.pipewire import PipeWireSource
 from camguard.platform.linux.procfs import ProcfsSource
+from camguard.store.tamper import RunLog
 from camguard.ui.history_window import HistoryWindow, history_query
 from camguard.ui.main_window import MainWindow
 from camguard.ui.model import TrayState
 from camguard.ui.sensors import Live, coverage_rows, sensor_views
-from camguard.ui.timeline import tooltip_text
+from camguard.ui.timeline import gap_text, tooltip_text
 from camguard.ui.tray import headline
 from camguard.ui.tray_options import TrayOptions
 from tests.conftest import Holder
@@ -87,6 +89,10 @@ def test_main_window_shows_live_use_timeline_and_blind_sensors(
     rig.stop(mic, now - 5 * HOUR, now - 5 * HOUR + 600)
     rig.start(mic, at=now - 2 * HOUR)
     rig.stop(mic, now - 2 * HOUR, now - 2 * HOUR + 45)
+    # camguard stopped uncleanly 9 hours ago and started again 2 hours later: a gap.
+    rig.store.heartbeat(now - 9 * HOUR)  # its last sign of life
+    RunLog(rig.store.db, FrozenClock(now - 9 * HOUR)).begin(111)
+    RunLog(rig.store.db, FrozenClock(now - 7 * HOUR)).begin(222)
     _h3, live = rig.holder(DeviceKind.CAMERA)
     rig.start(live)
     rig.settle()
@@ -95,6 +101,14 @@ def test_main_window_shows_live_use_timeline_and_blind_sensors(
     qtbot.waitUntil(lambda: main.coverage is not None and len(main.timeline.bars) == 4,
                     timeout=20_000)
     assert live.process is not None
+    # The gap is drawn over every lane (grey), not left as a quiet, "unused" stretch.
+    [(gap_start, gap_end)] = main.timeline.gaps
+    assert (gap_start, gap_end) == (pytest.approx(now - 9 * HOUR, abs=1),
+                                    pytest.approx(now - 7 * HOUR, abs=1))
+    mid = main.timeline._x((gap_start + gap_end) / 2)
+    assert main.timeline.gap_at(mid) == (gap_start, gap_end)
+    assert "was not running" in gap_text(gap_start, gap_end)
+    assert "not running 1 time(s)" in main.timeline_note.text()
     cards = main.cards
     assert cards[DeviceKind.CAMERA].view.live is Live.IN_USE
     assert cards[DeviceKind.CAMERA].state.text() == f"In use by {live.process.name}"
@@ -130,6 +144,7 @@ def test_main_window_shows_live_use_timeline_and_blind_sensors(
                     timeout=20_000)
     main.span_choice.setCurrentIndex(1)  # the last 7 days
     qtbot.waitUntil(lambda: not main.loading and len(main.timeline.bars) == 4, timeout=20_000)
+    main.grab().save(str(tmp_path / "main-7-days.png"))
 
 
 def test_blocked_sensor_and_service_without_coverage(qtbot: QtBot, rig: Rig,
