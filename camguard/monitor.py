@@ -83,6 +83,10 @@ class Monitor:
             self._dirty.update([source] if source else self._sources)
             self._cond.notify_all()
 
+    def snapshots(self) -> dict[str, SourceSnapshot]:
+        """Each source's latest snapshot (a copy; safe from any thread)."""
+        return self._snaps.copy()
+
     @property
     def state(self) -> GuardState:
         """The latest merged state (an immutable object; safe from any thread)."""

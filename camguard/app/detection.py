@@ -25,10 +25,12 @@ class Detection:
     describer: ProcessDescriber
     # Each source's snapshot from the last look_once(), for coverage().
     last: dict[str, SourceSnapshot] = field(default_factory=dict)
+    running: Monitor | None = None  # the monitor made by monitor(), for coverage()
 
     def monitor(self) -> Monitor:
-        return Monitor(self.sources, self.clock, settle=self.settings.settle,
-                       rescan_interval=self.settings.rescan_interval)
+        self.running = Monitor(self.sources, self.clock, settle=self.settings.settle,
+                               rescan_interval=self.settings.rescan_interval)
+        return self.running
 
     def look_once(self) -> GuardState:
         """One look through every source, without starting any watcher (``status``)."""
@@ -36,11 +38,13 @@ class Detection:
         return merge(self.last.values())
 
     def coverage(self) -> list[Coverage]:
-        """What each source can see (after :meth:`look_once`: from what it saw)."""
+        """What each source can see: from what it saw in its running monitor's latest look,
+        else in :meth:`look_once`. Any thread (the tray's main window asks off the GUI's)."""
+        last = self.running.snapshots() if self.running is not None else self.last
         out: list[Coverage] = []
         for source in self.sources:
             if isinstance(source, CoverageReporter):
-                out.extend(source.coverage(self.last.get(source.name)))
+                out.extend(source.coverage(last.get(source.name)))
         return out
 
 

@@ -18,7 +18,7 @@ from camguard.core.settings import DetectionSettings
 from camguard.platform import current
 from camguard.platform.clock import SystemClock
 from camguard.store.db import default_path
-from camguard.store.history import HistoryStore
+from camguard.store.history import HistoryStore, SessionRecord
 from camguard.store.parental_lock import LockGuard
 from camguard.store.parental_lock import default_path as lock_path
 from camguard.store.rules import RuleFile
@@ -50,6 +50,28 @@ def open_history(clock: Clock, path: Path | None = None) -> HistoryStore | None:
     if closed:
         log.info("closed %d session(s) left open by an earlier camguard", closed)
     return store
+
+
+def own_sessions() -> Callable[[SessionRecord], bool]:
+    """Which history sessions are camguard's own checks: those of this very process (the
+    self-test run from the settings window opens each device itself), by identity (pid and
+    start time), never by name: an app calling itself camguard is not hidden. Sessions of
+    an earlier run's self-test carry nothing that tells them apart, so they stay shown."""
+    import os
+
+    import psutil
+
+    me = os.getpid()
+    try:
+        started = psutil.Process(me).create_time()
+    except (psutil.Error, OSError):
+        return lambda _rec: False
+
+    def own(rec: SessionRecord) -> bool:
+        return rec.pid == me and rec.create_time is not None \
+            and abs(rec.create_time - started) < 0.01
+
+    return own
 
 
 def rule_file() -> RuleFile:

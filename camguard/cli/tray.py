@@ -148,7 +148,7 @@ def tray_options(start: TrayStart) -> TrayOptions:
                        else start.ui_file.path.parent,
                        rule_file=tray_parts.rule_file(), autostart=autostart,
                        selftest=selftest_runner(start.settings),
-                       lock=tray_parts.parental_lock())
+                       lock=tray_parts.parental_lock(), own_session=tray_parts.own_sessions())
 
 
 def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
@@ -177,7 +177,9 @@ def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
         if killer is not None and blocks is not None:
             guard = tray_parts.user_guard(blocks, killer.kill, clock)
             options.sinks.append(guard)
-        monitor = build_detection(start.settings).monitor()
+        detection = build_detection(start.settings)
+        monitor = detection.monitor()
+        options.coverage = detection.coverage  # the main window's coverage panel
         return run_tray(monitor, clock, killer=killer, blocks=blocks, argv=start.argv,
                         settings=tray_alert_settings(start.ui), options=options,
                         open_store=lambda: tray_parts.open_history(clock))

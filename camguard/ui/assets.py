@@ -26,11 +26,13 @@ ICON_SIZES = (16, 22, 24, 32, 48, 64)
 # Tray state -> icon file; "degraded" alone is the idle shield with the warning badge.
 STATE_FILES = {
     "idle": "idle", "camera": "camera", "microphone": "microphone", "both": "both",
-    "blocked": "blocked", "paused": "paused", "degraded": "idle",
+    "blocked": "blocked", "paused": "paused", "degraded": "idle", "screen": "screen",
+    "location": "location",
 }
 _FALLBACK_COLOURS = {
     "idle": "#2e8b57", "camera": "#e0201b", "microphone": "#ff8c00", "both": "#e0201b",
     "blocked": "#9a9a9a", "paused": "#8a8a8a", "degraded": "#ffd000", "app": "#ffffff",
+    "screen": "#7b2fbe", "location": "#1e6fd9",
 }
 
 

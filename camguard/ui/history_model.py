@@ -287,6 +287,14 @@ class HistoryFilterProxy(QSortFilterProxyModel):
         self._kind: DeviceKind | None = None
         self._app = ""
         self._search = ""
+        # Hides camguard's own checks (the self-test's sessions) while set.
+        self._hide: Callable[[SessionRecord], bool] | None = None
+
+    def hide_sessions(self, hide: Callable[[SessionRecord], bool] | None) -> None:
+        """Hide the sessions ``hide`` says are camguard's own (None: show every one)."""
+        self._begin()
+        self._hide = hide
+        self._end()
 
     @property
     def narrowed(self) -> bool:
@@ -320,6 +328,8 @@ class HistoryFilterProxy(QSortFilterProxyModel):
         if self._kind is not None and row.rec.kind is not self._kind:
             return False
         if self._app and self._app not in row.app_text:
+            return False
+        if self._hide is not None and self._hide(row.rec):
             return False
         return not self._search or self._search in row.haystack
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 import io
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 from PySide6.QtCore import QDateTime, QItemSelection, Qt, Signal, Slot
 from PySide6.QtGui import QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QDateTimeEdit,
     QFileDialog,
@@ -41,8 +41,8 @@ from camguard.core.models import DeviceKind
 from camguard.core.text import literal
 from camguard.store.export import write_csv
 from camguard.store.files import write_private
-from camguard.store.history import HistoryStore, SessionRecord
-from camguard.store.tamper import GAP, AuditRecord, audit_records, entry_dicts
+from camguard.store.history import SessionRecord
+from camguard.store.tamper import GAP, AuditRecord, entry_dicts
 from camguard.ui.alert import plain_label
 from camguard.ui.bridge import Worker
 from camguard.ui.history_model import (
@@ -53,44 +53,18 @@ from camguard.ui.history_model import (
     details_text,
     local_time,
 )
+from camguard.ui.history_query import DEFAULT_LIMIT, HistoryPage, HistoryQuery, history_query
+
+# The query moved to history_query.py; these names stay importable from here.
+__all__ = ["CUSTOM", "DEFAULT_LIMIT", "RANGES", "HistoryPage", "HistoryQuery", "HistoryWindow",
+           "history_query"]
 
 log = logging.getLogger(__name__)
 
-# The most sessions one window loads; older ones are reached by narrowing the date range.
-DEFAULT_LIMIT = 20_000
 RANGES = (("Last 24 hours", 86400.0), ("Last 7 days", 7 * 86400.0),
           ("Last 30 days", 30 * 86400.0), ("All", None), ("Custom range", None))
 CUSTOM = len(RANGES) - 1
 BANNER_LINES = 5
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryPage:
-    """What one query returned: sessions newest first, gaps and policy changes."""
-
-    sessions: tuple[SessionRecord, ...]
-    audits: tuple[AuditRecord, ...] = ()
-    truncated: bool = False  # more sessions matched than were loaded
-    warning: str | None = None  # the store's own problem (a damaged file moved aside)
-
-
-class HistoryQuery(Protocol):
-    """Sessions overlapping ``[since, until]`` (None: open-ended). Runs on a worker thread;
-    may block for the time of a SQLite query (milliseconds); raising shows the error."""
-
-    def __call__(self, since: float | None, until: float | None) -> HistoryPage: ...
-
-
-def history_query(store: HistoryStore, limit: int = DEFAULT_LIMIT) -> HistoryQuery:
-    """The query over a real history store (thread-safe, see HistoryStore)."""
-
-    def query(since: float | None, until: float | None) -> HistoryPage:
-        records = store.sessions(since=since, until=until, limit=limit + 1)
-        audits = audit_records(store.db, since=since, until=until)
-        return HistoryPage(tuple(records[:limit]), tuple(audits), len(records) > limit,
-                           store.warning)
-
-    return query
 
 
 class HistoryWindow(QWidget):
@@ -102,9 +76,12 @@ class HistoryWindow(QWidget):
     loaded = Signal()
     load_failed = Signal(str)
 
-    def __init__(self, query: HistoryQuery, clock: Clock, parent: QWidget | None = None) -> None:
+    def __init__(self, query: HistoryQuery, clock: Clock, parent: QWidget | None = None, *,
+                 own_session: Callable[[SessionRecord], bool] | None = None) -> None:
         super().__init__(parent)
         self._query = query
+        # Tells camguard's own checks (its self-test) apart; hidden unless asked for.
+        self._own = own_session
         self._clock = clock
         self._worker = Worker("camguard-history", 1, self)
         self._generation = 0
@@ -118,6 +95,7 @@ class HistoryWindow(QWidget):
         self.model = HistoryTableModel(self)
         self.proxy = HistoryFilterProxy(self)
         self.proxy.setSourceModel(self.model)
+        self.proxy.hide_sessions(own_session)
         box = QVBoxLayout(self)
         box.addLayout(self._filter_row())
         self.banner = plain_label()
@@ -147,8 +125,10 @@ class HistoryWindow(QWidget):
         when = QHBoxLayout()
         self.kind_filter = QComboBox()
         # Item data holds the kind's value: Qt hands a str subclass back as a plain str.
-        for text, kind in (("All devices", ""), ("Camera", DeviceKind.CAMERA.value),
-                           ("Microphone", DeviceKind.MICROPHONE.value)):
+        for text, kind in (("All sensors", ""), ("Camera", DeviceKind.CAMERA.value),
+                           ("Microphone", DeviceKind.MICROPHONE.value),
+                           ("Screen", DeviceKind.SCREEN.value),
+                           ("Location", DeviceKind.LOCATION.value)):
             self.kind_filter.addItem(text, kind)
         self.app_filter = QLineEdit()
         self.app_filter.setPlaceholderText("App name or path")
@@ -178,6 +158,15 @@ class HistoryWindow(QWidget):
         when.addWidget(QLabel("to"))
         when.addWidget(self.to_edit)
         when.addStretch(1)
+        self.own_toggle = QCheckBox("Show camguard's own checks")
+        self.own_toggle.setToolTip("The self-test opens each camera and microphone to prove "
+                                   "camguard sees them; those sessions are hidden unless this "
+                                   "is ticked.")
+        self.own_toggle.setVisible(self._own is not None)
+        self.own_toggle.toggled.connect(
+            lambda on: self.proxy.hide_sessions(None if on else self._own))
+        self.own_toggle.toggled.connect(lambda _on: self._update_status())
+        when.addWidget(self.own_toggle)
         when.addWidget(self.refresh_button)
         rows.addLayout(row)
         rows.addLayout(when)
@@ -324,6 +313,11 @@ class HistoryWindow(QWidget):
     def _update_status(self) -> None:
         page = self._page
         parts = [f"{self.proxy.rowCount()} of {len(page.sessions)} session(s) shown"]
+        own = self._own
+        if own is not None and not self.own_toggle.isChecked():
+            hidden = sum(1 for r in page.sessions if own(r))
+            if hidden:
+                parts.append(f"{hidden} of camguard's own checks hidden")
         if page.truncated:
             parts.append(f"only the newest {len(page.sessions)} were loaded; narrow the "
                          "date range to see older ones")

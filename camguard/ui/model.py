@@ -38,6 +38,8 @@ class TrayState(enum.StrEnum):
     CAMERA = "camera"
     MICROPHONE = "microphone"
     BOTH = "both"
+    SCREEN = "screen"  # an app records the screen (no camera or microphone live)
+    LOCATION = "location"  # an app asks where the machine is (nothing else live)
     BLOCKED = "blocked"
     PAUSED = "paused"
     DEGRADED = "degraded"
@@ -104,10 +106,11 @@ def tray_state(users: Iterable[LiveUser], blocked: Iterable[DeviceKind], paused:
     kinds = {u.usage.device.kind for u in users} - blocked
     if {DeviceKind.CAMERA, DeviceKind.MICROPHONE} <= kinds:
         return TrayState.BOTH
-    if DeviceKind.CAMERA in kinds:
-        return TrayState.CAMERA
-    if DeviceKind.MICROPHONE in kinds:
-        return TrayState.MICROPHONE
+    # Screen and location are live uses too: never the idle shield while one runs.
+    for kind in (DeviceKind.CAMERA, DeviceKind.MICROPHONE, DeviceKind.SCREEN,
+                 DeviceKind.LOCATION):
+        if kind in kinds:
+            return TrayState(kind.value)
     if paused:
         return TrayState.PAUSED
     if blocked:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from PySide6.QtCore import QSocketNotifier, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QSystemTrayIcon
 
 from camguard.core.blocks import BlockManager, ProcessKiller
@@ -44,15 +42,17 @@ from camguard.ui.controller import AppController
 from camguard.ui.feedback import FeedbackRouter
 from camguard.ui.gc_guard import GuiThreadCollector
 from camguard.ui.lock_gate import LockGate
+from camguard.ui.main_window import MainWindow
 from camguard.ui.notifications import DesktopNotifier
 from camguard.ui.ports import AlertSettings, AllowPort, HistoryPort
 from camguard.ui.retention import Retention
 from camguard.ui.settings_dialog import password_prompt
+from camguard.ui.signals import quit_on_signals
 from camguard.ui.single_instance import SingleInstance
 from camguard.ui.status_window import StatusWindow
 from camguard.ui.tray import TrayIcon
 from camguard.ui.tray_options import TrayOptions, tray_alert_settings
-from camguard.ui.windows import Windows
+from camguard.ui.windows import Windows, history_source
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class TrayApp:
     router: AlertRouter | None = None
     retention: Retention | None = None
     feedback: FeedbackRouter | None = None
+    main: MainWindow | None = None  # what "Open camguard" shows (holds the status panel)
 
 
 def run_tray(monitor: EventSource, clock: Clock, *, killer: ProcessKiller | None = None,
@@ -117,9 +118,9 @@ def run_tray(monitor: EventSource, clock: Clock, *, killer: ProcessKiller | None
                   store=open_store() if open_store is not None else None, options=options)
     instance.show_requested.connect(parts.controller.request_show)
     parts.cleanups.append(instance.close)
-    parts.cleanups.append(_quit_on_signals(app))
+    parts.cleanups.append(quit_on_signals(app))
     start(parts, monitor)
-    log.info("tray ready: %s", "tray icon" if parts.tray else "status window (no tray host)")
+    log.info("tray ready: %s", "tray icon" if parts.tray else "main window (no tray host)")
     try:
         app.exec()
     finally:
@@ -157,16 +158,21 @@ def build(app: QApplication, monitor: EventSource, clock: Clock, *,
     bridge.event_received.connect(controller.handle_event)
     has_tray = QSystemTrayIcon.isSystemTrayAvailable()
     tray = TrayIcon(clock, app) if has_tray else None
-    status = StatusWindow(clock, keep_open=not has_tray)
+    status = StatusWindow(clock)
+    # The main window holds the status panel; with no tray it is camguard's only window.
+    main = MainWindow(clock, status, query=history_source(o, store), coverage=o.coverage,
+                      keep_open=not has_tray)
     popup = AlertPopup(settings, anchor=tray.geometry if tray else None)
     # Always made: the settings window can switch notifications on while camguard runs.
     icon = icon_path("camera")
     icons = {name: str(path) for name, file in (
-        ("camera", "camera"), ("microphone", "microphone"), ("warning", "degraded"),
+        ("camera", "camera"), ("microphone", "microphone"), ("screen", "screen"),
+        ("location", "location"), ("warning", "degraded"),
         ("error", "degraded")) if (path := icon_path(file)) is not None}
     notifier = DesktopNotifier(icon=str(icon) if icon else "", icons=icons,
                                expire_ms=int(settings.countdown * 1000), parent=app)
-    parts = TrayApp(app, controller, popup, status, tray, notifier, store, options=o)
+    parts = TrayApp(app, controller, popup, status, tray, notifier, store, options=o,
+                    main=main)
     say = tray.show_message if tray is not None else status.show_message
     # Children of the controller: deleting it (tests build many trays) takes them along.
     parts.windows = Windows(clock, store, o, say, parent=controller)
@@ -188,7 +194,7 @@ def build(app: QApplication, monitor: EventSource, clock: Clock, *,
     if tray is not None:
         tray.show()
     else:
-        status.show()
+        main.show()
     return parts
 
 
@@ -270,7 +276,7 @@ def wire(parts: TrayApp) -> None:
     parts.feedback = parts.feedback or FeedbackRouter(popup, parts.notifier, tray, status,
                                                       parent=c)
     c.feedback.connect(parts.feedback.show)
-    c.show_requested.connect(lambda: _show(status))
+    _wire_main(parts)
     # exit(), not quit(): Qt 6's quit() first asks every window to close, and the status
     # window refuses when it is the only way to reach camguard (it minimises instead).
     c.quit_requested.connect(lambda: parts.app.exit(0))
@@ -294,6 +300,15 @@ def wire(parts: TrayApp) -> None:
         n.decided.connect(lambda alert_id, d: c.decide(alert_id, d, DecidedBy.NOTIFICATION))
         n.details_requested.connect(lambda _alert_id: c.request_show())
         n.fallback_requested.connect(say)
+
+
+def _wire_main(parts: TrayApp) -> None:
+    """"Open camguard" (a tray click, a second launch) shows the main window, which holds
+    the status panel; a tray built without one shows the status window itself."""
+    c, main = parts.controller, parts.main
+    if main is not None:
+        c.changed.connect(main.show_snapshot)
+    c.show_requested.connect(lambda: _show(main if main is not None else parts.status))
 
 
 def settings_saved(parts: TrayApp, ui: UiSettings) -> None:
@@ -341,7 +356,7 @@ def set_up(parts: TrayApp, lock_set: bool) -> None:
     settings_saved(parts, ui)
 
 
-def _show(window: StatusWindow) -> None:
+def _show(window: StatusWindow | MainWindow) -> None:
     window.showNormal()
     window.raise_()
     window.activateWindow()
@@ -358,6 +373,9 @@ def shutdown(parts: TrayApp, monitor: EventSource) -> None:
         parts.notifier.stop()
     if parts.windows is not None:
         parts.windows.shutdown()
+    if parts.main is not None:
+        parts.main.hide()
+        parts.main.shutdown()
     # A kill or block in flight finishes rather than leaving a device half-blocked.
     parts.controller.workers.shutdown(wait=True)
     parts.controller.io.shutdown(wait=True)
@@ -373,37 +391,3 @@ def shutdown(parts: TrayApp, monitor: EventSource) -> None:
         parts.store.close()
     for cleanup in reversed(parts.cleanups):
         cleanup()
-
-
-def _quit_on_signals(app: QApplication) -> Callable[[], None]:
-    """SIGTERM and SIGINT quit the event loop cleanly.
-
-    Python runs signal handlers only between bytecodes, and Qt's loop runs in C++; the
-    wake-up fd (signal.set_wakeup_fd) makes the C-level handler write to a socket that a
-    QSocketNotifier watches, so the loop wakes at once, without a polling timer.
-    """
-    reader, writer = socket.socketpair()
-    reader.setblocking(False)
-    writer.setblocking(False)
-    old_fd = signal.set_wakeup_fd(writer.fileno())
-    old = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGTERM, signal.SIGINT)}
-    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, app)
-
-    def woke() -> None:
-        with contextlib.suppress(OSError):
-            data = reader.recv(64)
-            if {signal.SIGTERM, signal.SIGINT} & set(data):
-                log.info("signal received; quitting")
-                app.exit(0)
-
-    notifier.activated.connect(woke)
-
-    def restore() -> None:
-        notifier.setEnabled(False)
-        signal.set_wakeup_fd(old_fd)
-        for s, handler in old.items():
-            signal.signal(s, handler)
-        reader.close()
-        writer.close()
-
-    return restore

@@ -33,6 +33,8 @@ BLOCK_TIMES: tuple[tuple[str, float | None], ...] = (
     ("for 15 min", 15 * 60.0), ("for 1 h", 3600.0), ("until I unblock it", None))
 PANIC = "Panic: turn camera and microphone off now"
 _KINDS = (DeviceKind.CAMERA, DeviceKind.MICROPHONE)
+# The sensors with no kill switch: said in the headline as what is being done to them.
+_OTHER_SENSORS = ((DeviceKind.SCREEN, "being recorded by"), (DeviceKind.LOCATION, "used by"))
 
 
 def headline(snap: Snapshot) -> str:
@@ -48,11 +50,13 @@ def headline(snap: Snapshot) -> str:
             if name not in live.setdefault(kind, []):
                 live[kind].append(name)
     parts = []
-    if live:
+    if set(_KINDS) & set(live):
         kinds = " and ".join(k.value for k in _KINDS if k in live)
         names = [n for k in _KINDS for n in live.get(k, [])]
-        who = names[0] if len(set(names)) == 1 else f"{len(set(names))} apps"
-        parts.append(f"{kinds.capitalize()} in use by {who}")
+        parts.append(f"{kinds.capitalize()} in use by {_who(names)}")
+    for kind, verb in _OTHER_SENSORS:
+        if kind in live:
+            parts.append(f"{kind.value} {verb} {_who(live[kind])}")
     for kind in _KINDS:
         if kind in snap.blocked:
             end = snap.block_end(kind)
@@ -66,6 +70,10 @@ def headline(snap: Snapshot) -> str:
         parts.append("not fully working")
     line = " · ".join(parts)
     return line[0].upper() + line[1:]
+
+
+def _who(names: list[str]) -> str:
+    return names[0] if len(set(names)) == 1 else f"{len(set(names))} apps"
 
 
 def describe_user(user: LiveUser, now: float, blocked: frozenset[DeviceKind] = frozenset()
@@ -241,7 +249,7 @@ class TrayIcon(QObject):
             for text, seconds in PAUSES:
                 self._add(menu, text, self.pause_requested.emit, seconds)
         menu.addSeparator()
-        self._add(menu, "Status…", self.show_requested.emit)
+        self._add(menu, "Open camguard…", self.show_requested.emit)
         self._add(menu, "History…", self.history_requested.emit)
         self._add(menu, "Settings…", self.settings_requested.emit)
         menu.addSeparator()

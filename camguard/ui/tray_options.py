@@ -10,13 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from camguard.core.coverage import Coverage
 from camguard.core.models import MonitorEvent
 from camguard.store.eventlog import EventLog
+from camguard.store.history import SessionRecord
 from camguard.store.parental_lock import LockGuard
 from camguard.store.policy import NO_POLICY, PolicyStatus
 from camguard.store.rules import RuleFile
 from camguard.store.ui_settings import UiSettings, UiSettingsFile
-from camguard.ui.history_window import HistoryQuery
+from camguard.ui.history_query import HistoryQuery
 from camguard.ui.ports import ActionsPort, AlertSettings, HistoryPort, RulesPort
 from camguard.ui.settings_dialog import AutostartPort, SelftestRun, alert_settings
 
@@ -65,6 +67,12 @@ class TrayOptions:
     # More monitor sinks, added after the history and before the UI (e.g. the guard that
     # ends this account's openers of a blocked camera when camguard has no privileges).
     sinks: list[Callable[[MonitorEvent], None]] = field(default_factory=list)
+    # What each sensor's sources can see now (the main window's coverage panel; called off
+    # the GUI thread). None: not known here (the service does not report it yet).
+    coverage: Callable[[], list[Coverage]] | None = None
+    # Whether a history session is camguard's own check (the self-test): the History window
+    # hides those unless asked to show them. None: no session can be told apart.
+    own_session: Callable[[SessionRecord], bool] | None = None
 
 
 def tray_alert_settings(ui: UiSettings, base: AlertSettings | None = None) -> AlertSettings:

@@ -12,7 +12,8 @@ from camguard.store.allowlist import AllowList
 from camguard.store.history import HistoryStore
 from camguard.store.ui_settings import UiSettings
 from camguard.ui.first_run import FirstRunWindow
-from camguard.ui.history_window import HistoryWindow, history_query
+from camguard.ui.history_query import HistoryQuery, history_query
+from camguard.ui.history_window import HistoryWindow
 from camguard.ui.settings_dialog import SettingsDialog, lock_unlocker, password_prompt
 from camguard.ui.tray_options import Say, TrayOptions
 
@@ -37,15 +38,14 @@ class Windows(QObject):
 
     @Slot()
     def show_history(self) -> None:
-        query = self._options.history
-        if query is None and self._store is not None:
-            query = history_query(self._store)
+        query = history_source(self._options, self._store)
         if query is None:
             self._say("History", "The history database could not be opened (see the log), "
                       "so there is no history to show.")
             return
         if self.history is None:
-            self.history = HistoryWindow(query, self._clock)
+            self.history = HistoryWindow(query, self._clock,
+                                         own_session=self._options.own_session)
         w = self.history
         if w.isVisible():
             w.refresh()
@@ -120,6 +120,14 @@ class Windows(QObject):
             self.first_run.hide()
             self.first_run.deleteLater()
             self.first_run = None
+
+
+def history_source(options: TrayOptions, store: HistoryStore | None) -> HistoryQuery | None:
+    """The history the History window and the main window's timeline read: the service's
+    (service mode), else the user's database; None when neither can be read."""
+    if options.history is not None:
+        return options.history
+    return history_query(store) if store is not None else None
 
 
 def _raise(w: Any) -> None:

@@ -103,7 +103,7 @@ def test_menu_lists_each_user_and_its_actions_work(qtbot: QtBot, rig: Rig) -> No
     assert f"(pid {h.pid}): camera" in sub.title()
     assert list(actions(sub)) == ["Kill app", "Block camera", "Always allow"]
     top = actions(tray.menu)
-    for text in ("Pause alerts for 15 min", "Pause alerts for 1 h", "Status…", "History…",
+    for text in ("Pause alerts for 15 min", "Pause alerts for 1 h", "Open camguard…", "History…",
                  "Settings…", "Quit camguard"):
         assert text in top
     with qtbot.waitSignal(rig.controller.history_requested, timeout=2000):

@@ -96,7 +96,7 @@ def test_tray_launches_alerts_and_quits_cleanly(x_session: realenv.XSession, tmp
         store.close()
 
 
-def test_without_a_tray_host_the_status_window_stands_in(tmp_path: Path, devdir: Path
+def test_without_a_tray_host_the_main_window_stands_in(tmp_path: Path, devdir: Path
                                                          ) -> None:
     need_tools([*realenv.X_TOOLS, "xprop"])
     xs = realenv.start_x(tmp_path / "x", tray=False, notifications=False)
@@ -108,10 +108,10 @@ def test_without_a_tray_host_the_status_window_stands_in(tmp_path: Path, devdir:
             proc = subprocess.Popen(tray_cmd(devdir), env=env, stdout=out,
                                     stderr=subprocess.STDOUT, cwd=REPO)
         try:
-            realenv.wait_until(lambda: "tray ready: status window (no tray host)"
-                               in log.read_text(), 60, "the status window")
+            realenv.wait_until(lambda: "tray ready: main window (no tray host)"
+                               in log.read_text(), 60, "the main window")
             realenv.wait_until(lambda: bool(xdotool(env, "search", "--onlyvisible", "--name",
-                                                    "^camguard$")), 10, "the status window")
+                                                    "^camguard$")), 10, "the main window")
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 0
         finally:

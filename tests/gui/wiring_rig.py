@@ -136,8 +136,9 @@ class Live:
         shutdown(self.parts, self.monitor)
         self.parts.popup.hide()
         self.parts.status.hide()
-        for w in (self.parts.popup, self.parts.status):
-            w.deleteLater()
+        for w in (self.parts.popup, self.parts.status, self.parts.main):
+            if w is not None:
+                w.deleteLater()
         self.parts.controller.deleteLater()
 
 
