@@ -11,9 +11,14 @@ HOLDER, BUSY, IDLE = 100, 200, 300
 def look(h: HiddenHolders, fds: dict[int, int], now: float, *, opens: int = 0,
          closes: int = 0, new: int = 0, gone: int = 0) -> float | None:
     h.events({CAM: opens} if opens else {}, {CAM: closes} if closes else {})
+    changes = ({CAM: new} if new else {}, {CAM: gone} if gone else {})
     if opens or closes:
-        assert h.wants_full_scan()  # only a full scan re-checks
-    return h.decide({CAM: new} if new else {}, {CAM: gone} if gone else {}, fds, now)
+        assert not h.wants_full_scan()  # the likely openers are looked at first
+        quick = h.decide(*changes, None, now)
+        if not h.wants_full_scan():
+            return quick  # a visible process explains it all: no full scan
+        changes = ({}, {})  # counted by the quick look
+    return h.decide(*changes, fds, now)
 
 
 def started() -> HiddenHolders:

@@ -47,6 +47,9 @@ class _Unexplained:
     gone: int = 0  # fds visible processes lost on it
     first: float | None = None  # when an open was first left unexplained
     base: dict[int, int] = field(default_factory=dict)  # hidden fd counts before the open
+    # A look that reads only the likely openers (the processes whose fd count changed) left
+    # it unexplained: only a full scan decides now.
+    tried: bool = False
 
 
 @dataclass(slots=True)
@@ -76,9 +79,14 @@ class HiddenHolders:
         self._now = 0.0
 
     def wants_full_scan(self) -> bool:
-        """A decision is pending and hidden processes exist, or a suspect is still on
-        probation: only a full scan re-checks."""
-        return (bool(self._todo) and bool(self._fds)) or self._probation() is not None
+        """An open the quick look (the likely openers only) did not explain while hidden
+        processes exist, or a suspect still on probation: only a full scan re-checks.
+
+        An open a visible process explains, the usual case, never costs a full scan: that
+        is every process's fd table (~100 ms with 1,000 processes and 13,000 fds), against
+        ~10 ms for the few whose fd count changed."""
+        return ((bool(self._fds) and any(t.tried for t in self._todo.values()))
+                or self._probation() is not None)
 
     def _probation(self) -> float | None:
         """How long until the next suspect's probation ends, or None if none is on it."""
@@ -126,9 +134,15 @@ class HiddenHolders:
             todo.gone += gone.get(path, 0)
         if hidden_fds is None:
             # A shortcut look: with no hidden process at the last full scan, none can hold
-            # anything (root sees every fd table); otherwise wait for the full re-check.
+            # anything (root sees every fd table). Otherwise what a visible opener explains
+            # is done; the rest waits for the full re-check, which the next look makes.
             if not self._fds:
                 self._todo.clear()
+            for path, todo in list(self._todo.items()):
+                if _explained(todo) and not (todo.closes and self._holders.get(path)):
+                    del self._todo[path]
+                else:  # unexplained, or a close where a hidden holder may be the closer
+                    todo.tried = True
             return RECHECK if self._todo or self._probation() is not None else None
         before = self._fds or {}
         self._fds = dict(hidden_fds)
@@ -141,8 +155,8 @@ class HiddenHolders:
                 todo.base = dict(before)
             # Net opens no visible process explains; inotify's counts are lower bounds
             # (merged events), so a close counted here may stand for several.
-            net = (todo.opens - todo.new) - max(0, todo.closes - todo.gone)
-            if net <= 0 or todo.opens <= todo.new:
+            net = _net(todo)
+            if _explained(todo):
                 del self._todo[path]
                 continue
             todo.first = now if todo.first is None else todo.first
@@ -208,3 +222,13 @@ class HiddenHolders:
         if holders and path not in self._since:
             assert todo.first is not None  # noqa: S101 (set just before)
             self._since[path] = todo.first
+
+
+def _net(todo: _Unexplained) -> int:
+    """Opens no visible process explains; inotify's counts are lower bounds (merged
+    events), so a close counted here may stand for several."""
+    return (todo.opens - todo.new) - max(0, todo.closes - todo.gone)
+
+
+def _explained(todo: _Unexplained) -> bool:
+    return _net(todo) <= 0 or todo.opens <= todo.new
