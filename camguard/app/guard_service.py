@@ -46,10 +46,12 @@ from camguard.service.client import (
 
 
 # -- choosing the side, once -----------------------------------------------------------------
-def open_guard(socket: Path | None, local: Callable[[], Guard]) -> Guard:
+def open_guard(socket: Path | None, local: Callable[[], Guard],
+               warn: Callable[[str], None] = lambda _message: None) -> Guard:
     """The service's Guard when one answers (``socket``, else the default socket), else
     ``local()``. A ``socket`` that does not answer is an error, not a silent fallback, and
-    so is an impostor at the default socket."""
+    so is an impostor at the default socket. A default socket this account may not even
+    look for (its folder is unreadable) is said through ``warn``, then ``local()``."""
     if socket is not None:
         client = ServiceClient(socket)
         try:
@@ -60,7 +62,13 @@ def open_guard(socket: Path | None, local: Callable[[], Guard]) -> Guard:
             raise GuardError(f"{socket} did not answer like a camguard service")
         return ServiceGuard(client)
     path = default_socket()
-    if not path.exists():
+    try:
+        present = path.exists()
+    except OSError as exc:  # EACCES on a folder of the path: a lookup, not a crash
+        warn(f"cannot look for the camguard service at {literal(str(path), 500)}: "
+             f"{exc.strerror or exc}; answering without it")
+        return local()
+    if not present:
         return local()
     client = ServiceClient(path)
     try:

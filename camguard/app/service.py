@@ -85,9 +85,17 @@ class Stop:
 
 def run_service(options: ServiceOptions, settings: DetectionSettings, stop: Stop) -> None:
     """Build the service in its folders and run it until ``stop`` is requested."""
-    data = paths.private_dir(paths.service_data_dir())
-    state = paths.private_dir(paths.service_state_dir())
-    with _only_service(data):
+    with contextlib.ExitStack() as claim:
+        try:
+            data = paths.private_dir(paths.service_data_dir())
+            state = paths.private_dir(paths.service_state_dir())
+            claim.enter_context(_only_service(data))
+        except OSError as exc:  # not root: /var/lib/camguard or its lock file is root's
+            where = exc.filename or paths.service_data_dir()
+            root = not hasattr(os, "geteuid") or os.geteuid() == 0
+            hint = "" if root else " (the service runs as root: sudo camguard service)"
+            raise ServiceError(f"cannot use the service's folder: {where}: "
+                               f"{exc.strerror or exc}{hint}") from None
         _run(options, settings, stop, data=data, state=state,
              config=paths.service_config_dir())
 

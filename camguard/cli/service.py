@@ -29,6 +29,16 @@ def _positive(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
+    return value
+
+
 def _duration(text: str) -> float | None:
     try:
         return parse_duration(text)
@@ -50,10 +60,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--rules-file", type=Path, default=None, metavar="PATH",
                    help="the service's own rules (default: rules.json in CAMGUARD_CONFIG_DIR, "
                    "/etc/camguard)")
-    p.add_argument("--max-clients", type=int, default=64, metavar="N",
+    p.add_argument("--max-clients", type=_count, default=64, metavar="N",
                    help="connections served at once (default: 64; the last 8 only for "
                    "admins)")
-    p.add_argument("--max-per-user", type=int, default=8, metavar="N",
+    p.add_argument("--max-per-user", type=_count, default=8, metavar="N",
                    help="connections one account that is not an admin may hold, watches "
                    "included (default: 8)")
     p.add_argument("--lock-backoff", type=_positive, default=1.0, metavar="SECONDS",

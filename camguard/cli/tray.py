@@ -60,8 +60,9 @@ def cmd_tray(args: argparse.Namespace) -> int:
         from camguard.ui.tray_options import tray_alert_settings
     except ImportError as exc:
         raise CliError(f"the tray needs PySide6: pip install 'camguard[gui]' ({exc})") from None
-    policy = managed_policy(policy_reader(args))
-    status = policy.load()
+    policy = managed_policy(policy_reader(args), report=False)
+    status = policy.load()  # its error and problems: printed by detection_settings below
+    policy.report = True  # the tray's later loads log theirs
     ui_file = UiSettingsFile(settings_path(args))
     ui, problems = startup_settings(ui_file, status)
     start = TrayStart(detection_settings(args, status), ui_file, ui, problems, policy, status,
