@@ -80,7 +80,10 @@ def cmd_tray(args: argparse.Namespace) -> int:
     options.service_lock = service.lock_is_set
     options.history = service_history(client)  # the one history; the tray keeps no copy
     clock = SystemClock()
-    return run_tray(ServiceFeed(client, clock), clock, argv=start.argv,
+    from camguard.app.own_activity import OwnActivity, OwnActivityFilter
+
+    return run_tray(OwnActivityFilter(ServiceFeed(client, clock), OwnActivity()), clock,
+                    argv=start.argv,
                     settings=tray_alert_settings(ui), options=options,
                     open_store=lambda: tray_parts.open_history(clock))  # the allow list
 
@@ -125,6 +128,7 @@ def tray_options(start: TrayStart) -> TrayOptions:
 
 
 def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
+    from camguard.app.own_activity import OwnActivity, OwnActivityFilter
     from camguard.platform.clock import local_zone
     from camguard.ui.judge import RuleJudge
     from camguard.ui.shell import run_tray
@@ -146,11 +150,12 @@ def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
     guard = None
     try:
         killer, blocks = kill_switch(start.settings, mic)
+        monitor = build_detection(start.settings).monitor()
         if killer is not None and blocks is not None:
             guard = tray_parts.user_guard(blocks, killer.kill, clock)
-            options.sinks.append(guard)
-        monitor = build_detection(start.settings).monitor()
-        return run_tray(monitor, clock, killer=killer, blocks=blocks, argv=start.argv,
+            monitor.add_sink(guard)  # a block holds for camguard's own processes too
+        return run_tray(OwnActivityFilter(monitor, OwnActivity()), clock, killer=killer,
+                        blocks=blocks, argv=start.argv,
                         settings=tray_alert_settings(start.ui), options=options,
                         open_store=lambda: tray_parts.open_history(clock))
     finally:

@@ -105,3 +105,17 @@ def _parents(proc: psutil.Process) -> tuple[str, ...]:
     except (psutil.Error, OSError):
         pass
     return tuple(names)
+
+
+def lineage(pid: int, depth: int = 64) -> list[tuple[int, float]]:
+    """``(pid, create_time)`` of ``pid`` and its ancestors, itself first (up to ``depth``);
+    empty when it is gone. A parent that cannot be read ends the chain there."""
+    chain: list[tuple[int, float]] = []
+    try:
+        proc: psutil.Process | None = psutil.Process(pid)
+        while proc is not None and len(chain) < depth:
+            chain.append((proc.pid, proc.create_time()))
+            proc = proc.parent()
+    except (psutil.Error, OSError, ValueError):
+        pass
+    return chain
