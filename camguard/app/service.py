@@ -169,7 +169,8 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
 def _kill_switch(settings: DetectionSettings, clock: Clock, state: Path
                  ) -> tuple[ProcessKiller, SerialBlocks]:
     platform = current()
-    # Root acts itself: no privilege prompt, and no sound server of its own to mute at.
+    # Root acts itself: no privilege prompt, and no sound server of its own to mute at
+    # (mute=False: microphones are muted at each logged-in account's, platform/linux/user_mic).
     killer = platform.killer(settings.sound_server_exes, escalate=False)
     # The blocker ends holders through a gate: an ordinary account's block may end only
     # what camguard.service.authorization allows (docs/security.md).
