@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,17 @@ def test_a_named_file_that_does_not_exist_is_an_error(option: str, tmp_path: Pat
     with pytest.raises(SystemExit, match="2"):
         main(["policy", "show", option, str(missing)])
     assert f"argument {option}: no such file: '{missing}'" in capsys.readouterr().err
+
+
+def test_a_missing_selftest_module_names_the_extra_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 17: "cannot be loaded" did not say what to install.
+    from camguard.selftest.camera import load_opencv
+    from camguard.selftest.microphone import load_sounddevice
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 -> ImportError
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    for load in (load_opencv, load_sounddevice):
+        module, why = load()
+        assert module is None
+        assert why.endswith("(install it with: pip install 'camguard[selftest]')"), why
