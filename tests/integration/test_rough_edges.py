@@ -57,6 +57,13 @@ def test_service_as_non_root_says_why_in_one_line(tmp_path: Path) -> None:
     assert res.returncode == 1 and "Traceback" not in res.stderr, res
     assert f"cannot use the service's folder: {open_data}/service.lock: Permission " \
         "denied" in res.stderr
+    # A --policy-file that is not there is said (the service follows the file, so one that
+    # appears later is applied: a warning, not a refusal).
+    typo = tmp_path / "polcy.toml"
+    res = _nobody(tmp_path, "service", "--policy-file", str(typo),
+                  env={"CAMGUARD_DATA_DIR": str(data), "CAMGUARD_STATE_DIR": str(data)})
+    assert (f"camguard: warning: the policy file {typo} does not exist: no managed policy "
+            "until it appears") in res.stderr.splitlines(), res.stderr
 
 
 def test_a_default_socket_in_an_unreadable_folder_is_a_warning_not_a_traceback(
