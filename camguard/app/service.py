@@ -22,6 +22,7 @@ from typing import Any
 from camguard import __version__
 from camguard.app.detection import build_detection
 from camguard.app.outputs import EventOutputs, service_outputs
+from camguard.app.own_activity import OwnActivity, OwnActivityFilter
 from camguard.app.service_parts import GatedKiller, SerialBlocks, ServiceRules
 from camguard.core.blocks import BlockManager
 from camguard.core.clock import Clock
@@ -138,8 +139,11 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
         start = runlog.begin(os.getpid())
         outputs.start_hooks()
         _announce(events, start, history.close_orphans(clock.now()))
+        # The service's own uses (its in-process helper holds a node for an instant while
+        # blocking it) are not a user's session; it honours no account's claim.
+        own = OwnActivityFilter(monitor, OwnActivity(claims=False))
         for sink in (HistorySink(history), _hub_sink(hub), events.monitor_sink, enforcement):
-            monitor.add_sink(sink)
+            own.add_sink(sink)
         enforcement.start()
         monitor.start()
         blocks.expire_due()

@@ -76,11 +76,12 @@ class Orphan:
 
 
 @contextlib.contextmanager
-def tray_sinks(devdir: Path, claims: Path) -> Iterator[tuple[Recorder, Recorder]]:
+def tray_sinks(devdir: Path, claims: Path, *, honour_claims: bool = True
+               ) -> Iterator[tuple[Recorder, Recorder]]:
     """(what the tray's sinks hear, what the monitor saw)."""
     monitor = Monitor([ProcfsSource([f"{devdir}/video*"], [], describer=ProcessDescriber())],
                       SystemClock(), settle=0.002)
-    tray = OwnActivityFilter(monitor, OwnActivity(claims))
+    tray = OwnActivityFilter(monitor, OwnActivity(claims, claims=honour_claims))
     heard, seen = Recorder(), Recorder()
     tray.add_sink(heard)
     monitor.add_sink(seen)  # after the filter's: when this one has an event, so has the tray
@@ -141,3 +142,17 @@ def test_a_selftest_in_a_terminal_claims_its_activity_while_it_runs(devdir: Path
             heard.wait_for(started(after.pid, str(cam)))
         finally:
             after.end()
+
+
+def test_the_service_honours_no_claim(devdir: Path, tmp_path: Path) -> None:
+    # The root service filters only its own process tree: an account's claim hides nothing
+    # from it (app/service.py builds OwnActivity(claims=False)).
+    cam = make_standin(devdir / "video0")
+    claims = tmp_path / "claims"
+    with tray_sinks(devdir, claims, honour_claims=False) as (heard, _seen):
+        claimed = Orphan("claim", cam, claims)
+        try:
+            assert list(claims.iterdir())  # the claim is there
+            heard.wait_for(started(claimed.pid, str(cam)))
+        finally:
+            claimed.end()
