@@ -63,8 +63,9 @@ def needs_keeper(blocks: Sequence[ActiveBlock], uid: int) -> bool:
 
 
 def local_lock() -> LockGuard:
-    """The parental lock of a user's camguard (no service)."""
-    return LockGuard(paths.config_dir() / FILE_NAME, SystemClock())
+    """The parental lock of a user's camguard (no service), for a command: it prints a
+    refusal itself, so the lock does not log it too."""
+    return LockGuard(paths.config_dir() / FILE_NAME, SystemClock(), report=False)
 
 
 def block_doc(b: ActiveBlock, now: float) -> dict[str, Any]:

@@ -63,10 +63,12 @@ def service_client(path: Path | None = None, *, timeout: float = 60.0) -> Servic
     return ServiceClient(path, peer=transport.peer_credentials, timeout=timeout)
 
 
-def open_guard(socket: Path | None, local: Callable[[], Guard]) -> Guard:
+def open_guard(socket: Path | None, local: Callable[[], Guard],
+               warn: Callable[[str], None] = lambda _message: None) -> Guard:
     """The service's Guard when one answers (``socket``, else the default socket), else
     ``local()``. A ``socket`` that does not answer is an error, not a silent fallback, and
-    so is an impostor at the default socket."""
+    so is an impostor at the default socket. A default socket this account may not even
+    look for (its folder is unreadable) is said through ``warn``, then ``local()``."""
     transport = current().service_transport()
     # Windows: the named pipe, its server checked to be LocalSystem (platform/windows).
     connect = transport.connect if isinstance(transport, ConnectingTransport) else None
@@ -85,7 +87,13 @@ def open_guard(socket: Path | None, local: Callable[[], Guard]) -> Guard:
     else:
         # CAMGUARD_SOCKET, else this OS's socket (/run/camguard/...; macOS /var/run/...).
         path = transport.default_address()
-        if not path.exists():
+        try:
+            present = path.exists()
+        except OSError as exc:  # EACCES on a folder of the path: a lookup, not a crash
+            warn(f"cannot look for the camguard service at {literal(str(path), 500)}: "
+                 f"{exc.strerror or exc}; answering without it")
+            return local()
+        if not present:
             return local()
     client = service_client(path)
     try:

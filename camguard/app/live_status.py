@@ -7,6 +7,7 @@ app/ because it opens the history store (only app/ constructs long-lived objects
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
 from camguard.core.models import UNSEEN_PROCESS_NOTE, Usage
@@ -14,6 +15,8 @@ from camguard.core.state import GuardState
 from camguard.platform.clock import SystemClock
 from camguard.store.db import default_path
 from camguard.store.history import HistoryStore
+
+log = logging.getLogger(__name__)
 
 # The local tray records every session, a process-less one too, and beats at least every
 # 60 s (ui/shell.py HEARTBEAT_MS): a history whose last beat is older than this has no live
@@ -38,6 +41,8 @@ def with_live_history(state: GuardState) -> GuardState:
         store = HistoryStore(path, clock, hash_exes=False)
     except (OSError, sqlite3.Error):
         return state  # unreadable or locked: this look alone
+    if store.warning:
+        log.warning("history: %s", store.warning)
     try:
         beat = store.last_heartbeat()
         if beat is None or now - beat > LIVE_BEAT:

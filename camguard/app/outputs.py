@@ -87,6 +87,13 @@ def tray_outputs(flag: Path | None, eff: EffectiveSettings, clock: Clock) -> Eve
     return outputs
 
 
+def events_file_in_use(flag: Path | None, eff: EffectiveSettings) -> Path:
+    """The file a user's tray and commands write their events to (what
+    :func:`tray_outputs` opens): ``--events-file``, else the setting, else the default."""
+    path, _problems = events_file(flag, eff)
+    return path if path is not None else default_path()
+
+
 def service_outputs(flag: Path | None, status: PolicyStatus, clock: Clock,
                     state: Path) -> EventOutputs:
     """The root service: the managed policy's outputs, ``--events-file`` unless the policy

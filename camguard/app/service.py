@@ -23,6 +23,7 @@ from typing import Any
 from camguard import __version__
 from camguard.app.detection import build_detection, warm_origins
 from camguard.app.outputs import EventOutputs, service_outputs
+from camguard.app.own_activity import OwnActivity, OwnActivityFilter
 from camguard.app.service_parts import GatedKiller, SerialBlocks, ServiceRules
 from camguard.core.blocks import BlockManager, ProcessKiller
 from camguard.core.clock import Clock
@@ -97,9 +98,17 @@ def run_service(options: ServiceOptions, settings: DetectionSettings, stop: Stop
     # 5 ms (bench/service_abuse.py: camera events during a history flood).
     sys.setswitchinterval(0.001)
     folders = current().system_paths()  # /var/lib/camguard; %ProgramData%\camguard\...
-    data = paths.private_dir(folders.service_data_dir())
-    state = paths.private_dir(folders.service_state_dir())
-    with _only_service(data):
+    with contextlib.ExitStack() as claim:
+        try:
+            data = paths.private_dir(folders.service_data_dir())
+            state = paths.private_dir(folders.service_state_dir())
+            claim.enter_context(_only_service(data))
+        except OSError as exc:  # not root: /var/lib/camguard or its lock file is root's
+            where = exc.filename or folders.service_data_dir()
+            root = not hasattr(os, "geteuid") or os.geteuid() == 0
+            hint = "" if root else " (the service runs as root: sudo camguard service)"
+            raise ServiceError(f"cannot use the service's folder: {where}: "
+                               f"{exc.strerror or exc}{hint}") from None
         _run(options, settings, stop, data=data, state=state,
              config=folders.service_config_dir())
 
@@ -158,8 +167,11 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
         start = runlog.begin(os.getpid())
         outputs.start_hooks()
         _announce(events, start, history.close_orphans(clock.now()))
+        # The service's own uses (its in-process helper holds a node for an instant while
+        # blocking it) are not a user's session; it honours no account's claim.
+        mine = OwnActivityFilter(monitor, OwnActivity(claims=False))
         for sink in (HistorySink(history), _hub_sink(hub), events.monitor_sink, enforcement):
-            monitor.add_sink(sink)
+            mine.add_sink(sink)
         enforcement.start()
         monitor.start()
         blocks.expire_due()
@@ -189,7 +201,8 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
 def _kill_switch(settings: DetectionSettings, clock: Clock, state: Path
                  ) -> tuple[ProcessKiller, SerialBlocks]:
     platform = current()
-    # Root acts itself: no privilege prompt, and no sound server of its own to mute at.
+    # Root acts itself: no privilege prompt, and no sound server of its own to mute at
+    # (mute=False: microphones are muted at each logged-in account's, platform/linux/user_mic).
     killer = platform.killer(settings.sound_server_exes, escalate=False)
     # The blocker ends holders through a gate: an ordinary account's block may end only
     # what camguard.service.authorization allows (docs/security.md).

@@ -15,9 +15,10 @@ from camguard.store.policy import (
 )
 
 
-def managed_policy(reader: PolicyReader) -> ManagedPolicy:
-    """The managed policy from ``reader`` (read again at each ``load()``)."""
-    return ManagedPolicy(reader)
+def managed_policy(reader: PolicyReader, *, report: bool = True) -> ManagedPolicy:
+    """The managed policy from ``reader`` (read again at each ``load()``); ``report=False``
+    for a caller that prints what ``load()`` returns (ManagedPolicy)."""
+    return ManagedPolicy(reader, report=report)
 
 
 def user_effective(path: Path, status: PolicyStatus) -> EffectiveSettings:

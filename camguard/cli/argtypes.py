@@ -3,7 +3,8 @@
 argparse names the ``type`` callable in its errors ("invalid BlockTarget value") and prints
 ``choices`` with ``repr`` ("<Mode.ASK: 'ask'>"); a value that starts with a dash ("--for
 -5m") is taken for an option ("expected one argument") before the type can explain why it
-is wrong (issue 17).
+is wrong (issue 17). A file the user names must exist: a mistyped ``--config`` or
+``--policy-file`` used to be ignored without a word.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import argparse
 import re
 from collections.abc import Callable, Sequence
 from enum import Enum
+from pathlib import Path
 from typing import TypeVar
 
 E = TypeVar("E", bound=Enum)
 
 # Options whose value may start with a dash and deserve the value's own error message.
-DASHED_VALUE_OPTIONS = frozenset({"--for"})
+DASHED_VALUE_OPTIONS = frozenset({"--for", "--since", "--until", "--duration", "--limit",
+                                  "--create-time", "--heartbeat", "--lock-backoff",
+                                  "--max-clients", "--max-per-user"})
 
 
 def choice_of(enum: type[E]) -> Callable[[str], E]:
@@ -32,6 +36,19 @@ def choice_of(enum: type[E]) -> Callable[[str], E]:
                 f"{text!r} is not one of: {', '.join(values)}") from None
 
     return parse
+
+
+def existing_file(text: str) -> Path:
+    """An argparse ``type`` for a file the user names: it must be there (exit 2 if not)."""
+    path = Path(text)
+    try:
+        there = path.exists()
+    except OSError as exc:  # a folder on the way is unreadable
+        raise argparse.ArgumentTypeError(f"cannot look at {text!r}: {exc.strerror or exc}"
+                                         ) from None
+    if not there:
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
+    return path
 
 
 def metavar_of(enum: type[Enum]) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from camguard.app.settings import managed_policy
+from camguard.cli.argtypes import existing_file
 from camguard.core.settings import DetectionSettings
 from camguard.core.text import literal
 from camguard.platform import current
@@ -59,7 +60,7 @@ def add_common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
         help="device path pattern for raw microphone nodes (repeatable; replaces the default "
         "/dev/snd/pcmC*D*c)")
     parser.add_argument(
-        "--config", type=Path, default=default, metavar="FILE",
+        "--config", type=existing_file, default=default, metavar="FILE",
         help="settings file (default: settings.json in the user config folder)")
     parser.add_argument(
         "--events-file", type=Path, default=default, metavar="PATH",
@@ -89,7 +90,7 @@ def policy_reader(args: argparse.Namespace) -> PolicyReader:
 
 
 def load_policy(args: argparse.Namespace) -> PolicyStatus:
-    return managed_policy(policy_reader(args)).load()
+    return managed_policy(policy_reader(args), report=False).load()  # printed by the caller
 
 
 def detection_settings(args: argparse.Namespace, policy: PolicyStatus | None = None

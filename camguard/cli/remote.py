@@ -43,9 +43,13 @@ def guard(args: argparse.Namespace, *, db: Path | None = None) -> Guard:
     if db is not None:
         return local()
     try:
-        return open_guard(getattr(args, "socket", None), local)
+        return open_guard(getattr(args, "socket", None), local, warn=_warn)
     except GuardError as exc:
         raise CliError(str(exc), EXIT_FAILED) from None
+
+
+def _warn(message: str) -> None:
+    print(f"camguard: warning: {message}", file=sys.stderr)
 
 
 def refusal(exc: GuardError) -> int:

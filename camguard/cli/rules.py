@@ -15,8 +15,15 @@ from camguard.app import tray as tray_parts
 from camguard.app.guard import GuardError
 from camguard.app.settings import managed_policy
 from camguard.cli import remote
-from camguard.cli.argtypes import choice_of, metavar_of
-from camguard.cli.common import EXIT_BAD_ARGS, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_REFUSED, CliError
+from camguard.cli.argtypes import choice_of, existing_file, metavar_of
+from camguard.cli.common import (
+    EXIT_BAD_ARGS,
+    EXIT_FAILED,
+    EXIT_NOT_FOUND,
+    EXIT_REFUSED,
+    CliError,
+    policy_reader,
+)
 from camguard.cli.rule_lines import rule_json, rule_line
 from camguard.core.decision import UsageFacts, decide
 from camguard.core.models import DeviceKind
@@ -32,7 +39,6 @@ from camguard.core.rules import (
 )
 from camguard.core.rules_json import decision_dict, rules_from_json, rules_to_json
 from camguard.core.text import json_text, literal
-from camguard.platform import current
 from camguard.platform.clock import SystemClock, local_zone
 from camguard.store import paths
 from camguard.store.eventlog import EventLog
@@ -125,7 +131,7 @@ def policy_option(default: Any) -> argparse.ArgumentParser:
     # The option works before and after the action; the copy after it uses SUPPRESS so it
     # cannot overwrite a value given before it (the pattern of cli.common).
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--policy-file", type=Path, default=default, metavar="PATH",
+    p.add_argument("--policy-file", type=existing_file, default=default, metavar="PATH",
                    help="managed policy file (default: /etc/camguard/policy.toml; on "
                    "Windows HKLM\\Software\\Policies\\camguard)")
     return p
@@ -142,8 +148,7 @@ class Context:
 
 
 def load_context(args: argparse.Namespace, *, quiet: bool = False) -> Context:
-    reader = current().policy_source(args.policy_file)
-    status = managed_policy(reader).load()
+    status = managed_policy(policy_reader(args), report=False).load()  # printed below unless quiet
     rule_file = tray_parts.rule_file()
     contents = rule_file.load()
     user, problems = load_user_settings(args.config or paths.config_dir() / "settings.json")
@@ -418,6 +423,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     exe = os.path.abspath(args.exe) if args.exe else ""
     origin = None
     if exe:
+        from camguard.platform import current
+
         origin = current().origin_resolver().origin(None, exe)
     facts = UsageFacts(DeviceKind(args.kind), exe, sha256_file(exe) if exe else None,
                        args.name, args.user, origin=origin)

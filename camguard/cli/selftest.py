@@ -40,6 +40,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
+    from camguard.app.own_activity import claim_own_activity
     from camguard.selftest.runner import run_selftest
 
     settings = detection_settings(args)
@@ -62,7 +63,9 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     show = (lambda line: print(f"camguard: selftest: {line}", file=sys.stderr, flush=True)) \
         if not args.json and sys.stderr.isatty() else None
     try:
-        report = run_selftest(settings, blocks=blocks, cancel=cancel, progress=show)
+        # This account's tray does not alert about, nor record, the self-test's own opens.
+        with claim_own_activity():
+            report = run_selftest(settings, blocks=blocks, cancel=cancel, progress=show)
     finally:
         for signum, handler in old.items():
             signal.signal(signum, handler)

@@ -15,6 +15,7 @@ from camguard.cli.actions import EXIT_CODES
 from camguard.cli.common import EXIT_BAD_ARGS, EXIT_DONE, CliError
 from camguard.core.blocks import parse_duration
 from camguard.core.text import literal
+from camguard.platform import service_mic_child
 from camguard.service.authorization import DEFAULT_ADMIN_GROUP
 from camguard.store.policy import DEFAULT_POLICY_FILE
 
@@ -29,6 +30,16 @@ def _positive(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
+    return value
+
+
 def _duration(text: str) -> float | None:
     try:
         return parse_duration(text)
@@ -37,6 +48,11 @@ def _duration(text: str) -> float | None:
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    # Hidden (no help): what the service runs as each logged-in account to mute or restore
+    # that account's microphones (platform/linux/user_mic.py). One JSON line on stdout.
+    child = sub.add_parser("service-mic")
+    child.add_argument("op", choices=["off", "on"])
+    child.set_defaults(func=lambda a: service_mic_child(a.op))
     p = sub.add_parser("service", parents=[common],
                        help="the system service: watches, records and enforces for every "
                        "account, and serves the socket API (run as root, by systemd)")
@@ -50,10 +66,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--rules-file", type=Path, default=None, metavar="PATH",
                    help="the service's own rules (default: rules.json in CAMGUARD_CONFIG_DIR, "
                    "/etc/camguard)")
-    p.add_argument("--max-clients", type=int, default=64, metavar="N",
+    p.add_argument("--max-clients", type=_count, default=64, metavar="N",
                    help="connections served at once (default: 64; the last 8 only for "
                    "admins)")
-    p.add_argument("--max-per-user", type=int, default=8, metavar="N",
+    p.add_argument("--max-per-user", type=_count, default=8, metavar="N",
                    help="connections one account that is not an admin may hold, watches "
                    "included (default: 8)")
     p.add_argument("--lock-backoff", type=_positive, default=1.0, metavar="SECONDS",

@@ -8,17 +8,25 @@ import os
 import signal
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from camguard.app.service import ServiceError, ServiceOptions, Stop
 from camguard.app.service import run_service as run
 from camguard.cli.common import CliError, detection_settings
+from camguard.core.text import literal
 from camguard.platform import host_system_service
+from camguard.store.policy import DEFAULT_POLICY_FILE
 
 
 def run_service(args: argparse.Namespace) -> int:
     if hasattr(os, "geteuid") and os.geteuid() != 0:  # Windows: the SCM runs it as SYSTEM
         print("camguard: warning: the service is not running as root: it sees only its own "
               "account's processes and cannot block devices", file=sys.stderr)
+    if args.policy_file != DEFAULT_POLICY_FILE and not _exists(args.policy_file):
+        # The service follows its policy file (one that appears later is applied and
+        # recorded), so a missing one is not refused; but it is said, never silent.
+        print(f"camguard: warning: the policy file {literal(str(args.policy_file), 500)} "
+              "does not exist: no managed policy until it appears", file=sys.stderr)
     settings = replace(detection_settings(args), watch_sound_server=False)
     options = ServiceOptions(policy_file=args.policy_file, admin_group=args.admin_group,
                              rules_file=args.rules_file, events_file=args.events_file,
@@ -39,3 +47,10 @@ def run_service(args: argparse.Namespace) -> int:
     except (ServiceError, OSError) as exc:
         raise CliError(str(exc)) from None
     return 0
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:
+        return True  # there, but unreadable: the policy reader says so loudly

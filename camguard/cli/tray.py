@@ -60,8 +60,9 @@ def cmd_tray(args: argparse.Namespace) -> int:
         from camguard.ui.tray_options import tray_alert_settings
     except ImportError as exc:
         raise CliError(f"the tray needs PySide6: pip install 'camguard[gui]' ({exc})") from None
-    policy = managed_policy(policy_reader(args))
-    status = policy.load()
+    policy = managed_policy(policy_reader(args), report=False)
+    status = policy.load()  # its error and problems: printed by detection_settings below
+    policy.report = True  # the tray's later loads log theirs
     ui_file = UiSettingsFile(settings_path(args))
     ui, problems = startup_settings(ui_file, status,
                                     parental=tray_parts.parental_lock().is_set())
@@ -94,8 +95,10 @@ def cmd_tray(args: argparse.Namespace) -> int:
     verdicts = ServiceVerdicts()
     options.rules = verdicts
     clock = SystemClock()
+    from camguard.app.own_activity import OwnActivity, OwnActivityFilter
+
     feed = ServiceFeed(guard, clock, on_connect=rules.send, verdicts=verdicts)
-    return run_tray(feed, clock, argv=start.argv,
+    return run_tray(OwnActivityFilter(feed, OwnActivity()), clock, argv=start.argv,
                     settings=tray_alert_settings(ui), options=options,
                     open_store=lambda: tray_parts.open_history(clock))  # the allow list
 
@@ -152,6 +155,7 @@ def tray_options(start: TrayStart) -> TrayOptions:
 
 
 def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
+    from camguard.app.own_activity import OwnActivity, OwnActivityFilter
     from camguard.platform import origin_of
     from camguard.platform.clock import local_zone
     from camguard.ui.judge import RuleJudge
@@ -174,13 +178,14 @@ def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
     guard = None
     try:
         killer, blocks = kill_switch(start.settings, mic)
-        if killer is not None and blocks is not None:
-            guard = tray_parts.user_guard(blocks, killer.kill, clock)
-            options.sinks.append(guard)
         detection = build_detection(start.settings)
         monitor = detection.monitor()
         options.coverage = detection.coverage  # the main window's coverage panel
-        return run_tray(monitor, clock, killer=killer, blocks=blocks, argv=start.argv,
+        if killer is not None and blocks is not None:
+            guard = tray_parts.user_guard(blocks, killer.kill, clock)
+            monitor.add_sink(guard)  # a block holds for camguard's own processes too
+        return run_tray(OwnActivityFilter(monitor, OwnActivity()), clock, killer=killer,
+                        blocks=blocks, argv=start.argv,
                         settings=tray_alert_settings(start.ui), options=options,
                         open_store=lambda: tray_parts.open_history(clock))
     finally:

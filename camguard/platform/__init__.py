@@ -137,3 +137,15 @@ def code_signer() -> Callable[[str], Signer | None] | None:
 
         return AuthenticodeSigner().signer
     return None
+
+
+def service_mic_child(op: str) -> int:
+    """The child the root service runs as each logged-in account to mute ("off") or
+    restore ("on") that account's microphones (platform/linux/user_mic.py); its exit code.
+    Where the service mutes no account's sound server, it says so and fails."""
+    if sys.platform.startswith("linux"):
+        from camguard.platform.linux.user_mic import child_main
+
+        return child_main(op)
+    print('{"ok": false, "message": "not available on this system"}')
+    return 1

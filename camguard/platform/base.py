@@ -210,7 +210,8 @@ class Platform(Protocol):
                  mic_control: Any = None, mute: bool = True, state_file: Path | None = None,
                  escalate: bool = True) -> DeviceEnforcer:
         """The kill switch's OS half. ``mic_control``: the tray's long-lived microphone
-        watcher; ``mute``: whether to mute at the sound server (the service has none);
+        watcher; ``mute``: whether to mute at this program's own sound server (the root
+        service has none: False, and it mutes each logged-in account's where it can);
         ``state_file``: where node states are saved; ``escalate``: may ask for privileges."""
         ...
 

@@ -132,3 +132,17 @@ class RunningBinary:
         except (psutil.Error, OSError, ValueError):
             return False
         return abs(started - process.create_time) <= _CTIME_TOLERANCE
+
+
+def lineage(pid: int, depth: int = 64) -> list[tuple[int, float]]:
+    """``(pid, create_time)`` of ``pid`` and its ancestors, itself first (up to ``depth``);
+    empty when it is gone. A parent that cannot be read ends the chain there."""
+    chain: list[tuple[int, float]] = []
+    try:
+        proc: psutil.Process | None = psutil.Process(pid)
+        while proc is not None and len(chain) < depth:
+            chain.append((proc.pid, proc.create_time()))
+            proc = proc.parent()
+    except (psutil.Error, OSError, ValueError):
+        pass
+    return chain

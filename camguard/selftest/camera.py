@@ -31,6 +31,8 @@ NOBODY_UID = 65534
 FRAME_TIMEOUT = 5.0  # a real camera may need a few frames to warm up
 UNPRIVILEGED_TIMEOUT = 15.0
 _SAFE_PATH = "/usr/bin:/bin"
+# What to install when a self-test module is missing (pyproject's optional extra).
+EXTRA_HINT = " (install it with: pip install 'camguard[selftest]')"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +135,8 @@ def load_opencv() -> tuple[Any, str]:
         with contextlib.redirect_stdout(sys.stderr):
             import cv2
     except Exception as exc:  # ImportError, or OSError/any error from a broken native library
-        return None, f"OpenCV cannot be loaded: {literal(str(exc) or type(exc).__name__, 300)}"
+        return None, (f"OpenCV cannot be loaded: {literal(str(exc) or type(exc).__name__, 300)}"
+                      f"{EXTRA_HINT if isinstance(exc, ImportError) else ''}")
     try:
         # Its V4L2 warnings ("can't be used to capture by name") would garble the report.
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)

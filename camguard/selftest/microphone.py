@@ -21,6 +21,7 @@ from typing import Any
 from camguard.core.text import literal
 from camguard.platform import current
 from camguard.platform.base import ServerFacts
+from camguard.selftest.camera import EXTRA_HINT
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,9 @@ def load_sounddevice() -> tuple[Any, str]:
     try:
         import sounddevice
     except Exception as exc:  # ImportError, or OSError "PortAudio library not found"
+        hint = EXTRA_HINT if isinstance(exc, ImportError) else ""
         return None, (f"sounddevice cannot be loaded: "
-                      f"{literal(str(exc) or type(exc).__name__, 300)}")
+                      f"{literal(str(exc) or type(exc).__name__, 300)}{hint}")
     if not fresh:
         # PortAudio lists devices once, at initialisation: a second selftest in the same
         # process (the tray) must see a sound server that started since (sounddevice docs,

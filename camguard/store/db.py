@@ -3,6 +3,8 @@
 One :class:`Database` owns one connection. The history store and the allow list share it.
 A damaged file never stops camguard: it is moved aside (kept, so nothing is lost), a fresh
 one is started, and :attr:`Database.warnings` says what happened so the UI can show it.
+Those warnings are not logged here: the owner says them once (the service and the tray in
+their log, a command on stderr), never twice.
 
 A read-only command opens with ``read_only=True``: the file is opened through SQLite's
 ``mode=ro`` URI and never created, moved, migrated or written; a file that is not a usable
@@ -214,8 +216,7 @@ class Database:
 
     def _memory(self, why: str | None = None) -> sqlite3.Connection:
         if why is not None:
-            log.warning("%s", why)
-            self.warnings.append(why)
+            self.warnings.append(why)  # said once, by the owner (module note)
         self.in_memory = True
         conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         migrate(conn, self._migrations)
@@ -310,8 +311,7 @@ class Database:
         reason = " ".join(reason.split())[:200]  # quick_check answers span several lines
         why = (f"the history database {path} was damaged ({reason}); it was kept as "
                f"{target} and a new one was started")
-        log.warning("%s", why)
-        self.warnings.append(why)
+        self.warnings.append(why)  # said once, by the owner (module note)
 
     def _keep_damaged_wal(self, path: Path) -> None:
         """Copy a WAL whose header is garbage aside before SQLite discards it.
@@ -338,8 +338,7 @@ class Database:
         self.moved_aside.append(kept)
         why = (f"the history write-ahead log {wal} was damaged; a copy was kept as {kept} "
                "(recent sessions may be missing)")
-        log.warning("%s", why)
-        self.warnings.append(why)
+        self.warnings.append(why)  # said once, by the owner (module note)
 
 
 def _wal_header_ok(head: bytes) -> bool:

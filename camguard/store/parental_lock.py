@@ -127,8 +127,11 @@ class LockGuard:
     """
 
     def __init__(self, path: Path, clock: Clock, *, base: float = BACKOFF_BASE,
-                 cap: float = BACKOFF_CAP) -> None:
+                 cap: float = BACKOFF_CAP, report: bool = True) -> None:
+        # report: log each wrong password; false where the caller prints the refusal (a
+        # command), so that it is said once.
         self.path = path
+        self._report = report
         self._clock = clock
         self._base = base
         self._cap = cap
@@ -189,8 +192,10 @@ class LockGuard:
         failures = entry.failures + 1
         delay = min(self._cap, self._base * 2.0 ** min(failures - 1, 62))
         self._save(state.with_backoff(key, _Backoff(failures, now + delay)))
-        log.warning("wrong parental-lock password (%d in a row from %s); next try in %.0f s",
-                    failures, "this account" if key == LOCAL else f"uid {key}", delay)
+        if self._report:
+            log.warning("wrong parental-lock password (%d in a row from %s); next try in "
+                        "%.0f s", failures, "this account" if key == LOCAL else f"uid {key}",
+                        delay)
         return LockCheck(LockOutcome.WRONG, delay,
                          f"wrong password; try again in {math.ceil(delay)} s")
 

@@ -15,6 +15,8 @@ STATE_ENV = "CAMGUARD_STATE_DIR"
 # reads it: the service takes --policy-file, and a user who can set this variable could as
 # well run a copy of camguard without any policy, so it protects nothing less.
 POLICY_ENV = "CAMGUARD_POLICY_FILE"
+# Where each logged-in account's runtime folder (XDG_RUNTIME_DIR) lives: /run/user/UID.
+USER_RUNTIME_ENV = "CAMGUARD_USER_RUNTIME_ROOT"
 # The system service's folders when no variable moves them (Linux: root's, 0700).
 SERVICE_DATA = Path("/var/lib/camguard")
 SERVICE_STATE = SERVICE_DATA
@@ -45,6 +47,12 @@ def state_dir_moved() -> bool:
     """``CAMGUARD_STATE_DIR`` moves all state (tests, images): then files that otherwise
     have a fixed system place (the helper's saved node modes, the tray's socket) move too."""
     return _override(STATE_ENV) is not None
+
+
+def user_runtime_root() -> Path:
+    """The folder of every account's runtime folder (``/run/user``): where the service finds
+    each logged-in user's sound server. ``CAMGUARD_USER_RUNTIME_ROOT`` overrides (tests)."""
+    return _override(USER_RUNTIME_ENV) or Path("/run/user")
 
 
 def policy_file_override() -> Path | None:

@@ -247,10 +247,15 @@ class PolicyStatus:
 
 
 class ManagedPolicy:
-    """The policy in force: reloaded on demand, the last good one kept when a read fails."""
+    """The policy in force: reloaded on demand, the last good one kept when a read fails.
 
-    def __init__(self, reader: PolicyReader) -> None:
+    ``report``: log an unreadable policy (error) and its problems (warnings) at each load;
+    false where the caller prints the returned status itself (a command), so that each
+    message is said once."""
+
+    def __init__(self, reader: PolicyReader, *, report: bool = True) -> None:
         self.reader = reader
+        self.report = report
         self._good: Policy = NO_POLICY
         self._loaded = False
 
@@ -262,9 +267,10 @@ class ManagedPolicy:
                 "the built-in defaults"
             error = (f"MANAGED POLICY NOT APPLIED: {exc}. Keeping {kept}. The policy may "
                      "have been damaged or tampered with; tell your administrator.")
-            log.error("%s", error)
+            if self.report:
+                log.error("%s", error)
             return PolicyStatus(self._good, error)
-        for problem in policy.problems:
+        for problem in policy.problems if self.report else ():
             log.warning("%s", problem)
         self._good, self._loaded = policy, True
         return PolicyStatus(policy)

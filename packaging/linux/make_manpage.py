@@ -104,6 +104,8 @@ def command_tree(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
         for name, sub in action.choices.items():
             if id(sub) in seen:  # an alias: the same parser under another name
                 continue
+            if name not in helps:  # hidden (no help): the service's own child command
+                continue
             seen.add(id(sub))
             found.append(((*path, name), str(helps.get(name, "")), sub))
             found.extend(command_tree(sub, (*path, name)))

@@ -26,8 +26,9 @@ def test_a_microphone_muted_before_all_off_is_muted_again_not_reported_unmuted(
         result = mc.all_on()
         assert result.ok, result.message
         assert result.sources == ()
-        assert result.message == ("microphones back on (unmuted none; 1 muted before all-off "
-                                  "stay muted)")
+        # In a person's words (issue 17: "unmuted none"):
+        assert result.message == ("microphones back on (none was muted by camguard; 1 muted "
+                                  "before all-off stay muted)")
         wait_until(lambda: muted(srv), 10, "sinemic to be muted as it was")
     finally:
         mc.close()

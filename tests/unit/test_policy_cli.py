@@ -135,7 +135,7 @@ def test_broken_policy_is_loud_and_refuses_changes(tmp_path: Path,
 
 
 def test_add_list_remove_with_events(tmp_path: Path, env: dict[str, str]) -> None:
-    pol = str(tmp_path / "no-policy.toml")
+    pol = policy(tmp_path, "")  # an empty policy: nothing managed
     events = tmp_path / "ev" / "events.jsonl"
     exe = tmp_path / "app"
     exe.write_bytes(b"#!/bin/sh\n")
@@ -168,12 +168,12 @@ def test_add_list_remove_with_events(tmp_path: Path, env: dict[str, str]) -> Non
 ])
 def test_bad_rules_are_refused_with_exit_2(tmp_path: Path, env: dict[str, str],
                                            args: list[str], message: str) -> None:
-    out = run(env, "rules", "add", "--policy-file", str(tmp_path / "none"), *args)
+    out = run(env, "rules", "add", "--policy-file", policy(tmp_path, ""), *args)
     assert out.returncode == 2 and message in out.stderr, out.stderr
 
 
 def test_export_and_import(tmp_path: Path, env: dict[str, str]) -> None:
-    pol = str(tmp_path / "none")
+    pol = policy(tmp_path, "")
     for label in ("a", "b"):
         assert run(env, "rules", "add", "--policy-file", pol, "--name", label,
                    "--verdict", "kill", "--label", label).returncode == 0

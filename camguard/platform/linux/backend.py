@@ -99,9 +99,17 @@ class LinuxPlatform:
         if not isinstance(killer, HolderEnder):
             raise TypeError("the Linux kill switch ends a device's holders with a killer that "
                             "knows the sound server (kill.Killer)")
+        mic: MicSwitch | None
+        if mute:
+            mic = load_mic_switch(control=mic_control)
+        elif os.geteuid() == 0:  # the service: every logged-in account's sound server
+            from camguard.platform.linux.user_mic import EachUserMicSwitch
+
+            mic = EachUserMicSwitch()
+        else:
+            mic = None
         return LinuxBlocker(settings.camera_globs, settings.mic_globs, helper=runner,
-                            killer=killer,
-                            mic=load_mic_switch(control=mic_control) if mute else None)
+                            killer=killer, mic=mic)
 
     @staticmethod
     def _helper_state_file() -> str:

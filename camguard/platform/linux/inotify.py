@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from camguard.platform.base import Wake
 from camguard.platform.linux.devices import expand_globs, watch_dirs
-from camguard.platform.linux.fanotify import FanotifyReader, open_reader
+from camguard.platform.linux.fanotify import FanEvent, FanotifyReader, open_reader
 
 if TYPE_CHECKING:
     from camguard.platform.linux.procfs import ProcfsSource
@@ -46,11 +46,22 @@ class InotifyWatcher:
         self._unlinked: dict[int, str] = {}
         # Root only (None otherwise): the same nodes through fanotify, which names the opener.
         self._fan = open_reader()
-        # fanotify is read by this thread and, through pump(), by the monitor thread.
+        # fanotify is *read* by a thread of its own that does nothing else, so that its
+        # queue is emptied at once: the kernel merges one process's unread events on one
+        # file into one, so a reader held up while a process closes, reopens, closes and
+        # reopens loses a session boundary (docs/benchmarks.md, "Open/close storm"). What
+        # it reads waits in _fan_pending, in order, for this thread or the monitor thread
+        # (pump()) to hand to the source. _fan_read_lock: reading and queueing, together;
+        # _fan_lock: handing over (one batch at a time, in order) and re-marking.
         self._fan_lock = threading.Lock()
+        self._fan_read_lock = threading.Lock()
+        self._fan_pending: list[FanEvent] = []
         self._poller = select.poll()
         self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._fan_r, self._fan_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)  # "read some"
         self._thread = threading.Thread(target=self._run, name="camguard-inotify", daemon=True)
+        self._fan_thread = threading.Thread(target=self._drain_fanotify,
+                                            name="camguard-fanotify", daemon=True)
 
     @property
     def fanotify_active(self) -> bool:
@@ -64,12 +75,16 @@ class InotifyWatcher:
     def start(self) -> None:
         self._rewatch()
         self._thread.start()
+        if self._fan is not None:
+            self._fan_thread.start()
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):
             os.write(self._stop_w, b"x")
         self._thread.join(2)
-        for fd in (self._stop_r, self._stop_w):
+        if self._fan_thread.is_alive():
+            self._fan_thread.join(2)
+        for fd in (self._stop_r, self._stop_w, self._fan_r, self._fan_w):
             os.close(fd)
         self._ino.close()
         if self._fan is not None:
@@ -163,8 +178,7 @@ class InotifyWatcher:
         poller = self._poller
         poller.register(self._ino.fileno(), select.POLLIN)
         poller.register(self._stop_r, select.POLLIN)
-        if self._fan is not None:
-            poller.register(self._fan.fileno(), select.POLLIN)
+        poller.register(self._fan_r, select.POLLIN)
         while True:
             try:
                 ready = dict(poller.poll())
@@ -172,8 +186,11 @@ class InotifyWatcher:
                 continue
             if self._stop_r in ready:
                 return
-            fan_events = self._fan is not None and self._fan.fileno() in ready and \
-                self._read_fanotify(self._fan)
+            fan_events = False
+            if self._fan_r in ready:
+                with contextlib.suppress(OSError):
+                    os.read(self._fan_r, 4096)
+                fan_events = self._hand_over()
             try:
                 events = self._ino.read(timeout=0)
             except OSError:
@@ -209,24 +226,57 @@ class InotifyWatcher:
             if changed or fan_events:
                 self._wake()
 
+    def _drain_fanotify(self) -> None:
+        """The fanotify thread: read as soon as anything is queued, and only read."""
+        fan = self._fan
+        if fan is None:
+            return
+        poller = select.poll()
+        poller.register(fan.fileno(), select.POLLIN)
+        poller.register(self._stop_r, select.POLLIN)
+        while True:
+            try:
+                ready = dict(poller.poll())
+            except InterruptedError:
+                continue
+            if self._stop_r in ready:
+                return
+            if not self._read_fanotify(fan):
+                if self._fan is not fan:  # it failed: inotify only from now on
+                    with self._fan_lock, self._fan_read_lock:
+                        fan.close()
+                    return
+                continue
+            with contextlib.suppress(OSError):  # full: a wake-up is pending anyway
+                os.write(self._fan_w, b"x")
+
     def _read_fanotify(self, fan: FanotifyReader) -> bool:
-        with self._fan_lock:
+        """Read what is queued into _fan_pending; True when something was."""
+        with self._fan_read_lock:
             if self._fan is not fan:
                 return False
             try:
                 events = fan.read()
             except OSError:
                 log.exception("fanotify read failed: inotify only from now on")
-                self._poller.unregister(fan.fileno())
-                fan.close()
                 self._fan = None
                 return False
-            self._source._fanotify(events)
+            self._fan_pending.extend(events)
         return bool(events)
+
+    def _hand_over(self) -> bool:
+        """Give the source what was read, in order; True when there was something."""
+        with self._fan_lock:
+            with self._fan_read_lock:
+                batch, self._fan_pending = self._fan_pending, []
+            if batch:
+                self._source._fanotify(batch)
+        return bool(batch)
 
     def pump(self) -> None:
         """Read what fanotify queued so far, now (monitor thread): the scan that follows an
-        open must find its episode on record, even when this thread is slow to run."""
+        open must find its episode on record, even when the other threads are slow to run."""
         fan = self._fan
         if fan is not None:
             self._read_fanotify(fan)
+        self._hand_over()

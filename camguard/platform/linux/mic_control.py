@@ -334,9 +334,12 @@ class MicControl:
         with self._state_lock:
             self._previous.clear()
         kept = sum(1 for was in previous.values() if was)
-        names = ", ".join(literal(n, 80) for n in unmuted) or "none"
-        return MicResult(True, f"microphones back on (unmuted {names}; {kept} muted before "
-                         "all-off stay muted)", sources=tuple(unmuted))
+        if unmuted:
+            what = "unmuted " + ", ".join(literal(n, 80) for n in unmuted)
+        else:
+            what = "none was muted by camguard"
+        stay = f"; {kept} muted before all-off stay muted" if kept else ""
+        return MicResult(True, f"microphones back on ({what}{stay})", sources=tuple(unmuted))
 
     def _enforce(self, pulse: Any) -> list[str]:
         """While all-off is active, mute every microphone; returns the names muted now. Runs on
