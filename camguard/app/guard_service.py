@@ -25,18 +25,12 @@ from camguard.app.guard import (
     Watching,
     WatchItem,
 )
-from camguard.app.service_decode import (
-    event_from_dict,
-    is_session,
-    record_from_dict,
-    state_from_dict,
-    timestamp,
-)
 from camguard.core.blocks import BlockOptions, BlockTarget, Outcome, StepKind
-from camguard.core.rules import Origin, RuleError
-from camguard.core.rules_json import rule_from_json
 from camguard.core.text import literal
 from camguard.service import protocol as P
+
+# service_decode (the stores' records) and the rules are imported where used: a command
+# loads only what it runs (issue 16).
 from camguard.service.client import (
     ServiceClient,
     ServiceImpostor,
@@ -98,6 +92,8 @@ def answer_reply(answer: Mapping[str, Any], **more: Any) -> Reply:
 
 
 def _service_block_line(d: Mapping[str, Any]) -> BlockLine:
+    from camguard.app.service_decode import timestamp
+
     how = []
     for step in d.get("how") or []:
         try:
@@ -120,6 +116,8 @@ class _Stream:
             raise GuardError(str(exc)) from None
 
     def __iter__(self) -> Iterator[WatchItem]:
+        from camguard.app.service_decode import event_from_dict
+
         for doc in self._watch:
             if doc.get("ok") is False:
                 raise GuardError(str(doc.get("error")), str(doc.get("code") or "error"))
@@ -166,6 +164,8 @@ class ServiceGuard:
         return first if password is None else self._call(lambda: send(password))
 
     def status(self) -> Status:
+        from camguard.app.service_decode import state_from_dict
+
         answer = self._must(self._call(self.client.status))
         return Status(state_from_dict(answer), {k: v for k, v in answer.items() if k != "ok"})
 
@@ -173,6 +173,8 @@ class ServiceGuard:
         return _Stream(self.client)
 
     def history(self, filters: Mapping[str, Any], limit: int | None) -> History:
+        from camguard.app.service_decode import is_session, record_from_dict
+
         answer = self._call(lambda: self.client.history(**filters, limit=limit))
         if answer.get("ok") is not True:
             raise GuardError(str(answer.get("error")), str(answer.get("code") or "error"))
@@ -238,6 +240,9 @@ class ServiceGuard:
         return answer_reply({**answer, "message": "the parental lock is off"})
 
     def rules(self) -> RulesInForce | None:
+        from camguard.core.rules import Origin, RuleError
+        from camguard.core.rules_json import rule_from_json
+
         answer = self._call(self.client.rules)
         if answer.get("code") == P.UNAVAILABLE:
             return None  # a service that enforces no rules
