@@ -13,14 +13,16 @@ register and keeps ``--version`` free of them.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Iterable, Sequence
 from types import ModuleType
 
 from camguard import __version__
-from camguard.cli.argtypes import join_dashed_values
-from camguard.cli.common import CliError, add_common_options
+
+# Not typing's: importing typing costs ~2 ms at start-up (mypy knows the name).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 # Every command: (the cli module that registers it, its help line), in the order `--help`
 # lists them. A module's commands are adjacent.
@@ -103,6 +105,10 @@ def build_parser(modules: Iterable[str] = MODULE_NAMES) -> argparse.ArgumentPars
     only names itself (enough for ``--help`` and to find which command was asked for)."""
     # The common options are accepted both before and after the subcommand. The copy given
     # to subparsers uses SUPPRESS defaults so it cannot overwrite values given before it.
+    import argparse
+
+    from camguard.cli.common import add_common_options
+
     load = set(modules)
     parser = argparse.ArgumentParser(
         prog="camguard",
@@ -131,7 +137,16 @@ def chosen_command(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = join_dashed_values(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--version"]:
+        # What argparse would print, before importing it: argparse and the modules it
+        # loads (re, gettext, shutil) cost about as much as Python's own start (issue 16).
+        print(f"camguard {__version__}")
+        return 0
+    from camguard.cli.argtypes import join_dashed_values
+    from camguard.cli.common import CliError
+
+    argv = join_dashed_values(argv)
     command = chosen_command(argv)
     if command is None:
         argv = [*argv, *_default_command()]

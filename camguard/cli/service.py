@@ -14,9 +14,8 @@ from camguard.cli import remote
 from camguard.cli.actions import EXIT_CODES
 from camguard.cli.common import EXIT_BAD_ARGS, EXIT_DONE, CliError
 from camguard.core.blocks import parse_duration
+from camguard.core.defaults import DEFAULT_ADMIN_GROUP, DEFAULT_POLICY_FILE
 from camguard.core.text import literal
-from camguard.service.authorization import DEFAULT_ADMIN_GROUP
-from camguard.store.policy import DEFAULT_POLICY_FILE
 
 
 def _positive(text: str) -> float:

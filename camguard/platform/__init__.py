@@ -14,11 +14,11 @@ import functools
 import sys
 from typing import TYPE_CHECKING
 
-from camguard.core.settings import DetectionSettings
-from camguard.platform.base import Platform, UsageSource
-from camguard.platform.process import ProcessDescriber
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # at run time each is imported where used: camguard.platform.clock and
+    # current() must not cost psutil (issue 16)
+    from camguard.core.settings import DetectionSettings
+    from camguard.platform.base import Platform, UsageSource
+    from camguard.platform.process import ProcessDescriber
     from camguard.platform.windows.consent import ConsentEntry
 
 
@@ -45,6 +45,8 @@ def current() -> Platform:
 def create_sources(settings: DetectionSettings, describer: ProcessDescriber | None = None
                    ) -> list[UsageSource]:
     """The usage sources for this OS (an empty list where camguard has no backend yet)."""
+    from camguard.platform.process import ProcessDescriber
+
     return current().usage_sources(settings, describer or ProcessDescriber())
 
 

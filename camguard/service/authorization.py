@@ -22,13 +22,10 @@ import struct
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
-import psutil
-
 from camguard.core.blocks import ActiveBlock, BlockOptions
 from camguard.core.models import DeviceKind, ProcessRef, Usage
 from camguard.core.state import GuardState
 
-DEFAULT_ADMIN_GROUP = "camguard-admins"
 _UCRED = struct.Struct("3i")  # struct ucred { pid_t pid; uid_t uid; gid_t gid; }
 # create_time is ticks/CLK_TCK + btime on Linux; half a tick tells two processes apart.
 CTIME_TOLERANCE = 0.005
@@ -130,6 +127,8 @@ Lookup = Callable[[int], Target | None]
 
 def lookup_process(pid: int) -> Target | None:
     """The process's start time and real uid (the owner kill(2) and psutil go by)."""
+    import psutil  # here: every command's service client imports this module (issue 16)
+
     try:
         proc = psutil.Process(pid)
         return Target(pid, proc.create_time(), proc.uids().real)
