@@ -242,20 +242,22 @@ class ProcfsSource:
                        for p, n in opens.items())
 
         if not attributed():
-            candidates = [pid for pid in scanner.pids() if pid not in known]
-            for pid in sorted(hints & set(candidates)):  # fanotify named them: no search
+            # fanotify named them: read just those, without listing /proc (flat at any
+            # number of processes, issue 16); a hint that exited reads as nothing.
+            for pid in sorted(hints - known):
                 scanner.scan(pid, found)
-            if not attributed():
-                counts = self._fd_counts
-                changed = {pid for pid in candidates
-                           if pid not in hints and scanner.fd_count(pid) != counts.get(pid)}
-                order = sorted(changed, reverse=True) + sorted(
-                    (pid for pid in candidates if pid not in changed and pid not in hints),
-                    reverse=True)
-                for pid in order:
-                    scanner.scan(pid, found)
-                    if attributed():
-                        break
+        if not attributed():
+            candidates = [pid for pid in scanner.pids() if pid not in known]
+            counts = self._fd_counts
+            changed = {pid for pid in candidates
+                       if pid not in hints and scanner.fd_count(pid) != counts.get(pid)}
+            order = sorted(changed, reverse=True) + sorted(
+                (pid for pid in candidates if pid not in changed and pid not in hints),
+                reverse=True)
+            for pid in order:
+                scanner.scan(pid, found)
+                if attributed():
+                    break
         self._fd_counts.update(scanner.fd_counts)
         return found, False
 
