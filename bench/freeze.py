@@ -4,8 +4,8 @@ being stopped (SIGSTOP), measured on the child's own clock.
     sudo .venv/bin/python bench/freeze.py [--rounds 40] [--background 1000]
 
 The child takes CLOCK_MONOTONIC just before its open(), then keeps writing the clock into
-a shared page until it is stopped: the last value it wrote is the moment it stopped
-running (to within one loop, a few microseconds). The monitor (ProcfsSource) names the
+a shared page every 0.2 ms until it is stopped: the last value it wrote is the moment it
+stopped running (an underestimate by at most one nap and its wake-up delay). The monitor (ProcfsSource) names the
 opener; a sink freezes it (camguard.platform.linux.freeze.Freezer); the bench then thaws
 it. ``root``: camguard as root (fanotify names the opener); ``user``: camguard and the
 child as nobody (inotify and a /proc search). Also repeats the kernel check that the open()
@@ -49,7 +49,7 @@ for line in sys.stdin:
     struct.pack_into("=d", page, 0, t0)
     while page[16] == 0:
         struct.pack_into("=d", page, 8, time.monotonic())
-        os.sched_yield()
+        time.sleep(0.0002)  # a spinning child would take a core from the monitor
     page[16] = 0
     os.close(fd)
     sys.stdout.write("closed\\n"); sys.stdout.flush()

@@ -47,6 +47,7 @@ class _Unexplained:
     gone: int = 0  # fds visible processes lost on it
     first: float | None = None  # when an open was first left unexplained
     base: dict[int, int] = field(default_factory=dict)  # hidden fd counts before the open
+    looked: bool = False  # a look without a full scan did not explain it
 
 
 @dataclass(slots=True)
@@ -79,6 +80,16 @@ class HiddenHolders:
         """A decision is pending and hidden processes exist, or a suspect is still on
         probation: only a full scan re-checks."""
         return (bool(self._todo) and bool(self._fds)) or self._probation() is not None
+
+    def visible_may_explain(self) -> bool:
+        """Every pending open and close is new, on a node no hidden process is suspected
+        of holding, and no suspect is on probation: a look that reads only the processes
+        that can have changed may explain them all by visible fds, with no full scan (whose
+        cost grows with every process on the machine; issue 16). If it does not, the next
+        look is full, as before."""
+        return self._probation() is None and all(
+            t.first is None and not t.looked and not self._holders.get(p)
+            for p, t in self._todo.items())
 
     def _probation(self) -> float | None:
         """How long until the next suspect's probation ends, or None if none is on it."""
@@ -126,9 +137,16 @@ class HiddenHolders:
             todo.gone += gone.get(path, 0)
         if hidden_fds is None:
             # A shortcut look: with no hidden process at the last full scan, none can hold
-            # anything (root sees every fd table); otherwise wait for the full re-check.
+            # anything (root sees every fd table); otherwise what visible fds explain is
+            # settled, and the rest waits for the full re-check.
             if not self._fds:
                 self._todo.clear()
+            for path, todo in list(self._todo.items()):
+                if (todo.first is None and todo.opens <= todo.new
+                        and todo.closes <= todo.gone and not self._holders.get(path)):
+                    del self._todo[path]
+                else:
+                    todo.looked = True
             return RECHECK if self._todo or self._probation() is not None else None
         before = self._fds or {}
         self._fds = dict(hidden_fds)

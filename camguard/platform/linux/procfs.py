@@ -132,8 +132,9 @@ class ProcfsSource:
         else:
             phase_only = False
             try:
-                holders, full = self._collect(scanner, pending, hints,
-                                              self._hidden.wants_full_scan())
+                holders, full = self._collect(
+                    scanner, pending, hints,
+                    self._hidden.wants_full_scan() and not self._hidden.visible_may_explain())
             except ProcUnreadableError as exc:
                 self._pairs = None
                 return SourceSnapshot(self.name, frozenset(devices),
