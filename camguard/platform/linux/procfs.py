@@ -220,12 +220,18 @@ class ProcfsSource:
 
         Closes only: just the known holders can have lost a device. Opens only: the known
         holders stay holders, and the new opener is looked for first among processes whose
-        fd count changed (newest first), stopping once every open is attributed. Anything
-        else (hot-plug, a queue overflow, a periodic rescan, a first look) is a full scan.
+        fd count changed (newest first), stopping once every open is attributed. The
+        periodic rescan, while every node is watched: the known holders and every process
+        whose fd count changed (see :meth:`_rescan`). Anything else (hot-plug, a queue
+        overflow, a first look, an unwatched node) is a full scan.
         """
         prev = self._pairs
         opens, closes, structural = pending
         found: Pairs = {}
+        if (not full and prev is not None and not structural and not (opens or closes)
+                and not set(prev) - scanner.targets and self._all_watched(scanner.targets)
+                and any(self._fd_counts.values())):
+            return self._rescan(scanner, prev), True
         if (full or prev is None or structural or not (opens or closes) or (opens and closes)
                 or set(prev) - scanner.targets):
             for pid in scanner.pids():
@@ -261,6 +267,34 @@ class ProcfsSource:
                     break
         self._fd_counts.update(scanner.fd_counts)
         return found, False
+
+    def _rescan(self, scanner: Scanner, prev: Pairs) -> Pairs:
+        """The safety rescan, flat in cost: the known holders (a fork-shared fd closes
+        without an event) and every process whose fd count changed since the last look:
+        one stat per process instead of one readlink per fd (issue 16; docs/benchmarks.md). A process whose count did not change cannot hold a node it did not hold
+        then without an open, and every open of a watched node raises an event that makes
+        the next look search for it; a new or reused pid has no count yet, so it is read.
+        Processes we cannot read count as changed, so the hidden-holder counts stay whole.
+        The kernel gives the count since Linux 6.2 (0 before: the caller then scans all)."""
+        found: Pairs = {}
+        known = {pid for pairs in prev.values() for pid, _ in pairs}
+        before = self._fd_counts
+        counts: dict[int, int] = {}
+        for pid in scanner.pids():
+            count = scanner.fd_count(pid)
+            if pid in known or count != before.get(pid):
+                scanner.scan(pid, found)
+                count = scanner.fd_counts.get(pid, count)
+            if count >= 0 and pid not in scanner.hidden_fds:
+                counts[pid] = count
+        self._fd_counts = counts
+        return found
+
+    def _all_watched(self, paths: Collection[str]) -> bool:
+        watcher = self._watcher
+        with self._lock:
+            unwatchable = bool(self._unwatchable)
+        return watcher is not None and not unwatchable and set(paths) <= watcher.watched()
 
     def _quiet(self, pending: Pending, paths: set[str]) -> bool:
         """True when a look cannot find anything: every node is watched, none is held, and
