@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 import threading
-
-import psutil
+from typing import TYPE_CHECKING
 
 from camguard.core.models import ProcessRef
+
+if TYPE_CHECKING:  # imported at the first description: a look that finds no holder (most
+    # `camguard status` runs) never pays psutil's import (issue 16)
+    import psutil
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,8 @@ class ProcessDescriber:
         self._max = max_cache
 
     def describe(self, pid: int) -> ProcessRef | None:
+        import psutil
+
         try:
             proc = psutil.Process(pid)
             create_time = proc.create_time()
@@ -54,6 +59,8 @@ class ProcessDescriber:
 
     def alive(self, ref: ProcessRef) -> bool:
         """True if ``ref`` still names the same running process (pid *and* create time)."""
+        import psutil
+
         try:
             proc = psutil.Process(ref.pid)
             return proc.create_time() == ref.create_time and proc.status() != psutil.STATUS_ZOMBIE
@@ -62,6 +69,8 @@ class ProcessDescriber:
 
     @staticmethod
     def _build(proc: psutil.Process, pid: int, create_time: float) -> ProcessRef | None:
+        import psutil
+
         try:
             with proc.oneshot():
                 name = _text(proc.name)
@@ -76,6 +85,8 @@ class ProcessDescriber:
 
 
 def _text(getter: object) -> str:
+    import psutil
+
     try:
         value = getter()  # type: ignore[operator]
     except (psutil.AccessDenied, OSError, ValueError, KeyError):
@@ -88,6 +99,8 @@ def _text(getter: object) -> str:
 
 
 def _cmdline(proc: psutil.Process) -> tuple[str, ...]:
+    import psutil
+
     try:
         return tuple(str(a) for a in proc.cmdline())
     except (psutil.AccessDenied, OSError, ValueError):
@@ -95,6 +108,8 @@ def _cmdline(proc: psutil.Process) -> tuple[str, ...]:
 
 
 def _parents(proc: psutil.Process) -> tuple[str, ...]:
+    import psutil
+
     names: list[str] = []
     try:
         for parent in proc.parents()[:MAX_PARENTS]:
