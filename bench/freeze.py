@@ -5,12 +5,13 @@ being stopped (SIGSTOP), measured on the child's own clock.
 
 The child takes CLOCK_MONOTONIC just before its open(), then keeps writing the clock into
 a shared page every 0.2 ms until it is stopped: the last value it wrote is the moment it
-stopped running (an underestimate by at most one nap and its wake-up delay). The monitor (ProcfsSource) names the
-opener; a sink freezes it (camguard.platform.linux.freeze.Freezer); the bench then thaws
-it. ``root``: camguard as root (fanotify names the opener); ``user``: camguard and the
-child as nobody (inotify and a /proc search). Also repeats the kernel check that the open()
-itself cannot be held on a device node (tests/integration/test_freeze.py). Prints a
-Markdown table; writes bench/results-freeze.json. A benchmark: it asserts nothing.
+stopped running (an underestimate by at most one nap and its wake-up delay). The monitor
+(ProcfsSource) names the opener; a sink freezes it (camguard.platform.linux.freeze.Freezer);
+the bench then thaws it. ``root``: camguard as root (fanotify names the opener); ``user``:
+camguard and the child as nobody (inotify and a /proc search). Also repeats the kernel
+check that the open() itself cannot be held on a device node
+(tests/integration/test_freeze.py). Prints a Markdown table; writes
+bench/results-freeze.json. A benchmark: it asserts nothing.
 """
 
 from __future__ import annotations

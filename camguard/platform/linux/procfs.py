@@ -270,12 +270,14 @@ class ProcfsSource:
 
     def _rescan(self, scanner: Scanner, prev: Pairs) -> Pairs:
         """The safety rescan, flat in cost: the known holders (a fork-shared fd closes
-        without an event) and every process whose fd count changed since the last look:
-        one stat per process instead of one readlink per fd (issue 16; docs/benchmarks.md). A process whose count did not change cannot hold a node it did not hold
-        then without an open, and every open of a watched node raises an event that makes
-        the next look search for it; a new or reused pid has no count yet, so it is read.
-        Processes we cannot read count as changed, so the hidden-holder counts stay whole.
-        The kernel gives the count since Linux 6.2 (0 before: the caller then scans all)."""
+        without an event) and every process whose fd count changed since the last look or
+        that is new: one stat per process instead of one readlink per fd (issue 16). A
+        process whose count did not change cannot hold a node it did not hold then without
+        an open, and every open of a watched node raises an event that makes the next look
+        search for it. (Not read: a pid reused with exactly the old process's fd count,
+        holding a node it inherited or was passed instead of opening it.) Processes we
+        cannot read count as changed, so the hidden-holder counts stay whole. The kernel
+        gives the count since Linux 6.2 (0 before: the caller then scans everything)."""
         found: Pairs = {}
         known = {pid for pairs in prev.values() for pid, _ in pairs}
         before = self._fd_counts
