@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from camguard.platform.linux import fdscan
+from camguard.platform.linux import fdscan, inotify
 from camguard.platform.linux.procfs import ProcfsSource
 from camguard.platform.process import ProcessDescriber
 from tests.conftest import Holder, make_standin
@@ -102,3 +102,55 @@ def test_rescans_read_holders_and_changed_processes_only(
     finally:
         grower.kill()
         grower.wait()
+
+
+# Opens the node on "open", closes it on "close".
+REOPENER = """
+import os, sys
+fd = None
+for line in sys.stdin:
+    if line.startswith("open"):
+        fd = os.open(sys.argv[1], os.O_RDONLY)
+    else:
+        os.close(fd)
+    sys.stdout.write("done\\n"); sys.stdout.flush()
+"""
+
+
+def test_a_reopen_is_found_without_reading_the_idle_processes(
+        devdir: Path, idle_processes: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a close the holder's fd count is remembered as it is then, so its next open
+    shows as a change and the search reads it first (not after every idle process)."""
+    # inotify only, as without privileges: fanotify would name the opener outright.
+    monkeypatch.setattr(inotify, "open_reader", lambda: None)
+    log = ScanLog(monkeypatch)
+    cam = make_standin(devdir / "video0")
+    app = subprocess.Popen([sys.executable, "-c", REOPENER, str(cam)], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    # Newer than the app: a search by age alone would read these before it.
+    newer = [subprocess.Popen(["sleep", "120"]) for _ in range(20)]
+
+    def say(word: str) -> None:
+        assert app.stdin is not None and app.stdout is not None
+        app.stdin.write(word + "\n")
+        app.stdin.flush()
+        assert app.stdout.readline() == "done\n"
+
+    try:
+        src = ProcfsSource([f"{devdir}/video*"], [], describer=ProcessDescriber())
+        with watching([src]) as (monitor, rec):
+            wait_until(lambda: monitor.state.devices != (), 5, "the first look")
+            say("open")
+            rec.wait_for(started(app.pid))
+            say("close")
+            rec.wait_for(stopped(app.pid))
+            read, _ = log.mark()
+            seen = len(rec.events)
+            say("open")
+            rec.wait_for(started(app.pid), start=seen)
+            assert app.pid in log.since(read)
+            assert not log.since(read) & {*idle_processes, *(p.pid for p in newer)}
+    finally:
+        for p in [app, *newer]:
+            p.kill()
+            p.wait()

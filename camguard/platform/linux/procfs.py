@@ -242,6 +242,9 @@ class ProcfsSource:
         for pid in known:
             scanner.scan(pid, found)
         if closes:
+            # Their counts now: a holder that closes and opens again must look changed
+            # then, or the search reads it last (after every other process; issue 16).
+            self._fd_counts.update(scanner.fd_counts)
             return found, False
 
         def attributed() -> bool:
