@@ -62,12 +62,15 @@ page = mmap.mmap(page_fd, 4096)
 child = subprocess.Popen([python, "-c", CHILD, node, str(page_fd)], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, text=True, pass_fds=[page_fd])
 freezer = Freezer(work / f"frozen-{os.getpid()}.json")
-named = threading.Event()
+named, ended = threading.Event(), threading.Event()
 def sink(ev):
-    if (isinstance(ev, UsageEvent) and ev.type is EventType.STARTED
-            and ev.usage.process is not None and ev.usage.process.pid == child.pid):
-        freezer.freeze(child.pid)
-        named.set()
+    if (isinstance(ev, UsageEvent) and ev.usage.process is not None
+            and ev.usage.process.pid == child.pid):
+        if ev.type is EventType.STARTED:
+            freezer.freeze(child.pid)
+            named.set()
+        else:
+            ended.set()
 src = ProcfsSource([node], [], describer=ProcessDescriber())
 monitor = Monitor([src], SystemClock(), settle=0.002, rescan_interval=30.0)
 monitor.add_sink(sink)
@@ -75,7 +78,7 @@ monitor.start()
 lat = []
 try:
     for _ in range(rounds):
-        named.clear()
+        named.clear(); ended.clear()
         child.stdin.write("go\n"); child.stdin.flush()
         if not named.wait(30):
             raise SystemExit("the monitor never named the opener")
@@ -90,6 +93,9 @@ try:
         freezer.thaw(child.pid)
         page[16] = 1
         child.stdout.readline()
+        # Unprivileged, a close and a reopen within one look are one use: wait for its end.
+        if not ended.wait(30):
+            raise SystemExit("the monitor never saw the close")
 finally:
     freezer.close()
     child.kill(); child.wait()

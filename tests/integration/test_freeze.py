@@ -38,13 +38,20 @@ for line in sys.stdin:
 """
 
 # camguard's side in a process of its own, so the test can kill it or hang it: freezes
-# argv[2] and says so, then waits for stdin to close.
+# argv[2] and says so, then waits for stdin to close. With argv[5] == "hung" its own
+# timers never fire (a camguard that hangs): only the watchdog can let go then.
 CAMGUARD_SIDE = """
 import sys
 sys.path.insert(0, sys.argv[4])
 from pathlib import Path
-from camguard.core.models import MonitorEvent
+from camguard.platform.linux import freeze
 from camguard.platform.linux.freeze import Freezer
+if sys.argv[5:] == ["hung"]:
+    class Never:
+        def __init__(self, *args): self.daemon = True
+        def start(self): pass
+        def cancel(self): pass
+    freeze.threading.Timer = Never
 freezer = Freezer(Path(sys.argv[1]), limit=float(sys.argv[3]))
 print(freezer.freeze(int(sys.argv[2])) or "frozen", flush=True)
 sys.stdin.read()
@@ -88,7 +95,7 @@ def test_a_frozen_process_does_nothing_until_thawed(child: subprocess.Popen[str]
     try:
         assert ask(child, "ping") == "ok\n"
         assert freezer.freeze(child.pid) is None
-        assert stopped(child.pid)
+        wait_until(lambda: stopped(child.pid))  # SIGSTOP takes effect when it is scheduled
         recorded = json.loads(journal.read_text())["frozen"]
         assert [(e["pid"], e["ticks"]) for e in recorded] == [(child.pid,
                                                               start_ticks(child.pid))]
@@ -113,9 +120,10 @@ def test_camguard_never_freezes_itself_its_parent_or_init(tmp_path: Path) -> Non
         freezer.close()
 
 
-def run_camguard_side(journal: Path, pid: int, limit: float) -> subprocess.Popen[str]:
+def run_camguard_side(journal: Path, pid: int, limit: float, *extra: str
+                      ) -> subprocess.Popen[str]:
     side = subprocess.Popen([sys.executable, "-c", CAMGUARD_SIDE, str(journal), str(pid),
-                             str(limit), str(REPO)], stdin=subprocess.PIPE,
+                             str(limit), str(REPO), *extra], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     assert side.stdout is not None and side.stdout.readline() == "frozen\n"
     return side
@@ -126,7 +134,7 @@ def test_killing_camguard_continues_what_it_froze(child: subprocess.Popen[str],
     journal = tmp_path / "frozen.json"
     side = run_camguard_side(journal, child.pid, limit=600)
     try:
-        assert stopped(child.pid)
+        wait_until(lambda: stopped(child.pid))  # SIGSTOP takes effect when it is scheduled
         side.kill()  # SIGKILL: no cleanup runs in camguard; the watchdog sees its pipe close
         side.wait()
         wait_until(lambda: not stopped(child.pid))
@@ -140,14 +148,12 @@ def test_killing_camguard_continues_what_it_froze(child: subprocess.Popen[str],
 def test_a_hung_camguard_still_lets_go_at_the_limit(child: subprocess.Popen[str],
                                                     tmp_path: Path) -> None:
     journal = tmp_path / "frozen.json"
-    side = run_camguard_side(journal, child.pid, limit=0.5)
+    side = run_camguard_side(journal, child.pid, 0.5, "hung")
     try:
-        os.kill(side.pid, signal.SIGSTOP)  # camguard hangs: its own timer cannot run
-        assert stopped(child.pid)
         wait_until(lambda: not stopped(child.pid))  # the watchdog continued it
+        assert side.poll() is None  # camguard still runs (hung), so it was the watchdog
         assert ask(child, "ping") == "ok\n"
     finally:
-        os.kill(side.pid, signal.SIGCONT)
         side.kill()
         side.wait()
 

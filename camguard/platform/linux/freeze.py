@@ -101,8 +101,8 @@ def _write(journal: Path, entries: list[Frozen]) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump({"frozen": [{"pid": e.pid, "ticks": e.ticks, "until": e.until}
                               for e in entries]}, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
+    # No fsync: the journal must outlive camguard, not the machine (a reboot ends every
+    # frozen process anyway), and an fsync cost 100+ ms on a busy disk, on the alert's path.
     os.replace(tmp, journal)
 
 
@@ -157,6 +157,8 @@ class Freezer:
         self._watchdog: subprocess.Popen[bytes] | None = None
         self._timers: dict[int, threading.Timer] = {}
         self._protected = _own_ancestors()
+        with self._lock:
+            self._ensure_watchdog()  # now, not at the first freeze: it takes ~50 ms to start
 
     @property
     def frozen(self) -> set[int]:
