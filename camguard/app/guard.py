@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from camguard.core.blocks import (
     ActionResult,
@@ -25,10 +25,12 @@ from camguard.core.blocks import (
     Outcome,
     StepKind,
 )
-from camguard.core.models import MonitorEvent
-from camguard.core.rules import Rule
-from camguard.core.state import GuardState
-from camguard.store.history import SessionRecord
+
+if TYPE_CHECKING:  # annotations only: a command imports GuardError without them (issue 16)
+    from camguard.core.models import MonitorEvent
+    from camguard.core.rules import Rule
+    from camguard.core.state import GuardState
+    from camguard.store.history import SessionRecord
 
 AskPassword = Callable[[], "str | None"]
 

@@ -12,9 +12,8 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from camguard.app.detection import build_detection
 from camguard.app.guard import (
     AskPassword,
     Blocks,
@@ -31,8 +30,6 @@ from camguard.app.guard import (
     report_reply,
     result_reply,
 )
-from camguard.app.killswitch import build_block_manager, build_killer
-from camguard.app.live_status import with_live_history, with_since
 from camguard.core.blocks import (
     ActionResult,
     ActiveBlock,
@@ -47,13 +44,13 @@ from camguard.core.origin import ExeOrigin
 from camguard.core.serialize import event_dict, rfc3339, state_dict
 from camguard.core.settings import DetectionSettings
 from camguard.core.text import json_safe, literal
-from camguard.monitor import Monitor
 from camguard.platform.clock import SystemClock
 from camguard.store import paths
-from camguard.store.db import Database, DatabaseUnreadable, default_path
-from camguard.store.history import HistoryStore
-from camguard.store.parental_lock import FILE_NAME, LockCheck, LockGuard, require_unlock
-from camguard.store.tamper import history_records
+
+if TYPE_CHECKING:  # imported where used: a command loads only what it runs (issue 16)
+    from camguard.monitor import Monitor
+    from camguard.store.db import Database
+    from camguard.store.parental_lock import LockCheck, LockGuard
 
 
 def needs_keeper(blocks: Sequence[ActiveBlock], uid: int) -> bool:
@@ -65,6 +62,8 @@ def needs_keeper(blocks: Sequence[ActiveBlock], uid: int) -> bool:
 def local_lock() -> LockGuard:
     """The parental lock of a user's camguard (no service), for a command: it prints a
     refusal itself, so the lock does not log it too."""
+    from camguard.store.parental_lock import FILE_NAME, LockGuard
+
     return LockGuard(paths.config_dir() / FILE_NAME, SystemClock(), report=False)
 
 
@@ -160,9 +159,14 @@ class LocalGuard:
         return self._settings_of()
 
     def _manager(self) -> BlockManager:
+        from camguard.app.killswitch import build_block_manager
+
         return build_block_manager(self._settings)
 
     def status(self) -> Status:
+        from camguard.app.detection import build_detection
+        from camguard.app.live_status import with_live_history, with_since
+
         detection = build_detection(self._settings)
         state = with_since(with_live_history(detection.look_once()))
         doc = state_dict(state, _usage_origin)
@@ -170,9 +174,15 @@ class LocalGuard:
         return Status(state, doc)
 
     def watch(self) -> Watching:
+        from camguard.app.detection import build_detection
+
         return _LocalWatch(build_detection(self._settings).monitor())
 
     def history(self, filters: Mapping[str, Any], limit: int | None) -> History:
+        from camguard.store.db import default_path
+        from camguard.store.history import HistoryStore
+        from camguard.store.tamper import history_records
+
         path = self._db if self._db is not None else default_path()
         if not path.exists():
             return History([], [], None, [], missing=path)
@@ -189,6 +199,8 @@ class LocalGuard:
         """The database at ``path``, opened read-only: a file the user named is never moved,
         rewritten or created. camguard's own default file, if damaged, is recovered as every
         camguard start recovers it (kept aside, a fresh one started)."""
+        from camguard.store.db import Database, DatabaseUnreadable
+
         try:
             return Database(path, self._clock, read_only=True)
         except DatabaseUnreadable as exc:
@@ -198,6 +210,8 @@ class LocalGuard:
         return Database(path, self._clock)
 
     def kill(self, pid: int, create_time: float | None, *, force: bool) -> Reply:
+        from camguard.app.killswitch import build_killer
+
         result: ActionResult = build_killer(self._settings).kill(pid, create_time,
                                                                   force=force)
         return result_reply(result)
@@ -218,6 +232,8 @@ class LocalGuard:
                             problems=(*report.problems, *lifted.problems))
 
     def unblock(self, target: BlockTarget, ask: AskPassword) -> Reply:
+        from camguard.store.parental_lock import require_unlock
+
         answer = require_unlock(local_lock(), ask)
         if not answer.ok:
             raise GuardError(f"unblocking the {target.value}: "

@@ -27,20 +27,16 @@ from camguard.app.guard import (
     Watching,
     WatchItem,
 )
-from camguard.app.service_decode import (
-    event_from_dict,
-    is_session,
-    record_from_dict,
-    state_from_dict,
-    timestamp,
-)
 from camguard.core.blocks import BlockOptions, BlockTarget, Outcome, StepKind
 from camguard.core.models import Usage
-from camguard.core.rules import Origin, RuleError, durable
-from camguard.core.rules_json import rule_from_json, rules_to_json
+from camguard.core.rules import durable
+from camguard.core.rules_json import rules_to_json
 from camguard.core.text import literal
 from camguard.platform import current
 from camguard.service import protocol as P
+
+# service_decode (the stores' records) and the rules are imported where used: a command
+# loads only what it runs (issue 16).
 from camguard.service.client import (
     ConnectingTransport,
     ServiceClient,
@@ -131,6 +127,8 @@ def answer_reply(answer: Mapping[str, Any], **more: Any) -> Reply:
 
 
 def _service_block_line(d: Mapping[str, Any]) -> BlockLine:
+    from camguard.app.service_decode import timestamp
+
     how = []
     for step in d.get("how") or []:
         try:
@@ -155,6 +153,8 @@ class _Stream:
     def __iter__(self) -> Iterator[WatchItem]:
         """Each line the service sends; one that does not parse is logged and carries no
         event (the stream goes on). GuardError when the service ends the watch."""
+        from camguard.app.service_decode import event_from_dict
+
         for doc in self._watch:
             if doc.get("ok") is False:
                 raise GuardError(str(doc.get("error")), str(doc.get("code") or "error"))
@@ -207,6 +207,8 @@ class ServiceGuard:
         return first if password is None else self._call(lambda: send(password))
 
     def status(self) -> Status:
+        from camguard.app.service_decode import state_from_dict
+
         answer = self._must(self._call(self.client.status))
         return Status(state_from_dict(answer), {k: v for k, v in answer.items() if k != "ok"})
 
@@ -214,6 +216,8 @@ class ServiceGuard:
         return _Stream(self.client)
 
     def history(self, filters: Mapping[str, Any], limit: int | None) -> History:
+        from camguard.app.service_decode import is_session, record_from_dict
+
         answer = self._call(lambda: self.client.history(**filters, limit=limit))
         if answer.get("ok") is not True:
             raise GuardError(str(answer.get("error")), str(answer.get("code") or "error"))
@@ -295,6 +299,9 @@ class ServiceGuard:
         return self._call(lambda: self.client.user_rules(text))
 
     def rules(self) -> RulesInForce | None:
+        from camguard.core.rules import Origin, RuleError
+        from camguard.core.rules_json import rule_from_json
+
         answer = self._call(self.client.rules)
         if answer.get("code") == P.UNAVAILABLE:
             return None  # a service that enforces no rules

@@ -2,41 +2,114 @@
 
 No Qt import here or in the headless subcommands (status, watch, devices, history...): a
 test asserts it. Each subcommand module has a ``register(subparsers, common)`` function.
+
+Startup is lazy (issue 16): :data:`COMMANDS` names every command with its one-line help, so
+``--version``, ``--help`` and finding which command was asked for import no subcommand
+module; only the chosen command's module is imported and registered, and each module
+imports its stores, service client, rules, psutil or sound-server client only when its
+command runs. ``tests/unit/test_cli_imports.py`` keeps the table equal to what the modules
+register and keeps ``--version`` free of them.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from types import ModuleType
 
 from camguard import __version__
-from camguard.cli import (
-    actions,
-    detect,
-    forensics,
-    history,
-    keeper,
-    policy,
-    rules,
-    selftest,
-    service,
-    tray,
-)
-from camguard.cli.argtypes import join_dashed_values
-from camguard.cli.common import CliError, add_common_options
 
-log = logging.getLogger(__name__)
+# Not typing's: importing typing costs ~2 ms at start-up (mypy knows the name).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
-# Subcommand modules, in the order `--help` lists them. Each has register(subparsers, common).
-COMMAND_MODULES = [tray, detect, history, actions, keeper, rules, policy, service, selftest,
-                   forensics]
+# Every command: (the cli module that registers it, its help line), in the order `--help`
+# lists them. A module's commands are adjacent.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "tray": ("tray", "the tray icon with alerts and the kill switch (the default)"),
+    "status": ("detect", "who uses each device right now"),
+    "watch": ("detect", "print a line for every device session that starts or stops"),
+    "devices": ("detect", "list cameras and microphones"),
+    "history": ("history", "past camera and microphone sessions, newest first"),
+    "kill": ("actions", "end a process (SIGTERM, then SIGKILL after 3 s)"),
+    "block": ("actions", "switch the camera and/or microphone off"),
+    "unblock": ("actions", "switch the camera and/or microphone back on"),
+    "blocks": ("actions", "what is switched off, how, and until when"),
+    "panic": ("actions", "everything off now, until you turn it back on"),
+    "keep-blocks": ("keeper", "end timed blocks on time and guard blocked devices (block and "
+                    "panic start it; it exits when no block needs it)"),
+    "rules": ("rules", "list, add and remove rules (allow, ask, kill, block-device)"),
+    "policy": ("policy", "the managed policy (IT, parents)"),
+    "service": ("service", "the system service: watches, records and enforces for every "
+                "account, and serves the socket API (run as root, by systemd)"),
+    "lock": ("service", "the parental lock: a password that guards unblock, pause, quit and "
+             "rule changes"),
+    "pause": ("service", "stop enforcing the rules for a while (through the service)"),
+    "resume": ("service", "enforce the rules again"),
+    "selftest": ("selftest", "use each camera and microphone and prove camguard sees and "
+                 "blocks them"),
+    "forensics": ("forensics", "decode OS records of camera and microphone use (any OS)"),
+}
+MODULE_NAMES = tuple(dict.fromkeys(module for module, _help in COMMANDS.values()))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_module(name: str) -> ModuleType:  # noqa: PLR0911 (one return per module)
+    """The cli module called ``name``, imported now. Plain import statements, so that the
+    bundler (PyInstaller) still finds every module."""
+    if name == "tray":
+        from camguard.cli import tray
+
+        return tray
+    if name == "detect":
+        from camguard.cli import detect
+
+        return detect
+    if name == "history":
+        from camguard.cli import history
+
+        return history
+    if name == "actions":
+        from camguard.cli import actions
+
+        return actions
+    if name == "keeper":
+        from camguard.cli import keeper
+
+        return keeper
+    if name == "rules":
+        from camguard.cli import rules
+
+        return rules
+    if name == "policy":
+        from camguard.cli import policy
+
+        return policy
+    if name == "service":
+        from camguard.cli import service
+
+        return service
+    if name == "selftest":
+        from camguard.cli import selftest
+
+        return selftest
+    if name == "forensics":
+        from camguard.cli import forensics
+
+        return forensics
+    raise KeyError(name)
+
+
+def build_parser(modules: Iterable[str] = MODULE_NAMES) -> argparse.ArgumentParser:
+    """The parser; the commands of ``modules`` fully, every other command as a stub that
+    only names itself (enough for ``--help`` and to find which command was asked for)."""
     # The common options are accepted both before and after the subcommand. The copy given
     # to subparsers uses SUPPRESS defaults so it cannot overwrite values given before it.
+    import argparse
+
+    from camguard.cli.common import add_common_options
+
+    load = set(modules)
     parser = argparse.ArgumentParser(
         prog="camguard",
         description="See which program uses your camera or microphone, and switch it off.",
@@ -46,22 +119,55 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     add_common_options(common, suppress=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in COMMAND_MODULES:
-        module.register(sub, common)
+    for name, (module, help_line) in COMMANDS.items():
+        if module in load:
+            load.discard(module)
+            command_module(module).register(sub, common)
+        elif name not in sub.choices:
+            sub.add_parser(name, help=help_line, add_help=False)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    argv = join_dashed_values(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """Which command ``argv`` asks for, found by the real top-level options with every
+    command a stub (``--version`` and ``--help`` print and exit here)."""
+    args, _rest = build_parser(()).parse_known_args(argv)
+    command: str | None = args.command
+    return command
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--version"]:
+        # What argparse would print, before importing it: argparse and the modules it
+        # loads (re, gettext, shutil) cost about as much as Python's own start (issue 16).
+        print(f"camguard {__version__}")
+        return 0
+    if argv[:1] == ["service-mic"]:
+        # Hidden (no help, no parser): what the service runs as each logged-in account to
+        # mute ("off") or restore ("on") its microphones (platform/linux/user_mic.py).
+        if argv[1:] not in (["off"], ["on"]):
+            print("camguard: error: service-mic takes off or on", file=sys.stderr)
+            return 2
+        from camguard.platform import service_mic_child
+
+        return service_mic_child(argv[1])
+    from camguard.cli.argtypes import join_dashed_values
+    from camguard.cli.common import CliError
+
+    argv = join_dashed_values(argv)
+    command = chosen_command(argv)
+    if command is None:
+        argv = [*argv, *_default_command()]
+        command = _default_command()[0]
+    args = build_parser([COMMANDS[command][0]]).parse_args(argv)
+    import logging  # here: --version and --help do not need it
+
     logging.basicConfig(
         level=logging.DEBUG if args.verbose >= 2 else logging.INFO if args.verbose else
         logging.WARNING,
         format="camguard: %(levelname)s: %(name)s: %(message)s",
     )
-    if args.command is None:
-        args = parser.parse_args([*argv, *_default_command()])
     try:
         result: int = args.func(args)
         return result

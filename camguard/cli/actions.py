@@ -180,6 +180,11 @@ def _print_lifted(lifted: tuple[Part, ...]) -> None:
                  else f" (failed: {literal(part.message, 300)})"))
 
 
+# How an action that did not work out is said (Outcome's values are for scripts: --json).
+_WORDS = {Outcome.FAILED: "failed", Outcome.REFUSED: "refused",
+          Outcome.NOT_FOUND: "nothing to do", Outcome.DONE: "done"}
+
+
 def _answered(ask: Callable[[], Reply], args: argparse.Namespace | None = None) -> int:
     """Print a Reply: the same lines for a local and a served kill, block or unblock."""
     try:
@@ -192,7 +197,7 @@ def _answered(ask: Callable[[], Reply], args: argparse.Namespace | None = None) 
         if part.outcome is Outcome.DONE:
             print(f"{part.kind}: {literal(part.message, 2000)}")
         else:
-            print(f"{part.kind}: {part.outcome.value}: {literal(part.message, 2000)}",
+            print(f"{part.kind}: {_WORDS[part.outcome]}: {literal(part.message, 2000)}",
                   file=sys.stderr)
     if not reply.parts:
         if reply.ok:

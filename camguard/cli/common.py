@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
-from pathlib import Path
-from typing import Any
 
-from camguard.app.settings import managed_policy
 from camguard.cli.argtypes import existing_file
-from camguard.core.settings import DetectionSettings
-from camguard.core.text import literal
-from camguard.platform import current
-from camguard.store import paths
-from camguard.store.policy import (
-    PolicyReader,
-    PolicyStatus,
-    effective_settings,
-    load_user_settings,
-)
-from camguard.store.settings import load_detection_settings
+
+# Not typing's: importing typing costs ~2 ms at start-up (mypy knows the name). The rest is
+# imported where used: every command's parser imports this module.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
+    from camguard.core.settings import DetectionSettings
+    from camguard.store.policy import PolicyReader, PolicyStatus
 
 # The managed settings that are also detection settings: a policy's value wins over the
 # user's file (and over a command-line glob when the policy locks it) for every command.
@@ -49,6 +44,12 @@ def _device_glob(value: str) -> str:
     return value
 
 
+def _path(value: str) -> Path:
+    from pathlib import Path  # here: pathlib costs ~3 ms that --version does not need
+
+    return Path(value)
+
+
 def add_common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument(
@@ -63,11 +64,11 @@ def add_common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
         "--config", type=existing_file, default=default, metavar="FILE",
         help="settings file (default: settings.json in the user config folder)")
     parser.add_argument(
-        "--events-file", type=Path, default=default, metavar="PATH",
+        "--events-file", type=_path, default=default, metavar="PATH",
         help="JSON-lines event log (default: the events_file setting, else events.jsonl in "
         "the state folder)")
     parser.add_argument(
-        "--socket", type=Path, default=default, metavar="PATH",
+        "--socket", type=_path, default=default, metavar="PATH",
         help="the camguard service's socket: status, watch, history, kill, block and "
         "unblock go through it (default: /run/camguard/camguard.sock when a service runs)")
     parser.add_argument(
@@ -76,6 +77,8 @@ def add_common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
 
 
 def settings_path(args: argparse.Namespace) -> Path:
+    from camguard.store import paths
+
     config: Path | None = getattr(args, "config", None)
     return config or paths.config_dir() / "settings.json"
 
@@ -83,6 +86,9 @@ def settings_path(args: argparse.Namespace) -> Path:
 def policy_reader(args: argparse.Namespace) -> PolicyReader:
     """``--policy-file`` where a command has it, else ``CAMGUARD_POLICY_FILE``, else the
     system's policy (/etc/camguard/policy.toml, or the registry on Windows)."""
+    from camguard.platform import current
+    from camguard.store import paths
+
     given: Path | None = getattr(args, "policy_file", None)
     if given is None:
         given = paths.policy_file_override()
@@ -90,6 +96,8 @@ def policy_reader(args: argparse.Namespace) -> PolicyReader:
 
 
 def load_policy(args: argparse.Namespace) -> PolicyStatus:
+    from camguard.app.settings import managed_policy
+
     return managed_policy(policy_reader(args), report=False).load()  # printed by the caller
 
 
@@ -97,6 +105,12 @@ def detection_settings(args: argparse.Namespace, policy: PolicyStatus | None = N
                        ) -> DetectionSettings:
     """The settings file, then the managed policy, then the command line (unless the policy
     locks the setting); problems go to stderr."""
+    from dataclasses import replace
+
+    from camguard.core.text import literal
+    from camguard.store.policy import effective_settings, load_user_settings
+    from camguard.store.settings import load_detection_settings
+
     config = settings_path(args)
     settings, problems = load_detection_settings(config)
     status = policy if policy is not None else load_policy(args)

@@ -6,7 +6,6 @@ import argparse
 import sys
 from typing import Any
 
-from camguard.app import build_detection
 from camguard.app.guard import GuardError
 from camguard.cli import remote
 from camguard.cli.common import detection_settings
@@ -64,6 +63,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
+    from camguard.app.detection import build_detection
+
     state = build_detection(detection_settings(args)).look_once()
     if args.json:
         print(json_text({"devices": [device_dict(d) for d in state.devices],

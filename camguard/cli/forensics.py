@@ -22,7 +22,6 @@ from typing import Any
 from camguard.cli import forensics_macos
 from camguard.cli.common import EXIT_DONE, EXIT_FAILED
 from camguard.core.text import json_text, literal
-from camguard.platform import windows_consent_entries
 
 MAX_FILE = 64 * 1024 * 1024  # the decoder's own limit; refuse before reading more
 
@@ -57,6 +56,8 @@ def read_bounded(path: Path) -> bytes:
 
 
 def cmd_windows_consent(args: argparse.Namespace) -> int:
+    from camguard.platform import windows_consent_entries  # here: it loads psutil (issue 16)
+
     # An exe path may hold characters the console's code page cannot encode (a legacy
     # Windows code page, or output redirected to a file): show them as \\xNN, never crash.
     if isinstance(sys.stdout, io.TextIOWrapper):

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from camguard.app.guard import GuardError
 from camguard.cli import remote
@@ -17,10 +17,9 @@ from camguard.cli.common import EXIT_BAD_ARGS, CliError
 from camguard.core.serialize import rfc3339
 from camguard.core.text import json_text, literal
 from camguard.core.timefmt import session_length
-from camguard.platform.clock import SystemClock
-from camguard.store.export import session_dict, write_csv
-from camguard.store.history import SessionRecord
-from camguard.store.tamper import start_of
+
+if TYPE_CHECKING:  # the stores are imported when the command runs (issue 16)
+    from camguard.store.history import SessionRecord
 
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|sec|min|m|h|d|w)(?:\s+ago)?", re.IGNORECASE)
@@ -75,6 +74,10 @@ def parse_when(text: str, now: float, option: str = "--since") -> float:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from camguard.platform.clock import SystemClock
+    from camguard.store.export import session_dict, write_csv
+    from camguard.store.tamper import start_of
+
     clock = SystemClock()
     now = clock.now()
     since = None if args.since is None else parse_when(args.since, now, "--since")
@@ -116,6 +119,8 @@ def _duration(rec: SessionRecord) -> str:
 
 
 def _print_table(records: list[SessionRecord], gaps: Sequence[dict[str, Any]] = ()) -> None:
+    from camguard.store.tamper import start_of
+
     if not records and not gaps:
         print("no sessions")
         return

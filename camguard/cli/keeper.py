@@ -21,16 +21,13 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from camguard.app.guard_local import needs_keeper
 from camguard.cli.common import detection_settings
-from camguard.core.blocks import ActiveBlock
-from camguard.core.settings import DetectionSettings
-from camguard.platform.clock import SystemClock
-from camguard.store import paths
-from camguard.store.blocks import FILE_NAME as BLOCKS_FILE
-from camguard.store.files import held_by_us
+
+if TYPE_CHECKING:  # the rest is imported when the keeper runs (issue 16)
+    from camguard.core.blocks import ActiveBlock
+    from camguard.core.settings import DetectionSettings
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +45,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def lock_path() -> Path:
+    from camguard.store import paths
+
     return paths.private_dir(paths.state_dir()) / "keeper.lock"
 
 
@@ -58,6 +57,8 @@ def next_wait(blocks: Sequence[ActiveBlock], now: float) -> float:
 
 
 def cmd_keep_blocks(args: argparse.Namespace) -> int:
+    from camguard.store.files import held_by_us
+
     settings = detection_settings(args)
     with held_by_us(lock_path()) as sole:
         if not sole:
@@ -68,7 +69,10 @@ def cmd_keep_blocks(args: argparse.Namespace) -> int:
 
 def keep(settings: DetectionSettings, stop: threading.Event | None = None) -> int:
     """Run until no block needs a keeper (or ``stop`` is set, or SIGTERM/SIGINT)."""
+    from camguard.app.guard_local import needs_keeper
     from camguard.app.killswitch import build_block_manager, build_killer
+    from camguard.platform.clock import SystemClock
+    from camguard.store import paths
 
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -140,12 +144,18 @@ class _Changes:
             events = self._inotify.read(timeout=int(min(left, 1.0) * 1000))
             # Only the blocks file itself: reading it takes a lock file in the same folder,
             # whose close would otherwise wake the keeper again at once, for ever.
-            if any(ev.name == BLOCKS_FILE for ev in events):
+            if any(ev.name == _blocks_file() for ev in events):
                 return
 
     def close(self) -> None:
         if self._inotify is not None:
             self._inotify.close()
+
+
+def _blocks_file() -> str:
+    from camguard.store.blocks import FILE_NAME
+
+    return FILE_NAME
 
 
 def start_keeper(args: argparse.Namespace) -> None:

@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from camguard import __version__
-from camguard.app.outputs import events_file_in_use
 from camguard.cli.common import EXIT_DONE, EXIT_FAILED
 from camguard.cli.rule_lines import rule_json, rule_line
 from camguard.cli.rules import load_context, policy_option
@@ -34,6 +33,8 @@ def cmd_policy_show(args: argparse.Namespace) -> int:
     # HKLM\\..."): printed after "managed policy:", a file needs no second "policy".
     source = status.policy.source.removeprefix("policy ") or (
         "none" if not status.error else "none in force")
+    from camguard.app.outputs import events_file_in_use
+
     in_use = events_file_in_use(args.events_file, eff)
     if args.json:
         doc = {

@@ -11,12 +11,8 @@ import getpass
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from camguard.app.guard import Guard, GuardError
-from camguard.app.guard_local import LocalGuard, local_lock
-from camguard.app.guard_service import open_guard
-from camguard.app.service_decode import timestamp
 from camguard.cli.common import (
     EXIT_BAD_ARGS,
     EXIT_FAILED,
@@ -26,17 +22,26 @@ from camguard.cli.common import (
     detection_settings,
 )
 from camguard.core.text import json_text, literal
-from camguard.service import protocol as P
-from camguard.store.parental_lock import require_unlock
 
-_EXIT = {P.DENIED: EXIT_REFUSED, P.PASSWORD_REQUIRED: EXIT_REFUSED,
-         P.WRONG_PASSWORD: EXIT_REFUSED, P.LOCKED_OUT: EXIT_REFUSED,
-         P.NOT_FOUND: EXIT_NOT_FOUND, P.BAD_REQUEST: EXIT_BAD_ARGS}
+if TYPE_CHECKING:  # the rest is imported where used: a command loads what it runs (issue 16)
+    from camguard.app.guard import Guard, GuardError
+
+
+def _exit_codes() -> dict[str, int]:
+    from camguard.service import protocol as P
+
+    return {P.DENIED: EXIT_REFUSED, P.PASSWORD_REQUIRED: EXIT_REFUSED,
+            P.WRONG_PASSWORD: EXIT_REFUSED, P.LOCKED_OUT: EXIT_REFUSED,
+            P.NOT_FOUND: EXIT_NOT_FOUND, P.BAD_REQUEST: EXIT_BAD_ARGS}
 
 
 def guard(args: argparse.Namespace, *, db: Path | None = None) -> Guard:
     """The one place a command learns whether a service answers. ``db``: a history
     database the user named, read locally whatever runs."""
+    from camguard.app.guard import GuardError
+    from camguard.app.guard_local import LocalGuard
+    from camguard.app.guard_service import open_guard
+
     def local() -> Guard:
         return LocalGuard(lambda: detection_settings(args), db=db)
 
@@ -65,12 +70,12 @@ def fail(answer: Mapping[str, Any], *, quiet: bool = False) -> int:
     outcome = answer.get("outcome")
     if outcome in ("refused", "not_found", "failed"):
         return {"refused": EXIT_REFUSED, "not_found": EXIT_NOT_FOUND}.get(outcome, EXIT_FAILED)
-    return _EXIT.get(str(answer.get("code")), EXIT_FAILED)
+    return _exit_codes().get(str(answer.get("code")), EXIT_FAILED)
 
 
 def exit_code(code: str, otherwise: int) -> int:
     """The exit code of a service's error ``code`` (a bad request is 2), else ``otherwise``."""
-    return _EXIT.get(code, otherwise)
+    return _exit_codes().get(code, otherwise)
 
 
 # -- passwords -----------------------------------------------------------------------------
@@ -97,6 +102,9 @@ def add_password_option(p: argparse.ArgumentParser) -> None:
 def require_cli_unlock(args: argparse.Namespace, what: str) -> None:
     """Without the service: ask for the local parental-lock password when one is set
     (``unblock``, rule changes); CliError (exit 3) when it is wrong or locked out."""
+    from camguard.app.guard_local import local_lock
+    from camguard.store.parental_lock import require_unlock
+
     answer = require_unlock(local_lock(), lambda: read_password(args))
     if not answer.ok:
         raise CliError(f"{what}: {answer.message or 'the parental lock needs its password'}",
@@ -104,6 +112,8 @@ def require_cli_unlock(args: argparse.Namespace, what: str) -> None:
 
 
 def gap_line(entry: Mapping[str, Any]) -> str:
+    from camguard.app.service_decode import timestamp
+
     start = timestamp(entry.get("start"))
     when = _dt.datetime.fromtimestamp(start).strftime("%Y-%m-%d %H:%M:%S") if start else "?"
     label = "GAP" if entry.get("kind") == "gap" else "POLICY"

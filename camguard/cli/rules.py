@@ -8,12 +8,9 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from camguard.app import build_event_outputs
-from camguard.app import tray as tray_parts
 from camguard.app.guard import GuardError
-from camguard.app.settings import managed_policy
 from camguard.cli import remote
 from camguard.cli.argtypes import choice_of, existing_file, metavar_of
 from camguard.cli.common import (
@@ -40,18 +37,13 @@ from camguard.core.rules import (
 from camguard.core.rules_json import decision_dict, rules_from_json, rules_to_json
 from camguard.core.text import json_text, literal
 from camguard.platform.clock import SystemClock, local_zone
-from camguard.store import paths
-from camguard.store.eventlog import EventLog
-from camguard.store.files import write_private
-from camguard.store.hashing import sha256_file
-from camguard.store.policy import (
-    RULES,
-    EffectiveSettings,
-    PolicyStatus,
-    effective_settings,
-    load_user_settings,
-)
-from camguard.store.rules import RuleFile, RuleFileContents
+
+if TYPE_CHECKING:  # the stores are imported when a rules command runs (issue 16)
+    from camguard.store.eventlog import EventLog
+    from camguard.store.policy import EffectiveSettings, PolicyStatus
+    from camguard.store.rules import RuleFile, RuleFileContents
+
+RULES = "rules"  # store.policy.RULES (a test keeps them equal): the rule list's lock name
 
 EPILOG = """which rule wins: the most specific one (exe path + SHA-256 > exact path > folder >
 process name > any app, then a named user > any, then a device kind > any, then a time
@@ -148,6 +140,11 @@ class Context:
 
 
 def load_context(args: argparse.Namespace, *, quiet: bool = False) -> Context:
+    from camguard.app import tray as tray_parts
+    from camguard.app.settings import managed_policy
+    from camguard.store import paths
+    from camguard.store.policy import effective_settings, load_user_settings
+
     status = managed_policy(policy_reader(args), report=False).load()  # printed below unless quiet
     rule_file = tray_parts.rule_file()
     contents = rule_file.load()
@@ -185,6 +182,8 @@ def events_path(args: argparse.Namespace, ctx: Context) -> Path | None:
 
 def event_log(args: argparse.Namespace, ctx: Context) -> EventLog:
     # A short-lived command: the log and syslog as set, but no hook runner to wait for.
+    from camguard.app.outputs import build_event_outputs
+
     outputs = build_event_outputs(ctx.settings, SystemClock(), events_path(args, ctx),
                                   hook=False)
     for p in outputs.problems:
@@ -233,6 +232,8 @@ def _app(args: argparse.Namespace) -> AppMatch:
     if args.sha256 and not args.exe:
         raise CliError("--sha256 goes with --exe", EXIT_BAD_ARGS)
     if args.exe:
+        from camguard.store.hashing import sha256_file
+
         exe = os.path.abspath(args.exe)
         digest = args.sha256.strip().lower() if args.sha256 else sha256_file(exe)
         if digest is None:
@@ -354,6 +355,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.file == "-":
         sys.stdout.write(text)
         return 0
+    from camguard.store.files import write_private
+
     try:
         write_private(Path(args.file), text.encode("utf-8"))
     except OSError as exc:
@@ -419,6 +422,8 @@ def cmd_mode(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    from camguard.store.hashing import sha256_file
+
     ctx = load_context(args)
     exe = os.path.abspath(args.exe) if args.exe else ""
     origin = None

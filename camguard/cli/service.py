@@ -14,10 +14,8 @@ from camguard.cli import remote
 from camguard.cli.actions import EXIT_CODES
 from camguard.cli.common import EXIT_BAD_ARGS, EXIT_DONE, CliError
 from camguard.core.blocks import parse_duration
+from camguard.core.defaults import DEFAULT_ADMIN_GROUP, DEFAULT_POLICY_FILE
 from camguard.core.text import literal
-from camguard.platform import service_mic_child
-from camguard.service.authorization import DEFAULT_ADMIN_GROUP
-from camguard.store.policy import DEFAULT_POLICY_FILE
 
 
 def _positive(text: str) -> float:
@@ -48,11 +46,6 @@ def _duration(text: str) -> float | None:
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    # Hidden (no help): what the service runs as each logged-in account to mute or restore
-    # that account's microphones (platform/linux/user_mic.py). One JSON line on stdout.
-    child = sub.add_parser("service-mic")
-    child.add_argument("op", choices=["off", "on"])
-    child.set_defaults(func=lambda a: service_mic_child(a.op))
     p = sub.add_parser("service", parents=[common],
                        help="the system service: watches, records and enforces for every "
                        "account, and serves the socket API (run as root, by systemd)")

@@ -13,9 +13,9 @@ from pathlib import Path
 from camguard.app.service import ServiceError, ServiceOptions, Stop
 from camguard.app.service import run_service as run
 from camguard.cli.common import CliError, detection_settings
+from camguard.core.defaults import DEFAULT_POLICY_FILE
 from camguard.core.text import literal
 from camguard.platform import host_system_service
-from camguard.store.policy import DEFAULT_POLICY_FILE
 
 
 def run_service(args: argparse.Namespace) -> int:

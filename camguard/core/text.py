@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def literal(text: str, limit: int | None = None) -> str:
@@ -56,7 +57,7 @@ def json_safe(text: str) -> str:
     undecodable bytes, which Python carries as lone surrogates, become the visible text
     ``\\xNN`` so a log collector gets valid UTF-8 and a reader still sees the byte.
     """
-    if not any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+    if text.isascii() or not _SURROGATE.search(text):
         return text
     return "".join(
         (f"\\x{ord(ch) - 0xDC00:02x}" if 0xDC80 <= ord(ch) <= 0xDCFF else f"\\u{ord(ch):04x}")

@@ -14,19 +14,18 @@ import functools
 import sys
 from typing import TYPE_CHECKING
 
-from camguard.core.settings import DetectionSettings
-from camguard.platform.base import Platform, UsageSource
-from camguard.platform.process import ProcessDescriber
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # at run time each is imported where used: camguard.platform.clock and
+    # current() must not cost psutil (issue 16)
     from collections.abc import Callable, Iterable
     from pathlib import Path
 
     from camguard.core.models import ProcessRef
     from camguard.core.origin import ExeOrigin
-    from camguard.platform.base import OriginResolver
+    from camguard.core.settings import DetectionSettings
+    from camguard.platform.base import OriginResolver, Platform, UsageSource
     from camguard.platform.macos.forensics import LogReport
     from camguard.platform.macos.tcc import TccEntry
+    from camguard.platform.process import ProcessDescriber
     from camguard.platform.signer import Signer
     from camguard.platform.windows.consent import ConsentEntry
 
@@ -67,6 +66,8 @@ def origin_of(process: ProcessRef) -> ExeOrigin | None:
 def create_sources(settings: DetectionSettings, describer: ProcessDescriber | None = None
                    ) -> list[UsageSource]:
     """The usage sources for this OS (an empty list where camguard has no backend yet)."""
+    from camguard.platform.process import ProcessDescriber
+
     return current().usage_sources(settings, describer or ProcessDescriber())
 
 

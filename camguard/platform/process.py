@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-
-import psutil
+from typing import TYPE_CHECKING
 
 from camguard.core.models import ProcessRef
+
+if TYPE_CHECKING:  # imported at the first description: a look that finds no holder (most
+    # `camguard status` runs) never pays psutil's import (issue 16)
+    import psutil
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,8 @@ class ProcessDescriber:
         self._max = max_cache
 
     def describe(self, pid: int) -> ProcessRef | None:
+        import psutil
+
         try:
             proc = psutil.Process(pid)
             create_time = proc.create_time()
@@ -55,6 +60,8 @@ class ProcessDescriber:
 
     def alive(self, ref: ProcessRef) -> bool:
         """True if ``ref`` still names the same running process (pid *and* create time)."""
+        import psutil
+
         try:
             proc = psutil.Process(ref.pid)
             return proc.create_time() == ref.create_time and proc.status() != psutil.STATUS_ZOMBIE
@@ -63,6 +70,8 @@ class ProcessDescriber:
 
     @staticmethod
     def _build(proc: psutil.Process, pid: int, create_time: float) -> ProcessRef | None:
+        import psutil
+
         try:
             with proc.oneshot():
                 name = _text(proc.name)
@@ -77,6 +86,8 @@ class ProcessDescriber:
 
 
 def _text(getter: object) -> str:
+    import psutil
+
     try:
         value = getter()  # type: ignore[operator]
     except (psutil.AccessDenied, OSError, ValueError, KeyError):
@@ -89,6 +100,8 @@ def _text(getter: object) -> str:
 
 
 def _cmdline(proc: psutil.Process) -> tuple[str, ...]:
+    import psutil
+
     try:
         return tuple(str(a) for a in proc.cmdline())
     except (psutil.AccessDenied, OSError, ValueError):
@@ -96,6 +109,8 @@ def _cmdline(proc: psutil.Process) -> tuple[str, ...]:
 
 
 def _parents(proc: psutil.Process) -> tuple[str, ...]:
+    import psutil
+
     names: list[str] = []
     try:
         for parent in proc.parents()[:MAX_PARENTS]:
@@ -127,6 +142,8 @@ class RunningBinary:
             else process.exe
 
     def same(self, process: ProcessRef) -> bool:
+        import psutil
+
         try:
             started = psutil.Process(process.pid).create_time()
         except (psutil.Error, OSError, ValueError):
@@ -137,6 +154,8 @@ class RunningBinary:
 def lineage(pid: int, depth: int = 64) -> list[tuple[int, float]]:
     """``(pid, create_time)`` of ``pid`` and its ancestors, itself first (up to ``depth``);
     empty when it is gone. A parent that cannot be read ends the chain there."""
+    import psutil
+
     chain: list[tuple[int, float]] = []
     try:
         proc: psutil.Process | None = psutil.Process(pid)

@@ -22,8 +22,6 @@ import socket
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
-import psutil
-
 from camguard.core.blocks import ActiveBlock, BlockOptions
 from camguard.core.models import DeviceKind, ProcessRef, Usage
 from camguard.core.state import GuardState
@@ -126,6 +124,8 @@ Lookup = Callable[[int], Target | None]
 
 def lookup_process(pid: int) -> Target | None:
     """The process's start time and real uid (the owner kill(2) and psutil go by)."""
+    import psutil  # here: every command's service client imports this module (issue 16)
+
     try:
         proc = psutil.Process(pid)
         return Target(pid, proc.create_time(), proc.uids().real)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from camguard.core.defaults import DEFAULT_POLICY_FILE
 from camguard.core.rules import Duration, Mode, Origin, Rule, is_absolute
 from camguard.core.rules_json import rules_from_json
 from camguard.core.settings import (
@@ -36,7 +37,6 @@ from camguard.store.files import read_settings
 
 log = logging.getLogger(__name__)
 
-DEFAULT_POLICY_FILE = Path("/etc/camguard/policy.toml")
 RULES = "rules"  # a lockable name that is not a value: the rule list itself
 ALL = "*"  # in ``locked``: every setting
 

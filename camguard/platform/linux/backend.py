@@ -133,7 +133,8 @@ class LinuxPlatform:
         return MicControl()
 
     def policy_source(self, path: Path | None = None) -> PolicySource:
-        from camguard.store.policy import DEFAULT_POLICY_FILE, TomlPolicyReader
+        from camguard.core.defaults import DEFAULT_POLICY_FILE
+        from camguard.store.policy import TomlPolicyReader
 
         return TomlPolicyReader(path if path is not None else DEFAULT_POLICY_FILE)
 

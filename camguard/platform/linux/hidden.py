@@ -88,6 +88,16 @@ class HiddenHolders:
         return ((bool(self._fds) and any(t.tried for t in self._todo.values()))
                 or self._probation() is not None)
 
+    def visible_may_explain(self) -> bool:
+        """Every pending open and close is new, on a node no hidden process is suspected
+        of holding, and no suspect is on probation: a look that reads only the processes
+        that can have changed may explain them all by visible fds, with no full scan (whose
+        cost grows with every process on the machine; issue 16). If it does not, the next
+        look is full, as before."""
+        return self._probation() is None and all(
+            t.first is None and not t.tried and not self._holders.get(p)
+            for p, t in self._todo.items())
+
     def _probation(self) -> float | None:
         """How long until the next suspect's probation ends, or None if none is on it."""
         left = [h.at + CONFIRM - self._now for hs in self._holders.values()

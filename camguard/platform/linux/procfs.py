@@ -145,8 +145,9 @@ class ProcfsSource:
         else:
             phase_only = False
             try:
-                holders, full = self._collect(scanner, pending, hints,
-                                              self._hidden.wants_full_scan())
+                holders, full = self._collect(
+                    scanner, pending, hints,
+                    self._hidden.wants_full_scan() and not self._hidden.visible_may_explain())
             except ProcUnreadableError as exc:
                 self._pairs = None
                 return SourceSnapshot(self.name, frozenset(devices),
@@ -244,12 +245,18 @@ class ProcfsSource:
 
         Closes only: just the known holders can have lost a device. Opens only: the known
         holders stay holders, and the new opener is looked for first among processes whose
-        fd count changed (newest first), stopping once every open is attributed. Anything
-        else (hot-plug, a queue overflow, a periodic rescan, a first look) is a full scan.
+        fd count changed (newest first), stopping once every open is attributed. The
+        periodic rescan, while every node is watched: the known holders and every process
+        whose fd count changed (see :meth:`_rescan`). Anything else (hot-plug, a queue
+        overflow, a first look, an unwatched node) is a full scan.
         """
         prev = self._pairs
         opens, closes, structural = pending
         found: Pairs = {}
+        if (not full and prev is not None and not structural and not (opens or closes)
+                and not set(prev) - scanner.targets and self._all_watched(scanner.targets)
+                and any(self._fd_counts.values())):
+            return self._rescan(scanner, prev), True
         if (full or prev is None or structural or not (opens or closes) or (opens and closes)
                 or set(prev) - scanner.targets):
             for pid in scanner.pids():
@@ -260,6 +267,9 @@ class ProcfsSource:
         for pid in known:
             scanner.scan(pid, found)
         if closes:
+            # Their counts now: a holder that closes and opens again must look changed
+            # then, or the search reads it last (after every other process; issue 16).
+            self._fd_counts.update(scanner.fd_counts)
             return found, False
 
         def attributed() -> bool:
@@ -267,22 +277,54 @@ class ProcfsSource:
                        for p, n in opens.items())
 
         if not attributed():
-            candidates = [pid for pid in scanner.pids() if pid not in known]
-            for pid in sorted(hints & set(candidates)):  # fanotify named them: no search
+            # fanotify named them: read just those, without listing /proc (flat at any
+            # number of processes, issue 16); a hint that exited reads as nothing.
+            for pid in sorted(hints - known):
                 scanner.scan(pid, found)
-            if not attributed():
-                counts = self._fd_counts
-                changed = {pid for pid in candidates
-                           if pid not in hints and scanner.fd_count(pid) != counts.get(pid)}
-                order = sorted(changed, reverse=True) + sorted(
-                    (pid for pid in candidates if pid not in changed and pid not in hints),
-                    reverse=True)
-                for pid in order:
-                    scanner.scan(pid, found)
-                    if attributed():
-                        break
+        if not attributed():
+            candidates = [pid for pid in scanner.pids() if pid not in known]
+            counts = self._fd_counts
+            changed = {pid for pid in candidates
+                       if pid not in hints and scanner.fd_count(pid) != counts.get(pid)}
+            order = sorted(changed, reverse=True) + sorted(
+                (pid for pid in candidates if pid not in changed and pid not in hints),
+                reverse=True)
+            for pid in order:
+                scanner.scan(pid, found)
+                if attributed():
+                    break
         self._fd_counts.update(scanner.fd_counts)
         return found, False
+
+    def _rescan(self, scanner: Scanner, prev: Pairs) -> Pairs:
+        """The safety rescan, flat in cost: the known holders (a fork-shared fd closes
+        without an event) and every process whose fd count changed since the last look or
+        that is new: one stat per process instead of one readlink per fd (issue 16). A
+        process whose count did not change cannot hold a node it did not hold then without
+        an open, and every open of a watched node raises an event that makes the next look
+        search for it. (Not read: a pid reused with exactly the old process's fd count,
+        holding a node it inherited or was passed instead of opening it.) Processes we
+        cannot read count as changed, so the hidden-holder counts stay whole. The kernel
+        gives the count since Linux 6.2 (0 before: the caller then scans everything)."""
+        found: Pairs = {}
+        known = {pid for pairs in prev.values() for pid, _ in pairs}
+        before = self._fd_counts
+        counts: dict[int, int] = {}
+        for pid in scanner.pids():
+            count = scanner.fd_count(pid)
+            if pid in known or count != before.get(pid):
+                scanner.scan(pid, found)
+                count = scanner.fd_counts.get(pid, count)
+            if count >= 0 and pid not in scanner.hidden_fds:
+                counts[pid] = count
+        self._fd_counts = counts
+        return found
+
+    def _all_watched(self, paths: Collection[str]) -> bool:
+        watcher = self._watcher
+        with self._lock:
+            unwatchable = bool(self._unwatchable)
+        return watcher is not None and not unwatchable and set(paths) <= watcher.watched()
 
     def _quiet(self, pending: Pending, paths: set[str]) -> bool:
         """True when a look cannot find anything: every node is watched, none is held, and

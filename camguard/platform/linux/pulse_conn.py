@@ -7,6 +7,7 @@ so there is one answer to "how does camguard talk to PulseAudio / pipewire-pulse
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Any
 
@@ -18,8 +19,25 @@ CONNECT_TIMEOUT = 2.0
 def load_pulsectl() -> Any:
     # Imported lazily: pulsectl loads libpulse.so.0 at import time, and a machine without it
     # must still get a degraded microphone source (and working cameras), not an ImportError.
-    import pulsectl
+    #
+    # pulsectl loads ``find_library("libpulse") or "libpulse.so.0"``. On Linux that search
+    # looks for "liblibpulse", never finds it, and costs ldconfig, gcc and ld subprocesses
+    # (15-40 ms of every ``camguard status``, issue 16); answering None at once loads the
+    # same "libpulse.so.0". Only that name is answered; any other search is the real one.
+    if "pulsectl" in sys.modules:
+        return sys.modules["pulsectl"]
+    import ctypes.util
 
+    real = ctypes.util.find_library
+
+    def find_library(name: str) -> str | None:
+        return None if name == "libpulse" else real(name)
+
+    ctypes.util.find_library = find_library
+    try:
+        import pulsectl
+    finally:
+        ctypes.util.find_library = real
     return pulsectl
 
 

@@ -207,9 +207,12 @@ class EachUserMicSwitch:
             else:
                 failed.append(f"{who}: {literal(str(answer.get('message')), 300)}")
         data = json.dumps(saved, sort_keys=True)
+        if not saved and not failed:  # nothing to mute: not a failure of the block
+            return ActionResult(Outcome.NOT_FOUND, "no logged-in account has a sound server "
+                                "running: no microphone to mute there"), data
         if not saved:
-            why = "; ".join(failed) or "no logged-in account has a sound server running"
-            return ActionResult(Outcome.FAILED, f"microphones not muted: {why}"), data
+            return ActionResult(Outcome.FAILED, "microphones not muted: "
+                                + "; ".join(failed)), data
         text = "; ".join(said)
         if failed:
             text += "; NOT muted: " + "; ".join(failed)

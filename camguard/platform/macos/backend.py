@@ -141,7 +141,8 @@ class MacPlatform:
 
     def policy_source(self, path: Path | None = None) -> PolicySource:
         # packaging/macos/BUILD.md: the MDM deploys /etc/camguard/policy.toml, as on Linux.
-        from camguard.store.policy import DEFAULT_POLICY_FILE, TomlPolicyReader
+        from camguard.core.defaults import DEFAULT_POLICY_FILE
+        from camguard.store.policy import TomlPolicyReader
 
         return TomlPolicyReader(path if path is not None else DEFAULT_POLICY_FILE)
 

@@ -184,7 +184,8 @@ class WindowsPlatform:
         return None
 
     def policy_source(self, path: Path | None = None) -> PolicySource:
-        from camguard.store.policy import DEFAULT_POLICY_FILE, TomlPolicyReader
+        from camguard.core.defaults import DEFAULT_POLICY_FILE
+        from camguard.store.policy import TomlPolicyReader
         from camguard.store.policy_registry import WindowsRegistryPolicyReader
 
         # The command line's default (/etc/camguard/policy.toml) means "the OS's own place":
