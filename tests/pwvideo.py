@@ -40,7 +40,17 @@ def has_pipewire_gst() -> bool:
 def dump(remote: str) -> list[dict[str, object]]:
     out = subprocess.run(["pw-dump", "-N", "-r", remote], capture_output=True, timeout=10,
                          check=True).stdout
-    objects = json.loads(out)
+    # pw-dump may print more than one array in one run (changes that arrived while it
+    # dumped): read them all, later objects after earlier ones.
+    text, at, objects = out.decode(), 0, []
+    decoder = json.JSONDecoder()
+    while at < len(text):
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at == len(text):
+            break
+        part, at = decoder.raw_decode(text, at)
+        objects += part if isinstance(part, list) else [part]
     return [o for o in objects if isinstance(o, dict)]
 
 
@@ -50,7 +60,7 @@ def node_id(remote: str, node_name: str) -> int | None:
         props = info.get("props") if isinstance(info, dict) else None
         if (obj.get("type") == "PipeWire:Interface:Node" and isinstance(props, dict)
                 and props.get("node.name") == node_name and isinstance(obj.get("id"), int)):
-            return int(obj["id"])  # type: ignore[call-overload]
+            return int(obj["id"])  # type: ignore[call-overload,no-any-return]
     return None
 
 

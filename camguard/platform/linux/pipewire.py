@@ -160,7 +160,12 @@ class PipeWireSource:
             return SourceSnapshot(self.name)
         objects: pw_graph.Objects = {}
         try:
-            pw_graph.apply(objects, json.loads(done.stdout.decode("utf-8", "surrogateescape")))
+            # One run may print more than one round (changes that came while it dumped).
+            rest, rounds = _split_rounds(done.stdout.decode("utf-8", "surrogateescape"))
+            if rest.strip() or not rounds:
+                raise ValueError("not whole JSON")
+            for doc in rounds:
+                pw_graph.apply(objects, doc)
         except ValueError as exc:
             self._set_reach(False, f"{UNREACHABLE}: unreadable pw-dump output ({exc})")
             return SourceSnapshot(self.name)

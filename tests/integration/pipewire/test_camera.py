@@ -316,18 +316,35 @@ def test_pw_dump_dies_with_camguard(pipewire: SoundServer, tmp_path: Path) -> No
 def test_a_linked_client_that_gets_no_frames_is_no_use(
         gst: None, pipewire: SoundServer, video: list[subprocess.Popen[bytes]],
         sources: list[PipeWireSource], tmp_path: Path) -> None:
-    """A client asking for a format the camera does not offer stays linked, in "error",
-    and gets no frames (a probe of formats): nothing is raised. A good client after it is."""
+    """A client asking for a format the camera does not offer gets no frames (a probe of
+    formats): nothing is raised for it, from its start until a good client after it is seen.
+    PipeWire 0.3.65 either leaves its link in "error" or never makes one (both were seen,
+    run to run; the link-state rules are pinned in tests/unit/test_pw_graph.py)."""
     remote = pwvideo.remote_of(pipewire)
     source = started(remote, sources)
     cam, node = pwvideo.start_camera(remote, "fakecam-probe", tmp_path / "cam.log")
     video.append(cam)
     prober = pwvideo.start_consumer(remote, node, tmp_path / "prober.log", fmt="RGB")
     video.append(prober)
-    wait_until(lambda: "error" in pwvideo.link_states(remote, node), 15,
-               "the prober's link failing negotiation")
-    assert prober.poll() is None  # still connected and linked
+    observed: list[dict[int | None, str]] = []
+    links: list[list[str]] = []
+
+    def settled() -> bool:
+        """The prober's negotiation is over: its link failed, or none was made and the
+        client reports no stream (it stays connected, frameless)."""
+        observed.append(users(source.snapshot()))
+        links.append(pwvideo.link_states(remote, node))
+        return "error" in links[-1] or len(links) > 20
+
+    wait_until(settled, 15, "the prober's negotiation to end")
+    assert prober.poll() is None  # still connected
     consumer = pwvideo.start_consumer(remote, node, tmp_path / "consumer.log")
     video.append(consumer)
-    wait_until(lambda: consumer.pid in users(source.snapshot()), 15, "the real consumer")
-    assert prober.pid not in users(source.snapshot())
+
+    def consumer_seen() -> bool:
+        observed.append(users(source.snapshot()))
+        return consumer.pid in observed[-1]
+
+    wait_until(consumer_seen, 15, "the real consumer")
+    assert all(prober.pid not in seen for seen in observed), observed
+    assert "active" not in {state for states in links for state in states}
