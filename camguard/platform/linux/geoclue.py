@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import selectors
-import threading
 from collections import deque
 from typing import Any
 
@@ -33,7 +32,6 @@ from camguard.core.models import (
     SourceSnapshot,
     Usage,
 )
-from camguard.platform.base import Wake
 from camguard.platform.linux.geoclue_track import (
     DEVICE,
     GEOCLUE,
@@ -46,6 +44,7 @@ from camguard.platform.linux.geoclue_track import (
     on_signal,
     pump,
 )
+from camguard.platform.linux.threaded_source import ThreadedSource
 from camguard.platform.process import ProcessDescriber
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ NOT_ROOT = ("bus monitoring needs root: only whether location is in use is known
             "(GeoClue's InUse), not by whom")
 
 
-class GeoClueSource:
+class GeoClueSource(ThreadedSource):
     """Location uses (module docstring).
 
     Threads: :meth:`snapshot` returns the watcher's cached view once started; never started,
@@ -68,40 +67,19 @@ class GeoClueSource:
     with back-off when the bus goes away. :meth:`stop` joins it within about a second.
     """
 
+    first_look_timeout = CALL_TIMEOUT * 3
+    first_look_missing = ""  # said by the coverage instead
+
     def __init__(self, describer: ProcessDescriber, *, bus: str = "SYSTEM",
                  name: str = "geoclue") -> None:
         """``bus``: "SYSTEM" ($DBUS_SYSTEM_BUS_ADDRESS, else the system bus) or an address."""
         self.name = name
         self._describer = describer
         self._bus = bus
-        self._lock = threading.Lock()
-        self._cached = SourceSnapshot(name)
+        self._init_thread(SourceSnapshot(name))
         self._state: tuple[CoverageState, str] | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._ready = threading.Event()
-        self._wake: Wake | None = None
 
     # -- UsageSource ---------------------------------------------------------------------
-    def snapshot(self) -> SourceSnapshot:
-        with self._lock:
-            if self._thread is not None:
-                return self._cached
-        return self._one_shot()
-
-    def start(self, wake: Wake) -> None:
-        with self._lock:
-            if self._thread is not None:
-                raise RuntimeError(f"source {self.name} already started")
-            self._stopping.clear()
-            self._ready.clear()
-            self._wake = wake
-            self._thread = threading.Thread(target=self._run, name=f"camguard-{self.name}",
-                                            daemon=True)
-            thread = self._thread
-        thread.start()
-        self._ready.wait(CALL_TIMEOUT * 3)
-
     def stop(self) -> None:
         with self._lock:
             thread = self._thread
@@ -160,7 +138,7 @@ class GeoClueSource:
                                          if was_connected else None))
             self._stopping.wait(delay)
             delay = min(delay * 2, BACKOFF_CAP)
-        self._ready.set()
+        self._first_look.set()
 
     def _watch(self) -> tuple[bool, str]:
         from jeepney.bus_messages import MatchRule, message_bus
@@ -261,7 +239,7 @@ class GeoClueSource:
             changed = snap != self._cached or snap.degraded != self._cached.degraded
             self._cached = snap
             wake = self._wake
-        self._ready.set()
+        self._first_look.set()
         if changed and wake is not None:
             try:
                 wake()

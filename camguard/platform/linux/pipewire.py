@@ -23,13 +23,12 @@ import os
 import select
 import shutil
 import subprocess
-import threading
 
 from camguard.core.coverage import Coverage, CoverageState
 from camguard.core.models import Degraded, SourceSnapshot
 from camguard.core.settings import DEFAULT_SOUND_SERVER_EXES
-from camguard.platform.base import Wake
 from camguard.platform.linux import pw_graph
+from camguard.platform.linux.threaded_source import ThreadedSource
 from camguard.platform.process import ProcessDescriber
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ X11_SCREEN = ("screen capture cannot be detected on X11 (any X client can read t
               "unseen)")
 
 
-class PipeWireSource:
+class PipeWireSource(ThreadedSource):
     """Video sources in the PipeWire graph and the clients linked to them (module docstring).
 
     Threads: :meth:`snapshot` returns the watcher's cached view once started (microseconds);
@@ -66,6 +65,9 @@ class PipeWireSource:
     ends the process and joins within about a second.
     """
 
+    first_look_timeout = FIRST_LOOK_TIMEOUT
+    first_look_missing = "pw-dump gave no first answer"
+
     def __init__(self, describer: ProcessDescriber, *, remote: str | None = None,
                  broker_exes: tuple[str, ...] = DEFAULT_SOUND_SERVER_EXES,
                  name: str = "pipewire", pw_dump: str = PW_DUMP) -> None:
@@ -76,37 +78,12 @@ class PipeWireSource:
         self._remote = remote
         self._brokers = frozenset(broker_exes)
         self._pw_dump = pw_dump
-        self._lock = threading.Lock()
-        self._cached = SourceSnapshot(name)
+        self._init_thread(SourceSnapshot(name))
         self._reachable: bool | None = None  # None: not asked yet
         self._why = ""
         self._proc: subprocess.Popen[bytes] | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._first_look = threading.Event()
-        self._wake: Wake | None = None
 
     # -- UsageSource ---------------------------------------------------------------------
-    def snapshot(self) -> SourceSnapshot:
-        with self._lock:
-            if self._thread is not None:
-                return self._cached
-        return self._one_shot()
-
-    def start(self, wake: Wake) -> None:
-        with self._lock:
-            if self._thread is not None:
-                raise RuntimeError(f"source {self.name} already started")
-            self._stopping.clear()
-            self._first_look.clear()
-            self._wake = wake
-            self._thread = threading.Thread(target=self._run, name=f"camguard-{self.name}",
-                                            daemon=True)
-            thread = self._thread
-        thread.start()
-        if not self._first_look.wait(FIRST_LOOK_TIMEOUT):
-            log.warning("pw-dump gave no first answer within %.1f s", FIRST_LOOK_TIMEOUT)
-
     def stop(self) -> None:
         with self._lock:
             thread = self._thread

@@ -10,14 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import threading
 import time
 from typing import Any
 
 from camguard.core.coverage import Coverage
 from camguard.core.models import Degraded, SourceSnapshot
 from camguard.core.settings import DEFAULT_SOUND_SERVER_EXES
-from camguard.platform.base import Wake
 from camguard.platform.linux.coverage import pulse_coverage
 from camguard.platform.linux.pulse_conn import close_quietly, connect, context_error, load_pulsectl
 from camguard.platform.linux.pulse_props import (
@@ -29,6 +27,7 @@ from camguard.platform.linux.pulse_props import (
     build_snapshot,
     server_pids,
 )
+from camguard.platform.linux.threaded_source import ThreadedSource
 from camguard.platform.process import ProcessDescriber
 
 log = logging.getLogger(__name__)
@@ -120,7 +119,7 @@ class _Connection:
         return ClientInfo(index=c.index, name=_str(c.name), props=dict(c.proplist))
 
 
-class PulseSource:
+class PulseSource(ThreadedSource):
     """Recording streams on the sound server, as microphone usages (see the module docstring).
 
     Threads:
@@ -143,6 +142,9 @@ class PulseSource:
       lifetime, repeated because it is racy) and joins within about a second.
     """
 
+    first_look_timeout = FIRST_LOOK_TIMEOUT
+    first_look_missing = "sound server gave no first answer"
+
     def __init__(self, describer: ProcessDescriber, server: str | None = None,
                  name: str = "pulse", *,
                  server_exes: tuple[str, ...] = DEFAULT_SOUND_SERVER_EXES) -> None:
@@ -153,37 +155,12 @@ class PulseSource:
         self._describer = describer
         self._server = server
         self._server_exes = server_exes
-        self._lock = threading.Lock()
         # What snapshot() says if start() gave up waiting for the first look.
-        self._cached = SourceSnapshot(name, degraded=Degraded(
-            name, "sound server unreachable: no answer yet"))
+        self._init_thread(SourceSnapshot(name, degraded=Degraded(
+            name, "sound server unreachable: no answer yet")))
         self._pulse: Any = None  # the watcher's live pulsectl.Pulse, for stop() to interrupt
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._first_look = threading.Event()
-        self._wake: Wake | None = None
 
     # -- UsageSource ---------------------------------------------------------------------
-    def snapshot(self) -> SourceSnapshot:
-        with self._lock:
-            if self._thread is not None:
-                return self._cached
-        return self._one_shot()
-
-    def start(self, wake: Wake) -> None:
-        with self._lock:
-            if self._thread is not None:
-                raise RuntimeError(f"source {self.name} already started")
-            self._stopping.clear()
-            self._first_look.clear()
-            self._wake = wake
-            self._thread = threading.Thread(target=self._run, name=f"camguard-{self.name}",
-                                            daemon=True)
-            thread = self._thread
-        thread.start()
-        if not self._first_look.wait(FIRST_LOOK_TIMEOUT):
-            log.warning("sound server gave no first answer within %.1f s", FIRST_LOOK_TIMEOUT)
-
     def stop(self) -> None:
         with self._lock:
             thread = self._thread
