@@ -7,6 +7,7 @@ A real component that is missing is a skip on a developer's machine and a FAILUR
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -24,6 +25,11 @@ REQUIRE_REAL = os.environ.get("CAMGUARD_REQUIRE_REAL") == "1"
 # answer the CLI and tray the tests start: by default they find no service. Tests of the
 # service give their own socket (--socket or this variable).
 os.environ["CAMGUARD_SOCKET"] = "/nonexistent/camguard-tests/no-service.sock"
+# A run started in the background (`make test &`, nohup) inherits SIGINT ignored, and every
+# child would too (an ignored signal survives exec): the tests that stop `camguard watch`
+# with Ctrl-C's SIGINT would wait for nothing. Children get the default disposition again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 IS_ROOT = os.geteuid() == 0
 
 
