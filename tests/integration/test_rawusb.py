@@ -14,6 +14,7 @@ from camguard.platform.linux.rawusb import NOTE, RawUsbSource, camera_usb_nodes,
 from camguard.platform.process import ProcessDescriber
 from camguard.store.eventlog import EventLog, JsonLinesFile
 from tests.conftest import Holder, make_standin
+from tests.realenv import wait_until
 from tests.watching import started, stopped, watching
 
 USB_DEV = "devices/pci0000:00/0000:00:14.0/usb1/1-2"
@@ -98,3 +99,23 @@ def test_opening_the_cameras_usb_node_is_its_own_critical_event(
     assert "raw USB access to a camera" in alarm["msg"]
     assert [r["type"] for r in records if r.get("pid") == raw.pid] == [
         "device.raw-usb", "device.stopped"]
+
+
+def test_a_camera_plugged_in_later_is_watched_from_the_next_look(
+        tmp_path: Path, holders: list[Holder]) -> None:
+    sys_root, dev = tmp_path / "sys", tmp_path / "dev"
+    dev.mkdir()
+    source = RawUsbSource([f"{dev}/video*"], describer=ProcessDescriber(),
+                          sys_root=str(sys_root), dev_root=str(dev))
+    with watching([source], rescan_interval=0.3) as (monitor, rec):
+        assert source.nodes() == {}
+        usb_camera(sys_root, "video0", busnum="2", devnum="9",
+                   usb_dev="devices/pci0000:00/0000:00:14.0/usb2/2-4")
+        usb = make_standin(dev / "bus" / "usb" / "002" / "009")
+        cam = make_standin(dev / "video0")
+        wait_until(lambda: source.nodes() == {str(usb): str(cam)}, 20,
+                   "the plugged-in camera's USB node to be watched")
+        raw = Holder([usb])
+        holders.append(raw)
+        rec.wait_for(started(raw.pid, str(usb)), timeout=20)
+        assert any(d.id == str(usb) for d in monitor.state.devices)
