@@ -136,7 +136,7 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
     policy = ManagedPolicy(current().policy_source(o.policy_file))
     outputs = _outputs(o, policy, clock, state)
     events = outputs.log
-    monitor = build_detection(settings).monitor()
+    monitor = (detection := build_detection(settings)).monitor()  # coverage: status's
     killer, blocks = _kill_switch(settings, clock, state)
     lock = LockGuard(data / "lock.json", clock, base=o.lock_backoff)
     rules = ServiceRules(RuleFile(o.rules_file or config / RULES_FILE), policy)
@@ -156,6 +156,7 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
                      hub=hub, clock=clock, rules=rules.listing, version=__version__,
                      admin_group=o.admin_group, users_may_block=rules.users_may_block,
                      origin=_usage_origin, sessions=history, accounts=own_rules,
+                     coverage=detection.coverage,
                      **({"lookup": own.lookup} if own is not None else {}))
     address = o.socket or transport.default_address()
     server = ServiceServer(address, api, admin_group=o.admin_group,

@@ -8,6 +8,7 @@ import datetime as _dt
 from collections.abc import Mapping
 from typing import Any
 
+from camguard.core.coverage import Coverage, CoverageState
 from camguard.core.models import (
     Degraded,
     Device,
@@ -29,6 +30,25 @@ def timestamp(text: Any) -> float | None:
     if not isinstance(text, str):
         return None
     return _dt.datetime.fromisoformat(text).timestamp()
+
+
+def coverage_from_doc(doc: Mapping[str, Any]) -> list[Coverage] | None:
+    """A status answer's "coverage" as Coverage entries; None when the answer has none (a
+    service that does not report it). An entry that is not one is left out."""
+    raw = doc.get("coverage")
+    if not isinstance(raw, list):
+        return None
+    states = {s.value: s for s in CoverageState}
+    out = []
+    for e in raw:
+        if not isinstance(e, dict):
+            continue
+        sensor, source, state, reason = (e.get(k) for k in ("sensor", "source", "state",
+                                                            "reason"))
+        if isinstance(sensor, str) and isinstance(source, str) and state in states:
+            out.append(Coverage(sensor, source, states[state],
+                                reason if isinstance(reason, str) else ""))
+    return out
 
 
 def _process(d: Mapping[str, Any]) -> ProcessRef | None:

@@ -24,9 +24,10 @@ from typing import Any
 
 from camguard.app.guard import GuardError, Reply, Watching, WatchItem
 from camguard.app.guard_service import ServiceGuard
-from camguard.app.service_decode import audit_from_dict
+from camguard.app.service_decode import audit_from_dict, coverage_from_doc
 from camguard.core.blocks import ActionResult, BlockOptions, BlockTarget, Outcome
 from camguard.core.clock import Clock
+from camguard.core.coverage import Coverage
 from camguard.core.decision import DecidedBy
 from camguard.core.models import (
     Degraded,
@@ -357,3 +358,14 @@ def service_history(guard: ServiceGuard, limit: int = DEFAULT_LIMIT) -> HistoryQ
                            len(got.records) > limit or bool(got.warnings))
 
     return query
+
+
+def service_coverage(guard: ServiceGuard) -> Callable[[], list[Coverage] | None]:
+    """The main window's coverage in service mode: what the service's sources can see, from
+    its ``status`` answer (as ``camguard status --json`` reads it); None when the service
+    does not report it. Raises GuardError when the service cannot answer."""
+
+    def coverage() -> list[Coverage] | None:
+        return coverage_from_doc(guard.status().doc)
+
+    return coverage

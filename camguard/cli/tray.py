@@ -76,6 +76,7 @@ def cmd_tray(args: argparse.Namespace) -> int:
         ServiceDecisions,
         ServiceFeed,
         ServiceVerdicts,
+        service_coverage,
         service_history,
     )
 
@@ -85,6 +86,7 @@ def cmd_tray(args: argparse.Namespace) -> int:
     options.actions = service
     options.service_lock = service.lock_is_set
     options.history = service_history(guard)  # the one history; the tray keeps no copy
+    options.coverage = service_coverage(guard)  # what the service can see (main window)
     options.decisions = ServiceDecisions(guard)  # answers to alerts, recorded there
     # The service enforces this account's rules on its processes: sent on every connect
     # and every save in the settings window (never read by root from this account's files).

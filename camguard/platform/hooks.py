@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 MAX_OUTPUT = 64 * 1024  # what is kept of a hook's output (the rest is still drained)
 MAX_ENV_EVENT = 32 * 1024  # an environment string must stay far below MAX_ARG_STRLEN
 TERM_GRACE = 1.0
-DEFAULT_EVENTS = frozenset({"device.started", "device.stopped"})
+DEFAULT_EVENTS = frozenset({"device.started", "device.stopped", "device.raw-usb"})
 # Never run a hook for its own failure: a failing hook would feed itself forever.
 _NEVER = frozenset({"hook.failed"})
 

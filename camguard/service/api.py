@@ -8,7 +8,7 @@ platform code; app/service.py wires the real objects.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from camguard.core.blocks import (
@@ -21,6 +21,7 @@ from camguard.core.blocks import (
     ProcessKiller,
 )
 from camguard.core.clock import Clock
+from camguard.core.coverage import Coverage, coverage_list
 from camguard.core.decision import Choice, DecidedBy
 from camguard.core.models import DeviceKind
 from camguard.core.serialize import OriginFor, rfc3339, state_dict
@@ -100,7 +101,8 @@ class ServiceApi:
                  users_may_block: Callable[[], bool] = lambda: True,
                  origin: OriginFor | None = None,
                  sessions: SessionBook | None = None,
-                 accounts: AccountRules | None = None) -> None:
+                 accounts: AccountRules | None = None,
+                 coverage: Callable[[], Iterable[Coverage]] | None = None) -> None:
         self._state = state
         self._history = history
         self._killer = killer
@@ -117,6 +119,8 @@ class ServiceApi:
         self._origin = origin  # where each user's executable comes from (status)
         self._sessions = sessions
         self._accounts = accounts
+        # What the service's sources can see (status's "coverage", as a local status says).
+        self._coverage = coverage
         self._ops: dict[str, Callable[[Caller, P.Request], dict[str, Any]]] = {
             "hello": self._hello, "status": self._status, "history": self._history_op,
             "kill": self._kill, "block": self._block, "unblock": self._unblock,
@@ -156,7 +160,10 @@ class ServiceApi:
         state = visible_state(caller, self._state())
         paused, until = self._enforcement.paused()
         blocks, _problems = self._blocks.active()
-        return P.ok(**state_dict(state, self._origin), paused=paused, paused_until=rfc3339(until),
+        # The machine's coverage, not an account's: the same for every caller.
+        seen = {} if self._coverage is None else {"coverage": coverage_list(self._coverage())}
+        return P.ok(**state_dict(state, self._origin), **seen, paused=paused,
+                    paused_until=rfc3339(until),
                     blocked=[b.kind.value for b in blocks], lock=self._lock.is_set(),
                     caller=caller.to_dict())
 

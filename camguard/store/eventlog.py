@@ -49,7 +49,7 @@ HEADER = ("schema", "ts", "id", "host", "user", "type", "level", "msg")
 # docs/events.md and to docs/event.schema.json together.
 LEVELS: dict[str, str] = {
     "camguard.started": "info", "camguard.stopped": "info", "monitoring.gap": "warning",
-    "device.started": "notice", "device.stopped": "info",
+    "device.started": "notice", "device.stopped": "info", "device.raw-usb": "critical",
     "source.degraded": "warning", "source.recovered": "info",
     "alert.shown": "notice", "alert.decided": "notice", "decision.made": "info",
     "block.on": "warning", "block.off": "notice",
@@ -289,7 +289,10 @@ class EventLog:
         who = "a process camguard cannot see" if p is None else \
             f"{literal(p.name, 64) or '?'} (pid {p.pid})"
         what = f"{u.device.kind.value} {literal(u.device.id, 200)}"
-        if ev.type is EventType.STARTED:
+        if ev.type is EventType.STARTED and u.via == "usb":  # platform/linux/rawusb.py
+            self.emit("device.raw-usb", f"raw USB access to a camera ({literal(u.device.id, 200)}) "
+                      f"by {who}", at=ev.at, **fields)
+        elif ev.type is EventType.STARTED:
             self.emit("device.started", f"{what} in use by {who}", at=ev.at, **fields)
         else:
             duration = None if ev.since is None else round(max(0.0, ev.at - ev.since), 3)

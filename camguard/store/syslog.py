@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 FACILITIES = {"kern": 0, "user": 1, "daemon": 3, "auth": 4, "authpriv": 10,
               **{f"local{n}": 16 + n for n in range(8)}}
-SEVERITIES = {"error": 3, "warning": 4, "notice": 5, "info": 6, "debug": 7}
+SEVERITIES = {"critical": 2, "error": 3, "warning": 4, "notice": 5, "info": 6, "debug": 7}
 # 32473 is the private enterprise number RFC 5612 reserves for documentation; a deployment
 # with its own number passes it as ``sd_id``.
 DEFAULT_SD_ID = "camguard@32473"

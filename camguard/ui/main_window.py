@@ -40,7 +40,8 @@ from camguard.ui.sensors import Live, SensorView, blind_sensors, coverage_rows, 
 from camguard.ui.status_window import StatusWindow
 from camguard.ui.timeline import TimelineWidget
 
-CoverageFn = Callable[[], Sequence[Coverage]]
+# What camguard can see here; None: not reported (a service that does not say).
+CoverageFn = Callable[[], Sequence[Coverage] | None]
 SPANS = (("Last 24 hours", 86400.0), ("Last 7 days", 7 * 86400.0))
 REFRESH_MS = 60_000
 # A session that starts or stops shows on the timeline this soon (one query per burst).
@@ -110,6 +111,7 @@ class MainWindow(QWidget):
         self._coverage_fn = coverage
         self.keep_open = keep_open
         self.coverage: list[Coverage] | None = None  # None: not known (yet, or at all)
+        self.coverage_reported = coverage is not None  # False: the source said it cannot
         self.snapshot = status.snapshot
         self._worker = Worker("camguard-main", 1, self)
         self._generation = 0
@@ -256,10 +258,16 @@ class MainWindow(QWidget):
         fn = self._coverage_fn
         if fn is None:
             return
-        self._worker.submit(lambda: list(fn()), self._got_coverage, self._coverage_failed)
 
-    def _got_coverage(self, coverage: list[Coverage]) -> None:
+        def look() -> list[Coverage] | None:
+            got = fn()
+            return None if got is None else list(got)
+
+        self._worker.submit(look, self._got_coverage, self._coverage_failed)
+
+    def _got_coverage(self, coverage: list[Coverage] | None) -> None:
         self.coverage = coverage
+        self.coverage_reported = coverage is not None
         self._show_coverage()
         self._show_cards()
 
@@ -275,7 +283,7 @@ class MainWindow(QWidget):
             table.hide()
             self.coverage_note.setText(
                 "Not reported: the camguard service watches this computer and does not yet "
-                "tell the tray what it can see." if self._coverage_fn is None else "Looking…")
+                "tell the tray what it can see." if not self.coverage_reported else "Looking…")
             return
         rows = coverage_rows(self.coverage)
         table.setRowCount(len(rows))

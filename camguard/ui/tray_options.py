@@ -68,8 +68,8 @@ class TrayOptions:
     # ends this account's openers of a blocked camera when camguard has no privileges).
     sinks: list[Callable[[MonitorEvent], None]] = field(default_factory=list)
     # What each sensor's sources can see now (the main window's coverage panel; called off
-    # the GUI thread). None: not known here (the service does not report it yet).
-    coverage: Callable[[], list[Coverage]] | None = None
+    # the GUI thread; it answers None when a service does not report it). None: not known.
+    coverage: Callable[[], list[Coverage] | None] | None = None
     # Whether a history session is camguard's own check (the self-test): the History window
     # hides those unless asked to show them. None: no session can be told apart.
     own_session: Callable[[SessionRecord], bool] | None = None

@@ -6,6 +6,7 @@ History window's sensor filters and camguard's own checks hidden by default."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,7 +150,13 @@ def test_main_window_shows_live_use_timeline_and_blind_sensors(
 
 def test_blocked_sensor_and_service_without_coverage(qtbot: QtBot, rig: Rig,
                                                      tmp_path: Path) -> None:
-    w = MainWindow(SystemClock(), rig.parts.status, query=history_query(rig.store))
+    asked = threading.Event()
+
+    def unreported() -> None:  # a service whose status has no "coverage" (an older one)
+        asked.set()
+
+    w = MainWindow(SystemClock(), rig.parts.status, query=history_query(rig.store),
+                   coverage=unreported)
     qtbot.addWidget(w)
     rig.controller.changed.connect(w.show_snapshot)
     rig.controller._got_blocked(frozenset({DeviceKind.CAMERA}))
@@ -158,7 +165,8 @@ def test_blocked_sensor_and_service_without_coverage(qtbot: QtBot, rig: Rig,
     try:
         assert w.cards[DeviceKind.CAMERA].view.live is Live.BLOCKED
         assert w.cards[DeviceKind.CAMERA].state.text().startswith("Blocked")
-        # Nothing reports coverage (the service does not yet): said, not drawn as watched.
+        # Nothing reports coverage: said, not drawn as watched.
+        qtbot.waitUntil(lambda: asked.is_set() and not w.coverage_reported, timeout=20_000)
         assert not w.coverage_table.isVisible()
         assert "Not reported" in w.coverage_note.text()
         assert w.cards[DeviceKind.LOCATION].state.text() == "No use reported"

@@ -24,8 +24,10 @@ from camguard.app.service_feed import (
     ServiceFeed,
     ServiceRuleFile,
     ServiceVerdicts,
+    service_coverage,
     service_history,
 )
+from camguard.core.coverage import coverage_list
 from camguard.core.decision import Choice, DecidedBy
 from camguard.core.models import DeviceKind
 from camguard.core.rules import make_rule
@@ -148,6 +150,33 @@ def test_in_service_mode_the_services_history_is_the_one_history(
     assert shown == listed  # the same rows, each once
     assert len({row[0] for row in shown}) == len(shown)
     assert live.store.sessions() == []  # and no second copy in the user's database
+
+
+def test_in_service_mode_the_main_window_shows_what_the_service_can_see(
+        qtbot: QtBot, dirs: Dirs, holders: list[Holder], lives: list[Live], sandbox: Box
+        ) -> None:
+    svc = Service(sandbox).start()
+    guard = ServiceGuard(service_client(sandbox.sock, timeout=30.0))
+    live = launch(qtbot, dirs, holders,
+                  TrayOptions(history=service_history(guard), coverage=service_coverage(guard)),
+                  monitor=ServiceFeed(guard, SystemClock(), retry_max=0.5),
+                  local_kill_switch=False)
+    lives.append(live)
+    main = live.parts.main
+    assert main is not None
+    live.controller.request_show()
+    qtbot.waitUntil(lambda: main.isVisible() and main.coverage is not None, timeout=20_000)
+    # The service's own answer, entry for entry (the service runs as root: fanotify).
+    assert coverage_list(main.coverage) == svc.client.status()["coverage"]
+    assert main.coverage_reported and main.coverage_table.isVisible()
+    rows = {(main.coverage_table.item(r, 0).text(), main.coverage_table.item(r, 1).text(),
+             main.coverage_table.item(r, 2).text())
+            for r in range(main.coverage_table.rowCount())}
+    assert ("Camera", "device files (/dev)", "watching") in rows, rows
+    assert "Not reported" not in main.coverage_note.text()
+    camera = main.cards[DeviceKind.CAMERA]
+    assert camera.view.coverage is not None and "not reported" not in camera.detail.text()
+    assert camera.state.text() in {"Not in use", "No use seen (partly watched)"}
 
 
 def test_an_answer_to_an_alert_is_recorded_in_the_services_history(

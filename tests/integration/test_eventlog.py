@@ -142,6 +142,8 @@ def every_event(log: EventLog) -> None:
     log.monitor_sink(UsageEvent(EventType.STOPPED, usage, NOW + 61, NOW))
     log.monitor_sink(UsageEvent(EventType.STARTED, Usage(CAM, None, "in use"), NOW))
     log.monitor_sink(UsageEvent(EventType.STARTED, Usage(CAM, HOSTILE), NOW))
+    raw_usb = Device(DeviceKind.CAMERA, "/dev/bus/usb/001/004", "raw USB access to cam")
+    log.monitor_sink(UsageEvent(EventType.STARTED, Usage(raw_usb, ZOOM, via="usb"), NOW))
     log.monitor_sink(HealthEvent("pulse", Degraded("pulse", "no server"), NOW))
     log.monitor_sink(HealthEvent("pulse", None, NOW))
     rule = make_rule("block-device", kind="camera", label="no camera after 21:00",
@@ -195,6 +197,9 @@ def test_every_event_type_validates(tmp_path: Path) -> None:
     assert decision["explanation"] == "camera blocked by rule 'no camera after 21:00'"
     error = next(r for r in records if r["type"] == "policy.error")
     assert error["level"] == "error"
+    raw = next(r for r in records if r["type"] == "device.raw-usb")
+    assert (raw["level"], raw["device"], raw["via"], raw["pid"]) == (
+        "critical", "/dev/bus/usb/001/004", "usb", 1234)
 
 
 def test_rotation_shared_by_two_processes(tmp_path: Path) -> None:

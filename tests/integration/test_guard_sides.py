@@ -62,6 +62,12 @@ def test_status_history_and_blocks_read_the_same_from_either_side(
     served, local = both(sandbox, "status")
     assert f"pid {holder.pid}, user {alice.name}" in served
     assert served == local
+    # What camguard can see here, in the service's answer as in a local look.
+    served, local = both(sandbox, "status", "--json")
+    seen = json.loads(served)["coverage"]
+    assert seen == json.loads(local)["coverage"], (served, local)
+    assert {"sensor": "camera", "source": "procfs", "state": "watching",
+            "reason": "device nodes: inotify, fanotify and /proc"} in seen, seen
 
     holder.end()
     realenv.wait_until(lambda: not pids_in_status(svc.client.status()), 20,

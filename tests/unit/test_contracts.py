@@ -72,7 +72,7 @@ def test_the_facade_chooses_once_and_linux_is_real_here() -> None:
     built = capabilities(here)
     assert [n for n, (obj, _p) in built.items() if isinstance(obj, NULLS)] == []
     assert [s.name for s in here.usage_sources(SETTINGS, ProcessDescriber())] == [
-        "procfs", "geoclue"]
+        "procfs", "rawusb", "geoclue"]
 
 
 def test_null_objects_work_and_say_why() -> None:

@@ -56,6 +56,11 @@ class LinuxPlatform:
             sources.append(PulseSource(describer=describer,
                                        server_exes=settings.sound_server_exes))
             sources.append(PipeWireSource(describer, broker_exes=settings.sound_server_exes))
+        # Raw USB access to a camera (its /dev/bus/usb node): its own event (rawusb.py).
+        from camguard.platform.linux.rawusb import RawUsbSource
+
+        sources.append(RawUsbSource(settings.camera_globs, describer=describer,
+                                    sound_server_exes=settings.sound_server_exes))
         # Location: GeoClue on the system bus (named as root, InUse only otherwise); inert
         # where there is no system bus or no GeoClue.
         from camguard.platform.linux.geoclue import GeoClueSource
