@@ -334,13 +334,15 @@ def show_managed(parts: TrayApp) -> None:
     parental lock (a small file read each; at start-up and after the settings change).
     The popup learns here whether a parental lock is set (what Escape answers)."""
     o, tray = parts.options, parts.tray
-    if o is None or tray is None:
+    if o is None:
         return
-    policy = o.policy().policy
     lock_on = o.lock is not None and o.lock.is_set()
     c = parts.controller
     if c.settings.parental != lock_on:  # Escape on the popup gives the safe default
         c.settings = parts.popup.settings = replace(c.settings, parental=lock_on)
+    if tray is None:
+        return
+    policy = o.policy().policy
     who = [f"Managed by {literal(policy.source, 120)}"] if policy.locked and policy.source \
         else []
     if lock_on:
