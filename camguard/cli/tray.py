@@ -139,7 +139,7 @@ def startup_settings(ui_file: UiSettingsFile, status: PolicyStatus, *,
 
 def tray_options(start: TrayStart) -> TrayOptions:
     """The parts every tray has: the settings window's files, the lock and the self-test."""
-    from camguard.platform import current
+    from camguard.platform import current, privileged_helper_installed
     from camguard.platform.null import NullAutostart
     from camguard.ui.tray_options import TrayOptions
 
@@ -153,7 +153,8 @@ def tray_options(start: TrayStart) -> TrayOptions:
                        else start.ui_file.path.parent,
                        rule_file=tray_parts.rule_file(), autostart=autostart,
                        selftest=selftest_runner(start.settings),
-                       lock=tray_parts.parental_lock(), own_session=tray_parts.own_sessions())
+                       lock=tray_parts.parental_lock(), own_session=tray_parts.own_sessions(),
+                       helper_installed=privileged_helper_installed)
 
 
 def _standalone(args: argparse.Namespace, start: TrayStart) -> int:

@@ -50,6 +50,18 @@ def current() -> Platform:
     return NullPlatform(sys.platform)
 
 
+def privileged_helper_installed() -> bool | None:
+    """Whether the privileged helper that blocks for every account can be run here (pkexec
+    and the installed helper). None where none is needed or none exists: root, not Linux."""
+    import os
+
+    if sys.platform != "linux" or os.geteuid() == 0:
+        return None
+    from camguard.platform.linux.helper_runner import PkexecHelper
+
+    return PkexecHelper.available()
+
+
 @functools.cache
 def origin_resolver() -> OriginResolver:
     """This process's one origin resolver (it caches dpkg's database and every file it

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from PySide6.QtCore import QElapsedTimer, QEvent, QPoint, QRect, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QEnterEvent, QFont, QGuiApplication, QHideEvent
+from PySide6.QtGui import QEnterEvent, QGuiApplication, QHideEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -31,8 +31,10 @@ from camguard.core.decision import Choice
 from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind, ProcessRef
 from camguard.core.origin import origin_line
 from camguard.core.text import literal
+from camguard.ui.alert_keys import LABELS, AlertKeys, block_label, shown_text
 from camguard.ui.assets import app_icon
-from camguard.ui.elided import ElidedLabel
+from camguard.ui.elided import ElidedLabel, elided_label
+from camguard.ui.elided import plain_label as plain_label  # noqa: PLC0414 (the windows' import)
 from camguard.ui.model import AlertView
 from camguard.ui.ports import AlertSettings
 
@@ -50,33 +52,6 @@ MARGIN = 12
 # Each line is elided to its width on screen; the limit bounds what its tooltip shows.
 LIMITS = {"name": 48, "exe": 1000, "user": 32, "parent": 32, "device": 200, "cmdline": 1000,
           "note": 300, "why": 160}
-
-
-def plain_label(text: str = "", *, bold: bool = False) -> QLabel:
-    """A label that shows its text literally: no markup, no links, clipped not widened."""
-    label = QLabel()
-    label.setTextFormat(Qt.TextFormat.PlainText)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
-    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-    label.setText(text)
-    if bold:
-        font = QFont(label.font())
-        font.setBold(True)
-        font.setPointSizeF(font.pointSizeF() * 1.15)
-        label.setFont(font)
-    return label
-
-
-def elided_label(*, bold: bool = False,
-                 mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight) -> ElidedLabel:
-    """A one-line plain label that ends in an ellipsis, at a character, when too long."""
-    label = ElidedLabel(mode)
-    if bold:
-        font = QFont(label.font())
-        font.setBold(True)
-        font.setPointSizeF(font.pointSizeF() * 1.15)
-        label.setFont(font)
-    return label
 
 
 def app_name(p: ProcessRef) -> str:
@@ -183,10 +158,7 @@ class AlertPopup(QWidget):
         box.addWidget(self.status_label)
         row = QHBoxLayout()
         self.buttons: dict[Choice, QPushButton] = {}
-        for decision, text in ((Choice.ALLOW_ONCE, "Allow once"),
-                               (Choice.ALWAYS_ALLOW, "Always allow"),
-                               (Choice.KILL, "Kill app"),
-                               (Choice.BLOCK, "Block device")):
+        for decision, text in LABELS.items():
             button = QPushButton(text)
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             button.setAutoDefault(False)
@@ -196,6 +168,9 @@ class AlertPopup(QWidget):
             self.buttons[decision] = button
             row.addWidget(button, 1)
         box.addLayout(row)
+        # Enter, Escape and Alt+letter, once the person clicked into the popup.
+        self.keys = AlertKeys(self, self.buttons, self._answer, self._enter_choice,
+                              self._escape)
         self._fix_size()
 
     def _fix_size(self) -> None:
@@ -238,6 +213,7 @@ class AlertPopup(QWidget):
         self.view = view
         self._fill(view)
         if not same:
+            self.keys.disarm()  # a new alert is read before a key answers it
             self._start_countdown(self.settings.countdown)
         if view.alert.stopped_at is not None and not was_stopped:
             self._start_countdown(self.settings.stopped_linger)
@@ -266,7 +242,7 @@ class AlertPopup(QWidget):
         self.title_label.setText(f"{kind} turned on")
         self.position_label.setText(f"{view.position} of {view.total}" if view.total > 1
                                     else "")
-        self.buttons[Choice.BLOCK].setText(f"Block {device.kind.value}")
+        self.buttons[Choice.BLOCK].setText(block_label(device.kind.value))
         self.buttons[Choice.BLOCK].setVisible(device.kind not in NO_DEVICE_KINDS)
         p = usage.process
         self.icon_label.setPixmap(app_icon(p).pixmap(48, 48))
@@ -370,7 +346,7 @@ class AlertPopup(QWidget):
             ran = format_duration(max(0.0, alert.stopped_at - alert.at))
             self.status_label.setText(f"Stopped after {ran}. Closing in {math.ceil(left)} s.")
         else:
-            default = self.buttons[self.settings.default_decision].text()
+            default = shown_text(self.buttons[self.settings.default_decision].text())
             self.status_label.setText(f"{default} in {math.ceil(left)} s")
         if self._held_ms is not None:
             self.status_label.setText(self.status_label.text() + " (paused)")
@@ -385,6 +361,32 @@ class AlertPopup(QWidget):
             self.dismissed.emit(alert.id)
         else:
             self.timed_out.emit(alert.id)
+
+    def _enter_choice(self) -> Choice | None:
+        """Enter: the highlighted default, when it can be pressed (none once the app
+        stopped)."""
+        for decision, button in self.buttons.items():
+            if button.isDefault() and button.isEnabled() and button.isVisible():
+                return decision
+        return None
+
+    def _escape(self) -> None:
+        """Escape: "Allow once" (the answer that changes nothing), or the default answer
+        when a parental lock is set (the child must not wave the alert away); an alert for
+        an app that already stopped just closes."""
+        view = self.view
+        if view is None:
+            return
+        if view.alert.stopped_at is not None:
+            self._tick.stop()
+            self.view = None
+            self.hide()
+            self.dismissed.emit(view.alert.id)
+            return
+        choice = self.settings.default_decision if self.settings.parental \
+            else Choice.ALLOW_ONCE
+        if self.buttons[choice].isEnabled() and self.buttons[choice].isVisible():
+            self._answer(choice)
 
     def _answer(self, decision: Choice) -> None:
         view = self.view

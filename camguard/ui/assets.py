@@ -20,8 +20,13 @@ from camguard.core.models import ProcessRef
 log = logging.getLogger(__name__)
 
 SYSTEM_RESOURCES = Path("/usr/share/camguard/resources")
-# Sizes panels ask for: 16 (classic trays), 22/24 (GNOME, KDE), 32+ (HiDPI, the popup).
-ICON_SIZES = (16, 22, 24, 32, 48, 64)
+# Sizes panels ask for: 16 (classic trays), 22/24 (GNOME, KDE), 32+ (HiDPI, the popup);
+# 44, 96 and 128 are 22, 48 and 64 at device pixel ratio 2 (else Qt scales another one).
+ICON_SIZES = (16, 22, 24, 32, 44, 48, 64, 96, 128)
+# The art's strokes reach up to one unit past the edge of its 64-unit box (a round cap, a
+# stroke centred on the edge): the box is widened by that much, and a margin of at least
+# one pixel is left around it, so nothing is cut at the icon's edge at any size.
+ART_OVERFLOW = 1 / 64
 
 # Tray state -> icon file; "degraded" alone is the idle shield with the warning badge.
 STATE_FILES = {
@@ -67,7 +72,11 @@ def _render(path: Path | None, size: int, colour: str) -> QImage:
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
     renderer = QSvgRenderer(str(path)) if path is not None else None
     if renderer is not None and renderer.isValid():
-        renderer.render(painter, QRectF(0, 0, size, size))
+        box = renderer.viewBoxF()
+        pad = box.width() * ART_OVERFLOW
+        renderer.setViewBox(box.adjusted(-pad, -pad, pad, pad))
+        margin = max(1.0, size / 32)
+        renderer.render(painter, QRectF(margin, margin, size - 2 * margin, size - 2 * margin))
     else:
         # A disc in the state's colour with a dark rim: still readable, still distinct.
         painter.setPen(QPen(QColor("#101010"), max(1.0, size / 16)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QResizeEvent
+from PySide6.QtGui import QFont, QResizeEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 # The tooltip shows more than the line, but still not a wall of text.
@@ -57,3 +57,30 @@ class ElidedLabel(QLabel):
             "<qt>" + html.escape(self._full[:TOOLTIP_LIMIT], quote=False) + "</qt>")
         if tip != self.toolTip():
             self.setToolTip(tip)
+
+
+def plain_label(text: str = "", *, bold: bool = False) -> QLabel:
+    """A label that shows its text literally: no markup, no links, clipped not widened."""
+    label = QLabel()
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.NoTextInteraction)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    label.setText(text)
+    if bold:
+        font = QFont(label.font())
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        label.setFont(font)
+    return label
+
+
+def elided_label(*, bold: bool = False,
+                 mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight) -> ElidedLabel:
+    """A one-line plain label that ends in an ellipsis, at a character, when too long."""
+    label = ElidedLabel(mode)
+    if bold:
+        font = QFont(label.font())
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        label.setFont(font)
+    return label

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
     QDialog,
     QFormLayout,
     QGroupBox,
+    QLabel,
     QLineEdit,
     QPushButton,
     QRadioButton,
@@ -24,15 +25,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from camguard.core.coverage import Coverage
 from camguard.core.rules import Mode
 from camguard.core.text import literal
 from camguard.store.parental_lock import LockGuard
 from camguard.store.ui_settings import mark_welcomed
 from camguard.ui.alert import plain_label
+from camguard.ui.bridge import Worker
+from camguard.ui.first_run_gaps import ALL_SEEN, Gap, gaps
 from camguard.ui.settings_dialog import AutostartPort
 from camguard.ui.settings_lists import RulesEditor
 
 TITLE = "Welcome to camguard"
+# What this computer lets camguard see (the detection's coverage) and whether the
+# privileged helper is installed: each may block (a look at PipeWire), so both run off the
+# GUI thread.
+CoverageFn = Callable[[], "Sequence[Coverage] | None"]  # None: not reported (a service)
+HelperFn = Callable[[], "bool | None"]
 MODES = ((Mode.ASK, "Ask me which apps may use them (recommended)"),
          (Mode.BLOCK_ALL, "Block every app I have not allowed"),
          (Mode.NOTIFY_ONLY, "Only tell me; never close or block anything"))
@@ -46,6 +55,7 @@ class FirstRunWindow(QDialog):
     def __init__(self, config_dir: Path, watching: Sequence[str], *,
                  rules: RulesEditor | None = None, autostart: AutostartPort | None = None,
                  lock: LockGuard | None = None, mode_locked: str | None = None,
+                 coverage: CoverageFn | None = None, helper: HelperFn | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._dir = config_dir
@@ -67,6 +77,9 @@ class FirstRunWindow(QDialog):
             "• " + literal(line, 200) for line in watching))
         seen.setWordWrap(True)
         box.addWidget(seen)
+        box.addWidget(self._gaps_box())
+        self._worker: Worker | None = None
+        self._look(coverage, helper)
         self.modes = QButtonGroup(self)
         group = QGroupBox("When an app turns the camera or microphone on")
         inner = QVBoxLayout(group)
@@ -95,6 +108,64 @@ class FirstRunWindow(QDialog):
         self.start_button.setDefault(True)
         self.start_button.clicked.connect(lambda _=False: self.finish())
         box.addWidget(self.start_button)
+
+    def _gaps_box(self) -> QGroupBox:
+        group = QGroupBox("What camguard cannot see on this computer")
+        self._gaps_layout = QVBoxLayout(group)
+        self.gap_labels: dict[str, QLabel] = {}
+        self._gaps_note = plain_label("Looking…")
+        self._gaps_note.setWordWrap(True)
+        self._gaps_layout.addWidget(self._gaps_note)
+        return group
+
+    def _look(self, coverage: CoverageFn | None, helper: HelperFn | None) -> None:
+        """Finds the gaps off the GUI thread (None for both: nothing to say)."""
+        if coverage is None and helper is None:
+            self.show_gaps([])
+            return
+        self.loading = True
+        self._worker = Worker("camguard-first-run", 1, self)
+        self._worker.submit(lambda: gaps(coverage() if coverage else None,
+                                         helper() if helper else None),
+                            self.show_gaps, self._gaps_failed)
+
+    def show_gaps(self, found: Sequence[Gap]) -> None:
+        """One line per gap, in plain words, each saying what would fix it (no fix here is
+        one button: the helper and the service come with the package, nothing installs them
+        from here)."""
+        self.loading = False
+        self._gaps_note.setText("" if found else ALL_SEEN)
+        self._gaps_note.setVisible(not found)
+        for gap in found:
+            label = plain_label("• " + gap.text)
+            label.setWordWrap(True)
+            self.gap_labels[gap.key] = label
+            self._gaps_layout.addWidget(label)
+        self.fit()
+        QTimer.singleShot(0, self.fit)  # again once the new labels have their widths
+
+    def fit(self) -> None:
+        """Tall enough for every wrapped line at the window's width (lines added after the
+        window was shown would otherwise be cut to one line each)."""
+        layout = self.layout()
+        if layout is None:
+            return
+        for _round in range(4):  # a taller window can lend a label less than it lacks
+            layout.activate()  # the labels get their widths
+            short = sum(max(0, label.heightForWidth(label.width()) - label.height())
+                        for label in self.gap_labels.values())
+            if not short:
+                return
+            self.resize(self.width(), self.height() + short)
+
+    def _gaps_failed(self, exc: BaseException) -> None:
+        self.loading = False
+        self._gaps_note.setText("camguard could not check what it sees here: "
+                                + literal(str(exc), 300))
+
+    def shutdown(self) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
 
     def _lock_box(self) -> tuple[QGroupBox, QLineEdit, QLineEdit]:
         group = QGroupBox("A child uses this account: set a parental lock")

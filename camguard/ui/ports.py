@@ -33,6 +33,9 @@ class AlertSettings:
     # Send the alert as a desktop notification. One surface at a time: the settings turn
     # this on only with the popup off (store.ui_settings.CHANNELS).
     notifications: bool = False
+    # A parental lock is set: Escape on the popup gives ``default_decision`` instead of
+    # "Allow once" (the child must not be able to wave an alert away).
+    parental: bool = False
     # Show the alert popup. Off ("notification only"): the notification offers the same
     # answers and the countdown still applies the default when nobody answers.
     popup: bool = True

@@ -90,7 +90,8 @@ def alert_settings(ui: UiSettings, base: AlertSettings | None = None) -> AlertSe
     """The controller's and popup's settings from the window's (``base`` keeps the rest)."""
     b = base or AlertSettings()
     return AlertSettings(countdown=ui.countdown, default_decision=_DECISIONS[ui.alert_default],
-                         stopped_linger=b.stopped_linger, notifications=ui.desktop_notification)
+                         stopped_linger=b.stopped_linger, notifications=ui.desktop_notification,
+                         parental=b.parental)
 
 
 def password_prompt(parent: QWidget | None) -> Callable[[], str | None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from PySide6.QtCore import QTimer
@@ -331,12 +331,18 @@ def settings_saved(parts: TrayApp, ui: UiSettings) -> None:
 
 def show_managed(parts: TrayApp) -> None:
     """The tray menu's "Managed by …" line: a managed policy that locks something, or the
-    parental lock (a small file read each; at start-up and after the settings change)."""
+    parental lock (a small file read each; at start-up and after the settings change).
+    The popup learns here whether a parental lock is set (what Escape answers)."""
     o, tray = parts.options, parts.tray
-    if o is None or tray is None:
+    if o is None:
+        return
+    lock_on = o.lock is not None and o.lock.is_set()
+    c = parts.controller
+    if c.settings.parental != lock_on:  # Escape on the popup gives the safe default
+        c.settings = parts.popup.settings = replace(c.settings, parental=lock_on)
+    if tray is None:
         return
     policy = o.policy().policy
-    lock_on = o.lock is not None and o.lock.is_set()
     who = [f"Managed by {literal(policy.source, 120)}"] if policy.locked and policy.source \
         else []
     if lock_on:

@@ -70,6 +70,9 @@ class TrayOptions:
     # What each sensor's sources can see now (the main window's coverage panel; called off
     # the GUI thread; it answers None when a service does not report it). None: not known.
     coverage: Callable[[], list[Coverage] | None] | None = None
+    # Whether the privileged helper is installed (the first-run window says what is missing
+    # without it; called off the GUI thread). None: not asked (no helper on this platform).
+    helper_installed: Callable[[], bool | None] | None = None
     # Whether a history session is camguard's own check (the self-test): the History window
     # hides those unless asked to show them. None: no session can be told apart.
     own_session: Callable[[SessionRecord], bool] | None = None

@@ -93,7 +93,8 @@ class Windows(QObject):
         if eff.policy.is_locked("mode"):
             mode_locked = f"Chosen by {eff.policy.source}."
         w = FirstRunWindow(o.first_run, watching, rules=o.rule_file, autostart=o.autostart,
-                           lock=o.lock, mode_locked=mode_locked)
+                           lock=o.lock, mode_locked=mode_locked, coverage=o.coverage,
+                           helper=o.helper_installed)
         w.finished_setup.connect(self.first_run_done)
         self.first_run = w
         _raise(w)
@@ -118,6 +119,7 @@ class Windows(QObject):
         self._retired, self.settings = [], None
         if self.first_run is not None:
             self.first_run.hide()
+            self.first_run.shutdown()
             self.first_run.deleteLater()
             self.first_run = None
 

@@ -50,7 +50,7 @@ def test_popup_names_the_app_and_never_takes_focus(qtbot: QtBot, rig: Rig) -> No
     assert popup.process_label.full_text() == f"process {h.pid}, user {literal(p.user, 32)}"
     assert usage.device.id in popup.device_label.full_text()
     assert popup.title_label.text() == "Camera turned on"
-    assert popup.buttons[Choice.BLOCK].text() == "Block camera"
+    assert popup.buttons[Choice.BLOCK].text() == "&Block camera"
     flags = popup.windowFlags()
     for flag in (Qt.WindowType.Tool, Qt.WindowType.FramelessWindowHint,
                  Qt.WindowType.WindowStaysOnTopHint, Qt.WindowType.WindowDoesNotAcceptFocus):

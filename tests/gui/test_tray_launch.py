@@ -76,6 +76,23 @@ def test_tray_launches_alerts_and_quits_cleanly(x_session: realenv.XSession, tmp
         hints = subprocess.run(["xprop", "-id", popups[0], "WM_HINTS"], env=env,
                                capture_output=True, text=True, timeout=10, check=True).stdout
         assert "Client accepts input or input focus: False" in hints, hints
+        xdotool(env, "key", "Escape")  # typed elsewhere: the popup never sees it
+        # A click into the popup's text (not a button) turns to it: it may take focus and
+        # Escape answers "Allow once" (camguard/ui/alert_keys.py).
+        xdotool(env, "mousemove", "--window", popups[0], "60", "12", "click", "1")
+
+        def accepts_input() -> bool:
+            out = subprocess.run(["xprop", "-id", popups[0], "WM_HINTS"], env=env,
+                                 capture_output=True, text=True, timeout=10, check=False)
+            return "Client accepts input or input focus: True" in out.stdout
+
+        realenv.wait_until(accepts_input, 10, "the popup accepting focus after a click")
+        assert not said("decision allowed-once")
+        realenv.wait_until(lambda: xdotool(env, "getwindowfocus") == popups[:1], 10,
+                           "the popup focused")
+        xdotool(env, "key", "Escape")
+        realenv.wait_until(lambda: said("decision allowed-once by user:popup"), 10,
+                           "Escape answering Allow once")
         second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60,
                                 cwd=REPO, check=False)
         assert second.returncode == 0, second.stderr
