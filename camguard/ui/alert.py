@@ -284,7 +284,9 @@ class AlertPopup(QWidget):
             self.name_label.set_full(origin.label(name) if origin and origin.sandboxed
                                      else name)
             lines[self.exe_label] = (literal(p.exe, LIMITS["exe"]) if p.exe else
-                                     "program file not known")
+                                     "program file not known") + (
+                f", running the script {literal(p.script, LIMITS['exe'])}" if p.script
+                else "")
             lines[self.origin_label] = origin_line(origin) if origin is not None else ""
             who = f"process {p.pid}"
             if p.user:
