@@ -239,7 +239,7 @@ def _app(args: argparse.Namespace) -> AppMatch:
     if args.exe or script:
         from camguard.store.hashing import sha256_file
 
-        exe = os.path.abspath(args.exe or script)
+        exe = os.path.abspath(str(args.exe or script))
         digest = args.sha256.strip().lower() if args.sha256 else sha256_file(exe)
         if digest is None:
             raise CliError(f"cannot read {literal(exe, 300)} to take its SHA-256; give "
