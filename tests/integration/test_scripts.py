@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,3 +121,22 @@ def test_the_service_reads_a_script_only_as_its_owner_could(
     assert hasher(ref) == sha256_file(str(script))  # root's process, root's file
     holder.end()
     assert hasher(ref) is None  # gone: its pid may be another process's now
+
+
+def test_rules_add_script_then_list(tmp_path: Path) -> None:
+    script = write_holder_script(tmp_path / "cam.py", "cli")
+    env = {**os.environ, "CAMGUARD_CONFIG_DIR": str(tmp_path / "cfg"),
+           "CAMGUARD_DATA_DIR": str(tmp_path / "data"),
+           "CAMGUARD_STATE_DIR": str(tmp_path / "state"),
+           "CAMGUARD_SOCKET": str(tmp_path / "no-service.sock")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "camguard", *args], capture_output=True,
+                              text=True, timeout=120, env=env, check=False)
+
+    added = run("rules", "add", "--verdict", "allow", "--script", str(script))
+    assert added.returncode == 0, added.stderr
+    listed = run("rules", "list")
+    assert f"the script {script}" in listed.stdout, listed.stdout
+    missing = run("rules", "add", "--verdict", "allow", "--script", str(tmp_path / "none.py"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr

@@ -80,3 +80,17 @@ def test_a_script_rule_matches_its_script_only_and_beats_the_interpreter_rule() 
     unread = decide([script], facts("/home/u/cam.py", None), Mode.ASK, clock)
     assert "could not be read" in unread.notes[0]
     assert decide([script], facts("-m cam", None), Mode.ASK, clock).rule is None
+
+
+def test_history_details_name_the_script() -> None:
+    from camguard.store.history import SessionRecord
+    from camguard.ui.history_model import details_text
+
+    def rec(cmdline: tuple[str, ...]) -> SessionRecord:
+        return SessionRecord(1, DeviceKind.CAMERA, "/dev/video0", "Cam", 7, 1.0, "python3",
+                             "/usr/bin/python3.11", None, "u", cmdline, (), 1.0, None, None,
+                             None, None, "", None)
+
+    shown = details_text(rec(("python3", "-u", "cam<b>.py", "--x")))
+    assert "script: cam<b>.py\n" in shown
+    assert "script:" not in details_text(rec(("python3", "-c", "pass")))
