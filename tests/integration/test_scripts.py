@@ -26,6 +26,7 @@ from camguard.core.serialize import process_dict
 from camguard.platform.clock import SystemClock
 from camguard.platform.linux.procfs import ProcfsSource
 from camguard.platform.process import ProcessDescriber, RunningScript
+from camguard.store.eventlog import usage_fields
 from camguard.store.hashing import ScriptHasher, sha256_file
 from camguard.store.policy import ManagedPolicy, TomlPolicyReader
 from camguard.store.rules import RuleFile
@@ -82,6 +83,8 @@ def test_two_python_scripts_are_two_apps_to_one_allow_rule(
     assert ua.process.exe == ub.process.exe  # one interpreter...
     assert (ua.process.script, ub.process.script) == (str(mine), str(other))  # two scripts
     assert process_dict(ua.process)["script"] == str(mine)  # status --json / watch --json
+    assert usage_fields(ua)["script"] == str(mine)  # the event log
+    assert usage_fields(ub)["script"] == str(other)
     assert judge.decision(ua).verdict is Verdict.ASK  # no rule yet
 
     # The popup's "Always allow" for the first: a rule for the script, not for python3.
