@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,38 @@ def test_the_service_reads_a_script_only_as_its_owner_could(
     assert hasher(ref) == sha256_file(str(script))  # root's process, root's file
     holder.end()
     assert hasher(ref) is None  # gone: its pid may be another process's now
+
+
+def test_the_service_does_not_hash_a_script_its_owner_may_not_read() -> None:
+    """Another user's interpreter whose script became root's alone (mode 0600): the root
+    service does not read it for that user's process (its hash would say what the file
+    holds), while a world-readable one is read."""
+    need(IS_ROOT, "needs root: a process of another user")
+    python = system_python()
+    # Not under pytest's tmp_path (root's alone): another user must reach the script.
+    with tempfile.TemporaryDirectory(prefix="camguard-script-") as where:
+        Path(where).chmod(0o755)
+        _another_users_script(python, Path(where) / "s.py")
+
+
+def _another_users_script(python: str, script: Path) -> None:
+    script.write_text("import sys; print('ready', flush=True); sys.stdin.readline()\n")
+    script.chmod(0o644)
+    proc = subprocess.Popen([python, str(script)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, user=65534, group=65534,
+                            cwd="/")
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        ref = ProcessDescriber().describe(proc.pid)
+        assert ref is not None and ref.script == str(script)
+        hasher = ScriptHasher(source=RunningScript())
+        assert hasher(ref) == sha256_file(str(script))  # anyone may read it
+        script.chmod(0o600)  # root's alone now; the process still runs
+        assert ScriptHasher(source=RunningScript())(ref) is None
+        assert ScriptHasher()(ref) == sha256_file(str(script))  # a user's own tray: its own
+    finally:
+        proc.kill()
+        proc.wait(10)
 
 
 def test_rules_add_script_then_list(tmp_path: Path) -> None:
