@@ -145,3 +145,45 @@ def _alive(proc: psutil.Process) -> bool:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def test_a_real_bwrap_sandbox_is_ended_whole_and_bwrap_named_alone_ends_the_app(
+        tmp_path: Path) -> None:
+    """The real bubblewrap, as flatpak runs it (--unshare-pid, a /.flatpak-info bound into
+    its root): ending the app ends both bwraps too; asking to end the outer bwrap ends the
+    app inside, not bwrap alone (SIGTERM to the outer bwrap alone leaves the inner bwrap and
+    the app running: checked by hand with bubblewrap 0.8.0)."""
+    need_tools(["bwrap"])
+    python, _package = packaged_python()
+    info = tmp_path / "flatpak-info"
+    info.write_text("[Application]\nname=org.example.Real\n\n[Instance]\nbranch=stable\n")
+
+    def start() -> tuple[subprocess.Popen[str], psutil.Process]:
+        links = [a for link in ("lib", "lib64", "bin") if os.path.islink(f"/{link}")
+                 for a in ("--symlink", os.readlink(f"/{link}").lstrip("/"), f"/{link}")]
+        outer = subprocess.Popen(
+            ["bwrap", "--ro-bind", "/usr", "/usr", *links, "--dev", "/dev", "--proc",
+             "/proc", "--ro-bind", str(info), "/.flatpak-info", "--unshare-pid", "--",
+             python, "-c", APP], stdout=subprocess.PIPE, text=True)
+        assert outer.stdout is not None and outer.stdout.readline().strip().isdigit()
+        apps = [c for c in psutil.Process(outer.pid).children(recursive=True)
+                if c.cmdline()[:1] == [python] and "APP-MARK" in " ".join(c.cmdline())]
+        assert len(apps) == 1
+        return outer, apps[0]
+
+    for target in ("app", "bwrap"):
+        outer, app = start()
+        try:
+            found = sandbox_of(app.pid)
+            assert found is not None and found.app == "org.example.Real"
+            assert found.root[0] == outer.pid  # the outer bwrap: the sandbox starts there
+            pid = app.pid if target == "app" else outer.pid
+            ctime = psutil.Process(pid).create_time()
+            result = Killer(grace=1.0).kill(pid, ctime)
+            assert result.outcome is Outcome.DONE, result.message
+            wait_until(lambda a=app: not _alive(a), 15, "the sandboxed app to end")
+            outer.wait(15)  # the bwrap around it ended too
+        finally:
+            if outer.poll() is None:
+                outer.kill()
+                outer.wait(10)
