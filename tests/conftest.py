@@ -169,16 +169,28 @@ HOLDER = textwrap.dedent("""
 """)
 
 
+def write_holder_script(path: Path, tag: str = "") -> Path:
+    """A Python program that holds nodes like :class:`Holder`'s (``tag``: a comment, so
+    two of them differ in their bytes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# {tag}\n{HOLDER}", encoding="utf-8")
+    return path
+
+
 class Holder:
     """A real child process that opens device nodes, holds them, and closes on request."""
 
     def __init__(self, paths: Sequence[Path | str], argv0: str | None = None, *,
-                 exe: str | None = None) -> None:
+                 exe: str | None = None, script: Path | str | None = None,
+                 cwd: Path | None = None) -> None:
         # ``exe``: another Python binary to run it (a packaged one, a copy, a tampered one).
+        # ``script``: run HOLDER from this file (write it with write_holder_script) rather
+        # than with -c, the way a user's Python program runs.
         exe = exe or sys.executable
-        cmd = [exe, "-c", HOLDER, *map(str, paths)]
+        code = ["-c", HOLDER] if script is None else [str(script)]
+        cmd = [exe, *code, *map(str, paths)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, executable=exe,
+                                     text=True, executable=exe, cwd=cwd,
                                      **({"process_group": 0} if argv0 is None else {}))
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()

@@ -33,7 +33,7 @@ from camguard.core.serialize import event_dict, rfc3339
 from camguard.core.settings import DetectionSettings
 from camguard.platform import current, origin_of, origin_resolver
 from camguard.platform.clock import SystemClock, local_zone
-from camguard.platform.process import RunningBinary
+from camguard.platform.process import RunningBinary, RunningScript
 from camguard.service.accounts import AccountRules
 from camguard.service.api import ServiceApi
 from camguard.service.enforcement import Accounts, Enforcement
@@ -47,7 +47,7 @@ from camguard.store import paths
 from camguard.store.blocks import JsonBlockStore
 from camguard.store.eventlog import EventLog
 from camguard.store.files import held_by_us
-from camguard.store.hashing import ExeHasher
+from camguard.store.hashing import ExeHasher, ScriptHasher
 from camguard.store.history import HistorySink, HistoryStore
 from camguard.store.parental_lock import LockGuard
 from camguard.store.policy import ManagedPolicy
@@ -149,6 +149,7 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
     accounts = Accounts(own_rules, lambda: monitor.state, rules.users_may_block,
                         **({"lookup": own.lookup} if own is not None else {}))
     enforcement = Enforcement(rules, killer, blocks, clock, hasher=ExeHasher(source=binary),
+                              script_hasher=ScriptHasher(source=RunningScript()),
                               origin_of=origin_of, decisions=history, publish=hub.publish,
                               tz=local_zone(), accounts=accounts)
     api = ServiceApi(state=lambda: monitor.state, history=ServiceHistory(history),

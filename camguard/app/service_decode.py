@@ -56,7 +56,11 @@ def _process(d: Mapping[str, Any]) -> ProcessRef | None:
         return None
     return ProcessRef(int(d["pid"]), float(d.get("create_time") or 0.0), d.get("name") or "",
                       d.get("exe") or "", tuple(d.get("cmdline") or ()), d.get("user") or "",
-                      tuple(d.get("parents") or ()))
+                      tuple(d.get("parents") or ()), _text(d.get("script")))
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def state_from_dict(doc: Mapping[str, Any]) -> GuardState:

@@ -128,6 +128,8 @@ def _describe(usage: Usage) -> str:
             literal(usage.note, 200)
     user = f", user {literal(p.user, 64)}" if p.user else ""
     exe = f"  {literal(p.exe, 200)}" if p.exe else ""
+    if p.script:
+        exe += f" running {literal(p.script, 200)}"
     return f"{literal(p.name, 64) or '?'} (pid {p.pid}{user}){exe}{note}"
 
 

@@ -74,10 +74,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                      help="any binary from this checked origin: deb:firefox-esr (a file of "
                      "that Debian package whose md5sum still matches: holds across its "
                      "updates), flatpak:APP_ID, snap:NAME, appimage:/path/App.AppImage")
+    app.add_argument("--script", metavar="PATH",
+                     help="this script (its path and SHA-256), whichever interpreter "
+                     "(python3, node, bash, perl, ruby) runs it")
     app.add_argument("--path", metavar="PATH",
                      help="any binary at PATH (or under it, when it ends in /)")
     app.add_argument("--name", metavar="NAME", help="processes with this name (weakest)")
-    q.add_argument("--sha256", metavar="HEX", help="with --exe: the hash to require "
+    q.add_argument("--sha256", metavar="HEX", help="with --exe or --script: the hash to "
+                   "require "
                    "(default: the hash of the file now)")
     q.add_argument("--kind", default="any",
                    choices=["camera", "microphone", "screen", "location", "any"])
@@ -229,18 +233,19 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _app(args: argparse.Namespace) -> AppMatch:
-    if args.sha256 and not args.exe:
-        raise CliError("--sha256 goes with --exe", EXIT_BAD_ARGS)
-    if args.exe:
+    script = getattr(args, "script", None)
+    if args.sha256 and not (args.exe or script):
+        raise CliError("--sha256 goes with --exe or --script", EXIT_BAD_ARGS)
+    if args.exe or script:
         from camguard.store.hashing import sha256_file
 
-        exe = os.path.abspath(args.exe)
+        exe = os.path.abspath(str(args.exe or script))
         digest = args.sha256.strip().lower() if args.sha256 else sha256_file(exe)
         if digest is None:
             raise CliError(f"cannot read {literal(exe, 300)} to take its SHA-256; give "
                            "--sha256 HEX, or use --path to match any binary there",
                            EXIT_BAD_ARGS)
-        return AppMatch(MatchBy.EXE, exe, digest)
+        return AppMatch(MatchBy.SCRIPT if script else MatchBy.EXE, exe, digest)
     if getattr(args, "origin", None):
         return AppMatch(MatchBy.ORIGIN, args.origin)
     if args.path:

@@ -52,14 +52,18 @@ class UsageFacts:
     user: str = ""
     pid: int | None = None
     origin: ExeOrigin | None = None  # where the binary comes from; None: unknown
+    script: str = ""  # the script an interpreter runs (ProcessRef.script)
+    script_sha256: str | None = None  # of that script now; None: unknown
 
     @classmethod
     def from_usage(cls, usage: Usage, sha256: str | None = None,
-                   origin: ExeOrigin | None = None) -> UsageFacts:
+                   origin: ExeOrigin | None = None, script_sha256: str | None = None
+                   ) -> UsageFacts:
         p = usage.process
         if p is None:  # a process camguard cannot see: only "any app" rules can match it
             return cls(usage.device.kind)
-        return cls(usage.device.kind, p.exe, sha256, p.name, p.user, p.pid, origin)
+        return cls(usage.device.kind, p.exe, sha256, p.name, p.user, p.pid, origin,
+                   p.script, script_sha256)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +85,10 @@ def _app_matches(app: AppMatch, facts: UsageFacts) -> bool:
     if app.by is MatchBy.ORIGIN:
         o = facts.origin
         return o is not None and o.key == app.value and o.trusted
-    if not facts.exe:
-        return False
-    if app.by is MatchBy.PATH:
+    if app.by is MatchBy.SCRIPT:
+        return bool(facts.script) and facts.script == app.value \
+            and facts.script_sha256 == app.sha256
+    if app.by is MatchBy.PATH and facts.exe:
         return facts.exe == app.value or (app.rank == 2 and facts.exe.startswith(app.value))
     return facts.exe == app.value and facts.sha256 == app.sha256
 
@@ -112,14 +117,20 @@ def _origin_miss(rule: Rule, facts: UsageFacts) -> str | None:
 def _near_miss(rule: Rule, facts: UsageFacts) -> str | None:
     if rule.app.by is MatchBy.ORIGIN:
         return _origin_miss(rule, facts)
-    if rule.app.by is not MatchBy.EXE or facts.exe != rule.app.value:
+    if rule.app.by is MatchBy.SCRIPT:
+        path, sha, what = facts.script, facts.script_sha256, "script"
+    elif rule.app.by is MatchBy.EXE:
+        path, sha, what = facts.exe, facts.sha256, "binary"
+    else:
         return None
-    if facts.sha256 is None:
-        return (f"rule '{rule.name}' not applied: {literal(facts.exe, 200)} could not be "
-                "read, so it is not known to be the binary the rule names")
-    if facts.sha256 != rule.app.sha256:
-        return (f"rule '{rule.name}' not applied: the binary at {literal(facts.exe, 200)} "
-                f"changed (sha256 {facts.sha256[:12]}…, the rule names "
+    if not path or path != rule.app.value:
+        return None
+    if sha is None:
+        return (f"rule '{rule.name}' not applied: {literal(path, 200)} could not be "
+                f"read, so it is not known to be the {what} the rule names")
+    if sha != rule.app.sha256:
+        return (f"rule '{rule.name}' not applied: the {what} at {literal(path, 200)} "
+                f"changed (sha256 {sha[:12]}…, the rule names "
                 f"{(rule.app.sha256 or '')[:12]}…)")
     return None
 
@@ -261,10 +272,12 @@ OriginOf = Callable[[ProcessRef], "ExeOrigin | None"]
 
 def evaluate(source: RuleSource, usage: Usage, clock: Clock, tz: _dt.tzinfo,
              hasher: Hasher | None = None, *, origin_of: OriginOf | None = None,
+             script_hasher: Hasher | None = None,
              account: Sequence[Rule] = ()) -> Decision:
     """Decide one usage from the rules in force now; a "once" rule that decides is spent.
     The binary is hashed only when a rule names one (hashing a browser takes most of a
-    second), and its origin looked up only when a rule names an origin.
+    second), its origin looked up only when a rule names an origin, and the script an
+    interpreter runs (``script_hasher``) hashed only when a rule names a script.
 
     ``account``: the rules of the account whose process this is, kept apart from
     ``source`` (the service: its rules are the administrator's, an account's are pushed by
@@ -279,7 +292,11 @@ def evaluate(source: RuleSource, usage: Usage, clock: Clock, tz: _dt.tzinfo,
     if p is not None and origin_of is not None and p.exe.startswith("/") \
             and any(r.app.by is MatchBy.ORIGIN for r in (*rules, *account)):
         origin = origin_of(p)
-    facts = UsageFacts.from_usage(usage, sha, origin)
+    script_sha = None
+    if p is not None and script_hasher is not None and p.script.startswith("/") \
+            and any(r.app.by is MatchBy.SCRIPT for r in (*rules, *account)):
+        script_sha = script_hasher(p)
+    facts = UsageFacts.from_usage(usage, sha, origin, script_sha)
     decision = decide(rules, facts, mode, clock, tz)
     if decision.rule is not None and decision.rule.duration is Duration.ONCE:
         source.spend(decision.rule)

@@ -49,6 +49,9 @@ class ProcessRef:
     user: str = field(default="", compare=False)
     # Names of the ancestors, parent first, up to init (or a bounded depth).
     parents: tuple[str, ...] = field(default=(), compare=False)
+    # The script an interpreter runs (python3/node/bash/perl/ruby): its absolute path, found
+    # from the command line and the working folder, or "-m module"; "" when none.
+    script: str = field(default="", compare=False)
 
 
 UNSEEN_PROCESS_NOTE = "in use by a process camguard cannot see"

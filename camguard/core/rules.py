@@ -59,6 +59,10 @@ class MatchBy(enum.StrEnum):
     # Where the binary comes from, checked: "deb:firefox-esr" (a file dpkg installed whose
     # md5sum still matches), "flatpak:org.telegram.desktop", "snap:zoom-client".
     ORIGIN = "origin"
+    # The script an interpreter runs (python3, node, bash, perl, ruby): its path and its
+    # SHA-256, whichever interpreter runs it; "python3" is then not one trust decision for
+    # every Python program.
+    SCRIPT = "script"
     PATH = "path"  # any binary at this path (or under this folder, when it ends in '/')
     NAME = "name"  # the process name (chosen by the process itself: the weakest match)
     ANY = "any"
@@ -82,8 +86,8 @@ def is_absolute(path: str) -> bool:
 @dataclass(frozen=True, slots=True)
 class AppMatch:
     by: MatchBy = MatchBy.ANY
-    value: str = ""  # the path (EXE, PATH) or process name (NAME)
-    sha256: str | None = None  # EXE only
+    value: str = ""  # the path (EXE, PATH, SCRIPT), origin (ORIGIN) or process name (NAME)
+    sha256: str | None = None  # EXE and SCRIPT only
 
     def __post_init__(self) -> None:
         if self.by is MatchBy.ANY:
@@ -97,20 +101,24 @@ class AppMatch:
                 parse_origin_key(self.value)
             except ValueError as exc:
                 raise RuleError(str(exc)) from None
-        if self.by in (MatchBy.EXE, MatchBy.PATH) and not is_absolute(self.value):
+        if self.by in (MatchBy.EXE, MatchBy.PATH, MatchBy.SCRIPT) \
+                and not is_absolute(self.value):
             raise RuleError(f"not an absolute path: {literal(self.value, 200)}")
-        if self.by is MatchBy.EXE:
+        if self.by in (MatchBy.EXE, MatchBy.SCRIPT):
             if self.sha256 is None or not _SHA256.fullmatch(self.sha256):
-                raise RuleError("an exe rule needs the binary's SHA-256 (64 lowercase hex)")
+                raise RuleError(f"an {self.by.value} rule needs the file's SHA-256 "
+                                "(64 lowercase hex)")
         elif self.sha256 is not None:
-            raise RuleError(f"sha256 only goes with an exe rule, not {self.by.value}")
+            raise RuleError(f"sha256 only goes with an exe or script rule, not {self.by.value}")
 
     @property
     def rank(self) -> int:
         if self.by is MatchBy.PATH:
             return 2 if self.value.endswith(("/", "\\")) else 3
-        # An origin is as specific as one binary: both are checked against a record.
-        return {MatchBy.EXE: 4, MatchBy.ORIGIN: 4, MatchBy.NAME: 1, MatchBy.ANY: 0}[self.by]
+        # An origin is as specific as one binary: both are checked against a record. A
+        # script is more specific than the interpreter that runs it.
+        return {MatchBy.SCRIPT: 5, MatchBy.EXE: 4, MatchBy.ORIGIN: 4, MatchBy.NAME: 1,
+                MatchBy.ANY: 0}[self.by]
 
     @property
     def origin(self) -> ExeOrigin | None:
@@ -125,6 +133,8 @@ class AppMatch:
             return "any app"
         if self.by is MatchBy.EXE:
             return f"{literal(self.value, 200)} (sha256 {(self.sha256 or '')[:12]}…)"
+        if self.by is MatchBy.SCRIPT:
+            return f"the script {literal(self.value, 200)} (sha256 {(self.sha256 or '')[:12]}…)"
         if self.by is MatchBy.ORIGIN:
             origin = self.origin
             return f"the {origin.describe()}" if origin else literal(self.value, 200)

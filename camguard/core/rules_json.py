@@ -49,7 +49,8 @@ def rule_to_json(rule: Rule) -> dict[str, Any]:
 _RULE_KEYS = frozenset({"id", "label", "verdict", "app", "device", "user", "window", "duration",
                         "created_at"})
 _APP_KEYS = {MatchBy.ANY: set(), MatchBy.EXE: {"path", "sha256"}, MatchBy.PATH: {"path"},
-             MatchBy.NAME: {"name"}, MatchBy.ORIGIN: {"origin"}}
+             MatchBy.NAME: {"name"}, MatchBy.ORIGIN: {"origin"},
+             MatchBy.SCRIPT: {"path", "sha256"}}
 
 
 def rule_from_json(obj: Any, origin: Origin = Origin.USER) -> Rule:
@@ -71,7 +72,7 @@ def rule_from_json(obj: Any, origin: Origin = Origin.USER) -> Rule:
         by = MatchBy(str(app_doc.get("match")))
     except ValueError:
         raise RuleError(f"unknown app match {literal(str(app_doc.get('match')), 40)!r} "
-                        "(use exe, origin, path, name or any)") from None
+                        "(use exe, script, origin, path, name or any)") from None
     extra = set(app_doc) - {"match"} - _APP_KEYS[by]
     if extra:
         raise RuleError(f"app match {by.value!r} takes no {', '.join(sorted(extra))}")

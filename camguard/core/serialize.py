@@ -37,7 +37,7 @@ def process_dict(p: ProcessRef | None) -> dict[str, Any]:
         "user": json_safe(p.user),
         "cmdline": [json_safe(a) for a in p.cmdline],
         "parents": [json_safe(n) for n in p.parents],
-    }
+    } | ({"script": json_safe(p.script)} if p.script else {})
 
 
 # Where a usage's executable comes from (None: unknown, or not looked up).

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 from typing import TYPE_CHECKING
 
 from camguard.core.models import ProcessRef
+from camguard.core.script import is_module, script_argument
 
 if TYPE_CHECKING:  # imported at the first description: a look that finds no holder (most
     # `camguard status` runs) never pays psutil's import (issue 16)
@@ -82,7 +84,33 @@ class ProcessDescriber:
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
             return None
         return ProcessRef(pid=pid, create_time=create_time, name=name, exe=exe,
-                          cmdline=cmdline, user=user, parents=parents)
+                          cmdline=cmdline, user=user, parents=parents,
+                          script=script_path(pid, exe, cmdline))
+
+
+def script_path(pid: int, exe: str, cmdline: tuple[str, ...],
+                proc_root: str = "/proc") -> str:
+    """The script the interpreter ``pid`` runs (core.script reads the command line): its
+    absolute path, a relative one resolved against the process's working folder, kept only
+    when it names a regular file (looked at through ``/proc/PID/cwd`` and ``/proc/PID/root``,
+    so a process in its own mount namespace is looked at in its own files); ``-m module``
+    for a Python module; "" for none (or when it cannot be read)."""
+    arg = script_argument(exe, cmdline)
+    if arg is None:
+        return ""
+    if is_module(arg):
+        return arg
+    base = os.path.join(proc_root, str(pid))
+    try:
+        cwd = os.readlink(os.path.join(base, "cwd")) if not arg.startswith("/") else "/"
+        full = os.path.normpath(os.path.join(cwd, arg))
+        # Through the process's own root: its /, its mounts (a sandbox, a chroot).
+        seen = os.path.join(base, "root", full.lstrip("/"))
+        if not stat.S_ISREG(os.stat(seen).st_mode):
+            return ""
+    except (OSError, ValueError):  # gone, not ours to read, a NUL in a hostile path
+        return ""
+    return full
 
 
 def _text(getter: object) -> str:
@@ -149,6 +177,29 @@ class RunningBinary:
         except (psutil.Error, OSError, ValueError):
             return False
         return abs(started - process.create_time) <= _CTIME_TOLERANCE
+
+
+class RunningScript(RunningBinary):
+    """The script an interpreter runs, for the root service: read through the process's
+    own root (``/proc/PID/root``: its mounts, its sandbox), and only when the process's
+    owner could read it too (owned by them, or readable by anyone): a user's process must
+    not make root hash a file that user may not read, by naming it as its script."""
+
+    def path(self, process: ProcessRef) -> str:
+        if not process.script.startswith("/"):
+            return ""
+        if not self._linked:
+            return process.script
+        base = os.path.join(self._root, str(process.pid))
+        seen = os.path.join(base, "root", process.script.lstrip("/"))
+        try:
+            owner = os.stat(base).st_uid
+            st = os.stat(seen)
+        except (OSError, ValueError):
+            return ""
+        if st.st_uid != owner and not st.st_mode & stat.S_IROTH and owner != 0:
+            return ""
+        return seen
 
 
 def lineage(pid: int, depth: int = 64) -> list[tuple[int, float]]:

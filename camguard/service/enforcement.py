@@ -122,6 +122,7 @@ class Enforcement:
 
     def __init__(self, rules: RuleSource, killer: ProcessKiller, blocker: DeviceBlocker,
                  clock: Clock, *, hasher: Hasher | None = None,
+                 script_hasher: Hasher | None = None,
                  origin_of: OriginOf | None = None,
                  decisions: DecisionLog | None = None,
                  publish: Callable[[Outgoing], None] | None = None,
@@ -132,6 +133,7 @@ class Enforcement:
         self._blocker = blocker
         self._clock = clock
         self._hasher = hasher
+        self._script_hasher = script_hasher
         self._origin_of = origin_of
         self._decisions = decisions
         self._publish = publish
@@ -220,7 +222,8 @@ class Enforcement:
             return None
         owner, own = self._own_rules(usage)
         decision = evaluate(self._rules, usage, self._clock, self._tz, self._hasher,
-                            origin_of=self._origin_of, account=own)
+                            origin_of=self._origin_of, script_hasher=self._script_hasher,
+                            account=own)
         if session is None and self._decisions is not None:
             # Before acting: once the process is ended, the history forgets the session.
             session = self._decisions.session_for(usage.key)

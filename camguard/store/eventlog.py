@@ -375,6 +375,8 @@ def usage_fields(u: Usage, origin: ExeOrigin | None = None) -> dict[str, Any]:
         "cmdline": None if p is None else list(p.cmdline),
         "process_user": None if p is None else p.user,
         "parents": None if p is None else list(p.parents),
+        # The script an interpreter runs (ProcessRef.script); null for none.
+        "script": None if p is None else p.script or None,
         "origin": origin_dict(origin),
     }
 

@@ -112,6 +112,39 @@ class ExeHasher:
         return digest
 
 
+class ScriptHasher:
+    """``ProcessRef -> sha256 | None`` of the script an interpreter runs
+    (``ProcessRef.script``), with a small cache keyed like :class:`ExeHasher`'s. Thread-safe;
+    never raises. A module (``-m module``) or no script gives None."""
+
+    def __init__(self, limit: int = MAX_HASH_BYTES, *, source: BinarySource | None = None
+                 ) -> None:
+        """``source``: where to read the script (the root service: platform.process.
+        RunningScript, through the process's own root, only a file the process's owner
+        could read); None: the script's path, as the user's own camguard may."""
+        self._limit = limit
+        self._source = source
+        self._cache: dict[tuple[object, ...], str] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, process: ProcessRef) -> str | None:
+        if not process.script.startswith("/"):
+            return None
+        source = self._source
+        path = process.script if source is None else source.path(process)
+        if not path:
+            return None
+        with self._lock:
+            digest, key = _hash_with_key(path, self._limit, self._cache)
+            if digest is not None and key is not None and key not in self._cache:
+                if len(self._cache) >= _CACHE_SIZE:
+                    self._cache.clear()
+                self._cache[key] = digest
+        if source is not None and not source.same(process):
+            return None
+        return digest
+
+
 class BackgroundHasher:
     """One daemon thread that hashes executables and hands each result to a callback.
 

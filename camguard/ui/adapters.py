@@ -25,7 +25,7 @@ from camguard.core.rules import AppMatch, MatchBy, RuleError, Verdict, make_rule
 from camguard.core.state import UsageKey
 from camguard.core.text import literal
 from camguard.store.allowlist import AllowList, AllowStatus
-from camguard.store.hashing import ExeHasher, Hasher
+from camguard.store.hashing import ExeHasher, Hasher, ScriptHasher
 from camguard.store.history import HistoryStore
 from camguard.store.rules import RuleFile
 from camguard.ui.ports import AllowAnswer, AllowCheck
@@ -191,6 +191,7 @@ class RuleAllower:
         self._rules = rules
         self._clock = clock
         self._hash = hasher or ExeHasher()
+        self._script_hash = ScriptHasher()
 
     def check(self, process: ProcessRef, kind: DeviceKind) -> AllowCheck:
         return self._legacy.check(process, kind)
@@ -200,13 +201,20 @@ class RuleAllower:
         if not process.exe.startswith("/"):
             return ActionResult(Outcome.FAILED, "the executable is unknown, so it cannot be "
                                 "allowed")
-        digest = self._hash(process)
+        # An interpreter running a script: the script is the app (not every Python program).
+        by, what = (MatchBy.SCRIPT, "script") if process.script.startswith("/") \
+            else (MatchBy.EXE, "binary")
+        if by is MatchBy.SCRIPT:
+            shown = literal(process.script, 200)
+        digest = (self._script_hash if by is MatchBy.SCRIPT else self._hash)(process)
         if digest is None:
             return ActionResult(Outcome.FAILED, f"cannot read {shown}, so camguard cannot "
-                                "tell this binary from another one at the same path")
-        name = process.name or os.path.basename(process.exe)
+                                f"tell this {what} from another one at the same path")
+        name = os.path.basename(process.script) if by is MatchBy.SCRIPT \
+            else process.name or os.path.basename(process.exe)
+        target = process.script if by is MatchBy.SCRIPT else process.exe
         try:
-            rule = make_rule(Verdict.ALLOW, app=AppMatch(MatchBy.EXE, process.exe, digest),
+            rule = make_rule(Verdict.ALLOW, app=AppMatch(by, target, digest),
                              kind=kind, created_at=self._clock.now(),
                              label=f"always allow {name}"[:200])
             with self._rules.locked():
@@ -217,7 +225,7 @@ class RuleAllower:
         except (RuleError, OSError, ValueError) as exc:
             return ActionResult(Outcome.FAILED, f"the rule could not be saved: {exc}")
         return ActionResult(Outcome.DONE, f"rule '{rule.name}': {shown} may use the "
-                            f"{kind.value} (while its binary stays the same)")
+                            f"{kind.value} (while its {what} stays the same)")
 
 
 class NullAllow:

@@ -259,8 +259,13 @@ class AlertPopup(QWidget):
             # package's name is on the origin line below.
             self.name_label.set_full(origin.label(name) if origin and origin.sandboxed
                                      else name)
-            lines[self.exe_label] = (literal(p.exe, LIMITS["exe"]) if p.exe else
-                                     "program file not known")
+            exe = literal(p.exe, LIMITS["exe"]) if p.exe else "program file not known"
+            if p.script:  # an interpreter: the script is the program ("cam.py (python3)")
+                script = literal(p.script, LIMITS["exe"])
+                self.name_label.set_full(
+                    f"{literal(os.path.basename(p.script), LIMITS['name'])} ({name})")
+                exe = f"{script} (run by {exe})"
+            lines[self.exe_label] = exe
             lines[self.origin_label] = origin_line(origin) if origin is not None else ""
             who = f"process {p.pid}"
             if p.user:

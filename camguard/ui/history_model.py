@@ -27,6 +27,7 @@ from PySide6.QtCore import (
 
 from camguard.core.models import DeviceKind
 from camguard.core.origin import origin_line
+from camguard.core.script import script_argument
 from camguard.core.text import literal
 from camguard.core.timefmt import session_length
 from camguard.store.history import SessionRecord
@@ -255,6 +256,9 @@ def details_text(rec: SessionRecord) -> str:
     else:
         lines.append(f"app: {literal(rec.name or '?')} (pid {rec.pid})")
         lines.append(f"executable: {literal(rec.exe or '?')}")
+        script = script_argument(rec.exe or "", rec.cmdline)
+        if script:
+            lines.append(f"script: {literal(script)}")
         lines.append(f"sha256: {rec.exe_sha256 or 'not known'}")
         if rec.origin is not None:
             lines.append(f"comes from: {origin_line(rec.origin)}")

@@ -20,7 +20,7 @@ from camguard.core.decision import Decision, OriginOf, decided_by, evaluate
 from camguard.core.models import Usage
 from camguard.core.rules import Mode, Rule, Verdict
 from camguard.store.eventlog import EventLog
-from camguard.store.hashing import ExeHasher, Hasher
+from camguard.store.hashing import ExeHasher, Hasher, ScriptHasher
 from camguard.store.policy import PolicyStatus, effective_settings, load_user_settings
 from camguard.store.rules import RuleFile
 from camguard.ui.ports import Gate, RuleOutcome
@@ -37,7 +37,8 @@ class RuleJudge:
     def __init__(self, rules: RuleFile, policy: Callable[[], PolicyStatus], clock: Clock, *,
                  settings_path: Path, tz: _dt.tzinfo = _dt.UTC,
                  hasher: Hasher | None = None, events: EventLog | None = None,
-                 origin_of: OriginOf | None = None) -> None:
+                 origin_of: OriginOf | None = None,
+                 script_hasher: Hasher | None = None) -> None:
         self._rules = rules
         self._policy = policy
         self._clock = clock
@@ -45,6 +46,7 @@ class RuleJudge:
         self._tz = tz
         self._hash = hasher or ExeHasher()
         self._origin_of = origin_of
+        self._script_hash = script_hasher or ScriptHasher()
         self._events = events
         self._spent: set[str] = set()
         self._lock = threading.Lock()
@@ -67,7 +69,8 @@ class RuleJudge:
 
     def decision(self, usage: Usage) -> Decision:
         """What core.decision decides for ``usage`` now (a "once" rule it uses is spent)."""
-        d = evaluate(self, usage, self._clock, self._tz, self._hash, origin_of=self._origin_of)
+        d = evaluate(self, usage, self._clock, self._tz, self._hash, origin_of=self._origin_of,
+                     script_hasher=self._script_hash)
         for note in d.notes:
             log.warning("%s", note)
         return d

@@ -230,7 +230,8 @@ class RulesPage(QWidget):
     def _match_changed(self) -> None:
         by = self.match.currentData()
         self.value.setEnabled(by != MatchBy.ANY.value)
-        self.browse.setEnabled(by in (MatchBy.EXE.value, MatchBy.PATH.value))
+        self.browse.setEnabled(by in (MatchBy.EXE.value, MatchBy.SCRIPT.value,
+                                      MatchBy.PATH.value))
 
     # -- state -------------------------------------------------------------------------
     def load(self, policy_rules: Iterable[Rule], user_rules: Iterable[Rule]) -> None:
@@ -255,7 +256,7 @@ class RulesPage(QWidget):
         value = self.value.text().strip()
         if self._rule(AppMatch()) is None:  # a bad window or user: say so before hashing
             return
-        if by is MatchBy.EXE and value:
+        if by in (MatchBy.EXE, MatchBy.SCRIPT) and value:
             real = os.path.realpath(value)
             self.hashing += 1
             self.message.setText(f"Reading {literal(real, 200)}…")

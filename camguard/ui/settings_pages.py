@@ -51,6 +51,8 @@ CHANNEL_NAMES = {POPUP: "camguard's popup, beside the tray icon",
                  NOTIFICATION: "A desktop notification"}
 KINDS = (("Camera and microphone", ""), ("Camera", "camera"), ("Microphone", "microphone"))
 MATCHES = (("This program (path and SHA-256)", MatchBy.EXE.value),
+           ("This script, whichever interpreter runs it (path and SHA-256)",
+            MatchBy.SCRIPT.value),
            ("Any program at this path (or under it, ending in /)", MatchBy.PATH.value),
            ("Processes with this name (weakest)", MatchBy.NAME.value),
            ("Any app", MatchBy.ANY.value))

@@ -141,3 +141,31 @@ def test_the_status_names_a_sandboxed_app_by_its_app_id(qtbot: QtBot, tmp_path: 
 
 def _status_lines(rig: Rig) -> list[str]:
     return summary_lines(rig.controller.snapshot(), time.time())
+
+
+def test_the_popup_names_the_script_an_interpreter_runs(qtbot: QtBot, rig: Rig,
+                                                        tmp_path: Path) -> None:
+    """A real Python running a real script file: the popup says which script, and a
+    hostile script path is shown literally on one line."""
+    from tests.conftest import write_holder_script
+
+    script = write_holder_script(tmp_path / "apps" / "video-call.py", "a user's program")
+    node = make_standin(tmp_path / "not-watched" / "cam0")  # the rig's monitor: not here
+    h = Holder([node], script=script)
+    rig.holders.append(h)
+    ref = ProcessDescriber().describe(h.pid)
+    assert ref is not None and ref.script == str(script)
+    usage = Usage(Device(DeviceKind.CAMERA, str(node), "Stand-in camera", str(node),
+                         "procfs"), ref)
+    rig.popup.show_view(AlertView(Alert(5, usage, time.time(), None, ""), 1, 1))
+    assert rig.popup.exe_label.full_text() == f"{script} (run by {ref.exe})"
+    assert rig.popup.name_label.text() == f"video-call.py ({ref.name})"
+    if os.environ.get("CAMGUARD_SCREENSHOTS"):
+        rig.popup.grab().save(str(tmp_path / "alert-script.png"))
+    hostile = ProcessRef(ref.pid, ref.create_time, "python3", ref.exe, ref.cmdline,
+                         ref.user, script="/tmp/<b>x</b>\n\u202eevil.py")
+    rig.popup.show_view(AlertView(Alert(6, Usage(usage.device, hostile), time.time(), None,
+                                        ""), 1, 1))
+    shown = rig.popup.exe_label.full_text()
+    assert shown.startswith("/tmp/<b>x</b>") and shown.endswith(f"(run by {ref.exe})")
+    assert "\n" not in shown and "\u202e" not in shown

@@ -448,3 +448,22 @@ def test_the_parental_lock_page_sets_changes_and_clears_the_lock(
     with qtbot.waitSignal(page.lock_changed, timeout=10_000):
         page.turn_off()
     assert not guard.is_set() and d.alerts.decision.currentData() == "allow"
+
+
+def test_a_script_rule_from_the_form_pins_the_script(qtbot: QtBot, env: Env,
+                                                     make: Callable[..., SettingsDialog]
+                                                     ) -> None:
+    script = env.tmp / "cam.py"
+    script.write_text("print('hi')\n")
+    d = make()
+    page = d.rules_page
+    page.match.setCurrentIndex(page.match.findData("script"))
+    assert page.browse.isEnabled()
+    page.value.setText(str(script))
+    page.label.setText("my script")
+    page.add_from_form()  # hashes on a pool thread
+    qtbot.waitUntil(lambda: page.hashing == 0, timeout=10_000)
+    assert d.save()
+    [rule] = [r for r in env.rules.load().rules if r.label == "my script"]
+    assert (rule.app.by, rule.app.value, rule.app.sha256) == (
+        MatchBy.SCRIPT, str(script), sha256_file(str(script)))

@@ -7,6 +7,8 @@ camguard and its ancestors, another camguard such as the tray, kernel threads, t
 session's sound server; each identified by executable, command line, owner or the socket
 it serves, never by name) are refused with a reason.
 Another user's process goes through the privileged helper (``pkexec``) when it is installed.
+A process of a Flatpak sandbox is ended with its whole sandbox (sandbox_tree.py): the app,
+its helpers and the ``bwrap`` around them, never anything outside that tree.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from camguard.core.settings import (
 )
 from camguard.core.text import literal
 from camguard.platform.linux.instances import camguard_instance, holds_device
+from camguard.platform.linux.sandbox_tree import sandbox_of
 from camguard.platform.linux.soundserver import SoundServers
 
 log = logging.getLogger(__name__)
@@ -84,7 +87,41 @@ class Killer:
             return refusal
         if not _may_signal(proc):
             return self._via_helper(pid, actual, label, proc)
-        return self._end(pid, actual, label, force)
+        box = sandbox_of(pid)
+        result = self._end(pid, actual, label, force)
+        if box is None or result.outcome not in (Outcome.DONE, Outcome.NOT_FOUND):
+            return result
+        return self._end_sandbox(box.app, [m for m in box.members if m[0] != pid], result,
+                                 force)
+
+    def _end_sandbox(self, app: str, members: list[tuple[int, float]], first: ActionResult,
+                     force: bool) -> ActionResult:
+        """End the rest of a Flatpak sandbox once its process that used the device is gone:
+        the app's other processes and the bwrap around them (innermost first), each only
+        while it is still the process listed, never one camguard must not end."""
+        ended, left = 0, []
+        for pid, ctime in reversed(members):  # children after their parents in the list
+            looked = self._inspect(pid, ctime)
+            if isinstance(looked, ActionResult):
+                continue  # gone with the app already (bwrap exits when its child does)
+            proc, actual, label = looked
+            if self._refusal(proc, label) is not None or not _may_signal(proc):
+                left.append(label)
+                continue
+            done = self._end(pid, actual, label, force)
+            if done.outcome is Outcome.DONE:
+                ended += 1
+            elif done.outcome is not Outcome.NOT_FOUND:
+                left.append(label)
+        shown = literal(app, 200)
+        msg = f"{first.message}; the rest of its Flatpak sandbox ({shown}) ended too" \
+            + (f" ({ended} more)" if ended else "")
+        if left:
+            msg += f"; still running in it: {', '.join(left[:5])}"
+            return ActionResult(Outcome.FAILED if first.outcome is not Outcome.DONE
+                                else Outcome.DONE, msg)
+        return ActionResult(Outcome.DONE if first.outcome is Outcome.DONE or ended
+                            else first.outcome, msg)
 
     # -- inside --------------------------------------------------------------------------
     @staticmethod

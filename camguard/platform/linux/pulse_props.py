@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from camguard.core.models import Device, DeviceKind, ProcessRef, SourceSnapshot, Usage
 from camguard.core.state import UsageKey
+from camguard.platform.linux.pidns import host_pids_for
 
 # PA_INVALID_INDEX (pulse/def.h): "no client" / "not a monitor" / "no module".
 INVALID_INDEX = 0xFFFFFFFF
@@ -194,12 +195,16 @@ def server_pids(is_pipewire: bool, clients: Iterable[ClientInfo], own_client_nam
 
 
 def attribute(stream: Props, client: Props | None, *, is_pipewire: bool,
-              bridge: Callable[[int], bool], describe: Describe
+              bridge: Callable[[int], bool], describe: Describe,
+              in_namespace: Callable[[int], Sequence[int]] = host_pids_for
               ) -> tuple[Attribution, ProcessRef | None]:
     """Decide which process owns a stream; never raises for any property values.
 
     ``client`` is None for an internal stream (client index PA_INVALID_INDEX). ``bridge(pid)``
     says whether a kernel-given pid is the sound server itself (then it is not the app).
+    ``in_namespace(pid)``: the host pids of sandboxed processes that are ``pid`` in their
+    own pid namespace (pidns.host_pids_for), for a claimed pid that is not the process
+    it names on the host.
     """
     merged: dict[str, object] = dict(client or {})
     merged.update(stream)  # the stream's own claims win over its client's
@@ -211,10 +216,11 @@ def attribute(stream: Props, client: Props | None, *, is_pipewire: bool,
                 return Attribution(sec, trusted=True), ref
             return Attribution(None, trusted=True, note=(
                 f"stream of pid {sec} ({_claimed_identity(merged)}), which has exited")), None
-    return _claimed(stream, client, merged, describe)
+    return _claimed(stream, client, merged, describe, in_namespace)
 
 
-def _claimed(stream: Props, client: Props | None, merged: Props, describe: Describe
+def _claimed(stream: Props, client: Props | None, merged: Props, describe: Describe,
+             in_namespace: Callable[[int], Sequence[int]] = host_pids_for
              ) -> tuple[Attribution, ProcessRef | None]:
     """Attribution by the self-reported ``application.process.id``, checked against /proc."""
     raw = stream.get(APP_PID)
@@ -231,12 +237,40 @@ def _claimed(stream: Props, client: Props | None, merged: Props, describe: Descr
             f"stream claims pid {quote(shown)}, which is not a valid pid "
             f"({_claimed_identity(merged)})")), None
     ref = describe(pid)
+    binary = text(merged, APP_BINARY)
+    if ref is None or (binary and binary_matches(binary, ref) is False):
+        mapped = _from_namespace(pid, binary, merged, describe, in_namespace)
+        if mapped is not None:
+            return mapped
     if ref is None:
         return Attribution(None, False, (
             f"stream claims pid {pid} ({_claimed_identity(merged)}) "
             f"but no such process exists")), None
-    note = _mismatch_note(pid, text(merged, APP_BINARY), text(merged, APP_USER), ref)
+    note = _mismatch_note(pid, binary, text(merged, APP_USER), ref)
     return Attribution(pid, False, note), ref
+
+
+def _from_namespace(pid: int, binary: str, merged: Props, describe: Describe,
+                    in_namespace: Callable[[int], Sequence[int]]
+                    ) -> tuple[Attribution, ProcessRef | None] | None:
+    """A claimed pid that is a sandboxed process's pid in its own pid namespace: the one
+    host process that is ``pid`` there and runs the claimed binary (still a claim:
+    unverified); None when no sandboxed process is ``pid``."""
+    found = [(host, ref) for host in in_namespace(pid)[:64]
+             if (ref := describe(host)) is not None
+             and (not binary or binary_matches(binary, ref) is not False)]
+    if not found:
+        return None
+    if len(found) > 1:
+        return Attribution(None, False, (
+            f"stream claims pid {pid} ({_claimed_identity(merged)}), which is pid {pid} "
+            f"in {len(found)} sandboxes' pid namespaces: host pids "
+            f"{', '.join(str(h) for h, _r in found[:8])}; not known which")), None
+    host, ref = found[0]
+    return Attribution(host, False, (
+        f"stream claims pid {pid} ({_claimed_identity(merged)}), its pid inside a "
+        f"sandbox: host pid {host}, found by its NSpid (as the stream claims; unverified)")
+                       ), ref
 
 
 def _internal_label(props: Props) -> str:
