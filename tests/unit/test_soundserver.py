@@ -92,3 +92,38 @@ def test_another_owners_server_does_not_protect_this_one(tree: Tree, runtime: Pa
              inode=9)  # claims this user's socket, but neither it nor its folder is theirs
     servers = SoundServers(EXES, str(tree.proc))
     assert [servers.is_sound_server(p) for p in (100, 101, 102)] == [True, False, False]
+
+
+def test_damaged_proc_entries_protect_nothing_and_never_raise(tree: Tree, runtime: Path) -> None:
+    """Every entry a process (or a race with its exit) can leave odd: none of them makes a
+    sound server, and none raises."""
+    tree.add(100, "/usr/bin/pipewire", listens=tree.socket_at(runtime / "pipewire-0"),
+             inode=7)
+    # A helper whose status has no usable Uid line: not known to be the same owner.
+    tree.add(101, "/usr/bin/wireplumber")
+    (tree.proc / "101" / "status").write_text("Name:\tx\nUid:\tnot-a-number\n")
+    # A server binary whose net/unix is gone, with odd fd links: still the session's server's
+    # own kind (same owner as 100), so protected through 100, not through its sockets.
+    tree.add(102, "/usr/bin/pipewire")
+    (tree.proc / "102" / "net" / "unix").unlink()
+    (tree.proc / "102" / "fd" / "4").symlink_to("socket:[not-a-number]")
+    (tree.proc / "102" / "fd" / "5").symlink_to("/dev/null")
+    # A server binary with malformed, abstract, unbound and non-listening sockets.
+    tree.add(103, "/usr/bin/pipewire", uid=UID + 1)
+    d = tree.proc / "103"
+    (d / "fd" / "3").symlink_to("socket:[11]")
+    (d / "net" / "unix").write_text(
+        "Num       RefCount Protocol Flags    Type St Inode Path\n"
+        "short line\n"
+        "0000000000000000: 00000002 00000000 zzzzzzzz 0001 01 11 /run/x/pipewire-0\n"
+        "0000000000000000: 00000002 00000000 00010000 0001 01 11 @abstract\n"
+        "0000000000000000: 00000002 00000000 00010000 0001 01 11\n"
+        f"0000000000000000: 00000002 00000000 00000000 0001 01 11 {runtime}/pulse/native\n")
+    # No status at all, no fd folder; and a /proc entry that is not a process.
+    tree.add(104, "/usr/bin/pipewire")
+    (tree.proc / "104" / "status").unlink()
+    (tree.proc / "self-like").mkdir()
+    servers = SoundServers(EXES, str(tree.proc))
+    assert [servers.is_sound_server(p) for p in (100, 101, 102, 103, 104)] == \
+        [True, False, True, False, False]
+    assert SoundServers(EXES, str(tree.proc / "missing")).is_sound_server(100) is False
