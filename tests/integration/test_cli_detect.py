@@ -145,7 +145,8 @@ def test_headless_commands_import_no_gui_or_media_stack(command: str, cfg: dict[
             f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, **cfg}, timeout=60, check=False)
-    assert out.stdout.strip().splitlines()[-1] == "LOADED []", out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines and lines[-1] == "LOADED []", (out.returncode, out.stdout, out.stderr)
 
 
 def test_watch_imports_no_gui_or_media_stack(cfg: dict[str, str]) -> None:
@@ -167,7 +168,8 @@ def test_watch_imports_no_gui_or_media_stack(cfg: dict[str, str]) -> None:
             f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, **cfg}, timeout=60, check=False)
-    assert out.stdout.strip().splitlines()[-1] == "LOADED []", out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines and lines[-1] == "LOADED []", (out.returncode, out.stdout, out.stderr)
 
 
 RENAMED = """
