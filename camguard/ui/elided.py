@@ -67,11 +67,16 @@ def plain_label(text: str = "", *, bold: bool = False) -> QLabel:
     label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
     label.setText(text)
     if bold:
-        font = QFont(label.font())
-        font.setBold(True)
-        font.setPointSizeF(font.pointSizeF() * 1.15)
-        label.setFont(font)
+        _embolden(label)
     return label
+
+
+def _embolden(label: QLabel) -> None:
+    """Bold and a little larger: a popup's title and name lines."""
+    font = QFont(label.font())
+    font.setBold(True)
+    font.setPointSizeF(font.pointSizeF() * 1.15)
+    label.setFont(font)
 
 
 def elided_label(*, bold: bool = False,
@@ -79,8 +84,5 @@ def elided_label(*, bold: bool = False,
     """A one-line plain label that ends in an ellipsis, at a character, when too long."""
     label = ElidedLabel(mode)
     if bold:
-        font = QFont(label.font())
-        font.setBold(True)
-        font.setPointSizeF(font.pointSizeF() * 1.15)
-        label.setFont(font)
+        _embolden(label)
     return label
