@@ -234,18 +234,6 @@ class GeoClueSource(ThreadedSource):
         return SourceSnapshot(self.name, frozenset({DEVICE}) if running else frozenset(),
                               frozenset(usages))
 
-    def _publish(self, snap: SourceSnapshot) -> None:
-        with self._lock:
-            changed = snap != self._cached or snap.degraded != self._cached.degraded
-            self._cached = snap
-            wake = self._wake
-        self._first_look.set()
-        if changed and wake is not None:
-            try:
-                wake()
-            except Exception:
-                log.exception("wake-up callback of source %s failed", self.name)
-
     def _set_state(self, state: CoverageState, why: str) -> None:
         with self._lock:
             self._state = (state, why)

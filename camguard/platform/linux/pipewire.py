@@ -237,18 +237,6 @@ class PipeWireSource(ThreadedSource):
         except subprocess.TimeoutExpired:
             proc.kill()
 
-    def _publish(self, snap: SourceSnapshot) -> None:
-        with self._lock:
-            changed = snap != self._cached or snap.degraded != self._cached.degraded
-            self._cached = snap
-            wake = self._wake
-        self._first_look.set()
-        if changed and wake is not None:
-            try:
-                wake()
-            except Exception:  # wake() must not raise; if it does, keep watching
-                log.exception("wake-up callback of source %s failed", self.name)
-
     # -- helpers ---------------------------------------------------------------------------
     def _build(self, objects: pw_graph.Objects, own: tuple[int, ...]) -> SourceSnapshot:
         own_pids = (*own, os.getpid())

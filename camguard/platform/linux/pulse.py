@@ -253,18 +253,6 @@ class PulseSource(ThreadedSource):
                 self._pulse = None
                 conn.pulse.close()
 
-    def _publish(self, snap: SourceSnapshot) -> None:
-        with self._lock:
-            changed = snap != self._cached
-            self._cached = snap
-            wake = self._wake
-        self._first_look.set()
-        if changed and wake is not None:
-            try:
-                wake()
-            except Exception:  # wake() must not raise; if it does, keep watching
-                log.exception("wake-up callback of source %s failed", self.name)
-
     # -- talking to the server (whichever thread owns the connection) -----------------------
     def _connect(self) -> _Connection:
         pulse: Any = None

@@ -52,6 +52,20 @@ class ThreadedSource:
             log.warning("%s: %s within %.1f s", self.name, self.first_look_missing,
                         self.first_look_timeout)
 
+    def _publish(self, snap: SourceSnapshot) -> None:
+        """The watcher's new view: cached for snapshot(), and the monitor woken when it
+        differs (a changed reason for being degraded counts)."""
+        with self._lock:
+            changed = snap != self._cached or snap.degraded != self._cached.degraded
+            self._cached = snap
+            wake = self._wake
+        self._first_look.set()
+        if changed and wake is not None:
+            try:
+                wake()
+            except Exception:  # wake() must not raise; if it does, keep watching
+                log.exception("wake-up callback of source %s failed", self.name)
+
     def _one_shot(self) -> SourceSnapshot:
         raise NotImplementedError
 
