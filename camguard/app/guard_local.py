@@ -98,9 +98,13 @@ class _LocalWatch:
         self._monitor = monitor
         self._events: queue.Queue[MonitorEvent | None] = queue.Queue()
         self._stop = threading.Event()
+        self._closed = False
         monitor.add_sink(self._events.put)
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, lambda _s, _f: self.close())
+            # The handler only ends the iteration: it runs on the main thread between two
+            # bytecodes, possibly inside monitor.start(), where stopping the monitor would
+            # race its own start. Whoever iterates calls close() afterwards.
+            signal.signal(signal.SIGTERM, lambda _s, _f: self._end_iteration())
         monitor.start()
         state = monitor.state
         cams = sum(1 for d in state.devices if d.kind.value == "camera")
@@ -119,10 +123,14 @@ class _LocalWatch:
             p = ev.usage.process if isinstance(ev, UsageEvent) else None
             yield WatchItem(ev, event_dict(ev, None if p is None else _origin_of(p)))
 
+    def _end_iteration(self) -> None:
+        self._stop.set()
+        self._events.put(None)
+
     def close(self) -> None:
-        if not self._stop.is_set():
-            self._stop.set()
-            self._events.put(None)
+        if not self._closed:
+            self._closed = True
+            self._end_iteration()
             self._monitor.stop()
 
 
