@@ -62,6 +62,20 @@ def privileged_helper_installed() -> bool | None:
     return PkexecHelper.available()
 
 
+def privileged_helper_installer() -> Callable[[], tuple[bool, str]] | None:
+    """What installs the privileged helper from this package through pkexec (Linux, not
+    root, pkexec present); None where there is nothing to install or no way to."""
+    import os
+    import shutil
+
+    if sys.platform != "linux" or os.geteuid() == 0 or shutil.which("pkexec") is None \
+            or getattr(sys, "frozen", False):  # a bundle: its package installed the helper
+        return None
+    from camguard.platform.linux.helper_runner import install_helper
+
+    return install_helper
+
+
 @functools.cache
 def origin_resolver() -> OriginResolver:
     """This process's one origin resolver (it caches dpkg's database and every file it

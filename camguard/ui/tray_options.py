@@ -73,6 +73,9 @@ class TrayOptions:
     # Whether the privileged helper is installed (the first-run window says what is missing
     # without it; called off the GUI thread). None: not asked (no helper on this platform).
     helper_installed: Callable[[], bool | None] | None = None
+    # Installs the helper through pkexec (platform.privileged_helper_installer): the
+    # first-run window's button. None: not offered.
+    install_helper: Callable[[], tuple[bool, str]] | None = None
     # Whether a history session is camguard's own check (the self-test): the History window
     # hides those unless asked to show them. None: no session can be told apart.
     own_session: Callable[[SessionRecord], bool] | None = None

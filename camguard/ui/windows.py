@@ -94,7 +94,7 @@ class Windows(QObject):
             mode_locked = f"Chosen by {eff.policy.source}."
         w = FirstRunWindow(o.first_run, watching, rules=o.rule_file, autostart=o.autostart,
                            lock=o.lock, mode_locked=mode_locked, coverage=o.coverage,
-                           helper=o.helper_installed)
+                           helper=o.helper_installed, install_helper=o.install_helper)
         w.finished_setup.connect(self.first_run_done)
         self.first_run = w
         _raise(w)
