@@ -11,8 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import QThreadPool, Signal
-from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
+from camguard.core.rules import RuleError
+from camguard.core.schedule import Schedule
+from camguard.core.text import literal
 from camguard.store.parental_lock import LockCheck, LockGuard
 from camguard.ui.alert import plain_label
 from camguard.ui.settings_pages import run_in_pool
@@ -22,8 +33,11 @@ OFF_TEXT = ("The parental lock is off. Anyone using this account can quit camgua
 ON_TEXT = ("The parental lock is on. Quitting camguard, pausing alerts, unblocking a device "
            "and changing settings need the password. An alert nobody answers blocks the "
            "device (unless another answer is chosen on the Alerts page).")
-SCHEDULES = ("Times of day: add a rule with a time window on the Rules page, e.g. block the "
-             "camera mon-fri 20:00-07:00.")
+SCHEDULES = ("Hours the camera or microphone may be used, one line each; outside them "
+             "camguard blocks it, whoever asks, and the child's own rules cannot lift it. "
+             "Saved with Save.")
+SCHEDULE_HINT = "camera mon-fri 16:00-19:00; sat,sun 10:00-20:00\nmicrophone daily 08:00-20:00"
+NO_SCHEDULE = "No schedule: the camera and microphone may be used at any hour."
 
 
 class ParentalPage(QWidget):
@@ -61,11 +75,35 @@ class ParentalPage(QWidget):
         schedules = plain_label(SCHEDULES)
         schedules.setWordWrap(True)
         box.addWidget(schedules)
+        self.schedules = QPlainTextEdit()
+        self.schedules.setPlaceholderText(SCHEDULE_HINT)
+        self.schedules.setTabChangesFocus(True)
+        self.schedules.setMaximumHeight(90)
+        box.addWidget(self.schedules)
+        self.in_force = plain_label(NO_SCHEDULE)  # what the saved schedules mean, in words
+        self.in_force.setWordWrap(True)
+        box.addWidget(self.in_force)
         box.addStretch(1)
         self.set_button.clicked.connect(lambda _=False: self.set_password())
         self.off_button.clicked.connect(lambda _=False: self.turn_off())
         self.is_set = False
         self.refresh()
+
+    def show_schedules(self, saved: tuple[str, ...]) -> None:
+        """The schedules in force (as saved, or set by a policy)."""
+        self.schedules.setPlainText("\n".join(saved))
+        lines = []
+        for text in saved:
+            try:
+                lines.append("• " + Schedule.parse(text).describe())
+            except RuleError as exc:
+                lines.append(f"• not used: {literal(str(exc), 200)}")
+        self.in_force.setText("\n".join(lines) if lines else NO_SCHEDULE)
+
+    def schedule_lines(self) -> tuple[str, ...]:
+        """What the editor holds, one schedule a line (checked when saved)."""
+        return tuple(line.strip() for line in self.schedules.toPlainText().splitlines()
+                     if line.strip())
 
     @staticmethod
     def _password(hint: str) -> QLineEdit:

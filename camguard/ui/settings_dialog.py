@@ -215,6 +215,8 @@ class SettingsDialog(QDialog):
         self.devices.mic_globs.set_values(s.mic_globs)
         self.devices.watch_sound_server.setChecked(s.watch_sound_server)
         self.general.retention.setValue(s.retention_days)
+        if self.parental is not None:
+            self.parental.show_schedules(s.schedules)
 
     def _parental_page(self, guard: LockGuard | None) -> ParentalPage | None:
         if guard is None:
@@ -259,6 +261,7 @@ class SettingsDialog(QDialog):
             "watch_sound_server": [self.devices.watch_sound_server],
             "retention_days": [self.general.retention],
             AUTOSTART: [self.general.autostart],
+            "schedules": [] if self.parental is None else [self.parental.schedules],
             RULES: [self.rules_page.form_box, self.rules_page.remove_button,
                     self.allow_page.add_button, self.allow_page.remove_button,
                     self.allow_page.kind],
@@ -295,7 +298,9 @@ class SettingsDialog(QDialog):
             retention_days=self.general.retention.value(),
             camera_globs=self.devices.camera_globs.values(),
             mic_globs=self.devices.mic_globs.values(),
-            watch_sound_server=self.devices.watch_sound_server.isChecked())
+            watch_sound_server=self.devices.watch_sound_server.isChecked(),
+            schedules=self.shown_settings.schedules if self.parental is None
+            else self.parental.schedule_lines())
 
     # -- saving ------------------------------------------------------------------------
     @Slot()
