@@ -157,6 +157,7 @@ def tray_options(start: TrayStart) -> TrayOptions:
         current,
         privileged_helper_installed,
         privileged_helper_installer,
+        system_service,
     )
     from camguard.platform.null import NullAutostart
     from camguard.ui.tray_options import TrayOptions
@@ -173,7 +174,8 @@ def tray_options(start: TrayStart) -> TrayOptions:
                        selftest=selftest_runner(start.settings),
                        lock=tray_parts.parental_lock(), own_session=tray_parts.own_sessions(),
                        helper_installed=privileged_helper_installed,
-                       install_helper=privileged_helper_installer())
+                       install_helper=privileged_helper_installer(),
+                       system_service=system_service())
 
 
 def _standalone(args: argparse.Namespace, start: TrayStart) -> int:

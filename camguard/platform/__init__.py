@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # at run time each is imported where used: camguard.platform.
     from camguard.core.origin import ExeOrigin
     from camguard.core.settings import DetectionSettings
     from camguard.platform.base import OriginResolver, Platform, UsageSource
+    from camguard.platform.linux.systemd_service import SystemdService
     from camguard.platform.macos.forensics import LogReport
     from camguard.platform.macos.tcc import TccEntry
     from camguard.platform.process import ProcessDescriber
@@ -74,6 +75,18 @@ def privileged_helper_installer() -> Callable[[], tuple[bool, str]] | None:
     from camguard.platform.linux.helper_runner import install_helper
 
     return install_helper
+
+
+def system_service() -> SystemdService | None:
+    """camguard's system service where it can be turned on from the desktop (Linux with
+    systemctl); None elsewhere."""
+    import shutil
+
+    if sys.platform != "linux" or shutil.which("systemctl") is None:
+        return None
+    from camguard.platform.linux.systemd_service import SystemdService
+
+    return SystemdService()
 
 
 @functools.cache

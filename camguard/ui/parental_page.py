@@ -9,8 +9,9 @@ window closes. The scrypt check (about 50 ms) and the file lock run on the dialo
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
-from PySide6.QtCore import QThreadPool, Signal
+from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
@@ -40,15 +41,35 @@ SCHEDULE_HINT = "camera mon-fri 16:00-19:00; sat,sun 10:00-20:00\nmicrophone dai
 NO_SCHEDULE = "No schedule: the camera and microphone may be used at any hour."
 
 
+SERVICE_OFF = ("camguard's system service is installed but off. On, it watches, records "
+               "and enforces for every account on this computer, whether or not this tray "
+               "runs (an administrator's password is asked).")
+SERVICE_ON = "camguard's system service is on: it watches every account."
+TURN_ON = "Turn on the camguard service…"
+
+
+class SystemService(Protocol):
+    """The system service as the page offers it (platform.system_service()): each call may
+    block (systemctl, a password dialog), so the page runs them on its pool."""
+
+    def installed(self) -> bool: ...
+
+    def running(self) -> bool: ...
+
+    def turn_on(self) -> tuple[bool, str]: ...
+
+
 class ParentalPage(QWidget):
     """Shows whether the lock is set and changes it. ``lock_changed(bool)``: now set."""
 
     lock_changed = Signal(bool)
 
-    def __init__(self, guard: LockGuard, pool: QThreadPool) -> None:
+    def __init__(self, guard: LockGuard, pool: QThreadPool,
+                 service: SystemService | None = None) -> None:
         super().__init__()
         self._guard = guard
         self._pool = pool
+        self._service = service
         self.busy = False
         box = QVBoxLayout(self)
         self.state = plain_label()
@@ -72,6 +93,16 @@ class ParentalPage(QWidget):
         self.message = plain_label()
         self.message.setWordWrap(True)
         box.addWidget(self.message)
+        self._schedules_and_service(box)
+        box.addStretch(1)
+        self.service_busy = False
+        self.look_at_service()
+        self.set_button.clicked.connect(lambda _=False: self.set_password())
+        self.off_button.clicked.connect(lambda _=False: self.turn_off())
+        self.is_set = False
+        self.refresh()
+
+    def _schedules_and_service(self, box: QVBoxLayout) -> None:
         schedules = plain_label(SCHEDULES)
         schedules.setWordWrap(True)
         box.addWidget(schedules)
@@ -83,11 +114,58 @@ class ParentalPage(QWidget):
         self.in_force = plain_label(NO_SCHEDULE)  # what the saved schedules mean, in words
         self.in_force.setWordWrap(True)
         box.addWidget(self.in_force)
-        box.addStretch(1)
-        self.set_button.clicked.connect(lambda _=False: self.set_password())
-        self.off_button.clicked.connect(lambda _=False: self.turn_off())
-        self.is_set = False
-        self.refresh()
+        self.service_state = plain_label()
+        self.service_state.setWordWrap(True)
+        self.service_state.setVisible(False)
+        box.addWidget(self.service_state)
+        self.service_button = QPushButton(TURN_ON)
+        self.service_button.setVisible(False)
+        self.service_button.clicked.connect(lambda _=False: self.turn_service_on())
+        box.addWidget(self.service_button, 0, Qt.AlignmentFlag.AlignLeft)
+        self.service_result = plain_label()  # what turning it on did, under the button
+        self.service_result.setWordWrap(True)
+        box.addWidget(self.service_result)
+
+    def look_at_service(self) -> None:
+        """Whether the service is installed and on (off the GUI thread): the button shows
+        only for an installed service that is off."""
+        service = self._service
+        if service is None:
+            return
+        self.service_busy = True
+
+        def shown(state: tuple[bool, bool]) -> None:
+            self.service_busy = False
+            installed, running = state
+            self.service_state.setVisible(installed)
+            self.service_state.setText(SERVICE_ON if running else SERVICE_OFF)
+            self.service_button.setVisible(installed and not running)
+
+        def failed(exc: BaseException) -> None:
+            self.service_busy = False
+            self.service_state.setText(f"Could not ask about the service: {exc}")
+
+        run_in_pool(self._pool, self, lambda _say: (service.installed(), service.running()),
+                    shown, failed=failed)
+
+    def turn_service_on(self) -> None:
+        service = self._service
+        if service is None or self.service_busy:
+            return
+        self.service_busy = True
+        self.service_button.setEnabled(False)
+        self.service_result.setText("Waiting for an administrator's password…")
+
+        def done(result: tuple[bool, str]) -> None:
+            self.service_busy = False
+            self.service_button.setEnabled(True)
+            self.service_result.setText(literal(result[1], 400))
+            self.look_at_service()
+
+        def failed(exc: BaseException) -> None:
+            done((False, f"Not turned on: {exc}"))
+
+        run_in_pool(self._pool, self, lambda _say: service.turn_on(), done, failed=failed)
 
     def show_schedules(self, saved: tuple[str, ...]) -> None:
         """The schedules in force (as saved, or set by a policy)."""

@@ -54,7 +54,7 @@ from camguard.store.ui_settings import (
     with_values,
 )
 from camguard.ui.alert import plain_label
-from camguard.ui.parental_page import ParentalPage
+from camguard.ui.parental_page import ParentalPage, SystemService
 from camguard.ui.ports import AlertSettings
 from camguard.ui.settings_lists import AllowEditor, AllowPage, RulesEditor, RulesPage
 from camguard.ui.settings_pages import (
@@ -119,7 +119,7 @@ class SettingsDialog(QDialog):
                  selftest: SelftestRun | None = None, unlock: Unlock | None = None,
                  lock_set: Callable[[], bool] | None = None,
                  started_with: Mapping[str, tuple[str, ...]] | None = None,
-                 parental: LockGuard | None = None,
+                 parental: LockGuard | None = None, service: SystemService | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._lock_set = lock_set or (parental.is_set if parental is not None
@@ -156,7 +156,7 @@ class SettingsDialog(QDialog):
                             (self.allow_page, "Allow list"), (self.rules_page, "Rules"),
                             (self.general, "General")):
             self.tabs.addTab(page, title)
-        self.parental = self._parental_page(parental)
+        self.parental = self._parental_page(parental, service)
         box.addWidget(self.tabs, 1)
         self.message = plain_label()
         self.message.setWordWrap(True)
@@ -218,10 +218,11 @@ class SettingsDialog(QDialog):
         if self.parental is not None:
             self.parental.show_schedules(s.schedules)
 
-    def _parental_page(self, guard: LockGuard | None) -> ParentalPage | None:
+    def _parental_page(self, guard: LockGuard | None, service: SystemService | None
+                       ) -> ParentalPage | None:
         if guard is None:
             return None
-        page = ParentalPage(guard, self.pool)
+        page = ParentalPage(guard, self.pool, service)
         page.lock_changed.connect(self._lock_changed)
         self.tabs.addTab(page, "Parental lock")
         return page
