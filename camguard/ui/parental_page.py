@@ -38,6 +38,9 @@ SCHEDULES = ("Hours the camera or microphone may be used, one line each; outside
              "camguard blocks it, whoever asks, and the child's own rules cannot lift it. "
              "Saved with Save.")
 SCHEDULE_HINT = "camera mon-fri 16:00-19:00; sat,sun 10:00-20:00\nmicrophone daily 08:00-20:00"
+SERVED = ("camguard's system service decides here, for every account: the schedules in "
+          "force are its policy's (schedules = [...] under [settings] in "
+          "/etc/camguard/policy.toml; `camguard policy show` lists them).")
 NO_SCHEDULE = "No schedule: the camera and microphone may be used at any hour."
 
 
@@ -70,6 +73,9 @@ class ParentalPage(QWidget):
         self._guard = guard
         self._pool = pool
         self._service = service
+        # This tray is the service's client (the settings dialog says so): the service
+        # decides every use by its policy's schedules; schedules typed here hold nowhere.
+        self.served = False
         self.busy = False
         box = QVBoxLayout(self)
         self.state = plain_label()
@@ -176,7 +182,8 @@ class ParentalPage(QWidget):
                 lines.append("• " + Schedule.parse(text).describe())
             except RuleError as exc:
                 lines.append(f"• not used: {literal(str(exc), 200)}")
-        self.in_force.setText("\n".join(lines) if lines else NO_SCHEDULE)
+        self.in_force.setText(SERVED if self.served else
+                              "\n".join(lines) if lines else NO_SCHEDULE)
 
     def schedule_lines(self) -> tuple[str, ...]:
         """What the editor holds, one schedule a line (checked when saved)."""

@@ -54,7 +54,7 @@ from camguard.store.ui_settings import (
     with_values,
 )
 from camguard.ui.alert import plain_label
-from camguard.ui.parental_page import ParentalPage, SystemService
+from camguard.ui.parental_page import SERVED, ParentalPage, SystemService
 from camguard.ui.ports import AlertSettings
 from camguard.ui.settings_lists import AllowEditor, AllowPage, RulesEditor, RulesPage
 from camguard.ui.settings_pages import (
@@ -120,7 +120,7 @@ class SettingsDialog(QDialog):
                  lock_set: Callable[[], bool] | None = None,
                  started_with: Mapping[str, tuple[str, ...]] | None = None,
                  parental: LockGuard | None = None, service: SystemService | None = None,
-                 parent: QWidget | None = None) -> None:
+                 served: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._lock_set = lock_set or (parental.is_set if parental is not None
                                       else (lambda: False))
@@ -156,7 +156,7 @@ class SettingsDialog(QDialog):
                             (self.allow_page, "Allow list"), (self.rules_page, "Rules"),
                             (self.general, "General")):
             self.tabs.addTab(page, title)
-        self.parental = self._parental_page(parental, service)
+        self.parental = self._parental_page(parental, service, served)
         box.addWidget(self.tabs, 1)
         self.message = plain_label()
         self.message.setWordWrap(True)
@@ -218,11 +218,12 @@ class SettingsDialog(QDialog):
         if self.parental is not None:
             self.parental.show_schedules(s.schedules)
 
-    def _parental_page(self, guard: LockGuard | None, service: SystemService | None
-                       ) -> ParentalPage | None:
+    def _parental_page(self, guard: LockGuard | None, service: SystemService | None,
+                       served: bool) -> ParentalPage | None:
         if guard is None:
             return None
         page = ParentalPage(guard, self.pool, service)
+        page.served = served
         page.lock_changed.connect(self._lock_changed)
         self.tabs.addTab(page, "Parental lock")
         return page
@@ -241,6 +242,8 @@ class SettingsDialog(QDialog):
         if status.error:
             return ("The managed policy cannot be read, so nothing it might lock can be "
                     f"changed: {status.error}")
+        if name == "schedules" and self.parental is not None and self.parental.served:
+            return SERVED
         if name in self._eff.items:
             refusal = self._eff.refusal(name)
             if refusal is None and name in self._started_with:

@@ -69,7 +69,8 @@ class Windows(QObject):
             allowlist=AllowList(self._store.db) if self._store is not None else None,
             rules=o.rule_file, autostart=o.autostart, policy=o.policy(),
             selftest=o.selftest, unlock=unlock,
-            parental=o.lock, started_with=o.started_with, service=o.system_service)
+            parental=o.lock, started_with=o.started_with, service=o.system_service,
+            served=o.history is not None)
         dlg.settings_changed.connect(self.settings_changed)
         self.settings = dlg
         self._tidy()

@@ -17,7 +17,7 @@ from camguard.core.models import Device, DeviceKind, ProcessRef, Usage
 from camguard.core.rules import Verdict
 from camguard.store.parental_lock import LockGuard
 from camguard.ui.judge import RuleJudge
-from camguard.ui.parental_page import NO_SCHEDULE
+from camguard.ui.parental_page import NO_SCHEDULE, SERVED
 from camguard.ui.settings_dialog import SettingsDialog, Unlock, lock_unlocker
 from tests.gui.test_settings_dialog import NOW, Env, env, make
 from tests.gui.test_tray_launch import REPO
@@ -93,3 +93,12 @@ def test_a_policy_sets_and_locks_the_schedules(
     bad = env.policy('[settings]\nschedules = ["camera at noon"]\n')
     d = make(parental=guard, policy=bad)
     assert "schedules:" in d.problems.text()  # a bad schedule is said, never half-read
+
+
+def test_as_the_services_client_the_page_points_to_the_policys_schedules(
+        env: Env, make: Callable[..., SettingsDialog], tmp_path: Path) -> None:
+    guard = LockGuard(tmp_path / "lock.json", env.clock, base=0.0)
+    d = make(parental=guard, served=True)
+    page = d.parental
+    assert page is not None and not page.schedules.isEnabled()
+    assert page.in_force.text() == SERVED and "policy.toml" in page.schedules.toolTip()
