@@ -39,9 +39,14 @@ def _wait(predicate: Any, seconds: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def _pkaction_ok() -> bool:
-    return subprocess.run(["pkaction", "--action-id", "org.camguard.helper.camera"],
+def _pkaction_ok(action: str = "org.camguard.helper.camera") -> bool:
+    return subprocess.run(["pkaction", "--action-id", action],
                           capture_output=True, check=False).returncode == 0
+
+
+# pkexec's own action (org.freedesktop.policykit.exec), for a scene without the helper:
+# read before the actions folder is covered, written into the private one.
+PKEXEC_POLICY = "org.freedesktop.policykit.policy"
 
 
 # A private /dev (optional): what processes here need, plus stand-in device nodes (the null
@@ -77,6 +82,8 @@ def _started(spec: dict[str, Any]) -> subprocess.Popen[str]:
 
 
 def main(cfg: dict[str, Any]) -> dict[str, Any]:
+    with open(os.path.join(ACTIONS, PKEXEC_POLICY), "rb") as f:
+        pkexec_policy = f.read()
     for path in ("/run/dbus", ACTIONS, RULES, "/usr/libexec"):
         _tmpfs(path)
     if "dev" in cfg:
@@ -84,19 +91,24 @@ def main(cfg: dict[str, Any]) -> dict[str, Any]:
         # The installed helper keeps what it changed in /var/lib/camguard.
         _tmpfs("/var/lib")
         os.mkdir("/var/lib/polkit-1", 0o700)
-    shutil.copy(cfg["policy"], os.path.join(ACTIONS, "org.camguard.helper.policy"))
+    with open(os.path.join(ACTIONS, PKEXEC_POLICY), "wb") as f:
+        f.write(pkexec_policy)
     with open(os.path.join(RULES, "50-camguard.rules"), "w", encoding="ascii") as f:
         f.write(cfg["rule"])
-    os.mkdir("/usr/libexec/camguard", 0o755)
-    shutil.copy(cfg["helper"], HELPER)
-    os.chmod(HELPER, 0o755)  # noqa: S103 - root-owned 0755, as the package installs it
+    if cfg.get("helper"):  # None: the helper is not installed (its installer's tests)
+        shutil.copy(cfg["policy"], os.path.join(ACTIONS, "org.camguard.helper.policy"))
+        os.mkdir("/usr/libexec/camguard", 0o755)
+        shutil.copy(cfg["helper"], HELPER)
+        os.chmod(HELPER, 0o755)  # noqa: S103 - root-owned 0755, as the package installs it
     log = open(cfg["log"], "ab")  # noqa: SIM115 - kept open for the daemons' lifetime
     daemons = [subprocess.Popen(["dbus-daemon", "--system", "--nofork", "--nopidfile"],
                                 stdout=log, stderr=log)]
     try:
         _wait(lambda: os.path.exists(BUS), 15, "the system bus")
         daemons.append(subprocess.Popen([POLKITD, "--no-debug"], stdout=log, stderr=log))
-        _wait(_pkaction_ok, 20, "polkitd to know the camguard action")
+        action = "org.camguard.helper.camera" if cfg.get("helper") \
+            else "org.freedesktop.policykit.exec"
+        _wait(lambda: _pkaction_ok(action), 20, f"polkitd to know {action}")
         answers = []
         daemons += [_started(spec) for spec in cfg.get("background", [])]
         pids = {f"{{bg{i}}}": str(d.pid) for i, d in enumerate(daemons[2:])}

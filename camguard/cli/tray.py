@@ -45,7 +45,19 @@ Selftest = Callable[[Callable[[str], None], threading.Event], str]
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("tray", parents=[common],
                        help="the tray icon with alerts and the kill switch (the default)")
+    p.add_argument("--answer-alert", action="store_true",
+                   help="hand the running tray's alert popup the keyboard (Enter, Esc, "
+                        "Alt+A/W/K/B), e.g. from a desktop keyboard shortcut")
     p.set_defaults(func=cmd_tray)
+
+
+def answer_alert() -> int:
+    """``camguard tray --answer-alert``: tell the running tray, start nothing."""
+    from camguard.ui.single_instance import answer_running_tray
+
+    if not answer_running_tray():
+        raise CliError("no camguard tray is running for this account")
+    return 0
 
 
 def cmd_tray(args: argparse.Namespace) -> int:
@@ -55,6 +67,8 @@ def cmd_tray(args: argparse.Namespace) -> int:
         # Qt would abort the process with a fatal error; say it in one line instead.
         raise CliError("no graphical session (DISPLAY and WAYLAND_DISPLAY are unset); "
                        "`camguard watch` works in a terminal")
+    if getattr(args, "answer_alert", False):
+        return answer_alert()
     try:
         from camguard.ui.shell import run_tray
         from camguard.ui.tray_options import tray_alert_settings
@@ -139,7 +153,12 @@ def startup_settings(ui_file: UiSettingsFile, status: PolicyStatus, *,
 
 def tray_options(start: TrayStart) -> TrayOptions:
     """The parts every tray has: the settings window's files, the lock and the self-test."""
-    from camguard.platform import current, privileged_helper_installed
+    from camguard.platform import (
+        current,
+        privileged_helper_installed,
+        privileged_helper_installer,
+        system_service,
+    )
     from camguard.platform.null import NullAutostart
     from camguard.ui.tray_options import TrayOptions
 
@@ -154,7 +173,9 @@ def tray_options(start: TrayStart) -> TrayOptions:
                        rule_file=tray_parts.rule_file(), autostart=autostart,
                        selftest=selftest_runner(start.settings),
                        lock=tray_parts.parental_lock(), own_session=tray_parts.own_sessions(),
-                       helper_installed=privileged_helper_installed)
+                       helper_installed=privileged_helper_installed,
+                       install_helper=privileged_helper_installer(),
+                       system_service=system_service())
 
 
 def _standalone(args: argparse.Namespace, start: TrayStart) -> int:

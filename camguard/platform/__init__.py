@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # at run time each is imported where used: camguard.platform.
     from camguard.core.origin import ExeOrigin
     from camguard.core.settings import DetectionSettings
     from camguard.platform.base import OriginResolver, Platform, UsageSource
+    from camguard.platform.linux.systemd_service import SystemdService
     from camguard.platform.macos.forensics import LogReport
     from camguard.platform.macos.tcc import TccEntry
     from camguard.platform.process import ProcessDescriber
@@ -60,6 +61,32 @@ def privileged_helper_installed() -> bool | None:
     from camguard.platform.linux.helper_runner import PkexecHelper
 
     return PkexecHelper.available()
+
+
+def privileged_helper_installer() -> Callable[[], tuple[bool, str]] | None:
+    """What installs the privileged helper from this package through pkexec (Linux, not
+    root, pkexec present); None where there is nothing to install or no way to."""
+    import os
+    import shutil
+
+    if sys.platform != "linux" or os.geteuid() == 0 or shutil.which("pkexec") is None \
+            or getattr(sys, "frozen", False):  # a bundle: its package installed the helper
+        return None
+    from camguard.platform.linux.helper_runner import install_helper
+
+    return install_helper
+
+
+def system_service() -> SystemdService | None:
+    """camguard's system service where it can be turned on from the desktop (Linux with
+    systemctl); None elsewhere."""
+    import shutil
+
+    if sys.platform != "linux" or shutil.which("systemctl") is None:
+        return None
+    from camguard.platform.linux.systemd_service import SystemdService
+
+    return SystemdService()
 
 
 @functools.cache

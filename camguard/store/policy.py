@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from camguard.core.defaults import DEFAULT_POLICY_FILE
-from camguard.core.rules import Duration, Mode, Origin, Rule, is_absolute
+from camguard.core.rules import Duration, Mode, Origin, Rule, RuleError, is_absolute
 from camguard.core.rules_json import rules_from_json
+from camguard.core.schedule import Schedule, schedule_rules
 from camguard.core.settings import (
     DEFAULT_CAMERA_GLOBS,
     DEFAULT_MIC_GLOBS,
@@ -75,6 +76,8 @@ _SPECS = [
     SettingSpec("watch_sound_server", True, "bool", "watch the sound server's streams"),
     SettingSpec("users_may_block", True, "bool", "the service lets accounts that are not "
                 "admins block a device for everyone (see docs/security.md)"),
+    SettingSpec("schedules", (), "list", "hours a device may be used, blocked outside them: "
+                "'camera mon-fri 16:00-19:00; sat,sun 10:00-20:00' (core/schedule.py)"),
 ]
 SETTINGS: dict[str, SettingSpec] = {s.name: s for s in _SPECS}
 LOCKABLE = frozenset({*SETTINGS, RULES})
@@ -107,6 +110,8 @@ def check_value(name: str, value: Any, specs: Mapping[str, SettingSpec] = SETTIN
         if isinstance(value, list | tuple) and all(isinstance(v, str) and v for v in value):
             if name.endswith(("_globs", "_exes")) and not all(v.startswith("/") for v in value):
                 raise ValueError(f"{name}: every pattern must be an absolute path")
+            if name == "schedules":
+                return tuple(_schedule(v) for v in value)
             return tuple(value)
     elif isinstance(value, str) and len(value) <= 4096 and "\x00" not in value:
         if spec.type == "choice" and value not in spec.choices:
@@ -116,6 +121,14 @@ def check_value(name: str, value: Any, specs: Mapping[str, SettingSpec] = SETTIN
             raise ValueError(f"{name} must be an absolute path, not {literal(value, 200)!r}")
         return value
     raise ValueError(f"bad value for {name} ({spec.type} expected): {literal(repr(value), 80)}")
+
+
+def _schedule(text: str) -> str:
+    """A schedule as camguard writes it, or ValueError saying why it is not one."""
+    try:
+        return str(Schedule.parse(text))
+    except RuleError as exc:
+        raise ValueError(f"schedules: {exc}") from None
 
 
 # -- a policy ------------------------------------------------------------------------------------
@@ -339,7 +352,11 @@ def effective_settings(user: Mapping[str, Any], policy: Policy,
         else:
             items[name] = EffectiveSetting(name, spec.default, "default")
     rules_locked = policy.is_locked(RULES)
-    rules = list(policy.rules)
+    # A schedule is enforced as the parent's rules (core/schedule.py), locked or not: only
+    # the setting itself (behind the parental lock, or the policy's lock) changes it.
+    scheduled, bad = schedule_rules(tuple(items["schedules"].value))
+    problems += bad
+    rules = [*policy.rules, *scheduled]
     note = f"{len(policy.rules)} policy rule(s)"
     if rules_locked:
         if user_rules:

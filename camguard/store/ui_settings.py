@@ -69,6 +69,8 @@ class UiSettings:
     camera_globs: tuple[str, ...] = DEFAULT_CAMERA_GLOBS
     mic_globs: tuple[str, ...] = DEFAULT_MIC_GLOBS
     watch_sound_server: bool = True
+    # Hours a device may be used, blocked outside them (core/schedule.py; the parental page).
+    schedules: tuple[str, ...] = ()
 
     @property
     def popup(self) -> bool:
@@ -89,8 +91,10 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "countdown": ("ui", "alert_countdown"),
     "notification_channel": ("ui", "notification_channel"),
     "retention_days": ("ui", "history_retention_days"),
+    "schedules": ("settings", "schedules"),
 }
-MANAGED = frozenset({"alert_default", "camera_globs", "mic_globs", "watch_sound_server"})
+MANAGED = frozenset({"alert_default", "camera_globs", "mic_globs", "watch_sound_server",
+                     "schedules"})
 
 
 def check(name: str, value: Any) -> Any:

@@ -320,10 +320,26 @@ class AlertPopup(QWidget):
     # for a button, and the default must not land a moment before their click.
     def enterEvent(self, event: QEnterEvent) -> None:
         super().enterEvent(event)
+        self._hold()
+
+    def _hold(self) -> None:
         if self.view is not None and self._held_ms is None:
             self._held_ms = max(0, self._deadline_ms - self._clock.elapsed())
             self._tick.stop()
             self._on_tick()
+
+    def take_keys(self) -> bool:
+        """The person asked for the popup from the keyboard (the tray menu's "Answer the
+        alert…", or ``camguard answer``): it takes focus, its keys work as after a click,
+        and the countdown holds while they read (it starts again once the pointer leaves
+        it, as after a pointer's visit). False: no alert is shown."""
+        if self.view is None or not self.isVisible():
+            return False
+        self._hold()
+        self.raise_()
+        self.keys.arm()
+        log.info("alert keys armed from the keyboard")
+        return True
 
     def hideEvent(self, event: QHideEvent) -> None:
         super().hideEvent(event)

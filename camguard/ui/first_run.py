@@ -42,6 +42,12 @@ TITLE = "Welcome to camguard"
 # GUI thread.
 CoverageFn = Callable[[], "Sequence[Coverage] | None"]  # None: not reported (a service)
 HelperFn = Callable[[], "bool | None"]
+# Installs the privileged helper from this package through pkexec (an administrator's
+# password): (done, a sentence for the person). Blocks for as long as the dialog is open.
+InstallFn = Callable[[], "tuple[bool, str]"]
+INSTALL_HELPER = "Install the helper…"
+INSTALL_WORDS = ("This camguard can install it now: the button asks for an administrator's "
+                 "password.")
 MODES = ((Mode.ASK, "Ask me which apps may use them (recommended)"),
          (Mode.BLOCK_ALL, "Block every app I have not allowed"),
          (Mode.NOTIFY_ONLY, "Only tell me; never close or block anything"))
@@ -56,12 +62,15 @@ class FirstRunWindow(QDialog):
                  rules: RulesEditor | None = None, autostart: AutostartPort | None = None,
                  lock: LockGuard | None = None, mode_locked: str | None = None,
                  coverage: CoverageFn | None = None, helper: HelperFn | None = None,
+                 install_helper: InstallFn | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._dir = config_dir
         self._rules = rules
         self._autostart = autostart
         self._lock = lock
+        self._coverage, self._helper, self._install = coverage, helper, install_helper
+        self.install_button: QPushButton | None = None
         self.setWindowTitle(TITLE)
         self.setMinimumWidth(560)
         box = QVBoxLayout(self)
@@ -116,6 +125,10 @@ class FirstRunWindow(QDialog):
         self._gaps_note = plain_label("Looking…")
         self._gaps_note.setWordWrap(True)
         self._gaps_layout.addWidget(self._gaps_note)
+        self.installing = False
+        self.install_result = plain_label()  # what the helper's installer said
+        self.install_result.setWordWrap(True)
+        self._gaps_layout.addWidget(self.install_result)
         return group
 
     def _look(self, coverage: CoverageFn | None, helper: HelperFn | None) -> None:
@@ -124,23 +137,43 @@ class FirstRunWindow(QDialog):
             self.show_gaps([])
             return
         self.loading = True
-        self._worker = Worker("camguard-first-run", 1, self)
+        if self._worker is None:
+            self._worker = Worker("camguard-first-run", 1, self)
         self._worker.submit(lambda: gaps(coverage() if coverage else None,
                                          helper() if helper else None),
                             self.show_gaps, self._gaps_failed)
 
     def show_gaps(self, found: Sequence[Gap]) -> None:
-        """One line per gap, in plain words, each saying what would fix it (no fix here is
-        one button: the helper and the service come with the package, nothing installs them
-        from here)."""
+        """One line per gap, in plain words, each saying what would fix it; a missing helper
+        has its button when this camguard can install it (pkexec asks an administrator's
+        password). Called again after that install: the lines are those of the new look."""
         self.loading = False
+        for label in self.gap_labels.values():
+            self._gaps_layout.removeWidget(label)
+            label.deleteLater()
+        self.gap_labels.clear()
         self._gaps_note.setText("" if found else ALL_SEEN)
         self._gaps_note.setVisible(not found)
+        helper_missing = False
         for gap in found:
-            label = plain_label("• " + gap.text)
+            text = gap.text
+            if gap.key == "helper" and self._install is not None:
+                helper_missing = True
+                text += " " + INSTALL_WORDS
+            label = plain_label("• " + text)
             label.setWordWrap(True)
             self.gap_labels[gap.key] = label
             self._gaps_layout.addWidget(label)
+        if helper_missing and self.install_button is None:
+            self.install_button = QPushButton(INSTALL_HELPER)
+            self.install_button.clicked.connect(lambda _=False: self.install())
+            self._gaps_layout.addWidget(self.install_button)
+        if self.install_button is not None:
+            self._gaps_layout.removeWidget(self.install_button)  # stays under the lines
+            self._gaps_layout.addWidget(self.install_button)
+            self._gaps_layout.removeWidget(self.install_result)
+            self._gaps_layout.addWidget(self.install_result)
+            self.install_button.setVisible(helper_missing)
         self.fit()
         QTimer.singleShot(0, self.fit)  # again once the new labels have their widths
 
@@ -157,6 +190,30 @@ class FirstRunWindow(QDialog):
             if not short:
                 return
             self.resize(self.width(), self.height() + short)
+
+    def install(self) -> bool:
+        """Run the helper's installer off the GUI thread (pkexec's password dialog waits
+        for the person); False when there is nothing to run."""
+        install = self._install
+        if install is None or self.install_button is None or self._worker is None:
+            return False
+        self.installing = True
+        self.install_button.setEnabled(False)
+        self.install_result.setText("Waiting for an administrator's password…")
+        self._worker.submit(install, self._installed, self._install_failed)
+        return True
+
+    def _installed(self, result: tuple[bool, str]) -> None:
+        done, text = result
+        self.installing = False
+        self.install_result.setText(literal(text, 400))
+        if self.install_button is not None:
+            self.install_button.setEnabled(True)
+        if done:
+            self._look(self._coverage, self._helper)  # the fix applied, seen again
+
+    def _install_failed(self, exc: BaseException) -> None:
+        self._installed((False, "The installer could not run: " + literal(str(exc), 300)))
 
     def _gaps_failed(self, exc: BaseException) -> None:
         self.loading = False

@@ -3,8 +3,8 @@
 Built from the detection's real coverage (``TrayOptions.coverage``) and whether the
 privileged helper is installed. Each gap says what is missed, why, and what would fix it,
 in words: no shell command is shown (a command to paste is not something a person should
-have to trust), and none is run from here (no installer for the helper or the service
-exists outside the camguard package).
+have to trust). The one fix run from here is the helper's installer (first_run.py's button,
+platform/linux/helper_install.py through pkexec).
 """
 
 from __future__ import annotations

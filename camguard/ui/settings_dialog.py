@@ -54,7 +54,7 @@ from camguard.store.ui_settings import (
     with_values,
 )
 from camguard.ui.alert import plain_label
-from camguard.ui.parental_page import ParentalPage
+from camguard.ui.parental_page import SERVED, ParentalPage, SystemService
 from camguard.ui.ports import AlertSettings
 from camguard.ui.settings_lists import AllowEditor, AllowPage, RulesEditor, RulesPage
 from camguard.ui.settings_pages import (
@@ -119,8 +119,8 @@ class SettingsDialog(QDialog):
                  selftest: SelftestRun | None = None, unlock: Unlock | None = None,
                  lock_set: Callable[[], bool] | None = None,
                  started_with: Mapping[str, tuple[str, ...]] | None = None,
-                 parental: LockGuard | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parental: LockGuard | None = None, service: SystemService | None = None,
+                 served: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._lock_set = lock_set or (parental.is_set if parental is not None
                                       else (lambda: False))
@@ -156,7 +156,7 @@ class SettingsDialog(QDialog):
                             (self.allow_page, "Allow list"), (self.rules_page, "Rules"),
                             (self.general, "General")):
             self.tabs.addTab(page, title)
-        self.parental = self._parental_page(parental)
+        self.parental = self._parental_page(parental, service, served)
         box.addWidget(self.tabs, 1)
         self.message = plain_label()
         self.message.setWordWrap(True)
@@ -215,11 +215,15 @@ class SettingsDialog(QDialog):
         self.devices.mic_globs.set_values(s.mic_globs)
         self.devices.watch_sound_server.setChecked(s.watch_sound_server)
         self.general.retention.setValue(s.retention_days)
+        if self.parental is not None:
+            self.parental.show_schedules(s.schedules)
 
-    def _parental_page(self, guard: LockGuard | None) -> ParentalPage | None:
+    def _parental_page(self, guard: LockGuard | None, service: SystemService | None,
+                       served: bool) -> ParentalPage | None:
         if guard is None:
             return None
-        page = ParentalPage(guard, self.pool)
+        page = ParentalPage(guard, self.pool, service)
+        page.served = served
         page.lock_changed.connect(self._lock_changed)
         self.tabs.addTab(page, "Parental lock")
         return page
@@ -238,6 +242,8 @@ class SettingsDialog(QDialog):
         if status.error:
             return ("The managed policy cannot be read, so nothing it might lock can be "
                     f"changed: {status.error}")
+        if name == "schedules" and self.parental is not None and self.parental.served:
+            return SERVED
         if name in self._eff.items:
             refusal = self._eff.refusal(name)
             if refusal is None and name in self._started_with:
@@ -259,6 +265,7 @@ class SettingsDialog(QDialog):
             "watch_sound_server": [self.devices.watch_sound_server],
             "retention_days": [self.general.retention],
             AUTOSTART: [self.general.autostart],
+            "schedules": [] if self.parental is None else [self.parental.schedules],
             RULES: [self.rules_page.form_box, self.rules_page.remove_button,
                     self.allow_page.add_button, self.allow_page.remove_button,
                     self.allow_page.kind],
@@ -295,7 +302,9 @@ class SettingsDialog(QDialog):
             retention_days=self.general.retention.value(),
             camera_globs=self.devices.camera_globs.values(),
             mic_globs=self.devices.mic_globs.values(),
-            watch_sound_server=self.devices.watch_sound_server.isChecked())
+            watch_sound_server=self.devices.watch_sound_server.isChecked(),
+            schedules=self.shown_settings.schedules if self.parental is None
+            else self.parental.schedule_lines())
 
     # -- saving ------------------------------------------------------------------------
     @Slot()

@@ -117,6 +117,7 @@ def run_tray(monitor: EventSource, clock: Clock, *, killer: ProcessKiller | None
                   settings=settings or AlertSettings(),
                   store=open_store() if open_store is not None else None, options=options)
     instance.show_requested.connect(parts.controller.request_show)
+    instance.answer_requested.connect(parts.popup.take_keys)
     parts.cleanups.append(instance.close)
     parts.cleanups.append(quit_on_signals(app))
     start(parts, monitor)
@@ -270,7 +271,7 @@ def wire(parts: TrayApp) -> None:
                 lambda secs, g=gate: g.run("Pause alerts", lambda: c.pause(secs)))
             view.quit_requested.connect(lambda g=gate: g.run("Quit camguard", c.request_quit))
     if tray is not None:
-        tray.show_requested.connect(c.request_show)
+        _wire_answer(tray, popup, c.request_show)
     say = tray.show_message if tray is not None else status.show_message
     # Feedback goes to one place at a time and never lands on the popup (ui/feedback.py).
     parts.feedback = parts.feedback or FeedbackRouter(popup, parts.notifier, tray, status,
@@ -327,6 +328,14 @@ def settings_saved(parts: TrayApp, ui: UiSettings) -> None:
         c.io.submit(lambda: settings_in_force(o.settings_file, o.policy().policy)[1],
                     lambda problems: show_problems(parts, problems))
     show_managed(parts)
+
+
+def _wire_answer(tray: TrayIcon, popup: AlertPopup, show: Callable[[], None]) -> None:
+    """A click on the icon shows the main window; the tray menu's "Answer the alert…"
+    hands the popup the keyboard (the popup reached without a pointer)."""
+    tray.show_requested.connect(show)
+    tray.alert_waiting = lambda: popup.view is not None and popup.isVisible()
+    tray.answer_requested.connect(popup.take_keys)
 
 
 def show_managed(parts: TrayApp) -> None:

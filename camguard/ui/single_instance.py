@@ -11,7 +11,7 @@ import logging
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 from camguard.store import paths
@@ -19,6 +19,8 @@ from camguard.store import paths
 log = logging.getLogger(__name__)
 
 SHOW = b"show\n"
+# `camguard tray --answer-alert` (a desktop shortcut): the popup takes the keyboard.
+ANSWER = b"answer\n"
 CONNECT_MS = 1000
 # sun_path holds 108 bytes on Linux (unix(7)); a longer path cannot be a socket address.
 MAX_SOCKET_PATH = 100
@@ -43,6 +45,7 @@ class SingleInstance(QObject):
     later one starts; a later one calls :meth:`ask_running_to_show` and exits."""
 
     show_requested = Signal()
+    answer_requested = Signal()
 
     def __init__(self, name: str | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -70,11 +73,15 @@ class SingleInstance(QObject):
 
     def ask_running_to_show(self) -> bool:
         """Tell the running instance to show itself; True if the message was delivered."""
+        return self.tell_running(SHOW)
+
+    def tell_running(self, message: bytes) -> bool:
+        """Send ``message`` (SHOW or ANSWER) to the running instance; True if delivered."""
         sock = QLocalSocket()
         sock.connectToServer(self.name)
         if not sock.waitForConnected(CONNECT_MS):
             return False
-        sock.write(SHOW)
+        sock.write(message)
         ok = sock.waitForBytesWritten(CONNECT_MS)
         sock.disconnectFromServer()
         return bool(ok)
@@ -119,6 +126,16 @@ class SingleInstance(QObject):
 
     def _read(self, conn: QLocalSocket) -> None:
         data = bytes(conn.readAll().data())
-        if SHOW.strip() in data:
+        if ANSWER.strip() in data.split():
+            log.info("asked to hand the alert popup the keyboard")
+            self.answer_requested.emit()
+        elif SHOW.strip() in data:
             log.info("another camguard was started; showing this one")
             self.show_requested.emit()
+
+
+def answer_running_tray() -> bool:
+    """``camguard tray --answer-alert``: ask the running tray to hand its alert popup the
+    keyboard; False when no tray answers."""
+    _app = QCoreApplication.instance() or QCoreApplication(["camguard"])
+    return SingleInstance().tell_running(ANSWER)

@@ -12,6 +12,7 @@ import html
 import logging
 import os
 import time
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QRect, QTimer, Signal, Slot
 from PySide6.QtGui import QAction
@@ -32,6 +33,7 @@ PAUSES = (("Pause alerts for 15 min", 15 * 60.0), ("Pause alerts for 1 h", 3600.
 BLOCK_TIMES: tuple[tuple[str, float | None], ...] = (
     ("for 15 min", 15 * 60.0), ("for 1 h", 3600.0), ("until I unblock it", None))
 PANIC = "Panic: turn camera and microphone off now"
+ANSWER = "Answer the alert… (keys: Enter, Esc, Alt+A/W/K/B)"
 _KINDS = (DeviceKind.CAMERA, DeviceKind.MICROPHONE)
 # The sensors with no kill switch: said in the headline as what is being done to them.
 _OTHER_SENSORS = ((DeviceKind.SCREEN, "being recorded by"), (DeviceKind.LOCATION, "used by"))
@@ -124,6 +126,7 @@ class TrayIcon(QObject):
     settings_requested = Signal()
     show_requested = Signal()
     quit_requested = Signal()
+    answer_requested = Signal()  # "Answer the alert…": the popup takes the keyboard
 
     def __init__(self, clock: Clock, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -132,6 +135,9 @@ class TrayIcon(QObject):
         self.tooltip_lines: list[str] = []
         # Who else decides here: "Managed by policy …" or "Parental lock on" (shell.py).
         self.managed = ""
+        # Whether an alert waits on the popup (shell.py): the menu then offers to answer it
+        # from the keyboard, the one way to reach the popup without a pointer.
+        self.alert_waiting: Callable[[], bool] = lambda: False
         self.icon = QSystemTrayIcon(self)
         self.menu = QMenu()
         self._switch = QMenu("Kill switch", self.menu)
@@ -209,6 +215,8 @@ class TrayIcon(QObject):
         now = self._clock.now()
         menu = self.menu
         menu.clear()
+        if self.alert_waiting():  # first: the first item the keyboard reaches
+            self._add(menu, ANSWER, self.answer_requested.emit)
         head = menu.addAction(_menu_text(headline(snap)))
         head.setEnabled(False)
         if self.managed:

@@ -19,6 +19,7 @@ from camguard.store.policy import NO_POLICY, PolicyStatus
 from camguard.store.rules import RuleFile
 from camguard.store.ui_settings import UiSettings, UiSettingsFile
 from camguard.ui.history_query import HistoryQuery
+from camguard.ui.parental_page import SystemService
 from camguard.ui.ports import ActionsPort, AlertSettings, HistoryPort, RulesPort
 from camguard.ui.settings_dialog import AutostartPort, SelftestRun, alert_settings
 
@@ -73,6 +74,12 @@ class TrayOptions:
     # Whether the privileged helper is installed (the first-run window says what is missing
     # without it; called off the GUI thread). None: not asked (no helper on this platform).
     helper_installed: Callable[[], bool | None] | None = None
+    # Installs the helper through pkexec (platform.privileged_helper_installer): the
+    # first-run window's button. None: not offered.
+    install_helper: Callable[[], tuple[bool, str]] | None = None
+    # camguard's system service, for the parental page's "Turn on the camguard service…"
+    # (platform.system_service()). None: not offered.
+    system_service: SystemService | None = None
     # Whether a history session is camguard's own check (the self-test): the History window
     # hides those unless asked to show them. None: no session can be told apart.
     own_session: Callable[[SessionRecord], bool] | None = None

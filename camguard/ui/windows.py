@@ -69,7 +69,8 @@ class Windows(QObject):
             allowlist=AllowList(self._store.db) if self._store is not None else None,
             rules=o.rule_file, autostart=o.autostart, policy=o.policy(),
             selftest=o.selftest, unlock=unlock,
-            parental=o.lock, started_with=o.started_with)
+            parental=o.lock, started_with=o.started_with, service=o.system_service,
+            served=o.history is not None)
         dlg.settings_changed.connect(self.settings_changed)
         self.settings = dlg
         self._tidy()
@@ -94,7 +95,7 @@ class Windows(QObject):
             mode_locked = f"Chosen by {eff.policy.source}."
         w = FirstRunWindow(o.first_run, watching, rules=o.rule_file, autostart=o.autostart,
                            lock=o.lock, mode_locked=mode_locked, coverage=o.coverage,
-                           helper=o.helper_installed)
+                           helper=o.helper_installed, install_helper=o.install_helper)
         w.finished_setup.connect(self.first_run_done)
         self.first_run = w
         _raise(w)

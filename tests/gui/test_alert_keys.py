@@ -142,3 +142,20 @@ def test_escape_closes_an_alert_for_an_app_that_stopped(qtbot: QtBot, rig: Rig) 
     with qtbot.waitSignal(popup.dismissed, timeout=5000):
         qtbot.keyClick(popup, Qt.Key.Key_Escape)
     assert not popup.isVisible()
+
+
+def test_asked_from_the_keyboard_the_popup_takes_the_keys_and_holds_its_countdown(
+        qtbot: QtBot, rig: Rig) -> None:
+    """The tray menu's "Answer the alert…" (or `camguard tray --answer-alert`): no click
+    needed, and the time left stops while the person reads; with no alert it does nothing."""
+    popup = rig.popup
+    assert not popup.take_keys()  # nothing shown: nothing to answer
+    alert_id = shown(qtbot, rig)
+    assert not popup.keys.armed
+    assert popup.take_keys() and popup.keys.armed
+    handle = popup.windowHandle()
+    assert handle is not None and not handle.flags() & Qt.WindowType.WindowDoesNotAcceptFocus
+    held = popup.remaining()
+    qtbot.wait(600)  # two ticks of the countdown
+    assert popup.remaining() == held
+    assert press(qtbot, rig, Qt.Key.Key_K, ALT) == [alert_id, Choice.KILL.value]

@@ -117,6 +117,9 @@ def test_a_person_kills_the_app_that_turned_on_the_camera(
         assert not overlap(popup, (icon_x - 8, icon_y - 8, 16, 16)), (popup, icon)
         shoot(env, shots / "alert.png",
               f"{popup[2] + 24}x{popup[1] + popup[3] + 12}+{1024 - popup[2] - 24}+0")
+        # The icon while the camera is on: the panel's strip, above the popup.
+        assert popup[1] >= 40, popup
+        shoot(env, shots / "tray-camera.png", "200x40+824+0")
         kill_x, kill_y = where["killed"].split(",")
         subprocess.run(["xdotool", "mousemove", kill_x, kill_y, "click", "1"], env=env,
                        check=True, timeout=10)
@@ -154,6 +157,57 @@ def test_a_person_kills_the_app_that_turned_on_the_camera(
         realenv.wait_until(lambda: bool(xdotool(env, "search", "--onlyvisible", "--name",
                                                 "camguard.*history")), 20, "the history window")
         shoot(env, shots / "history.png", "990x605+0+0")
+
+        # The popup from the keyboard alone. Keys reach it only once asked (a key meant for
+        # the History window, which has the focus now, must never answer an alert): the
+        # tray menu's first item, "Answer the alert…", then Alt+K.
+        second = Holder([node])
+        holders.append(second)
+        realenv.wait_until(lambda: bool(said(rf"alert shown: pid={second.pid}\b")), 30,
+                           "the popup naming the second child")
+        subprocess.run(["xdotool", "key", "alt+k", "Escape"], env=env, check=True,
+                       timeout=10)  # not asked yet: swallowed or the History window's
+        assert second.proc.poll() is None and xdotool(env, "search", "--onlyvisible",
+                                                      "--name", "camguard alert")
+        before = visible()
+        subprocess.run(["xdotool", "mousemove", str(icon_x), str(icon_y), "click", "3"],
+                       env=env, check=True, timeout=10)
+        realenv.wait_until(lambda: bool(visible() - before), 10, "the tray menu")
+        shoot(env, tmp_path / "tray-menu-answer.png", "560x420+464+0")
+        subprocess.run(["xdotool", "key", "Down", "Return"], env=env, check=True, timeout=10)
+        realenv.wait_until(lambda: said(r"alert keys armed from the keyboard") is not None,
+                           10, "the popup taking the keyboard")
+        subprocess.run(["xdotool", "key", "alt+k"], env=env, check=True, timeout=10)
+        assert second.proc.wait(30) is not None  # Alt+K: "Kill app"
+
+        # A desktop shortcut's command, `camguard tray --answer-alert`, then Escape (for an
+        # account without a parental lock: "Allow once").
+        third = Holder([node])
+        holders.append(third)
+        realenv.wait_until(lambda: bool(said(rf"alert shown: pid={third.pid}\b")), 30,
+                           "the popup naming the third child")
+        armed = len(re.findall(r"alert keys armed from the keyboard",
+                               log.read_text(errors="replace")))
+        subprocess.run([sys.executable, "-m", "camguard", "tray", "--answer-alert"], env=env,
+                       check=True, timeout=60, cwd=REPO)
+        realenv.wait_until(lambda: len(re.findall(r"alert keys armed from the keyboard",
+                                                  log.read_text(errors="replace"))) > armed,
+                           10, "the popup taking the keyboard again")
+        subprocess.run(["xdotool", "key", "Escape"], env=env, check=True, timeout=10)
+        realenv.wait_until(lambda: not xdotool(env, "search", "--onlyvisible", "--name",
+                                               "camguard alert"), 10, "the popup answered")
+        assert third.proc.poll() is None  # allowed once: still running
+
+        def decision(pid: int) -> object:
+            out = subprocess.run([sys.executable, "-m", "camguard", "history", "--json"],
+                                 env=env, capture_output=True, text=True, timeout=60,
+                                 check=False)
+            return {r.get("pid"): r.get("decision") for r in json.loads(out.stdout or "[]")
+                    }.get(pid)
+
+        realenv.wait_until(lambda: decision(third.pid) == "allowed-once", 30,
+                           "the third child's answer in the history")
+        assert decision(second.pid) == "killed"
 
         tray.send_signal(signal.SIGTERM)
         assert tray.wait(30) == 0

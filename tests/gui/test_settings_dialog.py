@@ -29,7 +29,6 @@ from camguard.store.settings import load_detection_settings
 from camguard.store.ui_settings import NOTIFICATION, UiSettings, UiSettingsFile
 from camguard.ui.settings_dialog import SettingsDialog, Unlock, alert_settings, lock_unlocker
 from camguard.ui.settings_lists import SAVED, TO_ADD, TO_REMOVE
-from tests.gui.test_tray_launch import REPO
 
 NOW = 1_800_000_000.0
 TRUE = os.path.realpath("/usr/bin/true")
@@ -437,9 +436,8 @@ def test_the_parental_lock_page_sets_changes_and_clears_the_lock(
     assert page.is_set and "lock is on" in page.state.text()
     d.show()
     d.tabs.setCurrentWidget(page)
-    shots = REPO / "docs" / "screenshots" if os.environ.get("CAMGUARD_SCREENSHOTS") == "1" \
-        else tmp_path
-    d.grab().save(str(shots / "settings-parental-lock.png"))
+    # docs/screenshots/settings-parental-lock.png: test_parental_schedules.py (with schedules)
+    d.grab().save(str(tmp_path / "settings-parental-lock.png"))
     page.current.setText("wrong")
     page.turn_off()
     qtbot.waitUntil(lambda: not page.busy, timeout=10_000)

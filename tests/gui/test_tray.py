@@ -262,3 +262,23 @@ def test_menu_header_timed_blocks_and_panic(qtbot: QtBot, rig: Rig) -> None:
     assert f"Camera blocked until {end}" in opened(tray.menu).actions()[0].text() or \
         f"camera blocked until {end}" in opened(tray.menu).actions()[0].text()
     assert f"Unblock camera (blocked until {end})" in actions(switch)
+
+
+def test_answer_the_alert_is_the_menus_first_item_while_one_waits(qtbot: QtBot,
+                                                                  rig: Rig) -> None:
+    """The popup from the keyboard alone: the tray menu's first item hands it the keys."""
+    from camguard.ui.tray import ANSWER
+
+    tray, popup = rig.tray, rig.popup
+    assert ANSWER not in actions(tray.menu)
+    h, usage = rig.holder()
+    rig.start(usage)
+    qtbot.waitUntil(lambda: rig.shown_pid() == h.pid, timeout=10_000)
+    first = opened(tray.menu).actions()[0]
+    assert first.text() == ANSWER and first.isEnabled()
+    assert not popup.keys.armed
+    first.trigger()
+    assert popup.keys.armed
+    popup.keys.disarm()
+    popup.show_view(None)  # answered or gone: no entry
+    assert ANSWER not in actions(tray.menu)

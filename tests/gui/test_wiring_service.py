@@ -301,3 +301,62 @@ def test_camguard_tray_with_socket_is_the_services_client(
             proc.wait(10)
     assert "Traceback" not in log.read_text()
     assert not (tmp_path / "state" / "events.jsonl").exists()  # the service keeps the log
+
+
+def test_always_allow_in_service_mode_is_a_rule_the_service_enforces(
+        qtbot: QtBot, dirs: Dirs, holders: list[Holder], lives: list[Live], sandbox: Box
+        ) -> None:
+    """One model of trust with a service: the popup's "Always allow" saves an allow rule
+    in the account's rules file and hands it to the service (``user-rules``), so the
+    service decides that app's next use by it without asking, ``rules list`` shows it, and
+    the local allow list stays empty (no second opinion the service cannot see)."""
+    svc = Service(sandbox).start()
+    client = service_client(sandbox.sock, timeout=30.0)
+    guard = ServiceGuard(client)
+    actions = ServiceActions(guard)
+    rule_file = ServiceRuleFile(guard, dirs.config / "rules.json")
+    verdicts = ServiceVerdicts()
+    live = launch(qtbot, dirs, holders,
+                  TrayOptions(actions=actions, service_lock=actions.lock_is_set,
+                              history=service_history(guard),
+                              decisions=ServiceDecisions(guard), rules=verdicts,
+                              rule_file=rule_file),
+                  monitor=ServiceFeed(guard, SystemClock(), retry_max=0.5,
+                                      on_connect=rule_file.send, verdicts=verdicts),
+                  local_kill_switch=False)
+    lives.append(live)
+    raised: list[object] = []
+    live.controller.alert_raised.connect(raised.append)
+    first = Holder([sandbox.node("video0")])
+    holders.append(first)
+    qtbot.waitUntil(lambda: live.controller.current_alert() is not None, timeout=20_000)
+    alert = live.controller.current_alert()
+    assert alert is not None
+    live.parts.popup.decided.emit(alert.alert.id, Choice.ALWAYS_ALLOW.value)
+    realenv.wait_until(lambda: "sent 1 rule(s) of its own" in svc.log.read_text(), 20,
+                       "the allow rule at the service")
+    [rule] = rule_file.load().rules
+    exe = os.path.realpath(sys.executable)
+    assert (rule.verdict.value, rule.kind, rule.app is not None and rule.app.value) == (
+        "allow", DeviceKind.CAMERA, exe)
+    shown = subprocess.run([sys.executable, "-m", "camguard", "rules", "list", "--socket",
+                            str(sandbox.sock)],
+                           capture_output=True, text=True, timeout=60, check=False,
+                           env={**os.environ, "CAMGUARD_CONFIG_DIR": str(dirs.config)})
+    assert shown.returncode == 0 and rule.name in shown.stdout, shown
+
+    def decision(pid: int) -> tuple[object, object]:
+        got = [e for e in svc.client.history()["entries"] if e.get("pid") == pid]
+        return (got[0]["decision"], got[0]["decided_by"]) if got else (None, None)
+
+    realenv.wait_until(lambda: decision(first.pid)[0] == "always-allowed", 20,
+                       "the answer in the service's history")
+    second = Holder([sandbox.node("video1")])  # the same binary again: the rule decides
+    holders.append(second)
+    realenv.wait_until(lambda: decision(second.pid)[1] == f"rule:{rule.name}", 20,
+                       "the service's decision by the rule")
+    live.settle()
+    assert len(raised) == 1  # asked once, about the first use only
+    assert live.store.db is not None
+    from camguard.store.allowlist import AllowList
+    assert AllowList(live.store.db).entries() == []

@@ -96,3 +96,39 @@ def privileged_helper(node_globs: Sequence[str], state_file: str = helper.DEFAUL
     if PkexecHelper.available():
         return PkexecHelper()
     return None
+
+
+def install_helper(pkexec: str | None = None, python: str | None = None,
+                   timeout: float = 300.0) -> tuple[bool, str]:
+    """Install the privileged helper from this package (helper_install.py) through pkexec:
+    ``pkexec PYTHON -I INSTALLER``, one argv. (True, what was installed) or (False, why not
+    in a sentence); a refusal (polkit said no, the password dialog dismissed) changes
+    nothing."""
+    import sys
+
+    from camguard.platform.linux import helper_install
+
+    argv = [pkexec or shutil.which("pkexec") or "/usr/bin/pkexec",
+            python or sys.executable, "-I", os.path.abspath(helper_install.__file__)]
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=timeout, check=False,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"could not run pkexec: {exc}"
+    if proc.returncode == PKEXEC_DISMISSED:
+        return False, "Not installed: the password dialog was closed. Nothing was changed."
+    if proc.returncode == PKEXEC_NOT_AUTHORIZED:
+        return False, ("Not installed: this account may not install it (polkit said no). "
+                       "Nothing was changed; an administrator can.")
+    lines = [ln for ln in proc.stdout.decode("utf-8", "replace").splitlines() if ln.strip()]
+    try:
+        reply = json.loads(lines[-1])
+        if not isinstance(reply, dict):
+            raise ValueError("not an object")
+    except (IndexError, ValueError):
+        err = proc.stderr.decode("utf-8", "replace").strip()[-300:]
+        return False, f"The installer failed (exit {proc.returncode}): {err}"
+    if reply.get("ok") is True:
+        return True, "The helper is installed: Block now switches the device off for every " \
+                     "account."
+    return False, f"The installer failed: {str(reply.get('error', 'no reason given'))[:300]}"
