@@ -69,6 +69,7 @@ class UiSettings:
     camera_globs: tuple[str, ...] = DEFAULT_CAMERA_GLOBS
     mic_globs: tuple[str, ...] = DEFAULT_MIC_GLOBS
     watch_sound_server: bool = True
+    freeze_while_asking: bool = False
 
     @property
     def popup(self) -> bool:
@@ -83,6 +84,7 @@ class UiSettings:
 # names store.policy and store.settings already read, in the sections they read them from.
 SECTIONS: dict[str, tuple[str, str]] = {
     "alert_default": ("settings", "alert_default"),
+    "freeze_while_asking": ("settings", "freeze_while_asking"),
     "camera_globs": ("detection", "camera_globs"),
     "mic_globs": ("detection", "mic_globs"),
     "watch_sound_server": ("detection", "watch_sound_server"),
@@ -90,7 +92,8 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "notification_channel": ("ui", "notification_channel"),
     "retention_days": ("ui", "history_retention_days"),
 }
-MANAGED = frozenset({"alert_default", "camera_globs", "mic_globs", "watch_sound_server"})
+MANAGED = frozenset({"alert_default", "camera_globs", "mic_globs", "watch_sound_server",
+                     "freeze_while_asking"})
 
 
 def check(name: str, value: Any) -> Any:

@@ -39,6 +39,8 @@ class AlertSettings:
     # Show the alert popup. Off ("notification only"): the notification offers the same
     # answers and the countdown still applies the default when nobody answers.
     popup: bool = True
+    # Pause (SIGSTOP) an app while its alert waits for an answer (core/freeze.py).
+    freeze: bool = False
 
 
 class AllowCheck(Protocol):
@@ -85,6 +87,7 @@ class Gate(enum.StrEnum):
     """What the rules say to do with a new usage before anyone is asked."""
 
     ASK = "ask"
+    FREEZE = "freeze"  # ask, with the app paused until the answer
     ALLOW = "allow"
     KILL = "kill"
     BLOCK = "block"

@@ -91,7 +91,7 @@ def alert_settings(ui: UiSettings, base: AlertSettings | None = None) -> AlertSe
     b = base or AlertSettings()
     return AlertSettings(countdown=ui.countdown, default_decision=_DECISIONS[ui.alert_default],
                          stopped_linger=b.stopped_linger, notifications=ui.desktop_notification,
-                         parental=b.parental)
+                         parental=b.parental, freeze=ui.freeze_while_asking)
 
 
 def password_prompt(parent: QWidget | None) -> Callable[[], str | None]:
@@ -214,6 +214,7 @@ class SettingsDialog(QDialog):
         self.devices.camera_globs.set_values(s.camera_globs)
         self.devices.mic_globs.set_values(s.mic_globs)
         self.devices.watch_sound_server.setChecked(s.watch_sound_server)
+        self.alerts.freeze.setChecked(s.freeze_while_asking)
         self.general.retention.setValue(s.retention_days)
 
     def _parental_page(self, guard: LockGuard | None) -> ParentalPage | None:
@@ -257,6 +258,7 @@ class SettingsDialog(QDialog):
             "camera_globs": [self.devices.camera_globs],
             "mic_globs": [self.devices.mic_globs],
             "watch_sound_server": [self.devices.watch_sound_server],
+            "freeze_while_asking": [self.alerts.freeze],
             "retention_days": [self.general.retention],
             AUTOSTART: [self.general.autostart],
             RULES: [self.rules_page.form_box, self.rules_page.remove_button,
@@ -295,7 +297,8 @@ class SettingsDialog(QDialog):
             retention_days=self.general.retention.value(),
             camera_globs=self.devices.camera_globs.values(),
             mic_globs=self.devices.mic_globs.values(),
-            watch_sound_server=self.devices.watch_sound_server.isChecked())
+            watch_sound_server=self.devices.watch_sound_server.isChecked(),
+            freeze_while_asking=self.alerts.freeze.isChecked())
 
     # -- saving ------------------------------------------------------------------------
     @Slot()
