@@ -13,7 +13,6 @@ from pathlib import Path
 
 from camguard.core.freeze import FreezeWhileAsking
 from camguard.platform import current
-from camguard.platform.base import ProcessFreezer
 from camguard.store import paths
 
 log = logging.getLogger(__name__)
@@ -29,20 +28,17 @@ class TrayFreeze:
     def __init__(self, journal: Path | None = None, *, eager: bool = False) -> None:
         self.journal = journal if journal is not None else paths.state_dir() / JOURNAL
         self._eager = eager
-        self._freezer: ProcessFreezer | None = None
         self.guard: FreezeWhileAsking | None = None
 
     def open(self) -> FreezeWhileAsking:
         if self.guard is None:
             with contextlib.suppress(OSError):
                 self.journal.parent.mkdir(parents=True, exist_ok=True)
-            self._freezer = current().freezer(self.journal, eager=self._eager)
-            self.guard = FreezeWhileAsking(self._freezer, own_pid=os.getpid())
+            freezer = current().freezer(self.journal, eager=self._eager)
+            self.guard = FreezeWhileAsking(freezer, own_pid=os.getpid())
         return self.guard
 
     def close(self) -> None:
         if self.guard is not None:
-            for result in self.guard.release_all():
+            for result in self.guard.close():
                 log.info("on quitting: %s", result.message)
-        if self._freezer is not None:
-            self._freezer.close()

@@ -293,7 +293,8 @@ class ServiceVerdicts:
         by = f"rule:{label}" if label else f"mode:{doc.get('mode')}"
         return RuleOutcome(gate, literal(str(doc.get("explanation") or gate.value), 500), by,
                            notify=doc.get("would") is not None,
-                           done=gate in (Gate.KILL, Gate.BLOCK))
+                           done=gate in (Gate.KILL, Gate.BLOCK),
+                           paused=doc.get("paused") is True)
 
 
 class ServiceDecisions:

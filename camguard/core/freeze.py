@@ -171,3 +171,9 @@ class FreezeWhileAsking:
             held, self._held = self._held, {}
             self._askers.clear()
             return [self._freezer.thaw(*k, end=h.end) for k, h in held.items()]
+
+    def close(self) -> list[ActionResult]:
+        """camguard quits: continue everything and stop the freezer's watchdog."""
+        released = self.release_all()
+        self._freezer.close()
+        return released

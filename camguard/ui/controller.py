@@ -193,8 +193,10 @@ class AppController(QObject, ActionsMixin):
             gate = verdict.gate if isinstance(verdict, RuleOutcome) else None
             asks = verdict is None or gate in (Gate.ASK, Gate.FREEZE) \
                 or (not isinstance(verdict, RuleOutcome) and not verdict.allowed)
-            # Paused at once, here on the io lane, before the alert is even drawn.
-            paused = asks and self._hold(akey, usage, gate is Gate.FREEZE)
+            # Paused at once, here on the io lane, before the alert is even drawn (unless
+            # the service paused it already).
+            by_service = isinstance(verdict, RuleOutcome) and verdict.paused
+            paused = asks and (by_service or self._hold(akey, usage, gate is Gate.FREEZE))
             if asks and process is not None and self._origin_of is not None:
                 origin = self._origin_of(process)  # for the alert only
             return verdict, why, origin, paused

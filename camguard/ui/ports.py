@@ -108,6 +108,9 @@ class RuleOutcome:
     # Rules that nearly matched, and why not ("the file no longer matches its Debian
     # package firefox-esr"): an alert says why it asks again.
     notes: tuple[str, ...] = ()
+    # The service paused the app already (as root, until the answer reaches it): the tray
+    # shows it paused and does not pause it again.
+    paused: bool = False
 
 
 class RulesPort(Protocol):

@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from camguard.app.freeze import TrayFreeze
+from camguard.app.service_feed import ServiceVerdicts
 from camguard.core.decision import Choice, DecidedBy
 from camguard.core.rules import AppMatch, MatchBy, make_rule
 from camguard.platform.clock import SystemClock, local_zone
@@ -151,3 +152,26 @@ def test_a_freeze_rule_pauses_it_with_the_setting_off(qtbot: QtBot, rig: Rig) ->
     h = paused_alert(qtbot, live)
     qtbot.mouseClick(live.parts.popup.buttons[Choice.ALLOW_ONCE], Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: state_of(h.pid) not in ("T", None), timeout=10_000)
+
+
+def test_in_service_mode_the_services_pause_is_shown_not_repeated(
+        qtbot: QtBot, rig: Rig) -> None:
+    """The service paused the app (its decision event says so): the alert says it is
+    paused and the tray does not signal it itself; the service continues it on the answer
+    (tests/integration/test_service_freeze.py)."""
+    verdicts = ServiceVerdicts(wait=30)
+    live = rig.tray(options=TrayOptions(rules=verdicts))
+    h = live.hold()
+    live.wait_user(h.pid)
+    [user] = [u for u in live.controller.snapshot().users if u.usage.process is not None
+              and u.usage.process.pid == h.pid]
+    usage = user.usage
+    verdicts.heard({"kind": usage.device.kind.value, "device": usage.device.id,
+                    "pid": h.pid, "create_time": usage.process.create_time if usage.process
+                    else None, "verdict": "ask", "explanation": "no rule matches; asking",
+                    "mode": "ask", "paused": True})
+    qtbot.waitUntil(live.parts.popup.isVisible, timeout=20_000)
+    [alert] = live.controller.pending_alerts()
+    assert alert.paused and live.parts.popup.why_label.text() == PAUSED_LINE
+    assert state_of(h.pid) != "T"  # this test's "service" paused nothing: nor did the tray
+    assert rig.freeze.open().frozen() == []
