@@ -222,7 +222,8 @@ class AppController(QObject, ActionsMixin):
             self._record(usage, Choice.ALWAYS_ALLOW, DecidedBy.ALLOW_LIST)
             return
         if self.paused or akey in self._settled or self._pending(akey) is not None:
-            self._release(akey, None)  # no alert after all: nothing stays paused
+            if paused and self._pending(akey) is None:  # a pending alert keeps its pause
+                self._release(akey, None)  # no alert after all: nothing stays paused
             return
         self._raise(usage, at, why, origin, paused)
 

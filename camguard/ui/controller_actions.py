@@ -208,6 +208,9 @@ class ActionsMixin:
     def _failed(self, title: str, kind: DeviceKind | None = None
                 ) -> Callable[[BaseException], None]:
         def failed(exc: BaseException) -> None:
+            if kind is not None:  # a block that failed: its paused apps continue
+                for akey in self._thaw_after_block.pop(kind, []):
+                    self._release(akey, None)
             self._report(ActionResult(Outcome.FAILED, f"internal error: {exc}"), "", "",
                          title, kind)
 

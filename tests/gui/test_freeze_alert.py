@@ -175,3 +175,13 @@ def test_in_service_mode_the_services_pause_is_shown_not_repeated(
     assert alert.paused and live.parts.popup.why_label.text() == PAUSED_LINE
     assert state_of(h.pid) != "T"  # this test's "service" paused nothing: nor did the tray
     assert rig.freeze.open().frozen() == []
+
+
+def test_pausing_camguard_drops_the_alert_and_continues_the_app(qtbot: QtBot,
+                                                                 rig: Rig) -> None:
+    live = rig.tray()
+    h = paused_alert(qtbot, live)
+    live.controller.pause(60)  # "pause camguard": pending alerts are dropped unanswered
+    qtbot.waitUntil(lambda: state_of(h.pid) not in ("T", None), timeout=10_000)
+    assert live.controller.pending_alerts() == ()
+    h.close()
