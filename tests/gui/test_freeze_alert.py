@@ -7,6 +7,7 @@ pending, and continued on Allow, ended on Kill or on the countdown's default; a 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,10 +17,14 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from camguard.app import build_detection
 from camguard.app.freeze import TrayFreeze
 from camguard.app.service_feed import ServiceVerdicts
 from camguard.core.decision import Choice, DecidedBy
+from camguard.core.models import DeviceKind
 from camguard.core.rules import AppMatch, MatchBy, make_rule
+from camguard.core.settings import DetectionSettings
+from camguard.monitor import Monitor
 from camguard.platform.clock import SystemClock, local_zone
 from camguard.platform.linux.freeze import state_of
 from camguard.store.policy import NO_POLICY, PolicyStatus
@@ -28,8 +33,10 @@ from camguard.ui.alert import PAUSED_LINE
 from camguard.ui.judge import RuleJudge
 from camguard.ui.ports import AlertSettings
 from camguard.ui.tray_options import TrayOptions
+from tests.audio import parecord
 from tests.conftest import Holder
 from tests.gui.wiring_rig import Dirs, Live, dirs, launch, lives
+from tests.realenv import SoundServer
 
 __all__ = ["dirs", "lives"]  # fixtures
 
@@ -185,3 +192,36 @@ def test_pausing_camguard_drops_the_alert_and_continues_the_app(qtbot: QtBot,
     qtbot.waitUntil(lambda: state_of(h.pid) not in ("T", None), timeout=10_000)
     assert live.controller.pending_alerts() == ()
     h.close()
+
+
+@pytest.mark.real
+def test_a_recording_stream_is_paused_too(qtbot: QtBot, rig: Rig, pulseaudio: SoundServer,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real PulseAudio recording client (parecord on a sine source): its stream is the
+    usage, and the client is paused while asked, then continued on Allow."""
+    monkeypatch.setenv("PULSE_SERVER", pulseaudio.env["PULSE_SERVER"])
+    settings = DetectionSettings(camera_globs=(rig.dirs.camera_glob,),
+                                 mic_globs=(rig.dirs.mic_glob,), watch_sound_server=True)
+    monitor = Monitor(build_detection(settings).sources, SystemClock(), settle=0.002,
+                      rescan_interval=30)
+    o = TrayOptions()
+    o.freeze = rig.freeze.open
+    live = launch(qtbot, rig.dirs, rig.holders, o, settings=FREEZING, monitor=monitor)
+    rig.lives.append(live)
+    rec = subprocess.Popen(parecord(), stdout=subprocess.DEVNULL,
+                           env={**os.environ, **pulseaudio.env})
+    try:
+        qtbot.waitUntil(lambda: any(a.usage.process is not None
+                                    and a.usage.process.pid == rec.pid
+                                    for a in live.controller.pending_alerts()),
+                        timeout=20_000)
+        [alert] = live.controller.pending_alerts()
+        assert alert.usage.device.kind is DeviceKind.MICROPHONE and alert.paused
+        qtbot.waitUntil(lambda: state_of(rec.pid) == "T", timeout=10_000)
+        qtbot.mouseClick(live.parts.popup.buttons[Choice.ALLOW_ONCE],
+                         Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: state_of(rec.pid) not in ("T", None), timeout=10_000)
+        assert rec.poll() is None
+    finally:
+        rec.kill()
+        rec.wait(10)
