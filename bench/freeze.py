@@ -6,12 +6,14 @@ being stopped (SIGSTOP), measured on the child's own clock.
 The child takes CLOCK_MONOTONIC just before its open(), then keeps writing the clock into
 a shared page every 0.2 ms until it is stopped: the last value it wrote is the moment it
 stopped running (an underestimate by at most one nap and its wake-up delay). The monitor
-(ProcfsSource) names the opener; a sink freezes it (camguard.platform.linux.freeze.Freezer);
-the bench then thaws it. ``root``: camguard as root (fanotify names the opener); ``user``:
-camguard and the child as nobody (inotify and a /proc search). Also repeats the kernel
-check that the open() itself cannot be held on a device node
-(tests/integration/test_freeze.py). Prints a Markdown table; writes
-bench/results-freeze.json. A benchmark: it asserts nothing.
+(ProcfsSource) names the opener; a sink pauses it as the tray does (core.freeze's
+FreezeWhileAsking over camguard.platform.linux.freeze.JournaledFreezer: journal, watchdog);
+the bench then continues it. The tray first runs its rules check (about a millisecond;
+hashing a binary only when an exe rule names one), which this bench leaves out. ``root``:
+camguard as root (fanotify names the opener); ``user``: camguard and the child as nobody
+(inotify and a /proc search). Also repeats the kernel check that the open() itself cannot
+be held on a device node (tests/integration/test_freeze.py). Prints a Markdown table;
+writes bench/results-freeze.json. A benchmark: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from pathlib import Path
 from camguard.core.models import EventType, UsageEvent
 from camguard.monitor import Monitor
 from camguard.platform.clock import SystemClock
-from camguard.platform.linux.freeze import Freezer, state_of
+from camguard.core.freeze import FreezeWhileAsking
+from camguard.platform.linux.freeze import JournaledFreezer, state_of
 from camguard.platform.linux.procfs import ProcfsSource
 from camguard.platform.process import ProcessDescriber
 
@@ -61,13 +64,14 @@ os.ftruncate(page_fd, 4096)
 page = mmap.mmap(page_fd, 4096)
 child = subprocess.Popen([python, "-c", CHILD, node, str(page_fd)], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, text=True, pass_fds=[page_fd])
-freezer = Freezer(work / f"frozen-{os.getpid()}.json")
+freezer = JournaledFreezer(work / f"frozen-{os.getpid()}.json", eager=True)
+guard = FreezeWhileAsking(freezer, own_pid=os.getpid())  # as the tray holds it
 named, ended = threading.Event(), threading.Event()
 def sink(ev):
     if (isinstance(ev, UsageEvent) and ev.usage.process is not None
             and ev.usage.process.pid == child.pid):
         if ev.type is EventType.STARTED:
-            freezer.freeze(child.pid)
+            guard.hold("alert", ev.usage.process)
             named.set()
         else:
             ended.set()
@@ -90,7 +94,7 @@ try:
         time.sleep(0.005)  # nothing runs in it now: its last clock value is final
         t0, last = struct.unpack_from("=dd", page, 0)
         lat.append(last - t0)
-        freezer.thaw(child.pid)
+        guard.release("alert", "allowed-once")
         page[16] = 1
         child.stdout.readline()
         # Unprivileged, a close and a reopen within one look are one use: wait for its end.

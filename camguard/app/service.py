@@ -22,11 +22,13 @@ from typing import Any
 
 from camguard import __version__
 from camguard.app.detection import build_detection, warm_origins
+from camguard.app.freeze import JOURNAL as FREEZE_JOURNAL
 from camguard.app.outputs import EventOutputs, service_outputs
 from camguard.app.own_activity import OwnActivity, OwnActivityFilter
 from camguard.app.service_parts import GatedKiller, SerialBlocks, ServiceRules
 from camguard.core.blocks import BlockManager, ProcessKiller
 from camguard.core.clock import Clock
+from camguard.core.freeze import FreezeWhileAsking
 from camguard.core.models import MonitorEvent, Usage, UsageEvent
 from camguard.core.origin import ExeOrigin
 from camguard.core.serialize import event_dict, rfc3339
@@ -151,7 +153,9 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
     enforcement = Enforcement(rules, killer, blocks, clock, hasher=ExeHasher(source=binary),
                               script_hasher=ScriptHasher(source=RunningScript()),
                               origin_of=origin_of, decisions=history, publish=hub.publish,
-                              tz=local_zone(), accounts=accounts)
+                              tz=local_zone(), accounts=accounts,
+                              freeze=_freeze(rules, state),
+                              freeze_on=rules.freeze_while_asking)
     api = ServiceApi(state=lambda: monitor.state, history=ServiceHistory(history),
                      killer=killer, blocks=blocks, lock=lock, enforcement=enforcement,
                      hub=hub, clock=clock, rules=rules.listing, version=__version__,
@@ -193,11 +197,18 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
         if serving:
             server.stop()
         monitor.stop()
-        enforcement.stop()
+        enforcement.stop()  # continues what it paused and stops the freezer's watchdog
         history.heartbeat()  # sessions still open end here when the next run closes them
         runlog.end(stop.why)
         outputs.stop(stop.why)
         history.close()
+
+
+def _freeze(rules: ServiceRules, state: Path) -> FreezeWhileAsking:
+    """Freeze while asking as root (anyone's apps). Made first: it continues what a stopped
+    service left paused (its journal in the state folder) before anything else runs."""
+    freezer = current().freezer(state / FREEZE_JOURNAL, eager=rules.freeze_while_asking())
+    return FreezeWhileAsking(freezer, own_pid=os.getpid())
 
 
 def _kill_switch(settings: DetectionSettings, clock: Clock, state: Path

@@ -247,7 +247,8 @@ class ServiceActions:
 # How long the tray waits for the service's decision about a usage before asking the person
 # itself: the service announces it once it acted (ending a process waits up to ~8 s).
 DECISION_WAIT = 10.0
-_GATES = {"allow": Gate.ALLOW, "ask": Gate.ASK, "kill": Gate.KILL, "block-device": Gate.BLOCK}
+_GATES = {"allow": Gate.ALLOW, "ask": Gate.ASK, "freeze": Gate.FREEZE, "kill": Gate.KILL,
+          "block-device": Gate.BLOCK}
 _MAX_HEARD = 512
 
 
@@ -292,7 +293,8 @@ class ServiceVerdicts:
         by = f"rule:{label}" if label else f"mode:{doc.get('mode')}"
         return RuleOutcome(gate, literal(str(doc.get("explanation") or gate.value), 500), by,
                            notify=doc.get("would") is not None,
-                           done=gate in (Gate.KILL, Gate.BLOCK))
+                           done=gate in (Gate.KILL, Gate.BLOCK),
+                           paused=doc.get("paused") is True)
 
 
 class ServiceDecisions:

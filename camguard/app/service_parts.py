@@ -57,6 +57,10 @@ class ServiceRules:
         """The managed policy's ``users_may_block`` (default true: blocking is stricter)."""
         return self._policy.load().policy.settings.get("users_may_block", True) is not False
 
+    def freeze_while_asking(self) -> bool:
+        """The managed policy's ``freeze_while_asking`` (default off)."""
+        return self._policy.load().policy.settings.get("freeze_while_asking") is True
+
     def listing(self) -> dict[str, Any]:
         rules, mode, problems, error = self._load()
         return {"mode": mode.value,

@@ -152,6 +152,15 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911
         from camguard.platform import service_mic_child
 
         return service_mic_child(argv[1])
+    if argv[:1] == ["freeze-watchdog"]:
+        # Hidden: the watchdog a freezing camguard starts as its own executable, so the
+        # PyInstaller bundle starts it too (platform/linux/freeze.py).
+        if len(argv) != 2:
+            print("camguard: error: freeze-watchdog takes a journal path", file=sys.stderr)
+            return 2
+        from camguard.platform import freeze_watchdog
+
+        return freeze_watchdog(argv[1])
     from camguard.cli.argtypes import join_dashed_values
     from camguard.cli.common import CliError
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from camguard import __version__
 from camguard.app import EventOutputs, build_detection, tray_outputs
 from camguard.app import tray as tray_parts
+from camguard.app.freeze import TrayFreeze
 from camguard.app.guard_service import ServiceGuard
 from camguard.app.settings import managed_policy, user_effective
 from camguard.cli import remote
@@ -114,9 +115,14 @@ def cmd_tray(args: argparse.Namespace) -> int:
     from camguard.app.own_activity import OwnActivity, OwnActivityFilter
 
     feed = ServiceFeed(guard, clock, on_connect=rules.send, verdicts=verdicts)
-    return run_tray(OwnActivityFilter(feed, OwnActivity()), clock, argv=start.argv,
-                    settings=tray_alert_settings(ui), options=options,
-                    open_store=lambda: tray_parts.open_history(clock))  # the allow list
+    freeze = TrayFreeze(eager=ui.freeze_while_asking)  # this account's own apps
+    options.freeze = freeze.open
+    try:
+        return run_tray(OwnActivityFilter(feed, OwnActivity()), clock, argv=start.argv,
+                        settings=tray_alert_settings(ui), options=options,
+                        open_store=lambda: tray_parts.open_history(clock))  # allow list
+    finally:
+        freeze.close()
 
 
 @dataclass
@@ -200,6 +206,8 @@ def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
     options.on_stop = outputs.stop
     mic = mic_control()
     guard = None
+    freeze = TrayFreeze(eager=start.ui.freeze_while_asking)
+    options.freeze = freeze.open
     try:
         killer, blocks = kill_switch(start.settings, mic)
         detection = build_detection(start.settings)
@@ -213,6 +221,7 @@ def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
                         settings=tray_alert_settings(start.ui), options=options,
                         open_store=lambda: tray_parts.open_history(clock))
     finally:
+        freeze.close()  # before anything else: nothing stays paused
         if guard is not None:
             guard.close()
         if mic is not None:

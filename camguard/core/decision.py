@@ -6,7 +6,8 @@ Which rule wins:
    such as a Debian package whose md5sum still matches, > exact path > folder
    > process name > any app), then the user (named > any), then the device kind (named >
    any), then the time window (windowed > always);
-2. severity at equal specificity: block-device > kill > ask > allow (deny beats allow);
+2. severity at equal specificity: block-device > kill > freeze > ask > allow (deny beats
+   allow; "freeze" asks with the app paused);
 3. the newest rule, then the id (only decides which rule is named; the verdict is equal).
 
 This picks a winner among the policy's rules (IT, the parental lock) and one among the
@@ -37,8 +38,11 @@ from camguard.core.text import literal
 
 # Deny beats allow: a rule that switches the device off protects everyone, so it outranks
 # ending one process, which outranks asking, which outranks allowing.
-_SEVERITY = {Verdict.ALLOW: 0, Verdict.ASK: 1, Verdict.KILL: 2, Verdict.BLOCK_DEVICE: 3}
-_DONE = {Verdict.ALLOW: "allowed", Verdict.ASK: "asking", Verdict.KILL: "killed",
+# Asking with the app paused (freeze) is stricter than asking.
+_SEVERITY = {Verdict.ALLOW: 0, Verdict.ASK: 1, Verdict.FREEZE: 2, Verdict.KILL: 3,
+             Verdict.BLOCK_DEVICE: 4}
+_DONE = {Verdict.ALLOW: "allowed", Verdict.ASK: "asking",
+         Verdict.FREEZE: "paused while asking", Verdict.KILL: "killed",
          Verdict.BLOCK_DEVICE: "blocked"}
 
 
@@ -201,7 +205,8 @@ def decide(rules: Iterable[Rule], facts: UsageFacts, mode: Mode, clock: Clock,
     return Decision(verdict, best, said, mode, None, notes)
 
 
-_WOULD = {Verdict.ASK: "asked", Verdict.KILL: "killed it",
+_WOULD = {Verdict.ASK: "asked", Verdict.FREEZE: "paused it and asked",
+          Verdict.KILL: "killed it",
           Verdict.BLOCK_DEVICE: "blocked the device", Verdict.ALLOW: "allowed it"}
 
 
@@ -240,8 +245,8 @@ _CHOICE = {Verdict.ALLOW: Choice.ALLOW_ONCE, Verdict.KILL: Choice.KILL,
 
 
 def choice_of(decision: Decision) -> Choice | None:
-    """What the history records for a rule's (or the mode's) decision; None for "ask"
-    (the person asked decides)."""
+    """What the history records for a rule's (or the mode's) decision; None for "ask" and
+    "freeze" (the person asked decides)."""
     return _CHOICE.get(decision.verdict)
 
 

@@ -1,29 +1,31 @@
-"""Freeze while asking: the app the alert is about is stopped (SIGSTOP; Windows suspends its
-threads) while the alert waits for an answer, so it records nothing in the meantime, and
-continued (SIGCONT) once the person answers. "Kill" ends it from the frozen state: a pending
-SIGTERM is delivered the moment it continues, before it runs anything else.
+"""Freeze while asking (issue 16): the app an alert is about is stopped (SIGSTOP) the moment
+camguard decides to ask about it, so it records nothing while the question is open, and
+continued (SIGCONT) once the person answers or the countdown's default applies. "Kill" ends
+it from the frozen state: a pending SIGTERM is delivered the moment it continues, before it
+runs anything else. "Block" continues it once the block is in force (the block ends the
+device's users itself).
 
-Pure bookkeeping and decisions; the signals are a :class:`Freezer`'s (camguard.platform.
-freeze: psutil, pid + create time checked before each signal). Rules:
+Pure bookkeeping and decisions here; the signals, the journal and the watchdog that make
+sure nothing is ever left frozen are the platform's :class:`Freezer` (Linux:
+camguard.platform.linux.freeze; elsewhere a null freezer that refuses, see
+docs/architecture.md). Rules:
 
 * Never frozen: an unknown process, one without a create time (a reused pid could not be
   told apart), pid 0/1, camguard itself, and the processes whose freezing would freeze the
   whole desktop, every app's sound or every app's camera (PROTECTED: sound servers,
-  compositors and display servers, launchd/systemd, Windows' svchost that hosts the camera
-  Frame Server and audiodg).
+  compositors and display servers, launchd/systemd).
 * One process in two alerts (camera and microphone) is frozen once and continued when the
   last of its alerts is answered; a "kill" for any of them ends it.
-* Nothing stays frozen for ever: after ``max_freeze`` seconds the app continues even if the
-  alert is still open (an alert left on screen over lunch must not hang a video call for an
-  hour), and :meth:`FreezeWhileAsking.release_all` continues everything when camguard quits.
-  A camguard that crashes while an app is frozen leaves it stopped: ``kill -CONT PID``.
+* Nothing stays frozen for ever: the freezer continues any process frozen for
+  :data:`MAX_FREEZE` seconds even if the alert is still open (an alert left on screen over
+  lunch must not hang a video call for an hour), and everything when camguard goes away.
 """
 
 from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,7 +34,11 @@ from camguard.core.decision import Choice
 from camguard.core.models import ProcessRef
 from camguard.core.text import literal
 
+# The one limit (seconds): past it a frozen process is continued whatever happens (the
+# watchdog enforces it, so it holds while camguard hangs too). Fail-open by design.
 MAX_FREEZE = 120.0
+# What the history adds to "who decided" for a usage whose app was frozen while asked.
+FROZEN_MARK = " (frozen)"
 
 # Lower-case executable names (any OS) that are never frozen: each serves every app.
 PROTECTED = frozenset({
@@ -80,94 +86,94 @@ def freeze_refusal(process: ProcessRef | None, *, own_pid: int,
 
 
 class Freezer(Protocol):
-    """The OS half: stop and continue one process by ``(pid, create_time)``. Never raises."""
+    """The OS half: stop and continue one process by ``(pid, create_time)``, journaled and
+    watched so that nothing stays frozen past :data:`MAX_FREEZE` or camguard's end. Any
+    thread; never raises."""
 
     def freeze(self, pid: int, create_time: float) -> ActionResult: ...
 
     def thaw(self, pid: int, create_time: float, *, end: bool = False) -> ActionResult: ...
 
+    def close(self) -> None:
+        """Continue everything still frozen and stop watching (camguard quits)."""
+        ...
+
 
 @dataclass(slots=True)
 class _Held:
     process: ProcessRef
-    since: float
-    alerts: set[int]
+    askers: set[Hashable]
     end: bool = False
 
 
 class FreezeWhileAsking:
-    """The alerts' freezes. ``shown`` when an alert appears, ``decided`` when it is answered
-    (or times out), ``expire`` on a timer, ``release_all`` when camguard quits. Any thread
-    (a lock); each call makes at most one signal per process."""
+    """The alerts' freezes. ``hold`` when camguard decides to ask about a usage (keyed by
+    whatever names the question: the tray's alert key), ``release`` when it is answered,
+    dropped or times out, ``release_all`` when camguard quits or the setting is switched
+    off. Any thread (a lock); each call makes at most one signal per process."""
 
-    def __init__(self, freezer: Freezer, *, enabled: bool, own_pid: int,
-                 max_freeze: float = MAX_FREEZE) -> None:
+    def __init__(self, freezer: Freezer, *, own_pid: int) -> None:
         self._freezer = freezer
-        self.enabled = enabled
         self._own = own_pid
-        self._max = max_freeze
         self._lock = threading.Lock()
         self._held: dict[tuple[int, float], _Held] = {}
-        self._alerts: dict[int, tuple[int, float]] = {}
+        self._askers: dict[Hashable, tuple[int, float]] = {}
 
     def frozen(self) -> list[ProcessRef]:
         with self._lock:
             return [h.process for h in self._held.values()]
 
-    def shown(self, alert_id: int, process: ProcessRef | None, now: float
-              ) -> ActionResult | None:
-        """Freeze the app alert ``alert_id`` asks about; None when nothing was tried (off, or
-        already frozen for another alert); a REFUSED result saying why it may not be."""
-        if not self.enabled:
-            return None
+    def is_frozen(self, asker: Hashable) -> bool:
+        with self._lock:
+            return asker in self._askers
+
+    def hold(self, asker: Hashable, process: ProcessRef | None) -> ActionResult:
+        """Freeze the app ``asker`` asks about. DONE when it is frozen now or already was
+        (for another question); REFUSED saying why it may not be; what the freezer said
+        otherwise."""
         why = freeze_refusal(process, own_pid=self._own)
         if why is not None or process is None:
-            return ActionResult(Outcome.REFUSED, f"not frozen while asking: {why}")
+            return ActionResult(Outcome.REFUSED, f"not paused while asking: {why}")
         key = (process.pid, process.create_time)
         with self._lock:
+            if asker in self._askers:
+                return ActionResult(Outcome.DONE, "already paused")
             held = self._held.get(key)
             if held is not None:
-                held.alerts.add(alert_id)
-                self._alerts[alert_id] = key
-                return None
+                held.askers.add(asker)
+                self._askers[asker] = key
+                return ActionResult(Outcome.DONE, "already paused for another alert")
             result = self._freezer.freeze(*key)
             if result.ok:
-                self._held[key] = _Held(process, now, {alert_id})
-                self._alerts[alert_id] = key
+                self._held[key] = _Held(process, {asker})
+                self._askers[asker] = key
             return result
 
-    def decided(self, alert_id: int, choice: str | None) -> ActionResult | None:
-        """The alert was answered: continue its app when no other alert holds it (ending it
-        for "kill"); None when the alert froze nothing or another alert still holds it."""
+    def release(self, asker: Hashable, choice: str | None) -> ActionResult | None:
+        """The question was answered (``choice``: a Choice value, "ignore" or None):
+        continue its app when no other question holds it (ending it for "killed"); None
+        when it froze nothing or another question still holds it."""
         with self._lock:
-            key = self._alerts.pop(alert_id, None)
+            key = self._askers.pop(asker, None)
             held = self._held.get(key) if key is not None else None
             if key is None or held is None:
                 return None
-            held.alerts.discard(alert_id)
+            held.askers.discard(asker)
             held.end = held.end or thaw_for(choice) is Thaw.END
-            if held.alerts:
+            if held.askers:
                 return None
             del self._held[key]
             return self._freezer.thaw(*key, end=held.end)
 
-    def expire(self, now: float) -> list[ActionResult]:
-        """Continue every app frozen for ``max_freeze`` seconds or more (never ends one)."""
-        with self._lock:
-            due = [k for k, h in self._held.items() if now - h.since >= self._max]
-            return [self._release(k) for k in due]
-
-    def next_expiry(self) -> float | None:
-        with self._lock:
-            return min((h.since + self._max for h in self._held.values()), default=None)
-
     def release_all(self) -> list[ActionResult]:
         """Continue everything (camguard quits, or the setting was switched off)."""
         with self._lock:
-            return [self._release(k) for k in list(self._held)]
+            held, self._held = self._held, {}
+            self._askers.clear()
+            return [self._freezer.thaw(*k, end=h.end) for k, h in held.items()]
 
-    def _release(self, key: tuple[int, float]) -> ActionResult:
-        held = self._held.pop(key)
-        for alert in held.alerts:
-            self._alerts.pop(alert, None)
-        return self._freezer.thaw(*key, end=held.end)
+    def close(self) -> list[ActionResult]:
+        """camguard quits: continue everything and stop the freezer's watchdog."""
+        released = self.release_all()
+        self._freezer.close()
+        return released

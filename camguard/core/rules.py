@@ -1,6 +1,6 @@
 """Rules: which app may use which device, when, and what camguard does otherwise (pure).
 
-Vocabulary follows OpenSnitch: a verdict (allow, ask, kill, block-device) for a duration
+Vocabulary follows OpenSnitch: a verdict (allow, ask, freeze, kill, block-device) for a duration
 (once, 15m, 1h, until-restart, always). Which rule wins for a usage, and what camguard then
 does, is decided in :mod:`camguard.core.decision`.
 """
@@ -27,6 +27,9 @@ class RuleError(ValueError):
 class Verdict(enum.StrEnum):
     ALLOW = "allow"
     ASK = "ask"
+    # Ask, with the app paused (SIGSTOP) until the answer (core/freeze.py): whatever the
+    # freeze_while_asking setting says.
+    FREEZE = "freeze"
     KILL = "kill"
     BLOCK_DEVICE = "block-device"
 

@@ -189,3 +189,15 @@ def service_mic_child(op: str) -> int:
         return child_main(op)
     print('{"ok": false, "message": "not available on this system"}')
     return 1
+
+
+def freeze_watchdog(journal: str) -> int:
+    """The watchdog that continues what camguard froze once camguard goes away (the hidden
+    ``freeze-watchdog`` command, platform/linux/freeze.py); its exit code."""
+    if sys.platform.startswith("linux"):
+        from pathlib import Path
+
+        from camguard.platform.linux.freeze import watchdog
+
+        return watchdog(Path(journal))
+    return 1

@@ -17,6 +17,7 @@ from camguard.core.blocks import ActionResult, Enforcer
 # name it as one of the façade's capabilities, from here.
 from camguard.core.blocks import ProcessKiller as ProcessKiller  # noqa: PLC0414
 from camguard.core.coverage import Coverage
+from camguard.core.freeze import Freezer
 from camguard.core.models import SourceSnapshot
 from camguard.core.origin import ExeOrigin
 from camguard.core.text import literal
@@ -137,6 +138,12 @@ class DeviceEnforcer(Enforcer, Protocol):
 
 
 @runtime_checkable
+class ProcessFreezer(Freezer, Protocol):
+    """core.freeze.Freezer, checkable at run time: stops an app while its alert is open and
+    continues it, journaled, with a watchdog that continues it if camguard goes away."""
+
+
+@runtime_checkable
 class OriginResolver(Protocol):
     """Where an executable comes from (core.origin.ExeOrigin): on Linux a Debian package
     (checked against dpkg's md5sum), a Flatpak, Snap or AppImage, else a local file with its
@@ -234,4 +241,10 @@ class Platform(Protocol):
 
     def origin_resolver(self) -> OriginResolver:
         """Where executables come from (keep one: it caches)."""
+        ...
+
+    def freezer(self, journal: Path, *, eager: bool = False) -> ProcessFreezer:
+        """Freeze while asking (keep one: it holds the watchdog). Built at start: it first
+        continues what ``journal`` lists from an earlier run. ``eager``: start the watchdog
+        now rather than at the first freeze."""
         ...

@@ -163,6 +163,26 @@ class NullOriginResolver:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class NullFreezer:
+    """No freeze while asking here: nothing is ever stopped (no journal and no watchdog
+    would make sure it is continued)."""
+
+    reason: str
+
+    def freeze(self, pid: int, create_time: float) -> ActionResult:
+        return ActionResult(Outcome.REFUSED, f"not paused: {self.reason}")
+
+    def thaw(self, pid: int, create_time: float, *, end: bool = False) -> ActionResult:
+        return ActionResult(Outcome.NOT_FOUND, f"pid {pid} was not paused")
+
+    def close(self) -> None:
+        return None
+
+
+NO_FREEZE = "freezing an app while asking needs Linux's journal and watchdog"
+
+
 class NullPlatform:
     """An OS camguard has no backend for yet: it watches nothing and each capability is a
     null object saying so. The managed policy still works where store.policy can read it
@@ -217,3 +237,6 @@ class NullPlatform:
 
     def origin_resolver(self) -> OriginResolver:
         return NullOriginResolver(f"where an app comes from: {self.reason}")
+
+    def freezer(self, journal: Path, *, eager: bool = False) -> NullFreezer:
+        return NullFreezer(NO_FREEZE)

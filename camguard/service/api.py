@@ -23,6 +23,7 @@ from camguard.core.blocks import (
 from camguard.core.clock import Clock
 from camguard.core.coverage import Coverage, coverage_list
 from camguard.core.decision import Choice, DecidedBy
+from camguard.core.freeze import FROZEN_MARK
 from camguard.core.models import DeviceKind
 from camguard.core.serialize import OriginFor, rfc3339, state_dict
 from camguard.core.state import GuardState, UsageKey
@@ -61,8 +62,9 @@ MAX_HISTORY = 10_000
 DECIDE_WINDOW = 24 * 3600.0
 _CHOICES = frozenset(c.value for c in Choice)
 # Who may be named by a ``decide``: people and the countdown. The service's own rules
-# record their decisions themselves; nobody may write "rule:..." into the history.
-_PEOPLE = frozenset(d.value for d in DecidedBy)
+# record their decisions themselves; nobody may write "rule:..." into the history. An app
+# paused while asked is recorded so (core.freeze.FROZEN_MARK: "user:popup (frozen)").
+_PEOPLE = frozenset(d.value + mark for d in DecidedBy for mark in ("", FROZEN_MARK))
 
 
 _CODES = {Outcome.FAILED: P.FAILED, Outcome.REFUSED: P.DENIED, Outcome.NOT_FOUND: P.NOT_FOUND}
@@ -220,6 +222,7 @@ class ServiceApi:
             code = P.NOT_FOUND if caller.admin and found is None else P.DENIED
             log.info("uid %d may not record %s: %s", caller.uid, decision, why)
             return P.error(code, why or "no session", outcome="refused")
+        self._enforcement.answered(key, decision)  # a paused app continues (or ends)
         if not self._sessions.record_decision(found.id, decision, by):
             return P.error(P.NOT_FOUND, "that session is no longer in the history")
         log.info("uid %d recorded %s by %s on session %d", caller.uid, decision, by, found.id)
@@ -275,9 +278,10 @@ class ServiceApi:
             return block_end_refusal(caller, pid, create_time, self._lookup)
 
         log.info("uid %d blocks %s", caller.uid, target.value)
-        return report_response(self._blocks.block(
-            target, duration, options, owner=block_owner(caller),
-            may_end=None if caller.admin else may_end))
+        report = self._blocks.block(target, duration, options, owner=block_owner(caller),
+                                    may_end=None if caller.admin else may_end)
+        self._enforcement.blocked(target.kinds)  # apps paused until the block continue
+        return report_response(report)
 
     def _not_shorter(self, caller: Caller, target: BlockTarget, seconds: float | None
                      ) -> float | None:

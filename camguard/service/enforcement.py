@@ -8,7 +8,11 @@ block-device verdict of theirs is an ordinary account's block (authorization.py)
 while another account holds the device, when the program of theirs is ended instead.
 
 Nobody sits at the service to answer an "ask": such a usage is left alone and the decision
-is published to watch clients (the tray asks its user and can then request a kill).
+is published to watch clients (the tray asks its user and can then request a kill). With a
+"freeze" verdict, or "ask" while the policy's ``freeze_while_asking`` is on, the app is
+paused (core/freeze.py, as root: anyone's) until the account's answer reaches the service
+(:meth:`Enforcement.answered`, the ``decide`` request), the usage ends, the freezer's
+limit passes or the service stops.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from camguard.core.blocks import (
 )
 from camguard.core.clock import Clock
 from camguard.core.decision import (
+    Choice,
     Decision,
     Hasher,
     OriginOf,
@@ -40,7 +45,8 @@ from camguard.core.decision import (
     decided_by,
     evaluate,
 )
-from camguard.core.models import EventType, MonitorEvent, Usage, UsageEvent
+from camguard.core.freeze import FreezeWhileAsking
+from camguard.core.models import DeviceKind, EventType, MonitorEvent, Usage, UsageEvent
 from camguard.core.rules import Rule, Verdict
 from camguard.core.rules_json import decision_dict
 from camguard.core.serialize import process_dict, rfc3339
@@ -126,8 +132,13 @@ class Enforcement:
                  origin_of: OriginOf | None = None,
                  decisions: DecisionLog | None = None,
                  publish: Callable[[Outgoing], None] | None = None,
-                 tz: _dt.tzinfo | None = None, accounts: Accounts | None = None) -> None:
+                 tz: _dt.tzinfo | None = None, accounts: Accounts | None = None,
+                 freeze: FreezeWhileAsking | None = None,
+                 freeze_on: Callable[[], bool] = lambda: False) -> None:
         self._rules = rules
+        self._freeze = freeze
+        self._after_block: dict[str, list[UsageKey]] = {}  # kind -> paused until its block
+        self._freeze_on = freeze_on  # the policy's freeze_while_asking, read per usage
         self._accounts = accounts
         self._killer = killer
         self._blocker = blocker
@@ -138,7 +149,9 @@ class Enforcement:
         self._decisions = decisions
         self._publish = publish
         self._tz = tz if tz is not None else SystemLocalTime()
-        self._queue: queue.Queue[tuple[Usage, int | None] | None] = queue.Queue()
+        # (usage, its session, ended): a started usage to decide, or an ended one whose
+        # pause is released (in order, on the worker: never before its own hold).
+        self._queue: queue.Queue[tuple[Usage, int | None, bool] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._paused_until: float | None = None
         self._paused = False
@@ -185,6 +198,9 @@ class Enforcement:
 
     # -- the sink and its worker -----------------------------------------------------------
     def __call__(self, ev: MonitorEvent) -> None:
+        if isinstance(ev, UsageEvent) and ev.type is EventType.STOPPED \
+                and self._freeze is not None:
+            self._queue.put((ev.usage, None, True))
         if isinstance(ev, UsageEvent) and ev.type is EventType.STARTED:
             if self.paused_at(ev.at):  # judged by when the usage started, not when seen
                 self._unchecked(ev.usage)
@@ -193,7 +209,7 @@ class Enforcement:
             # open now, and may be closed (and forgotten) by the time the worker acts.
             session = None if self._decisions is None else \
                 self._decisions.session_for(ev.usage.key)
-            self._queue.put((ev.usage, session))
+            self._queue.put((ev.usage, session, False))
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="camguard-enforcement",
@@ -201,14 +217,21 @@ class Enforcement:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """End the worker, then continue every app it paused (and stop the freezer)."""
         self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._freeze is not None:
+            self._freeze.close()
 
     def _run(self) -> None:
         while (job := self._queue.get()) is not None:
             try:
-                self.enforce(*job)
+                usage, session, ended = job
+                if ended:
+                    self.answered(usage.key, None)  # nothing left to pause
+                    continue
+                self.enforce(usage, session)
             except Exception:
                 log.exception("enforcing the rules for a usage failed")
 
@@ -232,8 +255,42 @@ class Enforcement:
         else:
             result = self._act(usage, decision)
         self._record(session, decision)
-        self._announce(usage, decision, result)
+        self._announce(usage, decision, result, paused=self._hold(usage, decision, result))
         return decision, result
+
+    def _hold(self, usage: Usage, decision: Decision, result: ActionResult | None) -> bool:
+        """Pause the app while its account is asked: a "freeze" verdict, or "ask" with the
+        policy's setting on. Whether it is paused now."""
+        if self._freeze is None or result is not None or not (
+                decision.verdict is Verdict.FREEZE
+                or (decision.verdict is Verdict.ASK and self._freeze_on())):
+            return False
+        held = self._freeze.hold(usage.key, usage.process)
+        log.info("%s: %s", literal(usage.device.id, 200), literal(held.message, 300))
+        return held.ok
+
+    def answered(self, key: UsageKey, decision: str | None) -> None:
+        """A person answered about the usage ``key`` (a Choice value), or it ended (None):
+        continue its app if it was paused (end it for "killed"; for "blocked" once the
+        block request has run, :meth:`blocked`). Any thread."""
+        if self._freeze is None:
+            return
+        if decision == Choice.BLOCK.value and self._freeze.is_frozen(key):
+            with self._lock:
+                self._after_block.setdefault(key[0], []).append(key)
+            return
+        released = self._freeze.release(key, decision)
+        if released is not None:
+            log.info("continued after the answer: %s", literal(released.message, 300))
+
+    def blocked(self, kinds: Sequence[DeviceKind]) -> None:
+        """A block of ``kinds`` ran (done or refused): continue the apps paused until it."""
+        with self._lock:
+            keys = [k for kind in kinds for k in self._after_block.pop(kind.value, [])]
+        for key in keys:
+            self.answered(key, None)
+
+
 
     def _unchecked(self, usage: Usage) -> None:
         """Paused: not checked against the rules, and watchers (the account's tray) are told
@@ -310,7 +367,8 @@ class Enforcement:
         except Exception:
             log.exception("could not record the decision")
 
-    def _announce(self, usage: Usage, decision: Decision, result: ActionResult | None) -> None:
+    def _announce(self, usage: Usage, decision: Decision, result: ActionResult | None, *,
+                  paused: bool = False) -> None:
         if self._publish is None:
             return
         payload: dict[str, Any] = {
@@ -319,5 +377,6 @@ class Enforcement:
             **process_dict(usage.process), **decision_dict(decision),
             "outcome": None if result is None else result.outcome.value,
             "message": None if result is None else json_safe(result.message),
+            "paused": paused,  # stopped until the answer reaches the service
         }
         self._publish(Outgoing(payload, usage))

@@ -4,10 +4,11 @@ real objects (app/service.py); tests may hand in their own."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from camguard.core.blocks import ActiveBlock, BlockOptions, BlockReport, BlockTarget
+from camguard.core.models import DeviceKind
 from camguard.core.state import UsageKey
 from camguard.service.enforcement import NO_OPTIONS, EndCheck
 
@@ -86,3 +87,11 @@ class Pausable(Protocol):
     def resume(self) -> None: ...
 
     def paused(self) -> tuple[bool, float | None]: ...
+
+    def answered(self, key: UsageKey, decision: str | None) -> None:
+        """A person answered about usage ``key``: continue (or end) its paused app."""
+        ...
+
+    def blocked(self, kinds: Sequence[DeviceKind]) -> None:
+        """A block ran: continue the apps paused until it."""
+        ...

@@ -59,6 +59,8 @@ _SPECS = [
                 tuple(Mode)),
     SettingSpec("alert_default", "allow", "choice", "what an alert nobody answers does",
                 ("allow", "block", "kill")),
+    SettingSpec("freeze_while_asking", False, "bool", "pause an app (SIGSTOP) while its "
+                "alert waits for an answer; continued on the answer"),
     SettingSpec("events_file", "", "path", "JSON-lines event log (empty: the state folder)"),
     SettingSpec("events_stderr", False, "bool", "also write events to stderr (journald)"),
     SettingSpec("syslog", "", "text", "send events to syslog: udp://HOST:PORT, "

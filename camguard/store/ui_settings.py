@@ -71,6 +71,7 @@ class UiSettings:
     watch_sound_server: bool = True
     # Hours a device may be used, blocked outside them (core/schedule.py; the parental page).
     schedules: tuple[str, ...] = ()
+    freeze_while_asking: bool = False
 
     @property
     def popup(self) -> bool:
@@ -85,6 +86,7 @@ class UiSettings:
 # names store.policy and store.settings already read, in the sections they read them from.
 SECTIONS: dict[str, tuple[str, str]] = {
     "alert_default": ("settings", "alert_default"),
+    "freeze_while_asking": ("settings", "freeze_while_asking"),
     "camera_globs": ("detection", "camera_globs"),
     "mic_globs": ("detection", "mic_globs"),
     "watch_sound_server": ("detection", "watch_sound_server"),
@@ -94,7 +96,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "schedules": ("settings", "schedules"),
 }
 MANAGED = frozenset({"alert_default", "camera_globs", "mic_globs", "watch_sound_server",
-                     "schedules"})
+                     "schedules", "freeze_while_asking"})
 
 
 def check(name: str, value: Any) -> Any:

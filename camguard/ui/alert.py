@@ -52,6 +52,7 @@ MARGIN = 12
 # Each line is elided to its width on screen; the limit bounds what its tooltip shows.
 LIMITS = {"name": 48, "exe": 1000, "user": 32, "parent": 32, "device": 200, "cmdline": 1000,
           "note": 300, "why": 160}
+PAUSED_LINE = "Paused until you answer"
 
 
 def app_name(p: ProcessRef) -> str:
@@ -280,6 +281,8 @@ class AlertPopup(QWidget):
             name or where)
         lines[self.note_label] = literal(usage.note, LIMITS["note"]) if usage.note else ""
         why = f"Asking again: {literal(alert.why, LIMITS['why'])}" if alert.why else ""
+        if alert.paused and not stopped:  # core/freeze.py: stopped until the answer
+            why = "\n".join(filter(None, (PAUSED_LINE, why)))
         for label in (self.exe_label, self.origin_label, self.process_label,
                       self.parents_label, self.cmdline_label, self.device_label,
                       self.note_label):

@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from camguard.core.clock import Clock
 from camguard.core.decision import Choice, DecidedBy, OriginOf
+from camguard.core.freeze import FROZEN_MARK, FreezeWhileAsking
 from camguard.core.models import (
     Degraded,
     DeviceKind,
@@ -73,7 +74,8 @@ class AppController(QObject, ActionsMixin):
                  allow: AllowPort, settings: AlertSettings | None = None, *,
                  rules: RulesPort | None = None, io: Worker | None = None,
                  workers: Worker | None = None, parent: QObject | None = None,
-                 origin_of: OriginOf | None = None) -> None:
+                 origin_of: OriginOf | None = None,
+                 freeze: FreezeWhileAsking | None = None) -> None:
         super().__init__(parent)
         self.clock = clock
         self.settings = settings or AlertSettings()
@@ -82,6 +84,8 @@ class AppController(QObject, ActionsMixin):
         self._allow = allow
         self._rules = rules
         self._origin_of = origin_of  # where an alert's app comes from (io lane; None: not shown)
+        self._freeze = freeze  # pauses an app while its alert is open (None: never)
+        self._thaw_after_block: dict[DeviceKind, list[AlertKey]] = {}
         # Two lanes: quick store calls (allow checks, history) keep their order and are never
         # stuck behind a kill that waits seconds for a process to end.
         self.io = io or Worker("camguard-io", 1, self)
@@ -176,7 +180,7 @@ class AppController(QObject, ActionsMixin):
         self._checking.add(akey)
         kind = usage.device.kind
 
-        def check() -> tuple[AllowCheck | RuleOutcome | None, str, ExeOrigin | None]:
+        def check() -> tuple[AllowCheck | RuleOutcome | None, str, ExeOrigin | None, bool]:
             # The allow list first: an app the user allowed is never judged by the mode.
             allowed = None if process is None else self._allow.check(process, kind)
             verdict: AllowCheck | RuleOutcome | None = allowed
@@ -186,23 +190,28 @@ class AppController(QObject, ActionsMixin):
                 ruled = rules.judge(usage)
                 verdict, why = ruled, why or "; ".join(ruled.notes)
             origin = None
-            asks = verdict is None or (isinstance(verdict, RuleOutcome)
-                                       and verdict.gate is Gate.ASK) \
+            gate = verdict.gate if isinstance(verdict, RuleOutcome) else None
+            asks = verdict is None or gate in (Gate.ASK, Gate.FREEZE) \
                 or (not isinstance(verdict, RuleOutcome) and not verdict.allowed)
+            # Paused at once, here on the io lane, before the alert is even drawn (unless
+            # the service paused it already).
+            by_service = isinstance(verdict, RuleOutcome) and verdict.paused
+            paused = asks and (by_service or self._hold(akey, usage, gate is Gate.FREEZE))
             if asks and process is not None and self._origin_of is not None:
                 origin = self._origin_of(process)  # for the alert only
-            return verdict, why, origin
+            return verdict, why, origin, paused
 
-        self.io.submit(check, lambda v: self._checked(usage, at, *v),
+        self.io.submit(check, lambda v: self._checked(usage, at, v[0], v[1], origin=v[2],
+                                                      paused=v[3]),
                        lambda _e: self._checked(usage, at, None))
 
     def _checked(self, usage: Usage, at: float,
-                 verdict: AllowCheck | RuleOutcome | None, why: str = "",
-                 origin: ExeOrigin | None = None) -> None:
+                 verdict: AllowCheck | RuleOutcome | None, why: str = "", *,
+                 origin: ExeOrigin | None = None, paused: bool = False) -> None:
         akey = alert_key(usage)
         self._checking.discard(akey)
         if isinstance(verdict, RuleOutcome):
-            if verdict.gate is not Gate.ASK:
+            if verdict.gate not in (Gate.ASK, Gate.FREEZE):
                 self._ruled(usage, verdict)
                 return
             verdict = None
@@ -213,8 +222,10 @@ class AppController(QObject, ActionsMixin):
             self._record(usage, Choice.ALWAYS_ALLOW, DecidedBy.ALLOW_LIST)
             return
         if self.paused or akey in self._settled or self._pending(akey) is not None:
+            if paused and self._pending(akey) is None:  # a pending alert keeps its pause
+                self._release(akey, None)  # no alert after all: nothing stays paused
             return
-        self._raise(usage, at, why, origin)
+        self._raise(usage, at, why, origin, paused)
 
     def _ruled(self, usage: Usage, outcome: RuleOutcome) -> None:
         """Carry out a rule's allow, kill or block (no alert; the user is told which app and
@@ -270,11 +281,11 @@ class AppController(QObject, ActionsMixin):
 
     # -- alerts ------------------------------------------------------------------------
     def _raise(self, usage: Usage, at: float, why: str = "",
-               origin: ExeOrigin | None = None) -> None:
+               origin: ExeOrigin | None = None, paused: bool = False) -> None:
         akey = alert_key(usage)
         live = any(alert_key(u.usage) == akey for u in self._users.values())
         stopped_at = None if live else self._last_stop.get(akey, self.clock.now())
-        alert = Alert(self._next_id, usage, at, stopped_at, why, origin)
+        alert = Alert(self._next_id, usage, at, stopped_at, why, origin, paused)
         self._next_id += 1
         self._alerts.append(alert)
         self.alert_raised.emit(alert)
@@ -283,10 +294,13 @@ class AppController(QObject, ActionsMixin):
     def _pending(self, akey: AlertKey) -> Alert | None:
         return next((a for a in self._alerts if alert_key(a.usage) == akey), None)
 
-    def _take(self, alert_id: int) -> Alert | None:
+    def _take(self, alert_id: int, release: bool = True) -> Alert | None:
+        """Remove an alert from the queue; ``release``: continue its paused app."""
         for i, alert in enumerate(self._alerts):
             if alert.id == alert_id:
                 del self._alerts[i]
+                if release and alert.paused:
+                    self._release(alert_key(alert.usage), None)
                 self.alert_resolved.emit(alert_id)
                 self._alerts_changed()
                 return alert
@@ -299,11 +313,18 @@ class AppController(QObject, ActionsMixin):
     def decide(self, alert_id: int, decision: str, decided_by: str = DecidedBy.POPUP) -> bool:
         """Apply the answer to an alert; False if it was already answered (another channel
         got there first) or never existed."""
-        alert = self._take(alert_id)
+        alert = self._take(alert_id, release=False)
         if alert is None:
             return False
-        self.alert_decided.emit(alert, Choice(decision).value, decided_by)
-        self._apply(alert.usage, Choice(decision), decided_by)
+        choice = Choice(decision)
+        self.alert_decided.emit(alert, choice.value, decided_by)
+        if alert.paused:
+            akey, kind = alert_key(alert.usage), alert.usage.device.kind
+            if choice is Choice.BLOCK and kind in (DeviceKind.CAMERA, DeviceKind.MICROPHONE):
+                self._thaw_after_block.setdefault(kind, []).append(akey)  # _block_done
+            else:
+                self._release(akey, choice.value)  # a kill: SIGTERM, then SIGCONT
+        self._apply(alert.usage, choice, decided_by + (FROZEN_MARK if alert.paused else ""))
         return True
 
     @Slot(int)

@@ -18,11 +18,12 @@ from PySide6.QtCore import QTimer, Slot
 from camguard.core.blocks import ActionResult, Outcome
 from camguard.core.clock import Clock
 from camguard.core.decision import Choice
+from camguard.core.freeze import FreezeWhileAsking
 from camguard.core.models import DeviceKind, Usage
 from camguard.core.text import literal
 from camguard.ui.bridge import Worker
 from camguard.ui.model import AlertKey, Feedback, Level, alert_key
-from camguard.ui.ports import ActionsPort, AllowPort
+from camguard.ui.ports import ActionsPort, AlertSettings, AllowPort
 
 log = logging.getLogger("camguard.ui.controller")
 
@@ -39,6 +40,9 @@ class ActionsMixin:
     _allow: AllowPort
     _blocked: set[DeviceKind]
     _block_ends: dict[DeviceKind, float]
+    settings: AlertSettings
+    _freeze: FreezeWhileAsking | None
+    _thaw_after_block: dict[DeviceKind, list[AlertKey]]
 
     def refresh_blocks(self) -> None:
         raise NotImplementedError
@@ -88,6 +92,23 @@ class ActionsMixin:
 
         self.workers.submit(lambda: self._actions.unblock_device(kind, password), done,
                             self._failed(f"Could not unblock the {kind.value}", kind))
+
+    # -- freeze while asking (core/freeze.py) ---------------------------------------------
+    def _hold(self, akey: AlertKey, usage: Usage, rule_says: bool) -> bool:
+        """Pause the app an alert is about to ask about, when the setting or a "freeze"
+        rule wants it; whether it is paused now. The io lane (a signal and a small file)."""
+        if self._freeze is None or not (rule_says or self.settings.freeze):
+            return False
+        result = self._freeze.hold(akey, usage.process)
+        if not result.ok:
+            log.info("%s", literal(result.message, 300))
+        return result.ok
+
+    def _release(self, akey: AlertKey, choice: str | None) -> None:
+        """Continue (``choice`` "killed": end) the app paused for ``akey``, on the io lane."""
+        freeze = self._freeze
+        if freeze is not None:
+            self.io.submit(lambda: freeze.release(akey, choice))
 
     # -- applying decisions ------------------------------------------------------------
     def _apply(self, usage: Usage, decision: Choice, decided_by: str, *,
@@ -142,6 +163,8 @@ class ActionsMixin:
 
     def _block_done(self, kind: DeviceKind, result: ActionResult, *,
                     quiet: bool = False, until: float | None = None) -> None:
+        for akey in self._thaw_after_block.pop(kind, []):  # paused until the block held
+            self._release(akey, None)
         if result.ok:
             self._blocked.add(kind)
             self._block_ends.pop(kind, None)
@@ -185,6 +208,9 @@ class ActionsMixin:
     def _failed(self, title: str, kind: DeviceKind | None = None
                 ) -> Callable[[BaseException], None]:
         def failed(exc: BaseException) -> None:
+            if kind is not None:  # a block that failed: its paused apps continue
+                for akey in self._thaw_after_block.pop(kind, []):
+                    self._release(akey, None)
             self._report(ActionResult(Outcome.FAILED, f"internal error: {exc}"), "", "",
                          title, kind)
 

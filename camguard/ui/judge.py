@@ -27,8 +27,8 @@ from camguard.ui.ports import Gate, RuleOutcome
 
 log = logging.getLogger(__name__)
 
-_GATES = {Verdict.ALLOW: Gate.ALLOW, Verdict.ASK: Gate.ASK, Verdict.KILL: Gate.KILL,
-          Verdict.BLOCK_DEVICE: Gate.BLOCK}
+_GATES = {Verdict.ALLOW: Gate.ALLOW, Verdict.ASK: Gate.ASK, Verdict.FREEZE: Gate.FREEZE,
+          Verdict.KILL: Gate.KILL, Verdict.BLOCK_DEVICE: Gate.BLOCK}
 
 
 class RuleJudge:

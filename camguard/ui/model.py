@@ -69,6 +69,8 @@ class Alert:
     # its Debian package firefox-esr"), and where its executable comes from.
     why: str = ""
     origin: ExeOrigin | None = None
+    # The app is paused (SIGSTOP) until the alert is answered (core/freeze.py).
+    paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)

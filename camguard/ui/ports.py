@@ -39,6 +39,8 @@ class AlertSettings:
     # Show the alert popup. Off ("notification only"): the notification offers the same
     # answers and the countdown still applies the default when nobody answers.
     popup: bool = True
+    # Pause (SIGSTOP) an app while its alert waits for an answer (core/freeze.py).
+    freeze: bool = False
 
 
 class AllowCheck(Protocol):
@@ -85,6 +87,7 @@ class Gate(enum.StrEnum):
     """What the rules say to do with a new usage before anyone is asked."""
 
     ASK = "ask"
+    FREEZE = "freeze"  # ask, with the app paused until the answer
     ALLOW = "allow"
     KILL = "kill"
     BLOCK = "block"
@@ -105,6 +108,9 @@ class RuleOutcome:
     # Rules that nearly matched, and why not ("the file no longer matches its Debian
     # package firefox-esr"): an alert says why it asks again.
     notes: tuple[str, ...] = ()
+    # The service paused the app already (as root, until the answer reaches it): the tray
+    # shows it paused and does not pause it again.
+    paused: bool = False
 
 
 class RulesPort(Protocol):

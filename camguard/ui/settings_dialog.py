@@ -91,7 +91,7 @@ def alert_settings(ui: UiSettings, base: AlertSettings | None = None) -> AlertSe
     b = base or AlertSettings()
     return AlertSettings(countdown=ui.countdown, default_decision=_DECISIONS[ui.alert_default],
                          stopped_linger=b.stopped_linger, notifications=ui.desktop_notification,
-                         parental=b.parental)
+                         parental=b.parental, freeze=ui.freeze_while_asking)
 
 
 def password_prompt(parent: QWidget | None) -> Callable[[], str | None]:
@@ -214,6 +214,7 @@ class SettingsDialog(QDialog):
         self.devices.camera_globs.set_values(s.camera_globs)
         self.devices.mic_globs.set_values(s.mic_globs)
         self.devices.watch_sound_server.setChecked(s.watch_sound_server)
+        self.alerts.freeze.setChecked(s.freeze_while_asking)
         self.general.retention.setValue(s.retention_days)
         if self.parental is not None:
             self.parental.show_schedules(s.schedules)
@@ -263,6 +264,7 @@ class SettingsDialog(QDialog):
             "camera_globs": [self.devices.camera_globs],
             "mic_globs": [self.devices.mic_globs],
             "watch_sound_server": [self.devices.watch_sound_server],
+            "freeze_while_asking": [self.alerts.freeze],
             "retention_days": [self.general.retention],
             AUTOSTART: [self.general.autostart],
             "schedules": [] if self.parental is None else [self.parental.schedules],
@@ -304,7 +306,8 @@ class SettingsDialog(QDialog):
             mic_globs=self.devices.mic_globs.values(),
             watch_sound_server=self.devices.watch_sound_server.isChecked(),
             schedules=self.shown_settings.schedules if self.parental is None
-            else self.parental.schedule_lines())
+            else self.parental.schedule_lines(),
+            freeze_while_asking=self.alerts.freeze.isChecked())
 
     # -- saving ------------------------------------------------------------------------
     @Slot()

@@ -159,6 +159,11 @@ class AlertsPage(QWidget):
         form.addRow("Answer an alert within", self.countdown)
         self.channel = combo(tuple((CHANNEL_NAMES[c], c) for c in CHANNELS))
         form.addRow("Show alerts as", self.channel)
+        self.freeze = QCheckBox("Pause the app until I answer")
+        self.freeze.setToolTip("An app camguard asks about is stopped while the alert is "
+                               "open, so it cannot record anything yet. It continues when "
+                               "you allow it (or after two minutes at most).")
+        form.addRow(self.freeze)
 
 
 class GlobListEditor(QWidget):

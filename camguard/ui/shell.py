@@ -155,7 +155,8 @@ def build(app: QApplication, monitor: EventSource, clock: Clock, *,
     monitor.add_sink(bridge.sink)
     actions = o.actions or Actions(killer, blocks)
     controller = AppController(clock, actions, history, allow, settings, rules=o.rules,
-                               parent=app, origin_of=origin_of)
+                               parent=app, origin_of=origin_of,
+                               freeze=o.freeze() if o.freeze is not None else None)
     bridge.event_received.connect(controller.handle_event)
     has_tray = QSystemTrayIcon.isSystemTrayAvailable()
     tray = TrayIcon(clock, app) if has_tray else None

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from camguard.core.coverage import Coverage
+from camguard.core.freeze import FreezeWhileAsking
 from camguard.core.models import MonitorEvent
 from camguard.store.eventlog import EventLog
 from camguard.store.history import SessionRecord
@@ -83,6 +84,9 @@ class TrayOptions:
     # Whether a history session is camguard's own check (the self-test): the History window
     # hides those unless asked to show them. None: no session can be told apart.
     own_session: Callable[[SessionRecord], bool] | None = None
+    # Freeze while asking (app/freeze.TrayFreeze.open): called once this process is the
+    # running tray (it continues what an earlier run left paused). None: never pauses.
+    freeze: Callable[[], FreezeWhileAsking] | None = None
 
 
 def tray_alert_settings(ui: UiSettings, base: AlertSettings | None = None) -> AlertSettings:

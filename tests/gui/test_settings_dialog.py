@@ -151,19 +151,21 @@ def test_every_setting_is_saved_and_shown_again(qtbot: QtBot, env: Env,
     assert "absolute" in d.devices.camera_globs.error.text()
     d.devices.mic_globs.add("/dev/snd/pcmC9D*c")
     d.devices.watch_sound_server.setChecked(False)
+    assert d.alerts.freeze.text() == "Pause the app until I answer"
+    d.alerts.freeze.setChecked(True)
     d.general.retention.setValue(30)
     d.general.autostart.setChecked(True)
     expected = UiSettings(alert_default="kill", countdown=45.0,
                           notification_channel=NOTIFICATION, retention_days=30,
                           camera_globs=("/dev/cam*",),
                           mic_globs=("/dev/snd/pcmC*D*c", "/dev/snd/pcmC9D*c"),
-                          watch_sound_server=False)
+                          watch_sound_server=False, freeze_while_asking=True)
     with qtbot.waitSignal(d.settings_changed) as sig:
         assert d.save()
     assert sig.args == [expected]
     converted = alert_settings(expected)
     assert (converted.countdown, converted.default_decision.value,
-            converted.notifications) == (45.0, "killed", True)
+            converted.notifications, converted.freeze) == (45.0, "killed", True, True)
 
     second = make()  # a new window reads the files again
     assert second.current_settings() == expected
@@ -172,6 +174,7 @@ def test_every_setting_is_saved_and_shown_again(qtbot: QtBot, env: Env,
     assert doc["future"] == UNKNOWN["future"]  # other owners' keys survive
     assert doc["detection"]["rescan_interval"] == 7.0
     assert doc["ui"]["window_geometry"] == "1x1"
+    assert doc["settings"]["freeze_while_asking"] is True
     detection, problems = load_detection_settings(env.settings.path)
     assert problems == [] and detection.camera_globs == ("/dev/cam*",)
     assert detection.rescan_interval == 7.0

@@ -18,8 +18,16 @@ from pathlib import Path
 
 import pytest
 
+from camguard.core.freeze import MAX_FREEZE
 from camguard.core.models import MonitorEvent
-from camguard.platform.linux.freeze import Freezer, start_ticks, state_of, thaw_recorded
+from camguard.platform import current
+from camguard.platform.linux.freeze import (
+    JournaledFreezer,
+    start_ticks,
+    state_of,
+    thaw_recorded,
+    watchdog_argv,
+)
 from camguard.platform.linux.procfs import ProcfsSource
 from camguard.platform.process import ProcessDescriber
 from tests.conftest import make_standin, need_root
@@ -38,23 +46,28 @@ for line in sys.stdin:
 """
 
 # camguard's side in a process of its own, so the test can kill it or hang it: freezes
-# argv[2] and says so, then waits for stdin to close. With argv[5] == "hung" its own
-# timers never fire (a camguard that hangs): only the watchdog can let go then.
+# argv[2] and says so, then waits for stdin to close (it never answers: a camguard that
+# hangs, or one killed by the test). With argv[5] (a stand-in for the PyInstaller bundle's
+# executable) it runs as the bundle does: sys.frozen set, sys.executable that program.
 CAMGUARD_SIDE = """
 import sys
 sys.path.insert(0, sys.argv[4])
 from pathlib import Path
-from camguard.platform.linux import freeze
-from camguard.platform.linux.freeze import Freezer
-if sys.argv[5:] == ["hung"]:
-    class Never:
-        def __init__(self, *args): self.daemon = True
-        def start(self): pass
-        def cancel(self): pass
-    freeze.threading.Timer = Never
-freezer = Freezer(Path(sys.argv[1]), limit=float(sys.argv[3]))
-print(freezer.freeze(int(sys.argv[2])) or "frozen", flush=True)
+if sys.argv[5:]:
+    sys.frozen = True
+    sys.executable = sys.argv[5]
+import psutil
+from camguard.platform.linux.freeze import JournaledFreezer
+freezer = JournaledFreezer(Path(sys.argv[1]), limit=float(sys.argv[3]), eager=True)
+pid = int(sys.argv[2])
+r = freezer.freeze(pid, psutil.Process(pid).create_time())
+print("frozen" if r.ok else r.message, flush=True)
 sys.stdin.read()
+"""
+# The bundle's executable, played by a script: the camguard command, as the bundle is.
+BUNDLE = """#!/bin/sh
+export PYTHONPATH={repo}
+exec {python} -m camguard "$@"
 """
 
 
@@ -68,6 +81,12 @@ def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
 
 def stopped(pid: int) -> bool:
     return state_of(pid) == "T"
+
+
+def ctime(pid: int) -> float:
+    import psutil
+
+    return psutil.Process(pid).create_time()
 
 
 @pytest.fixture
@@ -91,37 +110,40 @@ def ask(proc: subprocess.Popen[str], line: str, timeout: float = 10.0) -> str | 
 def test_a_frozen_process_does_nothing_until_thawed(child: subprocess.Popen[str],
                                                     tmp_path: Path) -> None:
     journal = tmp_path / "frozen.json"
-    freezer = Freezer(journal)
+    freezer = JournaledFreezer(journal)
     try:
         assert ask(child, "ping") == "ok\n"
-        assert freezer.freeze(child.pid) is None
+        assert freezer.freeze(child.pid, ctime(child.pid)).ok
         wait_until(lambda: stopped(child.pid))  # SIGSTOP takes effect when it is scheduled
         recorded = json.loads(journal.read_text())["frozen"]
         assert [(e["pid"], e["ticks"]) for e in recorded] == [(child.pid,
                                                               start_ticks(child.pid))]
         assert ask(child, "ping", timeout=0.3) is None  # it cannot answer while stopped
-        assert freezer.thaw(child.pid)
+        assert freezer.thaw(child.pid).ok
         assert child.stdout is not None and child.stdout.readline() == "ok\n"  # the ping
         assert not stopped(child.pid)
         assert not journal.exists()
-        assert not freezer.thaw(child.pid)  # not frozen any more: nothing to do
+        assert not freezer.thaw(child.pid).ok  # not frozen any more: nothing to do
     finally:
         freezer.close()
 
 
 def test_camguard_never_freezes_itself_its_parent_or_init(tmp_path: Path) -> None:
-    freezer = Freezer(tmp_path / "frozen.json")
+    freezer = JournaledFreezer(tmp_path / "frozen.json", eager=True)
     try:
-        for pid in (1, os.getpid(), os.getppid()):
-            assert freezer.freeze(pid) is not None
+        dog = freezer.watchdog_pid
+        assert dog is not None
+        for pid in (1, os.getpid(), os.getppid(), dog):
+            assert not freezer.freeze(pid, ctime(pid)).ok
             assert not stopped(pid)
-        assert freezer.freeze(2**22 + 7) == "the process is gone"
+        assert freezer.freeze(2**22 + 7, 1.0).message == f"pid {2**22 + 7} has exited"
     finally:
         freezer.close()
 
 
 def run_camguard_side(journal: Path, pid: int, limit: float, *extra: str
                       ) -> subprocess.Popen[str]:
+    """camguard's side, frozen ``pid`` (the limit in seconds); ``extra``: a bundle."""
     side = subprocess.Popen([sys.executable, "-c", CAMGUARD_SIDE, str(journal), str(pid),
                              str(limit), str(REPO), *extra], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
@@ -148,7 +170,7 @@ def test_killing_camguard_continues_what_it_froze(child: subprocess.Popen[str],
 def test_a_hung_camguard_still_lets_go_at_the_limit(child: subprocess.Popen[str],
                                                     tmp_path: Path) -> None:
     journal = tmp_path / "frozen.json"
-    side = run_camguard_side(journal, child.pid, 0.5, "hung")
+    side = run_camguard_side(journal, child.pid, 0.5)
     try:
         wait_until(lambda: not stopped(child.pid))  # the watchdog continued it
         assert side.poll() is None  # camguard still runs (hung), so it was the watchdog
@@ -182,17 +204,87 @@ def test_the_next_start_continues_a_journal_but_never_a_reused_pid(tmp_path: Pat
             p.wait()
 
 
+def test_a_new_freezer_continues_what_the_last_run_left(child: subprocess.Popen[str],
+                                                       tmp_path: Path) -> None:
+    """Both camguard and its watchdog were killed: the next start (app/ builds the freezer
+    through the façade) continues what the journal lists."""
+    journal = tmp_path / "frozen.json"
+    side = run_camguard_side(journal, child.pid, limit=600)
+    dog = [p for p in psutil_children(side.pid)]
+    try:
+        wait_until(lambda: stopped(child.pid))
+        for pid in (*dog, side.pid):
+            os.kill(pid, signal.SIGKILL)
+        side.wait()
+        assert stopped(child.pid) and journal.exists()
+        again = current().freezer(journal)
+        try:
+            assert again.replayed == [child.pid]  # type: ignore[attr-defined]
+            wait_until(lambda: not stopped(child.pid))
+            assert not journal.exists()
+        finally:
+            again.close()
+    finally:
+        side.kill()
+        side.wait()
+
+
+def psutil_children(pid: int) -> list[int]:
+    import psutil
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        kids = [c.pid for c in psutil.Process(pid).children()]
+        if kids:
+            return kids
+        time.sleep(0.01)
+    raise AssertionError("no watchdog")
+
+
+def test_the_watchdog_starts_from_the_bundle_as_its_own_command(
+        child: subprocess.Popen[str], tmp_path: Path) -> None:
+    """As the PyInstaller bundle: sys.frozen, and sys.executable is the camguard command;
+    the watchdog is that command's hidden ``freeze-watchdog`` (no ``python -m``)."""
+    bundle = tmp_path / "camguard"
+    bundle.write_text(BUNDLE.format(repo=REPO, python=sys.executable))
+    bundle.chmod(0o755)
+    journal = tmp_path / "frozen.json"
+    side = run_camguard_side(journal, child.pid, 600, str(bundle))
+    try:
+        [dog] = psutil_children(side.pid)
+        wait_until(lambda: stopped(child.pid))
+        import psutil
+
+        wait_until(lambda: "freeze-watchdog" in psutil.Process(dog).cmdline())
+        assert psutil.Process(dog).cmdline()[-2:] == ["freeze-watchdog", str(journal)]
+        side.kill()
+        side.wait()
+        wait_until(lambda: not stopped(child.pid))  # the bundle's watchdog continued it
+    finally:
+        side.kill()
+        side.wait()
+
+
+def test_watchdog_argv_is_the_bundle_command_or_python_m(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    j = tmp_path / "frozen.json"
+    assert watchdog_argv(j) == [sys.executable, "-m", "camguard", "freeze-watchdog", str(j)]
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert watchdog_argv(j) == [sys.executable, "freeze-watchdog", str(j)]
+    assert MAX_FREEZE == 120.0  # the one limit the journal's "until" is counted from
+
+
 def test_the_opener_named_by_the_monitor_is_frozen(tmp_path: Path,
                                                    child: subprocess.Popen[str]) -> None:
     """The whole path: open() -> the monitor names the pid -> SIGSTOP."""
     node = make_standin(tmp_path / "dev" / "video0")
-    freezer = Freezer(tmp_path / "frozen.json")
+    freezer = JournaledFreezer(tmp_path / "frozen.json")
     src = ProcfsSource([str(node)], [], describer=ProcessDescriber())
     try:
         with watching([src]) as (monitor, rec):
             def freeze_opener(ev: MonitorEvent) -> None:
                 if started(child.pid)(ev):
-                    assert freezer.freeze(child.pid) is None
+                    assert freezer.freeze(child.pid, ctime(child.pid)).ok
 
             monitor.add_sink(freeze_opener)
             assert child.stdin is not None

@@ -64,3 +64,31 @@ def test_bundle_has_the_declared_qt_parts_only(artifacts: Artifacts) -> None:
         assert "sounddevice" in modules and (internal / "libportaudio.so.2").exists()
     if importlib.util.find_spec("cv2") is not None:
         assert (internal / "cv2").is_dir() and "numpy" in modules
+
+
+def test_the_bundle_runs_the_freeze_watchdog(artifacts: Artifacts, tmp_path: Path) -> None:
+    """Freeze while asking's watchdog is the bundle's own executable (no python -m in a
+    bundle): given a journal, it continues what it lists once camguard's pipe closes."""
+    import json
+    import signal
+    import time
+
+    from camguard.platform.linux.freeze import start_ticks, state_of
+
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        child.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + 10
+        while state_of(child.pid) != "T" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        journal = tmp_path / "frozen.json"
+        journal.write_text(json.dumps({"frozen": [
+            {"pid": child.pid, "ticks": start_ticks(child.pid), "until": time.time() + 600}]}))
+        dog = subprocess.run([str(artifacts.bundle / "camguard"), "freeze-watchdog",
+                              str(journal)], input=b"", capture_output=True, timeout=60,
+                             check=False)
+        assert dog.returncode == 0, dog.stderr
+        assert state_of(child.pid) != "T" and not journal.exists()
+    finally:
+        child.kill()
+        child.wait()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ SETTINGS = DetectionSettings(camera_globs=("/nonexistent/video*",),
                              mic_globs=("/nonexistent/pcmC*D*c",), watch_sound_server=False)
 NULLS = (null.NullKiller, null.NullEnforcer, null.NullMicSwitch, null.NullPolicySource,
          null.NullAutostart, null.NullNotifications, null.NullServiceTransport,
-         null.NullSystemPaths, null.NullProbes, null.NullOriginResolver)
+         null.NullSystemPaths, null.NullProbes, null.NullOriginResolver, null.NullFreezer)
 
 
 def capabilities(p: Platform) -> dict[str, tuple[Any, type]]:
@@ -39,6 +40,8 @@ def capabilities(p: Platform) -> dict[str, tuple[Any, type]]:
         "system_paths": (p.system_paths(), base.SystemPaths),
         "probes": (p.probes(), base.Probes),
         "origin_resolver": (p.origin_resolver(), base.OriginResolver),
+        # Made lazily: no watchdog starts until the first freeze (none here).
+        "freezer": (p.freezer(Path("/nonexistent/frozen.json")), base.ProcessFreezer),
     }
 
 
@@ -102,6 +105,13 @@ def test_null_objects_work_and_say_why() -> None:
     assert built["origin_resolver"].origin(1, "/bin/sh") is None
     assert built["origin_resolver"].cached(None, "/bin/sh") is None
     built["origin_resolver"].warm()
+    # No journal and no watchdog here: nothing is ever stopped, and it says why.
+    import os
+
+    frozen = built["freezer"].freeze(os.getpid(), 1.0)
+    assert frozen.outcome is Outcome.REFUSED and "watchdog" in frozen.message
+    assert built["freezer"].thaw(os.getpid(), 1.0).outcome is Outcome.NOT_FOUND
+    built["freezer"].close()
 
 
 def test_linux_transport_names_the_real_peer() -> None:

@@ -1,6 +1,7 @@
-"""Freeze while asking (core/freeze.py with platform/freeze.py's psutil freezer) against real
-child processes: stopped (/proc/PID/stat state T) while the alert is open, continued on
-Allow, ended on Kill, never a reused pid, never a protected process, never for ever."""
+"""Freeze while asking (core/freeze.py's bookkeeping over the platform's freezer, Linux's
+journaled SIGSTOP/SIGCONT) against real child processes: stopped (/proc/PID/stat state T)
+while the alert is open, continued on Allow, ended on Kill, never a reused pid, never a
+protected process, never for ever."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -18,7 +20,8 @@ from camguard.core.blocks import ActionResult, Outcome
 from camguard.core.decision import Choice
 from camguard.core.freeze import FreezeWhileAsking, Thaw, freeze_refusal, thaw_for
 from camguard.core.models import ProcessRef
-from camguard.platform.freeze import PsutilFreezer
+from camguard.platform import current
+from camguard.platform.base import ProcessFreezer
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
 DEADLINE = 10.0
@@ -57,88 +60,77 @@ def ref(proc: subprocess.Popen[bytes], create_time: float | None = None) -> Proc
                       name=p.name(), exe=p.exe())
 
 
-def guard(enabled: bool = True, max_freeze: float = 120.0) -> FreezeWhileAsking:
-    return FreezeWhileAsking(PsutilFreezer(), enabled=enabled, own_pid=os.getpid(),
-                             max_freeze=max_freeze)
+@pytest.fixture
+def freezer(tmp_path: Path) -> Iterator[ProcessFreezer]:
+    f = current().freezer(tmp_path / "frozen.json")
+    yield f
+    f.close()
 
 
-def test_frozen_while_asking_and_continued_on_allow(child: subprocess.Popen[bytes]) -> None:
-    g = guard()
-    shown = g.shown(1, ref(child), now=100.0)
-    assert shown is not None and shown.ok, shown
+@pytest.fixture
+def g(freezer: ProcessFreezer) -> FreezeWhileAsking:
+    return FreezeWhileAsking(freezer, own_pid=os.getpid())
+
+
+def test_frozen_while_asking_and_continued_on_allow(child: subprocess.Popen[bytes],
+                                                    g: FreezeWhileAsking) -> None:
+    shown = g.hold(1, ref(child))
+    assert shown.ok, shown
     assert wait_state(child.pid, "T") == "T"
     assert g.frozen() == [ref(child)]
-    done = g.decided(1, Choice.ALLOW_ONCE.value)
+    done = g.release(1, Choice.ALLOW_ONCE.value)
     assert done is not None and done.ok
     assert wait_state(child.pid, "S") in ("S", "R")
     assert child.poll() is None and g.frozen() == []
 
 
-def test_kill_ends_the_frozen_app_with_sigterm(child: subprocess.Popen[bytes]) -> None:
-    g = guard()
-    g.shown(1, ref(child), now=0.0)
+def test_kill_ends_the_frozen_app_with_sigterm(child: subprocess.Popen[bytes],
+                                               g: FreezeWhileAsking) -> None:
+    g.hold(1, ref(child))
     assert wait_state(child.pid, "T") == "T"
     assert child.poll() is None
-    result = g.decided(1, Choice.KILL.value)
+    result = g.release(1, Choice.KILL.value)
     assert result is not None and result.ok and "SIGTERM" in result.message
     assert child.wait(DEADLINE) == -signal.SIGTERM
 
 
 def test_two_alerts_freeze_once_and_the_last_answer_continues(
-        child: subprocess.Popen[bytes]) -> None:
-    g = guard()
-    assert g.shown(1, ref(child), now=0.0) is not None  # camera
-    assert g.shown(2, ref(child), now=1.0) is None  # microphone: frozen already
-    assert g.decided(1, Choice.ALLOW_ONCE.value) is None  # still asked about by alert 2
+        child: subprocess.Popen[bytes], g: FreezeWhileAsking) -> None:
+    assert g.hold(1, ref(child)).message == f"paused pid {child.pid} while asking"
+    assert g.hold(2, ref(child)).message == "already paused for another alert"
+    assert g.release(1, Choice.ALLOW_ONCE.value) is None  # still asked about by alert 2
     assert wait_state(child.pid, "T") == "T"
-    assert g.decided(2, "ignore") is not None
+    assert g.is_frozen(2) and not g.is_frozen(1)
+    assert g.release(2, "ignore") is not None
     assert wait_state(child.pid, "S") in ("S", "R")
 
 
-def test_a_reused_pid_is_never_signalled(child: subprocess.Popen[bytes]) -> None:
-    g = guard()
+def test_a_reused_pid_is_never_signalled(child: subprocess.Popen[bytes],
+                                         g: FreezeWhileAsking) -> None:
     stale = ref(child, psutil.Process(child.pid).create_time() - 30)
-    result = g.shown(1, stale, now=0.0)
-    assert result is not None and result.outcome is Outcome.REFUSED
+    result = g.hold(1, stale)
+    assert result.outcome is Outcome.REFUSED
     assert "different process" in result.message
     assert state(child.pid) != "T" and g.frozen() == []
-    assert g.decided(1, Choice.KILL.value) is None  # nothing frozen, nothing ended
-    assert child.poll() is None
-
-
-def test_nobody_stays_frozen_for_ever(child: subprocess.Popen[bytes]) -> None:
-    g = guard(max_freeze=60.0)
-    g.shown(1, ref(child), now=1000.0)
-    assert g.next_expiry() == 1060.0
-    assert g.expire(1059.0) == []
-    assert wait_state(child.pid, "T") == "T"
-    [released] = g.expire(1060.0)
-    assert released.ok and wait_state(child.pid, "S") in ("S", "R")
-    assert g.decided(1, Choice.KILL.value) is None  # answered too late: not ended now
+    assert g.release(1, Choice.KILL.value) is None  # nothing frozen, nothing ended
     assert child.poll() is None
 
 
 def test_release_all_continues_everything_when_camguard_quits(
-        child: subprocess.Popen[bytes]) -> None:
-    g = guard()
-    g.shown(7, ref(child), now=0.0)
+        child: subprocess.Popen[bytes], g: FreezeWhileAsking) -> None:
+    g.hold(7, ref(child))
     assert wait_state(child.pid, "T") == "T"
     assert [r.ok for r in g.release_all()] == [True]
     assert wait_state(child.pid, "S") in ("S", "R")
 
 
-def test_off_means_untouched(child: subprocess.Popen[bytes]) -> None:
-    assert guard(enabled=False).shown(1, ref(child), now=0.0) is None
-    assert state(child.pid) != "T"
-
-
-def test_an_exited_app_is_not_found_not_a_crash(child: subprocess.Popen[bytes]) -> None:
-    g = guard()
+def test_an_exited_app_is_not_found_not_a_crash(child: subprocess.Popen[bytes],
+                                                g: FreezeWhileAsking) -> None:
     r = ref(child)
-    g.shown(1, r, now=0.0)
+    g.hold(1, r)
     os.kill(child.pid, signal.SIGKILL)
     child.wait(DEADLINE)
-    result = g.decided(1, Choice.ALLOW_ONCE.value)
+    result = g.release(1, Choice.ALLOW_ONCE.value)
     assert result is not None and result.outcome is Outcome.NOT_FOUND
 
 
@@ -164,9 +156,12 @@ def test_what_is_never_frozen(process: ProcessRef | None, why: str) -> None:
             calls.append((pid, create_time))
             return ActionResult(Outcome.DONE, "thawed")
 
-    g = FreezeWhileAsking(Recording(), enabled=True, own_pid=99)
-    result = g.shown(1, process, now=0.0)
-    assert result is not None and result.outcome is Outcome.REFUSED and why in result.message
+        def close(self) -> None:
+            pass
+
+    g = FreezeWhileAsking(Recording(), own_pid=99)
+    result = g.hold(1, process)
+    assert result.outcome is Outcome.REFUSED and why in result.message
     assert calls == []
     assert freeze_refusal(ProcessRef(99, 5.0, name="camguard"), own_pid=99) == \
         "it is camguard itself"

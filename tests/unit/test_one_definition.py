@@ -57,7 +57,8 @@ def test_the_service_folders_default_to_the_system_ones(monkeypatch: pytest.Monk
 LONG_LIVED = frozenset({"HistoryStore", "Killer", "BlockManager", "JsonBlockStore",
                         "LockGuard", "RuleFile", "ManagedPolicy", "EventLog",
                         "JsonLinesFile", "SyslogOutput", "StderrOutput", "HookRunner",
-                        "ServiceRuleFile", "AccountRules"})
+                        "ServiceRuleFile", "AccountRules", "FreezeWhileAsking",
+                        "JournaledFreezer"})
 # A platform backend's factories build that OS's pieces when app/ asks the façade
 # (platform.current().killer(...)); they are the façade's half of the composition root.
 BACKEND_FACTORIES = re.compile(r"platform/[a-z]+/backend\.py")
@@ -85,7 +86,8 @@ def test_only_app_constructs_long_lived_objects() -> None:
     inside = {cls for name, tree in sources() if name.startswith("app/") for cls in built(tree)}
     # The check reads the source it means to:
     assert {"HistoryStore", "BlockManager", "LockGuard", "RuleFile", "ManagedPolicy",
-            "EventLog", "HookRunner", "ServiceRuleFile", "AccountRules"} <= inside
+            "EventLog", "HookRunner", "ServiceRuleFile", "AccountRules",
+            "FreezeWhileAsking"} <= inside
 
 
 def test_one_process_killer_protocol() -> None:

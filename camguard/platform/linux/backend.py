@@ -21,6 +21,7 @@ from camguard.platform.base import (
     OriginResolver,
     PolicySource,
     Probes,
+    ProcessFreezer,
     ProcessKiller,
     ServerFacts,
     ServiceTransport,
@@ -156,6 +157,11 @@ class LinuxPlatform:
 
     def system_paths(self) -> SystemPaths:
         return LinuxSystemPaths()
+
+    def freezer(self, journal: Path, *, eager: bool = False) -> ProcessFreezer:
+        from camguard.platform.linux.freeze import JournaledFreezer
+
+        return JournaledFreezer(journal, eager=eager)
 
     def origin_resolver(self) -> OriginResolver:
         from camguard.platform.linux.origin import LinuxOriginResolver

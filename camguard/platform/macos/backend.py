@@ -28,6 +28,7 @@ from camguard.platform.base import (
     OriginResolver,
     PolicySource,
     Probes,
+    ProcessFreezer,
     ProcessKiller,
     ServerFacts,
     ServiceTransport,
@@ -44,7 +45,7 @@ from camguard.platform.macos.system import (
     MacSocketTransport,
     MacSystemPaths,
 )
-from camguard.platform.null import NullMicSwitch, NullOriginResolver
+from camguard.platform.null import NO_FREEZE, NullFreezer, NullMicSwitch, NullOriginResolver
 from camguard.platform.process import ProcessDescriber
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,9 @@ class MacPlatform:
 
     def system_paths(self) -> SystemPaths:
         return MacSystemPaths()
+
+    def freezer(self, journal: Path, *, eager: bool = False) -> ProcessFreezer:
+        return NullFreezer(NO_FREEZE)
 
     def origin_resolver(self) -> OriginResolver:
         return NullOriginResolver(NO_ORIGIN)

@@ -25,12 +25,20 @@ from camguard.platform.base import (
     OriginResolver,
     PolicySource,
     Probes,
+    ProcessFreezer,
     ProcessKiller,
     ServiceTransport,
     SystemPaths,
     UsageSource,
 )
-from camguard.platform.null import NullEnforcer, NullMicSwitch, NullOriginResolver, NullProbes
+from camguard.platform.null import (
+    NO_FREEZE,
+    NullEnforcer,
+    NullFreezer,
+    NullMicSwitch,
+    NullOriginResolver,
+    NullProbes,
+)
 from camguard.platform.process import ProcessDescriber
 from camguard.store import paths
 
@@ -213,6 +221,9 @@ class WindowsPlatform:
 
     def system_paths(self) -> SystemPaths:
         return WindowsSystemPaths()
+
+    def freezer(self, journal: Path, *, eager: bool = False) -> ProcessFreezer:
+        return NullFreezer(NO_FREEZE)
 
     def origin_resolver(self) -> OriginResolver:
         return NullOriginResolver(NO_ORIGIN)
