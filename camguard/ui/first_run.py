@@ -33,8 +33,8 @@ from camguard.store.ui_settings import mark_welcomed
 from camguard.ui.alert import plain_label
 from camguard.ui.bridge import Worker
 from camguard.ui.first_run_gaps import ALL_SEEN, Gap, gaps
-from camguard.ui.settings_dialog import AutostartPort
 from camguard.ui.settings_lists import RulesEditor
+from camguard.ui.settings_support import AutostartPort
 
 TITLE = "Welcome to camguard"
 # What this computer lets camguard see (the detection's coverage) and whether the

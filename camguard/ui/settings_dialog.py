@@ -16,7 +16,6 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Protocol
 
 from PySide6.QtCore import QThreadPool, Signal, Slot
 from PySide6.QtGui import QCloseEvent
@@ -24,17 +23,14 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFileDialog,
-    QInputDialog,
-    QLineEdit,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from camguard.core.clock import Clock
-from camguard.core.decision import Choice
 from camguard.core.text import literal
-from camguard.store.parental_lock import LockCheck, LockGuard, require_unlock
+from camguard.store.parental_lock import LockGuard
 from camguard.store.policy import (
     NO_POLICY,
     RULES,
@@ -55,7 +51,6 @@ from camguard.store.ui_settings import (
 )
 from camguard.ui.alert import plain_label
 from camguard.ui.parental_page import SERVED, ParentalPage, SystemService
-from camguard.ui.ports import AlertSettings
 from camguard.ui.settings_lists import AllowEditor, AllowPage, RulesEditor, RulesPage
 from camguard.ui.settings_pages import (
     DEVICES_NOTE,
@@ -66,48 +61,14 @@ from camguard.ui.settings_pages import (
     run_in_pool,
     select_value,
 )
+from camguard.ui.settings_support import (
+    AUTOSTART,
+    AutostartPort,
+    SelftestRun,
+    Unlock,
+)
 
 log = logging.getLogger(__name__)
-
-# The self-test: ``run(progress, cancel)`` returns the plain-text report. Runs on a pool
-# thread and may block for about a minute; ``progress`` may be called from that thread.
-SelftestRun = Callable[[Callable[[str], None], threading.Event], str]
-# Asks for and checks the parental-lock password (OK at once when no lock is set).
-Unlock = Callable[[], LockCheck]
-AUTOSTART = "autostart"  # lockable only by a policy that locks every setting ("*")
-_DECISIONS = {"allow": Choice.ALLOW_ONCE, "kill": Choice.KILL, "block": Choice.BLOCK}
-
-
-class AutostartPort(Protocol):
-    """Start at login (camguard.store.autostart.Autostart fits). GUI thread; a file."""
-
-    def is_enabled(self) -> bool: ...
-
-    def set(self, enabled: bool) -> None: ...
-
-
-def alert_settings(ui: UiSettings, base: AlertSettings | None = None) -> AlertSettings:
-    """The controller's and popup's settings from the window's (``base`` keeps the rest)."""
-    b = base or AlertSettings()
-    return AlertSettings(countdown=ui.countdown, default_decision=_DECISIONS[ui.alert_default],
-                         stopped_linger=b.stopped_linger, notifications=ui.desktop_notification,
-                         parental=b.parental, freeze=ui.freeze_while_asking)
-
-
-def password_prompt(parent: QWidget | None) -> Callable[[], str | None]:
-    """Asks for the parental-lock password in a masked input dialog (None: cancelled)."""
-
-    def ask() -> str | None:
-        text, ok = QInputDialog.getText(parent, "camguard", "Parental lock password:",
-                                        QLineEdit.EchoMode.Password)
-        return text if ok else None
-
-    return ask
-
-
-def lock_unlocker(guard: LockGuard, ask: Callable[[], str | None]) -> Unlock:
-    return lambda: require_unlock(guard, ask)
-
 
 class SettingsDialog(QDialog):
     settings_changed = Signal(object)  # UiSettings now in force, after a successful save

@@ -46,7 +46,7 @@ from camguard.ui.main_window import MainWindow
 from camguard.ui.notifications import DesktopNotifier
 from camguard.ui.ports import AlertSettings, AllowPort, HistoryPort
 from camguard.ui.retention import Retention
-from camguard.ui.settings_dialog import password_prompt
+from camguard.ui.settings_support import password_prompt
 from camguard.ui.signals import quit_on_signals
 from camguard.ui.single_instance import SingleInstance
 from camguard.ui.status_window import StatusWindow

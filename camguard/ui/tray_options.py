@@ -22,7 +22,7 @@ from camguard.store.ui_settings import UiSettings, UiSettingsFile
 from camguard.ui.history_query import HistoryQuery
 from camguard.ui.parental_page import SystemService
 from camguard.ui.ports import ActionsPort, AlertSettings, HistoryPort, RulesPort
-from camguard.ui.settings_dialog import AutostartPort, SelftestRun, alert_settings
+from camguard.ui.settings_support import AutostartPort, SelftestRun, alert_settings
 
 Say = Callable[[str, str], None]  # (title, message) shown to the person
 

@@ -14,7 +14,8 @@ from camguard.store.ui_settings import UiSettings
 from camguard.ui.first_run import FirstRunWindow
 from camguard.ui.history_query import HistoryQuery, history_query
 from camguard.ui.history_window import HistoryWindow
-from camguard.ui.settings_dialog import SettingsDialog, lock_unlocker, password_prompt
+from camguard.ui.settings_dialog import SettingsDialog
+from camguard.ui.settings_support import lock_unlocker, password_prompt
 from camguard.ui.tray_options import Say, TrayOptions
 
 

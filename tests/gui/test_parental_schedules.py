@@ -18,7 +18,8 @@ from camguard.core.rules import Verdict
 from camguard.store.parental_lock import LockGuard
 from camguard.ui.judge import RuleJudge
 from camguard.ui.parental_page import NO_SCHEDULE, SERVED
-from camguard.ui.settings_dialog import SettingsDialog, Unlock, lock_unlocker
+from camguard.ui.settings_dialog import SettingsDialog
+from camguard.ui.settings_support import Unlock, lock_unlocker
 from tests.gui.test_settings_dialog import NOW, Env, env, make
 from tests.gui.test_tray_launch import REPO
 

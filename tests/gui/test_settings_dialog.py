@@ -27,8 +27,9 @@ from camguard.store.policy import ManagedPolicy, PolicyStatus, TomlPolicyReader
 from camguard.store.rules import RuleFile
 from camguard.store.settings import load_detection_settings
 from camguard.store.ui_settings import NOTIFICATION, UiSettings, UiSettingsFile
-from camguard.ui.settings_dialog import SettingsDialog, Unlock, alert_settings, lock_unlocker
+from camguard.ui.settings_dialog import SettingsDialog
 from camguard.ui.settings_lists import SAVED, TO_ADD, TO_REMOVE
+from camguard.ui.settings_support import Unlock, alert_settings, lock_unlocker
 
 NOW = 1_800_000_000.0
 TRUE = os.path.realpath("/usr/bin/true")
