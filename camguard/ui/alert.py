@@ -239,7 +239,8 @@ class AlertPopup(QWidget):
         device = usage.device
         stopped = alert.stopped_at is not None
         kind = KIND_TITLES.get(device.kind, device.kind.value.capitalize())
-        self.title_label.setText(f"{kind} turned on")
+        self.title_label.setText(f"{kind} probed again and again" if alert.storm
+                                 else f"{kind} turned on")
         self.position_label.setText(f"{view.position} of {view.total}" if view.total > 1
                                     else "")
         self.buttons[Choice.BLOCK].setText(block_label(device.kind.value))
@@ -278,8 +279,11 @@ class AlertPopup(QWidget):
         where = literal(device.path or device.id, LIMITS["device"])
         lines[self.device_label] = f"{name} ({where})" if name and where != name else (
             name or where)
-        lines[self.note_label] = literal(usage.note, LIMITS["note"]) if usage.note else ""
+        lines[self.note_label] = literal(usage.note, LIMITS["note"]) \
+            if usage.note and not alert.storm else ""  # a storm's note is its "why"
         why = f"Asking again: {literal(alert.why, LIMITS['why'])}" if alert.why else ""
+        if alert.storm:
+            why = f"Probe storm: {literal(alert.why, LIMITS['why'])}"
         for label in (self.exe_label, self.origin_label, self.process_label,
                       self.parents_label, self.cmdline_label, self.device_label,
                       self.note_label):

@@ -69,6 +69,8 @@ class Alert:
     # its Debian package firefox-esr"), and where its executable comes from.
     why: str = ""
     origin: ExeOrigin | None = None
+    # A probe storm (core/probes.py): one alert for many probes; ``why`` says how many.
+    storm: bool = False
 
 
 @dataclass(frozen=True, slots=True)

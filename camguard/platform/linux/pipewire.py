@@ -263,9 +263,12 @@ class PipeWireSource(ThreadedSource):
     def _build(self, objects: pw_graph.Objects, own: tuple[int, ...]) -> SourceSnapshot:
         own_pids = (*own, os.getpid())
         uses = pw_graph.uses(objects, self._describer.describe, self._brokers, own_pids)
+        idle = pw_graph.uses(objects, self._describer.describe, self._brokers, own_pids,
+                             flowing=False)
         devices = pw_graph.devices(objects, self._describer.describe, self._brokers)
         return SourceSnapshot(self.name, frozenset(devices),
-                              frozenset(u.usage for u in uses))
+                              frozenset(u.usage for u in uses),
+                              probes=frozenset(u.usage for u in idle))
 
     def _set_reach(self, reachable: bool, why: str) -> None:
         with self._lock:

@@ -145,14 +145,16 @@ class UserPipeWireSource:
             watchers = [w for _uid, w in self._sessions()[0]]
         devices: set[Device] = set()
         usages: set[Usage] = set()
+        probes: set[Usage] = set()
         degraded = None
         for w in watchers:
             snap = w.snapshot()
             devices |= snap.devices
             usages |= snap.usages
+            probes |= snap.probes
             degraded = degraded or snap.degraded
         return SourceSnapshot(self.name, frozenset(devices), frozenset(usages),
-                              degraded=degraded)
+                              degraded=degraded, probes=frozenset(probes))
 
     def start(self, wake: Wake) -> None:
         with self._lock:
