@@ -68,6 +68,11 @@ class LinuxPlatform:
             sources.append(PulseSource(describer=describer,
                                        server_exes=settings.sound_server_exes))
             sources.append(PipeWireSource(describer, broker_exes=settings.sound_server_exes))
+            # Flatpak apps' location grants and starts, from the user's portal permission
+            # store on the session bus (portal_location.py); not in the root service.
+            from camguard.platform.linux.portal_location import PortalLocationSource
+
+            sources.append(PortalLocationSource(describer))
         # Raw USB access to a camera (its /dev/bus/usb node): its own event (rawusb.py).
         from camguard.platform.linux.rawusb import RawUsbSource
 
