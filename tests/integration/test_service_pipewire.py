@@ -10,6 +10,7 @@ coverage entry for that account's PipeWire, and forgets the session when it ends
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -25,7 +26,7 @@ from camguard.platform.linux.user_pipewire import OwnDescriber, accounts_with_pi
 from camguard.platform.process import ProcessDescriber
 from tests import pwvideo, realenv
 from tests.conftest import make_standin, need, need_tools
-from tests.service_env import Account, Accounts, Box, Service, setpriv
+from tests.service_env import Account, Accounts, Box, Service, camguard_as, setpriv
 
 pytestmark = pytest.mark.real
 
@@ -153,7 +154,14 @@ def test_the_service_names_an_accounts_pipewire_camera_user_with_the_chain(
     brokers = {p.pid for p in pw.procs[1:3]}  # pipewire and wireplumber: never the user
     assert not brokers & set(users_of(svc.client.status()))
 
-    pwvideo.end(consumer)
+    # The kill switch, through the service, as the account: the app is the device user;
+    # the media server is not one and is refused.
+    res = camguard_as(sandbox, kid, "kill", str(pw.procs[1].pid))
+    assert res.returncode != 0 and pw.procs[1].poll() is None, res
+    assert "it is the sound server" in res.stderr, res
+    res = camguard_as(sandbox, kid, "kill", str(consumer.pid))
+    assert res.returncode == 0, res
+    realenv.wait_until(lambda: consumer.poll() is not None, 30, "the consumer killed")
     realenv.wait_until(lambda: consumer.pid not in users_of(svc.client.status()), 30,
                        "the use ended with the consumer")
     realenv.wait_until(lambda: any(e.get("pid") == consumer.pid
@@ -162,6 +170,13 @@ def test_the_service_names_an_accounts_pipewire_camera_user_with_the_chain(
     entry = next(e for e in svc.client.history()["entries"] if e.get("pid") == consumer.pid)
     assert entry["kind"] == "camera" and entry["via"] == "pipewire", entry
     assert "→ pipewire → pipewire:kidcam" in entry["note"], entry
+
+    # The service's event log: the app's start, with the chain.
+    logs = list(sandbox.root.rglob("events.jsonl"))
+    records = [json.loads(line) for f in logs for line in f.read_text().splitlines()]
+    (start,) = [r for r in records
+                if r["type"] == "device.started" and r.get("pid") == consumer.pid]
+    assert start["via"] == "pipewire" and "→ pipewire →" in start["note"], start
 
     pw.end()  # logout: the session's watcher goes
     realenv.wait_until(lambda: not coverage_of(svc.client.status(), source), 30,
