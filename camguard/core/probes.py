@@ -75,6 +75,7 @@ class ProbeFilter:
         self.settings = settings
         self._held: dict[UsageKey, tuple[Usage, float]] = {}  # storm-held opens: since
         self._idle: dict[UsageKey, tuple[Usage, float]] = {}  # linked, no data: since
+        self._spent: set[UsageKey] = set()  # linked, no data now, but it carried some
         self._recent: dict[AppKey, deque[float]] = {}  # probe times within the window
         self._storming: dict[AppKey, float] = {}  # app -> its last probe, while storming
         self.promoted: dict[UsageKey, float] = {}  # this look's held opens now announced
@@ -104,8 +105,11 @@ class ProbeFilter:
                 del self._held[key]
                 events += self._probe(u, since, now)
         linked = {p.key: p for p in probes}
+        # A link that carried frames and then paused is a use that ended, not a probe.
+        self._spent = {k for k in self._spent | (announced & linked.keys()) if k in linked}
         for key, p in linked.items():
-            if key not in self._idle and key not in current and key not in announced:
+            if (key not in self._idle and key not in current and key not in announced
+                    and key not in self._spent):
                 self._idle[key] = (p, now)
         for key, (u, since) in list(self._idle.items()):
             if key in current:  # it carries data now: a use, announced by the diff

@@ -115,3 +115,15 @@ def test_probe_events_cross_the_service_protocol_as_they_are() -> None:
         assert (back.type, back.probe, back.count, back.since) == (
             ev.type, ev.probe, ev.count, ev.since)
         assert back.usage.key == u.key
+
+
+def test_a_link_that_flowed_and_then_paused_is_no_probe_when_it_goes() -> None:
+    f = ProbeFilter(ProbeSettings(storm=0))
+    link = use(8, via="pipewire", dev=NODE)
+    assert f.split([link], [], set(), T0)[0] == [link]  # flowing: announced by the diff
+    assert f.split([], [link], {link.key}, T0 + 5) == ([], [])  # paused: the use stopped
+    assert f.split([], [link], set(), T0 + 6) == ([], [])
+    assert f.split([], [], set(), T0 + 7) == ([], [])  # gone: no probe
+    # Linked anew later without frames: a probe again.
+    f.split([], [link], set(), T0 + 8)
+    assert [e.type for e in f.split([], [], set(), T0 + 9)[1]] == [EventType.PROBE]
