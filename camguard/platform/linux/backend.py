@@ -61,6 +61,10 @@ class LinuxPlatform:
                          camera_brokers=brokers, broker_watched=watched)]
         if users is not None:
             sources.append(users)
+            # Each account's Flatpak location grants, read as the account (user_portal.py).
+            from camguard.platform.linux.user_portal import UserPortalSource
+
+            sources.append(UserPortalSource())
         if settings.watch_sound_server:
             from camguard.platform.linux.pipewire import PipeWireSource
             from camguard.platform.linux.pulse import PulseSource

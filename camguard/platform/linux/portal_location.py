@@ -18,7 +18,8 @@ reported as a location use (``via`` "portal") for one look, named by its Flatpak
 camguard never starts the permission store (NO_AUTO_START, as for GeoClue): on a desktop
 with portals it runs from the first portal call of the session; not running, the coverage
 says the grants were not read. The root service has no session bus; this source is not
-run there (GeoClue's bus monitor names the portal there).
+run there as such: user_portal.py reads each account's grants through it, as the account
+(coverage only; GeoClue's bus monitor names the portal as the location user there).
 """
 
 from __future__ import annotations
