@@ -13,7 +13,9 @@ RUNTIME=(python3-venv libportaudio2 libasound2-plugins
 TEST=(pulseaudio pulseaudio-utils pipewire pipewire-bin pipewire-pulse wireplumber sox dbus
       gstreamer1.0-tools gstreamer1.0-pipewire gstreamer1.0-plugins-base
       xvfb xauth x11-utils imagemagick trayer dunst libnotify-bin xdotool util-linux psmisc
-      lsof procps pkexec polkitd)
+      lsof procps pkexec polkitd xdg-desktop-portal)
+# xdg-desktop-portal: its xdg-permission-store is the real portal permission store that
+# tests/integration/test_portal_location.py runs on a private session bus.
 # pkexec and polkitd are also in TEST: tests/polkit_env.py runs the real pkexec against a private
 # polkitd. binutils: objdump/strip for the bundle and the .deb's Depends; libwayland-egl1: a Qt
 # plugin links it, and the .deb can only declare what the build machine has; msitools and

@@ -40,6 +40,10 @@ def has_pipewire_gst() -> bool:
 def dump(remote: str) -> list[dict[str, object]]:
     out = subprocess.run(["pw-dump", "-N", "-r", remote], capture_output=True, timeout=10,
                          check=True).stdout
+    return parse_dump(out)
+
+
+def parse_dump(out: bytes) -> list[dict[str, object]]:
     # pw-dump may print more than one array in one run (changes that arrived while it
     # dumped): read them all, later objects after earlier ones.
     text, at, objects = out.decode(), 0, []
@@ -55,12 +59,16 @@ def dump(remote: str) -> list[dict[str, object]]:
 
 
 def node_id(remote: str, node_name: str) -> int | None:
-    for obj in dump(remote):
+    return node_in(dump(remote), node_name)
+
+
+def node_in(objects: list[dict[str, object]], node_name: str) -> int | None:
+    for obj in objects:
         info = obj.get("info")
         props = info.get("props") if isinstance(info, dict) else None
         if (obj.get("type") == "PipeWire:Interface:Node" and isinstance(props, dict)
                 and props.get("node.name") == node_name and isinstance(obj.get("id"), int)):
-            return int(obj["id"])  # type: ignore[call-overload,no-any-return]
+            return int(obj["id"])  # type: ignore[call-overload]
     return None
 
 

@@ -170,9 +170,12 @@ def box() -> Iterator[Box]:
 
 def setpriv(who: Account, groups: Sequence[int] = ()) -> list[str]:
     # --pdeathsig: a process of a test account dies with the test run (realenv.bound_to_tests).
-    cmd = ["setpriv", "--pdeathsig", "KILL", f"--reuid={who.uid}", f"--regid={who.gid}"]
+    # Set by a second setpriv, already the account: the kernel clears the parent-death
+    # signal when the uid changes (prctl(2)), and one setpriv sets it before it drops the
+    # uid (util-linux 2.38: such a process outlived the run).
+    cmd = ["setpriv", f"--reuid={who.uid}", f"--regid={who.gid}"]
     cmd += [f"--groups={','.join(map(str, groups))}"] if groups else ["--clear-groups"]
-    return cmd
+    return [*cmd, "--", "setpriv", "--pdeathsig", "KILL", "--"]
 
 
 def camguard_as(b: Box, who: Account, *args: str, stdin: str = "",

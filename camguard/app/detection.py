@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from camguard.core.coverage import Coverage
 from camguard.core.models import SourceSnapshot
+from camguard.core.probes import ProbeSettings
 from camguard.core.settings import DetectionSettings
 from camguard.core.state import GuardState, merge
 from camguard.monitor import Monitor
@@ -28,8 +29,10 @@ class Detection:
     running: Monitor | None = None  # the monitor made by monitor(), for coverage()
 
     def monitor(self) -> Monitor:
+        probes = ProbeSettings(threshold=self.settings.probe_threshold,
+                               storm=int(self.settings.probe_storm))
         self.running = Monitor(self.sources, self.clock, settle=self.settings.settle,
-                               rescan_interval=self.settings.rescan_interval)
+                               rescan_interval=self.settings.rescan_interval, probes=probes)
         return self.running
 
     def look_once(self) -> GuardState:

@@ -98,6 +98,9 @@ class EventSource(Protocol):
     def stop(self) -> None: ...
 
 
+OURS_REMEMBERED = 1024
+
+
 class OwnActivityFilter:
     """An event source (the tray's monitor) whose sinks never hear of camguard's own uses.
 
@@ -109,6 +112,8 @@ class OwnActivityFilter:
         self._own = own
         self._sinks: list[Sink] = []
         self._hidden: set[tuple[str, int, float]] = set()
+        # Processes seen to be camguard's own, newest last (bounded).
+        self._ours: dict[tuple[int, float], None] = {}
         source.add_sink(self._dispatch)
 
     def _keep(self, ev: MonitorEvent) -> bool:
@@ -116,9 +121,16 @@ class OwnActivityFilter:
             return True
         p = ev.usage.process
         key = (ev.usage.device.id, p.pid, p.create_time)
+        who = (p.pid, p.create_time)
+        if ev.type in (EventType.PROBE, EventType.PROBE_STORM):  # never announced
+            # Its process may have ended by now: one seen to be ours before still is.
+            return who not in self._ours and not self._own.owns(p)
         if ev.type is EventType.STARTED:
             if self._own.owns(p):
                 self._hidden.add(key)
+                self._ours[who] = None
+                while len(self._ours) > OURS_REMEMBERED:
+                    self._ours.pop(next(iter(self._ours)))
                 log.info("camguard's own use of %s (pid %d): not alerted, not recorded",
                          ev.usage.device.id, p.pid)
                 return False

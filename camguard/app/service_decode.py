@@ -86,11 +86,15 @@ def event_from_dict(d: Mapping[str, Any]) -> MonitorEvent | None:
         reason = Degraded(str(d.get("source")), str(d.get("reason"))) \
             if kind == "degraded" else None
         return HealthEvent(str(d.get("source")), reason, at)
-    if kind not in ("started", "stopped"):
+    if kind not in ("started", "stopped", "probe", "probe-storm"):
         return None
     device = Device(DeviceKind(d["kind"]), d["device"], d.get("device_name") or "")
     usage = Usage(device, _process(d), d.get("note") or "", d.get("via") or "")
-    return UsageEvent(EventType(kind), usage, at, timestamp(d.get("since")))
+    count = d.get("count")
+    return UsageEvent(EventType(kind), usage, at, timestamp(d.get("since")),
+                      probe=d.get("probe") is True,
+                      count=count if isinstance(count, int) and not isinstance(count, bool)
+                      else None)
 
 
 def record_from_dict(d: Mapping[str, Any]) -> SessionRecord:

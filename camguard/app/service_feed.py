@@ -165,7 +165,7 @@ class ServiceFeed:
                 if key in self._live:
                     return  # already reported from the status answer
                 self._live[key] = (ev.usage, ev.at)
-            elif self._live.pop(key, None) is None:
+            elif ev.type is EventType.STOPPED and self._live.pop(key, None) is None:
                 return  # never reported as started
         self._emit(ev)
 

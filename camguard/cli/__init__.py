@@ -161,6 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911
         from camguard.platform import freeze_watchdog
 
         return freeze_watchdog(argv[1])
+    if argv == ["service-portal"]:
+        # Hidden: what the service runs as each logged-in account to read its Flatpak
+        # location grants (platform/linux/user_portal.py).
+        from camguard.platform import service_portal_child
+
+        return service_portal_child()
     from camguard.cli.argtypes import join_dashed_values
     from camguard.cli.common import CliError
 

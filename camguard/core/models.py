@@ -86,6 +86,13 @@ class Usage:
 class EventType(enum.StrEnum):
     STARTED = "started"
     STOPPED = "stopped"
+    # A session that carried nothing and was never announced (core/probes.py): a client
+    # linked to a camera that got no frames, or an open held back during a probe storm
+    # that closed under the threshold. History only: no alert, no rule.
+    PROBE = "probe"
+    # One app probing more than N times a minute: surfaced once per storm (core/probes.py).
+    # ``usage`` is its latest probe, ``since`` the first of the window, the count in the note.
+    PROBE_STORM = "probe-storm"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +104,12 @@ class UsageEvent:
     at: float
     # For a stopped event: when the usage was first seen, so a duration can be shown.
     since: float | None = None
+    # A stopped event: the session ended under the probe threshold on a device node, where
+    # whether frames or samples were read is not visible (core/probes.py): kept in history
+    # as a probe; it was alerted when it opened.
+    probe: bool = False
+    # A probe storm: how many probes its window held.
+    count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +143,6 @@ class SourceSnapshot:
     # Ask to be looked at again this many seconds from now even if nothing wakes the monitor
     # (e.g. the kernel said a device was opened but the opener is not visible yet).
     recheck_in: float | None = None
+    # Clients linked to a device that carry nothing (a PipeWire link that is not flowing):
+    # not usages; one that goes away without ever carrying data was a probe.
+    probes: frozenset[Usage] = frozenset()

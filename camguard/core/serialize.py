@@ -92,4 +92,8 @@ def event_dict(ev: MonitorEvent, origin: ExeOrigin | None = None) -> dict[str, A
     if ev.since is not None:
         out["since"] = rfc3339(ev.since)
         out["duration_s"] = round(max(0.0, ev.at - ev.since), 3)
+    if ev.probe:
+        out["probe"] = True  # a device-node session under the probe threshold
+    if ev.count is not None:
+        out["count"] = ev.count  # a probe storm's probes
     return out

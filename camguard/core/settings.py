@@ -32,3 +32,8 @@ class DetectionSettings:
     sound_server_exes: tuple[str, ...] = DEFAULT_SOUND_SERVER_EXES
     # Watch the sound server (PulseAudio or pipewire-pulse) for recording streams.
     watch_sound_server: bool = True
+    # Probes are not alarms (core/probes.py): a device-node session shorter than this many
+    # seconds is kept in history as a probe; more than ``probe_storm`` probes a minute by
+    # one app is one "probe storm" alert (0: off).
+    probe_threshold: float = 1.5
+    probe_storm: float = 10.0

@@ -201,3 +201,14 @@ def freeze_watchdog(journal: str) -> int:
 
         return watchdog(Path(journal))
     return 1
+
+
+def service_portal_child() -> int:
+    """The child the root service runs as each logged-in account to read that account's
+    Flatpak location grants (platform/linux/user_portal.py); its exit code."""
+    if sys.platform.startswith("linux"):
+        from camguard.platform.linux.user_portal import child_main
+
+        return child_main()
+    print('{"state": "blind", "reason": "not available on this system"}')
+    return 1

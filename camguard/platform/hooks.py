@@ -26,6 +26,9 @@ from camguard.core.models import EventType, HealthEvent, MonitorEvent
 from camguard.core.text import json_safe, json_text, literal
 
 log = logging.getLogger(__name__)
+# A monitor event's type in the event log's names (docs/events.md).
+_HOOK_TYPES = {EventType.STARTED: "device.started", EventType.STOPPED: "device.stopped",
+               EventType.PROBE: "device.probe", EventType.PROBE_STORM: "device.probe-storm"}
 
 MAX_OUTPUT = 64 * 1024  # what is kept of a hook's output (the rest is still drained)
 MAX_ENV_EVENT = 32 * 1024  # an environment string must stay far below MAX_ARG_STRLEN
@@ -141,7 +144,7 @@ class HookRunner:
             return
         p = ev.usage.process
         self.handle({
-            "type": "device.started" if ev.type is EventType.STARTED else "device.stopped",
+            "type": _HOOK_TYPES.get(ev.type, "device.stopped"),
             "device": json_safe(ev.usage.device.id), "kind": ev.usage.device.kind.value,
             "pid": None if p is None else p.pid, "exe": None if p is None else p.exe,
             "process_user": None if p is None else p.user,

@@ -27,6 +27,7 @@ from camguard.core.clock import Clock
 from camguard.core.decision import Decision
 from camguard.core.models import EventType, HealthEvent, MonitorEvent, Usage
 from camguard.core.origin import ExeOrigin, OriginLookup, origin_dict
+from camguard.core.probes import WINDOW
 from camguard.core.rules_json import decision_dict
 from camguard.core.serialize import rfc3339
 from camguard.core.text import json_safe, json_text, literal
@@ -50,6 +51,7 @@ HEADER = ("schema", "ts", "id", "host", "user", "type", "level", "msg")
 LEVELS: dict[str, str] = {
     "camguard.started": "info", "camguard.stopped": "info", "monitoring.gap": "warning",
     "device.started": "notice", "device.stopped": "info", "device.raw-usb": "critical",
+    "device.probe": "info", "device.probe-storm": "warning",
     "source.degraded": "warning", "source.recovered": "info",
     "alert.shown": "notice", "alert.decided": "notice", "decision.made": "info",
     "block.on": "warning", "block.off": "notice",
@@ -294,10 +296,19 @@ class EventLog:
                       f"by {who}", at=ev.at, **fields)
         elif ev.type is EventType.STARTED:
             self.emit("device.started", f"{what} in use by {who}", at=ev.at, **fields)
+        elif ev.type is EventType.PROBE_STORM:  # core/probes.py
+            self.emit("device.probe-storm", f"probe storm: {who} probed {what} {ev.count} "
+                      f"times within a minute", at=ev.at,
+                      since=rfc3339(ev.since), count=ev.count, window_s=WINDOW, **fields)
         else:
             duration = None if ev.since is None else round(max(0.0, ev.at - ev.since), 3)
+            if ev.type is EventType.PROBE:
+                self.emit("device.probe", f"{what} probed by {who} (no data, not alerted)",
+                          at=ev.at, since=rfc3339(ev.since), duration_s=duration, **fields)
+                return
+            extra = {"probe": True} if ev.probe else {}
             self.emit("device.stopped", f"{what} released by {who}", at=ev.at,
-                      since=rfc3339(ev.since), duration_s=duration, **fields)
+                      since=rfc3339(ev.since), duration_s=duration, **extra, **fields)
 
     def decided(self, decision: Decision, usage: Usage) -> dict[str, Any]:
         """A ``decision.made`` event: what the rules said about a usage, and why."""

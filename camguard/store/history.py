@@ -36,6 +36,10 @@ from camguard.store.history_query import COLUMNS, ReadView, sessions_query
 log = logging.getLogger(__name__)
 
 ORPHAN_REASON = "ended while camguard was not running"
+# Probes are not alarms (core/probes.py): the end_reason of a session that was a probe, and
+# of the one entry a probe storm leaves.
+PROBE_REASON = "probe"
+PROBE_STORM_REASON = "probe-storm"
 
 # Decisions the app records (free text is accepted too; "default:<x>" names a default).
 KNOWN_DECISIONS = ("allowed-once", "always-allowed", "killed", "blocked", "muted")
@@ -257,11 +261,18 @@ class HistoryStore:
 
     def record_event(self, ev: UsageEvent) -> int:
         """Open (started) or close (stopped) the session of ``ev.usage``; return its id.
+        A probe is a closed session whose end_reason is "probe"; a probe storm one entry
+        from its window's first probe to now, end_reason "probe-storm", the count in its
+        note.
 
         A stop for a usage this store never saw start (the store was opened while it ran)
         is stored as a closed session from ``ev.since`` (or ``ev.at``).
         """
         key = ev.usage.key
+        if ev.type is EventType.PROBE_STORM:  # an alert, kept as one closed entry
+            session_id = self.open_session(ev.usage, ev.since if ev.since is not None else ev.at)
+            self.close_session(session_id, ev.at, PROBE_STORM_REASON)
+            return session_id
         with self._lock:
             known = self.session_for(key)
             if ev.type is EventType.STARTED:
@@ -275,7 +286,8 @@ class HistoryStore:
             if session_id < 0:
                 start = ev.since if ev.since is not None else ev.at
                 session_id = self.open_session(ev.usage, start)
-            self.close_session(session_id, ev.at)
+            probe = ev.probe or ev.type is EventType.PROBE
+            self.close_session(session_id, ev.at, PROBE_REASON if probe else None)
             return session_id
 
     def session_for(self, key: UsageKey) -> int | None:

@@ -68,7 +68,8 @@ _SPECS = [
     SettingSpec("syslog_facility", "authpriv", "choice", "syslog facility",
                 SYSLOG_FACILITIES),
     SettingSpec("hook", "", "path", "program run on events (absolute path; empty: none)"),
-    SettingSpec("hook_events", ("device.started", "device.stopped", "device.raw-usb"),
+    SettingSpec("hook_events", ("device.started", "device.stopped", "device.raw-usb",
+                                "device.probe-storm"),
                 "list",
                 "event types the hook runs for"),
     SettingSpec("hook_timeout", 10.0, "number", "seconds before a hook is killed"),
@@ -93,6 +94,10 @@ DETECTION: dict[str, SettingSpec] = {
     "sound_server_exes": SettingSpec("sound_server_exes", DEFAULT_SOUND_SERVER_EXES, "list",
                                      "sound servers, by executable path, not reported as "
                                      "microphone users"),
+    "probe_threshold": SettingSpec("probe_threshold", 1.5, "number", "seconds: a device "
+                                   "session shorter than this is kept in history as a probe"),
+    "probe_storm": SettingSpec("probe_storm", 10.0, "number", "more probes than this a minute "
+                               "by one app is one probe-storm alert (0: off)"),
 }
 
 

@@ -35,7 +35,7 @@ from camguard.ui.alert_keys import LABELS, AlertKeys, block_label, shown_text
 from camguard.ui.assets import app_icon
 from camguard.ui.elided import ElidedLabel, elided_label
 from camguard.ui.elided import plain_label as plain_label  # noqa: PLC0414 (the windows' import)
-from camguard.ui.model import AlertView
+from camguard.ui.model import Alert, AlertView
 from camguard.ui.ports import AlertSettings
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,16 @@ def placement(area: QRect, size: QSize, tray: QRect | None) -> QPoint:
     if tray is not None and QRect(QPoint(x, y), size).intersects(tray):
         x = tray.left() - size.width() - MARGIN  # a tray at the left or right edge
     return QPoint(max(area.left(), x), max(area.top(), y))
+
+
+def _why_line(alert: Alert, stopped: bool) -> str:
+    """Why this alert is asked again, a probe storm's count, and whether the app is paused."""
+    why = f"Asking again: {literal(alert.why, LIMITS['why'])}" if alert.why else ""
+    if alert.storm:
+        why = f"Probe storm: {literal(alert.why, LIMITS['why'])}"
+    if alert.paused and not stopped:  # core/freeze.py: stopped until the answer
+        why = "\n".join(filter(None, (PAUSED_LINE, why)))
+    return why
 
 
 class AlertPopup(QWidget):
@@ -240,7 +250,8 @@ class AlertPopup(QWidget):
         device = usage.device
         stopped = alert.stopped_at is not None
         kind = KIND_TITLES.get(device.kind, device.kind.value.capitalize())
-        self.title_label.setText(f"{kind} turned on")
+        self.title_label.setText(f"{kind} probed again and again" if alert.storm
+                                 else f"{kind} turned on")
         self.position_label.setText(f"{view.position} of {view.total}" if view.total > 1
                                     else "")
         self.buttons[Choice.BLOCK].setText(block_label(device.kind.value))
@@ -279,10 +290,9 @@ class AlertPopup(QWidget):
         where = literal(device.path or device.id, LIMITS["device"])
         lines[self.device_label] = f"{name} ({where})" if name and where != name else (
             name or where)
-        lines[self.note_label] = literal(usage.note, LIMITS["note"]) if usage.note else ""
-        why = f"Asking again: {literal(alert.why, LIMITS['why'])}" if alert.why else ""
-        if alert.paused and not stopped:  # core/freeze.py: stopped until the answer
-            why = "\n".join(filter(None, (PAUSED_LINE, why)))
+        lines[self.note_label] = literal(usage.note, LIMITS["note"]) \
+            if usage.note and not alert.storm else ""  # a storm's note is its "why"
+        why = _why_line(alert, stopped)
         for label in (self.exe_label, self.origin_label, self.process_label,
                       self.parents_label, self.cmdline_label, self.device_label,
                       self.note_label):

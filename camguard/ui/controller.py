@@ -157,8 +157,11 @@ class AppController(QObject, ActionsMixin):
         elif isinstance(ev, UsageEvent):
             if ev.type is EventType.STARTED:
                 self._started(ev.usage, ev.at)
-            else:
+            elif ev.type is EventType.STOPPED:
                 self._stopped(ev.usage, ev.at)
+            elif ev.type is EventType.PROBE_STORM:  # once per storm (core/probes.py)
+                self._raise(ev.usage, ev.at, why=ev.usage.note, storm=True)
+            # a probe: history only, never a popup
 
     def _started(self, usage: Usage, at: float) -> None:
         akey = alert_key(usage)
@@ -281,11 +284,12 @@ class AppController(QObject, ActionsMixin):
 
     # -- alerts ------------------------------------------------------------------------
     def _raise(self, usage: Usage, at: float, why: str = "",
-               origin: ExeOrigin | None = None, paused: bool = False) -> None:
+               origin: ExeOrigin | None = None, paused: bool = False, *,
+               storm: bool = False) -> None:
         akey = alert_key(usage)
         live = any(alert_key(u.usage) == akey for u in self._users.values())
         stopped_at = None if live else self._last_stop.get(akey, self.clock.now())
-        alert = Alert(self._next_id, usage, at, stopped_at, why, origin, paused)
+        alert = Alert(self._next_id, usage, at, stopped_at, why, origin, paused, storm)
         self._next_id += 1
         self._alerts.append(alert)
         self.alert_raised.emit(alert)

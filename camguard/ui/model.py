@@ -71,6 +71,8 @@ class Alert:
     origin: ExeOrigin | None = None
     # The app is paused (SIGSTOP) until the alert is answered (core/freeze.py).
     paused: bool = False
+    # A probe storm (core/probes.py): one alert for many probes; ``why`` says how many.
+    storm: bool = False
 
 
 @dataclass(frozen=True, slots=True)

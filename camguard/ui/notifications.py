@@ -44,6 +44,8 @@ CONNECT_GRACE = 5.0
 
 def _summary(alert: Alert) -> str:
     kind = alert.usage.device.kind
+    if alert.storm:
+        return f"{kind.value.capitalize()} probed again and again"
     if kind is DeviceKind.SCREEN:
         return "Screen capture turned on"
     if kind is DeviceKind.LOCATION:

@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -392,3 +393,25 @@ def test_feedback_waits_while_the_popup_is_up(qtbot: QtBot, rig: Rig,
     # With the popup gone, feedback goes out at once.
     rig.controller.say("Camera blocked", "No app can use the camera.")
     assert [f.title for f in shown] == ["Could not block the microphone", "Camera blocked"]
+
+
+def test_a_probe_raises_nothing_and_a_probe_storm_one_popup_that_says_so(
+        qtbot: QtBot, rig: Rig, tmp_path: Path) -> None:
+    """core/probes.py: a probe is history only; a storm is one alert naming the count."""
+    from camguard.core.models import EventType, UsageEvent
+
+    h, usage = rig.holder()
+    now = time.time()
+    rig.feed(UsageEvent(EventType.PROBE, usage, now, now - 0.3))
+    rig.settle()
+    assert rig.controller.pending_alerts() == () and not rig.popup.isVisible()
+    note = ("11 opens under 1.5 s within 42 s (more than 10 a minute); more are kept in "
+            "history without a popup")
+    rig.feed(UsageEvent(EventType.PROBE_STORM, replace(usage, note=note), now, now - 42,
+                        count=11))
+    qtbot.waitUntil(lambda: rig.shown_pid() == h.pid, timeout=10_000)
+    assert rig.popup.why_label.text() == f"Probe storm: {note}"
+    assert rig.popup.title_label.text() == "Camera probed again and again"
+    assert not rig.popup.note_label.isVisible()  # said once, as the reason
+    assert len(rig.controller.pending_alerts()) == 1
+    rig.popup.grab().save(str(tmp_path / "alert-probe-storm.png"))

@@ -144,6 +144,11 @@ def every_event(log: EventLog) -> None:
     log.monitor_sink(UsageEvent(EventType.STARTED, Usage(CAM, HOSTILE), NOW))
     raw_usb = Device(DeviceKind.CAMERA, "/dev/bus/usb/001/004", "raw USB access to cam")
     log.monitor_sink(UsageEvent(EventType.STARTED, Usage(raw_usb, ZOOM, via="usb"), NOW))
+    log.monitor_sink(UsageEvent(EventType.STOPPED, usage, NOW + 0.05, NOW, probe=True))
+    log.monitor_sink(UsageEvent(EventType.PROBE, Usage(CAM, HOSTILE, via="pipewire"),
+                                NOW + 0.4, NOW))
+    log.monitor_sink(UsageEvent(EventType.PROBE_STORM, Usage(CAM, ZOOM, "11 probes"),
+                                NOW + 30, NOW, count=11))
     log.monitor_sink(HealthEvent("pulse", Degraded("pulse", "no server"), NOW))
     log.monitor_sink(HealthEvent("pulse", None, NOW))
     rule = make_rule("block-device", kind="camera", label="no camera after 21:00",

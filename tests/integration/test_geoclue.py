@@ -139,7 +139,7 @@ def test_status_as_an_ordinary_user_is_partial_and_in_use_by_someone_unseen(
         shutil.rmtree(folder, ignore_errors=True)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    (loc,) = [c for c in doc["coverage"] if c["sensor"] == "location"]
+    (loc,) = [c for c in doc["coverage"] if c["sensor"] == "location" and c["source"] == "geoclue"]
     assert loc["state"] == "partial" and loc["reason"].startswith(NOT_ROOT)
     (device,) = [d for d in doc["devices"] if d["kind"] == "location"]
     (user,) = device["users"]

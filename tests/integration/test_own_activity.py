@@ -156,3 +156,31 @@ def test_the_service_honours_no_claim(devdir: Path, tmp_path: Path) -> None:
             heard.wait_for(started(claimed.pid, str(cam)))
         finally:
             claimed.end()
+
+
+def test_camguards_own_probes_and_their_storm_are_never_heard(devdir: Path, tmp_path: Path
+                                                              ) -> None:
+    """The self-test opens each camera briefly, again and again: its probes, and the probe
+    storm they make (core/probes.py), reach none of the tray's sinks."""
+    from camguard.core.models import EventType, UsageEvent
+    from camguard.core.probes import ProbeSettings
+    from tests.integration.test_probes import Prober
+
+    cam = make_standin(devdir / "video0")
+    monitor = Monitor([ProcfsSource([f"{devdir}/video*"], [], describer=ProcessDescriber())],
+                      SystemClock(), probes=ProbeSettings(threshold=1.5, storm=1))
+    tray = OwnActivityFilter(monitor, OwnActivity(tmp_path / "claims"))
+    heard, seen = Recorder(), Recorder()
+    tray.add_sink(heard)
+    monitor.add_sink(seen)
+    tray.start()
+    prober = Prober(cam)  # our child, as the self-test's opens are
+    try:
+        for _ in range(4):
+            prober.do("probe")
+        seen.wait_for(lambda e: isinstance(e, UsageEvent) and e.type is EventType.PROBE, 20)
+        assert [e for e in seen.usage_events() if e.type is EventType.PROBE_STORM]
+    finally:
+        prober.end()
+        tray.stop()
+    assert heard.usage_events() == []

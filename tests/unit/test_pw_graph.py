@@ -93,6 +93,24 @@ def test_a_link_without_frames_is_no_use(state: object) -> None:
     assert uses(graph([CAMERA, BROKER, APP, STREAM, link(60, 40, 51, state)])) == []
 
 
+@pytest.mark.parametrize("state", ["error", "init", "negotiating", "allocating", "paused"])
+def test_a_link_without_frames_is_a_probe_until_it_flows(state: str) -> None:
+    """core/probes.py: the client linked without frames is reported as a probe (history
+    only, never an alert); once its link is active it is a use and no longer a probe."""
+    objects = graph([CAMERA, BROKER, APP, STREAM, link(60, 40, 51, state)])
+    (probe,) = pw_graph.uses(objects, ProcessDescriber().describe, (ME_EXE,), flowing=False)
+    assert probe.usage.process is not None and probe.usage.process.pid == APP_PID
+    pw_graph.apply(objects, [link(60, 40, 51, "active")])
+    assert pw_graph.uses(objects, ProcessDescriber().describe, (ME_EXE,), flowing=False) == []
+    assert len(uses(objects)) == 1
+
+
+@pytest.mark.parametrize("state", ["unlinked", None, 3, "active"])
+def test_an_unlinked_or_unreadable_link_is_no_probe(state: object) -> None:
+    objects = graph([CAMERA, BROKER, APP, STREAM, link(60, 40, 51, state)])
+    assert pw_graph.uses(objects, ProcessDescriber().describe, (ME_EXE,), flowing=False) == []
+
+
 def test_the_broker_linking_the_camera_is_never_a_user() -> None:
     session_manager = client(31, **{"pipewire.sec.pid": ME})
     loopback = node(52, 31, **{"media.class": "Stream/Input/Video"})

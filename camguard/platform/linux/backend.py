@@ -46,10 +46,26 @@ class LinuxPlatform:
         # With PipeWire watched, the media server holding /dev/video is a broker: the apps
         # linked to its camera node are the users (pipewire.py), it never is one itself.
         brokers = settings.sound_server_exes if settings.watch_sound_server else ()
+        users: UsageSource | None = None
+        watched = None
+        if not settings.watch_sound_server and os.geteuid() == 0:
+            # The root service (it turns off watching its own sound server, which it has
+            # not, as on Windows): each logged-in account's own PipeWire (user_pipewire.py);
+            # a media server holding /dev/video is a broker when its account's is watched.
+            from camguard.platform.linux.user_pipewire import UserPipeWireSource
+
+            each = UserPipeWireSource(describer, broker_exes=settings.sound_server_exes)
+            users, watched, brokers = each, each.watches, settings.sound_server_exes
         sources: list[UsageSource] = [
             ProcfsSource(settings.camera_globs, settings.mic_globs,
                          sound_server_exes=settings.sound_server_exes, describer=describer,
-                         camera_brokers=brokers)]
+                         camera_brokers=brokers, broker_watched=watched)]
+        if users is not None:
+            sources.append(users)
+            # Each account's Flatpak location grants, read as the account (user_portal.py).
+            from camguard.platform.linux.user_portal import UserPortalSource
+
+            sources.append(UserPortalSource())
         if settings.watch_sound_server:
             from camguard.platform.linux.pipewire import PipeWireSource
             from camguard.platform.linux.pulse import PulseSource
@@ -57,6 +73,11 @@ class LinuxPlatform:
             sources.append(PulseSource(describer=describer,
                                        server_exes=settings.sound_server_exes))
             sources.append(PipeWireSource(describer, broker_exes=settings.sound_server_exes))
+            # Flatpak apps' location grants and starts, from the user's portal permission
+            # store on the session bus (portal_location.py); not in the root service.
+            from camguard.platform.linux.portal_location import PortalLocationSource
+
+            sources.append(PortalLocationSource(describer))
         # Raw USB access to a camera (its /dev/bus/usb node): its own event (rawusb.py).
         from camguard.platform.linux.rawusb import RawUsbSource
 

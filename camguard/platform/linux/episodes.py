@@ -26,10 +26,12 @@ class SessionSplitter:
     """Runs on the monitor thread (inside ``ProcfsSource.snapshot``); not thread-safe."""
 
     def __init__(self, open_log: OpenLog, sound_servers: Collection[str],
-                 camera_brokers: Collection[str] = ()) -> None:
+                 camera_brokers: Collection[str] = (),
+                 broker_watched: Callable[[int], bool] | None = None) -> None:
         self._log = open_log
         self._sound_servers = sound_servers
         self._camera_brokers = camera_brokers
+        self._broker_watched = broker_watched
         self._phases: dict[Key, deque[Phase]] = {}
         self._reported: set[Key] = set()
         self._masked = False
@@ -79,7 +81,8 @@ class SessionSplitter:
             device = device_of(t.path)
             if device.kind is DeviceKind.MICROPHONE and t.process.exe in self._sound_servers:
                 pass  # the sound server's own brief open, for apps that pulse.py names
-            elif device.kind is DeviceKind.CAMERA and t.process.exe in self._camera_brokers:
+            elif (device.kind is DeviceKind.CAMERA and t.process.exe in self._camera_brokers
+                  and (self._broker_watched is None or self._broker_watched(t.process.pid))):
                 pass  # PipeWire's probe of a camera: a use only once a client links to it
             else:
                 if present:

@@ -23,6 +23,8 @@ import os
 import select
 import shutil
 import subprocess
+from dataclasses import dataclass
+from typing import Any
 
 from camguard.core.coverage import Coverage, CoverageState
 from camguard.core.models import Degraded, SourceSnapshot
@@ -52,6 +54,21 @@ X11_SCREEN = ("screen capture cannot be detected on X11 (any X client can read t
               "unseen)")
 
 
+@dataclass(frozen=True, slots=True)
+class Account:
+    """The account whose own PipeWire is watched: pw-dump runs as it."""
+
+    uid: int
+    gid: int
+    name: str
+    home: str
+    runtime: str  # its XDG_RUNTIME_DIR
+
+    def env(self) -> dict[str, str]:
+        return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": self.home,
+                "USER": self.name, "XDG_RUNTIME_DIR": self.runtime}
+
+
 class PipeWireSource(ThreadedSource):
     """Video sources in the PipeWire graph and the clients linked to them (module docstring).
 
@@ -70,14 +87,18 @@ class PipeWireSource(ThreadedSource):
 
     def __init__(self, describer: ProcessDescriber, *, remote: str | None = None,
                  broker_exes: tuple[str, ...] = DEFAULT_SOUND_SERVER_EXES,
-                 name: str = "pipewire", pw_dump: str = PW_DUMP) -> None:
+                 name: str = "pipewire", pw_dump: str = PW_DUMP,
+                 account: Account | None = None) -> None:
         """``remote``: the daemon's socket (a name under $XDG_RUNTIME_DIR, or a path);
-        None is pw-dump's default ($PIPEWIRE_REMOTE, else pipewire-0)."""
+        None is pw-dump's default ($PIPEWIRE_REMOTE, else pipewire-0). ``account``: run
+        pw-dump as that account (the root service watching a user's own PipeWire,
+        user_pipewire.py), with its uid, gid and groups and a clean environment."""
         self.name = name
         self._describer = describer
         self._remote = remote
         self._brokers = frozenset(broker_exes)
         self._pw_dump = pw_dump
+        self._account = account
         self._init_thread(SourceSnapshot(name))
         self._reachable: bool | None = None  # None: not asked yet
         self._why = ""
@@ -116,7 +137,7 @@ class PipeWireSource(ThreadedSource):
                               f"{why}: apps using a camera through PipeWire are not seen "
                               "(PipeWire itself is not counted as a user)")
             screen = Coverage("screen", self.name, CoverageState.BLIND, why)
-        if x11_session():
+        if self._account is None and x11_session():
             screen = Coverage("screen", self.name, CoverageState.BLIND, X11_SCREEN)
         return [camera, screen]
 
@@ -127,8 +148,9 @@ class PipeWireSource(ThreadedSource):
             self._set_reach(False, f"{UNREACHABLE}: pw-dump is not installed (pipewire-bin)")
             return SourceSnapshot(self.name)
         try:
-            done = subprocess.run([exe, "-N", *self._remote_args()], capture_output=True,
-                                  timeout=ONE_SHOT_TIMEOUT, check=False)
+            done = subprocess.run([*self._as_account(False), exe, "-N", *self._remote_args()],
+                                  capture_output=True, timeout=ONE_SHOT_TIMEOUT,
+                                  check=False, **self._child_env())
         except (OSError, subprocess.TimeoutExpired) as exc:
             self._set_reach(False, f"{UNREACHABLE}: {exc}")
             return SourceSnapshot(self.name)
@@ -178,10 +200,10 @@ class PipeWireSource(ThreadedSource):
         exe = shutil.which(self._pw_dump)
         if exe is None:
             return False, f"{UNREACHABLE}: pw-dump is not installed (pipewire-bin)"
-        proc = subprocess.Popen([*_bound_to_this_thread(), exe, "-m", "-N",
+        proc = subprocess.Popen([*self._as_account(True), exe, "-m", "-N",
                                  *self._remote_args()],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+                                stderr=subprocess.PIPE, **self._child_env())
         with self._lock:
             self._proc = proc
         if self._stopping.is_set():
@@ -241,9 +263,12 @@ class PipeWireSource(ThreadedSource):
     def _build(self, objects: pw_graph.Objects, own: tuple[int, ...]) -> SourceSnapshot:
         own_pids = (*own, os.getpid())
         uses = pw_graph.uses(objects, self._describer.describe, self._brokers, own_pids)
+        idle = pw_graph.uses(objects, self._describer.describe, self._brokers, own_pids,
+                             flowing=False)
         devices = pw_graph.devices(objects, self._describer.describe, self._brokers)
         return SourceSnapshot(self.name, frozenset(devices),
-                              frozenset(u.usage for u in uses))
+                              frozenset(u.usage for u in uses),
+                              probes=frozenset(u.usage for u in idle))
 
     def _set_reach(self, reachable: bool, why: str) -> None:
         with self._lock:
@@ -251,6 +276,25 @@ class PipeWireSource(ThreadedSource):
 
     def _remote_args(self) -> list[str]:
         return ["-r", self._remote] if self._remote else []
+
+    def _as_account(self, bound: bool) -> list[str]:
+        """The setpriv prefix: bound to this thread (``bound``), and as the account."""
+        if self._account is None:
+            return _bound_to_this_thread() if bound else []
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:  # never pw-dump as root against a user's daemon
+            raise OSError("setpriv (util-linux) is needed to run pw-dump as the account")
+        # Two setprivs: a change of euid clears the parent-death signal (prctl(2)), and
+        # one setpriv sets --pdeathsig before it drops the uid (measured, util-linux
+        # 2.38): the second, already the account, sets it after.
+        bind = [setpriv, "--pdeathsig", "KILL", "--"] if bound else []
+        return [setpriv, f"--reuid={self._account.uid}", f"--regid={self._account.gid}",
+                "--init-groups", "--", *bind]
+
+    def _child_env(self) -> dict[str, Any]:
+        if self._account is None:
+            return {}
+        return {"env": self._account.env(), "cwd": "/"}
 
 
 def _split_rounds(buf: str) -> tuple[str, list[object]]:

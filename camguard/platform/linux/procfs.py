@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from camguard.core.coverage import Coverage
 from camguard.core.models import (
@@ -74,6 +74,7 @@ class ProcfsSource:
         describer: ProcessDescriber,
         sound_server_exes: Collection[str] = (),
         camera_brokers: Collection[str] = (),
+        broker_watched: Callable[[int], bool] | None = None,
         proc_root: str = "/proc",
         sys_root: str = "/sys",
     ) -> None:
@@ -83,6 +84,9 @@ class ProcfsSource:
         self._sound_servers = frozenset(sound_server_exes)
         # Media servers that hold a camera for the apps the PipeWire source names.
         self._camera_brokers = frozenset(camera_brokers)
+        # The service: a media server is a broker only when its account's PipeWire is
+        # watched (user_pipewire.py); one nobody watches is reported as the holder.
+        self._broker_watched = broker_watched
         self._proc_root = proc_root
         self._table = DeviceTable(sys_root=sys_root, proc_root=proc_root)
         self._lock = threading.Lock()
@@ -108,7 +112,7 @@ class ProcfsSource:
         # a brief use no scan could see, and a close then reopen (two sessions, not one).
         self._open_log = OpenLog(describer.describe)
         self._split = SessionSplitter(self._open_log, self._sound_servers,
-                                      self._camera_brokers)
+                                      self._camera_brokers, broker_watched)
 
     # -- UsageSource ---------------------------------------------------------------------
     def snapshot(self) -> SourceSnapshot:
@@ -205,7 +209,8 @@ class ProcfsSource:
                     continue  # exited between the scan and now
                 if device.kind is DeviceKind.MICROPHONE and ref.exe in self._sound_servers:
                     continue  # the sound server holds it for apps that pulse.py names
-                if device.kind is DeviceKind.CAMERA and ref.exe in self._camera_brokers:
+                if (device.kind is DeviceKind.CAMERA and ref.exe in self._camera_brokers
+                        and (self._broker_watched is None or self._broker_watched(pid))):
                     continue  # PipeWire holds it for apps that pipewire.py names
                 files = sum(1 for p, _ in pairs if p == pid)
                 held[(pid, path)] = (Usage(device, ref, via="fd"), files)

@@ -182,16 +182,19 @@ def devices(objects: Objects, describe: Describe, broker_exes: Collection[str]
 
 
 def uses(objects: Objects, describe: Describe, broker_exes: Collection[str],
-         own_pids: Collection[int] = ()) -> list[Use]:
+         own_pids: Collection[int] = (), *, flowing: bool = True) -> list[Use]:
     """Every client linked to a video source, named. ``broker_exes``: executables of the
     media server itself (its own links, e.g. a loopback, are not uses); ``own_pids``:
-    camguard's own processes (its pw-dump)."""
+    camguard's own processes (its pw-dump). ``flowing=False``: instead the clients linked
+    that get no frames (negotiating, paused, failed): probes until they flow
+    (core/probes.py)."""
     out: list[Use] = []
     for obj in objects.values():
         if obj.get("type") != LINK:
             continue
         info = _info(obj)
-        if text(info, "state") != FLOWING:
+        state = text(info, "state")
+        if (state != FLOWING) if flowing else (state in (FLOWING, "unlinked", "")):
             continue
         src_id, dst_id = number(info.get("output-node-id")), number(info.get("input-node-id"))
         if src_id is None or dst_id is None:

@@ -98,15 +98,23 @@ def _interpreter() -> tuple[str, list[str]]:
 
 
 def _child(entry: pwd.struct_passwd, sock: Path) -> tuple[list[str], dict[str, str]]:
+    return child_command(entry, sock.parent.parent, COMMAND,
+                         {"PULSE_SERVER": f"unix:{sock}"})
+
+
+def child_command(entry: pwd.struct_passwd, runtime: Path, command: str,
+                  extra: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment of a hidden camguard ``command`` run as ``entry``'s
+    account (its HOME and XDG_RUNTIME_DIR ``runtime``, plus ``extra``)."""
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": entry.pw_dir,
-           "USER": entry.pw_name, "XDG_RUNTIME_DIR": str(sock.parent.parent),
-           "PULSE_SERVER": f"unix:{sock}", "PYTHONDONTWRITEBYTECODE": "1"}
+           "USER": entry.pw_name, "XDG_RUNTIME_DIR": str(runtime),
+           "PYTHONDONTWRITEBYTECODE": "1", **extra}
     if getattr(sys, "frozen", False):  # the bundle: its executable is the camguard command
-        return [sys.executable, COMMAND], env
+        return [sys.executable, command], env
     python, path = _interpreter()
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
     # -s: not the account's own site-packages (its ~/.local is not camguard)
-    return [python, "-s", "-m", "camguard", COMMAND], env
+    return [python, "-s", "-m", "camguard", command], env
 
 
 def run_as(uid: int, sock: Path, op: str, state: Any = None) -> dict[str, Any]:
