@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # annotations only: a command imports GuardError without them
     from camguard.core.models import MonitorEvent
     from camguard.core.rules import Rule
     from camguard.core.state import GuardState
-    from camguard.store.history import SessionRecord
+    from camguard.store.history_record import SessionRecord
 
 AskPassword = Callable[[], "str | None"]
 

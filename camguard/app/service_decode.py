@@ -22,7 +22,7 @@ from camguard.core.models import (
 )
 from camguard.core.origin import origin_from_dict
 from camguard.core.state import GuardState
-from camguard.store.history import SessionRecord
+from camguard.store.history_record import SessionRecord
 from camguard.store.tamper import AuditRecord
 
 

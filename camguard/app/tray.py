@@ -18,7 +18,8 @@ from camguard.core.settings import DetectionSettings
 from camguard.platform import current
 from camguard.platform.clock import SystemClock
 from camguard.store.db import default_path
-from camguard.store.history import HistoryStore, SessionRecord
+from camguard.store.history import HistoryStore
+from camguard.store.history_record import SessionRecord
 from camguard.store.parental_lock import LockGuard
 from camguard.store.parental_lock import default_path as lock_path
 from camguard.store.rules import RuleFile

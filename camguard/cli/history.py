@@ -19,7 +19,7 @@ from camguard.core.text import json_text, literal
 from camguard.core.timefmt import session_length
 
 if TYPE_CHECKING:  # the stores are imported when the command runs (issue 16)
-    from camguard.store.history import SessionRecord
+    from camguard.store.history_record import SessionRecord
 
 _UNITS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*(s|sec|min|m|h|d|w)(?:\s+ago)?", re.IGNORECASE)

@@ -10,7 +10,7 @@ from typing import IO, Any
 from camguard.core.origin import origin_dict
 from camguard.core.serialize import rfc3339
 from camguard.core.text import json_safe
-from camguard.store.history import SessionRecord
+from camguard.store.history_record import SessionRecord
 
 
 def _opt(text: str | None) -> str | None:

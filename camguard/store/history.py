@@ -11,15 +11,12 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any
 
 from camguard.core.clock import Clock
 from camguard.core.decision import OriginOf
 from camguard.core.models import (
-    Device,
     DeviceKind,
     EventType,
     MonitorEvent,
@@ -27,11 +24,12 @@ from camguard.core.models import (
     Usage,
     UsageEvent,
 )
-from camguard.core.origin import ExeOrigin, origin_dict, origin_from_dict
+from camguard.core.origin import origin_dict
 from camguard.core.state import UsageKey
-from camguard.store.db import Database, from_db, to_db
+from camguard.store.db import Database, to_db
 from camguard.store.hashing import BackgroundHasher, ExeHasher, Hasher
 from camguard.store.history_query import COLUMNS, ReadView, sessions_query
+from camguard.store.history_record import SessionRecord, clip, json_list, record_of
 
 log = logging.getLogger(__name__)
 
@@ -43,116 +41,6 @@ PROBE_STORM_REASON = "probe-storm"
 
 # Decisions the app records (free text is accepted too; "default:<x>" names a default).
 KNOWN_DECISIONS = ("allowed-once", "always-allowed", "killed", "blocked", "muted")
-
-# A process may hand us megabytes of command line; one session must not bloat the database
-# without bound, so each text field keeps this many characters and says how much was cut.
-MAX_FIELD_CHARS = 256 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class SessionRecord:
-    """One stored session. ``end`` is None while it is still open."""
-
-    id: int
-    kind: DeviceKind
-    device_id: str
-    device_name: str
-    pid: int | None
-    create_time: float | None
-    name: str | None
-    exe: str | None
-    exe_sha256: str | None
-    user: str | None
-    cmdline: tuple[str, ...]
-    parents: tuple[str, ...]
-    start: float
-    end: float | None
-    duration: float | None
-    decision: str | None
-    decided_by: str | None
-    note: str
-    end_reason: str | None
-    via: str = ""
-    origin: ExeOrigin | None = None  # where its executable comes from (None: not known)
-
-    @property
-    def is_open(self) -> bool:
-        return self.end is None
-
-    @property
-    def device(self) -> Device:
-        return Device(self.kind, self.device_id, self.device_name)
-
-    @property
-    def process(self) -> ProcessRef | None:
-        if self.pid is None:
-            return None
-        return ProcessRef(self.pid, self.create_time or 0.0, self.name or "", self.exe or "",
-                          self.cmdline, self.user or "", self.parents)
-
-
-def clip(text: str, limit: int = MAX_FIELD_CHARS) -> str:
-    if len(text) <= limit:
-        return text
-    return text[:limit] + f"… [camguard cut {len(text) - limit} characters]"
-
-
-def _clip_args(args: Sequence[str], limit: int = MAX_FIELD_CHARS) -> list[str]:
-    out: list[str] = []
-    budget = limit
-    for i, arg in enumerate(args):
-        if len(arg) > budget:
-            out.append(clip(arg, budget))
-            if i + 1 < len(args):
-                out.append(f"[camguard cut {len(args) - i - 1} more arguments]")
-            break
-        out.append(arg)
-        budget -= len(arg)
-    return out
-
-
-def _json_list(items: Sequence[str]) -> str | bytes | None:
-    # ensure_ascii=False keeps non-ASCII text searchable with LIKE; a lone surrogate stays
-    # raw in the JSON text and to_db() stores that one as a BLOB, exactly.
-    return to_db(json.dumps(_clip_args(items), ensure_ascii=False))
-
-
-def _from_json_list(value: object) -> tuple[str, ...]:
-    text = from_db(value)
-    if not text:
-        return ()
-    try:
-        items = json.loads(text)
-    except ValueError:
-        return (text,)
-    return tuple(str(i) for i in items) if isinstance(items, list) else (str(items),)
-
-
-def _record(row: Sequence[Any]) -> SessionRecord | None:
-    try:
-        kind = DeviceKind(row[1])
-    except ValueError:
-        log.warning("skipping history row %s with unknown device kind %r", row[0], row[1])
-        return None
-    return SessionRecord(
-        id=int(row[0]), kind=kind, device_id=from_db(row[2]) or "",
-        device_name=from_db(row[3]) or "", via=from_db(row[4]) or "", name=from_db(row[5]),
-        exe=from_db(row[6]), exe_sha256=row[7], pid=row[8], create_time=row[9],
-        user=from_db(row[10]), cmdline=_from_json_list(row[11]),
-        parents=_from_json_list(row[12]), start=float(row[13]), end=row[14],
-        duration=row[15], decision=from_db(row[16]), decided_by=from_db(row[17]),
-        note=from_db(row[18]) or "", end_reason=from_db(row[19]),
-        origin=_origin(row[20]) if len(row) > 20 else None)
-
-
-def _origin(text: Any) -> ExeOrigin | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return origin_from_dict(json.loads(text))
-    except (ValueError, RecursionError):
-        return None
-
 
 class HistoryStore:
     """Sessions in SQLite. Thread-safe: every method may be called from any thread.
@@ -212,8 +100,8 @@ class HistoryStore:
             None if p is None else to_db(clip(p.exe)),
             None if p is None else p.pid, None if p is None else p.create_time,
             None if p is None else to_db(clip(p.user)),
-            None if p is None else _json_list(p.cmdline),
-            None if p is None else _json_list(p.parents),
+            None if p is None else json_list(p.cmdline),
+            None if p is None else json_list(p.parents),
             at, to_db(clip(usage.note)),
         )
 
@@ -313,7 +201,7 @@ class HistoryStore:
         row = self.db.read(lambda c: c.execute(
             f"SELECT {COLUMNS} FROM sessions WHERE {where}"  # noqa: S608 - constant text
             " ORDER BY started_at DESC LIMIT 1", args).fetchone())
-        return None if row is None else _record(row)
+        return None if row is None else record_of(row)
 
     def heartbeat(self, at: float | None = None) -> None:
         """Note that camguard was alive at ``at``: orphans are closed at the last heartbeat."""
@@ -363,7 +251,7 @@ class HistoryStore:
         row = self.db.read(lambda c: c.execute(
             f"SELECT {COLUMNS} FROM sessions WHERE id = ?",  # noqa: S608 - constant columns
             (session_id,)).fetchone())
-        return None if row is None else _record(row)
+        return None if row is None else record_of(row)
 
     def sessions(self, *, since: float | None = None, until: float | None = None,
                  kind: DeviceKind | str | None = None, device: str | None = None,
@@ -381,7 +269,7 @@ class HistoryStore:
         sql, params = sessions_query(since=since, until=until, kind=kind, device=device,
                                      app=app, search=search, limit=limit, users=users)
         rows = self.reads.read(lambda c: c.execute(sql, params).fetchall())
-        return [r for r in map(_record, rows) if r is not None]
+        return [r for r in map(record_of, rows) if r is not None]
 
     # -- internals ---------------------------------------------------------------------
     def _set_origin(self, generation: int, session_id: int, text: str | None) -> None:

@@ -24,8 +24,9 @@ from camguard.core.text import json_safe, literal
 from camguard.store.db import Database, from_db, to_db
 from camguard.store.export import session_dict
 from camguard.store.hashing import sha256_file
-from camguard.store.history import HistoryStore, SessionRecord
+from camguard.store.history import HistoryStore
 from camguard.store.history_query import ReadView
+from camguard.store.history_record import SessionRecord
 
 log = logging.getLogger(__name__)
 

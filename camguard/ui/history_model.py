@@ -30,7 +30,7 @@ from camguard.core.origin import origin_line
 from camguard.core.script import script_argument
 from camguard.core.text import literal
 from camguard.core.timefmt import session_length
-from camguard.store.history import SessionRecord
+from camguard.store.history_record import SessionRecord
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 RECORD_ROLE = Qt.ItemDataRole.UserRole + 2

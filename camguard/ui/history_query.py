@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from camguard.store.history import HistoryStore, SessionRecord
+from camguard.store.history import HistoryStore
+from camguard.store.history_record import SessionRecord
 from camguard.store.tamper import AuditRecord, audit_records
 
 # The most sessions one window loads; older ones are reached by narrowing the date range.

@@ -41,7 +41,7 @@ from camguard.core.models import DeviceKind
 from camguard.core.text import literal
 from camguard.store.export import write_csv
 from camguard.store.files import write_private
-from camguard.store.history import SessionRecord
+from camguard.store.history_record import SessionRecord
 from camguard.store.tamper import GAP, AuditRecord, entry_dicts
 from camguard.ui.alert import plain_label
 from camguard.ui.bridge import Worker

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 from camguard.core.models import DeviceKind
 from camguard.core.text import literal
 from camguard.core.timefmt import session_length
-from camguard.store.history import SessionRecord
+from camguard.store.history_record import SessionRecord
 from camguard.ui.history_model import rich_tooltip
 from camguard.ui.sensors import SENSORS, TITLES
 

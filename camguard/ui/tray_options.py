@@ -14,7 +14,7 @@ from camguard.core.coverage import Coverage
 from camguard.core.freeze import FreezeWhileAsking
 from camguard.core.models import MonitorEvent
 from camguard.store.eventlog import EventLog
-from camguard.store.history import SessionRecord
+from camguard.store.history_record import SessionRecord
 from camguard.store.parental_lock import LockGuard
 from camguard.store.policy import NO_POLICY, PolicyStatus
 from camguard.store.rules import RuleFile

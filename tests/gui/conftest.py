@@ -41,7 +41,8 @@ from camguard.platform.linux.kill import Killer
 from camguard.platform.process import ProcessDescriber
 from camguard.store.allowlist import AllowList
 from camguard.store.blocks import JsonBlockStore
-from camguard.store.history import HistoryStore, SessionRecord
+from camguard.store.history import HistoryStore
+from camguard.store.history_record import SessionRecord
 from camguard.ui.adapters import Actions, Allower, HistoryRecorder
 from camguard.ui.alert import AlertPopup
 from camguard.ui.controller import AppController

@@ -16,7 +16,8 @@ from pytestqt.qtbot import QtBot
 from camguard.core.clock import FrozenClock
 from camguard.core.models import Device, DeviceKind, EventType, ProcessRef, Usage, UsageEvent
 from camguard.core.text import json_safe, literal
-from camguard.store.history import HistoryStore, SessionRecord
+from camguard.store.history import HistoryStore
+from camguard.store.history_record import SessionRecord
 from camguard.store.tamper import RunLog
 from camguard.ui.history_model import SORT_ROLE, Column
 from camguard.ui.history_window import CUSTOM, HistoryPage, HistoryWindow, history_query

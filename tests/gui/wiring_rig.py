@@ -25,7 +25,8 @@ from camguard.platform.linux.block import LinuxBlocker
 from camguard.platform.linux.helper_runner import InProcessHelper
 from camguard.platform.linux.kill import Killer
 from camguard.store.blocks import JsonBlockStore
-from camguard.store.history import HistoryStore, SessionRecord
+from camguard.store.history import HistoryStore
+from camguard.store.history_record import SessionRecord
 from camguard.ui.controller import AppController
 from camguard.ui.ports import AlertSettings
 from camguard.ui.shell import EventSource, TrayApp, build, shutdown, start

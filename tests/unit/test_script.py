@@ -83,7 +83,7 @@ def test_a_script_rule_matches_its_script_only_and_beats_the_interpreter_rule() 
 
 
 def test_history_details_name_the_script() -> None:
-    from camguard.store.history import SessionRecord
+    from camguard.store.history_record import SessionRecord
     from camguard.ui.history_model import details_text
 
     def rec(cmdline: tuple[str, ...]) -> SessionRecord:

@@ -24,7 +24,8 @@ from camguard.core.models import (
     UsageEvent,
 )
 from camguard.store.hashing import ExeHasher, sha256_file
-from camguard.store.history import ORPHAN_REASON, HistorySink, HistoryStore, SessionRecord
+from camguard.store.history import ORPHAN_REASON, HistorySink, HistoryStore
+from camguard.store.history_record import SessionRecord
 
 CAM = Device(DeviceKind.CAMERA, "/dev/video0", "Integrated Camera")
 MIC = Device(DeviceKind.MICROPHONE, "pulse:alsa_input.usb", "USB Mic")
