@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Set
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from camguard.core.blocks import ActionResult, BlockOptions, BlockTarget, Outcom
 from camguard.core.clock import Clock
 from camguard.core.coverage import Coverage
 from camguard.core.decision import DecidedBy
+from camguard.core.freeze import MAX_FREEZE
 from camguard.core.models import (
     Degraded,
     DeviceKind,
@@ -294,7 +296,8 @@ class ServiceVerdicts:
         return RuleOutcome(gate, literal(str(doc.get("explanation") or gate.value), 500), by,
                            notify=doc.get("would") is not None,
                            done=gate in (Gate.KILL, Gate.BLOCK),
-                           paused=doc.get("paused") is True)
+                           paused=doc.get("paused") is True,
+                           paused_until=_paused_until(doc))
 
 
 class ServiceDecisions:
@@ -371,3 +374,13 @@ def service_coverage(guard: ServiceGuard) -> Callable[[], list[Coverage] | None]
         return coverage_from_doc(guard.status().doc)
 
     return coverage
+
+
+def _paused_until(doc: Mapping[str, Any]) -> float | None:
+    """When the service lets the app it paused go at the latest (its freezer's limit)."""
+    until = doc.get("paused_until")
+    if doc.get("paused") is not True:
+        return None
+    if isinstance(until, int | float) and not isinstance(until, bool):
+        return float(until)
+    return time.time() + MAX_FREEZE  # a service that did not say: its default limit
