@@ -61,8 +61,10 @@ class ServiceFeed:
 
     def __init__(self, guard: ServiceGuard, clock: Clock, *, retry_max: float = RETRY_MAX,
                  on_connect: Callable[[], None] | None = None,
-                 verdicts: ServiceVerdicts | None = None) -> None:
+                 verdicts: ServiceVerdicts | None = None,
+                 answers: Callable[[], bool] | None = None) -> None:
         self._guard = guard
+        self._answers = answers  # whether this tray answers now (app/service_asking.py)
         self._verdicts = verdicts  # the service's decisions, for the tray's rules port
         self._on_connect = on_connect  # each time a watch stream opens (send own rules)
         self._clock = clock
@@ -114,7 +116,7 @@ class ServiceFeed:
     def _session(self) -> None:
         # Subscribe first, then ask who is live: nothing can fall between the two (an event
         # also in the answer is recognised below and not reported twice).
-        watch = self._guard.watch()
+        watch = self._guard.watch(self._answers is not None and self._answers())
         with self._lock:
             if self._stop.is_set():
                 watch.close()

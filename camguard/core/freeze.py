@@ -99,6 +99,11 @@ class Freezer(Protocol):
         """Continue everything still frozen and stop watching (camguard quits)."""
         ...
 
+    # Seconds a freeze lasts at most (MAX_FREEZE; shorter in tests): past it the freezer
+    # continues the app whatever the alert says, so the alert must say so too.
+    @property
+    def limit(self) -> float: ...
+
 
 @dataclass(slots=True)
 class _Held:

@@ -31,7 +31,7 @@ from camguard.core.decision import Choice
 from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind, ProcessRef
 from camguard.core.origin import origin_line
 from camguard.core.text import literal
-from camguard.ui.alert_freeze import let_go_in_ms, paused_line
+from camguard.ui.alert_freeze import LetGoTimer, paused_line
 from camguard.ui.alert_keys import LABELS, AlertKeys, block_label, shown_text
 from camguard.ui.assets import app_icon
 from camguard.ui.elided import ElidedLabel, elided_label
@@ -108,11 +108,7 @@ class AlertPopup(QWidget):
         self._tick = QTimer(self)
         self._tick.setInterval(250)
         self._tick.timeout.connect(self._on_tick)
-        # Redraws once when the freezer lets the alert's paused app go (alert_freeze.py).
-        self._let_go = QTimer(self)
-        self._let_go.setSingleShot(True)
-        self._let_go.setTimerType(Qt.TimerType.PreciseTimer)
-        self._let_go.timeout.connect(self._refill)
+        self._let_go = LetGoTimer(self, self._refill)  # redraws when its app is let go
         self._build()
 
     # -- layout ------------------------------------------------------------------------
@@ -219,7 +215,7 @@ class AlertPopup(QWidget):
         was_stopped = same and self.view is not None and self.view.alert.stopped_at is not None
         self.view = view
         self._fill(view)
-        self._time_let_go(view)
+        self._let_go.follow(view.alert)
         if not same:
             self.keys.disarm()  # a new alert is read before a key answers it
             self._start_countdown(self.settings.countdown)
@@ -245,14 +241,7 @@ class AlertPopup(QWidget):
     def _refill(self) -> None:
         if self.view is not None:
             self._fill(self.view)
-            self._time_let_go(self.view)  # a timer that fired early: once more
-
-    def _time_let_go(self, view: AlertView) -> None:
-        wait = let_go_in_ms(view.alert, time.time())
-        if wait is None:
-            self._let_go.stop()
-        else:
-            self._let_go.start(wait)
+            self._let_go.follow(self.view.alert)  # a timer that fired early: once more
 
     def _fill(self, view: AlertView) -> None:
         alert = view.alert

@@ -1,9 +1,15 @@
 """What the alert says about an app paused while it asks (core/freeze.py): paused until the
 answer, or, once the freezer's limit has passed (the watchdog continues it, fail-open),
 that it was let go and may be using the device now. The popup redraws at that deadline
-(one single-shot timer, :func:`let_go_in_ms`), not by polling."""
+(one single-shot :class:`LetGoTimer`), not by polling."""
 
 from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, Qt, QTimer
 
 from camguard.ui.model import Alert
 
@@ -39,4 +45,22 @@ def let_go_in_ms(alert: Alert, now: float) -> int | None:
     already."""
     if not alert.paused or alert.paused_until is None or now >= alert.paused_until:
         return None
-    return max(1, int((alert.paused_until - now) * 1000) + 1)
+    return max(1, math.ceil((alert.paused_until - now) * 1000))
+
+
+class LetGoTimer(QTimer):
+    """Fires ``redraw`` once, when the alert it follows has its app let go (precise: a
+    coarse timer may fire 5 % early, before the deadline)."""
+
+    def __init__(self, parent: QObject, redraw: Callable[[], None]) -> None:
+        super().__init__(parent)
+        self.setSingleShot(True)
+        self.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timeout.connect(redraw)
+
+    def follow(self, alert: Alert) -> None:
+        wait = let_go_in_ms(alert, time.time())
+        if wait is None:
+            self.stop()
+        else:
+            self.start(wait)

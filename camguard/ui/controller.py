@@ -180,7 +180,8 @@ class AppController(QObject, ActionsMixin):
         self._checking.add(akey)
         kind = usage.device.kind
 
-        def check() -> tuple[AllowCheck | RuleOutcome | None, str, ExeOrigin | None, bool]:
+        def check() -> tuple[AllowCheck | RuleOutcome | None, str, ExeOrigin | None,
+                             float | None]:
             # The allow list first: an app the user allowed is never judged by the mode.
             allowed = None if process is None else self._allow.check(process, kind)
             verdict: AllowCheck | RuleOutcome | None = allowed
@@ -193,8 +194,7 @@ class AppController(QObject, ActionsMixin):
             gate = verdict.gate if isinstance(verdict, RuleOutcome) else None
             asks = verdict is None or gate in (Gate.ASK, Gate.FREEZE) \
                 or (not isinstance(verdict, RuleOutcome) and not verdict.allowed)
-            # Paused at once, here on the io lane, before the alert is even drawn (unless
-            # the service paused it already): until when at the latest.
+            # Paused (until when) on the io lane before the alert is drawn, or by the service.
             paused = self._hold(akey, usage, verdict, gate is Gate.FREEZE) if asks else None
             if asks and process is not None and self._origin_of is not None:
                 origin = self._origin_of(process)  # for the alert only
@@ -221,7 +221,7 @@ class AppController(QObject, ActionsMixin):
             self._record(usage, Choice.ALWAYS_ALLOW, DecidedBy.ALLOW_LIST)
             return
         if self.paused or akey in self._settled or self._pending(akey) is not None:
-            if paused is not None and self._pending(akey) is None:  # a pending alert keeps its pause
+            if paused is not None and self._pending(akey) is None:  # else it keeps its pause
                 self._release(akey, None)  # no alert after all: nothing stays paused
             return
         self._raise(usage, at, why, origin, paused)
