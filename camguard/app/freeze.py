@@ -11,7 +11,7 @@ import logging
 import os
 from pathlib import Path
 
-from camguard.core.freeze import FreezeWhileAsking
+from camguard.core.freeze import MAX_FREEZE, FreezeWhileAsking
 from camguard.platform import current
 from camguard.store import paths
 
@@ -23,18 +23,21 @@ JOURNAL = "frozen.json"
 class TrayFreeze:
     """Builds the freezer when the tray starts (:meth:`open`, the GUI thread) and continues
     everything when it ends (:meth:`close`). ``eager``: the setting is on, so the watchdog
-    starts at once rather than at the first freeze."""
+    starts at once rather than at the first freeze. ``limit``: how long a freeze lasts at
+    most (MAX_FREEZE; a test's short one)."""
 
-    def __init__(self, journal: Path | None = None, *, eager: bool = False) -> None:
+    def __init__(self, journal: Path | None = None, *, eager: bool = False,
+                 limit: float = MAX_FREEZE) -> None:
         self.journal = journal if journal is not None else paths.state_dir() / JOURNAL
         self._eager = eager
+        self._limit = limit
         self.guard: FreezeWhileAsking | None = None
 
     def open(self) -> FreezeWhileAsking:
         if self.guard is None:
             with contextlib.suppress(OSError):
                 self.journal.parent.mkdir(parents=True, exist_ok=True)
-            freezer = current().freezer(self.journal, eager=self._eager)
+            freezer = current().freezer(self.journal, eager=self._eager, limit=self._limit)
             self.guard = FreezeWhileAsking(freezer, own_pid=os.getpid())
         return self.guard
 

@@ -142,11 +142,11 @@ def _service_block_line(d: Mapping[str, Any]) -> BlockLine:
 
 
 class _Stream:
-    def __init__(self, client: ServiceClient) -> None:
+    def __init__(self, client: ServiceClient, answers: bool = False) -> None:
         self.banner = ("watching through the camguard service at "
                        f"{literal(str(client.path), 200)}; Ctrl-C to stop")
         try:
-            self._watch = client.watch()
+            self._watch = client.watch(answers)
         except ServiceUnavailable as exc:
             raise GuardError(str(exc)) from None
 
@@ -212,8 +212,9 @@ class ServiceGuard:
         answer = self._must(self._call(self.client.status))
         return Status(state_from_dict(answer), {k: v for k, v in answer.items() if k != "ok"})
 
-    def watch(self) -> Watching:
-        return _Stream(self.client)
+    def watch(self, answers: bool = False) -> Watching:
+        """``answers``: a tray that asks its person (the service may then freeze)."""
+        return _Stream(self.client, answers)
 
     def history(self, filters: Mapping[str, Any], limit: int | None) -> History:
         from camguard.app.service_decode import is_session, record_from_dict

@@ -155,7 +155,7 @@ def _run(o: ServiceOptions, settings: DetectionSettings, stop: Stop, *, data: Pa
                               origin_of=origin_of, decisions=history, publish=hub.publish,
                               tz=local_zone(), accounts=accounts,
                               freeze=_freeze(rules, state),
-                              freeze_on=rules.freeze_while_asking)
+                              freeze_on=rules.freeze_while_asking, answerers=hub)
     api = ServiceApi(state=lambda: monitor.state, history=ServiceHistory(history),
                      killer=killer, blocks=blocks, lock=lock, enforcement=enforcement,
                      hub=hub, clock=clock, rules=rules.listing, version=__version__,

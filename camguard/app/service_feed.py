@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Set
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from camguard.core.blocks import ActionResult, BlockOptions, BlockTarget, Outcom
 from camguard.core.clock import Clock
 from camguard.core.coverage import Coverage
 from camguard.core.decision import DecidedBy
+from camguard.core.freeze import MAX_FREEZE
 from camguard.core.models import (
     Degraded,
     DeviceKind,
@@ -59,8 +61,10 @@ class ServiceFeed:
 
     def __init__(self, guard: ServiceGuard, clock: Clock, *, retry_max: float = RETRY_MAX,
                  on_connect: Callable[[], None] | None = None,
-                 verdicts: ServiceVerdicts | None = None) -> None:
+                 verdicts: ServiceVerdicts | None = None,
+                 answers: Callable[[], bool] | None = None) -> None:
         self._guard = guard
+        self._answers = answers  # whether this tray answers now (app/service_asking.py)
         self._verdicts = verdicts  # the service's decisions, for the tray's rules port
         self._on_connect = on_connect  # each time a watch stream opens (send own rules)
         self._clock = clock
@@ -112,7 +116,7 @@ class ServiceFeed:
     def _session(self) -> None:
         # Subscribe first, then ask who is live: nothing can fall between the two (an event
         # also in the answer is recognised below and not reported twice).
-        watch = self._guard.watch()
+        watch = self._guard.watch(self._answers is not None and self._answers())
         with self._lock:
             if self._stop.is_set():
                 watch.close()
@@ -294,7 +298,8 @@ class ServiceVerdicts:
         return RuleOutcome(gate, literal(str(doc.get("explanation") or gate.value), 500), by,
                            notify=doc.get("would") is not None,
                            done=gate in (Gate.KILL, Gate.BLOCK),
-                           paused=doc.get("paused") is True)
+                           paused=doc.get("paused") is True,
+                           paused_until=_paused_until(doc))
 
 
 class ServiceDecisions:
@@ -371,3 +376,13 @@ def service_coverage(guard: ServiceGuard) -> Callable[[], list[Coverage] | None]
         return coverage_from_doc(guard.status().doc)
 
     return coverage
+
+
+def _paused_until(doc: Mapping[str, Any]) -> float | None:
+    """When the service lets the app it paused go at the latest (its freezer's limit)."""
+    until = doc.get("paused_until")
+    if doc.get("paused") is not True:
+        return None
+    if isinstance(until, int | float) and not isinstance(until, bool):
+        return float(until)
+    return time.time() + MAX_FREEZE  # a service that did not say: its default limit

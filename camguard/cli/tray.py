@@ -113,8 +113,13 @@ def cmd_tray(args: argparse.Namespace) -> int:
     options.rules = verdicts
     clock = SystemClock()
     from camguard.app.own_activity import OwnActivity, OwnActivityFilter
+    from camguard.app.service_asking import ServiceAsking
 
-    feed = ServiceFeed(guard, clock, on_connect=rules.send, verdicts=verdicts)
+    # The service freezes an app while asking only while this tray answers (not paused).
+    asking = ServiceAsking(guard)
+    options.on_paused = asking.paused
+    feed = ServiceFeed(guard, clock, on_connect=rules.send, verdicts=verdicts,
+                       answers=asking.answers)
     freeze = TrayFreeze(eager=ui.freeze_while_asking)  # this account's own apps
     options.freeze = freeze.open
     try:

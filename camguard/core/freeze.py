@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from collections.abc import Collection, Hashable
 from dataclasses import dataclass
 from typing import Protocol
@@ -98,11 +99,17 @@ class Freezer(Protocol):
         """Continue everything still frozen and stop watching (camguard quits)."""
         ...
 
+    # Seconds a freeze lasts at most (MAX_FREEZE; shorter in tests): past it the freezer
+    # continues the app whatever the alert says, so the alert must say so too.
+    @property
+    def limit(self) -> float: ...
+
 
 @dataclass(slots=True)
 class _Held:
     process: ProcessRef
     askers: set[Hashable]
+    until: float  # wall time the freezer lets it go by (its limit)
     end: bool = False
 
 
@@ -127,6 +134,14 @@ class FreezeWhileAsking:
         with self._lock:
             return asker in self._askers
 
+    def paused_until(self, asker: Hashable) -> float | None:
+        """The wall time the app ``asker`` holds is let go by at the latest (the freezer's
+        limit from when it was frozen), or None when it holds none. The alert shows it."""
+        with self._lock:
+            key = self._askers.get(asker)
+            held = self._held.get(key) if key is not None else None
+            return None if held is None else held.until
+
     def hold(self, asker: Hashable, process: ProcessRef | None) -> ActionResult:
         """Freeze the app ``asker`` asks about. DONE when it is frozen now or already was
         (for another question); REFUSED saying why it may not be; what the freezer said
@@ -145,7 +160,7 @@ class FreezeWhileAsking:
                 return ActionResult(Outcome.DONE, "already paused for another alert")
             result = self._freezer.freeze(*key)
             if result.ok:
-                self._held[key] = _Held(process, {asker})
+                self._held[key] = _Held(process, {asker}, time.time() + self._freezer.limit)
                 self._askers[asker] = key
             return result
 

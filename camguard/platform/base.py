@@ -17,7 +17,7 @@ from camguard.core.blocks import ActionResult, Enforcer
 # name it as one of the façade's capabilities, from here.
 from camguard.core.blocks import ProcessKiller as ProcessKiller  # noqa: PLC0414
 from camguard.core.coverage import Coverage
-from camguard.core.freeze import Freezer
+from camguard.core.freeze import MAX_FREEZE, Freezer
 from camguard.core.models import SourceSnapshot
 from camguard.core.origin import ExeOrigin
 from camguard.core.text import literal
@@ -243,8 +243,10 @@ class Platform(Protocol):
         """Where executables come from (keep one: it caches)."""
         ...
 
-    def freezer(self, journal: Path, *, eager: bool = False) -> ProcessFreezer:
+    def freezer(self, journal: Path, *, eager: bool = False, limit: float = MAX_FREEZE
+                ) -> ProcessFreezer:
         """Freeze while asking (keep one: it holds the watchdog). Built at start: it first
         continues what ``journal`` lists from an earlier run. ``eager``: start the watchdog
-        now rather than at the first freeze."""
+        now rather than at the first freeze. ``limit``: seconds before the watchdog lets a
+        frozen app go (MAX_FREEZE; a test's short one)."""
         ...

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from camguard.core.blocks import ActionResult, Applied, BlockOptions, Outcome, UndoStep
+from camguard.core.freeze import MAX_FREEZE
 from camguard.core.models import DeviceKind
 from camguard.core.origin import ExeOrigin
 from camguard.platform.base import (
@@ -169,6 +170,7 @@ class NullFreezer:
     would make sure it is continued)."""
 
     reason: str
+    limit: float = MAX_FREEZE
 
     def freeze(self, pid: int, create_time: float) -> ActionResult:
         return ActionResult(Outcome.REFUSED, f"not paused: {self.reason}")
@@ -238,5 +240,6 @@ class NullPlatform:
     def origin_resolver(self) -> OriginResolver:
         return NullOriginResolver(f"where an app comes from: {self.reason}")
 
-    def freezer(self, journal: Path, *, eager: bool = False) -> NullFreezer:
+    def freezer(self, journal: Path, *, eager: bool = False, limit: float = MAX_FREEZE
+                ) -> NullFreezer:
         return NullFreezer(NO_FREEZE)

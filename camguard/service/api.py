@@ -22,14 +22,13 @@ from camguard.core.blocks import (
 )
 from camguard.core.clock import Clock
 from camguard.core.coverage import Coverage, coverage_list
-from camguard.core.decision import Choice, DecidedBy
-from camguard.core.freeze import FROZEN_MARK
 from camguard.core.models import DeviceKind
 from camguard.core.serialize import OriginFor, rfc3339, state_dict
 from camguard.core.state import GuardState, UsageKey
 from camguard.core.text import json_safe
 from camguard.service import protocol as P
 from camguard.service.accounts import AccountRules, AccountRulesError, parse_rules
+from camguard.service.answers import PEOPLE, asking, decide_problem
 from camguard.service.authorization import (
     Caller,
     Lookup,
@@ -60,11 +59,6 @@ log = logging.getLogger(__name__)
 MAX_HISTORY = 10_000
 # A person's answer is recorded on a session that started at most this long ago.
 DECIDE_WINDOW = 24 * 3600.0
-_CHOICES = frozenset(c.value for c in Choice)
-# Who may be named by a ``decide``: people and the countdown. The service's own rules
-# record their decisions themselves; nobody may write "rule:..." into the history. An app
-# paused while asked is recorded so (core.freeze.FROZEN_MARK: "user:popup (frozen)").
-_PEOPLE = frozenset(d.value + mark for d in DecidedBy for mark in ("", FROZEN_MARK))
 
 
 _CODES = {Outcome.FAILED: P.FAILED, Outcome.REFUSED: P.DENIED, Outcome.NOT_FOUND: P.NOT_FOUND}
@@ -130,6 +124,7 @@ class ServiceApi:
             "rules": self._rules_op, "lock-status": self._lock_status,
             "lock-set": self._lock_set, "lock-clear": self._lock_clear,
             "decide": self._decide, "user-rules": self._user_rules,
+            "asking": lambda c, r: asking(hub, c, r.get("on") is True),
         }
 
     def handle(self, caller: Caller, request: P.Request) -> dict[str, Any]:
@@ -143,12 +138,13 @@ class ServiceApi:
             log.exception("request %s from uid %d failed", request.op, caller.uid)
             return P.error(P.INTERNAL, "internal error in the service (see its log)")
 
-    def subscribe(self, caller: Caller) -> Subscription:
-        """A watch queue carrying only what ``caller`` may see."""
+    def subscribe(self, caller: Caller, answers: bool = False) -> Subscription:
+        """A watch queue carrying only what ``caller`` may see; ``answers``: a tray that
+        asks its person (service/answers.py)."""
         def accept(item: Outgoing) -> bool:
             return item.usage is None or can_see(caller, item.usage)
 
-        return self._hub.subscribe(accept)
+        return self._hub.subscribe(accept, answers=answers, owner=(caller.uid, caller.pid))
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._hub.unsubscribe(sub)
@@ -210,14 +206,14 @@ class ServiceApi:
         if self._sessions is None:
             return P.error(P.UNAVAILABLE, "this service keeps no history")
         kind, decision, by = req.get("kind"), req.get("decision"), req.get("decided_by")
-        bad = _decide_problem(kind, decision, by)
+        bad = decide_problem(kind, decision, by)
         if bad is not None:
             return P.error(P.BAD_REQUEST, bad)
         pid, ctime = req.get("pid"), req.get("create_time")
         key: UsageKey = (kind, req.get("device"), pid, None if pid is None else ctime)
         found = self._sessions.find_session(key, self._clock.now() - DECIDE_WINDOW)
         why = decide_refusal(caller, None if found is None else found.user, found is not None,
-                             None if found is None else found.decided_by, _PEOPLE)
+                             None if found is None else found.decided_by, PEOPLE)
         if why is not None or found is None:
             code = P.NOT_FOUND if caller.admin and found is None else P.DENIED
             log.info("uid %d may not record %s: %s", caller.uid, decision, why)
@@ -380,18 +376,6 @@ def _lock_response(answer: LockAnswer, what: str, *, asked: bool = True) -> dict
         return P.error(P.PASSWORD_REQUIRED, f"{what} needs the parental-lock password",
                        retry_after=retry)
     return P.error(P.WRONG_PASSWORD, f"{what}: {answer.message}", retry_after=retry)
-
-
-def _decide_problem(kind: str, decision: str, by: str) -> str | None:
-    """What is wrong with a ``decide``'s words, or None: each from its vocabulary."""
-    if kind not in {k.value for k in DeviceKind}:
-        return f"decide.kind must be one of {', '.join(k.value for k in DeviceKind)}"
-    if decision not in _CHOICES:
-        return f"decide.decision must be one of {', '.join(sorted(_CHOICES))}"
-    if by not in _PEOPLE:
-        return (f"decide.decided_by must be one of {', '.join(sorted(_PEOPLE))} (rules "
-                "record their own decisions)")
-    return None
 
 
 def _target(req: P.Request) -> BlockTarget | dict[str, Any]:

@@ -287,15 +287,21 @@ class ServiceClient:
         return self.request("decide", kind=kind, device=device, pid=pid,
                             create_time=create_time, decision=decision, decided_by=decided_by)
 
+    def asking(self, on: bool) -> dict[str, Any]:
+        """This process's watch answers again, or not (its alerts are paused)."""
+        return self.request("asking", on=on)
+
     def user_rules(self, rules: str) -> dict[str, Any]:
         """Send this account's own rules (a rules document as JSON text)."""
         return self.request("user-rules", rules=rules)
 
-    def watch(self) -> Watch:
-        """Start watching; raises ServiceUnavailable if the service refuses."""
+    def watch(self, answers: bool = False) -> Watch:
+        """Start watching; raises ServiceUnavailable if the service refuses. ``answers``:
+        a tray that asks its person about each usage (service/answers.py)."""
         sock = self._connect(self.timeout)
         try:
-            hello, lines = _exchange(sock, P.encode({"op": "watch"}))
+            hello, lines = _exchange(sock, P.encode(
+                {"op": "watch", **({"answers": True} if answers else {})}))
         except (OSError, ValueError) as exc:
             sock.close()
             raise ServiceUnavailable(f"watching through {self.path} failed: {exc}") from exc

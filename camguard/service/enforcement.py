@@ -12,7 +12,8 @@ is published to watch clients (the tray asks its user and can then request a kil
 "freeze" verdict, or "ask" while the policy's ``freeze_while_asking`` is on, the app is
 paused (core/freeze.py, as root: anyone's) until the account's answer reaches the service
 (:meth:`Enforcement.answered`, the ``decide`` request), the usage ends, the freezer's
-limit passes or the service stops.
+limit passes or the service stops; and only while a tray that answers for that account is
+connected with its alerts on (service/enforcement_freeze.py).
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from camguard.core.blocks import (
 )
 from camguard.core.clock import Clock
 from camguard.core.decision import (
-    Choice,
     Decision,
     Hasher,
     OriginOf,
@@ -61,11 +61,13 @@ from camguard.service.authorization import (
     block_refusal,
     lookup_process,
 )
-from camguard.service.hub import Outgoing
+from camguard.service.enforcement_freeze import ServiceFreeze
+from camguard.service.hub import EventHub, Outgoing
 
 log = logging.getLogger(__name__)
 
 NO_OPTIONS = BlockOptions()
+LET_GO = "let-go"  # the worker's job: let go the apps nobody can answer about now
 
 
 # Asked for each holder a block finds: why it may not be ended (None: end it).
@@ -96,6 +98,8 @@ class DecisionLog(Protocol):
 
     def record_decision(self, session_id: int, decision: str | None,
                         decided_by: str | None) -> bool: ...
+
+    def add_note(self, session_id: int, text: str) -> bool: ...
 
 
 
@@ -134,11 +138,17 @@ class Enforcement:
                  publish: Callable[[Outgoing], None] | None = None,
                  tz: _dt.tzinfo | None = None, accounts: Accounts | None = None,
                  freeze: FreezeWhileAsking | None = None,
-                 freeze_on: Callable[[], bool] = lambda: False) -> None:
+                 freeze_on: Callable[[], bool] = lambda: False,
+                 answerers: EventHub | None = None) -> None:
         self._rules = rules
-        self._freeze = freeze
-        self._after_block: dict[str, list[UsageKey]] = {}  # kind -> paused until its block
-        self._freeze_on = freeze_on  # the policy's freeze_while_asking, read per usage
+        # Freeze while asking; ``freeze_on``: the policy's setting, read per usage;
+        # ``answerers``: the watchers, which say whether a tray that answers sees a usage
+        # and when one left or paused its alerts (None: assume someone answers).
+        self._freeze = None if freeze is None else ServiceFreeze(
+            freeze, freeze_on, notes=decisions,
+            answerable=None if answerers is None else answerers.answerable)
+        if answerers is not None and freeze is not None:
+            answerers.on_change = self.let_go_unanswered
         self._accounts = accounts
         self._killer = killer
         self._blocker = blocker
@@ -150,8 +160,9 @@ class Enforcement:
         self._publish = publish
         self._tz = tz if tz is not None else SystemLocalTime()
         # (usage, its session, ended): a started usage to decide, or an ended one whose
-        # pause is released (in order, on the worker: never before its own hold).
-        self._queue: queue.Queue[tuple[Usage, int | None, bool] | None] = queue.Queue()
+        # pause is released (in order, on the worker: never before its own hold); or
+        # LET_GO: let go what nobody can answer about now.
+        self._queue: queue.Queue[tuple[Usage, int | None, bool] | str | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._paused_until: float | None = None
         self._paused = False
@@ -227,6 +238,10 @@ class Enforcement:
     def _run(self) -> None:
         while (job := self._queue.get()) is not None:
             try:
+                if isinstance(job, str):
+                    if self._freeze is not None:
+                        self._freeze.let_go_unanswered()
+                    continue
                 usage, session, ended = job
                 if ended:
                     self.answered(usage.key, None)  # nothing left to pause
@@ -255,40 +270,27 @@ class Enforcement:
         else:
             result = self._act(usage, decision)
         self._record(session, decision)
-        self._announce(usage, decision, result, paused=self._hold(usage, decision, result))
+        paused = self._freeze is not None and result is None \
+            and self._freeze.hold(usage, decision, session)
+        self._announce(usage, decision, result, paused=paused)
         return decision, result
 
-    def _hold(self, usage: Usage, decision: Decision, result: ActionResult | None) -> bool:
-        """Pause the app while its account is asked: a "freeze" verdict, or "ask" with the
-        policy's setting on. Whether it is paused now."""
-        if self._freeze is None or result is not None or not (
-                decision.verdict is Verdict.FREEZE
-                or (decision.verdict is Verdict.ASK and self._freeze_on())):
-            return False
-        held = self._freeze.hold(usage.key, usage.process)
-        log.info("%s: %s", literal(usage.device.id, 200), literal(held.message, 300))
-        return held.ok
+    def let_go_unanswered(self) -> None:
+        """A tray that answered left or paused its alerts (service/hub.py's on_change, any
+        thread): on the worker, continue each app nobody can answer about now."""
+        self._queue.put(LET_GO)
 
     def answered(self, key: UsageKey, decision: str | None) -> None:
         """A person answered about the usage ``key`` (a Choice value), or it ended (None):
         continue its app if it was paused (end it for "killed"; for "blocked" once the
         block request has run, :meth:`blocked`). Any thread."""
-        if self._freeze is None:
-            return
-        if decision == Choice.BLOCK.value and self._freeze.is_frozen(key):
-            with self._lock:
-                self._after_block.setdefault(key[0], []).append(key)
-            return
-        released = self._freeze.release(key, decision)
-        if released is not None:
-            log.info("continued after the answer: %s", literal(released.message, 300))
+        if self._freeze is not None:
+            self._freeze.answered(key, decision)
 
     def blocked(self, kinds: Sequence[DeviceKind]) -> None:
         """A block of ``kinds`` ran (done or refused): continue the apps paused until it."""
-        with self._lock:
-            keys = [k for kind in kinds for k in self._after_block.pop(kind.value, [])]
-        for key in keys:
-            self.answered(key, None)
+        if self._freeze is not None:
+            self._freeze.blocked(kinds)
 
 
 
@@ -378,5 +380,8 @@ class Enforcement:
             "outcome": None if result is None else result.outcome.value,
             "message": None if result is None else json_safe(result.message),
             "paused": paused,  # stopped until the answer reaches the service
+            # ... and at the latest until then (wall time: the freezer's limit).
+            "paused_until": self._freeze.paused_until(usage.key)
+            if paused and self._freeze is not None else None,
         }
         self._publish(Outgoing(payload, usage))

@@ -3,6 +3,12 @@
 The monitor thread publishes and must never wait for a client: an event that does not fit
 in a subscriber's queue drops that subscriber (its connection is then closed) instead of
 holding up detection, history and enforcement for everyone.
+
+A subscriber that *answers* (a tray that asks its person about each usage: ``watch`` with
+``answers``, switched off and on by its ``asking`` request while its alerts are paused) is
+what lets the service freeze an app while asking (service/enforcement.py): it freezes only
+when such a subscriber can see the usage, and lets the app go when the last one leaves or
+stops answering (:attr:`EventHub.on_change`).
 """
 
 from __future__ import annotations
@@ -30,12 +36,17 @@ class Outgoing:
 
 
 class Subscription:
-    """One watcher's queue. ``dropped`` turns True when it fell too far behind."""
+    """One watcher's queue. ``dropped`` turns True when it fell too far behind. ``answers``:
+    it asks a person about each usage it sees (a tray whose alerts are not paused);
+    ``owner``: the (uid, pid) of the client, whose ``asking`` request switches it."""
 
-    def __init__(self, accept: Callable[[Outgoing], bool], maxsize: int) -> None:
+    def __init__(self, accept: Callable[[Outgoing], bool], maxsize: int, *,
+                 answers: bool = False, owner: tuple[int, int] | None = None) -> None:
         self.accept = accept
         self.queue: queue.Queue[Outgoing] = queue.Queue(maxsize)
         self.dropped = False
+        self.answers = answers
+        self.owner = owner
 
     def get(self, timeout: float) -> Outgoing | None:
         try:
@@ -51,17 +62,50 @@ class EventHub:
         self._maxsize = maxsize
         self._subs: list[Subscription] = []
         self._lock = threading.Lock()
+        # Called (on the caller's thread) when an answering subscriber left or stopped
+        # answering: the service lets go the apps nobody can answer about now.
+        self.on_change: Callable[[], None] | None = None
 
-    def subscribe(self, accept: Callable[[Outgoing], bool]) -> Subscription:
-        sub = Subscription(accept, self._maxsize)
+    def subscribe(self, accept: Callable[[Outgoing], bool], *, answers: bool = False,
+                  owner: tuple[int, int] | None = None) -> Subscription:
+        sub = Subscription(accept, self._maxsize, answers=answers, owner=owner)
         with self._lock:
             self._subs.append(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
-            if sub in self._subs:
-                self._subs.remove(sub)
+            if sub not in self._subs:
+                return
+            self._subs.remove(sub)
+        if sub.answers:
+            self._changed()
+
+    def answerable(self, usage: Usage) -> bool:
+        """Whether a subscriber that answers can see ``usage`` (someone can be asked)."""
+        with self._lock:
+            subs = [s for s in self._subs if s.answers and not s.dropped]
+        probe = Outgoing({}, usage)
+        return any(s.accept(probe) for s in subs)
+
+    def set_answering(self, owner: tuple[int, int], on: bool) -> int:
+        """Switch the subscriptions of the client ``owner`` (uid, pid) answering or not (its
+        alerts paused); how many it has."""
+        with self._lock:
+            mine = [s for s in self._subs if s.owner == owner]
+            for s in mine:
+                s.answers = on
+        if mine and not on:
+            self._changed()
+        return len(mine)
+
+    def _changed(self) -> None:
+        hook = self.on_change
+        if hook is not None:
+            try:
+                hook()
+            except Exception:
+                log.exception("letting go what nobody can answer about failed")
 
     @property
     def count(self) -> int:
@@ -80,7 +124,7 @@ class EventHub:
                 sub.queue.put_nowait(item)
             except queue.Full:
                 sub.dropped = True
-                self.unsubscribe(sub)
+                self.unsubscribe(sub)  # an answering one: on_change lets its apps go
                 log.warning("a watch client fell %d events behind; dropping it",
                             self._maxsize)
             except Exception:

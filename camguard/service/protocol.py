@@ -72,7 +72,7 @@ _WORD = Field(("str",), required=True, max_chars=64)
 OPS: dict[str, dict[str, Field]] = {
     "hello": {},
     "status": {},
-    "watch": {},
+    "watch": {"answers": _BOOL},  # a tray that asks its person (service/answers.py)
     "history": {"since": _TIME, "until": _TIME, "kind": _OPT_STR, "app": _OPT_STR,
                 "device": _OPT_STR, "search": _OPT_STR,
                 "limit": Field(("int", "null"), hi=MAX_LIMIT), "user": _OPT_STR},
@@ -95,6 +95,8 @@ OPS: dict[str, dict[str, Field]] = {
                "pid": Field(("int", "null"), lo=1, hi=MAX_PID), "create_time": _TIME,
                "decision": _WORD, "decided_by": _WORD},
     "user-rules": {"rules": Field(("str",), required=True, max_chars=MAX_RULES_TEXT)},
+    # The caller's tray answers again, or not (its alerts paused): service/answers.py.
+    "asking": {"on": Field(("bool",), required=True)},
 }
 
 

@@ -218,7 +218,7 @@ class ServiceServer:
                 self._send(conn, P.error(exc.code, str(exc)))
                 continue
             if request.op == "watch":
-                self._watch(conn, caller, slot)
+                self._watch(conn, caller, slot, request.get("answers") is True)
                 return
             if request.op in _HEAVY:
                 answer = functools.partial(_encoded, self._api.handle, caller, request)
@@ -232,8 +232,8 @@ class ServiceServer:
         self._send(conn, P.error(P.TOO_LONG, f"request line longer than {self._max_line} "
                                  "bytes; closing the connection"))
 
-    def _watch(self, conn: socket.socket, caller: Caller, slot: Slot) -> None:
-        sub = self._api.subscribe(caller)
+    def _watch(self, conn: socket.socket, caller: Caller, slot: Slot, answers: bool) -> None:
+        sub = self._api.subscribe(caller, answers)
         self._quotas.start_watch(slot)
         try:
             self._send(conn, P.ok(watching=True, caller=caller.to_dict()))

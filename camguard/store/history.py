@@ -147,6 +147,12 @@ class HistoryStore:
             "UPDATE sessions SET decision = ?, decided_by = ? WHERE id = ?",
             (to_db(decision), to_db(decided_by), session_id)).rowcount) == 1
 
+    def add_note(self, session_id: int, text: str) -> bool:
+        """Add a line to a session's note (why an app was not paused while asked...)."""
+        return self.db.write(lambda c: c.execute(
+            "UPDATE sessions SET note = CASE WHEN coalesce(note, '') = '' THEN ? ELSE"
+            " note || '; ' || ? END WHERE id = ?", (text, text, session_id)).rowcount) == 1
+
     def record_event(self, ev: UsageEvent) -> int:
         """Open (started) or close (stopped) the session of ``ev.usage``; return its id.
         A probe is a closed session whose end_reason is "probe"; a probe storm one entry

@@ -31,6 +31,7 @@ from camguard.core.decision import Choice
 from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind, ProcessRef
 from camguard.core.origin import origin_line
 from camguard.core.text import literal
+from camguard.ui.alert_freeze import LetGoTimer, paused_line
 from camguard.ui.alert_keys import LABELS, AlertKeys, block_label, shown_text
 from camguard.ui.assets import app_icon
 from camguard.ui.elided import ElidedLabel, elided_label
@@ -52,7 +53,6 @@ MARGIN = 12
 # Each line is elided to its width on screen; the limit bounds what its tooltip shows.
 LIMITS = {"name": 48, "exe": 1000, "user": 32, "parent": 32, "device": 200, "cmdline": 1000,
           "note": 300, "why": 160}
-PAUSED_LINE = "Paused until you answer"
 
 
 def app_name(p: ProcessRef) -> str:
@@ -82,7 +82,7 @@ def _why_line(alert: Alert, stopped: bool) -> str:
     if alert.storm:
         why = f"Probe storm: {literal(alert.why, LIMITS['why'])}"
     if alert.paused and not stopped:  # core/freeze.py: stopped until the answer
-        why = "\n".join(filter(None, (PAUSED_LINE, why)))
+        why = "\n".join(filter(None, (paused_line(alert, time.time()), why)))
     return why
 
 
@@ -118,6 +118,7 @@ class AlertPopup(QWidget):
         self._tick = QTimer(self)
         self._tick.setInterval(250)
         self._tick.timeout.connect(self._on_tick)
+        self._let_go = LetGoTimer(self, self._refill)  # redraws when its app is let go
         self._build()
 
     # -- layout ------------------------------------------------------------------------
@@ -216,6 +217,7 @@ class AlertPopup(QWidget):
         stopped, or the queue grew): the countdown keeps running."""
         if view is None:
             self._tick.stop()
+            self._let_go.stop()
             self.view = None
             self.hide()
             return
@@ -223,6 +225,7 @@ class AlertPopup(QWidget):
         was_stopped = same and self.view is not None and self.view.alert.stopped_at is not None
         self.view = view
         self._fill(view)
+        self._let_go.follow(view.alert)
         if not same:
             self.keys.disarm()  # a new alert is read before a key answers it
             self._start_countdown(self.settings.countdown)
@@ -243,6 +246,12 @@ class AlertPopup(QWidget):
                 log.debug("alert buttons: %s", " ".join(
                     f"{d.value}={c.x()},{c.y()}" for d, b in self.buttons.items()
                     for c in [b.mapToGlobal(b.rect().center())]))
+
+    @Slot()
+    def _refill(self) -> None:
+        if self.view is not None:
+            self._fill(self.view)
+            self._let_go.follow(self.view.alert)  # a timer that fired early: once more
 
     def _fill(self, view: AlertView) -> None:
         alert = view.alert

@@ -183,7 +183,8 @@ class AppController(QObject, ActionsMixin):
         self._checking.add(akey)
         kind = usage.device.kind
 
-        def check() -> tuple[AllowCheck | RuleOutcome | None, str, ExeOrigin | None, bool]:
+        def check() -> tuple[AllowCheck | RuleOutcome | None, str, ExeOrigin | None,
+                             float | None]:
             # The allow list first: an app the user allowed is never judged by the mode.
             allowed = None if process is None else self._allow.check(process, kind)
             verdict: AllowCheck | RuleOutcome | None = allowed
@@ -196,10 +197,8 @@ class AppController(QObject, ActionsMixin):
             gate = verdict.gate if isinstance(verdict, RuleOutcome) else None
             asks = verdict is None or gate in (Gate.ASK, Gate.FREEZE) \
                 or (not isinstance(verdict, RuleOutcome) and not verdict.allowed)
-            # Paused at once, here on the io lane, before the alert is even drawn (unless
-            # the service paused it already).
-            by_service = isinstance(verdict, RuleOutcome) and verdict.paused
-            paused = asks and (by_service or self._hold(akey, usage, gate is Gate.FREEZE))
+            # Paused (until when) on the io lane before the alert is drawn, or by the service.
+            paused = self._hold(akey, usage, verdict, gate is Gate.FREEZE) if asks else None
             if asks and process is not None and self._origin_of is not None:
                 origin = self._origin_of(process)  # for the alert only
             return verdict, why, origin, paused
@@ -210,7 +209,7 @@ class AppController(QObject, ActionsMixin):
 
     def _checked(self, usage: Usage, at: float,
                  verdict: AllowCheck | RuleOutcome | None, why: str = "", *,
-                 origin: ExeOrigin | None = None, paused: bool = False) -> None:
+                 origin: ExeOrigin | None = None, paused: float | None = None) -> None:
         akey = alert_key(usage)
         self._checking.discard(akey)
         if isinstance(verdict, RuleOutcome):
@@ -225,7 +224,7 @@ class AppController(QObject, ActionsMixin):
             self._record(usage, Choice.ALWAYS_ALLOW, DecidedBy.ALLOW_LIST)
             return
         if self.paused or akey in self._settled or self._pending(akey) is not None:
-            if paused and self._pending(akey) is None:  # a pending alert keeps its pause
+            if paused is not None and self._pending(akey) is None:  # else it keeps its pause
                 self._release(akey, None)  # no alert after all: nothing stays paused
             return
         self._raise(usage, at, why, origin, paused)
@@ -284,12 +283,13 @@ class AppController(QObject, ActionsMixin):
 
     # -- alerts ------------------------------------------------------------------------
     def _raise(self, usage: Usage, at: float, why: str = "",
-               origin: ExeOrigin | None = None, paused: bool = False, *,
+               origin: ExeOrigin | None = None, paused: float | None = None, *,
                storm: bool = False) -> None:
         akey = alert_key(usage)
         live = any(alert_key(u.usage) == akey for u in self._users.values())
         stopped_at = None if live else self._last_stop.get(akey, self.clock.now())
-        alert = Alert(self._next_id, usage, at, stopped_at, why, origin, paused, storm)
+        alert = Alert(self._next_id, usage, at, stopped_at, why, origin, paused is not None,
+                      paused, storm)
         self._next_id += 1
         self._alerts.append(alert)
         self.alert_raised.emit(alert)

@@ -23,7 +23,7 @@ from camguard.core.models import DeviceKind, Usage
 from camguard.core.text import literal
 from camguard.ui.bridge import Worker
 from camguard.ui.model import AlertKey, Feedback, Level, alert_key
-from camguard.ui.ports import ActionsPort, AlertSettings, AllowPort
+from camguard.ui.ports import ActionsPort, AlertSettings, AllowPort, RuleOutcome
 
 log = logging.getLogger("camguard.ui.controller")
 
@@ -94,15 +94,21 @@ class ActionsMixin:
                             self._failed(f"Could not unblock the {kind.value}", kind))
 
     # -- freeze while asking (core/freeze.py) ---------------------------------------------
-    def _hold(self, akey: AlertKey, usage: Usage, rule_says: bool) -> bool:
+    def _hold(self, akey: AlertKey, usage: Usage, verdict: object, rule_says: bool
+              ) -> float | None:
         """Pause the app an alert is about to ask about, when the setting or a "freeze"
-        rule wants it; whether it is paused now. The io lane (a signal and a small file)."""
+        rule wants it (unless the service paused it: ``verdict`` says so); None when it is
+        not paused, else the wall time the freezer lets it go by at the latest. The io
+        lane (a signal and a small file)."""
+        if isinstance(verdict, RuleOutcome) and verdict.paused:
+            return verdict.paused_until
         if self._freeze is None or not (rule_says or self.settings.freeze):
-            return False
+            return None
         result = self._freeze.hold(akey, usage.process)
         if not result.ok:
             log.info("%s", literal(result.message, 300))
-        return result.ok
+            return None
+        return self._freeze.paused_until(akey)
 
     def _release(self, akey: AlertKey, choice: str | None) -> None:
         """Continue (``choice`` "killed": end) the app paused for ``akey``, on the io lane."""

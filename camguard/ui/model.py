@@ -69,8 +69,10 @@ class Alert:
     # its Debian package firefox-esr"), and where its executable comes from.
     why: str = ""
     origin: ExeOrigin | None = None
-    # The app is paused (SIGSTOP) until the alert is answered (core/freeze.py).
+    # The app is paused (SIGSTOP) until the alert is answered (core/freeze.py), but no
+    # later than ``paused_until`` (wall time: the freezer's limit), when it is let go.
     paused: bool = False
+    paused_until: float | None = None
     # A probe storm (core/probes.py): one alert for many probes; ``why`` says how many.
     storm: bool = False
 

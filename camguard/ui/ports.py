@@ -109,8 +109,9 @@ class RuleOutcome:
     # package firefox-esr"): an alert says why it asks again.
     notes: tuple[str, ...] = ()
     # The service paused the app already (as root, until the answer reaches it): the tray
-    # shows it paused and does not pause it again.
+    # shows it paused and does not pause it again; until when at the latest (wall time).
     paused: bool = False
+    paused_until: float | None = None
 
 
 class RulesPort(Protocol):

@@ -36,6 +36,7 @@ from camguard.ui.adapters import (
 )
 from camguard.ui.alert import AlertPopup
 from camguard.ui.alert_routing import AlertRouter, connect_alert_events
+from camguard.ui.asking import started
 from camguard.ui.assets import icon_path, load_icon
 from camguard.ui.bridge import MonitorBridge
 from camguard.ui.controller import AppController
@@ -204,8 +205,7 @@ def start(parts: TrayApp, monitor: EventSource) -> None:
     """Start watching, the controller's block checks, notifications and retention, and
     show the problems met while reading the settings."""
     o = parts.options
-    if o is not None and o.on_start is not None:
-        o.on_start()
+    started(parts.controller, o)  # o.on_start, and o.on_paused on each pause and resume
     parts.popup.warm_up()
     monitor.start()
     parts.controller.start()

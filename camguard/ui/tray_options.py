@@ -66,6 +66,9 @@ class TrayOptions:
     # and after the last one (the event log's camguard.started and camguard.stopped).
     on_start: Callable[[], None] | None = None
     on_stop: Callable[[], None] | None = None
+    # Alerts paused (True) or resumed (False), on the io lane (service mode: the service
+    # freezes while asking only while a tray answers; app/service_asking.py).
+    on_paused: Callable[[bool], None] | None = None
     # More monitor sinks, added after the history and before the UI (e.g. the guard that
     # ends this account's openers of a blocked camera when camguard has no privileges).
     sinks: list[Callable[[MonitorEvent], None]] = field(default_factory=list)

@@ -29,7 +29,7 @@ from camguard.platform.clock import SystemClock, local_zone
 from camguard.platform.linux.freeze import state_of
 from camguard.store.policy import NO_POLICY, PolicyStatus
 from camguard.store.rules import RuleFile
-from camguard.ui.alert import PAUSED_LINE
+from camguard.ui.alert_freeze import PAUSED_LINE
 from camguard.ui.judge import RuleJudge
 from camguard.ui.ports import AlertSettings
 from camguard.ui.tray_options import TrayOptions
@@ -103,6 +103,39 @@ def test_paused_while_asked_and_continued_on_allow(qtbot: QtBot, rig: Rig, tmp_p
     rec = live.session(h.pid)
     assert (rec.decision, rec.decided_by) == (Choice.ALLOW_ONCE, f"{DecidedBy.POPUP} (frozen)")
     assert not rig.freeze.journal.exists()
+
+
+def test_at_the_limit_it_is_let_go_and_the_popup_says_so(qtbot: QtBot, dirs: Dirs,
+                                                          holders: list[Holder],
+                                                          lives: list[Live],
+                                                          tmp_path: Path) -> None:
+    """The watchdog continues a frozen app at the freezer's limit (fail-open) while the
+    alert's countdown runs on: the popup stops saying "paused" and says it was let go, at
+    the deadline the freezer gave (a short limit here; MAX_FREEZE, 120 s, in use)."""
+    short = TrayFreeze(dirs.state / "frozen.json", eager=True, limit=3.0)
+    try:
+        rig = Rig(qtbot, dirs, holders, lives, short)
+        live = rig.tray()
+        h = paused_alert(qtbot, live)
+        [alert] = live.controller.pending_alerts()
+        assert alert.paused_until is not None
+        assert live.parts.popup.why_label.text() == PAUSED_LINE
+        # The watchdog (another process) continues it at the limit...
+        qtbot.waitUntil(lambda: state_of(h.pid) not in ("T", None), timeout=20_000)
+        # ...and the popup, still up, says so in words at that deadline.
+        qtbot.waitUntil(lambda: live.parts.popup.why_label.text() != PAUSED_LINE,
+                        timeout=10_000)
+        assert live.parts.popup.isVisible()
+        assert live.parts.popup.why_label.text() == (
+            "It was let go after 3 seconds; it may be using the camera now")
+        live.parts.popup.grab().save(str(tmp_path / "alert-let-go.png"))
+        if os.environ.get("CAMGUARD_SCREENSHOTS_DIR"):
+            live.parts.popup.grab().save(str(Path(os.environ["CAMGUARD_SCREENSHOTS_DIR"])
+                                             / "alert-let-go.png"))
+        assert h.proc.poll() is None
+        h.close()  # it runs: it answers
+    finally:
+        short.close()
 
 
 def test_kill_ends_the_paused_app(qtbot: QtBot, rig: Rig) -> None:

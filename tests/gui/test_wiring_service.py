@@ -360,3 +360,43 @@ def test_always_allow_in_service_mode_is_a_rule_the_service_enforces(
     assert live.store.db is not None
     from camguard.store.allowlist import AllowList
     assert AllowList(live.store.db).entries() == []
+
+
+def test_pausing_the_tray_lets_go_the_app_the_service_paused(
+        qtbot: QtBot, dirs: Dirs, holders: list[Holder], lives: list[Live], sandbox: Box
+        ) -> None:
+    """Freeze while asking through the service, wired as `camguard tray` wires it: the
+    tray's watch answers, the service pauses the app (state T) and the alert says so with
+    the service's deadline; the user pauses camguard: the tray says so (``asking`` off,
+    app/service_asking.py) and the service continues the app at once, not at its limit."""
+    from camguard.app.service_asking import ServiceAsking
+    from camguard.platform.linux.freeze import state_of
+    from camguard.ui.alert_freeze import PAUSED_LINE
+
+    sandbox.policy.write_text("[settings]\nfreeze_while_asking = true\n")
+    Service(sandbox).start()
+    client = service_client(sandbox.sock, timeout=30.0)
+    guard = ServiceGuard(client)
+    actions = ServiceActions(guard)
+    verdicts = ServiceVerdicts()
+    asking = ServiceAsking(guard)
+    live = launch(qtbot, dirs, holders,
+                  TrayOptions(actions=actions, service_lock=actions.lock_is_set,
+                              history=service_history(guard), rules=verdicts,
+                              decisions=ServiceDecisions(guard), on_paused=asking.paused),
+                  monitor=ServiceFeed(guard, SystemClock(), retry_max=0.5,
+                                      verdicts=verdicts, answers=asking.answers),
+                  local_kill_switch=False)
+    lives.append(live)
+    h = Holder([sandbox.node("video0")])
+    holders.append(h)
+    qtbot.waitUntil(lambda: live.controller.current_alert() is not None, timeout=20_000)
+    view = live.controller.current_alert()
+    assert view is not None and view.alert.paused and view.alert.paused_until is not None
+    realenv.wait_until(lambda: state_of(h.pid) == "T", 10, "paused by the service")
+    assert live.parts.popup.why_label.text() == PAUSED_LINE
+    live.controller.pause(60)  # "pause camguard": nobody answers now
+    realenv.wait_until(lambda: state_of(h.pid) not in ("T", None), 10,
+                       "let go by the service at once")
+    assert live.controller.pending_alerts() == ()
+    assert not asking.answers()

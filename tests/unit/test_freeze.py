@@ -18,7 +18,7 @@ import pytest
 
 from camguard.core.blocks import ActionResult, Outcome
 from camguard.core.decision import Choice
-from camguard.core.freeze import FreezeWhileAsking, Thaw, freeze_refusal, thaw_for
+from camguard.core.freeze import MAX_FREEZE, FreezeWhileAsking, Thaw, freeze_refusal, thaw_for
 from camguard.core.models import ProcessRef
 from camguard.platform import current
 from camguard.platform.base import ProcessFreezer
@@ -82,6 +82,26 @@ def test_frozen_while_asking_and_continued_on_allow(child: subprocess.Popen[byte
     assert done is not None and done.ok
     assert wait_state(child.pid, "S") in ("S", "R")
     assert child.poll() is None and g.frozen() == []
+
+
+def test_the_limit_is_the_freezers_and_its_deadline_is_known(
+        child: subprocess.Popen[bytes], tmp_path: Path) -> None:
+    """The freezer's limit (injectable: a short one here) gives each hold its deadline,
+    the one the alert shows; the watchdog continues the app by then, the alert open."""
+    short = current().freezer(tmp_path / "short.json", limit=1.0)
+    try:
+        assert short.limit == 1.0
+        g = FreezeWhileAsking(short, own_pid=os.getpid())
+        before = time.time()
+        assert g.hold(1, ref(child)).ok and g.paused_until(2) is None
+        until = g.paused_until(1)
+        assert until is not None and before + 1.0 <= until <= time.time() + 1.0
+        assert wait_state(child.pid, "T") == "T"
+        assert wait_state(child.pid, "S") in ("S", "R")  # the watchdog let it go
+        assert g.is_frozen(1)  # the alert is still open: its answer is still awaited
+    finally:
+        short.close()
+    assert current().freezer(tmp_path / "dflt.json").limit == MAX_FREEZE
 
 
 def test_kill_ends_the_frozen_app_with_sigterm(child: subprocess.Popen[bytes],
@@ -148,6 +168,8 @@ def test_what_is_never_frozen(process: ProcessRef | None, why: str) -> None:
     calls: list[tuple[int, float]] = []
 
     class Recording:
+        limit = 120.0
+
         def freeze(self, pid: int, create_time: float) -> ActionResult:
             calls.append((pid, create_time))
             return ActionResult(Outcome.DONE, "froze")

@@ -11,6 +11,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from camguard.core.freeze import MAX_FREEZE
 from camguard.core.settings import DetectionSettings
 from camguard.core.text import literal
 from camguard.platform.base import (
@@ -179,10 +180,11 @@ class LinuxPlatform:
     def system_paths(self) -> SystemPaths:
         return LinuxSystemPaths()
 
-    def freezer(self, journal: Path, *, eager: bool = False) -> ProcessFreezer:
+    def freezer(self, journal: Path, *, eager: bool = False, limit: float = MAX_FREEZE
+                ) -> ProcessFreezer:
         from camguard.platform.linux.freeze import JournaledFreezer
 
-        return JournaledFreezer(journal, eager=eager)
+        return JournaledFreezer(journal, eager=eager, limit=limit)
 
     def origin_resolver(self) -> OriginResolver:
         from camguard.platform.linux.origin import LinuxOriginResolver

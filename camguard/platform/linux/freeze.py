@@ -211,6 +211,11 @@ class JournaledFreezer:
                 self._ensure_watchdog()
 
     @property
+    def limit(self) -> float:
+        """Seconds a freeze lasts at most (the watchdog continues it then)."""
+        return self._limit
+
+    @property
     def frozen(self) -> set[int]:
         with self._lock:
             return set(self._frozen)

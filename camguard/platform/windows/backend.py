@@ -14,6 +14,7 @@ from typing import Any
 import platformdirs
 import psutil
 
+from camguard.core.freeze import MAX_FREEZE
 from camguard.core.models import DeviceKind
 from camguard.core.settings import DetectionSettings
 from camguard.core.text import literal
@@ -222,7 +223,8 @@ class WindowsPlatform:
     def system_paths(self) -> SystemPaths:
         return WindowsSystemPaths()
 
-    def freezer(self, journal: Path, *, eager: bool = False) -> ProcessFreezer:
+    def freezer(self, journal: Path, *, eager: bool = False, limit: float = MAX_FREEZE
+                ) -> ProcessFreezer:
         return NullFreezer(NO_FREEZE)
 
     def origin_resolver(self) -> OriginResolver:
