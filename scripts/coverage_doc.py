@@ -47,9 +47,15 @@ def main() -> int:
         "tests start (the root service, CLI commands, the keeper, the tray) are measured "
         "too, then `scripts/coverage_doc.py` writes this page.",
         "",
-        "Not measured: processes run by other test accounts through the system python (their "
-        "interpreter does not load the venv's coverage start-up hook), the privileged helper "
-        "run through pkexec (`python3 -I`, isolated), and processes ended with SIGKILL.",
+        "Processes of the test accounts (the system python: the venv is under /root) are "
+        "measured too: `make coverage` installs `scripts/coverage_hook.pth` into the system "
+        "python's site folder (it starts coverage.py when `COVERAGE_PROCESS_CONFIG` is set "
+        "and the data folder is writable) and makes `.coverage-data` world-writable (1777); "
+        "the tests pass that variable to the accounts' processes, and the service to its "
+        "per-account microphone child (`user_mic.py`).",
+        "",
+        "Not measured: the privileged helper run through pkexec (which clears the "
+        "environment; `python3 -I`), and processes ended with SIGKILL.",
         "",
         f"Run: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, "
         f"Python {platform.python_version()}, {platform.machine()}.",

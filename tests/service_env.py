@@ -138,7 +138,14 @@ class Box:
                 "PYTHONPATH": f"{ROOT}:{SITE}", "PYTHONDONTWRITEBYTECODE": "1",
                 "CAMGUARD_CONFIG_DIR": str(home / "config"),
                 "CAMGUARD_DATA_DIR": str(home / "data"),
-                "CAMGUARD_STATE_DIR": str(home / "state")}
+                "CAMGUARD_STATE_DIR": str(home / "state"), **coverage_env()}
+
+
+def coverage_env() -> dict[str, str]:
+    """Under `make coverage`, what makes a test account's python measured too (the system
+    python's .pth the Makefile installs reads it); nothing otherwise."""
+    cfg = os.environ.get("COVERAGE_PROCESS_CONFIG")
+    return {"COVERAGE_PROCESS_CONFIG": cfg} if cfg else {}
 
 
 @contextlib.contextmanager

@@ -101,6 +101,9 @@ def _child(entry: pwd.struct_passwd, sock: Path) -> tuple[list[str], dict[str, s
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": entry.pw_dir,
            "USER": entry.pw_name, "XDG_RUNTIME_DIR": str(sock.parent.parent),
            "PULSE_SERVER": f"unix:{sock}", "PYTHONDONTWRITEBYTECODE": "1"}
+    # A service measured by coverage.py (`make coverage`) has its children measured too; for
+    # a service started without it this adds nothing.
+    env.update({k: v for k, v in os.environ.items() if k == "COVERAGE_PROCESS_CONFIG"})
     if getattr(sys, "frozen", False):  # the bundle: its executable is the camguard command
         return [sys.executable, COMMAND], env
     python, path = _interpreter()
