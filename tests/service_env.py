@@ -27,7 +27,7 @@ from typing import Any
 from camguard.app.guard_service import service_client
 from camguard.service.client import ServiceClient
 from tests import realenv
-from tests.conftest import HOLDER, make_standin, need_root, need_tools
+from tests.conftest import HOLDER, coverage_env, make_standin, need_root, need_tools
 
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -139,13 +139,6 @@ class Box:
                 "CAMGUARD_CONFIG_DIR": str(home / "config"),
                 "CAMGUARD_DATA_DIR": str(home / "data"),
                 "CAMGUARD_STATE_DIR": str(home / "state"), **coverage_env()}
-
-
-def coverage_env() -> dict[str, str]:
-    """Under `make coverage`, what makes a test account's python measured too (the system
-    python's .pth the Makefile installs reads it); nothing otherwise."""
-    cfg = os.environ.get("COVERAGE_PROCESS_CONFIG")
-    return {"COVERAGE_PROCESS_CONFIG": cfg} if cfg else {}
 
 
 @contextlib.contextmanager
