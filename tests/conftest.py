@@ -64,14 +64,12 @@ def need_root() -> None:
     need(IS_ROOT, "needs root (mknod, other users, device modes)")
 
 
-def coverage_env(site: Path | str | None = None) -> dict[str, str]:
-    """Under `make coverage`, what makes another account's system python measured too (the
-    .pth the Makefile installs in its site folder reads it; ``site``: where it finds
-    coverage.py when the process has no PYTHONPATH of its own); nothing otherwise."""
+def coverage_env() -> dict[str, str]:
+    """Under `make coverage`, what makes another account's system python measured too, for
+    an environment built from scratch (the .pth the Makefile installs in the system
+    python's site folder reads it); nothing otherwise."""
     cfg = os.environ.get("COVERAGE_PROCESS_CONFIG")
-    if not cfg:
-        return {}
-    return {"COVERAGE_PROCESS_CONFIG": cfg, **({"PYTHONPATH": str(site)} if site else {})}
+    return {"COVERAGE_PROCESS_CONFIG": cfg} if cfg else {}
 
 
 def nobody_python(folder: Path) -> tuple[list[str], list[str]]:

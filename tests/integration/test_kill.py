@@ -196,7 +196,7 @@ def run_as_nobody(*args: str, env: dict[str, str] | None = None
                            "/usr/bin/python3", "-c", code, *args], capture_output=True,
                           text=True, timeout=60, check=False, cwd="/",
                           env={**(env or {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}),
-                               **coverage_env(site)})
+                               **coverage_env()})
 
 
 def test_another_users_process_needs_the_helper(devdir: Path, holders: list[Holder]) -> None:
