@@ -78,6 +78,18 @@ def main() -> int:
                  f"{s['percent_covered']:.1f}% (lines and branches) |")
     lines.append("")
     lines.append("`camguard/platform` includes `camguard/platform/linux`.")
+    lines += ["", "## `camguard/platform/linux` by file", "",
+              "Most uncovered branches first; files with every branch covered are left out.",
+              "", "| file | branches | covered | branch coverage | missed branches |",
+              "|---|---:|---:|---:|---:|"]
+    files = [(f["summary"]["num_branches"] - f["summary"]["covered_branches"], name,
+              f["summary"]) for name, f in data["files"].items()
+             if name.startswith("camguard/platform/linux/")]
+    for missed, name, fs in sorted(files, key=lambda r: (-r[0], r[1])):
+        if missed:
+            nb, cb = fs["num_branches"], fs["covered_branches"]
+            lines.append(f"| `{Path(name).name}` | {nb} | {cb} | {100.0 * cb / nb:.1f}% | "
+                         f"{missed} |")
     print("\n".join(lines))
     return 0
 
