@@ -50,8 +50,16 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 ## The whole suite under coverage.py (subprocesses included), then docs/coverage.md.
+## Processes of the test accounts run the system python (the venv is under /root): a .pth in
+## its site folder starts the venv's coverage.py there too (inert without
+## COVERAGE_PROCESS_CONFIG, like coverage.py's own .pth in the venv, or where the data folder
+## is not writable), and they write into a folder every account can.
+SYS_SITE = $(shell /usr/bin/python3 -c 'import site; print(site.getsitepackages()[0])')
+VENV_SITE = $(shell $(BIN)/python -c 'import coverage, os; print(os.path.dirname(os.path.dirname(coverage.__file__)))')
 coverage: system-deps-test $(STAMP)
-	rm -rf .coverage-data && mkdir -p .coverage-data
+	rm -rf .coverage-data && mkdir -p -m 1777 .coverage-data
+	mkdir -p $(SYS_SITE) && sed 's|@VENV_SITE@|$(VENV_SITE)|' scripts/coverage_hook.pth \
+	    > $(SYS_SITE)/zz_camguard_coverage.pth
 	-CAMGUARD_REQUIRE_REAL=1 $(BIN)/python -m coverage run -m pytest -q -p no:cacheprovider \
 	    $(PYTEST_ARGS)
 	$(BIN)/python -m coverage combine -q

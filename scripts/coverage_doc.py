@@ -47,9 +47,15 @@ def main() -> int:
         "tests start (the root service, CLI commands, the keeper, the tray) are measured "
         "too, then `scripts/coverage_doc.py` writes this page.",
         "",
-        "Not measured: processes run by other test accounts through the system python (their "
-        "interpreter does not load the venv's coverage start-up hook), the privileged helper "
-        "run through pkexec (`python3 -I`, isolated), and processes ended with SIGKILL.",
+        "Processes of the test accounts (the system python: the venv is under /root) are "
+        "measured too: `make coverage` installs `scripts/coverage_hook.pth` into the system "
+        "python's site folder (it starts coverage.py when `COVERAGE_PROCESS_CONFIG` is set "
+        "and the data folder is writable) and makes `.coverage-data` world-writable (1777); "
+        "the tests pass that variable to the accounts' processes, and the service to its "
+        "per-account microphone child (`user_mic.py`).",
+        "",
+        "Not measured: the privileged helper run through pkexec (which clears the "
+        "environment; `python3 -I`), and processes ended with SIGKILL.",
         "",
         f"Run: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, "
         f"Python {platform.python_version()}, {platform.machine()}.",
@@ -72,6 +78,18 @@ def main() -> int:
                  f"{s['percent_covered']:.1f}% (lines and branches) |")
     lines.append("")
     lines.append("`camguard/platform` includes `camguard/platform/linux`.")
+    lines += ["", "## `camguard/platform/linux` by file", "",
+              "Most uncovered branches first; files with every branch covered are left out.",
+              "", "| file | branches | covered | branch coverage | missed branches |",
+              "|---|---:|---:|---:|---:|"]
+    files = [(f["summary"]["num_branches"] - f["summary"]["covered_branches"], name,
+              f["summary"]) for name, f in data["files"].items()
+             if name.startswith("camguard/platform/linux/")]
+    for missed, name, fs in sorted(files, key=lambda r: (-r[0], r[1])):
+        if missed:
+            nb, cb = fs["num_branches"], fs["covered_branches"]
+            lines.append(f"| `{Path(name).name}` | {nb} | {cb} | {100.0 * cb / nb:.1f}% | "
+                         f"{missed} |")
     print("\n".join(lines))
     return 0
 

@@ -64,6 +64,14 @@ def need_root() -> None:
     need(IS_ROOT, "needs root (mknod, other users, device modes)")
 
 
+def coverage_env() -> dict[str, str]:
+    """Under `make coverage`, what makes another account's system python measured too, for
+    an environment built from scratch (the .pth the Makefile installs in the system
+    python's site folder reads it); nothing otherwise."""
+    cfg = os.environ.get("COVERAGE_PROCESS_CONFIG")
+    return {"COVERAGE_PROCESS_CONFIG": cfg} if cfg else {}
+
+
 def nobody_python(folder: Path) -> tuple[list[str], list[str]]:
     """How to run the system python as ``nobody`` with camguard importable.
 

@@ -27,7 +27,7 @@ from typing import Any
 from camguard.app.guard_service import service_client
 from camguard.service.client import ServiceClient
 from tests import realenv
-from tests.conftest import HOLDER, make_standin, need_root, need_tools
+from tests.conftest import HOLDER, coverage_env, make_standin, need_root, need_tools
 
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -138,7 +138,7 @@ class Box:
                 "PYTHONPATH": f"{ROOT}:{SITE}", "PYTHONDONTWRITEBYTECODE": "1",
                 "CAMGUARD_CONFIG_DIR": str(home / "config"),
                 "CAMGUARD_DATA_DIR": str(home / "data"),
-                "CAMGUARD_STATE_DIR": str(home / "state")}
+                "CAMGUARD_STATE_DIR": str(home / "state"), **coverage_env()}
 
 
 @contextlib.contextmanager

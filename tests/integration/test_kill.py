@@ -16,7 +16,7 @@ from camguard.core.blocks import Outcome
 from camguard.platform.linux.fdscan import scan_holders
 from camguard.platform.linux.kill import Killer
 from tests import realenv
-from tests.conftest import Holder, make_standin, need, need_root, need_tools
+from tests.conftest import Holder, coverage_env, make_standin, need, need_root, need_tools
 from tests.sound_holder import impostor
 
 REPO = Path(__file__).resolve().parents[2]
@@ -195,7 +195,8 @@ def run_as_nobody(*args: str, env: dict[str, str] | None = None
     return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                            "/usr/bin/python3", "-c", code, *args], capture_output=True,
                           text=True, timeout=60, check=False, cwd="/",
-                          env=env or {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+                          env={**(env or {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}),
+                               **coverage_env()})
 
 
 def test_another_users_process_needs_the_helper(devdir: Path, holders: list[Holder]) -> None:

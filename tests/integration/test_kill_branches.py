@@ -3,6 +3,9 @@ account's holders (and reports one it may not end); a zombie has already exited.
 
 from __future__ import annotations
 
+import errno
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +64,48 @@ def test_a_zombie_has_already_exited() -> None:
                                           f"{name} (pid {child.pid}) has already exited")
     finally:
         child.wait(10)
+
+
+# This kernel has pidfd_open(2) and cannot be made to refuse it on demand: these two tests
+# replace that one OS call with one that fails as it does on a kernel before 5.3 (ENOSYS) or
+# when the process exits between the look and the pin (ESRCH). Everything else is real: the
+# process, its signals, its exit.
+def no_pidfd(exc: OSError) -> object:
+    def pidfd_open(pid: int, flags: int = 0) -> int:
+        raise exc
+    return pidfd_open
+
+
+def test_without_pidfd_kill_signals_by_pid_behind_the_same_checks(
+        devdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.integration.test_kill import Stubborn
+
+    polite = Holder([make_standin(devdir / "video0")])
+    stubborn = Stubborn(make_standin(devdir / "video1"))
+    try:
+        monkeypatch.setattr(os, "pidfd_open", no_pidfd(OSError(errno.ENOSYS, "no pidfd_open")))
+        target = psutil.Process(polite.pid)
+        r = Killer().kill(polite.pid, target.create_time())
+        assert (r.outcome, r.message) == (
+            Outcome.DONE, f"ended {target.name()} (pid {polite.pid}) (SIGTERM)")
+        assert polite.proc.wait(10) == -signal.SIGTERM
+        # Ignores SIGTERM: SIGKILL by pid after the grace, and the wait polls /proc.
+        r = Killer(grace=0.3).kill(stubborn.proc.pid)
+        assert r.outcome is Outcome.DONE, r.message
+        assert r.message.endswith("(SIGKILL after SIGTERM was ignored for 0.3 s)")
+        assert stubborn.proc.wait(10) == -signal.SIGKILL
+    finally:
+        stubborn.end()
+        polite.proc.kill()
+        polite.proc.wait(10)
+
+
+def test_a_process_gone_before_it_could_be_pinned_has_already_exited(
+        devdir: Path, holders: list[Holder], monkeypatch: pytest.MonkeyPatch) -> None:
+    h = Holder([make_standin(devdir / "video0")])
+    holders.append(h)
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd(ProcessLookupError(errno.ESRCH, "gone")))
+    r = Killer().kill(h.pid)
+    assert (r.outcome, r.message) == (
+        Outcome.NOT_FOUND, f"{psutil.Process(h.pid).name()} (pid {h.pid}) has already exited")
+    assert h.proc.poll() is None  # nothing was signalled

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -228,13 +229,43 @@ def test_another_users_process_is_reported_as_unseen(devdir: Path, holders: list
         holders.append(Holder([cam]))
         out = watcher.stdout.readline()
         assert out, watcher.stderr.read() if watcher.stderr else "no output"
-        import json
-
         got = json.loads(out)
         assert got == {"pid": None, "note": UNSEEN_PROCESS_NOTE, "via": "inotify"}
     finally:
-        watcher.kill()
-        watcher.wait()
+        watcher.terminate()  # not SIGKILL: under `make coverage` it writes what it measured
+        watcher.wait(10)
+
+
+UNWATCHABLE = """
+import json, sys
+sys.path[:0] = sys.argv[2:]
+from camguard.platform.linux.procfs import ProcfsSource
+from camguard.platform.process import ProcessDescriber
+src = ProcfsSource([sys.argv[1]], [], describer=ProcessDescriber())
+src.start(lambda: None)
+try:
+    snap = src.snapshot()
+finally:
+    src.stop()
+print(json.dumps([snap.degraded.reason if snap.degraded else None,
+                  sorted(d.path for d in snap.devices)]))
+"""
+
+
+def test_a_node_this_account_may_not_read_is_said_to_be_unwatched(devdir: Path) -> None:
+    """inotify needs read permission on what it watches (inotify(7)): an unprivileged
+    camguard cannot watch a camera only root may open, and says so rather than staying
+    silent about it."""
+    run_as_nobody, paths = nobody_python(devdir)
+    cam = make_standin(devdir / "video0")
+    cam.chmod(0o600)
+    out = subprocess.run([*run_as_nobody, "-c", UNWATCHABLE, f"{devdir}/video*", *paths],
+                         capture_output=True, text=True, timeout=60, cwd="/", check=False)
+    assert out.returncode == 0, out.stderr
+    reason, devices = json.loads(out.stdout)
+    assert devices == [str(cam)]
+    assert reason == (f"cannot watch {cam} (Permission denied); changes there are seen "
+                      "only by the periodic rescan")
 
 
 @pytest.mark.parametrize("name", [

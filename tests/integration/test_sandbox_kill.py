@@ -118,6 +118,19 @@ def test_ending_a_sandboxed_app_ends_its_sandbox_and_nothing_else(tmp_path: Path
         sibling.wait(10)
 
 
+def test_a_sandbox_member_camguard_must_not_end_is_named_not_signalled(tmp_path: Path
+                                                                      ) -> None:
+    with sandbox(tmp_path) as box:
+        app, helper = box.marked("APP-MARK"), box.marked("HELPER-MARK")
+        label = f"{helper.name()} (pid {helper.pid})"
+        # camguard runs inside the helper, say: it is refused, the rest of the tree still ends
+        # (and the helper with the sandbox's init, by the kernel: not by camguard).
+        result = Killer(grace=1.0, protected=[helper.pid]).kill(app.pid, app.create_time())
+        assert result.outcome is Outcome.DONE, result.message
+        assert result.message.endswith(f"; still running in it: {label}"), result.message
+        wait_until(lambda: not _alive(app), 15, f"pid {app.pid} to end")
+
+
 def test_a_pid_inside_the_sandbox_maps_to_the_host_pid(tmp_path: Path) -> None:
     with sandbox(tmp_path) as box:
         app = box.marked("APP-MARK")

@@ -109,6 +109,9 @@ def child_command(entry: pwd.struct_passwd, runtime: Path, command: str,
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": entry.pw_dir,
            "USER": entry.pw_name, "XDG_RUNTIME_DIR": str(runtime),
            "PYTHONDONTWRITEBYTECODE": "1", **extra}
+    # A service measured by coverage.py (`make coverage`) has its children measured too; for
+    # a service started without it this adds nothing.
+    env.update({k: v for k, v in os.environ.items() if k == "COVERAGE_PROCESS_CONFIG"})
     if getattr(sys, "frozen", False):  # the bundle: its executable is the camguard command
         return [sys.executable, command], env
     python, path = _interpreter()
