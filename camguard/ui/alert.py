@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 
@@ -28,38 +27,19 @@ from PySide6.QtWidgets import (
 
 from camguard.core.blocks import format_duration
 from camguard.core.decision import Choice
-from camguard.core.models import UNSEEN_PROCESS_NOTE, DeviceKind, ProcessRef
-from camguard.core.origin import origin_line
-from camguard.core.text import literal
-from camguard.ui.alert_freeze import LetGoTimer, paused_line
+from camguard.ui.alert_freeze import LetGoTimer
 from camguard.ui.alert_keys import LABELS, AlertKeys, block_label, shown_text
+from camguard.ui.alert_text import NO_DEVICE_KINDS, alert_text
 from camguard.ui.assets import app_icon
 from camguard.ui.elided import ElidedLabel, elided_label
 from camguard.ui.elided import plain_label as plain_label  # noqa: PLC0414 (the windows' import)
-from camguard.ui.model import Alert, AlertView
+from camguard.ui.model import AlertView
 from camguard.ui.ports import AlertSettings
 
 log = logging.getLogger(__name__)
-# The popup's title for each kind of device ("Camera turned on").
-KIND_TITLES = {DeviceKind.CAMERA: "Camera", DeviceKind.MICROPHONE: "Microphone",
-               DeviceKind.SCREEN: "Screen capture", DeviceKind.LOCATION: "Location"}
-# Kinds with no device to switch off: Kill app is the way to stop them.
-NO_DEVICE_KINDS = frozenset({DeviceKind.SCREEN, DeviceKind.LOCATION})
-
 WINDOW_TITLE = "camguard alert"
 WIDTH = 520
 MARGIN = 12
-# Character limits for process-controlled text: enough to recognise, never a wall of text.
-# Each line is elided to its width on screen; the limit bounds what its tooltip shows.
-LIMITS = {"name": 48, "exe": 1000, "user": 32, "parent": 32, "device": 200, "cmdline": 1000,
-          "note": 300, "why": 160}
-
-
-def app_name(p: ProcessRef) -> str:
-    """The name a person knows the app by: its process name, else its program file's."""
-    return p.name or os.path.basename(p.exe or "") or f"process {p.pid}"
-
-
 def placement(area: QRect, size: QSize, tray: QRect | None) -> QPoint:
     """Where the popup goes: the right edge of the free area, on the tray's side (top or
     bottom), past the tray icon when the free area still includes it (a panel that reserves
@@ -74,16 +54,6 @@ def placement(area: QRect, size: QSize, tray: QRect | None) -> QPoint:
     if tray is not None and QRect(QPoint(x, y), size).intersects(tray):
         x = tray.left() - size.width() - MARGIN  # a tray at the left or right edge
     return QPoint(max(area.left(), x), max(area.top(), y))
-
-
-def _why_line(alert: Alert, stopped: bool) -> str:
-    """Why this alert is asked again, a probe storm's count, and whether the app is paused."""
-    why = f"Asking again: {literal(alert.why, LIMITS['why'])}" if alert.why else ""
-    if alert.storm:
-        why = f"Probe storm: {literal(alert.why, LIMITS['why'])}"
-    if alert.paused and not stopped:  # core/freeze.py: stopped until the answer
-        why = "\n".join(filter(None, (paused_line(alert, time.time()), why)))
-    return why
 
 
 class AlertPopup(QWidget):
@@ -258,58 +228,24 @@ class AlertPopup(QWidget):
         usage = alert.usage
         device = usage.device
         stopped = alert.stopped_at is not None
-        kind = KIND_TITLES.get(device.kind, device.kind.value.capitalize())
-        self.title_label.setText(f"{kind} probed again and again" if alert.storm
-                                 else f"{kind} turned on")
+        text = alert_text(alert, time.time())
+        self.title_label.setText(text.title)
         self.position_label.setText(f"{view.position} of {view.total}" if view.total > 1
                                     else "")
         self.buttons[Choice.BLOCK].setText(block_label(device.kind.value))
         self.buttons[Choice.BLOCK].setVisible(device.kind not in NO_DEVICE_KINDS)
         p = usage.process
         self.icon_label.setPixmap(app_icon(p).pixmap(48, 48))
-        lines: dict[ElidedLabel, str] = {}
-        if p is None:
-            self.name_label.set_full(UNSEEN_PROCESS_NOTE)
-            lines[self.process_label] = "run camguard with more privileges to name it"
-        else:
-            # What was known about the app, even when it has ended since: no "?" and no
-            # empty lines for what the system no longer tells.
-            origin = alert.origin
-            name = literal(app_name(p), LIMITS["name"])
-            # A sandboxed app by its real name ("bwrap (Flatpak org.telegram.desktop)"); a
-            # package's name is on the origin line below.
-            self.name_label.set_full(origin.label(name) if origin and origin.sandboxed
-                                     else name)
-            exe = literal(p.exe, LIMITS["exe"]) if p.exe else "program file not known"
-            if p.script:  # an interpreter: the script is the program ("cam.py (python3)")
-                script = literal(p.script, LIMITS["exe"])
-                self.name_label.set_full(
-                    f"{literal(os.path.basename(p.script), LIMITS['name'])} ({name})")
-                exe = f"{script} (run by {exe})"
-            lines[self.exe_label] = exe
-            lines[self.origin_label] = origin_line(origin) if origin is not None else ""
-            who = f"process {p.pid}"
-            if p.user:
-                who += f", user {literal(p.user, LIMITS['user'])}"
-            lines[self.process_label] = who + (" · ended" if stopped else "")
-            chain = " ← ".join(literal(n, LIMITS["parent"]) for n in p.parents[:6] if n)
-            lines[self.parents_label] = f"started by {chain}" if chain else ""
-            lines[self.cmdline_label] = literal(" ".join(p.cmdline), LIMITS["cmdline"])
-        name = literal(device.name, LIMITS["device"]) if device.name else ""
-        where = literal(device.path or device.id, LIMITS["device"])
-        lines[self.device_label] = f"{name} ({where})" if name and where != name else (
-            name or where)
-        lines[self.note_label] = literal(usage.note, LIMITS["note"]) \
-            if usage.note and not alert.storm else ""  # a storm's note is its "why"
-        why = _why_line(alert, stopped)
-        for label in (self.exe_label, self.origin_label, self.process_label,
-                      self.parents_label, self.cmdline_label, self.device_label,
-                      self.note_label):
-            text = lines.get(label, "")
-            label.set_full(text)
-            label.setVisible(bool(text))
-        self.why_label.setText(why)
-        self.why_label.setVisible(bool(why))
+        self.name_label.set_full(text.name)
+        for label, line in ((self.exe_label, text.exe), (self.origin_label, text.origin),
+                            (self.process_label, text.process),
+                            (self.parents_label, text.parents),
+                            (self.cmdline_label, text.cmdline),
+                            (self.device_label, text.device), (self.note_label, text.note)):
+            label.set_full(line)
+            label.setVisible(bool(line))
+        self.why_label.setText(text.why)
+        self.why_label.setVisible(bool(text.why))
         self.time_label.setText("since " + time.strftime("%H:%M:%S", time.localtime(alert.at)))
         # Nothing to kill once an app has stopped; nothing to kill or allow that is unseen.
         self.buttons[Choice.KILL].setEnabled(p is not None and not stopped)

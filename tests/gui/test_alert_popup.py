@@ -20,7 +20,8 @@ from camguard.core.models import Device, DeviceKind, ProcessRef, Usage
 from camguard.core.text import literal
 from camguard.store.allowlist import AllowList
 from camguard.store.hashing import sha256_file
-from camguard.ui.alert import LIMITS, WINDOW_TITLE, placement
+from camguard.ui.alert import WINDOW_TITLE, placement
+from camguard.ui.alert_text import LIMITS
 from camguard.ui.elided import ElidedLabel
 from camguard.ui.model import Feedback, Level, TrayState
 from camguard.ui.ports import AlertSettings
