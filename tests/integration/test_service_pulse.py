@@ -131,6 +131,15 @@ def test_the_service_names_an_app_recording_at_an_accounts_pulseaudio(
         assert f"recording at the sound server of {kid.name}" in use["note"], use
         assert pulse.proc.pid not in users_of(svc.client.status())  # never the server
 
+        # The service's microphone switch still reaches the account's server (user_mic.py).
+        res = camguard_as(sandbox, kid, "panic")
+        assert res.returncode == 0, res
+        rec.wait_silent()
+        res = camguard_as(sandbox, kid, "unblock", "all")
+        assert res.returncode == 0, res
+        rec.wait_loud()
+        assert rec.pid in users_of(svc.client.status())
+
         # The kill switch through the service, as the account: the sound server is refused.
         res = camguard_as(sandbox, kid, "kill", str(pulse.proc.pid))
         assert res.returncode != 0 and pulse.proc.poll() is None, res
@@ -171,3 +180,55 @@ def test_the_service_names_an_app_recording_at_an_accounts_pulseaudio(
     svc.kill()
     realenv.wait_until(lambda: not children_of(kid.uid), 20,
                        f"the service-pulse child {child} gone with the service")
+
+
+def test_the_service_names_an_app_recording_through_an_accounts_pipewire_pulse(
+        sandbox: Box, accounts: Accounts, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same through PipeWire's pulse server (pipewire-pulse), the desktop default now:
+    the app is named by the pid its stream claims, checked as the account's."""
+    from tests.integration.test_service_pipewire import UserPipeWire
+
+    need_tools(["pipewire", "wireplumber", "pipewire-pulse", "dbus-daemon", "pactl",
+                "parecord", "setpriv"])
+    runtime_root = sandbox.root / "run-user"
+    runtime_root.mkdir(mode=0o755)
+    monkeypatch.setenv("CAMGUARD_USER_RUNTIME_ROOT", str(runtime_root))
+    kid = accounts.user()
+    svc = Service(sandbox).start()
+    pw = UserPipeWire(sandbox, kid, runtime_root)
+    try:
+        env = {**pw.env, "PULSE_SERVER": f"unix:{pw.runtime}/pulse/native"}
+        server = pw.spawn(["pipewire-pulse"])
+
+        def pactl(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([*setpriv(kid), "pactl", *args], env=env,
+                                  capture_output=True, text=True, timeout=20, check=False)
+
+        realenv.wait_until(lambda: pactl("info").returncode == 0, 20, "pipewire-pulse")
+        pactl("load-module", "module-null-sink", "sink_name=spk", "channel_map=mono")
+        pactl("load-module", "module-remap-source", "master=spk.monitor",
+              "source_name=kidmic", "channels=1", "channel_map=mono")
+        realenv.wait_until(lambda: "kidmic" in pactl("list", "short", "sources").stdout, 20,
+                           "the account's microphone")
+        source = f"pulse:{kid.name}"
+        realenv.wait_until(
+            lambda: [c["state"] for c in coverage_of(svc.client.status(), source)]
+            == ["watching"], 60, f"the account's pipewire-pulse watched ({svc.log})")
+        rec = Recording(env, [*setpriv(kid), *parecord("kidmic")])
+        try:
+            realenv.wait_until(lambda: rec.pid in users_of(svc.client.status()), 30,
+                               f"the recorder named by the service ({svc.log})")
+            use = users_of(svc.client.status())[rec.pid]
+            assert use["via"] == "pulse" and use["user"] == kid.name, use
+            assert server.pid not in users_of(svc.client.status())  # never the bridge
+            res = camguard_as(sandbox, kid, "kill", str(server.pid))
+            assert res.returncode != 0 and server.poll() is None, res
+            assert "it is the sound server" in res.stderr, res
+        finally:
+            rec.end()
+        realenv.wait_until(lambda: rec.pid not in users_of(svc.client.status()), 30,
+                           "the use ended with the recording")
+    finally:
+        pw.end()
+    realenv.wait_until(lambda: not coverage_of(svc.client.status(), f"pulse:{kid.name}"), 60,
+                       "the ended session no longer watched")

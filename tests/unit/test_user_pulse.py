@@ -82,3 +82,9 @@ def test_the_child_line_round_trips() -> None:
     again = parse(encode(snap).encode())
     assert again.usages == snap.usages and again.devices == snap.devices
     assert os.getuid() not in OWNERS.values()
+
+
+def test_the_hidden_command_takes_nothing_or_once() -> None:
+    from camguard.cli import main
+
+    assert main(["service-pulse", "twice"]) == 2

