@@ -161,6 +161,15 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911
         from camguard.platform import freeze_watchdog
 
         return freeze_watchdog(argv[1])
+    if argv[:1] == ["service-pulse"]:
+        # Hidden: what the service runs as each logged-in account to follow the apps
+        # recording at its sound server (platform/linux/user_pulse.py).
+        if argv[1:] not in ([], ["once"]):
+            print("camguard: error: service-pulse takes nothing or once", file=sys.stderr)
+            return 2
+        from camguard.platform import service_pulse_child
+
+        return service_pulse_child(once=argv[1:] == ["once"])
     if argv == ["service-portal"]:
         # Hidden: what the service runs as each logged-in account to read its Flatpak
         # location grants (platform/linux/user_portal.py).

@@ -203,6 +203,18 @@ def freeze_watchdog(journal: str) -> int:
     return 1
 
 
+def service_pulse_child(*, once: bool) -> int:
+    """The child the root service runs as each logged-in account to follow the apps
+    recording at that account's sound server (platform/linux/user_pulse.py); its exit
+    code."""
+    if sys.platform.startswith("linux"):
+        from camguard.platform.linux.user_pulse import child_main
+
+        return child_main(once)
+    print('{"ok": false, "reason": "not available on this system"}')
+    return 1
+
+
 def service_portal_child() -> int:
     """The child the root service runs as each logged-in account to read that account's
     Flatpak location grants (platform/linux/user_portal.py); its exit code."""

@@ -222,6 +222,7 @@ VIA_WORDS = {
     "fanotify": "named by the kernel at the moment it opened the device (fanotify)",
     "inotify": "the kernel said the device was open, but no process camguard can see held it",
     "stream": "a recording stream at the sound server",
+    "pulse": "a recording stream at an account's sound server (seen by the service)",
 }
 # Who decided, in words (the history's ``decided_by``); anything else is shown as recorded.
 DECIDED_BY_WORDS = {

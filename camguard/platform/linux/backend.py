@@ -67,6 +67,12 @@ class LinuxPlatform:
             from camguard.platform.linux.user_portal import UserPortalSource
 
             sources.append(UserPortalSource())
+            # Each account's sound server, through a child as the account (user_pulse.py):
+            # the apps recording there, which the device-node source cannot name.
+            from camguard.platform.linux.user_pulse import UserPulseSource
+
+            sources.append(UserPulseSource(describer,
+                                           server_exes=settings.sound_server_exes))
         if settings.watch_sound_server:
             from camguard.platform.linux.pipewire import PipeWireSource
             from camguard.platform.linux.pulse import PulseSource

@@ -33,6 +33,7 @@ import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 from camguard.core.coverage import Coverage, CoverageState
 from camguard.core.models import Device, ProcessRef, SourceSnapshot, Usage
@@ -104,6 +105,15 @@ class OwnDescriber(ProcessDescriber):
         return self._inner.alive(ref)
 
 
+class Watcher(Protocol):
+    """One account's watcher (a PipeWireSource here, user_pulse.AccountPulse there)."""
+
+    def snapshot(self) -> SourceSnapshot: ...
+    def start(self, wake: Wake) -> None: ...
+    def stop(self) -> None: ...
+    def coverage(self) -> list[Coverage]: ...
+
+
 class UserPipeWireSource:
     """Every account's PipeWire, as one source (module docstring). Its snapshot is the
     union of the per-account watchers'; its coverage has one camera and one screen entry
@@ -116,6 +126,10 @@ class UserPipeWireSource:
     """
 
     name = "pipewire-users"
+    what = "PipeWire"  # for the log
+    # Folders inside each account's runtime folder whose entries start or end a session
+    # (watched with inotify too; user_pulse.py's socket is in "pulse").
+    subfolders: tuple[str, ...] = ()
 
     def __init__(self, describer: ProcessDescriber, *, root: Path | None = None,
                  broker_exes: tuple[str, ...] = DEFAULT_SOUND_SERVER_EXES,
@@ -126,7 +140,7 @@ class UserPipeWireSource:
         self._limit = limit
         self._pw_dump = pw_dump
         self._lock = threading.Lock()
-        self._watchers: dict[int, PipeWireSource] = {}
+        self._watchers: dict[int, Watcher] = {}
         self._unwatched: list[int] = []  # sessions past the limit
         self._thread: threading.Thread | None = None
         self._wake: Wake | None = None
@@ -217,7 +231,11 @@ class UserPipeWireSource:
             return uid is not None and uid in self._watchers
 
     # -- sessions --------------------------------------------------------------------------
-    def _watcher(self, uid: int, sock: Path) -> PipeWireSource | None:
+    def _found(self) -> Iterator[tuple[int, Path]]:
+        """``(uid, socket)`` of each session to watch."""
+        return accounts_with_pipewire(self.root)
+
+    def _watcher(self, uid: int, sock: Path) -> Watcher | None:
         try:
             entry = pwd.getpwuid(uid)
         except KeyError:
@@ -229,10 +247,10 @@ class UserPipeWireSource:
                               name=f"pipewire:{literal(entry.pw_name, 64)}",
                               account=account, **extra)
 
-    def _sessions(self) -> tuple[list[tuple[int, PipeWireSource]], list[int]]:
-        found: list[tuple[int, PipeWireSource]] = []
+    def _sessions(self) -> tuple[list[tuple[int, Watcher]], list[int]]:
+        found: list[tuple[int, Watcher]] = []
         over: list[int] = []
-        for uid, sock in accounts_with_pipewire(self.root):
+        for uid, sock in self._found():
             if len(found) >= self._limit:
                 over.append(uid)
                 continue
@@ -245,7 +263,7 @@ class UserPipeWireSource:
         """Start a watcher for each new session, stop those whose session ended."""
         wanted: dict[int, Path] = {}
         over: list[int] = []
-        for uid, sock in accounts_with_pipewire(self.root):
+        for uid, sock in self._found():
             if len(wanted) >= self._limit:
                 over.append(uid)
             else:
@@ -268,7 +286,7 @@ class UserPipeWireSource:
             with self._lock:
                 self._watchers[uid] = made
         if (gone or started) and wake is not None:
-            log.info("PipeWire sessions: %d watched (%d started, %d ended)",
+            log.info("%s sessions: %d watched (%d started, %d ended)", self.what,
                      len(wanted), len(started), len(gone))
             wake()
 
@@ -277,8 +295,8 @@ class UserPipeWireSource:
             from inotify_simple import INotify
             from inotify_simple import flags as f
         except ImportError:  # pragma: no cover - a dependency of camguard
-            log.warning("inotify_simple missing: PipeWire sessions rescanned every %.0f s",
-                        RESCAN_INTERVAL)
+            log.warning("inotify_simple missing: %s sessions rescanned every %.0f s",
+                        self.what, RESCAN_INTERVAL)
             while not select.select([self._stop_r], [], [], RESCAN_INTERVAL)[0]:
                 self._rescan()
             return
@@ -290,7 +308,11 @@ class UserPipeWireSource:
                 root = str(self.root)
                 wanted = {root}
                 with contextlib.suppress(OSError):
-                    wanted |= {os.path.join(root, n) for n in os.listdir(root) if n.isdigit()}
+                    found = [os.path.join(root, n) for n in os.listdir(root) if n.isdigit()]
+                    wanted |= set(found)
+                    wanted |= {os.path.join(folder, sub) for folder in found
+                               for sub in self.subfolders
+                               if os.path.isdir(os.path.join(folder, sub))}
                 for path in list(folders):
                     if path not in wanted:
                         with contextlib.suppress(OSError):
@@ -312,4 +334,4 @@ class UserPipeWireSource:
                     arm()
                     self._rescan()
                 except Exception:  # the follower must survive anything
-                    log.exception("following PipeWire sessions failed")
+                    log.exception("following %s sessions failed", self.what)
