@@ -18,7 +18,7 @@ from camguard.cli.argtypes import join_dashed_values
     (["rules", "mode", "bogus"], "'bogus' is not one of: ask, notify-only, "
                                  "block-all-not-allowed"),
     (["rules", "add", "--exe", "/bin/true", "--verdict", "nope"],
-     "'nope' is not one of: allow, ask, kill, block-device"),
+     "'nope' is not one of: allow, ask, freeze, kill, block-device"),
     (["rules", "add", "--exe", "/bin/true", "--verdict", "allow", "--duration", "5y"],
      "'5y' is not one of: once, 15m, 1h, until-restart, always"),
 ])

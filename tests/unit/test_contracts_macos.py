@@ -64,8 +64,10 @@ def test_every_mac_capability_is_provided_or_a_null_object(
         if isinstance(obj, NULLS):
             reason: Any = obj.reason
             assert reason and "\n" not in reason and ". " not in reason, (name, reason)
-    # Where an app comes from (its Team ID) is not read on macOS yet: said plainly.
-    assert [n for n, (obj, _p) in built.items() if isinstance(obj, NULLS)] == ["origin_resolver"]
+    # Where an app comes from (its Team ID) is not read on macOS yet, and freezing while
+    # asking has no journal and watchdog there: said plainly.
+    assert [n for n, (obj, _p) in built.items() if isinstance(obj, NULLS)] == [
+        "origin_resolver", "freezer"]
     (source,) = p.usage_sources(SETTINGS, ProcessDescriber())
     assert isinstance(source, MacSource) and isinstance(source, base.UsageSource)
     snap = source.snapshot()
@@ -78,8 +80,8 @@ def test_without_pyobjc_each_capability_says_what_to_install(
         monkeypatch.setitem(sys.modules, name, None)  # an import of it raises ImportError
     p = MacPlatform((14, 5))
     built = capabilities(p)
-    assert [n for n, (obj, _p) in built.items() if isinstance(obj, NULLS)] == ["mic_switch",
-                                                                               "origin_resolver"]
+    assert [n for n, (obj, _p) in built.items() if isinstance(obj, NULLS)] == [
+        "mic_switch", "origin_resolver", "freezer"]
     assert "pyobjc-framework-CoreAudio" in built["mic_switch"][0].reason
     blocked = built["enforcer"][0].apply(DeviceKind.MICROPHONE, BlockOptions())
     assert blocked.steps == () and "pyobjc-framework-CoreAudio" in blocked.result.message

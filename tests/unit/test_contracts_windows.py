@@ -58,7 +58,7 @@ def test_every_windows_capability_is_provided_or_a_null_object(windows: Any) -> 
             assert reason and "\n" not in reason and ". " not in reason, (name, reason)
     nulls = sorted(n for n, (obj, _p) in built.items() if isinstance(obj, NULLS))
     # What is not finished, said plainly (packaging/README.md lists the same).
-    assert nulls == ["mic_switch", "origin_resolver", "probes"]
+    assert nulls == ["freezer", "mic_switch", "origin_resolver", "probes"]
     assert built["autostart"][0].is_enabled() is False  # the HKCU Run key, in FakeWinreg
     assert str(built["service_transport"][0].default_address()) == "\\\\.\\pipe\\camguard"
     with pytest.raises(OSError, match="a named pipe has no socket peer"):

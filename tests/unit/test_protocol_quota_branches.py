@@ -23,7 +23,8 @@ from camguard.service.quota import Quotas, RefusalLog, Slot
     (b'"hello"', P.BAD_REQUEST, "a request must be a JSON object"),
     (b'{"op":7}', P.BAD_REQUEST, 'a request needs an "op" (text)'),
     # Made visible by core.text.literal (ESC as \x1b), then quoted with repr().
-    (b'{"op":"rm\\u001b[2J"}', P.UNKNOWN_OP, "unknown op 'rm\\\\x1b[2J' (known: block, blocks,"),
+    (b'{"op":"rm\\u001b[2J"}', P.UNKNOWN_OP,
+     "unknown op 'rm\\\\x1b[2J' (known: asking, block, blocks,"),
     (b'{"op":"status","uid":0}', P.BAD_REQUEST, "unknown field 'uid' for 'status' (the "
                                                 "service knows who you are from the kernel)"),
     (b'{"op":"status","colour":"red"}', P.BAD_REQUEST, "unknown field 'colour' for 'status'"),
