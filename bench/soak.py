@@ -49,9 +49,11 @@ from tests.service_env import Box, Service, box  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 RSS_GOAL_MB = 5.0
-# A use and its session overlap when they do within this (the service stamps a session with
-# the time it handled the event, a little after the opener's own clock).
+# A session stands for a use when it starts no earlier than SLACK before the use's open and
+# no later than LATE after its close: the service stamps a session with the time it handled
+# the event, after the opener's own clock, and on a loaded machine that can be a while.
 SLACK = 0.05
+LATE = 1.0
 
 # Opens/holds/closes every period until stdin closes; one JSON line [open, close] per use,
 # written after the close (wall clock, so that it compares with the history's times).
@@ -110,26 +112,43 @@ def sample(pid: int) -> dict[str, float]:
 
 def match(uses: list[tuple[float, float]], sessions: list[tuple[int | None, float, float]],
           opener: int) -> dict[str, Any]:
-    """Uses against the service's sessions (pid, start, end), both in time order."""
+    """Uses against the service's sessions (pid, start, end), both in time order, one to
+    one: a session that starts before the current use (less SLACK) stood for no use (a
+    phantom); a use with no session starting by its close + LATE is missed (a session that
+    spans two uses leaves the second one missed)."""
     mine = sorted((s, e) for pid, s, e in sessions if pid == opener)
     others = [s for s in sessions if s[0] != opener]
     missed: list[tuple[float, float]] = []
+    phantoms: list[tuple[float, float]] = []
+    late: list[float] = []
+    after_close = 0
     i = 0
-    matched = 0
-    for t0, t1 in sorted(uses):
-        # Sessions that ended before this use began are phantoms (they matched no use).
-        while i < len(mine) and mine[i][1] < t0 - SLACK:
+    ordered = sorted(uses)
+    for j, (t0, t1) in enumerate(ordered):
+        while i < len(mine) and mine[i][0] < t0 - SLACK:
+            phantoms.append(mine[i])
             i += 1
-        if i < len(mine) and mine[i][0] <= t1 + SLACK:
-            matched += 1
+        # Late, but not as late as the next use: this use's (else the next one's).
+        before_next = j + 1 == len(ordered) or mine[i][0] < ordered[j + 1][0] - SLACK \
+            if i < len(mine) else False
+        if i < len(mine) and mine[i][0] <= t1 + LATE and before_next:
+            late.append(mine[i][0] - t0)
+            after_close += mine[i][0] > t1
             i += 1
         else:
             missed.append((t0, t1))
-    phantom = len(mine) - matched
-    return {"uses": len(uses), "sessions": len(sessions), "matched": matched,
-            "missed": len(missed), "phantom": phantom + len(others),
+    phantoms += mine[i:]
+    late.sort()
+    return {"uses": len(uses), "sessions": len(sessions), "matched": len(late),
+            "missed": len(missed), "phantom": len(phantoms) + len(others),
             "phantom_of_other_processes": len(others),
+            "session_start_after_open_ms": {
+                "p50": 1e3 * late[len(late) // 2] if late else None,
+                "p99": 1e3 * late[int(len(late) * 0.99)] if late else None,
+                "max": 1e3 * late[-1] if late else None,
+                "after_the_close": after_close},
             "missed_first": [list(m) for m in missed[:10]],
+            "phantom_first": [list(p) for p in phantoms[:10]],
             "other_sessions_first": [list(o) for o in others[:10]]}
 
 
@@ -242,6 +261,11 @@ def run(b: Box, opts: argparse.Namespace) -> dict[str, Any]:
                 p.terminate()
         xs.stop()
     uses = [tuple(json.loads(line)) for line in truth.read_text().splitlines() if line]
+    opts.logs.mkdir(parents=True, exist_ok=True)
+    for name in ("history.sqlite3", "history.sqlite3-wal"):
+        if (b.data / name).exists():
+            shutil.copy(b.data / name, opts.logs / name)
+    shutil.copy(truth, opts.logs / "uses.jsonl")
     tally = match(uses, service_sessions(b, t_begin), opener.pid)  # type: ignore[arg-type]
     return report(opts, samples, tally, churned=int(churned), churn_wall=float(churn_wall),
                   tray_alive=tray_alive, svc_alive=svc_alive, tray_log=tray_log,
