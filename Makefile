@@ -13,7 +13,7 @@ BUNDLE_EXE := dist/camguard/camguard
 DEB        := dist/camguard_$(CG_VERSION)_$(DEB_ARCH).deb
 MSI        := dist/camguard-$(CG_VERSION)-x64.msi
 
-.PHONY: run test lint unit bench coverage system-deps-runtime system-deps-test clean \
+.PHONY: run test lint unit bench soak coverage system-deps-runtime system-deps-test clean \
         system-deps-packaging bundle deb msi manpage packaging-test
 
 $(STAMP): pyproject.toml
@@ -68,6 +68,11 @@ coverage: system-deps-test $(STAMP)
 
 bench: system-deps-test $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+## The tray and the root service for 30 minutes (as root) against ground truth: RSS, fds,
+## CPU, missed and phantom sessions (bench/results-soak.json). SOAK_ARGS="--minutes 3".
+soak: system-deps-test $(STAMP)
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 ## The PyInstaller onedir bundle dist/camguard/ (one spec for Linux, Windows and macOS).
 bundle: system-deps-packaging $(BUNDLE_EXE)

@@ -1,6 +1,6 @@
 """Whole-process start-up of camguard commands against ``python -c pass`` (issue 16).
 
-    .venv/bin/python bench/cli_startup.py [--runs 40] [--no-pulse]
+    .venv/bin/python bench/cli_startup.py [--runs 40] [--no-pulse] [--no-service]
 
 Runs, interleaved round-robin so that machine load hits every command alike:
 ``python -c pass`` (the same interpreter), ``camguard --version``, ``camguard status
@@ -9,7 +9,9 @@ Runs, interleaved round-robin so that machine load hits every command alike:
 from this checkout through the console-script stub (``from camguard.cli import main``), with
 private config/data/state folders, no service (CAMGUARD_SOCKET names no socket) and
 (unless ``--no-pulse``) a real PulseAudio server, so ``status`` asks the sound server as
-on a desktop.
+on a desktop. As root (unless ``--no-service``) it also runs ``camguard status --json``
+through a real camguard service (``python -m camguard service`` on a private socket, as
+tests/service_env.py starts it), the path a managed machine's scripts take.
 
 Prints a Markdown table (median and p90 wall ms, ratio of the medians to ``python -c
 pass``; the same for the CPU time the process used, user + system, from ``wait4``: less
@@ -71,6 +73,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--rows", type=int, default=1000)
     ap.add_argument("--no-pulse", action="store_true")
+    ap.add_argument("--no-service", action="store_true")
     opts = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="camguard-clibench-"))
     node = tmp / "dev" / "video0"
@@ -110,20 +113,32 @@ def main() -> int:
         "fuser NODE": ["fuser", str(node)],
         "lsof NODE": ["lsof", "-n", "-P", "-w", str(node)],
     }
+    service_box = None
+    envs: dict[str, dict[str, str]] = {}
+    if os.geteuid() == 0 and not opts.no_service:
+        from tests.service_env import Service, box
+
+        service_box = box()
+        b = service_box.__enter__()
+        Service(b, heartbeat=30.0).start()
+        name = "camguard status --json (through the service)"
+        commands[name] = [py, str(stub), "status", "--json"]
+        envs[name] = {**env, "CAMGUARD_SOCKET": str(b.sock)}
     commands = {k: v for k, v in commands.items() if shutil.which(v[0])}
     holder = subprocess.Popen(["sleep", "3600"], stdin=open(node))  # noqa: SIM115
     samples: dict[str, list[float]] = {k: [] for k in commands}
     cpu: dict[str, list[float]] = {k: [] for k in commands}
     try:
         for name, argv in commands.items():  # once, unmeasured: warm caches, check it works
-            res = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+            res = subprocess.run(argv, env=envs.get(name, env), capture_output=True, text=True,
+                                 check=False)
             if name.startswith("camguard") and res.returncode != 0:
                 print(f"{name} failed: {res.stderr}", file=sys.stderr)
                 return 1
         for _ in range(opts.runs):
             for name, argv in commands.items():
                 t = time.perf_counter()
-                child = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                child = subprocess.Popen(argv, env=envs.get(name, env), stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL)
                 _pid, _status, usage = os.wait4(child.pid, 0)
                 samples[name].append((time.perf_counter() - t) * 1e3)
@@ -134,6 +149,8 @@ def main() -> int:
         holder.wait()
         if server is not None:
             server.stop()
+        if service_box is not None:
+            service_box.__exit__(None, None, None)
         shutil.rmtree(tmp, ignore_errors=True)
     base = statistics.median(samples["python -c pass"])
     base_cpu = statistics.median(cpu["python -c pass"])

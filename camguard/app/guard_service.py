@@ -10,7 +10,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from camguard.app.guard import (
     AskPassword,
@@ -29,8 +29,6 @@ from camguard.app.guard import (
 )
 from camguard.core.blocks import BlockOptions, BlockTarget, Outcome, StepKind
 from camguard.core.models import Usage
-from camguard.core.rules import durable
-from camguard.core.rules_json import rules_to_json
 from camguard.core.text import literal
 from camguard.platform import current
 from camguard.service import protocol as P
@@ -43,7 +41,9 @@ from camguard.service.client import (
     ServiceImpostor,
     ServiceUnavailable,
 )
-from camguard.store.rules import RuleFileContents
+
+if TYPE_CHECKING:  # the rules load when rules are sent: status and history need none
+    from camguard.store.rules import RuleFileContents
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +295,9 @@ class ServiceGuard:
         """Hand the service this account's rules (the rules file's, durable ones): it
         enforces them on this account's processes only (service/accounts.py). The mode
         stays the service's."""
+        from camguard.core.rules import durable
+        from camguard.core.rules_json import rules_to_json
+
         text = json.dumps(rules_to_json(durable(contents.rules)), ensure_ascii=False,
                           separators=(",", ":"))
         return self._call(lambda: self.client.user_rules(text))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from camguard.core.coverage import Coverage, CoverageState
 from camguard.core.models import (
@@ -22,8 +22,10 @@ from camguard.core.models import (
 )
 from camguard.core.origin import origin_from_dict
 from camguard.core.state import GuardState
-from camguard.store.history_record import SessionRecord
-from camguard.store.tamper import AuditRecord
+
+if TYPE_CHECKING:  # the stores (sqlite3) load for history only: status needs none (issue 16)
+    from camguard.store.history_record import SessionRecord
+    from camguard.store.tamper import AuditRecord
 
 
 def timestamp(text: Any) -> float | None:
@@ -98,6 +100,8 @@ def event_from_dict(d: Mapping[str, Any]) -> MonitorEvent | None:
 
 
 def record_from_dict(d: Mapping[str, Any]) -> SessionRecord:
+    from camguard.store.history_record import SessionRecord
+
     return SessionRecord(
         id=int(d.get("id") or 0), kind=DeviceKind(d["kind"]), device_id=d.get("device") or "",
         device_name=d.get("device_name") or "", pid=d.get("pid"),
@@ -117,6 +121,8 @@ def is_session(entry: Mapping[str, Any]) -> bool:
 
 def audit_from_dict(d: Mapping[str, Any]) -> AuditRecord:
     """A gap or policy change among the service's history entries."""
+    from camguard.store.tamper import AuditRecord
+
     return AuditRecord(int(d.get("id") or 0), str(d.get("kind")),
                        timestamp(d.get("start")) or 0.0, timestamp(d.get("end")),
                        str(d.get("message") or ""))

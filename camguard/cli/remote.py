@@ -38,19 +38,43 @@ def _exit_codes() -> dict[str, int]:
 def guard(args: argparse.Namespace, *, db: Path | None = None) -> Guard:
     """The one place a command learns whether a service answers. ``db``: a history
     database the user named, read locally whatever runs."""
-    from camguard.app.guard import GuardError
-    from camguard.app.guard_local import LocalGuard
-    from camguard.app.guard_service import open_guard
-
     def local() -> Guard:
+        from camguard.app.guard_local import LocalGuard
+
         return LocalGuard(lambda: detection_settings(args), db=db)
 
-    if db is not None:
+    if db is not None or _no_service_socket(getattr(args, "socket", None)):
         return local()
+    from camguard.app.guard import GuardError
+    from camguard.app.guard_service import open_guard
+
     try:
         return open_guard(getattr(args, "socket", None), local, warn=_warn)
     except GuardError as exc:
         raise CliError(str(exc), EXIT_FAILED) from None
+
+
+def _no_service_socket(socket: Path | None) -> bool:
+    """Whether it is already plain that no service answers (Linux: no --socket, and no file
+    at CAMGUARD_SOCKET or the default socket), so that the command need not import the
+    service client, the transport and the platform to find out (issue 16). Anything less
+    plain (a file there, a folder that cannot be searched, another OS) is open_guard's to
+    decide, as before."""
+    if socket is not None or not sys.platform.startswith("linux"):
+        return False
+    import os
+
+    from camguard.core.defaults import DEFAULT_LINUX_SOCKET
+
+    override = os.environ.get("CAMGUARD_SOCKET")
+    path = Path(override) if override else DEFAULT_LINUX_SOCKET
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False  # EACCES and the like: open_guard says so
+    return False
 
 
 def _warn(message: str) -> None:

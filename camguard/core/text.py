@@ -108,6 +108,15 @@ def json_text(obj: Any, *, indent: int | None = None,
     --json, hook events). JSON's structure is ASCII, so these characters only ever occur
     inside strings, where the escape means the same character.
     """
-    text = json.dumps(obj, ensure_ascii=False, indent=indent, separators=separators,
-                      default=default)
+    text = None
+    if isinstance(indent, int) and separators is None and default is None:
+        import contextlib
+
+        from camguard.core.jsonindent import Unsupported, dumps_indented
+
+        with contextlib.suppress(Unsupported):  # then json.dumps: its text or its error
+            text = dumps_indented(obj, indent)
+    if text is None:
+        text = json.dumps(obj, ensure_ascii=False, indent=indent, separators=separators,
+                          default=default)
     return _UNSAFE_IN_JSON.sub(_u_escape, text)

@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from camguard.core.defaults import DEFAULT_LINUX_SOCKET as DEFAULT_SOCKET
 from camguard.service import protocol as P
 from camguard.service.authorization import PeerCredentials
 
-DEFAULT_SOCKET = Path("/run/camguard/camguard.sock")
 # Answers can be large (a long history); a line past this is a broken or hostile server.
 MAX_ANSWER = 256 << 20
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable
 from typing import IO, Any
@@ -70,6 +69,8 @@ def csv_row(rec: SessionRecord) -> list[Any]:
 
 def write_csv(records: Iterable[SessionRecord], out: IO[str]) -> None:
     """A header line, then one row per session (the csv module does the quoting)."""
+    import csv  # here: --json and the table do not need it (issue 16)
+
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for rec in records:

@@ -13,9 +13,9 @@ import sqlite3
 import threading
 from collections.abc import Collection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from camguard.core.clock import Clock
-from camguard.core.decision import OriginOf
 from camguard.core.models import (
     DeviceKind,
     EventType,
@@ -27,9 +27,12 @@ from camguard.core.models import (
 from camguard.core.origin import origin_dict
 from camguard.core.state import UsageKey
 from camguard.store.db import Database, to_db
-from camguard.store.hashing import BackgroundHasher, ExeHasher, Hasher
 from camguard.store.history_query import COLUMNS, ReadView, sessions_query
 from camguard.store.history_record import SessionRecord, clip, json_list, record_of
+
+if TYPE_CHECKING:  # the hashers load when a store hashes: reading history needs none (issue 16)
+    from camguard.core.decision import OriginOf
+    from camguard.store.hashing import BackgroundHasher, Hasher
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +66,16 @@ class HistoryStore:
         self._lock = threading.RLock()
         # usage key -> (database generation, session id) of sessions this store opened.
         self._open: dict[UsageKey, tuple[int, int]] = {}
-        self._hashes = BackgroundHasher(hasher or ExeHasher()) if hash_exes else None
+        self._hashes: BackgroundHasher | None = None
+        self._origins: BackgroundHasher | None = None
+        if hash_exes:
+            from camguard.store.hashing import BackgroundHasher, ExeHasher
+
+            self._hashes = BackgroundHasher(hasher or ExeHasher())
         # Where each session's executable comes from, on its own thread (a first look at a
         # package's file reads it whole to check it against dpkg's md5sum).
-        self._origins = BackgroundHasher(_origin_text(origin_of)) \
-            if hash_exes and origin_of is not None else None
+            if origin_of is not None:
+                self._origins = BackgroundHasher(_origin_text(origin_of))
         # The previous run's last sign of life, read before this run writes its own.
         self._previous_beat = self.last_heartbeat()
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import platformdirs
+from typing import Any
 
 CONFIG_ENV = "CAMGUARD_CONFIG_DIR"
 DATA_ENV = "CAMGUARD_DATA_DIR"
@@ -23,6 +22,13 @@ SERVICE_STATE = SERVICE_DATA
 SERVICE_CONFIG = Path("/etc/camguard")
 
 
+def _dirs() -> Any:
+    """platformdirs, imported when a folder is not given by its variable (~5 ms)."""
+    import platformdirs
+
+    return platformdirs
+
+
 def _override(env: str) -> Path | None:
     value = os.environ.get(env)
     return Path(value) if value else None
@@ -30,17 +36,17 @@ def _override(env: str) -> Path | None:
 
 def config_dir() -> Path:
     """User settings. ``CAMGUARD_CONFIG_DIR`` overrides (tests, the service, IT images)."""
-    return _override(CONFIG_ENV) or Path(platformdirs.user_config_dir("camguard"))
+    return _override(CONFIG_ENV) or Path(_dirs().user_config_dir("camguard"))
 
 
 def data_dir() -> Path:
     """History database and other records. ``CAMGUARD_DATA_DIR`` overrides."""
-    return _override(DATA_ENV) or Path(platformdirs.user_data_dir("camguard"))
+    return _override(DATA_ENV) or Path(_dirs().user_data_dir("camguard"))
 
 
 def state_dir() -> Path:
     """Volatile-but-persistent state (timed blocks, logs). ``CAMGUARD_STATE_DIR`` overrides."""
-    return _override(STATE_ENV) or Path(platformdirs.user_state_dir("camguard"))
+    return _override(STATE_ENV) or Path(_dirs().user_state_dir("camguard"))
 
 
 def state_dir_moved() -> bool:

@@ -26,7 +26,6 @@ from typing import Any, Protocol
 
 from camguard.core.defaults import DEFAULT_POLICY_FILE
 from camguard.core.rules import Duration, Mode, Origin, Rule, RuleError, is_absolute
-from camguard.core.rules_json import rules_from_json
 from camguard.core.schedule import Schedule, schedule_rules
 from camguard.core.settings import (
     DEFAULT_CAMERA_GLOBS,
@@ -205,6 +204,8 @@ def policy_from_mapping(doc: Mapping[str, Any], source: str) -> Policy:
     for key in set(doc) - {"settings", "locked", RULES}:
         problems.append(f"unknown section {literal(str(key), 64)!r} ignored")
     rules_raw = doc.get(RULES, [])
+    from camguard.core.rules_json import rules_from_json  # only a policy with rules
+
     rules, errors = rules_from_json(rules_raw if isinstance(rules_raw, list) else {
         "rules": rules_raw}, Origin.POLICY)
     problems += errors

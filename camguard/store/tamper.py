@@ -23,7 +23,6 @@ from camguard.core.serialize import rfc3339
 from camguard.core.text import json_safe, literal
 from camguard.store.db import Database, from_db, to_db
 from camguard.store.export import session_dict
-from camguard.store.hashing import sha256_file
 from camguard.store.history import HistoryStore
 from camguard.store.history_query import ReadView
 from camguard.store.history_record import SessionRecord
@@ -152,6 +151,8 @@ class RunLog:
     def _hash_policy(self) -> str | None:
         if self._policy_path is None:
             return None
+        from camguard.store.hashing import sha256_file  # hashlib: not for reading history
+
         return sha256_file(str(self._policy_path)) if self._policy_path.exists() else None
 
     def _change_text(self, old: str | None, new: str | None, when: str) -> str:

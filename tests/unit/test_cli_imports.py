@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,19 +20,20 @@ import pytest
 
 import camguard
 from camguard import cli
+from tests.conftest import make_standin
 
 ROOT = Path(camguard.__file__).resolve().parents[1]
 HEAVY = ("psutil", "pulsectl", "sqlite3", "camguard.store", "camguard.service",
          "camguard.core.rules", "camguard.monitor", "camguard.platform.linux", "PySide6")
 
 
-def loaded_after(code: str) -> list[str]:
+def loaded_after(code: str, env: dict[str, str] | None = None) -> list[str]:
     """The modules a fresh interpreter holds after running ``code``."""
     probe = ("import json, sys\n" + code +
              "\nprint(json.dumps(sorted(sys.modules)))\n")
     res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          cwd=ROOT, timeout=60, check=False,
-                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **(env or {})})
     assert res.returncode == 0, res.stderr
     modules: list[str] = json.loads(res.stdout.splitlines()[-1])
     return modules
@@ -111,3 +113,113 @@ def test_the_rules_lock_name_is_the_policys() -> None:
     from camguard.store import policy
 
     assert rules.RULES == policy.RULES
+
+
+# ---- what a command's run loads (issue 16): status and history as scripts call them ----
+# A command's own output goes to a file, so the probe's last line is the module list.
+RUN = ("from camguard.cli import main\n"
+       "with open(sys.argv[1], 'w') as out:\n"
+       "    sys.stdout, real = out, sys.stdout\n"
+       "    code = main(sys.argv[2:])\n"
+       "    sys.stdout = real\n"
+       "assert code == 0, code\n")
+
+
+def run_loaded(tmp_path: Path, argv: list[str], env: dict[str, str]) -> tuple[list[str], str]:
+    """(modules loaded, what the command printed) for ``camguard ARGV`` in a fresh
+    interpreter."""
+    printed = tmp_path / "printed.txt"
+    probe = "import json, sys\n" + RUN + "\nprint(json.dumps(sorted(sys.modules)))\n"
+    res = subprocess.run([sys.executable, "-c", probe, str(printed), *argv],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **env})
+    assert res.returncode == 0, res.stderr
+    modules: list[str] = json.loads(res.stdout.splitlines()[-1])
+    return modules, printed.read_text()
+
+
+def private_env(tmp_path: Path) -> dict[str, str]:
+    """Private folders, no service at CAMGUARD_SOCKET, no sound server."""
+    env = {f"CAMGUARD_{w.upper()}_DIR": str(tmp_path / w) for w in ("config", "data", "state")}
+    return {**env, "HOME": str(tmp_path), "CAMGUARD_SOCKET": str(tmp_path / "no.sock"),
+            "PULSE_SERVER": f"unix:{tmp_path}/no-pulse", "CAMGUARD_POLICY_FILE":
+            str(tmp_path / "no-policy.toml")}
+
+
+def among(modules: list[str], names: tuple[str, ...]) -> list[str]:
+    return [m for m in modules if any(m == n or m.startswith(n + ".") for n in names)]
+
+
+# Neither reading history nor asking who uses a device needs these; each was on the path
+# before issue 16's second pass (the service client and transport to find no service, the
+# rules and hashlib through the stores, csv, zoneinfo, platformdirs with the folders given,
+# secrets through the sound-server client, the null platform).
+NOT_FOR_STATUS = ("psutil", "PySide6", "camguard.app.guard_service", "camguard.service",
+                  "camguard.platform.null", "secrets", "hashlib", "csv", "zoneinfo",
+                  "platformdirs", "camguard.store.hashing")
+NOT_FOR_HISTORY = (*NOT_FOR_STATUS, "pulsectl", "jeepney", "camguard.core.rules",
+                   "camguard.monitor", "camguard.platform.linux", "camguard.app.detection",
+                   "tomllib")
+
+
+def test_history_json_reads_the_store_and_nothing_else(tmp_path: Path) -> None:
+    from camguard.core.models import Device, DeviceKind, ProcessRef, Usage
+    from camguard.platform.clock import SystemClock
+    from camguard.store.history import HistoryStore
+
+    env = private_env(tmp_path)
+    (tmp_path / "data").mkdir()
+    store = HistoryStore(tmp_path / "data" / "history.sqlite3", SystemClock(), hash_exes=False)
+    cam = Device(DeviceKind.CAMERA, "/dev/video0", "cam")
+    sid = store.open_session(Usage(cam, ProcessRef(42, 1.0, "zoom\u202e", "/usr/bin/zoom",
+                                                   ("zoom", "--x"), "alice")), 100.0)
+    store.close_session(sid, 101.0)
+    store.close()
+    modules, printed = run_loaded(tmp_path, ["history", "--json"], env)
+    assert "camguard.store.history" in modules and "sqlite3" in modules  # it did read it
+    assert among(modules, NOT_FOR_HISTORY) == []
+    [entry] = json.loads(printed)
+    assert (entry["pid"], entry["name"], entry["cmdline"]) == (42, "zoom\u202e", ["zoom", "--x"])
+    assert "\\u202e" in printed  # the unsafe character escaped, as json_text always did
+
+
+def test_status_json_without_a_service_loads_no_service_client(tmp_path: Path) -> None:
+    env = private_env(tmp_path)
+    node = make_standin(tmp_path / "dev" / "video0")
+    modules, printed = run_loaded(
+        tmp_path, ["status", "--json", "--camera-glob", str(node.parent / "video*"),
+                   "--mic-glob", str(tmp_path / "dev" / "pcmC*D*c")], env)
+    assert "camguard.platform.linux.procfs" in modules  # it did look itself
+    assert among(modules, NOT_FOR_STATUS) == []
+    doc = json.loads(printed)
+    assert set(doc) == {"devices", "degraded", "coverage"}
+    assert [d["id"] for d in doc["devices"]] == [str(node)]
+
+
+# The service's answer is the document: no scan, no sound server, no rules, no database.
+NOT_THROUGH_SERVICE = ("psutil", "PySide6", "pulsectl", "jeepney", "sqlite3", "tomllib",
+                       "camguard.core.rules", "camguard.store.history", "camguard.store.policy",
+                       "camguard.monitor", "camguard.app.guard_local", "camguard.app.detection",
+                       "camguard.platform.linux.procfs", "camguard.platform.linux.pulse",
+                       "hashlib", "secrets")
+
+
+@pytest.mark.real
+def test_status_json_through_the_service_is_a_round_trip(tmp_path: Path) -> None:
+    from tests.service_env import Service, box
+
+    with box() as b:
+        node = str(b.node("video0"))
+        holder = open(node, "rb")  # noqa: SIM115  # in use by this process: a user to report
+        try:
+            Service(b).start()
+            modules, printed = run_loaded(tmp_path, ["status", "--json"],
+                                          {**private_env(tmp_path),
+                                           "CAMGUARD_SOCKET": str(b.sock)})
+        finally:
+            holder.close()
+    assert "camguard.service.client" in modules  # it did ask the service
+    assert among(modules, NOT_THROUGH_SERVICE) == []
+    doc = json.loads(printed)
+    [camera] = [d for d in doc["devices"] if d["id"] == node]
+    assert os.getpid() in {u["pid"] for u in camera["users"]}

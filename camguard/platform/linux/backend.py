@@ -29,7 +29,6 @@ from camguard.platform.base import (
     SystemPaths,
     UsageSource,
 )
-from camguard.platform.null import NullMicSwitch
 from camguard.platform.process import ProcessDescriber
 from camguard.store import paths
 
@@ -114,6 +113,8 @@ class LinuxPlatform:
 
         switch = load_mic_switch(control=control)
         if switch is None:
+            from camguard.platform.null import NullMicSwitch
+
             return NullMicSwitch("muting microphones needs libpulse (pulsectl), which cannot "
                                  "be loaded here")
         return switch
