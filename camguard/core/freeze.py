@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from camguard.core.blocks import ActionResult, Outcome
-from camguard.core.decision import Choice
 from camguard.core.models import ProcessRef
 from camguard.core.text import literal
 
@@ -61,6 +60,10 @@ class Thaw(enum.StrEnum):
 
 def thaw_for(choice: str | None) -> Thaw:
     """How an alert's answer (core.decision.Choice value, "ignore", None) releases it."""
+    # Here, not at the top: the platform façade imports this module for MAX_FREEZE, and
+    # `status --json` through the service must not load the decision engine (issue 16).
+    from camguard.core.decision import Choice
+
     return Thaw.END if choice == Choice.KILL.value else Thaw.CONTINUE
 
 
