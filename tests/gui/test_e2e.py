@@ -10,6 +10,7 @@ under the test's tmp folder otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -169,10 +170,17 @@ def test_a_person_kills_the_app_that_turned_on_the_camera(
                        timeout=10)  # not asked yet: swallowed or the History window's
         assert second.proc.poll() is None and xdotool(env, "search", "--onlyvisible",
                                                       "--name", "camguard alert")
+        # A right-click on the icon just after the popup appeared is now and then not
+        # answered with a menu on this Xvfb without a window manager (1 run in 3 when this
+        # was written; the cause was not found): a person clicks again, and so does this.
         before = visible()
-        subprocess.run(["xdotool", "mousemove", str(icon_x), str(icon_y), "click", "3"],
-                       env=env, check=True, timeout=10)
-        realenv.wait_until(lambda: bool(visible() - before), 10, "the tray menu")
+        for _attempt in range(3):
+            subprocess.run(["xdotool", "mousemove", str(icon_x), str(icon_y), "click", "3"],
+                           env=env, check=True, timeout=10)
+            with contextlib.suppress(TimeoutError):
+                realenv.wait_until(lambda: bool(visible() - before), 5, "the tray menu")
+                break
+        realenv.wait_until(lambda: bool(visible() - before), 1, "the tray menu, third click")
         shoot(env, tmp_path / "tray-menu-answer.png", "560x420+464+0")
         subprocess.run(["xdotool", "key", "Down", "Return"], env=env, check=True, timeout=10)
         realenv.wait_until(lambda: said(r"alert keys armed from the keyboard") is not None,

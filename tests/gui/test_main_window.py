@@ -30,7 +30,7 @@ from camguard.ui.main_window import MainWindow
 from camguard.ui.model import TrayState
 from camguard.ui.sensors import Live, coverage_rows, sensor_views
 from camguard.ui.timeline import gap_text, tooltip_text
-from camguard.ui.tray import headline
+from camguard.ui.tray import ANSWER, headline
 from camguard.ui.tray_options import TrayOptions
 from tests.conftest import Holder
 from tests.gui.conftest import DESCRIBER, Rig, hostile_ref
@@ -215,7 +215,10 @@ def test_screen_and_location_tray_states(qtbot: QtBot, rig: Rig) -> None:
     rig.settle()
     assert tray.state is TrayState.LOCATION
     assert headline(tray.snapshot) == f"Location used by {ref.name}"
-    assert tray.menu.actions()[0].text() == f"Location used by {ref.name}"
+    # The menu's header, after "Answer the alert…" while an alert waits (the first item the
+    # keyboard reaches).
+    texts = [a.text() for a in tray.menu.actions()]
+    assert texts[texts[0] == ANSWER] == f"Location used by {ref.name}"
     views = {v.kind: v for v in sensor_views(tray.snapshot, None)}
     assert views[DeviceKind.LOCATION].headline == f"Used by {ref.name}"
 
