@@ -36,18 +36,32 @@ BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configur
 """
 
 AGENT = textwrap.dedent("""
+    import sys, time
     from jeepney import DBusAddress, HeaderFields, MessageType, new_method_call
     from jeepney import new_method_return
     from jeepney.io.blocking import open_dbus_connection
     conn = open_dbus_connection(bus="SYSTEM")
     mgr = DBusAddress("/org/freedesktop/GeoClue2/Manager", bus_name="org.freedesktop.GeoClue2",
                       interface="org.freedesktop.GeoClue2.Manager")
-    serial = conn.send(new_method_call(mgr, "AddAgent", "s", ("geoclue-demo-agent",)))
+    # GeoClue may not own its name yet (it starts alongside): the bus then answers AddAgent
+    # with an error. Ask again until GeoClue answers with a method return. (jeepney's send()
+    # returns no serial: one is chosen here, above jeepney's own, so the reply is matched;
+    # matching None took the first message without a reply serial for the registration.)
+    serial = 1_000_000
+    conn.send(new_method_call(mgr, "AddAgent", "s", ("geoclue-demo-agent",)), serial=serial)
     while True:
         msg = conn.receive()
         h = msg.header
         if h.fields.get(HeaderFields.reply_serial) == serial:
-            print("agent", flush=True)
+            if h.message_type is MessageType.method_return:
+                print("agent", flush=True)
+            else:
+                print("not yet:", msg.body, file=sys.stderr, flush=True)
+                time.sleep(0.05)
+                serial += 1
+                conn.send(new_method_call(mgr, "AddAgent", "s", ("geoclue-demo-agent",)),
+                          serial=serial)
+            continue
         if h.message_type is not MessageType.method_call:
             continue
         member = h.fields.get(HeaderFields.member)
@@ -131,7 +145,8 @@ def start_geoclue(root: Path) -> GeoClueBus:
         wait_until((root / "system_bus_socket").exists, 10, "the private system bus")
         bus.spawn("geoclue", [GEOCLUE, "-t", "0"], env=env)
         bus.spawn("agent", [sys.executable, "-c", AGENT], env=env)
-        wait_until(lambda: "agent" in bus.log("agent"), 15, "the GeoClue agent registered")
+        wait_until(lambda: "agent" in bus.log("agent").splitlines(), 15,
+                   "the GeoClue agent registered")
     except BaseException:
         bus.stop()
         raise

@@ -213,6 +213,8 @@ def test_pausing_the_trays_alerts_lets_the_app_go_at_once(sandbox: Box,
     realenv.wait_until(lambda: running(held.pid), 10, "let go when the alerts paused")
     realenv.wait_until(lambda: not (sandbox.state / "frozen.json").exists(), 10,
                        "the journal emptied")
+    # The history's note is written after the app is continued: waited for, not assumed.
+    realenv.wait_until(lambda: bool(session_of(svc, held.pid)["note"]), 10, "the note")
     note = session_of(svc, held.pid)["note"]
     assert note == ("let go while asking: no camguard tray that answers for "
                     f"{alice.name} is connected now"), note
