@@ -6,8 +6,8 @@ runs anything else. "Block" continues it once the block is in force (the block e
 device's users itself).
 
 Pure bookkeeping and decisions here; the signals, the journal and the watchdog that make
-sure nothing is ever left frozen are the platform's :class:`Freezer` (Linux:
-camguard.platform.linux.freeze; elsewhere a null freezer that refuses, see
+sure nothing is ever left frozen are the platform's :class:`Freezer`, reached through the
+façade (the Linux backend's journaled freezer; elsewhere a null freezer that refuses, see
 docs/architecture.md). Rules:
 
 * Never frozen: an unknown process, one without a create time (a reused pid could not be

@@ -126,6 +126,11 @@ class UserPipeWireSource:
     """
 
     name = "pipewire-users"
+    # The coverage's words: what it watches, and what a session it watches has.
+    SENSORS: tuple[str, ...] = ("camera", "screen")
+    SESSIONS_HAVE = "run PipeWire"
+    SESSION_HAS = "runs PipeWire"
+    UNNAMED = "their apps are not named"
     what = "PipeWire"  # for the log
     # Folders inside each account's runtime folder whose entries start or end a session
     # (watched with inotify too; user_pulse.py's socket is in "pulse").
@@ -212,15 +217,13 @@ class UserPipeWireSource:
         for w in watchers:
             out += w.coverage()
         if unwatched:
-            why = (f"{len(unwatched)} more account sessions run PipeWire but at most "
-                   f"{self._limit} are watched: their apps are not named")
-            out += [Coverage("camera", self.name, CoverageState.PARTIAL, why),
-                    Coverage("screen", self.name, CoverageState.PARTIAL, why)]
+            why = (f"{len(unwatched)} more account sessions {self.SESSIONS_HAVE} but at most "
+                   f"{self._limit} are watched: {self.UNNAMED}")
+            out += [Coverage(s, self.name, CoverageState.PARTIAL, why) for s in self.SENSORS]
         if not out:
-            why = (f"no account's session runs PipeWire now (new sessions in "
+            why = (f"no account's session {self.SESSION_HAS} now (new sessions in "
                    f"{literal(str(self.root), 200)} are watched as they start)")
-            out += [Coverage("camera", self.name, CoverageState.WATCHING, why),
-                    Coverage("screen", self.name, CoverageState.WATCHING, why)]
+            out += [Coverage(s, self.name, CoverageState.WATCHING, why) for s in self.SENSORS]
         return out
 
     def watches(self, pid: int) -> bool:

@@ -324,6 +324,10 @@ class UserPulseSource(UserPipeWireSource):
     ``pulse:<account>``), or says that no account's session has a sound server."""
 
     name = "pulse-users"
+    SENSORS = ("microphone",)
+    SESSIONS_HAVE = "have a sound server"
+    SESSION_HAS = "has a sound server"
+    UNNAMED = "the apps recording there are not named"
     what = "sound-server"
     subfolders = ("pulse",)
 
@@ -331,27 +335,6 @@ class UserPulseSource(UserPipeWireSource):
                  server_exes: tuple[str, ...] = DEFAULT_SOUND_SERVER_EXES,
                  limit: int = MAX_SESSIONS) -> None:
         super().__init__(describer, root=root, broker_exes=server_exes, limit=limit)
-
-    def coverage(self, last: SourceSnapshot | None = None) -> list[Coverage]:
-        with self._lock:
-            started = self._thread is not None
-            watchers = list(self._watchers.values())
-            unwatched = list(self._unwatched)
-        if not started:
-            found, unwatched = self._sessions()
-            watchers = [w for _uid, w in found]
-        out: list[Coverage] = []
-        for w in watchers:
-            out += w.coverage()
-        if unwatched:
-            out.append(Coverage("microphone", self.name, CoverageState.PARTIAL, (
-                f"{len(unwatched)} more account sessions have a sound server but at most "
-                f"{self._limit} are watched: the apps recording there are not named")))
-        if not out:
-            out.append(Coverage("microphone", self.name, CoverageState.WATCHING, (
-                f"no account's session has a sound server now (new sessions in "
-                f"{literal(str(self.root), 200)} are watched as they start)")))
-        return out
 
     def _found(self) -> Iterator[tuple[int, Path]]:
         return accounts_with_sound(self.root)
