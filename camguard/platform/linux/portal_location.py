@@ -154,15 +154,7 @@ class PortalLocationSource(ThreadedSource):
         self._state: tuple[CoverageState, str] | None = None
 
     def stop(self) -> None:
-        with self._lock:
-            thread = self._thread
-        if thread is None:
-            return
-        self._stopping.set()
-        thread.join(RECEIVE_SLICE * 3)
-        with self._lock:
-            self._thread = None
-            self._wake = None
+        self._stop_thread(RECEIVE_SLICE * 3)
 
     def coverage(self, last: SourceSnapshot | None = None) -> list[Coverage]:
         with self._lock:

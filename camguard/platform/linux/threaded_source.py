@@ -52,6 +52,18 @@ class ThreadedSource:
             log.warning("%s: %s within %.1f s", self.name, self.first_look_missing,
                         self.first_look_timeout)
 
+    def _stop_thread(self, join_timeout: float) -> None:
+        """Ask the thread to end, wait up to ``join_timeout`` s, and forget it and the wake."""
+        with self._lock:
+            thread = self._thread
+        if thread is None:
+            return
+        self._stopping.set()
+        thread.join(join_timeout)
+        with self._lock:
+            self._thread = None
+            self._wake = None
+
     def _publish(self, snap: SourceSnapshot) -> None:
         """The watcher's new view: cached for snapshot(), and the monitor woken when it
         differs (a changed reason for being degraded counts)."""
