@@ -60,7 +60,7 @@ class Monitor:
         self._first_seen: dict[UsageKey, float] = {}
         self._state = GuardState()
         self._ready = threading.Event()
-        # Probes are not alarms (core/probes.py): what the diff may announce, and when.
+        # Probes are not alarms (core/probes.py): which sessions were probes, which apps storm.
         self._probes = ProbeFilter(probes or ProbeSettings())
 
     # -- wiring ------------------------------------------------------------------------
@@ -120,8 +120,7 @@ class Monitor:
             with self._cond:
                 while not self._stopping and not self._dirty:
                     now = self._clock.monotonic()
-                    due = min([next_rescan, *self._recheck_at.values(),
-                               *self._held_due(now)])
+                    due = min([next_rescan, *self._recheck_at.values()])
                     if now >= due:
                         break
                     self._cond.wait(due - now)
@@ -135,7 +134,6 @@ class Monitor:
                 dirty = set(self._dirty)
                 self._dirty.clear()
             dirty |= {n for n, t in self._recheck_at.items() if t <= now}
-            # (an open held back in a probe storm that is due: the look below announces it)
             if now >= next_rescan:
                 dirty |= set(self._sources)
                 next_rescan = now + self._rescan_interval
@@ -161,24 +159,19 @@ class Monitor:
         at = self._clock.now()
         merged = merge(self._snaps.values())
         probes = [p for snap in self._snaps.values() for p in snap.probes]
-        loud, events = self._probes.split(merged.usages, probes, set(self._usages), at)
-        for ev in diff(self._usages, loud, at, self._first_seen):
+        events = self._probes.idle_links(merged.usages, probes, set(self._usages), at)
+        for ev in diff(self._usages, merged.usages, at, self._first_seen):
             if ev.type is EventType.STARTED:
-                self._first_seen[ev.usage.key] = self._probes.promoted.get(ev.usage.key, at)
-                events.append(ev)
+                self._first_seen[ev.usage.key] = at
+                events.append(self._probes.started(ev))
             else:
                 self._first_seen.pop(ev.usage.key, None)
                 events += self._probes.stopped(ev)
-        self._usages = {u.key: u for u in loud}
+        self._usages = {u.key: u for u in merged.usages}
         self._state = GuardState(merged.devices, merged.usages, merged.degraded,
                                  dict(self._first_seen))
         for ev in events:
             self._emit(ev)
-
-    def _held_due(self, now: float) -> list[float]:
-        """When (monotonic) an open held back in a probe storm must be looked at again."""
-        due = self._probes.next_due()  # on the wall clock, as event times are
-        return [] if due is None else [now + max(0.0, due - self._clock.now())]
 
     def _health(self, name: str, old: Degraded | None, new: Degraded | None) -> None:
         if old == new or (old is not None and new is not None):

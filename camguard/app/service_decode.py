@@ -96,7 +96,7 @@ def event_from_dict(d: Mapping[str, Any]) -> MonitorEvent | None:
     return UsageEvent(EventType(kind), usage, at, timestamp(d.get("since")),
                       probe=d.get("probe") is True,
                       count=count if isinstance(count, int) and not isinstance(count, bool)
-                      else None)
+                      else None, storm=d.get("storm") is True)
 
 
 def record_from_dict(d: Mapping[str, Any]) -> SessionRecord:

@@ -36,6 +36,7 @@ from camguard.store.ui_settings import UiSettings, UiSettingsFile, settings_in_f
 
 if TYPE_CHECKING:
     from camguard.selftest.report import SelftestReport
+    from camguard.ui.ports import AlertSettings
     from camguard.ui.tray_options import TrayOptions
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def cmd_tray(args: argparse.Namespace) -> int:
     options.freeze = freeze.open
     try:
         return run_tray(OwnActivityFilter(feed, OwnActivity()), clock, argv=start.argv,
-                        settings=tray_alert_settings(ui), options=options,
+                        settings=tray_alert_settings(ui, storm_wait(start)), options=options,
                         open_store=lambda: tray_parts.open_history(clock))  # allow list
     finally:
         freeze.close()
@@ -143,6 +144,14 @@ class TrayStart:
     argv: list[str]
     # --camera-glob / --mic-glob given for this run (the settings window shows them).
     started_with: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def storm_wait(start: TrayStart) -> AlertSettings:
+    """The alerts' defaults, with how long a probe-storming app's open must last before it
+    is asked about: the detection's probe threshold (core/probes.py)."""
+    from camguard.ui.ports import AlertSettings
+
+    return AlertSettings(storm_wait=start.settings.probe_threshold)
 
 
 def started_with(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:
@@ -223,7 +232,8 @@ def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
             monitor.add_sink(guard)  # a block holds for camguard's own processes too
         return run_tray(OwnActivityFilter(monitor, OwnActivity()), clock, killer=killer,
                         blocks=blocks, argv=start.argv,
-                        settings=tray_alert_settings(start.ui), options=options,
+                        settings=tray_alert_settings(start.ui, storm_wait(start)),
+                        options=options,
                         open_store=lambda: tray_parts.open_history(clock))
     finally:
         freeze.close()  # before anything else: nothing stays paused

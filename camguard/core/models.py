@@ -110,6 +110,9 @@ class UsageEvent:
     probe: bool = False
     # A probe storm: how many probes its window held.
     count: int | None = None
+    # A started event of a device-node open by an app that is probe-storming
+    # (core/probes.py): announced at once, and asked about only if it lasts.
+    storm: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,12 +18,12 @@ the evidence, never by time alone:
 
 A **probe storm** is one app (executable, or name when unknown; its account; the kind of
 device) with more than ``storm`` probes within ``window`` seconds. It is surfaced once
-(``EventType.PROBE_STORM``) and, while it lasts (until ``window`` seconds without a probe
-from that app), that app's new device-node opens are held back for up to ``threshold``
-seconds: one that closes in time is a probe in history and no popup; one still open then
-is announced as usual (started at its real start, decided by the rules). Rules see a
-storming app's use at most ``threshold`` seconds late; that is the price of one alert
-instead of one a second.
+(``EventType.PROBE_STORM``). While it lasts (until ``window`` seconds without a probe from
+that app), that app's new device-node opens are still announced at once, marked
+``UsageEvent.storm``: history, the event log and the rules see them as they happen (a kill
+or block rule acts at once), and only the *question* waits: the tray asks about such an
+open only if it is still open ``threshold`` seconds later (ui/controller.py). One that
+closes sooner is a probe in history, with no popup; the storm alert has named that app.
 
 Uses found another way (a recording stream, an active PipeWire link, raw USB, location)
 carry data by construction and are never probes.
@@ -73,37 +73,18 @@ class ProbeFilter:
 
     def __init__(self, settings: ProbeSettings = ProbeSettings()) -> None:
         self.settings = settings
-        self._held: dict[UsageKey, tuple[Usage, float]] = {}  # storm-held opens: since
         self._idle: dict[UsageKey, tuple[Usage, float]] = {}  # linked, no data: since
         self._spent: set[UsageKey] = set()  # linked, no data now, but it carried some
         self._recent: dict[AppKey, deque[float]] = {}  # probe times within the window
         self._storming: dict[AppKey, float] = {}  # app -> its last probe, while storming
-        self.promoted: dict[UsageKey, float] = {}  # this look's held opens now announced
 
-    def split(self, usages: Iterable[Usage], probes: Iterable[Usage],
-              announced: set[UsageKey], now: float) -> tuple[list[Usage], list[UsageEvent]]:
-        """This look's usages the diff may announce, and probe events for what ended."""
-        self.promoted = {}
-        current = {u.key: u for u in usages}
-        loud: list[Usage] = []
-        for key, u in current.items():
-            held = self._held.get(key)
-            if key in announced:
-                loud.append(u)
-            elif held is not None:
-                if now - held[1] >= self.settings.threshold:  # still open: a use
-                    del self._held[key]
-                    self.promoted[key] = held[1]
-                    loud.append(u)
-            elif on_node(u) and self._is_storming(app_of(u), now):
-                self._held[key] = (u, now)
-            else:
-                loud.append(u)
+    def idle_links(self, usages: Iterable[Usage], probes: Iterable[Usage],
+              announced: set[UsageKey], now: float) -> list[UsageEvent]:
+        """Probe events for the links that went without carrying data (``usages``: this
+        look's usages; ``probes``: its links that carry nothing; ``announced``: the usages
+        announced so far)."""
+        current = {u.key for u in usages}
         events: list[UsageEvent] = []
-        for key, (u, since) in list(self._held.items()):
-            if key not in current:
-                del self._held[key]
-                events += self._probe(u, since, now)
         linked = {p.key: p for p in probes}
         # A link that carried frames and then paused is a use that ended, not a probe.
         self._spent = {k for k in self._spent | (announced & linked.keys()) if k in linked}
@@ -117,7 +98,16 @@ class ProbeFilter:
             elif key not in linked:
                 del self._idle[key]
                 events += self._probe(u, since, now)
-        return loud, events
+        return events
+
+    def started(self, ev: UsageEvent) -> UsageEvent:
+        """A started event, marked ``storm`` when its app is probe-storming and it is a
+        device-node open (announced at once all the same: only its question waits)."""
+        u = ev.usage
+        if ev.type is not EventType.STARTED or not on_node(u) or self.settings.storm <= 0 \
+                or not self._is_storming(app_of(u), ev.at):
+            return ev
+        return replace(ev, storm=True)
 
     def stopped(self, ev: UsageEvent) -> list[UsageEvent]:
         """A stopped event, marked when it was a probe on a device node, and the storm it
@@ -128,12 +118,6 @@ class ProbeFilter:
                 or t <= 0 or ev.at - ev.since >= t):
             return [ev]
         return [replace(ev, probe=True), *self._count(u, ev.at)]
-
-    def next_due(self) -> float | None:
-        """When a held open must be looked at again (announced if still open)."""
-        if not self._held:
-            return None
-        return min(since for _u, since in self._held.values()) + self.settings.threshold
 
     # -- internals ---------------------------------------------------------------------
     def _probe(self, u: Usage, since: float, at: float) -> list[UsageEvent]:
@@ -168,6 +152,7 @@ class ProbeFilter:
         self._storming[app] = at
         first = times[0]
         note = (f"{len(times)} opens under {s.threshold:g} s within {at - first:.0f} s "
-                f"(more than {s.storm} a minute); more are kept in history without a popup")
+                f"(more than {s.storm} a minute); its opens that close within "
+                f"{s.threshold:g} s are kept in history without a popup")
         return [UsageEvent(EventType.PROBE_STORM, replace(u, note=note), at, first,
                            count=len(times))]

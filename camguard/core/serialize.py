@@ -96,4 +96,6 @@ def event_dict(ev: MonitorEvent, origin: ExeOrigin | None = None) -> dict[str, A
         out["probe"] = True  # a device-node session under the probe threshold
     if ev.count is not None:
         out["count"] = ev.count  # a probe storm's probes
+    if ev.storm:
+        out["storm"] = True  # opened while its app probe-storms: asked about if it lasts
     return out

@@ -162,7 +162,7 @@ class Enforcement:
         # (usage, its session, ended): a started usage to decide, or an ended one whose
         # pause is released (in order, on the worker: never before its own hold); or
         # LET_GO: let go what nobody can answer about now.
-        self._queue: queue.Queue[tuple[Usage, int | None, bool] | str | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Usage, int | None, bool, bool] | str | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._paused_until: float | None = None
         self._paused = False
@@ -211,7 +211,7 @@ class Enforcement:
     def __call__(self, ev: MonitorEvent) -> None:
         if isinstance(ev, UsageEvent) and ev.type is EventType.STOPPED \
                 and self._freeze is not None:
-            self._queue.put((ev.usage, None, True))
+            self._queue.put((ev.usage, None, True, False))
         if isinstance(ev, UsageEvent) and ev.type is EventType.STARTED:
             if self.paused_at(ev.at):  # judged by when the usage started, not when seen
                 self._unchecked(ev.usage)
@@ -220,7 +220,7 @@ class Enforcement:
             # open now, and may be closed (and forgotten) by the time the worker acts.
             session = None if self._decisions is None else \
                 self._decisions.session_for(ev.usage.key)
-            self._queue.put((ev.usage, session, False))
+            self._queue.put((ev.usage, session, False, ev.storm))
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="camguard-enforcement",
@@ -242,18 +242,21 @@ class Enforcement:
                     if self._freeze is not None:
                         self._freeze.let_go_unanswered()
                     continue
-                usage, session, ended = job
+                usage, session, ended, storm = job
                 if ended:
                     self.answered(usage.key, None)  # nothing left to pause
                     continue
-                self.enforce(usage, session)
+                self.enforce(usage, session, storm=storm)
             except Exception:
                 log.exception("enforcing the rules for a usage failed")
 
-    def enforce(self, usage: Usage, session: int | None = None
+    def enforce(self, usage: Usage, session: int | None = None, *, storm: bool = False
                 ) -> tuple[Decision, ActionResult | None] | None:
         """Decide ``usage`` and act; None while paused. Runs on the worker (tests call it).
-        ``session``: its history session (looked up when not given)."""
+        ``session``: its history session (looked up when not given). ``storm``: an open by
+        a probe-storming app (core/probes.py): the rules act, but it is not paused while
+        asking (it is asked about only if it lasts; pausing each probe would stop the app
+        every second)."""
         paused, _until = self.paused()
         if paused:
             self._unchecked(usage)
@@ -270,7 +273,7 @@ class Enforcement:
         else:
             result = self._act(usage, decision)
         self._record(session, decision)
-        paused = self._freeze is not None and result is None \
+        paused = self._freeze is not None and result is None and not storm \
             and self._freeze.hold(usage, decision, session)
         self._announce(usage, decision, result, paused=paused)
         return decision, result

@@ -295,7 +295,8 @@ class EventLog:
             self.emit("device.raw-usb", f"raw USB access to a camera ({literal(u.device.id, 200)}) "
                       f"by {who}", at=ev.at, **fields)
         elif ev.type is EventType.STARTED:
-            self.emit("device.started", f"{what} in use by {who}", at=ev.at, **fields)
+            storm = {"storm": True} if ev.storm else {}  # its app probe-storms (probes.py)
+            self.emit("device.started", f"{what} in use by {who}", at=ev.at, **storm, **fields)
         elif ev.type is EventType.PROBE_STORM:  # core/probes.py
             self.emit("device.probe-storm", f"probe storm: {who} probed {what} {ev.count} "
                       f"times within a minute", at=ev.at,

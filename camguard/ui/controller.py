@@ -156,19 +156,26 @@ class AppController(QObject, ActionsMixin):
             self._changed()
         elif isinstance(ev, UsageEvent):
             if ev.type is EventType.STARTED:
-                self._started(ev.usage, ev.at)
+                self._started(ev.usage, ev.at, ev.storm)
             elif ev.type is EventType.STOPPED:
                 self._stopped(ev.usage, ev.at)
             elif ev.type is EventType.PROBE_STORM:  # once per storm (core/probes.py)
                 self._raise(ev.usage, ev.at, why=ev.usage.note, storm=True)
             # a probe: history only, never a popup
 
-    def _started(self, usage: Usage, at: float) -> None:
+    def _started(self, usage: Usage, at: float, storm: bool = False) -> None:
         akey = alert_key(usage)
         allowed = any(u.allowed for u in self._users.values() if alert_key(u.usage) == akey)
         self._users[usage.key] = LiveUser(usage, at, allowed)
         self._changed()
         self._look_up_origin(usage)
+        self._ask_about(usage, at, storm)
+
+    def _ask_about(self, usage: Usage, at: float, storm: bool = False) -> None:
+        """Judge ``usage`` and ask the person when nothing decides it. ``storm``: its app
+        is probe-storming (core/probes.py): the rules act now, the question only if the
+        open lasts (:meth:`_ask_later`), and nothing is paused before that."""
+        akey = alert_key(usage)
         if akey in self._settled or self._pending(akey) is not None:
             return
         # A pause silences questions, not the rules: a kill or block rule still applies.
@@ -176,7 +183,10 @@ class AppController(QObject, ActionsMixin):
             return
         process, rules = usage.process, self._rules
         if process is None and rules is None:
-            self._raise(usage, at)
+            if storm:
+                self._ask_later(usage, at)
+            else:
+                self._raise(usage, at)
             return
         if akey in self._checking:
             return
@@ -197,6 +207,8 @@ class AppController(QObject, ActionsMixin):
             gate = verdict.gate if isinstance(verdict, RuleOutcome) else None
             asks = verdict is None or gate in (Gate.ASK, Gate.FREEZE) \
                 or (not isinstance(verdict, RuleOutcome) and not verdict.allowed)
+            if storm:  # asked later if at all: nothing paused, nothing looked up yet
+                return verdict, why, None, None
             # Paused (until when) on the io lane before the alert is drawn, or by the service.
             paused = self._hold(akey, usage, verdict, gate is Gate.FREEZE) if asks else None
             if asks and process is not None and self._origin_of is not None:
@@ -204,12 +216,13 @@ class AppController(QObject, ActionsMixin):
             return verdict, why, origin, paused
 
         self.io.submit(check, lambda v: self._checked(usage, at, v[0], v[1], origin=v[2],
-                                                      paused=v[3]),
-                       lambda _e: self._checked(usage, at, None))
+                                                      paused=v[3], storm=storm),
+                       lambda _e: self._checked(usage, at, None, storm=storm))
 
     def _checked(self, usage: Usage, at: float,
                  verdict: AllowCheck | RuleOutcome | None, why: str = "", *,
-                 origin: ExeOrigin | None = None, paused: float | None = None) -> None:
+                 origin: ExeOrigin | None = None, paused: float | None = None,
+                 storm: bool = False) -> None:
         akey = alert_key(usage)
         self._checking.discard(akey)
         if isinstance(verdict, RuleOutcome):
@@ -226,6 +239,9 @@ class AppController(QObject, ActionsMixin):
         if self.paused or akey in self._settled or self._pending(akey) is not None:
             if paused is not None and self._pending(akey) is None:  # else it keeps its pause
                 self._release(akey, None)  # no alert after all: nothing stays paused
+            return
+        if storm and paused is None:
+            self._ask_later(usage, at)
             return
         self._raise(usage, at, why, origin, paused)
 

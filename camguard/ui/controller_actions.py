@@ -20,9 +20,10 @@ from camguard.core.clock import Clock
 from camguard.core.decision import Choice
 from camguard.core.freeze import FreezeWhileAsking
 from camguard.core.models import DeviceKind, Usage
+from camguard.core.state import UsageKey
 from camguard.core.text import literal
 from camguard.ui.bridge import Worker
-from camguard.ui.model import AlertKey, Feedback, Level, alert_key
+from camguard.ui.model import AlertKey, Feedback, Level, LiveUser, alert_key
 from camguard.ui.ports import ActionsPort, AlertSettings, AllowPort, RuleOutcome
 
 log = logging.getLogger("camguard.ui.controller")
@@ -43,6 +44,7 @@ class ActionsMixin:
     settings: AlertSettings
     _freeze: FreezeWhileAsking | None
     _thaw_after_block: dict[DeviceKind, list[AlertKey]]
+    _users: dict[UsageKey, LiveUser]
 
     def refresh_blocks(self) -> None:
         raise NotImplementedError
@@ -57,6 +59,9 @@ class ActionsMixin:
         raise NotImplementedError
 
     def _changed(self) -> None:
+        raise NotImplementedError
+
+    def _ask_about(self, usage: Usage, at: float, storm: bool = False) -> None:
         raise NotImplementedError
 
     @Slot(object)
@@ -109,6 +114,18 @@ class ActionsMixin:
             log.info("%s", literal(result.message, 300))
             return None
         return self._freeze.paused_until(akey)
+
+    def _ask_later(self, usage: Usage, at: float) -> None:
+        """An open by a probe-storming app (core/probes.py) that the rules left to the
+        person: asked about only if it is still open ``storm_wait`` seconds after it began.
+        One that closed sooner was a probe, already in history; the storm alert named it."""
+        wait = max(0.0, at + self.settings.storm_wait - self.clock.now())
+        QTimer.singleShot(int(wait * 1000), lambda: self._storm_due(usage, at))
+
+    def _storm_due(self, usage: Usage, at: float) -> None:
+        user = self._users.get(usage.key)
+        if user is not None and user.since == at:  # the same session, still open
+            self._ask_about(usage, at)
 
     def _release(self, akey: AlertKey, choice: str | None) -> None:
         """Continue (``choice`` "killed": end) the app paused for ``akey``, on the io lane."""

@@ -41,6 +41,9 @@ class AlertSettings:
     popup: bool = True
     # Pause (SIGSTOP) an app while its alert waits for an answer (core/freeze.py).
     freeze: bool = False
+    # Seconds an open by a probe-storming app must last before it is asked about
+    # (core/probes.py; the detection setting ``probe_threshold``).
+    storm_wait: float = 1.5
 
 
 class AllowCheck(Protocol):

@@ -37,7 +37,8 @@ def alert_settings(ui: UiSettings, base: AlertSettings | None = None) -> AlertSe
     b = base or AlertSettings()
     return AlertSettings(countdown=ui.countdown, default_decision=_DECISIONS[ui.alert_default],
                          stopped_linger=b.stopped_linger, notifications=ui.desktop_notification,
-                         parental=b.parental, freeze=ui.freeze_while_asking)
+                         parental=b.parental, freeze=ui.freeze_while_asking,
+                         storm_wait=b.storm_wait)
 
 
 def password_prompt(parent: QWidget | None) -> Callable[[], str | None]:

@@ -178,8 +178,10 @@ def test_camguards_own_probes_and_their_storm_are_never_heard(devdir: Path, tmp_
     try:
         for _ in range(4):
             prober.do("probe")
-        seen.wait_for(lambda e: isinstance(e, UsageEvent) and e.type is EventType.PROBE, 20)
-        assert [e for e in seen.usage_events() if e.type is EventType.PROBE_STORM]
+        seen.wait_for(lambda e: isinstance(e, UsageEvent) and e.type is EventType.PROBE_STORM,
+                      20)
+        seen.wait_for(lambda e: isinstance(e, UsageEvent) and e.type is EventType.STARTED
+                      and e.storm, 20)  # an open during the storm, announced
     finally:
         prober.end()
         tray.stop()

@@ -33,7 +33,8 @@ def test_streams_and_links_that_carried_data_are_never_probes() -> None:
         assert not ev.probe
 
 
-def test_more_than_n_probes_a_minute_is_one_storm_and_then_opens_are_held_back() -> None:
+def test_more_than_n_probes_a_minute_is_one_storm_and_then_opens_are_marked_not_held(
+        ) -> None:
     f = ProbeFilter(ProbeSettings(threshold=1.5, storm=3))
     storms = []
     for i in range(8):
@@ -45,24 +46,23 @@ def test_more_than_n_probes_a_minute_is_one_storm_and_then_opens_are_held_back()
     (storm,) = storms
     assert storm.count == 4 and storm.since == T0 + 0.05
     assert "4 opens under 1.5 s" in storm.usage.note
+    assert "close within 1.5 s are kept in history without a popup" in storm.usage.note
 
-    # While it lasts, the app's next open is held back (not announced)...
-    now = T0 + 10
-    opened = use(200)
-    loud, events = f.split([opened], [], set(), now)
-    assert loud == [] and events == []
-    assert f.next_due() == now + 1.5
-    # ... and closed under the threshold it is a probe, never announced.
-    loud, events = f.split([], [], set(), now + 0.3)
-    assert [(e.type, e.since) for e in events] == [(EventType.PROBE, now)]
-    # One that stays open past the threshold is a use, started at its real start.
-    later = use(201)
-    f.split([later], [], set(), now + 1)
-    loud, _ = f.split([later], [], set(), now + 2.6)
-    assert loud == [later] and f.promoted == {later.key: now + 1}
-    # Another app is not held back.
-    other = use(300, exe="/usr/bin/zoom")
-    assert f.split([other], [], set(), now + 3)[0] == [other]
+    # While it lasts, the app's next open is announced at once, marked: only its question
+    # waits (ui/controller.py), the rules and history see it now.
+    opened = f.started(UsageEvent(EventType.STARTED, use(200), T0 + 10))
+    assert opened.storm and opened.at == T0 + 10
+    # Another app, a use that carries data, or a stop is not marked.
+    assert not f.started(UsageEvent(EventType.STARTED, use(300, exe="/usr/bin/zoom"),
+                                    T0 + 10)).storm
+    assert not f.started(UsageEvent(EventType.STARTED, use(201, via="stream"), T0 + 10)).storm
+    (stopped,) = f.stopped(stop(use(200), T0 + 10, T0 + 10.2))
+    assert stopped.probe and not stopped.storm
+    # Storms turned off: nothing is marked.
+    off = ProbeFilter(ProbeSettings(threshold=1.5, storm=0))
+    for i in range(20):
+        off.stopped(stop(use(400 + i), T0 + i, T0 + i + 0.05))
+    assert not off.started(UsageEvent(EventType.STARTED, use(500), T0 + 30)).storm
 
 
 def test_a_storm_ends_after_a_quiet_window_and_a_new_one_is_surfaced_again() -> None:
@@ -75,22 +75,20 @@ def test_a_storm_ends_after_a_quiet_window_and_a_new_one_is_surfaced_again() -> 
 
     assert burst(T0) == 1
     assert burst(T0 + 30) == 0  # the same storm
-    assert f.split([use(9)], [], set(), T0 + 200)[0] == [use(9)]  # over: not held back
+    assert not f.started(UsageEvent(EventType.STARTED, use(9), T0 + 200)).storm  # over
     assert burst(T0 + 300) == 1
 
 
 def test_a_linked_client_without_data_is_a_probe_when_it_goes_and_a_use_when_it_flows() -> None:
     f = ProbeFilter(ProbeSettings(storm=0))
     idle = use(7, via="pipewire", dev=NODE)
-    assert f.split([], [idle], set(), T0) == ([], [])
-    loud, events = f.split([], [], set(), T0 + 0.4)
-    assert loud == [] and [(e.type, e.since, e.at) for e in events] == [
-        (EventType.PROBE, T0, T0 + 0.4)]
+    assert f.idle_links([], [idle], set(), T0) == []
+    events = f.idle_links([], [], set(), T0 + 0.4)
+    assert [(e.type, e.since, e.at) for e in events] == [(EventType.PROBE, T0, T0 + 0.4)]
     # Linked, then flowing: a use (the diff announces it), never a probe.
-    f.split([], [idle], set(), T0 + 1)
-    loud, events = f.split([idle], [], set(), T0 + 1.2)
-    assert loud == [idle] and events == []
-    assert f.split([], [], {idle.key}, T0 + 2) == ([], [])
+    f.idle_links([], [idle], set(), T0 + 1)
+    assert f.idle_links([idle], [], set(), T0 + 1.2) == []
+    assert f.idle_links([], [], {idle.key}, T0 + 2) == []
 
 
 def test_probes_count_toward_a_storm_by_app_not_by_process() -> None:
@@ -102,28 +100,30 @@ def test_probes_count_toward_a_storm_by_app_not_by_process() -> None:
 
 def test_probe_events_cross_the_service_protocol_as_they_are() -> None:
     """The service sends its monitor's events to trays as JSON (core/serialize.py) and the
-    tray reads them back (app/service_decode.py): a probe, a marked stop and a storm."""
+    tray reads them back (app/service_decode.py): a probe, a marked stop, a storm and an open during one."""
     from camguard.app.service_decode import event_from_dict
     from camguard.core.serialize import event_dict
 
     u = use(5)
     for ev in (UsageEvent(EventType.PROBE, u, T0 + 0.5, T0),
                UsageEvent(EventType.STOPPED, u, T0 + 0.5, T0, probe=True),
-               UsageEvent(EventType.PROBE_STORM, u, T0 + 9, T0, count=11)):
+               UsageEvent(EventType.PROBE_STORM, u, T0 + 9, T0, count=11),
+               UsageEvent(EventType.STARTED, u, T0 + 10, storm=True),
+               UsageEvent(EventType.STARTED, u, T0 + 10)):
         back = event_from_dict(event_dict(ev))
         assert isinstance(back, UsageEvent)
-        assert (back.type, back.probe, back.count, back.since) == (
-            ev.type, ev.probe, ev.count, ev.since)
+        assert (back.type, back.probe, back.count, back.since, back.storm) == (
+            ev.type, ev.probe, ev.count, ev.since, ev.storm)
         assert back.usage.key == u.key
 
 
 def test_a_link_that_flowed_and_then_paused_is_no_probe_when_it_goes() -> None:
     f = ProbeFilter(ProbeSettings(storm=0))
     link = use(8, via="pipewire", dev=NODE)
-    assert f.split([link], [], set(), T0)[0] == [link]  # flowing: announced by the diff
-    assert f.split([], [link], {link.key}, T0 + 5) == ([], [])  # paused: the use stopped
-    assert f.split([], [link], set(), T0 + 6) == ([], [])
-    assert f.split([], [], set(), T0 + 7) == ([], [])  # gone: no probe
+    assert f.idle_links([link], [], set(), T0) == []  # flowing: announced by the diff
+    assert f.idle_links([], [link], {link.key}, T0 + 5) == []  # paused: the use stopped
+    assert f.idle_links([], [link], set(), T0 + 6) == []
+    assert f.idle_links([], [], set(), T0 + 7) == []  # gone: no probe
     # Linked anew later without frames: a probe again.
-    f.split([], [link], set(), T0 + 8)
-    assert [e.type for e in f.split([], [], set(), T0 + 9)[1]] == [EventType.PROBE]
+    f.idle_links([], [link], set(), T0 + 8)
+    assert [e.type for e in f.idle_links([], [], set(), T0 + 9)] == [EventType.PROBE]
