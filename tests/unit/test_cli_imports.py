@@ -154,10 +154,11 @@ def among(modules: list[str], names: tuple[str, ...]) -> list[str]:
 # Neither reading history nor asking who uses a device needs these; each was on the path
 # before issue 16's second pass (the service client and transport to find no service, the
 # rules and hashlib through the stores, csv, zoneinfo, platformdirs with the folders given,
-# secrets through the sound-server client, the null platform).
+# secrets through the sound-server client, the null platform; and the policy's TOML parser
+# with no policy file).
 NOT_FOR_STATUS = ("psutil", "PySide6", "camguard.app.guard_service", "camguard.service",
                   "camguard.platform.null", "secrets", "hashlib", "csv", "zoneinfo",
-                  "platformdirs", "camguard.store.hashing")
+                  "platformdirs", "camguard.store.hashing", "tomllib")
 NOT_FOR_HISTORY = (*NOT_FOR_STATUS, "pulsectl", "jeepney", "camguard.core.rules",
                    "camguard.monitor", "camguard.platform.linux", "camguard.app.detection",
                    "tomllib")
