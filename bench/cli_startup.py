@@ -1,6 +1,7 @@
 """Whole-process start-up of camguard commands against ``python -c pass`` (issue 16).
 
     .venv/bin/python bench/cli_startup.py [--runs 40] [--no-pulse] [--no-service]
+                                          [--compare OTHER_CHECKOUT]
 
 Runs, interleaved round-robin so that machine load hits every command alike:
 ``python -c pass`` (the same interpreter), ``camguard --version``, ``camguard status
@@ -11,7 +12,10 @@ private config/data/state folders, no service (CAMGUARD_SOCKET names no socket) 
 (unless ``--no-pulse``) a real PulseAudio server, so ``status`` asks the sound server as
 on a desktop. As root (unless ``--no-service``) it also runs ``camguard status --json``
 through a real camguard service (``python -m camguard service`` on a private socket, as
-tests/service_env.py starts it), the path a managed machine's scripts take.
+tests/service_env.py starts it), the path a managed machine's scripts take. ``--compare``
+runs every camguard command a second time with another checkout's camguard (the code before
+a change: ``git archive main | tar -x -C /tmp/before``), interleaved in the same rounds, so
+that before and after meet the same load.
 
 Prints a Markdown table (median and p90 wall ms, ratio of the medians to ``python -c
 pass``; the same for the CPU time the process used, user + system, from ``wait4``: less
@@ -74,6 +78,8 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=1000)
     ap.add_argument("--no-pulse", action="store_true")
     ap.add_argument("--no-service", action="store_true")
+    ap.add_argument("--compare", type=Path, metavar="OTHER_CHECKOUT",
+                    help="also run the camguard commands with this checkout's camguard")
     opts = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="camguard-clibench-"))
     node = tmp / "dev" / "video0"
@@ -124,6 +130,12 @@ def main() -> int:
         name = "camguard status --json (through the service)"
         commands[name] = [py, str(stub), "status", "--json"]
         envs[name] = {**env, "CAMGUARD_SOCKET": str(b.sock)}
+    if opts.compare is not None:
+        other = str(opts.compare.resolve())
+        for name in [k for k in commands if k.startswith("camguard")]:
+            commands[f"{name} [{opts.compare.name}]"] = commands[name]
+            envs[f"{name} [{opts.compare.name}]"] = {**envs.get(name, env),
+                                                     "PYTHONPATH": other}
     commands = {k: v for k, v in commands.items() if shutil.which(v[0])}
     holder = subprocess.Popen(["sleep", "3600"], stdin=open(node))  # noqa: SIM115
     samples: dict[str, list[float]] = {k: [] for k in commands}

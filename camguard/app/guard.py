@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+# Defined on its own so that a command can catch it without this module (issue 16).
+from camguard.app.guard_error import GuardError as GuardError  # noqa: PLC0414
 from camguard.core.blocks import (
     ActionResult,
     ActiveBlock,
@@ -26,24 +28,13 @@ from camguard.core.blocks import (
     StepKind,
 )
 
-if TYPE_CHECKING:  # annotations only: a command imports GuardError without them (issue 16)
+if TYPE_CHECKING:  # annotations only (issue 16)
     from camguard.core.models import MonitorEvent
     from camguard.core.rules import Rule
     from camguard.core.state import GuardState
     from camguard.store.history_record import SessionRecord
 
 AskPassword = Callable[[], "str | None"]
-
-
-class GuardError(Exception):
-    """A request that could not be answered or was refused as a whole: ``code`` is the
-    service's error code (or ``error`` locally), ``outcome`` how it ended, if known."""
-
-    def __init__(self, message: str, code: str = "error", outcome: str | None = None
-                 ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.outcome = outcome
 
 
 @dataclass(frozen=True)
@@ -151,6 +142,11 @@ class Guard(Protocol):
     def where(self) -> str: ...  # who answers, for a person
 
     def status(self) -> Status: ...
+
+    def status_doc(self) -> Mapping[str, Any]:
+        """``status()``'s document alone (``Status.doc``, for ``status --json``): the
+        service's is its answer as it came, not read into the state model (issue 16)."""
+        ...
 
     def watch(self) -> Watching: ...
 

@@ -181,6 +181,9 @@ class LocalGuard:
         doc["coverage"] = coverage_list(detection.coverage())
         return Status(state, doc)
 
+    def status_doc(self) -> Mapping[str, Any]:
+        return self.status().doc
+
     def watch(self) -> Watching:
         from camguard.app.detection import build_detection
 

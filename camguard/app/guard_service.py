@@ -12,29 +12,10 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from camguard.app.guard import (
-    AskPassword,
-    BlockLine,
-    Blocks,
-    Guard,
-    GuardError,
-    History,
-    LockState,
-    Part,
-    Reply,
-    RulesInForce,
-    Status,
-    Watching,
-    WatchItem,
-)
-from camguard.core.blocks import BlockOptions, BlockTarget, Outcome, StepKind
-from camguard.core.models import Usage
+from camguard.app.guard_error import GuardError
 from camguard.core.text import literal
-from camguard.platform import current
-from camguard.service import protocol as P
-
-# service_decode (the stores' records) and the rules are imported where used: a command
-# loads only what it runs (issue 16).
+from camguard.platform import service_transport
+from camguard.service import wire as P
 from camguard.service.client import (
     ConnectingTransport,
     ServiceClient,
@@ -42,7 +23,25 @@ from camguard.service.client import (
     ServiceUnavailable,
 )
 
-if TYPE_CHECKING:  # the rules load when rules are sent: status and history need none
+# The Guard's answer types and the block model (dataclasses), service_decode (the stores'
+# records) and the rules are imported where used: ``status --json`` asks the service and
+# prints its answer, and loads none of them (issue 16).
+if TYPE_CHECKING:
+    from camguard.app.guard import (
+        AskPassword,
+        BlockLine,
+        Blocks,
+        Guard,
+        History,
+        LockState,
+        Reply,
+        RulesInForce,
+        Status,
+        Watching,
+        WatchItem,
+    )
+    from camguard.core.blocks import BlockOptions, BlockTarget, Outcome
+    from camguard.core.models import Usage
     from camguard.store.rules import RuleFileContents
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ def service_client(path: Path | None = None, *, timeout: float = 60.0) -> Servic
     """A client of the service at ``path`` (None: the default socket) that tells who serves
     it through this platform's transport (SO_PEERCRED on Linux; Windows' named pipe checks
     its server itself)."""
-    transport = current().service_transport()
+    transport = service_transport()
     if isinstance(transport, ConnectingTransport):
         return ServiceClient(path, timeout=timeout, connect=transport.connect)
     return ServiceClient(path, peer=transport.peer_credentials, timeout=timeout)
@@ -65,7 +64,7 @@ def open_guard(socket: Path | None, local: Callable[[], Guard],
     ``local()``. A ``socket`` that does not answer is an error, not a silent fallback, and
     so is an impostor at the default socket. A default socket this account may not even
     look for (its folder is unreadable) is said through ``warn``, then ``local()``."""
-    transport = current().service_transport()
+    transport = service_transport()
     # Windows: the named pipe, its server checked to be LocalSystem (platform/windows).
     connect = transport.connect if isinstance(transport, ConnectingTransport) else None
     if socket is not None:
@@ -103,6 +102,8 @@ def open_guard(socket: Path | None, local: Callable[[], Guard],
 
 
 def _outcome(answer: Mapping[str, Any]) -> Outcome:
+    from camguard.core.blocks import Outcome
+
     try:
         return Outcome(str(answer.get("outcome") or ""))
     except ValueError:
@@ -116,6 +117,9 @@ def _outcome(answer: Mapping[str, Any]) -> Outcome:
 
 def answer_reply(answer: Mapping[str, Any], **more: Any) -> Reply:
     """A Reply from a service answer: the same fields a local action fills."""
+    from camguard.app.guard import Part, Reply
+    from camguard.core.blocks import Outcome
+
     parts = tuple(Part(str(p.get("kind")), Outcome(str(p.get("outcome"))),
                        str(p.get("message")))
                   for p in answer.get("parts") or [])
@@ -127,7 +131,9 @@ def answer_reply(answer: Mapping[str, Any], **more: Any) -> Reply:
 
 
 def _service_block_line(d: Mapping[str, Any]) -> BlockLine:
+    from camguard.app.guard import BlockLine
     from camguard.app.service_decode import timestamp
+    from camguard.core.blocks import StepKind
 
     how = []
     for step in d.get("how") or []:
@@ -153,6 +159,7 @@ class _Stream:
     def __iter__(self) -> Iterator[WatchItem]:
         """Each line the service sends; one that does not parse is logged and carries no
         event (the stream goes on). GuardError when the service ends the watch."""
+        from camguard.app.guard import WatchItem
         from camguard.app.service_decode import event_from_dict
 
         for doc in self._watch:
@@ -207,16 +214,25 @@ class ServiceGuard:
         return first if password is None else self._call(lambda: send(password))
 
     def status(self) -> Status:
+        from camguard.app.guard import Status
         from camguard.app.service_decode import state_from_dict
 
+        doc = self.status_doc()
+        return Status(state_from_dict(doc), doc)
+
+    def status_doc(self) -> Mapping[str, Any]:
+        """The service's answer as it came (one JSON object, bounded by the client's
+        MAX_ANSWER) without "ok": :meth:`status`'s document, not read into the state
+        model (issue 16)."""
         answer = self._must(self._call(self.client.status))
-        return Status(state_from_dict(answer), {k: v for k, v in answer.items() if k != "ok"})
+        return {k: v for k, v in answer.items() if k != "ok"}
 
     def watch(self, answers: bool = False) -> Watching:
         """``answers``: a tray that asks its person (the service may then freeze)."""
         return _Stream(self.client, answers)
 
     def history(self, filters: Mapping[str, Any], limit: int | None) -> History:
+        from camguard.app.guard import History
         from camguard.app.service_decode import is_session, record_from_dict
 
         answer = self._call(lambda: self.client.history(**filters, limit=limit))
@@ -234,6 +250,8 @@ class ServiceGuard:
 
     def block(self, target: BlockTarget, seconds: float | None, options: BlockOptions
               ) -> Reply:
+        from camguard.core.blocks import Outcome
+
         answer = self._call(lambda: self.client.block(
             target.value, seconds, unbind_usb=options.unbind_usb,
             persistent=options.persistent))
@@ -252,6 +270,9 @@ class ServiceGuard:
         return answer_reply(self._call(lambda: self.client.block("all")))
 
     def blocks(self) -> Blocks:
+        from camguard.app.guard import Blocks, Part
+        from camguard.core.blocks import Outcome
+
         answer = self._must(self._call(self.client.blocks))
         return Blocks(tuple(_service_block_line(b) for b in answer.get("blocks") or []),
                       tuple(Part(str(k), Outcome.DONE, "") for k in answer.get("lifted") or []),
@@ -268,6 +289,8 @@ class ServiceGuard:
         return answer_reply({**answer, "message": "rules enforced again"})
 
     def lock_status(self) -> LockState:
+        from camguard.app.guard import LockState
+
         return LockState(self.where, self._must(self._call(self.client.lock_status)))
 
     def lock_set(self, new: Callable[[], str], ask: AskPassword) -> Reply:
@@ -303,6 +326,7 @@ class ServiceGuard:
         return self._call(lambda: self.client.user_rules(text))
 
     def rules(self) -> RulesInForce | None:
+        from camguard.app.guard import RulesInForce
         from camguard.core.rules import Origin, RuleError
         from camguard.core.rules_json import rule_from_json
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from camguard.app.guard import GuardError
+from camguard.app.guard_error import GuardError
 from camguard.cli import remote
 from camguard.cli.common import detection_settings
-from camguard.core.models import Device, HealthEvent, MonitorEvent, Usage
-from camguard.core.origin import ExeOrigin, origin_from_dict, origin_line
-from camguard.core.serialize import device_dict, rfc3339
 from camguard.core.text import json_text, literal
+
+if TYPE_CHECKING:  # the models are imported where used: ``status --json`` prints the
+    # document as the Guard gives it (the service's as it came) and needs none (issue 16)
+    from camguard.core.models import Device, MonitorEvent, Usage
+    from camguard.core.origin import ExeOrigin
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -34,13 +36,15 @@ def _dump(obj: Any) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     try:
+        if args.json:  # the document only: the service's is printed as it came (issue 16)
+            print(json_text(remote.guard(args).status_doc(), indent=2))
+            return 0
         answer = remote.guard(args).status()
     except GuardError as exc:
         return remote.refusal(exc)
+    from camguard.core.origin import origin_line
+
     state = answer.state
-    if args.json:
-        print(json_text(answer.doc, indent=2))
-        return 0
     if not state.devices:
         print("no cameras or microphones found")
     origins = _origins(answer.doc)
@@ -64,6 +68,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_devices(args: argparse.Namespace) -> int:
     from camguard.app.detection import build_detection
+    from camguard.core.serialize import device_dict
 
     state = build_detection(detection_settings(args)).look_once()
     if args.json:
@@ -111,6 +116,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def _origins(doc: Any) -> dict[int, ExeOrigin]:
     """pid -> where its executable comes from, as the status answer says."""
+    from camguard.core.origin import origin_from_dict
+
     out: dict[int, ExeOrigin] = {}
     for device in doc.get("devices") or () if isinstance(doc, dict) else ():
         for user in device.get("users") or () if isinstance(device, dict) else ():
@@ -145,6 +152,9 @@ def held_line(device: Device, users: list[Usage]) -> str:
 
 
 def _event_line(ev: MonitorEvent) -> str:
+    from camguard.core.models import HealthEvent
+    from camguard.core.serialize import rfc3339
+
     if isinstance(ev, HealthEvent):
         if ev.degraded:
             return f"{rfc3339(ev.at)} degraded {ev.source}: {literal(ev.degraded.reason, 300)}"

@@ -24,11 +24,12 @@ from camguard.cli.common import (
 from camguard.core.text import json_text, literal
 
 if TYPE_CHECKING:  # the rest is imported where used: a command loads what it runs (issue 16)
-    from camguard.app.guard import Guard, GuardError
+    from camguard.app.guard import Guard
+    from camguard.app.guard_error import GuardError
 
 
 def _exit_codes() -> dict[str, int]:
-    from camguard.service import protocol as P
+    from camguard.service import wire as P
 
     return {P.DENIED: EXIT_REFUSED, P.PASSWORD_REQUIRED: EXIT_REFUSED,
             P.WRONG_PASSWORD: EXIT_REFUSED, P.LOCKED_OUT: EXIT_REFUSED,
@@ -45,7 +46,7 @@ def guard(args: argparse.Namespace, *, db: Path | None = None) -> Guard:
 
     if db is not None or _no_service_socket(getattr(args, "socket", None)):
         return local()
-    from camguard.app.guard import GuardError
+    from camguard.app.guard_error import GuardError
     from camguard.app.guard_service import open_guard
 
     try:

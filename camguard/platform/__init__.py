@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # at run time each is imported where used: camguard.platform.
     from camguard.core.models import ProcessRef
     from camguard.core.origin import ExeOrigin
     from camguard.core.settings import DetectionSettings
-    from camguard.platform.base import OriginResolver, Platform, UsageSource
+    from camguard.platform.base import OriginResolver, Platform, ServiceTransport, UsageSource
     from camguard.platform.linux.systemd_service import SystemdService
     from camguard.platform.macos.forensics import LogReport
     from camguard.platform.macos.tcc import TccEntry
@@ -49,6 +49,17 @@ def current() -> Platform:
     from camguard.platform.null import NullPlatform
 
     return NullPlatform(sys.platform)
+
+
+def service_transport() -> ServiceTransport:
+    """How a client reaches the service on this OS: ``current().service_transport()``,
+    but on Linux without building the platform (its modules, settings and block model),
+    so that a command answered by the service loads no more (issue 16)."""
+    if sys.platform.startswith("linux"):
+        from camguard.platform.linux.transport import UnixSocketTransport
+
+        return UnixSocketTransport()
+    return current().service_transport()
 
 
 def privileged_helper_installed() -> bool | None:

@@ -22,11 +22,16 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from camguard.core.defaults import DEFAULT_LINUX_SOCKET as DEFAULT_SOCKET
-from camguard.service import protocol as P
-from camguard.service.authorization import PeerCredentials
+
+# The error codes and the line format only, not the service's request checks: a command that
+# asks the service loads no more (issue 16).
+from camguard.service import wire as P
+
+if TYPE_CHECKING:
+    from camguard.service.authorization import PeerCredentials
 
 # Answers can be large (a long history); a line past this is a broken or hostile server.
 MAX_ANSWER = 256 << 20

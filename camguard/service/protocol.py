@@ -18,24 +18,27 @@ from typing import Any
 
 from camguard.core.blocks import MAX_DURATION, MAX_TIMESTAMP
 from camguard.core.text import literal
+from camguard.service import wire
 
 MAX_LINE = 64 * 1024
 PROTOCOL_VERSION = 1
 
-# Error codes a client can act on.
-BAD_REQUEST = "bad-request"
-TOO_LONG = "too-long"
-UNKNOWN_OP = "unknown-op"
-DENIED = "denied"
-PASSWORD_REQUIRED = "password-required"  # noqa: S105 - an error code, not a password
-WRONG_PASSWORD = "wrong-password"  # noqa: S105 - an error code
-LOCKED_OUT = "locked-out"
-NOT_FOUND = "not-found"
-FAILED = "failed"
-BUSY = "busy"
-UNAVAILABLE = "unavailable"
-INTERNAL = "internal"
-
+# Error codes a client can act on, and reading an answer line: service/wire.py, which the
+# client imports without this module's field checks and their types (issue 16).
+BAD_REQUEST = wire.BAD_REQUEST
+BUSY = wire.BUSY
+DENIED = wire.DENIED
+FAILED = wire.FAILED
+INTERNAL = wire.INTERNAL
+LOCKED_OUT = wire.LOCKED_OUT
+NOT_FOUND = wire.NOT_FOUND
+PASSWORD_REQUIRED = wire.PASSWORD_REQUIRED
+TOO_LONG = wire.TOO_LONG
+UNAVAILABLE = wire.UNAVAILABLE
+UNKNOWN_OP = wire.UNKNOWN_OP
+WRONG_PASSWORD = wire.WRONG_PASSWORD
+decode_response = wire.decode_response
+encode = wire.encode
 
 # Linux's PID_MAX_LIMIT on 64-bit (include/linux/threads.h): no pid is larger.
 MAX_PID = 4 * 1024 * 1024
@@ -204,18 +207,3 @@ def ok(**fields: Any) -> dict[str, Any]:
 
 def error(code: str, message: str, **fields: Any) -> dict[str, Any]:
     return {"ok": False, "error": message, "code": code, **fields}
-
-
-def encode(obj: Mapping[str, Any]) -> bytes:
-    """One line. ASCII-only escapes keep any text (a lone surrogate echoed from a request,
-    a process name) encodable; the reader gets the same characters back."""
-    return (json.dumps(obj, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-            + "\n").encode("ascii")
-
-
-def decode_response(line: bytes) -> dict[str, Any]:
-    """The client's side: one answer or event line; ValueError if it is not an object."""
-    doc = json.loads(line.decode("utf-8"))
-    if not isinstance(doc, dict):
-        raise ValueError("the service sent something that is not a JSON object")
-    return doc

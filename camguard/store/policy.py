@@ -18,7 +18,6 @@ import logging
 import math
 import stat
 import sys
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,6 +237,8 @@ class TomlPolicyReader:
             return None
         except OSError as exc:
             raise PolicyError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+        import tomllib  # here: most machines have no policy file to parse (issue 16)
+
         try:
             doc = tomllib.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:

@@ -20,6 +20,7 @@ import pytest
 
 import camguard
 from camguard import cli
+from camguard.core.text import json_text
 from tests.conftest import make_standin
 
 ROOT = Path(camguard.__file__).resolve().parents[1]
@@ -153,10 +154,11 @@ def among(modules: list[str], names: tuple[str, ...]) -> list[str]:
 # Neither reading history nor asking who uses a device needs these; each was on the path
 # before issue 16's second pass (the service client and transport to find no service, the
 # rules and hashlib through the stores, csv, zoneinfo, platformdirs with the folders given,
-# secrets through the sound-server client, the null platform).
+# secrets through the sound-server client, the null platform; and the policy's TOML parser
+# with no policy file).
 NOT_FOR_STATUS = ("psutil", "PySide6", "camguard.app.guard_service", "camguard.service",
                   "camguard.platform.null", "secrets", "hashlib", "csv", "zoneinfo",
-                  "platformdirs", "camguard.store.hashing")
+                  "platformdirs", "camguard.store.hashing", "tomllib")
 NOT_FOR_HISTORY = (*NOT_FOR_STATUS, "pulsectl", "jeepney", "camguard.core.rules",
                    "camguard.monitor", "camguard.platform.linux", "camguard.app.detection",
                    "tomllib")
@@ -196,12 +198,19 @@ def test_status_json_without_a_service_loads_no_service_client(tmp_path: Path) -
     assert [d["id"] for d in doc["devices"]] == [str(node)]
 
 
-# The service's answer is the document: no scan, no sound server, no rules, no database.
+# The service's answer is the document: no scan, no sound server, no rules, no database; and
+# it is printed as it came, so neither the Guard's answer types nor the models that would
+# read it (no dataclass at all), nor the service's request checks, nor the platform beyond
+# its socket transport.
 NOT_THROUGH_SERVICE = ("psutil", "PySide6", "pulsectl", "jeepney", "sqlite3", "tomllib",
                        "camguard.core.rules", "camguard.store.history", "camguard.store.policy",
                        "camguard.monitor", "camguard.app.guard_local", "camguard.app.detection",
                        "camguard.platform.linux.procfs", "camguard.platform.linux.pulse",
-                       "hashlib", "secrets")
+                       "hashlib", "secrets", "dataclasses", "inspect", "camguard.app.guard",
+                       "camguard.app.service_decode", "camguard.core.blocks",
+                       "camguard.core.models", "camguard.core.state", "camguard.core.origin",
+                       "camguard.service.protocol", "camguard.service.authorization",
+                       "camguard.platform.base", "camguard.platform.linux.backend")
 
 
 @pytest.mark.real
@@ -212,10 +221,11 @@ def test_status_json_through_the_service_is_a_round_trip(tmp_path: Path) -> None
         node = str(b.node("video0"))
         holder = open(node, "rb")  # noqa: SIM115  # in use by this process: a user to report
         try:
-            Service(b).start()
+            service = Service(b).start()
             modules, printed = run_loaded(tmp_path, ["status", "--json"],
                                           {**private_env(tmp_path),
                                            "CAMGUARD_SOCKET": str(b.sock)})
+            answer = service.client.status()
         finally:
             holder.close()
     assert "camguard.service.client" in modules  # it did ask the service
@@ -223,3 +233,13 @@ def test_status_json_through_the_service_is_a_round_trip(tmp_path: Path) -> None
     doc = json.loads(printed)
     [camera] = [d for d in doc["devices"] if d["id"] == node]
     assert os.getpid() in {u["pid"] for u in camera["users"]}
+    # The service's answer without "ok", indented as the decoded document always was.
+    assert answer.pop("ok") is True
+    assert printed == json_text(answer, indent=2) + "\n"
+
+
+def test_the_service_transport_is_the_platforms() -> None:
+    """platform.service_transport() skips building the platform; it is the same transport."""
+    from camguard import platform
+
+    assert type(platform.service_transport()) is type(platform.current().service_transport())

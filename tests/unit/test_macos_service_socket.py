@@ -133,7 +133,8 @@ def test_open_guard_finds_the_macos_socket_and_checks_its_server(
             return super().peer_credentials(
                 FakePeerSocket(xucred(0, [0]), struct.pack("=i", 1)))  # type: ignore[arg-type]
 
-    monkeypatch.setattr(guard_service, "current", lambda: FakeMacPlatform(Transport()))
+    monkeypatch.setattr(guard_service, "service_transport",
+                        lambda: FakeMacPlatform(Transport()).service_transport())
     local = cast(Any, object())
     assert guard_service.open_guard(None, lambda: local) is local  # no socket yet: local
     server = serve(path, mac_peer(501, USER_GROUPS, 4321))

@@ -153,11 +153,11 @@ def test_open_guard_picks_the_pipe_service_or_the_local_guard(
     server_io = FakePipeIO()
     server = serve(server_io)
     try:
-        monkeypatch.setattr(guard_service, "current", lambda: FakePlatform(
-            FakeTransport(FakeClientIO(server_io, CHILD))))
+        monkeypatch.setattr(guard_service, "service_transport", lambda: FakePlatform(
+            FakeTransport(FakeClientIO(server_io, CHILD))).service_transport())
         assert isinstance(open_guard(None, lambda: local), ServiceGuard)  # type: ignore[arg-type, return-value]
-        monkeypatch.setattr(guard_service, "current", lambda: FakePlatform(
-            FakeTransport(FakeClientIO(server_io, CHILD, missing=True))))
+        monkeypatch.setattr(guard_service, "service_transport", lambda: FakePlatform(
+            FakeTransport(FakeClientIO(server_io, CHILD, missing=True))).service_transport())
         assert open_guard(None, lambda: local) is local  # type: ignore[arg-type, return-value]
     finally:
         server.stop()

@@ -5,8 +5,6 @@ missing optional piece turns into a null object or a note, never an import error
 from __future__ import annotations
 
 import os
-import socket
-import struct
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -29,11 +27,11 @@ from camguard.platform.base import (
     SystemPaths,
     UsageSource,
 )
+from camguard.platform.linux.transport import UnixSocketTransport
 from camguard.platform.process import ProcessDescriber
 from camguard.store import paths
 
 HELPER_NODES = "helper-nodes.json"
-_UCRED = struct.Struct("3i")  # struct ucred { pid_t pid; uid_t uid; gid_t gid; }
 
 
 class LinuxPlatform:
@@ -216,20 +214,6 @@ class FreedesktopNotifications:
         where = "a session bus" if self.available else "no session bus (the tray falls back " \
             "to its own balloon)"
         return f"org.freedesktop.Notifications on {where}"
-
-
-class UnixSocketTransport:
-    """AF_UNIX stream socket; the peer's identity from SO_PEERCRED (socket(7))."""
-
-    def default_address(self) -> Path:
-        from camguard.service.client import default_socket
-
-        return default_socket()
-
-    def peer_credentials(self, sock: socket.socket) -> tuple[int, int, int]:
-        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-        pid, uid, gid = _UCRED.unpack(raw)
-        return pid, uid, gid
 
 
 class LinuxSystemPaths:
