@@ -43,7 +43,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from camguard.platform.clock import SystemClock  # noqa: E402
-from camguard.store.history import HistoryStore  # noqa: E402
+from camguard.store.history import (  # noqa: E402
+    PROBE_REASON,
+    PROBE_STORM_REASON,
+    HistoryStore,
+)
 from tests import realenv  # noqa: E402
 from tests.service_env import Box, Service, box  # noqa: E402
 
@@ -153,10 +157,25 @@ def match(uses: list[tuple[float, float]], sessions: list[tuple[int | None, floa
 
 
 def service_sessions(b: Box, since: float) -> list[tuple[int | None, float, float]]:
+    """The service's sessions (pid, start, end); a probe storm's entry is an alert kept in
+    history (core/probes.py), not a session: counted by :func:`storm_entries`."""
     store = HistoryStore(b.data / "history.sqlite3", SystemClock(), hash_exes=False)
     try:
         rows = store.sessions(since=since, limit=10_000_000)
-        return [(r.pid, r.start, r.end if r.end is not None else float("inf")) for r in rows]
+        return [(r.pid, r.start, r.end if r.end is not None else float("inf")) for r in rows
+                if r.end_reason != PROBE_STORM_REASON]
+    finally:
+        store.close()
+
+
+def storm_entries(b: Box, since: float) -> dict[str, int]:
+    """How many probe storms the service surfaced, and how many sessions it kept as probes
+    (docs/probes.md: the opener's 100 ms uses, five a second, are one storm)."""
+    store = HistoryStore(b.data / "history.sqlite3", SystemClock(), hash_exes=False)
+    try:
+        rows = store.sessions(since=since, limit=10_000_000)
+        return {"probe_storms": sum(r.end_reason == PROBE_STORM_REASON for r in rows),
+                "probe_sessions": sum(r.end_reason == PROBE_REASON for r in rows)}
     finally:
         store.close()
 
@@ -259,6 +278,11 @@ def run(b: Box, opts: argparse.Namespace) -> dict[str, Any]:
         for p in b.procs[1:]:
             if p.poll() is None:
                 p.terminate()
+        for p in b.procs[1:]:  # the tray quits before its session bus goes
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
         xs.stop()
     uses = [tuple(json.loads(line)) for line in truth.read_text().splitlines() if line]
     opts.logs.mkdir(parents=True, exist_ok=True)
@@ -267,6 +291,7 @@ def run(b: Box, opts: argparse.Namespace) -> dict[str, Any]:
             shutil.copy(b.data / name, opts.logs / name)
     shutil.copy(truth, opts.logs / "uses.jsonl")
     tally = match(uses, service_sessions(b, t_begin), opener.pid)  # type: ignore[arg-type]
+    tally.update(storm_entries(b, t_begin))
     return report(opts, samples, tally, churned=int(churned), churn_wall=float(churn_wall),
                   tray_alive=tray_alive, svc_alive=svc_alive, tray_log=tray_log,
                   svc_log=svc.log)
@@ -306,6 +331,9 @@ def report(opts: argparse.Namespace, samples: list[dict[str, Any]], tally: dict[
         out[f"{name}_log_errors"] = text.count(": ERROR: ")
         at = text.find("Traceback")
         out[f"{name}_log_first_traceback"] = text[max(0, at - 300):at + 3000] if at >= 0 else ""
+    # Popups the tray raised (ui/alert.py logs each): one opener, one app, so the goal is
+    # the first use's alert and the storm's, not one per use.
+    out["tray_alerts_shown"] = tray_log.read_text(errors="replace").count("alert shown: ")
     out["samples"] = samples
     return out
 

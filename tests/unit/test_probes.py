@@ -100,7 +100,8 @@ def test_probes_count_toward_a_storm_by_app_not_by_process() -> None:
 
 def test_probe_events_cross_the_service_protocol_as_they_are() -> None:
     """The service sends its monitor's events to trays as JSON (core/serialize.py) and the
-    tray reads them back (app/service_decode.py): a probe, a marked stop, a storm and an open during one."""
+    tray reads them back (app/service_decode.py): a probe, a marked stop, a storm, and an
+    open during one."""
     from camguard.app.service_decode import event_from_dict
     from camguard.core.serialize import event_dict
 
