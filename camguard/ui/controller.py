@@ -27,12 +27,11 @@ from camguard.core.origin import ExeOrigin
 from camguard.core.state import UsageKey
 from camguard.core.text import literal
 from camguard.ui.bridge import Worker
-from camguard.ui.controller_actions import ActionsMixin, app_name, plain_name, sentence
+from camguard.ui.controller_actions import ActionsMixin
 from camguard.ui.model import (
     Alert,
     AlertKey,
     AlertView,
-    Level,
     LiveUser,
     Snapshot,
     alert_key,
@@ -244,28 +243,6 @@ class AppController(QObject, ActionsMixin):
             self._ask_later(usage, at)
             return
         self._raise(usage, at, why, origin, paused)
-
-    def _ruled(self, usage: Usage, outcome: RuleOutcome) -> None:
-        """Carry out a rule's allow, kill or block (no alert; the user is told which app and
-        which rule)."""
-        text = literal(outcome.explanation, 500)
-        log.info("rule for %s on %s: %s", app_name(usage), usage.device.kind.value, text)
-        app, kind = plain_name(usage), usage.device.kind
-        if outcome.gate is Gate.ALLOW:
-            akey = alert_key(usage)
-            self._remember(akey)
-            self._mark_allowed(akey)
-            self._record(usage, Choice.ALLOW_ONCE, outcome.decided_by)
-            if outcome.notify:
-                self.say(f"{app} is using the {kind.value}", sentence(text), kind=kind)
-            return
-        stopped = "closed" if outcome.gate is Gate.KILL else "stopped"
-        self.say(f"{app} was {stopped}: it may not use the {kind.value}", sentence(text),
-                 Level.WARNING, kind)
-        if outcome.done:
-            return  # the service ended it or blocked the device itself, and recorded it
-        self._apply(usage, Choice.KILL if outcome.gate is Gate.KILL else Choice.BLOCK,
-                    outcome.decided_by, quiet=True)
 
     def _look_up_origin(self, usage: Usage) -> None:
         """Where the app comes from, for the status (a sandboxed app by its app id): on the

@@ -24,7 +24,7 @@ from camguard.core.state import UsageKey
 from camguard.core.text import literal
 from camguard.ui.bridge import Worker
 from camguard.ui.model import AlertKey, Feedback, Level, LiveUser, alert_key
-from camguard.ui.ports import ActionsPort, AlertSettings, AllowPort, RuleOutcome
+from camguard.ui.ports import ActionsPort, AlertSettings, AllowPort, Gate, RuleOutcome
 
 log = logging.getLogger("camguard.ui.controller")
 
@@ -134,6 +134,28 @@ class ActionsMixin:
             self.io.submit(lambda: freeze.release(akey, choice))
 
     # -- applying decisions ------------------------------------------------------------
+    def _ruled(self, usage: Usage, outcome: RuleOutcome) -> None:
+        """Carry out a rule's allow, kill or block (no alert; the user is told which app and
+        which rule)."""
+        text = literal(outcome.explanation, 500)
+        log.info("rule for %s on %s: %s", app_name(usage), usage.device.kind.value, text)
+        app, kind = plain_name(usage), usage.device.kind
+        if outcome.gate is Gate.ALLOW:
+            akey = alert_key(usage)
+            self._remember(akey)
+            self._mark_allowed(akey)
+            self._record(usage, Choice.ALLOW_ONCE, outcome.decided_by)
+            if outcome.notify:
+                self.say(f"{app} is using the {kind.value}", sentence(text), kind=kind)
+            return
+        stopped = "closed" if outcome.gate is Gate.KILL else "stopped"
+        self.say(f"{app} was {stopped}: it may not use the {kind.value}", sentence(text),
+                 Level.WARNING, kind)
+        if outcome.done:
+            return  # the service ended it or blocked the device itself, and recorded it
+        self._apply(usage, Choice.KILL if outcome.gate is Gate.KILL else Choice.BLOCK,
+                    outcome.decided_by, quiet=True)
+
     def _apply(self, usage: Usage, decision: Choice, decided_by: str, *,
                quiet: bool = False) -> None:
         """Carry out ``decision``; ``quiet``: say only what failed (a rule's own action,
