@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -67,6 +68,24 @@ def make_node(path: Path) -> None:
         path.write_bytes(b"")
 
 
+def start_tray(tmp: Path, env: dict[str, str], globs: list[str]
+               ) -> tuple[subprocess.Popen[bytes], Any]:
+    """The tray of the same account (same state folder: its socket), on a private Xvfb,
+    watching the bench's node; its own data folder, so that the local `status` row reads
+    the bench's history as before (no live tray beats in it)."""
+    from tests import realenv
+
+    xs = realenv.start_x(tmp / "x")
+    tray_env = {**env, **xs.env, "CAMGUARD_DATA_DIR": str(tmp / "tray-data")}
+    log = tmp / "tray.log"
+    with log.open("w") as out:
+        tray = subprocess.Popen([sys.executable, "-m", "camguard", "-v", "tray", *globs],
+                                env=tray_env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    realenv.wait_until(lambda: "tray ready" in log.read_text(errors="replace"), 90,
+                       "the tray")
+    return tray, xs
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))]
@@ -78,6 +97,8 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=1000)
     ap.add_argument("--no-pulse", action="store_true")
     ap.add_argument("--no-service", action="store_true")
+    ap.add_argument("--no-tray", action="store_true",
+                    help="no row for `status --json` answered by a running tray")
     ap.add_argument("--compare", type=Path, metavar="OTHER_CHECKOUT",
                     help="also run the camguard commands with this checkout's camguard")
     opts = ap.parse_args()
@@ -130,6 +151,11 @@ def main() -> int:
         name = "camguard status --json (through the service)"
         commands[name] = [py, str(stub), "status", "--json"]
         envs[name] = {**env, "CAMGUARD_SOCKET": str(b.sock)}
+    tray = xs = None
+    if not opts.no_tray:
+        tray, xs = start_tray(tmp, env, common)
+        name = "camguard status --json (answered by the running tray)"
+        commands[name] = [py, str(stub), "status", "--json"]
     if opts.compare is not None:
         other = str(opts.compare.resolve())
         for name in [k for k in commands if k.startswith("camguard")]:
@@ -147,6 +173,9 @@ def main() -> int:
             if name.startswith("camguard") and res.returncode != 0:
                 print(f"{name} failed: {res.stderr}", file=sys.stderr)
                 return 1
+            if "running tray" in name and str(node) not in res.stdout:  # it looked itself
+                print(f"{name}: the tray did not answer: {res.stdout[:300]}", file=sys.stderr)
+                return 1
         for _ in range(opts.runs):
             for name, argv in commands.items():
                 t = time.perf_counter()
@@ -163,6 +192,11 @@ def main() -> int:
             server.stop()
         if service_box is not None:
             service_box.__exit__(None, None, None)
+        if tray is not None:
+            tray.terminate()
+            tray.wait(30)
+        if xs is not None:
+            xs.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     base = statistics.median(samples["python -c pass"])
     base_cpu = statistics.median(cpu["python -c pass"])

@@ -48,6 +48,8 @@ from camguard.platform.clock import SystemClock
 from camguard.store import paths
 
 if TYPE_CHECKING:  # imported where used: a command loads only what it runs (issue 16)
+    from camguard.core.coverage import Coverage
+    from camguard.core.state import GuardState
     from camguard.monitor import Monitor
     from camguard.store.db import Database
     from camguard.store.parental_lock import LockCheck, LockGuard
@@ -144,6 +146,15 @@ def _usage_origin(usage: Usage) -> ExeOrigin | None:
     return None if usage.process is None else _origin_of(usage.process)
 
 
+def status_document(state: GuardState, coverage: Sequence[Coverage]) -> dict[str, Any]:
+    """``camguard status --json``'s document from a state whose start times are filled in
+    (live_status.with_since): one look's here, or a running tray's (it answers ``status``
+    with its monitor's, cli/tray_status.py), so both are the one document."""
+    doc = state_dict(state, _usage_origin)
+    doc["coverage"] = coverage_list(coverage)
+    return doc
+
+
 def _checked(answer: LockCheck) -> Reply:
     if not answer.ok:
         raise GuardError(answer.message, outcome=Outcome.REFUSED.value)
@@ -177,9 +188,7 @@ class LocalGuard:
 
         detection = build_detection(self._settings)
         state = with_since(with_live_history(detection.look_once()))
-        doc = state_dict(state, _usage_origin)
-        doc["coverage"] = coverage_list(detection.coverage())
-        return Status(state, doc)
+        return Status(state, status_document(state, detection.coverage()))
 
     def status_doc(self) -> Mapping[str, Any]:
         return self.status().doc

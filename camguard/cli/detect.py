@@ -30,11 +30,23 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_devices)
 
 
+def _own_look(args: argparse.Namespace) -> bool:
+    """Options that make this command's look differ from the running tray's."""
+    return any(getattr(args, name, None) for name in ("camera_glob", "mic_glob", "config"))
+
+
 def _dump(obj: Any) -> str:
     return json_text(obj, separators=(",", ":"))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.json and not _own_look(args) and remote.no_service(args):
+        from camguard.cli.tray_status import tray_status
+
+        doc = tray_status()  # this account's running tray answers, if one runs
+        if doc is not None:
+            print(json_text(doc, indent=2))
+            return 0
     try:
         if args.json:  # the document only: the service's is printed as it came (issue 16)
             print(json_text(remote.guard(args).status_doc(), indent=2))

@@ -55,6 +55,11 @@ def guard(args: argparse.Namespace, *, db: Path | None = None) -> Guard:
         raise CliError(str(exc), EXIT_FAILED) from None
 
 
+def no_service(args: argparse.Namespace) -> bool:
+    """Plain already that no service answers this command (see _no_service_socket)."""
+    return _no_service_socket(getattr(args, "socket", None))
+
+
 def _no_service_socket(socket: Path | None) -> bool:
     """Whether it is already plain that no service answers (Linux: no --socket, and no file
     at CAMGUARD_SOCKET or the default socket), so that the command need not import the

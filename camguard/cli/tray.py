@@ -35,6 +35,8 @@ from camguard.store.policy import EffectiveSettings, ManagedPolicy, PolicyStatus
 from camguard.store.ui_settings import UiSettings, UiSettingsFile, settings_in_force, welcomed
 
 if TYPE_CHECKING:
+    from camguard.app.detection import Detection
+    from camguard.monitor import Monitor
     from camguard.selftest.report import SelftestReport
     from camguard.ui.ports import AlertSettings
     from camguard.ui.tray_options import TrayOptions
@@ -146,6 +148,15 @@ class TrayStart:
     started_with: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
+def _status_doc(monitor: Monitor, detection: Detection) -> dict[str, Any]:
+    """``camguard status --json`` as this running tray answers it (cli/tray_status.py):
+    one look's document, from the monitor's state (it saw what a look cannot)."""
+    from camguard.app.guard_local import status_document
+    from camguard.app.live_status import with_since
+
+    return status_document(with_since(monitor.state), detection.coverage())
+
+
 def storm_wait(start: TrayStart) -> AlertSettings:
     """The alerts' defaults, with how long a probe-storming app's open must last before it
     is asked about: the detection's probe threshold (core/probes.py)."""
@@ -227,6 +238,7 @@ def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
         detection = build_detection(start.settings)
         monitor = detection.monitor()
         options.coverage = detection.coverage  # the main window's coverage panel
+        options.status_doc = lambda: _status_doc(monitor, detection)  # `status --json`
         if killer is not None and blocks is not None:
             guard = tray_parts.user_guard(blocks, killer.kill, clock)
             monitor.add_sink(guard)  # a block holds for camguard's own processes too

@@ -85,3 +85,25 @@ def private_dir(path: Path) -> Path:
     """Create ``path`` (0700) if needed and return it."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
+
+
+# sun_path holds 108 bytes on Linux (unix(7)); a longer path cannot be a socket address.
+MAX_SOCKET_PATH = 100
+
+
+def tray_socket(uid: int | None = None) -> str:
+    """The running tray's socket (ui/single_instance.py listens; ``camguard status`` asks
+    it, cli/tray_status.py): in ``$XDG_RUNTIME_DIR`` (private to the user, 0700) rather than
+    /tmp, where another user could squat the name first; ``CAMGUARD_STATE_DIR`` (tests, IT
+    images) moves it next to camguard's other state. The name carries the uid either way;
+    when no private folder fits, a plain name (Qt puts it in its temp folder)."""
+    uid = os.getuid() if uid is None else uid
+    name = f"camguard-tray-{uid}.sock"
+    folder: Path | None = None
+    if state_dir_moved():
+        folder = private_dir(state_dir())
+    elif os.environ.get("XDG_RUNTIME_DIR") and Path(os.environ["XDG_RUNTIME_DIR"]).is_dir():
+        folder = Path(os.environ["XDG_RUNTIME_DIR"])
+    if folder is not None and len(str(folder / name)) <= MAX_SOCKET_PATH:
+        return str(folder / name)
+    return name

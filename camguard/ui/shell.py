@@ -49,7 +49,7 @@ from camguard.ui.ports import AlertSettings, AllowPort, HistoryPort
 from camguard.ui.retention import Retention
 from camguard.ui.settings_support import password_prompt
 from camguard.ui.signals import quit_on_signals
-from camguard.ui.single_instance import SingleInstance
+from camguard.ui.single_instance import SingleInstance, status_answer
 from camguard.ui.status_window import StatusWindow
 from camguard.ui.tray import TrayIcon
 from camguard.ui.tray_options import TrayOptions, tray_alert_settings
@@ -119,6 +119,8 @@ def run_tray(monitor: EventSource, clock: Clock, *, killer: ProcessKiller | None
                   store=open_store() if open_store is not None else None, options=options)
     instance.show_requested.connect(parts.controller.request_show)
     instance.answer_requested.connect(parts.popup.take_keys)
+    if options is not None and options.status_doc is not None:
+        instance.answer_status(status_answer(parts.controller.io, options.status_doc))
     parts.cleanups.append(instance.close)
     parts.cleanups.append(quit_on_signals(app))
     start(parts, monitor)

@@ -8,36 +8,30 @@ moves it next to camguard's other state. The name carries the uid either way.
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Signal, Slot
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
+from camguard.core.text import json_text
 from camguard.store import paths
+from camguard.ui.bridge import Worker
 
 log = logging.getLogger(__name__)
 
 SHOW = b"show\n"
 # `camguard tray --answer-alert` (a desktop shortcut): the popup takes the keyboard.
 ANSWER = b"answer\n"
+# `camguard status --json` (cli/tray_status.py): the running tray answers with its status
+# document, one line of JSON, and closes; an empty answer means "look yourself".
+STATUS = b"status\n"
 CONNECT_MS = 1000
-# sun_path holds 108 bytes on Linux (unix(7)); a longer path cannot be a socket address.
-MAX_SOCKET_PATH = 100
 
 
 def instance_name(uid: int | None = None) -> str:
     """The socket path (or, when no private folder fits, a plain per-uid name)."""
-    uid = os.getuid() if uid is None else uid
-    name = f"camguard-tray-{uid}.sock"
-    folder: Path | None = None
-    if paths.state_dir_moved():
-        folder = paths.private_dir(paths.state_dir())
-    elif os.environ.get("XDG_RUNTIME_DIR") and Path(os.environ["XDG_RUNTIME_DIR"]).is_dir():
-        folder = Path(os.environ["XDG_RUNTIME_DIR"])
-    if folder is not None and len(str(folder / name)) <= MAX_SOCKET_PATH:
-        return str(folder / name)
-    return name  # Qt puts it in its temp folder; the uid keeps users apart
+    return paths.tray_socket(uid)
 
 
 class SingleInstance(QObject):
@@ -52,6 +46,12 @@ class SingleInstance(QObject):
         self.name = name or instance_name()
         self._server: QLocalServer | None = None
         self._conns: list[QLocalSocket] = []
+        self._status: Callable[[Callable[[bytes], None]], None] | None = None
+
+    def answer_status(self, start: Callable[[Callable[[bytes], None]], None]) -> None:
+        """Answer ``status`` requests: ``start(reply)`` begins building the document off
+        the GUI thread and calls ``reply`` with its bytes (b"" when it failed) on it."""
+        self._status = start
 
     def claim(self) -> bool:
         """True if this is the first instance (it now listens); False if one is running."""
@@ -126,12 +126,48 @@ class SingleInstance(QObject):
 
     def _read(self, conn: QLocalSocket) -> None:
         data = bytes(conn.readAll().data())
-        if ANSWER.strip() in data.split():
+        if STATUS.strip() in data.split():
+            self._answer_status(conn)
+        elif ANSWER.strip() in data.split():
             log.info("asked to hand the alert popup the keyboard")
             self.answer_requested.emit()
         elif SHOW.strip() in data:
             log.info("another camguard was started; showing this one")
             self.show_requested.emit()
+
+
+    def _answer_status(self, conn: QLocalSocket) -> None:
+        def reply(data: bytes) -> None:
+            if conn not in self._conns:  # the asker gave up: its socket is gone
+                return
+            log.info("answered a status request (%d bytes)", len(data))
+            if data:
+                conn.write(data)
+                conn.flush()
+            conn.disconnectFromServer()
+
+        if self._status is None:
+            reply(b"")
+            return
+        try:
+            self._status(reply)
+        except Exception:
+            log.exception("answering a status request")
+            reply(b"")
+
+
+def status_answer(io: Worker, doc: Callable[[], Mapping[str, Any]]
+                  ) -> Callable[[Callable[[bytes], None]], None]:
+    """How the running tray answers ``camguard status --json`` (ui/single_instance.py):
+    its monitor's document, built on the io lane (origins may read files), one line."""
+    def encode() -> bytes:
+        return (json_text(doc(), separators=(",", ":")) + "\n").encode()
+
+    def start(reply: Callable[[bytes], None]) -> None:
+        if not io.submit(encode, reply, lambda _exc: reply(b"")):
+            reply(b"")
+
+    return start
 
 
 def answer_running_tray() -> bool:

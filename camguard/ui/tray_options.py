@@ -6,9 +6,10 @@ reads it (no part of the tray opens a store by itself).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from camguard.core.coverage import Coverage
 from camguard.core.freeze import FreezeWhileAsking
@@ -87,6 +88,10 @@ class TrayOptions:
     # Whether a history session is camguard's own check (the self-test): the History window
     # hides those unless asked to show them. None: no session can be told apart.
     own_session: Callable[[SessionRecord], bool] | None = None
+    # ``camguard status --json`` answered by this running tray (cli/tray_status.py): the
+    # status document of its monitor now (app/guard_local.status_document; called off the
+    # GUI thread). None: the command looks for itself.
+    status_doc: Callable[[], Mapping[str, Any]] | None = None
     # Freeze while asking (app/freeze.TrayFreeze.open): called once this process is the
     # running tray (it continues what an earlier run left paused). None: never pauses.
     freeze: Callable[[], FreezeWhileAsking] | None = None

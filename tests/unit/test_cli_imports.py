@@ -243,3 +243,44 @@ def test_the_service_transport_is_the_platforms() -> None:
     from camguard import platform
 
     assert type(platform.service_transport()) is type(platform.current().service_transport())
+
+
+# A running tray's answer is the document too (cli/tray_status.py): the same round trip as
+# the service's, over this account's tray socket, so the same nothing-else.
+NOT_THROUGH_THE_TRAY = (*NOT_THROUGH_SERVICE, "camguard.service.client")
+
+
+def test_status_json_answered_by_the_running_tray_is_a_round_trip(tmp_path: Path) -> None:
+    """A real Unix socket where this account's tray listens (the tray's side is
+    tests/gui/test_tray_status.py) answers a document: printed as the one-look output is."""
+    import socket
+    import threading
+
+    from camguard.core.text import json_text
+    from camguard.store.paths import tray_socket
+
+    env = private_env(tmp_path)
+    (tmp_path / "state").mkdir(mode=0o700)
+    path = str(tmp_path / "state" / Path(tray_socket()).name)
+    doc = {"devices": [{"id": "/dev/video0", "kind": "camera", "users": [{"pid": 42}]}],
+           "degraded": [], "coverage": [{"sensor": "camera", "source": "procfs"}]}
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            assert conn.recv(100) == b"status\n"
+            conn.sendall(json_text(doc, separators=(",", ":")).encode() + b"\n")
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        modules, printed = run_loaded(tmp_path, ["status", "--json"], env)
+    finally:
+        t.join(10)
+        server.close()
+    assert "camguard.cli.tray_status" in modules  # it did ask the tray
+    assert among(modules, NOT_THROUGH_THE_TRAY) == []
+    assert printed == json_text(doc, indent=2) + "\n"
