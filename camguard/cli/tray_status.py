@@ -11,7 +11,8 @@ document either way.
 Trust: the socket is in a folder private to the account (``$XDG_RUNTIME_DIR``, or
 camguard's state folder); where no such folder exists it is a plain name in the shared
 temp folder, which another account could create first. So the answer counts only when the
-kernel says the process at the other end runs as this account (SO_PEERCRED). Anything
+kernel says the process at the other end runs as this account (the platform's
+transport reads it: SO_PEERCRED). Anything
 else (no tray, another account's socket, a slow, silent or malformed answer) is None, and
 the command looks for itself as before.
 """
@@ -22,9 +23,9 @@ import json
 import logging
 import os
 import socket
-import struct
 from typing import Any
 
+from camguard.platform import service_transport
 from camguard.store.paths import tray_socket
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,7 @@ def tray_status(path: str | None = None, *, timeout: float = TIMEOUT) -> dict[st
     try:
         sock.settimeout(timeout)
         sock.connect(path)
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        _pid, uid, _gid = struct.unpack("3i", creds)
+        _pid, uid, _gid = service_transport().peer_credentials(sock)  # SO_PEERCRED
         if uid != os.getuid():
             log.warning("%s belongs to another account (uid %d): not asked", path, uid)
             return None
