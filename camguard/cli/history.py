@@ -44,7 +44,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     fmt.add_argument("--csv", action="store_true", help="CSV with a header line")
     p.add_argument("--db", type=Path, metavar="PATH",
                    help="history database (default: history.sqlite3 in the data folder)")
-    p.set_defaults(func=cmd_history)
+    # Reading --json straight from the file logs nothing: logging is set up for the rest.
+    p.set_defaults(func=cmd_history, configures_logging=True)
 
 
 def parse_when(text: str, now: float, option: str = "--since") -> float:
@@ -109,6 +110,9 @@ def _json_from_rows(args: argparse.Namespace, filters: dict[str, Any]) -> str | 
 
 
 def _through_guard(args: argparse.Namespace, filters: dict[str, Any]) -> int:
+    from camguard.cli import configure_logging
+
+    configure_logging(args)  # the Guard, the stores and the service client log
     from camguard.app.guard_error import GuardError
     from camguard.cli import remote
     from camguard.core.text import json_text, literal

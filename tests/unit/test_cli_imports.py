@@ -91,6 +91,10 @@ def test_choosing_a_command_finds_it_behind_options_with_values(
     assert cli.chosen_command(["-v", "status", "--camera-glob", "/x/history"]) == "status"
     assert cli.chosen_command(["--socket=/x", "block", "camera", "--for=-5m"]) == "block"
     assert cli.chosen_command(["-v"]) is None
+    for name in cli.COMMANDS:  # a command named first is found without the stub parser
+        argv = [name, "--json", "history"]
+        assert cli.chosen_command(argv) == name == \
+            cli.build_parser(()).parse_known_args(argv)[0].command
 
 
 def test_the_table_is_what_the_modules_register() -> None:
@@ -164,14 +168,14 @@ NOT_FOR_HISTORY = (*NOT_FOR_STATUS, "pulsectl", "jeepney", "camguard.core.rules"
                    "tomllib")
 # history --json without a service reads the rows straight into the text
 # (store/history_json.py): no Guard, no store class, no model (their ~30 dataclasses), no
-# typing, getpass or platform either.
+# typing, getpass, platform or logging (nothing on it logs) either.
 NOT_FOR_HISTORY_JSON = (*NOT_FOR_HISTORY, "camguard.app", "camguard.platform",
                         "camguard.core.models", "camguard.core.origin",
                         "camguard.core.serialize", "camguard.store.db",
                         "camguard.store.history", "camguard.store.history_record",
                         "camguard.store.history_query", "camguard.store.tamper",
                         "camguard.store.export", "camguard.store.migrations", "dataclasses",
-                        "typing", "getpass")
+                        "typing", "getpass", "logging")
 
 
 def test_history_json_reads_the_store_and_nothing_else(tmp_path: Path) -> None:

@@ -7,8 +7,11 @@ for what it does not cover."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -202,6 +205,23 @@ def test_what_the_lean_reader_leaves_to_the_general_path(
         except Exception as exc:
             general = type(exc)
     assert expected == general
+
+
+def test_the_general_path_still_logs_as_every_command_does(tmp_path: Path) -> None:
+    """``history`` sets logging up itself (after the lean reader declined), so a row the
+    store skips is still said on stderr in camguard's format, once."""
+    path = tmp_path / "history.sqlite3"
+    fill(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE sessions SET device_kind = 'scanner' WHERE id = 1")
+    root = Path(__file__).resolve().parents[2]
+    res = subprocess.run([sys.executable, "-m", "camguard", "history", "--json", "--db",
+                          str(path)], capture_output=True, text=True, timeout=60, check=False,
+                         cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ("camguard: WARNING: camguard.store.history: skipping history row 1 "
+                          "with unknown device kind 'scanner'\n")
+    assert 1 not in [e["id"] for e in json.loads(res.stdout) if "pid" in e]
 
 
 def test_a_file_that_is_not_a_sound_database_is_the_general_paths(tmp_path: Path) -> None:
