@@ -225,10 +225,8 @@ _MINUTES: dict[int, str] = {}
 
 
 def _text(value: object) -> str:
-    """``json_safe(from_db(value))`` as a JSON string (value not None)."""
-    text = value if type(value) is str else from_db(value)
-    assert text is not None  # noqa: S101 - callers pass no None
-    return _string(json_safe(text))
+    """``json_safe(from_db(value))`` as a JSON string (callers pass no None)."""
+    return _string(json_safe(value if type(value) is str else from_db(value) or ""))
 
 
 def _value(value: object) -> str:
