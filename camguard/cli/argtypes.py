@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable, Sequence
-from enum import Enum
 from pathlib import Path
-from typing import TypeVar
 
 # Not typing's: importing typing costs ~2 ms at start-up (mypy knows the name); the
 # annotations here are strings.

@@ -14,7 +14,11 @@ same text or the same error as before. tests/unit/test_jsonindent.py holds it to
 from __future__ import annotations
 
 import json.encoder
-from typing import Any
+
+# Not typing's: importing typing costs ~2 ms at start-up (mypy knows the name).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _STRING = json.encoder.encode_basestring  # the C function when the _json module is there
 _INF = float("inf")
@@ -26,7 +30,8 @@ class Unsupported(Exception):
     """``obj`` holds something only json.dumps knows how to write (or refuse)."""
 
 
-def _float(value: float) -> str:
+def float_text(value: float) -> str:
+    """A float as ``json.dumps`` writes it (NaN and the infinities as JavaScript names)."""
     if value != value:  # noqa: PLR0124 (NaN)
         return "NaN"
     if value == _INF:
@@ -50,7 +55,7 @@ def dumps_indented(obj: Any, indent: int) -> str:
         if t is int:
             return int.__repr__(o)
         if t is float:
-            return _float(o)
+            return float_text(o)
         if depth > _MAX_DEPTH:
             raise Unsupported("too deep")
         inner = pad + step

@@ -11,6 +11,7 @@ installed and that verifies. Room is left for a Windows signer or a macOS Team I
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -138,6 +139,17 @@ def origin_from_dict(d: Any) -> ExeOrigin | None:
     detail, why = d.get("detail") or "", d.get("why") or ""
     return ExeOrigin(kind, name, verified, detail if isinstance(detail, str) else "",
                      why if isinstance(why, str) else "")
+
+
+def origin_from_json(text: object) -> ExeOrigin | None:
+    """A stored origin (the JSON text of :func:`origin_dict`, a history row's ``origin``);
+    None when it is not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return origin_from_dict(json.loads(text))
+    except (ValueError, RecursionError):
+        return None
 
 
 def origin_line(origin: ExeOrigin) -> str:

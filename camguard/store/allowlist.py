@@ -20,7 +20,8 @@ from typing import Any
 from camguard.core.models import DeviceKind
 from camguard.core.origin import ExeOrigin, parse_origin_key
 from camguard.core.text import literal
-from camguard.store.db import Database, from_db, to_db
+from camguard.store.db import Database
+from camguard.store.textcols import from_db, to_db
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 

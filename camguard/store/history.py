@@ -2,7 +2,7 @@
 
 Repository style: takes core objects (:class:`Usage`, :class:`UsageEvent`) and returns
 :class:`SessionRecord`. Text a process controls is stored exactly (see
-:func:`camguard.store.db.to_db`) and must be rendered with ``core.text.literal``.
+:func:`camguard.store.textcols.to_db`) and must be rendered with ``core.text.literal``.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ from camguard.core.models import (
 )
 from camguard.core.origin import origin_dict
 from camguard.core.state import UsageKey
-from camguard.store.db import Database, to_db
-from camguard.store.history_query import COLUMNS, ReadView, sessions_query
+from camguard.store.db import Database
+from camguard.store.history_query import ReadView
 from camguard.store.history_record import SessionRecord, clip, json_list, record_of
+from camguard.store.history_sql import COLUMNS, sessions_query
+from camguard.store.textcols import to_db
 
 if TYPE_CHECKING:  # the hashers load when a store hashes: reading history needs none (issue 16)
     from camguard.core.decision import OriginOf

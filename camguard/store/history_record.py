@@ -1,6 +1,6 @@
 """One stored session as the history hands it out, and how its fields go to and from a row.
 
-Text a process controls is stored exactly (:func:`camguard.store.db.to_db`), each field
+Text a process controls is stored exactly (:func:`camguard.store.textcols.to_db`), each field
 clipped to :data:`MAX_FIELD_CHARS` with a note of how much was cut.
 """
 
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from camguard.core.models import Device, DeviceKind, ProcessRef
-from camguard.core.origin import ExeOrigin, origin_from_dict
-from camguard.store.db import from_db, to_db
+from camguard.core.origin import ExeOrigin, origin_from_json
+from camguard.store.textcols import from_db, to_db
 
 log = logging.getLogger("camguard.store.history")
 
@@ -116,13 +116,4 @@ def record_of(row: Sequence[Any]) -> SessionRecord | None:
         parents=_from_json_list(row[12]), start=float(row[13]), end=row[14],
         duration=row[15], decision=from_db(row[16]), decided_by=from_db(row[17]),
         note=from_db(row[18]) or "", end_reason=from_db(row[19]),
-        origin=_origin(row[20]) if len(row) > 20 else None)
-
-
-def _origin(text: Any) -> ExeOrigin | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return origin_from_dict(json.loads(text))
-    except (ValueError, RecursionError):
-        return None
+        origin=origin_from_json(row[20]) if len(row) > 20 else None)

@@ -4,7 +4,7 @@ Rules: a migration is never edited once released (add a new one instead); each r
 own transaction together with the ``user_version`` bump, so a crash or a full disk leaves
 the database at the previous version, never half-way. Columns that hold text a process
 controls are declared without a type: they hold TEXT, or a BLOB when the text carries bytes
-that are not UTF-8 (see :func:`camguard.store.db.to_db`).
+that are not UTF-8 (see :func:`camguard.store.textcols.to_db`).
 """
 
 from __future__ import annotations

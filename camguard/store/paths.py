@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+
+# Not typing's: importing typing costs ~2 ms at start-up (mypy knows the name).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 CONFIG_ENV = "CAMGUARD_CONFIG_DIR"
 DATA_ENV = "CAMGUARD_DATA_DIR"
@@ -42,6 +46,11 @@ def config_dir() -> Path:
 def data_dir() -> Path:
     """History database and other records. ``CAMGUARD_DATA_DIR`` overrides."""
     return _override(DATA_ENV) or Path(_dirs().user_data_dir("camguard"))
+
+
+def history_file() -> Path:
+    """The history database: ``history.sqlite3`` in :func:`data_dir`."""
+    return data_dir() / "history.sqlite3"
 
 
 def state_dir() -> Path:

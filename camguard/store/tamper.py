@@ -21,16 +21,18 @@ from typing import Any
 from camguard.core.clock import Clock
 from camguard.core.serialize import rfc3339
 from camguard.core.text import json_safe, literal
-from camguard.store.db import Database, from_db, to_db
+from camguard.store import history_sql
+from camguard.store.db import Database
 from camguard.store.export import session_dict
 from camguard.store.history import HistoryStore
 from camguard.store.history_query import ReadView
 from camguard.store.history_record import SessionRecord
+from camguard.store.textcols import from_db, to_db
 
 log = logging.getLogger(__name__)
 
-GAP = "gap"
-POLICY_CHANGED = "policy-changed"
+GAP = history_sql.GAP
+POLICY_CHANGED = history_sql.POLICY_CHANGED
 UNCLEAN_STOP = ("camguard was not running: its previous run ended without a clean stop "
                 "(killed, crashed or the power was cut)")
 
@@ -179,16 +181,7 @@ def audit_records(db: Database | ReadView, *, since: float | None = None,
                   until: float | None = None, types: Sequence[str] = (GAP, POLICY_CHANGED)
                   ) -> list[AuditRecord]:
     """Gaps and policy changes overlapping ``[since, until]``, newest first."""
-    where = [f"type IN ({', '.join('?' for _ in types)})"]
-    params: list[object] = list(types)
-    if since is not None:
-        where.append("coalesce(ended_at, started_at) >= ?")
-        params.append(since)
-    if until is not None:
-        where.append("started_at <= ?")
-        params.append(until)
-    sql = ("SELECT id, type, started_at, ended_at, message FROM audit WHERE "  # noqa: S608
-           + " AND ".join(where) + " ORDER BY started_at DESC, id DESC")
+    sql, params = history_sql.audit_query(since=since, until=until, types=types)
     try:
         rows = db.read(lambda c: c.execute(sql, params).fetchall())
     except sqlite3.OperationalError:  # an in-memory fallback that predates migration 3
@@ -200,9 +193,6 @@ def audit_records(db: Database | ReadView, *, since: float | None = None,
 def start_of(entry: dict[str, Any]) -> str:
     """Sort key for mixed history entries (RFC 3339 UTC strings sort as times)."""
     return str(entry.get("start") or "")
-
-
-SESSION_FILTERS = ("kind", "app", "device", "search")
 
 
 def history_records(store: HistoryStore, filters: Mapping[str, Any],
@@ -221,16 +211,13 @@ def history_records(store: HistoryStore, filters: Mapping[str, Any],
                              device=filters.get("device"), app=filters.get("app"),
                              search=filters.get("search"), limit=limit, users=users)
     audits: list[AuditRecord] = []
-    if not any(filters.get(k) for k in SESSION_FILTERS):
+    if not any(filters.get(k) for k in history_sql.SESSION_FILTERS):
         audits = audit_records(store.reads, since=since, until=until)
     if limit is None:
         return records, audits
-    both: list[tuple[float, int, SessionRecord | AuditRecord]] = [
-        (r.start, r.id, r) for r in records]
-    both += [(a.start, a.id, a) for a in audits]
-    merged = sorted(both, key=lambda t: (t[0], t[1]), reverse=True)[:max(0, limit)]
-    return ([e for _s, _i, e in merged if isinstance(e, SessionRecord)],
-            [e for _s, _i, e in merged if isinstance(e, AuditRecord)])
+    mine, theirs = history_sql.newest([(r.start, r.id) for r in records],
+                                      [(a.start, a.id) for a in audits], limit)
+    return [records[n] for n in mine], [audits[n] for n in theirs]
 
 
 def entry_dicts(records: Sequence[SessionRecord], audits: Sequence[AuditRecord]

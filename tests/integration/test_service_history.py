@@ -11,7 +11,7 @@ from pathlib import Path
 from camguard.core.clock import FrozenClock
 from camguard.core.models import Device, DeviceKind, EventType, ProcessRef, Usage, UsageEvent
 from camguard.store.history import HistorySink, HistoryStore
-from camguard.store.history_query import sessions_query
+from camguard.store.history_sql import sessions_query
 from camguard.store.tamper import ServiceHistory
 from tests import realenv
 

@@ -91,6 +91,10 @@ def test_choosing_a_command_finds_it_behind_options_with_values(
     assert cli.chosen_command(["-v", "status", "--camera-glob", "/x/history"]) == "status"
     assert cli.chosen_command(["--socket=/x", "block", "camera", "--for=-5m"]) == "block"
     assert cli.chosen_command(["-v"]) is None
+    for name in cli.COMMANDS:  # a command named first is found without the stub parser
+        argv = [name, "--json", "history"]
+        assert cli.chosen_command(argv) == name == \
+            cli.build_parser(()).parse_known_args(argv)[0].command
 
 
 def test_the_table_is_what_the_modules_register() -> None:
@@ -162,6 +166,16 @@ NOT_FOR_STATUS = ("psutil", "PySide6", "camguard.app.guard_service", "camguard.s
 NOT_FOR_HISTORY = (*NOT_FOR_STATUS, "pulsectl", "jeepney", "camguard.core.rules",
                    "camguard.monitor", "camguard.platform.linux", "camguard.app.detection",
                    "tomllib")
+# history --json without a service reads the rows straight into the text
+# (store/history_json.py): no Guard, no store class, no model (their ~30 dataclasses), no
+# typing, getpass, platform or logging (nothing on it logs) either.
+NOT_FOR_HISTORY_JSON = (*NOT_FOR_HISTORY, "camguard.app", "camguard.platform",
+                        "camguard.core.models", "camguard.core.origin",
+                        "camguard.core.serialize", "camguard.store.db",
+                        "camguard.store.history", "camguard.store.history_record",
+                        "camguard.store.history_query", "camguard.store.tamper",
+                        "camguard.store.export", "camguard.store.migrations", "dataclasses",
+                        "typing", "getpass", "logging")
 
 
 def test_history_json_reads_the_store_and_nothing_else(tmp_path: Path) -> None:
@@ -178,11 +192,16 @@ def test_history_json_reads_the_store_and_nothing_else(tmp_path: Path) -> None:
     store.close_session(sid, 101.0)
     store.close()
     modules, printed = run_loaded(tmp_path, ["history", "--json"], env)
-    assert "camguard.store.history" in modules and "sqlite3" in modules  # it did read it
-    assert among(modules, NOT_FOR_HISTORY) == []
+    assert "camguard.store.history_json" in modules and "sqlite3" in modules  # it did read
+    assert among(modules, NOT_FOR_HISTORY_JSON) == []
     [entry] = json.loads(printed)
     assert (entry["pid"], entry["name"], entry["cmdline"]) == (42, "zoom\u202e", ["zoom", "--x"])
     assert "\\u202e" in printed  # the unsafe character escaped, as json_text always did
+    # The filters are the lean reader's too.
+    modules, filtered = run_loaded(tmp_path, ["history", "--json", "--until", "1970-01-02",
+                                              "--kind", "camera", "--app", "ZOOM\u202e",
+                                              "--limit", "5"], env)
+    assert among(modules, NOT_FOR_HISTORY_JSON) == [] and filtered == printed
 
 
 def test_status_json_without_a_service_loads_no_service_client(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 from camguard.core.clock import FrozenClock
 from camguard.core.models import Device, DeviceKind, ProcessRef, Usage
 from camguard.store.allowlist import AllowList
-from camguard.store.db import Database, _wal_header_ok, from_db, to_db
+from camguard.store.db import Database, _wal_header_ok
 from camguard.store.history import HistoryStore
 from camguard.store.migrations import (
     LATEST_VERSION,
@@ -24,6 +24,7 @@ from camguard.store.migrations import (
     migrate,
     schema_version,
 )
+from camguard.store.textcols import from_db, to_db
 
 ROOT = Path(__file__).resolve().parents[2]
 
