@@ -154,3 +154,57 @@ def test_a_reopen_is_found_without_reading_the_idle_processes(
         for p in [app, *newer]:
             p.kill()
             p.wait()
+
+
+class StatLog:
+    """Which pids each look ``stat``-ed for their fd count (Scanner.fd_count)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.lock = threading.Lock()
+        self.counted: list[int] = []
+        real = fdscan.Scanner.fd_count
+
+        def fd_count(scanner: fdscan.Scanner, pid: int) -> int:
+            with self.lock:
+                self.counted.append(pid)
+            return real(scanner, pid)
+
+        monkeypatch.setattr(fdscan.Scanner, "fd_count", fd_count)
+
+    def since(self, mark: int) -> set[int]:
+        with self.lock:
+            return set(self.counted[mark:])
+
+    def mark(self) -> int:
+        with self.lock:
+            return len(self.counted)
+
+
+def test_a_new_opener_is_found_before_older_processes_are_even_counted(
+        devdir: Path, idle_processes: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The search walks from the newest process down and reads each changed one as it meets
+    it: an opener newer than the idle processes is read, and the search stops, before any
+    of them is ``stat``-ed (issue 16: the freeze's open -> stopped without privileges)."""
+    monkeypatch.setattr(inotify, "open_reader", lambda: None)  # inotify only, as unprivileged
+    counts = StatLog(monkeypatch)
+    cam = make_standin(devdir / "video0")
+    app = subprocess.Popen([sys.executable, "-c", REOPENER, str(cam)], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    older = [pid for pid in idle_processes if pid < app.pid]
+    try:
+        if not older:
+            pytest.skip("pids wrapped: no idle process is older than the opener")
+        src = ProcfsSource([f"{devdir}/video*"], [], describer=ProcessDescriber())
+        with watching([src]) as (monitor, rec):
+            wait_until(lambda: monitor.state.devices != (), 5, "the first look")
+            mark = counts.mark()
+            assert app.stdin is not None and app.stdout is not None
+            app.stdin.write("open\n")
+            app.stdin.flush()
+            assert app.stdout.readline() == "done\n"
+            rec.wait_for(started(app.pid))
+            assert app.pid in counts.since(mark)
+            assert not counts.since(mark) & set(older)
+    finally:
+        app.kill()
+        app.wait()

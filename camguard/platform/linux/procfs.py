@@ -109,6 +109,7 @@ class ProcfsSource:
         self._fd_counts: dict[int, int] = {}
         self._rescans = 0  # safety rescans since the last fd-count sweep
         self._readable_pids: set[int] = set()  # processes whose fd table we can read
+        self._unreadable: set[int] = set()  # and those we could not, at the last look
         # The identity of each node at the last look, and of nodes unlinked since (a
         # hot-unplug): a process holding one still uses it, through a "(deleted)" fd.
         self._identities: dict[str, Identity] = {}
@@ -240,6 +241,7 @@ class ProcfsSource:
                 self._readable_pids.add(pid)
             elif count >= 0:
                 counts[pid] = count
+        self._unreadable = set(counts)
         return counts
 
     def _pump(self) -> None:
@@ -272,6 +274,7 @@ class ProcfsSource:
             for pid in scanner.pids():
                 scanner.scan(pid, found)
             self._fd_counts = scanner.fd_counts
+            self._unreadable = set(scanner.hidden_fds)
             return found, True
         known = {pid for pairs in prev.values() for pid, _ in pairs}
         for pid in known:
@@ -292,19 +295,40 @@ class ProcfsSource:
             for pid in sorted(hints - known):
                 scanner.scan(pid, found)
         if not attributed():
-            candidates = [pid for pid in scanner.pids() if pid not in known]
-            counts = self._fd_counts
-            changed = {pid for pid in candidates
-                       if pid not in hints and scanner.fd_count(pid) != counts.get(pid)}
-            order = sorted(changed, reverse=True) + sorted(
-                (pid for pid in candidates if pid not in changed and pid not in hints),
-                reverse=True)
-            for pid in order:
-                scanner.scan(pid, found)
-                if attributed():
-                    break
+            self._search(scanner, found, known | hints, attributed)
         self._fd_counts.update(scanner.fd_counts)
         return found, False
+
+    def _search(self, scanner: Scanner, found: Pairs, skip: set[int],
+                attributed: Callable[[], bool]) -> None:
+        """Look for the opener(s) of what was opened since the last look, newest process
+        first, until every open is attributed: a process whose fd count changed (or that
+        is new) is read as the walk meets it, before any other is even ``stat``-ed; those
+        whose count did not change are read only when that finds nobody, and before them
+        those whose fd table was unreadable at the last look (another account's, found
+        by their counts instead: platform/linux/hidden.py). The same reading order as
+        ``stat``-ing every process first, but an opener that started recently (a one-shot
+        tool; a browser's new media process) is read within a few ``stat`` calls instead
+        of after one per process on the machine (~1.5 ms per 1,000; issue 16)."""
+        counts = self._fd_counts
+        unreadable = self._unreadable
+        later: list[int] = []
+        unchanged: list[int] = []
+        for pid in sorted(scanner.pids(), reverse=True):
+            if pid in skip:
+                continue
+            if pid in unreadable:
+                later.append(pid)
+            elif scanner.fd_count(pid) == counts.get(pid):
+                unchanged.append(pid)
+            else:
+                scanner.scan(pid, found)
+                if attributed():
+                    return
+        for pid in later + unchanged:
+            scanner.scan(pid, found)
+            if attributed():
+                return
 
     def _rescan(self, scanner: Scanner, prev: Pairs) -> tuple[Pairs, bool]:
         """The safety rescan while something is held, and whether it was a full look.
@@ -351,6 +375,7 @@ class ProcfsSource:
             if count >= 0 and pid not in scanner.hidden_fds:
                 counts[pid] = count
         self._fd_counts = counts
+        self._unreadable = set(scanner.hidden_fds)
         return found
 
     def _all_watched(self, paths: Collection[str]) -> bool:
