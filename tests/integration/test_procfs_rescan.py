@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from camguard.platform.linux import fdscan, inotify
+from camguard.platform.linux import fdscan, inotify, pidlist
 from camguard.platform.linux.procfs import ProcfsSource
 from camguard.platform.process import ProcessDescriber
 from tests.conftest import Holder, make_standin
@@ -44,20 +44,20 @@ class ScanLog:
         self.lock = threading.Lock()
         self.read: list[int] = []
         self.listings = 0
-        real_scan, real_pids = fdscan.Scanner.scan, fdscan.Scanner.pids
+        real_scan, real_fresh = fdscan.Scanner.scan, pidlist.PidList.fresh
 
         def scan(scanner: fdscan.Scanner, pid: int, into: fdscan.Pairs) -> None:
             with self.lock:
                 self.read.append(pid)
             real_scan(scanner, pid, into)
 
-        def pids(scanner: fdscan.Scanner) -> list[int]:
+        def fresh(pids: pidlist.PidList) -> tuple[list[int], set[int]]:
             with self.lock:
                 self.listings += 1
-            return real_pids(scanner)
+            return real_fresh(pids)
 
         monkeypatch.setattr(fdscan.Scanner, "scan", scan)
-        monkeypatch.setattr(fdscan.Scanner, "pids", pids)
+        monkeypatch.setattr(pidlist.PidList, "fresh", fresh)
 
     def since(self, mark: int) -> set[int]:
         with self.lock:

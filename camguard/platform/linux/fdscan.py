@@ -50,19 +50,13 @@ class Scanner:
         # The same for each process whose fd table could not be read: the kernel gives the
         # count to anyone, which is what tells a hidden holder (platform/linux/hidden.py).
         self.hidden_fds: dict[int, int] = {}
-        self._pids: list[int] | None = None
 
     def pids(self) -> list[int]:
-        """Every pid in ``proc_root``, listed once per scanner (a scanner serves one look:
-        the search for an opener and the hidden processes' counts after it share one
-        listing, ~0.5-1.5 ms with 1,000 processes; issue 16)."""
-        if self._pids is None:
-            try:
-                entries = os.listdir(self.proc_root)
-            except OSError as exc:
-                raise ProcUnreadableError(f"cannot list {self.proc_root}: {exc}") from exc
-            self._pids = [int(e) for e in entries if e.isdigit()]
-        return self._pids
+        try:
+            entries = os.listdir(self.proc_root)
+        except OSError as exc:
+            raise ProcUnreadableError(f"cannot list {self.proc_root}: {exc}") from exc
+        return [int(e) for e in entries if e.isdigit()]
 
     def fd_count(self, pid: int) -> int:
         try:

@@ -41,6 +41,7 @@ from camguard.platform.linux.fdscan import (
 from camguard.platform.linux.hidden import REFRESH as HIDDEN_REFRESH
 from camguard.platform.linux.hidden import HiddenHolders
 from camguard.platform.linux.inotify import InotifyWatcher
+from camguard.platform.linux.pidlist import PidList, search_openers
 from camguard.platform.process import ProcessDescriber
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,8 @@ class ProcfsSource:
         self._rescans = 0  # safety rescans since the last fd-count sweep
         self._readable_pids: set[int] = set()  # processes whose fd table we can read
         self._unreadable: set[int] = set()  # and those we could not, at the last look
+        self._pidlist = PidList(proc_root)
+        self._look_pids: tuple[list[int], set[int]] | None = None  # this look's
         # The identity of each node at the last look, and of nodes unlinked since (a
         # hot-unplug): a process holding one still uses it, through a "(deleted)" fd.
         self._identities: dict[str, Identity] = {}
@@ -122,6 +125,7 @@ class ProcfsSource:
 
     # -- UsageSource ---------------------------------------------------------------------
     def snapshot(self) -> SourceSnapshot:
+        self._look_pids = None
         devices = self._devices()
         by_path = {d.path: d for d in devices if d.path}
         alias = {rdev: path for path, rdev in self._table.rdevs(by_path).items()
@@ -139,7 +143,8 @@ class ProcfsSource:
             if not self._hidden.watching:
                 return SourceSnapshot(self.name, frozenset(devices),
                                       degraded=self._degraded(0))
-            self._hidden.refresh(self._hidden_counts(Scanner(by_path, self._proc_root)))
+            self._hidden.refresh(self._hidden_counts(Scanner(by_path, self._proc_root),
+                                                     fresh=True))
             return SourceSnapshot(self.name, frozenset(devices), degraded=self._degraded(0),
                                   recheck_in=HIDDEN_REFRESH)
         scanned = time.monotonic()
@@ -222,18 +227,19 @@ class ProcfsSource:
                 held[(pid, path)] = (Usage(device, ref, via="fd"), files)
         return held
 
-    def _hidden_counts(self, scanner: Scanner) -> dict[int, int]:
+    def _hidden_counts(self, scanner: Scanner, *, fresh: bool = False) -> dict[int, int]:
         """The fd count of every process whose fd table we cannot read, without a full
-        scan: one stat each, and one probe for each process new since the last look."""
+        scan: one stat each, and one probe for each process new since the last look.
+        ``fresh``: list /proc (an idle look), else the look's list (module pidlist)."""
         counts: dict[int, int] = {}
         try:
-            pids = scanner.pids()
+            pids, new = self._pids_now(fresh=fresh)
         except ProcUnreadableError:
             return counts
         readable = self._readable_pids
         self._readable_pids = set()
         for pid in pids:
-            if pid in readable or pid in self._fd_counts:
+            if pid not in new and (pid in readable or pid in self._fd_counts):
                 self._readable_pids.add(pid)
                 continue
             count = scanner.probe(pid)
@@ -243,6 +249,14 @@ class ProcfsSource:
                 counts[pid] = count
         self._unreadable = set(counts)
         return counts
+
+    def _pids_now(self, *, fresh: bool = False) -> tuple[list[int], set[int]]:
+        """This look's pids, newest first, and those new since the last look: listed
+        (``fresh``, or the first need of a look) or extended from the last listing by the
+        kernel's pid cursor (pidlist.py). One per look; raises ProcUnreadableError."""
+        if fresh or self._look_pids is None:
+            self._look_pids = self._pidlist.fresh() if fresh else self._pidlist.current()
+        return self._look_pids
 
     def _pump(self) -> None:
         if self._watcher is not None:
@@ -271,7 +285,7 @@ class ProcfsSource:
             return self._rescan(scanner, prev)
         if (full or prev is None or structural or not (opens or closes) or (opens and closes)
                 or set(prev) - scanner.targets):
-            for pid in scanner.pids():
+            for pid in self._pids_now(fresh=True)[0]:
                 scanner.scan(pid, found)
             self._fd_counts = scanner.fd_counts
             self._unreadable = set(scanner.hidden_fds)
@@ -295,40 +309,12 @@ class ProcfsSource:
             for pid in sorted(hints - known):
                 scanner.scan(pid, found)
         if not attributed():
-            self._search(scanner, found, known | hints, attributed)
+            order, new = self._pids_now()
+            search_openers(scanner, found, attributed, order=order, new=new,
+                           skip=known | hints, counts=self._fd_counts,
+                           unreadable=self._unreadable)
         self._fd_counts.update(scanner.fd_counts)
         return found, False
-
-    def _search(self, scanner: Scanner, found: Pairs, skip: set[int],
-                attributed: Callable[[], bool]) -> None:
-        """Look for the opener(s) of what was opened since the last look, newest process
-        first, until every open is attributed: a process whose fd count changed (or that
-        is new) is read as the walk meets it, before any other is even ``stat``-ed; those
-        whose count did not change are read only when that finds nobody, and before them
-        those whose fd table was unreadable at the last look (another account's, found
-        by their counts instead: platform/linux/hidden.py). The same reading order as
-        ``stat``-ing every process first, but an opener that started recently (a one-shot
-        tool; a browser's new media process) is read within a few ``stat`` calls instead
-        of after one per process on the machine (~1.5 ms per 1,000; issue 16)."""
-        counts = self._fd_counts
-        unreadable = self._unreadable
-        later: list[int] = []
-        unchanged: list[int] = []
-        for pid in sorted(scanner.pids(), reverse=True):
-            if pid in skip:
-                continue
-            if pid in unreadable:
-                later.append(pid)
-            elif scanner.fd_count(pid) == counts.get(pid):
-                unchanged.append(pid)
-            else:
-                scanner.scan(pid, found)
-                if attributed():
-                    return
-        for pid in later + unchanged:
-            scanner.scan(pid, found)
-            if attributed():
-                return
 
     def _rescan(self, scanner: Scanner, prev: Pairs) -> tuple[Pairs, bool]:
         """The safety rescan while something is held, and whether it was a full look.
@@ -367,7 +353,7 @@ class ProcfsSource:
         known = {pid for pairs in prev.values() for pid, _ in pairs}
         before = self._fd_counts
         counts: dict[int, int] = {}
-        for pid in scanner.pids():
+        for pid in self._pids_now(fresh=True)[0]:
             count = scanner.fd_count(pid)
             if pid in known or count != before.get(pid):
                 scanner.scan(pid, found)
