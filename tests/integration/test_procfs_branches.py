@@ -1,6 +1,7 @@
 """The device-node source's remaining decisions, for real: the sound server's own brief
 open of a raw capture node is not an app's use; starting the watch twice starts one
-watcher; stopping a source never started is harmless."""
+watcher; stopping a source never started is harmless; psutil is imported when the watch
+starts, not on the first opener's path."""
 
 from __future__ import annotations
 
@@ -70,3 +71,26 @@ def test_one_watcher_however_often_started_and_stop_before_start(devdir: Path) -
     finally:
         src.stop()
     src.stop()
+
+
+PSUTIL_AT_START = """
+import sys
+from camguard.platform.linux.procfs import ProcfsSource
+from camguard.platform.process import ProcessDescriber
+src = ProcfsSource([sys.argv[1] + "/video*"], [], describer=ProcessDescriber())
+src.snapshot()  # a one-shot look that finds no holder (status): no psutil
+before = "psutil" in sys.modules
+src.start(lambda: None)
+print(before, "psutil" in sys.modules)
+src.stop()
+"""
+
+
+def test_psutil_is_imported_when_the_watch_starts_not_at_the_first_open(
+        devdir: Path) -> None:
+    """The first opener's alert and freeze must not wait for psutil's import (issue 16)."""
+    make_standin(devdir / "video0")
+    out = subprocess.run([sys.executable, "-c", PSUTIL_AT_START, str(devdir)],
+                         capture_output=True, text=True, timeout=60, check=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert out.stdout.split() == ["False", "True"]

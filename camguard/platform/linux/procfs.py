@@ -395,6 +395,10 @@ class ProcfsSource:
     def start(self, wake: Wake) -> None:
         if self._watcher is not None:
             return
+        # psutil names the holders: imported now (~20 ms), before a watch can report an
+        # open, not on the first opener's path to its alert and its freeze (issue 16). A
+        # one-shot look (`camguard status`) never starts the source and never pays it.
+        import psutil  # noqa: F401
         self._watcher = InotifyWatcher(self, wake)
         self._watcher.start()
 
