@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +48,29 @@ def test_a_process_started_after_the_listing_is_found_without_listing_again(
     assert order.index(b) < order.index(a) < order.index(os.getpid())
     again, new = pids.current()
     assert a not in new and a in again  # new since the last call only
+
+
+def test_a_threads_id_is_not_a_process(spawn: list[subprocess.Popen[bytes]]) -> None:
+    pids = PidList()
+    pids.fresh()
+    started, done, tids = threading.Event(), threading.Event(), []
+
+    def run() -> None:
+        tids.append(threading.get_native_id())
+        started.set()
+        done.wait()
+
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        assert started.wait(10)
+        a = sleeper(spawn)  # made after the thread: the cursor passed the thread's id
+        order, new = pids.current()
+        assert pids.last == "extended" and a in new
+        assert tids[0] not in new and tids[0] not in order
+    finally:
+        done.set()
+        t.join()
 
 
 def test_the_list_is_listed_again_when_too_many_processes_were_made(

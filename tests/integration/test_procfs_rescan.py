@@ -208,3 +208,43 @@ def test_a_new_opener_is_found_before_older_processes_are_even_counted(
     finally:
         app.kill()
         app.wait()
+
+
+# A thread made after the last look opens the node: its id is in the kernel's pid range
+# and /proc/TID/fd (not listed, but there) shows the process's whole fd table.
+THREADED = """
+import os, sys, threading
+done = threading.Event()
+def run():
+    os.open(sys.argv[1], os.O_RDONLY)
+    sys.stdout.write(str(threading.get_native_id()) + "\\n"); sys.stdout.flush()
+    done.wait()  # the thread lives on while the process holds the node
+sys.stdin.readline()
+threading.Thread(target=run, daemon=True).start()
+sys.stdin.readline()
+"""
+
+
+def test_a_thread_that_opens_is_named_by_its_process(
+        devdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pids the kernel made since the last look include thread ids; the use is the
+    process's, never a thread id's (issue 16: the opener search without a listing)."""
+    monkeypatch.setattr(inotify, "open_reader", lambda: None)  # inotify only, as unprivileged
+    cam = make_standin(devdir / "video0")
+    app = subprocess.Popen([sys.executable, "-c", THREADED, str(cam)], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        src = ProcfsSource([f"{devdir}/video*"], [], describer=ProcessDescriber())
+        with watching([src]) as (monitor, rec):
+            wait_until(lambda: monitor.state.devices != (), 5, "the first look")
+            assert app.stdin is not None and app.stdout is not None
+            app.stdin.write("go\n")
+            app.stdin.flush()
+            tid = int(app.stdout.readline())
+            assert tid != app.pid
+            rec.wait_for(started(app.pid))
+            assert not [ev for ev in rec.events if getattr(ev, "usage", None) is not None
+                        and ev.usage.process is not None and ev.usage.process.pid == tid]
+    finally:
+        app.kill()
+        app.wait()

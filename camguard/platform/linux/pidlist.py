@@ -7,12 +7,15 @@ before it can name and pause the opener. But the kernel hands out pids in order:
 pid is the first free one above the namespace's cursor, wrapping at ``pid_max``
 (kernel/pid.c: alloc_pid -> idr_alloc_cyclic). ``/proc/sys/kernel/ns_last_pid`` reads that
 cursor and ``/proc/stat``'s ``processes`` counts every fork since boot (threads included),
-so after one listing the pids made since are exactly those between the cursor then and the
-cursor now, as long as fewer than ``pid_max`` were made meanwhile (no full turn). A pid
-placed out of order (clone3's set_tid, a write to ns_last_pid: both need
-CAP_CHECKPOINT_RESTORE over the namespace, i.e. root here; CRIU restores) is not in the
-list until the next listing, which every idle look and any list older than :data:`MAX_AGE`
-makes. Exited pids stay in the list until then (they read as gone: one failed ``stat``).
+so after one listing the processes made since are among the pids between the cursor then
+and the cursor now, as long as fewer than ``pid_max`` were made meanwhile (no full turn).
+Threads take their ids from the same cursor, and ``/proc/TID`` (not listed, but there)
+shows the whole process's fd table under the thread's id: only thread-group leaders are
+kept (pidfd_open refuses the others). A pid placed out of order (clone3's set_tid, a write
+to ns_last_pid: both need CAP_CHECKPOINT_RESTORE over the namespace, i.e. root here; CRIU
+restores) is not in the list until the next listing, which every idle look and any list
+older than :data:`MAX_AGE` makes. Pids that exit stay in the list until then (they read as
+gone: one failed ``stat``).
 
 Only where the two agree: ``proc_root`` is ``/proc`` and it shows this process's own pid
 namespace (``/proc/self`` is our pid); elsewhere (a fake /proc in tests, /proc of another
@@ -36,9 +39,9 @@ _CURSOR = "/proc/sys/kernel/ns_last_pid"
 
 
 class PidList:
-    """The pids of ``proc_root``: listed, or extended by the pids made since (module
-    docstring); newest first (the next pid to be made is the oldest's successor, so the
-    newest are those just below the cursor, wrap included)."""
+    """The pids of ``proc_root``: listed, or extended by the processes made since (module
+    docstring); newest first (pids are handed out rising and wrap at pid_max: the newest
+    are those just below the cursor, and those above it are from before a wrap)."""
 
     def __init__(self, proc_root: str = "/proc") -> None:
         self._root = proc_root
@@ -54,7 +57,7 @@ class PidList:
     def fresh(self) -> tuple[list[int], set[int]]:
         """List ``proc_root`` now: every pid, newest first (and no pid known to be new: a
         listing does not say which are)."""
-        cursor, forks = self._counters()
+        cursor, forks = self._counters() if self._usable else (None, None)
         try:
             entries = os.listdir(self._root)
         except OSError as exc:
@@ -81,7 +84,9 @@ class PidList:
                 or not 0 <= forks - self._forks <= MAX_NEW
                 or not 0 <= cursor - self._cursor <= MAX_NEW):
             return self.fresh()  # a turn of the pid space, or too many to try one by one
-        new = list(range(cursor, self._cursor, -1))
+        # Threads take ids from the same cursor, and /proc/TID (not listed, but there)
+        # shows the process's fd table under the thread's id: processes only.
+        new = [p for p in range(cursor, self._cursor, -1) if _is_process(p)]
         self._cursor, self._forks = cursor, forks
         if new:
             self._order = [p for p in new if p not in self._known] + self._order
@@ -113,6 +118,17 @@ def _forks() -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def _is_process(pid: int) -> bool:
+    """``pid`` is a running process (a thread group's leader), not a thread or gone:
+    pidfd_open refuses a thread's id (EINVAL before Linux 6.9, ENOENT since)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
 
 
 def _own_namespace() -> bool:
