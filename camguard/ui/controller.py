@@ -170,10 +170,11 @@ class AppController(QObject, ActionsMixin):
         self._look_up_origin(usage)
         self._ask_about(usage, at, storm)
 
-    def _ask_about(self, usage: Usage, at: float, storm: bool = False) -> None:
+    def _ask_about(self, usage: Usage, at: float, storm: bool = False, note: str = "") -> None:
         """Judge ``usage`` and ask the person when nothing decides it. ``storm``: its app
         is probe-storming (core/probes.py): the rules act now, the question only if the
-        open lasts (:meth:`_ask_later`), and nothing is paused before that."""
+        open lasts (:meth:`_ask_later`), and nothing is paused before that. ``note``: why
+        it is asked about, shown first."""
         akey = alert_key(usage)
         if akey in self._settled or self._pending(akey) is not None:
             return
@@ -212,7 +213,7 @@ class AppController(QObject, ActionsMixin):
             paused = self._hold(akey, usage, verdict, gate is Gate.FREEZE) if asks else None
             if asks and process is not None and self._origin_of is not None:
                 origin = self._origin_of(process)  # for the alert only
-            return verdict, why, origin, paused
+            return verdict, "; ".join(w for w in (note, why) if w), origin, paused
 
         self.io.submit(check, lambda v: self._checked(usage, at, v[0], v[1], origin=v[2],
                                                       paused=v[3], storm=storm),

@@ -61,7 +61,7 @@ class ActionsMixin:
     def _changed(self) -> None:
         raise NotImplementedError
 
-    def _ask_about(self, usage: Usage, at: float, storm: bool = False) -> None:
+    def _ask_about(self, usage: Usage, at: float, storm: bool = False, note: str = "") -> None:
         raise NotImplementedError
 
     @Slot(object)
@@ -125,7 +125,9 @@ class ActionsMixin:
     def _storm_due(self, usage: Usage, at: float) -> None:
         user = self._users.get(usage.key)
         if user is not None and user.since == at:  # the same session, still open
-            self._ask_about(usage, at)
+            kind = usage.device.kind.value
+            self._ask_about(usage, at, note=f"It probed the {kind} again and again; this "
+                            f"time it kept it open for {self.settings.storm_wait:g} s")
 
     def _release(self, akey: AlertKey, choice: str | None) -> None:
         """Continue (``choice`` "killed": end) the app paused for ``akey``, on the io lane."""

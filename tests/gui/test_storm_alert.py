@@ -53,6 +53,8 @@ def test_a_storming_apps_short_open_is_never_asked_about_and_one_that_lasts_is(
     [alert] = rig.controller.pending_alerts()
     assert alert.usage.process is not None and alert.usage.process.pid == long.pid
     assert time.time() - now >= 0.8
+    assert rig.popup.why_label.text() == ("Asking again: It probed the camera again and "
+                                          "again; this time it kept it open for 0.8 s")
     rig.popup.grab().save(str(tmp_path / "alert-after-storm-wait.png"))
     rig.settle()
     assert rig.session(short_use).end_reason == "probe"
