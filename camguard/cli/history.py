@@ -89,6 +89,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         text = _json_from_rows(args, filters)
         if text is not None:
             print(text)
+            args.exit_now = True  # printed all it had, holds nothing: see cli.main
             return 0
     return _through_guard(args, filters)
 

@@ -175,7 +175,7 @@ NOT_FOR_HISTORY_JSON = (*NOT_FOR_HISTORY, "camguard.app", "camguard.platform",
                         "camguard.store.history", "camguard.store.history_record",
                         "camguard.store.history_query", "camguard.store.tamper",
                         "camguard.store.export", "camguard.store.migrations", "dataclasses",
-                        "typing", "getpass", "logging")
+                        "typing", "getpass", "logging", "shutil")
 
 
 def test_history_json_reads_the_store_and_nothing_else(tmp_path: Path) -> None:
@@ -303,3 +303,26 @@ def test_status_json_answered_by_the_running_tray_is_a_round_trip(tmp_path: Path
     assert "camguard.cli.tray_status" in modules  # it did ask the tray
     assert among(modules, NOT_THROUGH_THE_TRAY) == []
     assert printed == json_text(doc, indent=2) + "\n"
+
+
+@pytest.mark.parametrize("columns", ["60", "120"])
+def test_help_is_argparses_own_without_shutil(columns: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parser's help formatter learns the terminal's width itself (cli._columns, as
+    argparse asks shutil.get_terminal_size): every help text is argparse's own."""
+    import argparse
+
+    from camguard import cli
+
+    monkeypatch.setenv("COLUMNS", columns)
+
+    def helps() -> list[str]:
+        parser = cli.build_parser()
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return [parser.format_help(), *(p.format_help() for p in sub.choices.values())]
+
+    ours = helps()
+    monkeypatch.setattr(cli, "_parser_class", lambda: argparse.ArgumentParser)
+    assert ours == helps()
+    assert max(len(line) for text in ours for line in text.splitlines()) > (
+        80 if columns == "120" else 0)

@@ -259,3 +259,26 @@ def test_the_constants_it_copies_are_the_stores() -> None:
     assert history_json.SCHEMA_VERSION == LATEST_VERSION
     assert history_json.BUSY_TIMEOUT_S == store_db.BUSY_TIMEOUT_S
     assert tuple(k.value for k in DeviceKind) == KINDS
+
+
+def test_as_a_whole_process_it_prints_everything_and_ends_at_once(
+        database: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Run as the process's entry point, the lean reader's command ends with os._exit after
+    flushing (cli.main, issue 16): the whole text still arrives, with the exit status; a
+    reader that goes away early (`| head`) gets no traceback."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    argv = ["history", "--json", "--db", str(database)]
+    expected = printed(capsys, argv)
+    res = subprocess.run([sys.executable, "-m", "camguard", *argv], capture_output=True,
+                         text=True, timeout=60, check=False, cwd=root, env=env)
+    assert (res.returncode, res.stderr) == (0, "")
+    assert res.stdout == expected and len(expected) > 100_000
+    reader = subprocess.Popen([sys.executable, "-m", "camguard", *argv],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root,
+                              env=env)
+    assert reader.stdout is not None and reader.stderr is not None
+    assert len(reader.stdout.read(10)) == 10
+    reader.stdout.close()  # the reader goes away before the end
+    assert reader.wait(60) == 0
+    assert b"Traceback" not in reader.stderr.read()
