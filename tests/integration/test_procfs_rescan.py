@@ -197,14 +197,31 @@ def test_a_new_opener_is_found_before_older_processes_are_even_counted(
         src = ProcfsSource([f"{devdir}/video*"], [], describer=ProcessDescriber())
         with watching([src]) as (monitor, rec):
             wait_until(lambda: monitor.state.devices != (), 5, "the first look")
-            mark = counts.mark()
             assert app.stdin is not None and app.stdout is not None
-            app.stdin.write("open\n")
-            app.stdin.flush()
-            assert app.stdout.readline() == "done\n"
-            rec.wait_for(started(app.pid))
-            assert app.pid in counts.since(mark)
-            assert not counts.since(mark) & set(older)
+
+            def ask(word: str) -> None:
+                assert app.stdin is not None and app.stdout is not None
+                app.stdin.write(word + "\n")
+                app.stdin.flush()
+                assert app.stdout.readline() == "done\n"
+
+            # inotify reports an open before the kernel installs the fd: on a loaded
+            # machine the first look can find nothing new and fall back to counting every
+            # process (documented in docs/benchmarks.md). So up to five rounds; in one
+            # at least, the opener is read and no older process is counted.
+            clean = []
+            for _ in range(5):
+                mark, seen = counts.mark(), len(rec.events)
+                ask("open")
+                rec.wait_for(started(app.pid), start=seen)
+                counted = counts.since(mark)
+                assert app.pid in counted
+                clean.append(not counted & set(older))
+                ask("close")
+                rec.wait_for(stopped(app.pid), start=seen)
+                if clean[-1]:
+                    break
+            assert any(clean), clean
     finally:
         app.kill()
         app.wait()
