@@ -120,10 +120,13 @@ class ActionsMixin:
         person: asked about only if it is still open ``storm_wait`` seconds after it began.
         One that closed sooner was a probe, already in history; the storm alert named it."""
         wait = max(0.0, at + self.settings.storm_wait - self.clock.now())
-        QTimer.singleShot(int(wait * 1000), lambda: self._storm_due(usage, at))
+        QTimer.singleShot(int(wait * 1000) + 1, lambda: self._storm_due(usage, at))
 
     def _storm_due(self, usage: Usage, at: float) -> None:
         user = self._users.get(usage.key)
+        if user is not None and self.clock.now() - at < self.settings.storm_wait:
+            self._ask_later(usage, at)  # Qt's coarse timers may fire up to 5% early
+            return
         if user is not None and user.since == at:  # the same session, still open
             kind = usage.device.kind.value
             self._ask_about(usage, at, note=f"It probed the {kind} again and again; this "
