@@ -127,7 +127,7 @@ def cmd_tray(args: argparse.Namespace) -> int:
     options.freeze = freeze.open
     try:
         return run_tray(OwnActivityFilter(feed, OwnActivity()), clock, argv=start.argv,
-                        settings=tray_alert_settings(ui, storm_wait(start)), options=options,
+                        settings=tray_alert_settings(ui, alert_defaults(start)), options=options,
                         open_store=lambda: tray_parts.open_history(clock))  # allow list
     finally:
         freeze.close()
@@ -157,7 +157,7 @@ def _status_doc(monitor: Monitor, detection: Detection) -> dict[str, Any]:
     return status_document(with_since(monitor.state), detection.coverage())
 
 
-def storm_wait(start: TrayStart) -> AlertSettings:
+def alert_defaults(start: TrayStart) -> AlertSettings:
     """The alerts' defaults, with how long a probe-storming app's open must last before it
     is asked about: the detection's probe threshold (core/probes.py)."""
     from camguard.ui.ports import AlertSettings
@@ -244,7 +244,7 @@ def _standalone(args: argparse.Namespace, start: TrayStart) -> int:
             monitor.add_sink(guard)  # a block holds for camguard's own processes too
         return run_tray(OwnActivityFilter(monitor, OwnActivity()), clock, killer=killer,
                         blocks=blocks, argv=start.argv,
-                        settings=tray_alert_settings(start.ui, storm_wait(start)),
+                        settings=tray_alert_settings(start.ui, alert_defaults(start)),
                         options=options,
                         open_store=lambda: tray_parts.open_history(clock))
     finally:
