@@ -16,13 +16,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import pulsectl
-from pulsectl import _pulsectl as _c
-
 from camguard.core.text import literal
 from camguard.platform.linux.pulse_conn import close_quietly as _close_quietly
-from camguard.platform.linux.pulse_conn import connect
+from camguard.platform.linux.pulse_conn import connect, load_pulsectl
 from camguard.platform.linux.pulse_props import parse_pid
+
+# Through pulse_conn: a bare ``import pulsectl`` runs ldconfig, gcc and ld to find libpulse
+# (pulse_conn.load_pulsectl), and this module may be the first to load it (the tray's kill
+# switch, the service's block). The names below are then already in sys.modules.
+load_pulsectl()
+import pulsectl  # noqa: E402
+from pulsectl import _pulsectl as _c  # noqa: E402
 
 log = logging.getLogger(__name__)
 
