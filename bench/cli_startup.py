@@ -6,7 +6,10 @@
 Runs, interleaved round-robin so that machine load hits every command alike:
 ``python -c pass`` (the same interpreter), ``camguard --version``, ``camguard status
 --json`` and ``camguard history --json`` (1,000 sessions in a private history database),
-``fuser`` and ``lsof`` on the same stand-in camera node, held by a ``sleep``. camguard runs
+``fuser`` and ``lsof`` on the same stand-in camera node, held by a ``sleep``, and two floor
+rows for ``status --json`` with nothing running: a process that only imports the libraries
+(stdlib and third-party) one such look loads, and one that imports every module it loads,
+camguard's too, without looking at anything. camguard runs
 from this checkout through the console-script stub (``from camguard.cli import main``), with
 private config/data/state folders, no service (CAMGUARD_SOCKET names no socket) and
 (unless ``--no-pulse``) a real PulseAudio server, so ``status`` asks the sound server as
@@ -84,6 +87,55 @@ def start_tray(tmp: Path, env: dict[str, str], globs: list[str]
     realenv.wait_until(lambda: "tray ready" in log.read_text(errors="replace"), 90,
                        "the tray")
     return tray, xs
+
+
+# Run in a child: one `status --json` look, then the modules it loaded, in import order.
+LOADED = """
+import io, json, sys
+before = set(sys.modules)
+sys.argv = ["camguard", *json.loads(sys.argv[1])]
+from camguard.cli import main
+out, sys.stdout = sys.stdout, io.StringIO()
+try:
+    main()
+except SystemExit:
+    pass
+sys.stdout = out
+print(json.dumps([m for m in sys.modules if m not in before]))
+"""
+# The floor rows: import those modules and do nothing else. pulsectl is loaded as camguard
+# loads it (platform/linux/pulse_conn.load_pulsectl: no ldconfig/gcc/ld search for libpulse).
+FLOOR = """import ctypes.util as _u, importlib
+_real = _u.find_library
+_u.find_library = lambda n: None if n == "libpulse" else _real(n)
+for _m in {mods!r}:
+    try:
+        importlib.import_module(_m)
+    except Exception:
+        pass
+_u.find_library = _real
+"""
+
+
+def floor_scripts(tmp: Path, py: str, env: dict[str, str], args: list[str]
+                  ) -> dict[str, list[str]]:
+    """Two rows that bound `status --json` with nothing running from below: a process that
+    imports only the libraries one look loads (stdlib and third-party, none of camguard's
+    modules) and one that imports every module it loads; neither looks at anything."""
+    res = subprocess.run([py, "-c", LOADED, json.dumps(args)], env=env, capture_output=True,
+                         text=True, check=True)
+    mods = json.loads(res.stdout.splitlines()[-1])
+    libs = [m for m in mods if m.split(".")[0] != "camguard"]
+    out = {}
+    for i, (name, chosen) in enumerate(
+            (("import only the libraries one status look loads", libs),
+             ("import every module one status look loads", mods))):
+        script = tmp / f"floor-{i}.py"
+        script.write_text(FLOOR.format(mods=chosen))
+        out[name] = [py, str(script)]
+    print(f"one look loads {len(mods)} modules, {len(libs)} of them not camguard's",
+          file=sys.stderr)
+    return out
 
 
 def pct(values: list[float], q: float) -> float:
@@ -167,6 +219,10 @@ def main() -> int:
     samples: dict[str, list[float]] = {k: [] for k in commands}
     cpu: dict[str, list[float]] = {k: [] for k in commands}
     try:
+        floors = floor_scripts(tmp, py, env, ["status", "--json", *common])  # with a holder
+        commands.update(floors)
+        samples.update({k: [] for k in floors})
+        cpu.update({k: [] for k in floors})
         for name, argv in commands.items():  # once, unmeasured: warm caches, check it works
             res = subprocess.run(argv, env=envs.get(name, env), capture_output=True, text=True,
                                  check=False)
