@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from camguard.platform.linux import inotify
-from camguard.platform.linux.procfs import SWEEP_EVERY, ProcfsSource
+from camguard.platform.linux.holder_search import SWEEP_EVERY
+from camguard.platform.linux.procfs import ProcfsSource
 from camguard.platform.process import ProcessDescriber
 from tests.conftest import make_standin
 from tests.realenv import wait_until
