@@ -208,6 +208,8 @@ def main() -> int:
         tray, xs = start_tray(tmp, env, common)
         name = "camguard status --json (answered by the running tray)"
         commands[name] = [py, str(stub), "status", "--json"]
+        commands["camguard status, as text (answered by the running tray)"] = [
+            py, str(stub), "status"]
     if opts.compare is not None:
         other = str(opts.compare.resolve())
         for name in [k for k in commands if k.startswith("camguard")]:

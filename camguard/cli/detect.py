@@ -40,18 +40,21 @@ def _dump(obj: Any) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    if args.json and not _own_look(args) and remote.no_service(args):
-        from camguard.cli.tray_status import tray_status
+    answer = None
+    if not _own_look(args) and remote.no_service(args):
+        from camguard.cli.tray_status import tray_answer, tray_status
 
-        doc = tray_status()  # this account's running tray answers, if one runs
-        if doc is not None:
+        doc = tray_status()  # this account's running tray answers, if one runs: both
+        if doc is not None and args.json:  # forms print what it knows (issue 16)
             print(json_text(doc, indent=2))
             return 0
+        answer = None if doc is None else tray_answer(doc)
     try:
-        if args.json:  # the document only: the service's is printed as it came (issue 16)
+        if answer is None and args.json:  # the service's is printed as it came (issue 16)
             print(json_text(remote.guard(args).status_doc(), indent=2))
             return 0
-        answer = remote.guard(args).status()
+        if answer is None:
+            answer = remote.guard(args).status()
     except GuardError as exc:
         return remote.refusal(exc)
     from camguard.core.origin import origin_line

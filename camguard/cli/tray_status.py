@@ -1,4 +1,4 @@
-"""``camguard status --json`` answered by this account's running tray (issue 16).
+"""``camguard status`` (``--json`` or text) answered by this account's running tray (issue 16).
 
 A running tray already watches every camera and microphone: its monitor's state is what
 one look would find, and more (it saw opens a look cannot see without privileges, and
@@ -23,10 +23,13 @@ import json
 import logging
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from camguard.platform import service_transport
 from camguard.store.paths import tray_socket
+
+if TYPE_CHECKING:
+    from camguard.app.guard import Status
 
 log = logging.getLogger(__name__)
 
@@ -91,3 +94,18 @@ def _document(data: bytes) -> dict[str, Any] | None:
         log.warning("the tray's status answer is not a status document: ignored")
         return None
     return doc
+
+
+def tray_answer(doc: dict[str, Any]) -> Status | None:
+    """The tray's document read into the state the text ``status`` prints, as the
+    service's is (app/service_decode.py); None when it does not read as one (the command
+    then looks itself)."""
+    from camguard.app.guard import Status
+    from camguard.app.service_decode import state_from_dict
+
+    try:
+        return Status(state_from_dict(doc), doc)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        log.warning("the tray's status answer does not read as a state (%s): ignored",
+                    type(exc).__name__)
+        return None

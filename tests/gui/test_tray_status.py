@@ -1,7 +1,7 @@
-"""``camguard status --json`` answered by the running tray (cli/tray_status.py, issue 16):
-the real ``camguard`` tray on Xvfb sees a real child open a stand-in camera; the real
-command, with no service and no options of its own, prints the tray's document, which names
-the child as one look does."""
+"""``camguard status`` and ``status --json`` answered by the running tray (cli/tray_status.py,
+issue 16): the real ``camguard`` tray on Xvfb sees a real child open a stand-in camera; the
+real command, with no service and no options of its own, prints the tray's document (or, as
+text, the state read from it), which names the child as one look does."""
 
 from __future__ import annotations
 
@@ -24,6 +24,12 @@ def status(env: dict[str, str], *extra: str) -> dict[str, Any]:
     doc = json.loads(out.stdout)
     assert isinstance(doc, dict)
     return doc
+
+
+def status_text(env: dict[str, str], *extra: str) -> str:
+    return subprocess.run([sys.executable, "-m", "camguard", "status", *extra], env=env,
+                          capture_output=True, text=True, timeout=60, cwd=REPO,
+                          check=True).stdout
 
 
 def users(doc: dict[str, Any]) -> dict[str, list[int]]:
@@ -64,11 +70,18 @@ def test_status_is_answered_by_the_running_tray_with_the_one_document(
         assert {c["sensor"] for c in asked["coverage"]} == {c["sensor"] for c in
                                                             looked["coverage"]}
         assert set(asked) == set(looked)  # the same document, key for key
+        # The text form is answered by the tray too (the same as `--json`), read into
+        # the state it prints as the service's answer is; with options it looks itself.
+        told = status_text(env)
+        assert answered() == 2
+        assert str(node) in told and f"(pid {child.pid}," in told
+        assert status_text(env, *globs).count(f"(pid {child.pid},") == 1
+        assert answered() == 2
     finally:
         tray.terminate()
         tray.wait(30)
     # No tray: the command looks itself (the socket file left behind is not answered).
     alone = status(env)
-    assert answered() == 1
+    assert answered() == 2
     # Its own look, with the default globs: the stand-in node is not among them.
     assert child.pid not in [pid for pids in users(alone).values() for pid in pids]

@@ -135,3 +135,30 @@ def test_a_plain_name_is_in_qts_temp_folder(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("TMPDIR", "/var/tmp")
     assert tray_status.socket_path("camguard-tray-5.sock") == "/var/tmp/camguard-tray-5.sock"
     assert tray_status.socket_path("/run/user/5/x.sock") == "/run/user/5/x.sock"
+
+
+@pytest.mark.parametrize("doc", [
+    {"devices": [{"id": "/dev/video0", "users": []}], "degraded": [], "coverage": []},  # kind?
+    {"devices": [{"kind": "webcam", "id": "x"}], "degraded": [], "coverage": []},
+    {"devices": ["not a device"], "degraded": [], "coverage": []},
+    {"devices": [], "degraded": [{"source": "procfs"}], "coverage": []},
+    {"devices": [{"kind": "camera", "id": "/dev/video0", "users": ["zoom"]}],
+     "degraded": [], "coverage": []},
+])
+def test_a_document_that_does_not_read_as_a_state_is_none(doc: dict[str, object]) -> None:
+    """The text ``status`` reads the tray's document as the service's; what does not read
+    is None (the command then looks itself), never a traceback."""
+    assert tray_status.tray_answer(doc) is None
+
+
+def test_the_trays_document_reads_as_the_state_the_text_prints() -> None:
+    doc = {"devices": [{"kind": "camera", "id": "/dev/video0", "name": "Cam\x1b[2J",
+                        "users": [{"pid": 42, "create_time": 1.5, "name": "<b>zoom</b>",
+                                   "since": "2026-12-02T21:24:25.690Z"}]}],
+           "degraded": [{"source": "pulse", "reason": "down"}], "coverage": []}
+    answer = tray_status.tray_answer(doc)
+    assert answer is not None and answer.doc is doc
+    [usage] = answer.state.usages
+    assert usage.process is not None and usage.process.name == "<b>zoom</b>"
+    assert answer.state.devices[0].name == "Cam\x1b[2J"
+    assert answer.state.degraded[0].reason == "down"
