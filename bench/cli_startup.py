@@ -187,6 +187,7 @@ def main() -> int:
         "python -c pass": [py, "-c", "pass"],
         "camguard --version": [py, str(stub), "--version"],
         "camguard status --json": [py, str(stub), "status", "--json", *common],
+        "camguard status, as text": [py, str(stub), "status", *common],
         f"camguard history --json ({opts.rows} rows)": [py, str(stub), "history", "--since",
                                                          "1d", "--json", *common],
         "fuser NODE": ["fuser", str(node)],
