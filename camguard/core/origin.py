@@ -156,7 +156,9 @@ def origin_line(origin: ExeOrigin) -> str:
     """``from the Debian package firefox-esr (checked)``: where an app comes from, and what
     checking it found."""
     if origin.kind is OriginKind.LOCAL:
-        return f"a local file, not from any package (sha256 {literal(origin.detail, 16)}…)"
+        digest = origin.detail  # 64 hex digits; the first 16 name it well enough here
+        more = "…" if len(digest) > 16 else ""
+        return f"a local file, not from any package (sha256 {literal(digest[:16])}{more})"
     check = {True: "checked", False: "check FAILED", None: "not checkable"}[origin.verified]
     return f"from the {origin.describe()} ({check})"
 

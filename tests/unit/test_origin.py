@@ -117,7 +117,11 @@ def test_origin_shapes_and_words() -> None:
     flat = ExeOrigin(OriginKind.FLATPAK, "org.telegram.desktop", None, "stable")
     assert flat.label("bwrap") == "bwrap (Flatpak org.telegram.desktop (stable))"
     assert flat.trusted and origin_line(DEB_BAD).endswith("(check FAILED)")
-    assert "not from any package" in origin_line(LOCAL)
+    # The digest's first 16 digits and one ellipsis, not literal()'s "(64 characters)"
+    # cut-off note followed by a second ellipsis.
+    assert origin_line(LOCAL) == f"a local file, not from any package (sha256 {'ab' * 8}…)"
+    odd = ExeOrigin(OriginKind.LOCAL, "/x", None, "\x1b[2J")
+    assert origin_line(odd) == "a local file, not from any package (sha256 \\x1b[2J)"
     hostile = ExeOrigin(OriginKind.FLATPAK, "a\nb\u202e<b>x</b>", None)
     assert "\n" not in hostile.label("n") and "\u202e" not in hostile.label("n")
     assert parse_origin_key("deb:firefox-esr") == (OriginKind.DEB, "firefox-esr")
